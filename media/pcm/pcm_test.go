@@ -1,0 +1,40 @@
+package pcm
+
+import "testing"
+
+func TestClamp(t *testing.T) {
+	tests := []struct {
+		in   int32
+		want int16
+	}{
+		{0, 0}, {32767, 32767}, {32768, 32767}, {1 << 20, 32767},
+		{-32768, -32768}, {-32769, -32768}, {-1 << 20, -32768}, {-5, -5},
+	}
+	for _, tc := range tests {
+		if got := Clamp(tc.in); got != tc.want {
+			t.Errorf("Clamp(%d) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestGainAndEnergy(t *testing.T) {
+	var f Frame
+	for i := range f {
+		f[i] = 1000
+	}
+	f.Gain(2, 1)
+	if f[0] != 2000 {
+		t.Fatalf("Gain(2,1): got %d, want 2000", f[0])
+	}
+	if e := f.Energy(); e != 4000000 {
+		t.Fatalf("Energy = %d, want 4000000", e)
+	}
+	f.Gain(100, 1)
+	if f[5] != 32767 {
+		t.Fatalf("Gain saturates: got %d", f[5])
+	}
+	f.Silence()
+	if f.Energy() != 0 {
+		t.Fatal("Silence left energy")
+	}
+}
