@@ -62,8 +62,8 @@ func (t *track) is(ssrc, ts uint32, code uint8) bool {
 // A packet continues the current press when it carries the same SSRC,
 // timestamp and code, unless it is a non-end packet arriving more than
 // RepressGap after the event's last packet and either the event has ended
-// or its duration went back (a replayed capture, or the same key pressed
-// again by a sender that reuses timestamps). A packet with the same code
+// or its duration did not grow past the largest seen (a replayed capture:
+// a continuing press after a loss gap reports a larger duration). A packet with the same code
 // whose timestamp falls inside the span the current, unended event has
 // already covered continues it too: that is how RFC 4733 section 2.5.1.3
 // splits presses longer than the 16-bit duration into segments.

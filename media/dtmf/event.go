@@ -1,9 +1,9 @@
 // Package dtmf turns keypad presses into digits and back.
 //
-// Three carriers reach the bridge: RFC 4733 telephone-events inside the RTP
-// stream (Event, Decoder, Press), SIP INFO requests (ParseInfo) and, for
-// phones that send neither, in-band tones. Digits are the bytes '0'-'9',
-// '*', '#' and 'A'-'D', which are RFC 4733 event codes 0-15.
+// Key presses reach the bridge as RFC 4733 telephone-events inside the RTP
+// stream (Event, Decoder, and Press for senders) or as SIP INFO requests
+// (ParseInfo). Digits are the bytes '0'-'9', '*', '#' and 'A'-'D', which
+// are RFC 4733 event codes 0-15.
 package dtmf
 
 import (
