@@ -1,0 +1,211 @@
+// Package conference holds the rooms: one per group with a live session,
+// their seats, roles and the rules of who is heard. Each room is the single
+// owner of its state: joins, leaves and key presses reach it as commands,
+// which it applies at the start of its 20 ms tick on the shared clock, then
+// mixes. Nothing slow (a BYE, a prompt load) ever runs inside a tick.
+package conference
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/groupbridge/groupbridge/media/clock"
+	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// Stream is a caller's media as the room needs it; *rtpio.Stream is one.
+type Stream interface {
+	// ReadFrame pops the caller's next 20 ms; false when there is none (or
+	// the caller is on hold, which the stream knows from SDP).
+	ReadFrame(f *pcm.Frame) bool
+	// WriteFrame sends 20 ms to the caller.
+	WriteFrame(f *pcm.Frame)
+}
+
+// Role is what a caller may do in a room.
+type Role int
+
+// Roles.
+const (
+	Member Role = iota
+	Facilitator
+)
+
+// String names the role for logs and answers.
+func (r Role) String() string {
+	if r == Facilitator {
+		return "facilitator"
+	}
+	return "member"
+}
+
+// Group is the part of a group's configuration a room follows.
+type Group struct {
+	Name         string
+	LedBy        string // "facilitator" | "peer"
+	MaxMembers   int
+	ShareMinutes int
+	EndGrace     time.Duration
+}
+
+// ErrClosed means the conference is shutting down.
+var ErrClosed = errors.New("conference: closed")
+
+// Conference is the set of live rooms.
+type Conference struct {
+	clock   *clock.Clock
+	prompts *prompt.Set
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+}
+
+// New returns a conference whose rooms tick on clk and speak from prompts.
+func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger) *Conference {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Conference{clock: clk, prompts: prompts, log: log, rooms: map[string]*Room{}}
+}
+
+// JoinRequest is a caller about to enter a room.
+type JoinRequest struct {
+	Stream Stream
+	Role   Role
+	CallID string // for logs only
+}
+
+// Join puts a caller into the group's room, starting its session if it is
+// the first. It returns once the room has taken the caller in (within one
+// tick).
+func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	r := c.rooms[g.Name]
+	if r == nil {
+		r = newRoom(c, g)
+		c.rooms[g.Name] = r
+		c.clock.Add(r)
+		c.log.Info("session started", "group", g.Name)
+	}
+	r.pendingJoins++
+	c.mu.Unlock()
+
+	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
+	reply := make(chan error, 1)
+	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, reply: reply})
+	select {
+	case err := <-reply:
+		if err != nil {
+			return nil, err
+		}
+	case <-time.After(5 * time.Second):
+		// The clock is stopped or stuck; never leave a caller hanging on it.
+		return nil, fmt.Errorf("conference: room %q did not answer the join", g.Name)
+	}
+	return p, nil
+}
+
+// Rooms returns the number of live sessions.
+func (c *Conference) Rooms() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rooms)
+}
+
+// Close stops taking joins and removes every room from the clock. Calls
+// still in rooms see their Participant's Done channel closed.
+func (c *Conference) Close() {
+	c.mu.Lock()
+	c.closed = true
+	rooms := make([]*Room, 0, len(c.rooms))
+	for _, r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.rooms = map[string]*Room{}
+	c.mu.Unlock()
+	for _, r := range rooms {
+		c.clock.Remove(r)
+		r.shutdown()
+	}
+}
+
+// maybeRemove deletes an empty room whose joins have all been applied. It
+// runs on the clock goroutine, from the room's own tick.
+func (c *Conference) maybeRemove(r *Room) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.pendingJoins > 0 || c.rooms[r.group.Name] != r {
+		return false
+	}
+	delete(c.rooms, r.group.Name)
+	c.clock.Remove(r)
+	return true
+}
+
+// joinApplied is called by the room when it has taken a join command.
+func (c *Conference) joinApplied(r *Room) {
+	c.mu.Lock()
+	r.pendingJoins--
+	c.mu.Unlock()
+}
+
+// Recover is the clock's panic handler for rooms: the room that panicked is
+// reset (its callers are let go, so their calls end), the others go on.
+func (c *Conference) Recover(t clock.Ticker, recovered any) {
+	r, ok := t.(*Room)
+	if !ok {
+		return
+	}
+	c.log.Error("room tick panicked, resetting the room", "group", r.group.Name)
+	c.mu.Lock()
+	if c.rooms[r.group.Name] == r {
+		delete(c.rooms, r.group.Name)
+	}
+	c.mu.Unlock()
+	c.clock.Remove(r)
+	r.shutdown()
+}
+
+// Participant is a caller's handle on their room.
+type Participant struct {
+	room   *Room
+	callID string
+	done   chan struct{} // closed when the room lets the caller go
+
+	// Set by the room before the join reply; read-only afterwards.
+	seat int
+}
+
+// Seat returns the caller's seat number in this session.
+func (p *Participant) Seat() int { return p.seat }
+
+// Done is closed when the room has let the caller go (session ended, the
+// caller was removed, or the conference closed). The call should end then.
+func (p *Participant) Done() <-chan struct{} { return p.done }
+
+// Key hands a key press to the room.
+func (p *Participant) Key(d byte) {
+	p.room.send(command{kind: cmdKey, p: p, digit: d})
+}
+
+// Leave takes the caller out of the room and waits (bounded) until the room
+// no longer touches their stream, so the caller may close it afterwards.
+func (p *Participant) Leave() {
+	reply := make(chan error, 1)
+	p.room.send(command{kind: cmdLeave, p: p, reply: reply})
+	select {
+	case <-reply:
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+	}
+}

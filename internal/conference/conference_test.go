@@ -1,0 +1,247 @@
+package conference
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/groupbridge/groupbridge/media/clock"
+	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// fakeStream sends a constant level and records the last frame it got.
+type fakeStream struct {
+	mu    sync.Mutex
+	level int16
+	last  pcm.Frame
+	n     int
+}
+
+func (s *fakeStream) ReadFrame(f *pcm.Frame) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range f {
+		f[i] = s.level
+	}
+	return s.level != 0
+}
+
+func (s *fakeStream) WriteFrame(f *pcm.Frame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = *f
+	s.n++
+}
+
+func (s *fakeStream) heard() int16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last[80]
+}
+
+// newTestConference returns a conference on a clock that never fires: the
+// tests tick rooms by hand.
+func newTestConference(t *testing.T) (*Conference, *clock.Clock) {
+	t.Helper()
+	set, err := prompt.Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.New(time.Hour, nil, nil) // never fires: the test ticks by hand
+	return New(clk, set, nil), clk
+}
+
+// joinNow joins while ticking the room by hand, as the clock would.
+func joinNow(t *testing.T, c *Conference, g Group, s Stream, role Role) *Participant {
+	t.Helper()
+	type res struct {
+		p   *Participant
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		p, err := c.Join(g, JoinRequest{Stream: s, Role: role, CallID: "t"})
+		ch <- res{p, err}
+	}()
+	for {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			return r.p
+		default:
+			tickAll(c, time.Now())
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func tickAll(c *Conference, now time.Time) {
+	c.mu.Lock()
+	rooms := make([]*Room, 0, len(c.rooms))
+	for _, r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.mu.Unlock()
+	for _, r := range rooms {
+		r.Tick(now)
+	}
+}
+
+// settle ticks long enough for every join prompt and chime to finish, so
+// frames carry only the mix.
+func settle(c *Conference) {
+	for range 500 { // 10 s of audio
+		tickAll(c, time.Now())
+	}
+}
+
+func TestMixMinusThroughRoom(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	a, b, s := &fakeStream{level: 1000}, &fakeStream{level: 200}, &fakeStream{}
+	joinNow(t, c, g, a, Member)
+	joinNow(t, c, g, b, Member)
+	joinNow(t, c, g, s, Facilitator)
+	settle(c)
+	if got := a.heard(); got != 200 {
+		t.Errorf("A hears %d, want 200 (B only)", got)
+	}
+	if got := b.heard(); got != 1000 {
+		t.Errorf("B hears %d, want 1000 (A only)", got)
+	}
+	if got := s.heard(); got != 1200 {
+		t.Errorf("silent C hears %d, want 1200", got)
+	}
+}
+
+func TestSelfMuteAndLeave(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	a, b := &fakeStream{level: 1000}, &fakeStream{level: 0}
+	pa := joinNow(t, c, g, a, Member)
+	pb := joinNow(t, c, g, b, Member)
+	if pa.Seat() != 1 || pb.Seat() != 2 {
+		t.Fatalf("seats %d %d", pa.Seat(), pb.Seat())
+	}
+	settle(c)
+	if b.heard() != 1000 {
+		t.Fatalf("B hears %d before mute", b.heard())
+	}
+	pa.Key('*')
+	pa.Key('6')
+	settle(c)
+	if got := b.heard(); got != 0 {
+		t.Fatalf("B hears %d after A's *6", got)
+	}
+	pa.Key('*')
+	pa.Key('6')
+	settle(c)
+	if got := b.heard(); got != 1000 {
+		t.Fatalf("B hears %d after A's second *6", got)
+	}
+	// A lone '6' (no star) does nothing.
+	pa.Key('6')
+	settle(c)
+	if got := b.heard(); got != 1000 {
+		t.Fatalf("a 6 without * muted A")
+	}
+
+	done := make(chan struct{})
+	go func() { pa.Leave(); close(done) }()
+	for {
+		tickAll(c, time.Now())
+		select {
+		case <-done:
+		default:
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		break
+	}
+	select {
+	case <-pa.Done():
+	default:
+		t.Fatal("Done not closed after Leave")
+	}
+	settle(c)
+	if got := b.heard(); got != 0 {
+		t.Fatalf("B still hears %d after A left", got)
+	}
+	// The last one leaving ends the session; a new caller starts at seat 1.
+	go pb.Leave()
+	for c.Rooms() > 0 {
+		tickAll(c, time.Now())
+		time.Sleep(time.Millisecond)
+	}
+	p := joinNow(t, c, g, &fakeStream{}, Member)
+	if p.Seat() != 1 {
+		t.Fatalf("new session seat %d", p.Seat())
+	}
+}
+
+func TestFull(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer", MaxMembers: 1}
+	joinNow(t, c, g, &fakeStream{}, Member)
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.Join(g, JoinRequest{Stream: &fakeStream{}, Role: Member})
+		ch <- err
+	}()
+	for {
+		tickAll(c, time.Now())
+		select {
+		case err := <-ch:
+			if err != ErrFull {
+				t.Fatalf("err %v, want ErrFull", err)
+			}
+			// A facilitator can always join.
+			joinNow(t, c, g, &fakeStream{}, Facilitator)
+			return
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+type panicStream struct {
+	fakeStream
+	armed bool
+}
+
+func (p *panicStream) ReadFrame(f *pcm.Frame) bool {
+	if p.armed {
+		panic("bad stream")
+	}
+	return false
+}
+
+func TestRoomPanicResetsRoom(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer"}
+	ps := &panicStream{}
+	p := joinNow(t, c, g, ps, Member)
+	ps.armed = true
+	c.mu.Lock()
+	r := c.rooms["g"]
+	c.mu.Unlock()
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				c.Recover(r, v)
+			}
+		}()
+		r.Tick(time.Now())
+	}()
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("caller of a panicked room not let go")
+	}
+	if c.Rooms() != 0 {
+		t.Fatal("panicked room still listed")
+	}
+}

@@ -1,0 +1,186 @@
+package sipua
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/rtpio"
+)
+
+// Call is one answered call, handed to the Handler after the caller's ACK.
+// Its methods are safe for concurrent use.
+type Call struct {
+	srv       *Server
+	id        string // short random id for logs; never derived from the caller
+	dialogID  string
+	caller    string
+	dialed    string
+	transport string
+	source    string   // where the INVITE came from: in-dialog requests go here
+	laddr     sip.Addr // listener that took the INVITE (UDP): requests leave from it
+	started   time.Time
+
+	stream *rtpio.Stream
+	digits chan byte
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	localCSeq atomic.Uint32
+	byeSent   atomic.Bool
+
+	mu           sync.Mutex
+	invite       *sip.Request // the INVITE as answered (with our To tag)
+	localTag     string
+	remoteTarget sip.Uri
+	routeSet     []sip.Uri
+	remoteCSeq   uint32
+	pending      *pendingAnswer // an answered INVITE/re-INVITE waiting for its ACK
+	media        Media
+	local        Local
+	direction    Direction
+	lateOffer    bool
+	confirmed    bool // the first 2xx was ACKed
+	endReason    string
+}
+
+// pendingAnswer is a 2xx to an INVITE that waits for its ACK.
+type pendingAnswer struct {
+	cseq  uint32
+	acked chan *sip.Request // receives the ACK (buffered 1)
+	offer bool              // our 2xx carried an offer: the ACK must carry the answer
+}
+
+// ID returns the call's log id: random, so it reveals nothing about the caller.
+func (c *Call) ID() string { return c.id }
+
+// Caller returns the caller's number (From user). It is for recognising a
+// caller (through an HMAC) and must never be logged; use logging.MaskCaller.
+func (c *Call) Caller() string { return c.caller }
+
+// Dialed returns the user part of the Request-URI: the number that was dialled.
+func (c *Call) Dialed() string { return c.dialed }
+
+// Stream returns the call's RTP stream.
+func (c *Call) Stream() *rtpio.Stream { return c.stream }
+
+// Digits delivers key presses from RFC 4733 events and SIP INFO, in order.
+// Presses are kept while nobody reads (type-ahead), up to a bound.
+func (c *Call) Digits() <-chan byte { return c.digits }
+
+// Context is cancelled when the call ends, whoever ends it.
+func (c *Call) Context() context.Context { return c.ctx }
+
+// Codec returns the negotiated codec.
+func (c *Call) Codec() g711.Codec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media.Codec
+}
+
+// OnHold reports whether the caller's phone has put us on hold (sendonly,
+// inactive or c=0.0.0.0): its audio is never mixed then.
+func (c *Call) OnHold() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.direction.WeReceive() || c.media.Hold
+}
+
+// EndReason returns why the call ended, or "" while it is up.
+func (c *Call) EndReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endReason
+}
+
+// Hangup ends the call from our side with a BYE. The reason is for logs.
+// It returns at once; the BYE transaction runs in the background and never
+// holds the call's resources.
+func (c *Call) Hangup(reason string) {
+	if !c.end(reason) {
+		return
+	}
+	c.srv.sendBye(c)
+}
+
+// end marks the call ended; it reports whether this call did it.
+func (c *Call) end(reason string) bool {
+	c.mu.Lock()
+	if c.endReason != "" {
+		c.mu.Unlock()
+		return false
+	}
+	c.endReason = reason
+	c.mu.Unlock()
+	c.cancel(fmt.Errorf("call ended: %s", reason))
+	return true
+}
+
+func (c *Call) pushDigit(d byte) {
+	select {
+	case c.digits <- d:
+	default:
+		// A caller mashing keys faster than anyone reads: drop, never block
+		// the poller or a SIP handler.
+		c.srv.digitsDropped.Add(1)
+	}
+}
+
+// applyMedia points the stream at what the peer's SDP says.
+func (c *Call) applyMedia(m Media) {
+	c.mu.Lock()
+	c.media = m
+	c.direction = m.Direction
+	c.mu.Unlock()
+	c.stream.Update(rtpio.Params{
+		Remote:  m.Addr,
+		Codec:   m.Codec,
+		AudioPT: m.AudioPT,
+		DTMFPT:  m.DTMFPT,
+		OnDigit: c.pushDigit,
+	})
+	send := m.Direction.WeSend() && !m.Hold
+	recv := m.Direction.WeReceive() && !m.Hold
+	c.stream.SetDirection(send, recv)
+}
+
+// timeout returns how long this call may go without media.
+func (c *Call) timeout(rtp, hold time.Duration) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.direction != SendRecv || c.media.Hold || c.media.Addr.Port() == 0 {
+		return hold
+	}
+	return rtp
+}
+
+func newCallID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v >> 2 // keep o= session ids positive in every parser
+}
+
+// unspecified reports whether an address must be replaced by a real one.
+func unspecified(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }

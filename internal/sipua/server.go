@@ -1,0 +1,982 @@
+// Package sipua answers calls over SIP (sipgo): INVITE with SDP offer/answer,
+// ACK, BYE both ways, CANCEL, OPTIONS, INFO DTMF and re-INVITE, with its own
+// dialog handling so that 2xx retransmission, a missing ACK and the socket
+// requests leave from are under our control. An answered call is handed to a
+// Handler; sipua knows nothing about groups or rooms.
+package sipua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/media/dtmf"
+	"github.com/groupbridge/groupbridge/media/rtpio"
+)
+
+// Handler runs an answered call. ServeCall is called in its own goroutine
+// after the ACK; when it returns, the call is hung up if still up and its
+// media is released.
+type Handler interface {
+	ServeCall(c *Call)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(c *Call)
+
+// ServeCall calls f(c).
+func (f HandlerFunc) ServeCall(c *Call) { f(c) }
+
+// Listener is one SIP socket: transport "udp" or "tcp" and an address.
+type Listener struct {
+	Transport string
+	Addr      netip.AddrPort
+}
+
+// String returns "udp:127.0.0.1:5060".
+func (l Listener) String() string { return l.Transport + ":" + l.Addr.String() }
+
+// Config is what the server needs; the application fills it from its
+// configuration.
+type Config struct {
+	Listeners       []Listener
+	ExternalAddress string        // host for Contact and SDP when behind NAT
+	UserAgent       string        // Server/User-Agent header
+	MediaAddress    netip.Addr    // where RTP sockets bind (for SDP when specified)
+	Media           *rtpio.Engine // RTP port pool
+	Handler         Handler
+	Logger          *slog.Logger
+	RTPTimeout      time.Duration // no media for this long: BYE
+	HoldTimeout     time.Duration // the same while on hold
+	AnswerDelay     time.Duration // ring this long (180) before answering
+}
+
+// Server is the SIP side of the bridge.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // call goroutines and listeners
+
+	mu       sync.Mutex
+	calls    map[string]*Call // by dialog id
+	bound    []Listener
+	closers  []func() error
+	draining bool
+
+	digitsDropped atomic.Int64
+}
+
+// Timers of RFC 3261 for 2xx retransmission.
+const (
+	t1 = 500 * time.Millisecond
+	t2 = 4 * time.Second
+)
+
+// New builds a server; Start binds its sockets.
+func New(cfg Config) (*Server, error) {
+	if cfg.Media == nil || cfg.Handler == nil {
+		return nil, errors.New("sipua: Media and Handler are required")
+	}
+	if len(cfg.Listeners) == 0 {
+		return nil, errors.New("sipua: no listeners")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "groupbridge"
+	}
+	if cfg.RTPTimeout <= 0 {
+		cfg.RTPTimeout = 30 * time.Second
+	}
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = time.Hour
+	}
+	// sipgo logs raw messages on parse errors: everything it says goes
+	// through the redacting handler, and only warnings and worse.
+	lib := logging.Library(cfg.Logger, slog.LevelWarn, "sipgo")
+	sip.SetDefaultLogger(lib)
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lib)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sipua: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(lib))
+	if err != nil {
+		return nil, fmt.Errorf("sipua: server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(lib))
+	if err != nil {
+		return nil, fmt.Errorf("sipua: client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}}
+	srv.OnInvite(s.guard(s.onInvite))
+	srv.OnAck(s.guard(s.onAck))
+	srv.OnBye(s.guard(s.onBye))
+	srv.OnCancel(s.guard(s.onCancel))
+	srv.OnOptions(s.guard(s.onOptions))
+	srv.OnInfo(s.guard(s.onInfo))
+	srv.OnNoRoute(s.guard(s.onOther))
+	return s, nil
+}
+
+// guard is the recover boundary around every SIP handler: a panic answers
+// 500 where it still can and is logged without the message.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic in SIP handler", "method", string(req.Method),
+					"panic", logging.RedactDigits(fmt.Sprint(r)), "stack", logging.RedactDigits(string(debug.Stack())))
+				s.respond(req, tx, 500, "Server Internal Error")
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// Start binds every listener and serves it. Port 0 picks a free port; Addrs
+// tells which.
+func (s *Server) Start() error {
+	for _, l := range s.cfg.Listeners {
+		if err := s.listen(l); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	s.wg.Add(1)
+	go s.watchTimeouts()
+	return nil
+}
+
+func (s *Server) listen(l Listener) error {
+	switch l.Transport {
+	case "udp":
+		conn, err := net.ListenPacket("udp", l.Addr.String())
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", l, err)
+		}
+		ap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+		s.addBound(Listener{"udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, conn.Close)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.recoverGoroutine("udp listener")
+			_ = s.srv.ServeUDP(conn)
+		}()
+	case "tcp":
+		ln, err := net.Listen("tcp", l.Addr.String())
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", l, err)
+		}
+		ap := ln.Addr().(*net.TCPAddr).AddrPort()
+		s.addBound(Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, ln.Close)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.recoverGoroutine("tcp listener")
+			_ = s.srv.ServeTCP(ln)
+		}()
+	default:
+		return fmt.Errorf("sip listen %s: transport must be udp or tcp", l)
+	}
+	return nil
+}
+
+func (s *Server) addBound(l Listener, closer func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bound = append(s.bound, l)
+	s.closers = append(s.closers, closer)
+}
+
+// Addrs returns the listeners as bound (real ports).
+func (s *Server) Addrs() []Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Listener(nil), s.bound...)
+}
+
+// ActiveCalls returns the number of calls up or being set up.
+func (s *Server) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Drain makes new calls get 503 while calls in progress go on.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
+// HangupAll sends BYE to every call.
+func (s *Server) HangupAll(reason string) {
+	s.mu.Lock()
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	for _, c := range calls {
+		c.Hangup(reason)
+	}
+}
+
+// Close hangs up every call, waits up to ctx for call goroutines to finish
+// and closes the sockets.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	s.HangupAll("shutdown")
+	done := make(chan struct{})
+	go func() {
+		// Call goroutines end when their handlers see the cancelled context.
+		for s.ActiveCalls() > 0 {
+			select {
+			case <-ctx.Done():
+				close(done)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		close(done)
+	}()
+	<-done
+	s.Close()
+	return ctx.Err()
+}
+
+// Close stops listening and ends every goroutine the server started.
+func (s *Server) Close() {
+	s.cancel()
+	s.mu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	for _, c := range closers {
+		_ = c()
+	}
+	_ = s.ua.Close()
+	s.wg.Wait()
+}
+
+func (s *Server) recoverGoroutine(what string) {
+	if r := recover(); r != nil {
+		s.log.Error("panic recovered", "in", what, "panic", logging.RedactDigits(fmt.Sprint(r)),
+			"stack", logging.RedactDigits(string(debug.Stack())))
+	}
+}
+
+// respond answers a request with a bodiless response.
+func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "code", code, "error", err)
+	}
+}
+
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+
+func (s *Server) lookup(req *sip.Request) *Call {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
+func hasToTag(req *sip.Request) bool {
+	to := req.To()
+	if to == nil {
+		return false
+	}
+	tag, ok := to.Params.Get("tag")
+	return ok && tag != ""
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.onReinvite(req, tx)
+		return
+	}
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+		return
+	}
+	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
+		s.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	fromTag, _ := req.From().Params.Get("tag")
+	if fromTag == "" {
+		s.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
+	// retransmits and may fail over.
+	s.respond(req, tx, 100, "Trying")
+
+	body := req.Body()
+	late := len(body) == 0
+	var offer Media
+	if !late {
+		if ct := req.ContentType(); ct != nil && !strings.HasPrefix(strings.ToLower(ct.Value()), "application/sdp") {
+			s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+			return
+		}
+		var err error
+		offer, err = ParseOffer(body)
+		if err != nil {
+			s.log.Info("call rejected", "reason", "sdp", "error", err)
+			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+			return
+		}
+	}
+
+	call, err := s.newCall(req, tx, late)
+	if err != nil {
+		if errors.Is(err, rtpio.ErrNoPorts) {
+			s.log.Warn("call rejected", "reason", "rtp ports exhausted")
+			s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
+			return
+		}
+		s.log.Error("call setup failed", "error", err)
+		s.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	if !late {
+		call.applyMedia(offer)
+	}
+
+	cancelled := make(chan struct{})
+	var once sync.Once
+	tx.OnCancel(func(*sip.Request) { once.Do(func() { close(cancelled) }) })
+	fail := func(reason string) {
+		call.end(reason)
+		s.release(call)
+	}
+
+	if s.cfg.AnswerDelay > 0 {
+		s.respondInvite(call, req, tx, 180, "Ringing", nil)
+		select {
+		case <-time.After(s.cfg.AnswerDelay):
+		case <-cancelled:
+			s.log.Info("call cancelled", "call", call.id, "caller", logging.MaskCaller(call.caller))
+			fail("cancelled")
+			return
+		case <-tx.Done():
+			fail("cancelled")
+			return
+		case <-s.ctx.Done():
+			s.respondInvite(call, req, tx, 503, "Service Unavailable", nil)
+			fail("shutdown")
+			return
+		}
+	}
+
+	var sdpBody []byte
+	call.mu.Lock()
+	call.local.Version++
+	if late {
+		sdpBody = BuildOffer(call.local)
+	} else {
+		sdpBody = BuildAnswer(call.local, offer)
+	}
+	pend := &pendingAnswer{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), offer: late}
+	call.pending = pend
+	call.mu.Unlock()
+
+	select {
+	case <-cancelled:
+		fail("cancelled")
+		return
+	default:
+	}
+	ok := s.answerAndAwaitAck(call, req, tx, sdpBody, pend, cancelled)
+	if !ok {
+		return
+	}
+	s.log.Info("call answered", "call", call.id, "caller", logging.MaskCaller(call.caller),
+		"transport", strings.ToLower(call.transport), "codec", call.Codec().String())
+	s.wg.Add(1)
+	go s.runCall(call)
+}
+
+// warningText keeps a Warning header value short and quote-free.
+func warningText(err error) string {
+	t := strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(err.Error())
+	return shorten(t)
+}
+
+// answerAndAwaitAck sends the 2xx and retransmits it (UDP: T1 doubling to
+// T2, as RFC 3261 13.3.1.4 asks of the UAS core) until the ACK comes; after
+// 64*T1 without one the call is ended with a BYE.
+func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTransaction, body []byte, pend *pendingAnswer, cancelled <-chan struct{}) bool {
+	res := s.respondInvite(call, req, tx, 200, "OK", body)
+	if res == nil {
+		call.end("send-failed")
+		s.release(call)
+		return false
+	}
+	reliable := strings.EqualFold(call.transport, "tcp")
+	interval := t1
+	retrans := time.NewTimer(interval)
+	defer retrans.Stop()
+	deadline := time.NewTimer(64 * t1)
+	defer deadline.Stop()
+	for {
+		select {
+		case ack := <-pend.acked:
+			call.mu.Lock()
+			if call.pending == pend {
+				call.pending = nil
+			}
+			call.confirmed = true
+			call.mu.Unlock()
+			if pend.offer {
+				answer, err := ParseOffer(ack.Body())
+				if err != nil {
+					s.log.Info("late offer answer unusable, hanging up", "call", call.id, "error", err)
+					call.Hangup("bad-ack-sdp")
+					s.release(call)
+					return false
+				}
+				call.applyMedia(answer)
+			}
+			return true
+		case <-retrans.C:
+			if !reliable {
+				if err := tx.Respond(res); err != nil {
+					// The transaction is gone; resend on the transport directly.
+					_ = s.ua.TransportLayer().WriteMsg(res)
+				}
+				interval = min(2*interval, t2)
+			}
+			retrans.Reset(interval)
+		case <-deadline.C:
+			s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
+			call.Hangup("no-ack")
+			s.release(call)
+			return false
+		case <-call.ctx.Done():
+			// BYE or CANCEL before the ACK (a BYE may overtake an ACK).
+			s.release(call)
+			return false
+		case <-cancelled:
+			call.end("cancelled")
+			s.release(call)
+			return false
+		case <-s.ctx.Done():
+			call.Hangup("shutdown")
+			s.release(call)
+			return false
+		}
+	}
+}
+
+// respondInvite answers the INVITE (or re-INVITE) req with our To tag,
+// Contact and, when body is set, an SDP body.
+func (s *Server) respondInvite(call *Call, req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	if code > 100 {
+		res.To().Params.Add("tag", call.localTag)
+	}
+	if code >= 180 && code < 300 {
+		res.AppendHeader(s.contactFor(call))
+	}
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	if code >= 200 && code < 300 {
+		res.AppendHeader(sip.NewHeader("Allow", allowed))
+	}
+	if body != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.SetBody(body)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond to INVITE failed", "call", call.id, "code", code, "error", err)
+		if code >= 200 {
+			return nil
+		}
+	}
+	return res
+}
+
+func (s *Server) contactFor(call *Call) sip.Header {
+	host, port := s.sipHost(call)
+	uri := sip.Uri{Scheme: "sip", User: "groupbridge", Host: host, Port: port}
+	if strings.EqualFold(call.transport, "tcp") {
+		uri.UriParams = sip.NewParams()
+		uri.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: uri}
+}
+
+// sipHost returns the host and port for our Contact: the external address
+// when configured, else the address the call reached us on.
+func (s *Server) sipHost(call *Call) (string, int) {
+	port := call.laddr.Port
+	if s.cfg.ExternalAddress != "" {
+		return s.cfg.ExternalAddress, port
+	}
+	return call.laddr.IP.String(), port
+}
+
+// newCall registers a dialog for a new INVITE and opens its RTP stream.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool) (*Call, error) {
+	inv := req.Clone()
+	localTag := sip.GenerateTagN(16)
+	inv.To().Params.Add("tag", localTag)
+	id, err := sip.DialogIDFromRequestUAS(inv)
+	if err != nil {
+		return nil, fmt.Errorf("dialog id: %w", err)
+	}
+	source := req.Source()
+	laddr, err := s.localAddrFor(req, tx, source)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	c := &Call{
+		srv:        s,
+		id:         newCallID(),
+		dialogID:   id,
+		caller:     req.From().Address.User,
+		dialed:     req.Recipient.User,
+		transport:  req.Transport(),
+		source:     source,
+		laddr:      laddr,
+		started:    time.Now(),
+		digits:     make(chan byte, 64),
+		ctx:        ctx,
+		cancel:     cancel,
+		invite:     inv,
+		localTag:   localTag,
+		remoteCSeq: req.CSeq().SeqNo,
+		lateOffer:  late,
+		media:      Media{DTMFPT: -1},
+	}
+	c.localCSeq.Store(uint32(randUint64() & 0x7fff))
+	if ct := req.Contact(); ct != nil {
+		c.remoteTarget = ct.Address
+	} else {
+		c.remoteTarget = req.From().Address
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		for _, v := range strings.Split(h.Value(), ",") {
+			var u sip.Uri
+			v = strings.Trim(strings.TrimSpace(v), "<>")
+			if i := strings.Index(v, ">"); i >= 0 {
+				v = v[:i]
+			}
+			if err := sip.ParseUri(v, &u); err == nil {
+				c.routeSet = append(c.routeSet, u)
+			}
+		}
+	}
+	stream, err := s.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit})
+	if err != nil {
+		cancel(err)
+		return nil, err
+	}
+	c.stream = stream
+	c.local = Local{Host: s.mediaHost(laddr), Port: stream.LocalAddr().Port(), SessionID: randUint64()}
+	if late {
+		// Until the answer arrives in the ACK we know nothing about the peer.
+		stream.SetDirection(false, false)
+	}
+	s.mu.Lock()
+	s.calls[id] = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+// mediaHost is the address we put in SDP.
+func (s *Server) mediaHost(laddr sip.Addr) string {
+	if s.cfg.ExternalAddress != "" {
+		return s.cfg.ExternalAddress
+	}
+	if !unspecified(s.cfg.MediaAddress) {
+		return s.cfg.MediaAddress.String()
+	}
+	return laddr.IP.String()
+}
+
+// localAddrFor finds the address a request reached us on. For a wildcard
+// listener it asks the kernel which local address routes to the source (a
+// connected UDP socket sends nothing).
+func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source string) (sip.Addr, error) {
+	var local netip.AddrPort
+	if stx, ok := tx.(*sip.ServerTx); ok && stx.Connection() != nil {
+		if ap, err := netip.ParseAddrPort(stx.Connection().LocalAddr().String()); err == nil {
+			local = ap
+		}
+	}
+	if !local.IsValid() {
+		s.mu.Lock()
+		for _, l := range s.bound {
+			if strings.EqualFold(l.Transport, req.Transport()) {
+				local = l.Addr
+				break
+			}
+		}
+		s.mu.Unlock()
+	}
+	ip := local.Addr().Unmap()
+	if unspecified(ip) {
+		conn, err := net.Dial("udp", source)
+		if err != nil {
+			return sip.Addr{}, fmt.Errorf("route to %s: %w", source, err)
+		}
+		ip = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+		_ = conn.Close()
+	}
+	// The listener port, not an ephemeral one: the peer must reach us back there.
+	port := int(local.Port())
+	s.mu.Lock()
+	for _, l := range s.bound {
+		if strings.EqualFold(l.Transport, req.Transport()) && (l.Addr.Port() == local.Port() || port == 0) {
+			port = int(l.Addr.Port())
+			break
+		}
+	}
+	s.mu.Unlock()
+	return sip.Addr{IP: net.IP(ip.AsSlice()), Port: port}, nil
+}
+
+// release forgets a call and frees its media. Only for calls whose handler
+// never ran (runCall releases the others).
+func (s *Server) release(c *Call) {
+	s.mu.Lock()
+	delete(s.calls, c.dialogID)
+	s.mu.Unlock()
+	_ = c.stream.Close()
+}
+
+func (s *Server) runCall(c *Call) {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in call handler", "call", c.id, "panic", logging.RedactDigits(fmt.Sprint(r)),
+				"stack", logging.RedactDigits(string(debug.Stack())))
+		}
+		c.Hangup("handler-done")
+		s.release(c)
+		s.log.Info("call ended", "call", c.id, "caller", logging.MaskCaller(c.caller),
+			"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
+	}()
+	s.cfg.Handler.ServeCall(c)
+}
+
+func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.mu.Lock()
+	seq := req.CSeq().SeqNo
+	switch {
+	case c.endReason != "":
+		c.mu.Unlock()
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	case c.pending != nil:
+		c.mu.Unlock()
+		s.respond(req, tx, 491, "Request Pending")
+		return
+	case seq <= c.remoteCSeq:
+		c.mu.Unlock()
+		s.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	c.remoteCSeq = seq
+	c.mu.Unlock()
+
+	body := req.Body()
+	late := len(body) == 0
+	var offer Media
+	if !late {
+		var err error
+		if offer, err = ParseOffer(body); err != nil {
+			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+			return
+		}
+	}
+	if ct := req.Contact(); ct != nil {
+		c.mu.Lock()
+		c.remoteTarget = ct.Address
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.local.Version++
+	var sdpBody []byte
+	if late {
+		sdpBody = BuildOffer(c.local)
+	} else {
+		sdpBody = BuildAnswer(c.local, offer)
+	}
+	pend := &pendingAnswer{cseq: seq, acked: make(chan *sip.Request, 1), offer: late}
+	c.pending = pend
+	c.mu.Unlock()
+	if !late {
+		c.applyMedia(offer)
+	}
+	s.log.Info("call media changed", "call", c.id, "hold", c.OnHold())
+	res := s.respondInvite(c, req, tx, 200, "OK", sdpBody)
+	if res == nil {
+		return
+	}
+	// Retransmit until ACK, as for the first INVITE, but a lost ACK on a
+	// re-INVITE is no reason to drop a caller who is in a session.
+	reliable := strings.EqualFold(c.transport, "tcp")
+	interval := t1
+	deadline := time.After(64 * t1)
+	for {
+		select {
+		case ack := <-pend.acked:
+			c.mu.Lock()
+			if c.pending == pend {
+				c.pending = nil
+			}
+			c.mu.Unlock()
+			if late {
+				if answer, err := ParseOffer(ack.Body()); err == nil {
+					c.applyMedia(answer)
+				}
+			}
+			return
+		case <-time.After(interval):
+			if !reliable {
+				_ = tx.Respond(res)
+				interval = min(2*interval, t2)
+			}
+		case <-deadline:
+			c.mu.Lock()
+			if c.pending == pend {
+				c.pending = nil
+			}
+			c.mu.Unlock()
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil || req.CSeq() == nil {
+		return // ACKs get no response; a stray one is simply ignored
+	}
+	c.mu.Lock()
+	p := c.pending
+	c.mu.Unlock()
+	if p != nil && p.cseq == req.CSeq().SeqNo {
+		select {
+		case p.acked <- req:
+		default:
+		}
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	s.respond(req, tx, 200, "OK")
+	if c.end("remote-bye") {
+		s.log.Debug("BYE received", "call", c.id)
+	}
+}
+
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	// A matching CANCEL is answered by sipgo's transaction layer (200, then
+	// 487 to the INVITE); one that reaches us matched nothing.
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, 200, "OK",
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
+}
+
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if len(req.Body()) == 0 {
+		// An empty INFO is a keep-alive some gateways send.
+		s.respond(req, tx, 200, "OK")
+		return
+	}
+	d, err := dtmf.ParseInfo(ct, req.Body())
+	switch {
+	case errors.Is(err, dtmf.ErrNotDTMF):
+		s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+	case err != nil:
+		s.respond(req, tx, 400, "Bad Request")
+	default:
+		s.respond(req, tx, 200, "OK")
+		c.pushDigit(d)
+	}
+}
+
+func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) && s.lookup(req) == nil {
+		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+}
+
+// sendBye ends the dialog from our side. It never blocks the caller: the
+// transaction runs in the background with a bound, and the call's resources
+// do not wait for its answer.
+func (s *Server) sendBye(c *Call) {
+	if !c.byeSent.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	inv := c.invite
+	target := c.remoteTarget
+	routes := append([]sip.Uri(nil), c.routeSet...)
+	c.mu.Unlock()
+
+	bye := sip.NewRequest(sip.BYE, target)
+	from := inv.To().AsFrom()
+	to := inv.From().AsTo()
+	callID := sip.CallIDHeader(inv.CallID().Value())
+	maxFwd := sip.MaxForwardsHeader(70)
+	bye.AppendHeader(&from)
+	bye.AppendHeader(&to)
+	bye.AppendHeader(&callID)
+	bye.AppendHeader(&sip.CSeqHeader{SeqNo: c.localCSeq.Add(1), MethodName: sip.BYE})
+	bye.AppendHeader(&maxFwd)
+	for _, r := range routes {
+		bye.AppendHeader(&sip.RouteHeader{Address: r})
+	}
+	bye.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	bye.SetTransport(c.transport)
+	if len(routes) > 0 {
+		bye.SetDestination(routes[0].HostPort())
+	} else {
+		// Like Asterisk's rewrite_contact: answer where the INVITE came
+		// from, which is what works behind NAT and on the TCP connection.
+		bye.SetDestination(c.source)
+	}
+	if strings.EqualFold(c.transport, "udp") {
+		c.laddr.Copy(&bye.Laddr)
+	}
+	host, port := s.sipHost(c)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(c.transport),
+		Host: host, Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	via.Params.Add("rport", "")
+	bye.PrependHeader(via)
+	bye.SetBody(nil)
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.recoverGoroutine("bye")
+		ctx, cancel := context.WithTimeout(context.Background(), 64*t1)
+		defer cancel()
+		tx, err := s.client.TransactionRequest(ctx, bye, func(*sipgo.Client, *sip.Request) error { return nil })
+		if err != nil {
+			s.log.Debug("BYE not sent", "call", c.id, "error", err)
+			return
+		}
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res.IsProvisional() {
+					continue
+				}
+				return
+			case <-tx.Done():
+				return
+			case <-ctx.Done():
+				return
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// watchTimeouts hangs up calls whose media stopped: one goroutine for all
+// calls, not a timer per call.
+func (s *Server) watchTimeouts() {
+	defer s.wg.Done()
+	defer s.recoverGoroutine("timeout watcher")
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			s.mu.Lock()
+			var expired []*Call
+			for _, c := range s.calls {
+				c.mu.Lock()
+				confirmed := c.confirmed
+				c.mu.Unlock()
+				if !confirmed {
+					continue
+				}
+				limit := c.timeout(s.cfg.RTPTimeout, s.cfg.HoldTimeout)
+				if now.Sub(c.stream.LastActivity()) > limit {
+					expired = append(expired, c)
+				}
+			}
+			s.mu.Unlock()
+			for _, c := range expired {
+				s.log.Info("no media, hanging up", "call", c.id)
+				c.Hangup("rtp-timeout")
+			}
+		}
+	}
+}

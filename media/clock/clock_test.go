@@ -1,0 +1,54 @@
+package clock
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type countTicker struct{ n atomic.Int64 }
+
+func (c *countTicker) Tick(time.Time) { c.n.Add(1) }
+
+type panicTicker struct{}
+
+func (panicTicker) Tick(time.Time) { panic("boom") }
+
+func TestClockTicksAllAndSurvivesPanics(t *testing.T) {
+	var panics atomic.Int64
+	c := New(2*time.Millisecond, nil, func(Ticker, any) { panics.Add(1) })
+	a, b := &countTicker{}, &countTicker{}
+	c.Add(a)
+	c.Add(panicTicker{})
+	c.Add(b)
+	c.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	for (a.n.Load() < 5 || b.n.Load() < 5) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	c.Remove(a)
+	na := a.n.Load()
+	time.Sleep(20 * time.Millisecond)
+	c.Stop()
+	if b.n.Load() < 5 {
+		t.Fatalf("ticker after a panicking one ran %d times", b.n.Load())
+	}
+	if panics.Load() == 0 {
+		t.Fatal("panic handler never called")
+	}
+	// At most one tick may have been in flight when Remove returned.
+	if got := a.n.Load(); got > na+1 {
+		t.Fatalf("removed ticker still ticked: %d -> %d", na, got)
+	}
+	ticks, _, _ := c.Stats()
+	if ticks == 0 {
+		t.Fatal("no ticks counted")
+	}
+}
+
+func TestStopIdempotent(t *testing.T) {
+	c := New(0, nil, nil)
+	c.Start()
+	c.Stop()
+	c.Stop()
+}
