@@ -1,0 +1,212 @@
+package prompt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+// ErrFormat is wrapped by every ParseWAV error, so callers can tell a bad
+// recording from an I/O failure.
+var ErrFormat = errors.New("unusable WAV file")
+
+// WAVE format tags this reader understands.
+const (
+	formatPCM        = 1
+	formatALaw       = 6
+	formatULaw       = 7
+	formatExtensible = 0xFFFE
+)
+
+// wavFormat is the part of the "fmt " chunk that decides how to decode.
+type wavFormat struct {
+	tag        uint16
+	channels   uint16
+	sampleRate uint32
+	blockAlign uint16
+	bits       uint16
+}
+
+// ParseWAV decodes a RIFF/WAVE file into 8 kHz linear samples. It accepts
+// mono 8000 Hz audio as 16-bit PCM or as G.711 A-law/u-law (what telephony
+// tools usually export), and rejects anything else with an error that names
+// what was found, because the bridge mixes at 8 kHz and resampling an
+// operator's recording silently would hide a mistake. Chunks other than
+// "fmt " and "data" (LIST, fact, cue ...) are skipped. It never panics on
+// malformed input.
+func ParseWAV(data []byte) ([]int16, error) {
+	if len(data) < 12 {
+		return nil, fmt.Errorf("%w: %d bytes is too short for a RIFF header", ErrFormat, len(data))
+	}
+	if string(data[0:4]) != "RIFF" {
+		return nil, fmt.Errorf("%w: starts with %q, want \"RIFF\"", ErrFormat, printable(data[0:4]))
+	}
+	if string(data[8:12]) != "WAVE" {
+		return nil, fmt.Errorf("%w: RIFF type %q, want \"WAVE\"", ErrFormat, printable(data[8:12]))
+	}
+
+	var (
+		format  wavFormat
+		haveFmt bool
+		body    []byte
+		haveDat bool
+	)
+	// The RIFF size field is ignored: writers that stream often leave it
+	// wrong, and the real bound is the bytes we hold.
+	rest := data[12:]
+	for len(rest) >= 8 && !(haveFmt && haveDat) {
+		id := string(rest[0:4])
+		size := uint64(binary.LittleEndian.Uint32(rest[4:8]))
+		rest = rest[8:]
+		if size > uint64(len(rest)) {
+			return nil, fmt.Errorf("%w: chunk %q declares %d bytes but only %d remain (truncated file?)",
+				ErrFormat, printable([]byte(id)), size, len(rest))
+		}
+		chunk := rest[:size]
+		// Chunks are word aligned: an odd-sized chunk is followed by one pad
+		// byte that is not counted in its size. A missing final pad byte is
+		// tolerated.
+		skip := size + size&1
+		if skip > uint64(len(rest)) {
+			skip = uint64(len(rest))
+		}
+		rest = rest[skip:]
+
+		switch id {
+		case "fmt ":
+			f, err := parseFmt(chunk)
+			if err != nil {
+				return nil, err
+			}
+			format, haveFmt = f, true
+		case "data":
+			if !haveDat {
+				body, haveDat = chunk, true
+			}
+		}
+	}
+	if !haveFmt {
+		return nil, fmt.Errorf("%w: no \"fmt \" chunk", ErrFormat)
+	}
+	if !haveDat {
+		return nil, fmt.Errorf("%w: no \"data\" chunk", ErrFormat)
+	}
+	if err := format.check(); err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, fmt.Errorf("%w: data chunk holds no audio", ErrFormat)
+	}
+	if len(body)%int(format.blockAlign) != 0 {
+		return nil, fmt.Errorf("%w: data chunk of %d bytes is not a whole number of %d-byte samples",
+			ErrFormat, len(body), format.blockAlign)
+	}
+
+	switch format.tag {
+	case formatALaw:
+		out := make([]int16, len(body))
+		g711.PCMA.Decode(out, body)
+		return out, nil
+	case formatULaw:
+		out := make([]int16, len(body))
+		g711.PCMU.Decode(out, body)
+		return out, nil
+	default: // 16-bit PCM, guaranteed by check
+		out := make([]int16, len(body)/2)
+		for i := range out {
+			out[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
+		}
+		return out, nil
+	}
+}
+
+// parseFmt reads a "fmt " chunk, resolving WAVE_FORMAT_EXTENSIBLE to the
+// real format tag carried in the first two bytes of its sub-format GUID.
+func parseFmt(c []byte) (wavFormat, error) {
+	if len(c) < 16 {
+		return wavFormat{}, fmt.Errorf("%w: fmt chunk of %d bytes, want at least 16", ErrFormat, len(c))
+	}
+	f := wavFormat{
+		tag:        binary.LittleEndian.Uint16(c[0:2]),
+		channels:   binary.LittleEndian.Uint16(c[2:4]),
+		sampleRate: binary.LittleEndian.Uint32(c[4:8]),
+		blockAlign: binary.LittleEndian.Uint16(c[12:14]),
+		bits:       binary.LittleEndian.Uint16(c[14:16]),
+	}
+	if f.tag == formatExtensible {
+		// cbSize(2) validBits(2) channelMask(4) subFormat GUID(16).
+		if len(c) < 40 {
+			return wavFormat{}, fmt.Errorf("%w: extensible fmt chunk of %d bytes, want 40", ErrFormat, len(c))
+		}
+		f.tag = binary.LittleEndian.Uint16(c[24:26])
+	}
+	return f, nil
+}
+
+// check reports every way f differs from what the bridge can play, so an
+// operator fixes a recording in one go instead of one error at a time.
+func (f wavFormat) check() error {
+	var problems []string
+	var wantBits uint16
+	switch f.tag {
+	case formatPCM:
+		wantBits = 16
+		if f.bits != 16 {
+			problems = append(problems, fmt.Sprintf("%d-bit PCM, want 16-bit", f.bits))
+		}
+	case formatALaw, formatULaw:
+		wantBits = 8
+		if f.bits != 8 {
+			problems = append(problems, fmt.Sprintf("%d-bit G.711, want 8-bit", f.bits))
+		}
+	default:
+		return fmt.Errorf("%w: %s, want PCM (1), A-law (6) or u-law (7)", ErrFormat, tagName(f.tag))
+	}
+	if f.sampleRate != pcm.SampleRate {
+		problems = append(problems, fmt.Sprintf("sample rate %d Hz, want %d", f.sampleRate, pcm.SampleRate))
+	}
+	if f.channels != 1 {
+		problems = append(problems, fmt.Sprintf("%d channels, want mono", f.channels))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrFormat, strings.Join(problems, "; "))
+	}
+	if want := wantBits / 8; f.blockAlign != want {
+		return fmt.Errorf("%w: block align %d, want %d for mono %d-bit", ErrFormat, f.blockAlign, want, wantBits)
+	}
+	return nil
+}
+
+// tagName names a WAVE format tag for error messages.
+func tagName(tag uint16) string {
+	switch tag {
+	case 2:
+		return "format 2 (MS ADPCM)"
+	case 3:
+		return "format 3 (IEEE float)"
+	case 0x11:
+		return "format 0x11 (IMA ADPCM)"
+	case 0x31:
+		return "format 0x31 (GSM 6.10)"
+	case 0x55:
+		return "format 0x55 (MP3)"
+	default:
+		return fmt.Sprintf("format %#x", tag)
+	}
+}
+
+// printable keeps binary junk out of error messages and logs.
+func printable(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		out[i] = c
+	}
+	return string(out)
+}
