@@ -1,0 +1,205 @@
+package rtpio
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/groupbridge/groupbridge/media/dtmf"
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+// FuzzHandle feeds arbitrary datagrams to the receive path: it must not
+// panic, must count each datagram under at most one drop reason (plus
+// Overflow for audio that pushed older audio out), must keep the buffer
+// bounded, and must never reject a header pion accepts.
+func FuzzHandle(f *testing.F) {
+	seed := func(h rtp.Header, payload []byte) []byte {
+		b, err := (&rtp.Packet{Header: h, Payload: payload}).Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	var ev [dtmf.EventLen]byte
+	_, _ = dtmf.Event{Code: 11, End: true, Volume: 10, Duration: 800}.MarshalTo(ev[:])
+	ext := rtpHeader(0, 1, 2, 3)
+	ext.Extension, ext.ExtensionProfile = true, 0xBEDE
+	_ = ext.SetExtension(1, []byte{0xAA})
+	f.Add(seed(rtpHeader(0, 1, 160, 3), make([]byte, 160)), uint8(0))
+	f.Add(seed(rtpHeader(0, 2, 160, 3), make([]byte, maxPayload)), uint8(0))
+	f.Add(seed(rtpHeader(101, 3, 320, 3), ev[:]), uint8(0))
+	f.Add(seed(rtpHeader(13, 4, 480, 3), []byte{40}), uint8(0))
+	f.Add(seed(ext, make([]byte, 80)), uint8(1))
+	f.Add([]byte{0xa0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 2}, uint8(0))
+	f.Add([]byte("not rtp at all"), uint8(2))
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	sources := []netip.AddrPort{caller, netip.MustParseAddrPort("127.0.0.2:5000"), netip.MustParseAddrPort("[::1]:5000")}
+	f.Fuzz(func(t *testing.T, pkt []byte, src uint8) {
+		s := bareStream(Params{Remote: caller, Codec: g711.PCMU, DTMFPT: 101, OnDigit: func(byte) {}})
+		from := sources[int(src)%len(sources)]
+		now := time.Now()
+		// Twice, and once more a second later: latching and the
+		// duplicate filter see repeats and a silent source.
+		for _, at := range []time.Duration{0, 0, time.Second} {
+			before := dropsOf(&s.c)
+			s.rx.mu.Lock()
+			s.p.nDigits = 0
+			s.handle(s.p, pkt, from, now.Add(at))
+			s.rx.mu.Unlock()
+			after := dropsOf(&s.c)
+			n := 0
+			for k := range after {
+				if drop(k) != dropOverflow {
+					n += int(after[k] - before[k])
+				}
+			}
+			if n > 1 {
+				t.Fatalf("one datagram counted under %d drop reasons: %v -> %v", n, before, after)
+			}
+			if s.play.buffered() > maxBuffered {
+				t.Fatalf("buffer holds %d samples, above the cap", s.play.buffered())
+			}
+		}
+		var p rtp.Packet
+		if len(pkt) > 0 && pkt[0]>>6 == 2 && p.Unmarshal(pkt) == nil && !validRTP(pkt) {
+			t.Fatal("validRTP rejects a packet pion parses")
+		}
+	})
+}
+
+// BenchmarkReceivePath is the per-packet work of a poller after recvfrom:
+// header checks, pion parse, latching, the duplicate filter and G.711
+// decode into the playout buffer, plus the clock's ReadFrame.
+func BenchmarkReceivePath(b *testing.B) {
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	s := bareStream(pcmu(caller))
+	var buf [rtpHeaderLen + pcm.FrameSamples]byte
+	h := rtpHeader(0, 0, 0, 0x1234)
+	if _, err := h.MarshalTo(buf[:]); err != nil {
+		b.Fatal(err)
+	}
+	copy(buf[rtpHeaderLen:], tone(g711.PCMU, 160, 0))
+	now := time.Now()
+	var f pcm.Frame
+	var seq uint16
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		binary.BigEndian.PutUint16(buf[2:], seq)
+		s.rx.mu.Lock()
+		s.handle(s.p, buf[:], caller, now)
+		s.rx.mu.Unlock()
+		s.ReadFrame(&f)
+	}
+	if st := s.c.snapshot(); st.Dropped != (Drops{}) {
+		b.Fatalf("drops %+v", st.Dropped)
+	}
+}
+
+// BenchmarkWriteFrame sends one frame per operation over loopback to a
+// peer that drains its socket.
+func BenchmarkWriteFrame(b *testing.B) {
+	e := testEngine(b, 1)
+	p := newPeer(b, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, err := p.conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	f := frameOf(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.WriteFrame(f)
+	}
+	st := s.Stats()
+	b.ReportMetric(float64(st.Dropped.SendError)/float64(b.N), "senderr/op")
+}
+
+// BenchmarkRoundTrip is one frame through real sockets: WriteFrame on one
+// stream, the kernel, epoll wake-up, recvfrom, parse and decode on the
+// other, then its ReadFrame.
+func BenchmarkRoundTrip(b *testing.B) {
+	e := testEngine(b, 2)
+	tx, err := e.Open(pcmu(netip.AddrPort{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rx, err := e.Open(pcmu(tx.LocalAddr()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx.Update(pcmu(rx.LocalAddr()))
+	f := frameOf(2)
+	var out pcm.Frame
+	b.ReportAllocs()
+	var n uint64
+	for b.Loop() {
+		tx.WriteFrame(f)
+		n++
+		for rx.c.packetsIn.Load() < n {
+			runtime.Gosched()
+		}
+		rx.ReadFrame(&out)
+	}
+	if st := rx.Stats(); st.Dropped != (Drops{}) {
+		b.Fatalf("receiver drops %+v", st.Dropped)
+	}
+}
+
+// BenchmarkFanIn spreads packets over a thousand streams, as a bridge full
+// of callers sees them: one operation is one packet sent by a peer socket
+// and received, parsed and buffered by a poller.
+func BenchmarkFanIn(b *testing.B) {
+	const streams = 1000
+	e := testEngine(b, streams+streams/10) // room for ports taken meanwhile
+	p := newPeer(b, loop4)
+	var dst []netip.AddrPort
+	var ss []*Stream
+	for range streams {
+		s, err := e.Open(pcmu(p.addr()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ss = append(ss, s)
+		dst = append(dst, s.LocalAddr())
+	}
+	pkt := marshal(b, rtpHeader(0, 0, 0, 0x4321), tone(g711.PCMU, 160, 0))
+	var f pcm.Frame
+	var sent uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		i := int(sent % streams)
+		if i == 0 {
+			binary.BigEndian.PutUint16(pkt[2:], uint16(sent/streams))
+			// Keep the kernel's socket buffers from overflowing: wait
+			// for the pollers to catch up once per round, and play the
+			// audio out as the clock would.
+			for e.Stats().PacketsIn < sent {
+				runtime.Gosched()
+			}
+			for _, s := range ss {
+				s.ReadFrame(&f)
+			}
+		}
+		if _, err := p.conn.WriteToUDPAddrPort(pkt, dst[i]); err != nil {
+			b.Fatal(err)
+		}
+		sent++
+	}
+	for e.Stats().PacketsIn < sent {
+		runtime.Gosched()
+	}
+}

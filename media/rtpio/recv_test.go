@@ -1,0 +1,397 @@
+package rtpio
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
+
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+func TestLatchAdmit(t *testing.T) {
+	sdp := netip.MustParseAddrPort("192.0.2.10:4000")
+	nat := netip.MustParseAddrPort("198.51.100.7:31000")
+	evil := netip.MustParseAddrPort("203.0.113.66:5000")
+	type step struct {
+		at   time.Duration // since the start
+		from netip.AddrPort
+		ssrc uint32
+		seq  uint16
+		want admission
+	}
+	tests := []struct {
+		name  string
+		sdp   netip.AddrPort
+		steps []step
+		cur   netip.AddrPort // latched source after the steps
+	}{
+		{"SDP source accepted at once", sdp, []step{
+			{0, sdp, 1, 10, admitOK},
+			{20 * time.Millisecond, sdp, 1, 11, admitOK},
+		}, sdp},
+		{"NAT: four in-sequence packets latch", sdp, []step{
+			{0, nat, 7, 100, admitProbation},
+			{20 * time.Millisecond, nat, 7, 101, admitProbation},
+			{40 * time.Millisecond, nat, 7, 102, admitProbation},
+			{60 * time.Millisecond, nat, 7, 103, admitLatched},
+			{80 * time.Millisecond, nat, 7, 104, admitOK},
+			{100 * time.Millisecond, sdp, 1, 1, admitForeign}, // the SDP address lost its trust
+		}, nat},
+		{"late offer: no SDP address yet", netip.AddrPort{}, []step{
+			{0, nat, 7, 65534, admitProbation},
+			{1, nat, 7, 65535, admitProbation},
+			{2, nat, 7, 0, admitProbation}, // sequence wraps
+			{3, nat, 7, 1, admitLatched},
+		}, nat},
+		{"probation restarts on a gap", sdp, []step{
+			{0, nat, 7, 100, admitProbation},
+			{1, nat, 7, 101, admitProbation},
+			{2, nat, 7, 103, admitProbation}, // 102 lost: count starts again at 103
+			{3, nat, 7, 104, admitProbation},
+			{4, nat, 7, 105, admitProbation},
+			{5, nat, 7, 106, admitLatched},
+		}, nat},
+		{"probation restarts on a new SSRC", sdp, []step{
+			{0, nat, 7, 100, admitProbation},
+			{1, nat, 7, 101, admitProbation},
+			{2, nat, 8, 102, admitProbation},
+			{3, nat, 8, 103, admitProbation},
+			{4, nat, 8, 104, admitProbation},
+			{5, nat, 8, 105, admitLatched},
+		}, nat},
+		{"probation restarts on a repeat", sdp, []step{
+			{0, nat, 7, 100, admitProbation},
+			{1, nat, 7, 101, admitProbation},
+			{2, nat, 7, 101, admitProbation},
+			{3, nat, 7, 102, admitProbation},
+			{4, nat, 7, 103, admitProbation},
+		}, sdp},
+		{"interleaved sources restart each other", sdp, []step{
+			{0, nat, 7, 100, admitProbation},
+			{1, evil, 9, 500, admitProbation},
+			{2, nat, 7, 101, admitProbation},
+			{3, evil, 9, 501, admitProbation},
+			{4, nat, 7, 102, admitProbation},
+			{5, evil, 9, 502, admitProbation},
+			{6, nat, 7, 103, admitProbation},
+		}, sdp},
+		{"stranger while the caller talks", sdp, []step{
+			{0, sdp, 1, 10, admitOK},
+			{1, evil, 9, 500, admitForeign},
+			{2, evil, 9, 501, admitForeign},
+			{3, evil, 9, 502, admitForeign},
+			{4, evil, 9, 503, admitForeign},
+			{999 * time.Millisecond, evil, 9, 504, admitForeign},
+			{time.Second - 1, sdp, 1, 11, admitOK},
+			{1999 * time.Millisecond, evil, 9, 505, admitForeign},
+		}, sdp},
+		{"re-latch after a second of silence", sdp, []step{
+			{0, sdp, 1, 10, admitOK},
+			{time.Second, nat, 7, 1, admitProbation},
+			{time.Second + 1, nat, 7, 2, admitProbation},
+			{time.Second + 2, nat, 7, 3, admitProbation},
+			{time.Second + 3, nat, 7, 4, admitLatched},
+			{time.Second + 4, sdp, 1, 11, admitForeign},
+		}, nat},
+		{"the latched source's return ends probation", sdp, []step{
+			{0, sdp, 1, 10, admitOK},
+			{2 * time.Second, nat, 7, 1, admitProbation},
+			{2*time.Second + 1, nat, 7, 2, admitProbation},
+			{2*time.Second + 2, sdp, 1, 11, admitOK},
+			{2*time.Second + 3, nat, 7, 3, admitForeign},
+		}, sdp},
+	}
+	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l latch
+			l.reset(tt.sdp)
+			for i, st := range tt.steps {
+				if got := l.admit(st.from, st.ssrc, st.seq, start.Add(st.at)); got != st.want {
+					t.Fatalf("step %d (%s seq %d): got %d, want %d", i, st.from, st.seq, got, st.want)
+				}
+			}
+			if l.cur != tt.cur {
+				t.Errorf("latched %s, want %s", l.cur, tt.cur)
+			}
+		})
+	}
+}
+
+func TestSeqFilter(t *testing.T) {
+	type pkt struct {
+		ssrc  uint32
+		seq   uint16
+		fresh bool
+	}
+	tests := []struct {
+		name string
+		pkts []pkt
+	}{
+		{"in order", []pkt{{1, 5, true}, {1, 6, true}, {1, 7, true}}},
+		{"gap is fine", []pkt{{1, 5, true}, {1, 9, true}, {1, 10, true}}},
+		{"duplicate", []pkt{{1, 5, true}, {1, 5, false}, {1, 6, true}, {1, 6, false}}},
+		{"late", []pkt{{1, 5, true}, {1, 7, true}, {1, 6, false}}},
+		{"wrap", []pkt{{1, 65535, true}, {1, 0, true}, {1, 65535, false}, {1, 1, true}}},
+		{"new SSRC starts over", []pkt{{1, 500, true}, {2, 3, true}, {2, 4, true}, {1, 400, true}}},
+		{"restart far behind", []pkt{{1, 5000, true}, {1, 5000 - maxMisorder + 1, false}, {1, 100, true}, {1, 101, true}}},
+		{"jump far ahead", []pkt{{1, 5, true}, {1, 30000, true}, {1, 29999, false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f seqFilter
+			for i, p := range tt.pkts {
+				if got := f.fresh(p.ssrc, p.seq); got != p.fresh {
+					t.Fatalf("packet %d (ssrc %d seq %d): fresh %v, want %v", i, p.ssrc, p.seq, got, p.fresh)
+				}
+			}
+		})
+	}
+}
+
+func TestPlayout(t *testing.T) {
+	ramp := func(n, from int) []byte {
+		lin := make([]int16, n)
+		for i := range lin {
+			lin[i] = int16((from + i) * 8)
+		}
+		b := make([]byte, n)
+		g711.PCMA.Encode(b, lin)
+		return b
+	}
+	type op struct {
+		push     int  // samples to push (0: pop instead)
+		overflow bool // for push: expected overflow
+		played   bool // for pop: expected result
+	}
+	tests := []struct {
+		name string
+		ops  []op
+		left int
+	}{
+		{"prefill", []op{{push: 160}, {played: false}, {push: 160}, {played: true}, {played: true}, {played: false}}, 0},
+		{"underrun waits for prefill again", []op{{push: 320}, {played: true}, {push: 80}, {played: true}, {played: false}, {push: 140}, {played: false}, {push: 100}, {played: true}}, 160},
+		{"partial frame left", []op{{push: 400}, {played: true}, {played: true}, {played: false}}, 80},
+		{"overflow drops oldest", []op{{push: 800}, {push: 320, overflow: true}}, maxBuffered},
+		{"one huge packet", []op{{push: maxPayload, overflow: true}, {played: true}}, maxBuffered - 160},
+		{"wraps the ring", []op{
+			{push: 960}, {played: true}, {played: true}, {played: true}, {played: true}, {played: true},
+			{push: 800}, {played: true}, {push: 960, overflow: true}, {played: true}, {push: 480, overflow: true},
+		}, maxBuffered},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b playout
+			var want []int16 // what should still be buffered, oldest first
+			next := 0
+			for i, o := range tt.ops {
+				if o.push > 0 {
+					payload := ramp(o.push, next)
+					next += o.push
+					want = append(want, decoded(g711.PCMA, payload)...)
+					if len(want) > maxBuffered {
+						want = want[len(want)-maxBuffered:]
+					}
+					if got := b.push(g711.PCMA, payload); got != o.overflow {
+						t.Fatalf("op %d push %d: overflow %v, want %v", i, o.push, got, o.overflow)
+					}
+					continue
+				}
+				var f pcm.Frame
+				f[0] = 1
+				got := b.pop(&f)
+				if got != o.played {
+					t.Fatalf("op %d pop: %v, want %v", i, got, o.played)
+				}
+				if !got {
+					if f != (pcm.Frame{}) {
+						t.Fatalf("op %d: frame not silenced", i)
+					}
+					continue
+				}
+				if !equalSamples(f[:], want[:160]) {
+					t.Fatalf("op %d: wrong samples", i)
+				}
+				want = want[160:]
+			}
+			if b.buffered() != tt.left || len(want) != tt.left {
+				t.Errorf("left %d samples (model %d), want %d", b.buffered(), len(want), tt.left)
+			}
+		})
+	}
+}
+
+func TestValidRTPAgreesWithPion(t *testing.T) {
+	pkt := func(mod func([]byte) []byte) []byte {
+		b, _ := (&rtp.Packet{Header: rtpHeader(0, 1, 2, 3), Payload: make([]byte, 20)}).Marshal()
+		return mod(b)
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"plain", pkt(func(b []byte) []byte { return b }), true},
+		{"header only", pkt(func(b []byte) []byte { return b[:12] }), true},
+		{"short", pkt(func(b []byte) []byte { return b[:11] }), false},
+		{"version 0", pkt(func(b []byte) []byte { b[0] &^= 0xc0; return b }), false},
+		{"version 3", pkt(func(b []byte) []byte { b[0] |= 0xc0; return b }), false},
+		{"csrc fits", pkt(func(b []byte) []byte { b[0] |= 5; return b }), true},
+		{"csrc too long", pkt(func(b []byte) []byte { b[0] |= 6; return b }), false},
+		{"extension fits", pkt(func(b []byte) []byte { b[0] |= 0x10; b[14], b[15] = 0, 4; return b }), true},
+		{"extension too long", pkt(func(b []byte) []byte { b[0] |= 0x10; b[14], b[15] = 0, 5; return b }), false},
+		{"padding fits", pkt(func(b []byte) []byte { b[0] |= 0x20; b[len(b)-1] = 20; return b }), true},
+		{"padding zero", pkt(func(b []byte) []byte { b[0] |= 0x20; b[len(b)-1] = 0; return b }), false},
+		{"padding too long", pkt(func(b []byte) []byte { b[0] |= 0x20; b[len(b)-1] = 21; return b }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := validRTP(tt.b); got != tt.ok {
+				t.Errorf("validRTP = %v, want %v", got, tt.ok)
+			}
+			var p rtp.Packet
+			if err := p.Unmarshal(tt.b); (err == nil) != tt.ok && tt.b[0]>>6 == 2 {
+				t.Errorf("pion disagrees: %v", err)
+			}
+		})
+	}
+}
+
+// TestHandleCountsEachPacketOnce drives handle directly: every packet is
+// either used or counted under exactly one drop reason.
+func TestHandleCountsEachPacketOnce(t *testing.T) {
+	s := bareStream(Params{Remote: netip.MustParseAddrPort("127.0.0.1:5000"), Codec: g711.PCMU, DTMFPT: 101})
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	p := s.p
+	now := time.Now()
+	var b [200]byte
+	h := rtpHeader(0, 1, 160, 77)
+	n, _ := h.MarshalTo(b[:])
+	good := b[:n+160]
+	tests := []struct {
+		name string
+		pkt  []byte
+		from netip.AddrPort
+		drop drop
+	}{
+		{"audio", good, caller, dropNone},
+		{"duplicate", good, caller, dropDuplicate},
+		{"foreign", good, netip.MustParseAddrPort("127.0.0.1:5001"), dropForeignSource},
+		{"malformed", good[:5], caller, dropMalformed},
+		{"unknown pt", append([]byte{0x80, 13}, good[2:]...), caller, dropUnknownPayloadType},
+		{"dtmf", append([]byte{0x80, 101}, good[2:16]...), caller, dropNone},
+	}
+	for _, tt := range tests {
+		before := dropsOf(&s.c)
+		s.rx.mu.Lock()
+		s.handle(p, tt.pkt, tt.from, now)
+		s.rx.mu.Unlock()
+		after := dropsOf(&s.c)
+		for k := range after {
+			want := before[k]
+			if drop(k) == tt.drop && tt.drop != dropNone {
+				want++
+			}
+			if after[k] != want {
+				t.Errorf("%s: drop counter %d went from %d to %d", tt.name, k, before[k], after[k])
+			}
+		}
+	}
+	if got := s.play.buffered(); got != 160 {
+		t.Errorf("buffered %d, want the one audio packet", got)
+	}
+}
+
+// dropsOf reads every drop counter.
+func dropsOf(c *counters) (d [numDrops]uint64) {
+	for k := range d {
+		d[k] = c.drops[k].Load()
+	}
+	return d
+}
+
+func TestAddrPortFromRaw(t *testing.T) {
+	tests := []struct {
+		name string
+		fill func(*unix.RawSockaddrAny)
+		want netip.AddrPort
+	}{
+		{"ipv4", func(r *unix.RawSockaddrAny) {
+			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(r))
+			sa.Family = unix.AF_INET
+			sa.Addr = [4]byte{192, 0, 2, 1}
+			*(*[2]byte)(unsafe.Pointer(&sa.Port)) = [2]byte{0x9c, 0x40} // 40000, network order
+		}, netip.MustParseAddrPort("192.0.2.1:40000")},
+		{"ipv6", func(r *unix.RawSockaddrAny) {
+			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(r))
+			sa.Family = unix.AF_INET6
+			sa.Addr = netip.MustParseAddr("2001:db8::7").As16()
+			*(*[2]byte)(unsafe.Pointer(&sa.Port)) = [2]byte{0x13, 0xc4} // 5060
+		}, netip.MustParseAddrPort("[2001:db8::7]:5060")},
+		{"ipv4-mapped from a dual-stack socket", func(r *unix.RawSockaddrAny) {
+			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(r))
+			sa.Family = unix.AF_INET6
+			sa.Addr = netip.MustParseAddr("::ffff:198.51.100.9").As16()
+			*(*[2]byte)(unsafe.Pointer(&sa.Port)) = [2]byte{0, 9}
+		}, netip.MustParseAddrPort("198.51.100.9:9")},
+		{"unknown family", func(r *unix.RawSockaddrAny) { r.Addr.Family = unix.AF_UNIX }, netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r unix.RawSockaddrAny
+			tt.fill(&r)
+			if got := addrPortFromRaw(&r); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSetDst(t *testing.T) {
+	v4 := netip.MustParseAddrPort("192.0.2.1:4000")
+	v6 := netip.MustParseAddrPort("[2001:db8::1]:4000")
+	tests := []struct {
+		name   string
+		local  string
+		remote netip.AddrPort
+		want   unix.Sockaddr // nil: unreachable
+	}{
+		{"v4 on v4", "127.0.0.1", v4, &unix.SockaddrInet4{Port: 4000, Addr: [4]byte{192, 0, 2, 1}}},
+		{"v6 on v4", "127.0.0.1", v6, nil},
+		{"v6 on v6", "::1", v6, &unix.SockaddrInet6{Port: 4000, Addr: v6.Addr().As16()}},
+		{"v4 on a v6 address", "::1", v4, nil},
+		{"v4 on dual stack is mapped", "::", v4, &unix.SockaddrInet6{Port: 4000, Addr: netip.MustParseAddr("::ffff:192.0.2.1").As16()}},
+		{"none", "127.0.0.1", netip.AddrPort{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := bareStream(pcmu(netip.AddrPort{}))
+			s.e.cfg.Address = netip.MustParseAddr(tt.local)
+			if s.e.cfg.Address.Is6() {
+				s.e.family = unix.AF_INET6
+			}
+			s.setDst(tt.remote)
+			switch want := tt.want.(type) {
+			case nil:
+				if s.tx.dst != nil {
+					t.Errorf("destination %#v, want none", s.tx.dst)
+				}
+			case *unix.SockaddrInet4:
+				got, ok := s.tx.dst.(*unix.SockaddrInet4)
+				if !ok || got.Port != want.Port || got.Addr != want.Addr {
+					t.Errorf("destination %#v, want %#v", s.tx.dst, want)
+				}
+			case *unix.SockaddrInet6:
+				got, ok := s.tx.dst.(*unix.SockaddrInet6)
+				if !ok || got.Port != want.Port || got.Addr != want.Addr {
+					t.Errorf("destination %#v, want %#v", s.tx.dst, want)
+				}
+			}
+		})
+	}
+}

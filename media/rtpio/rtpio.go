@@ -1,0 +1,211 @@
+// Package rtpio carries RTP audio over UDP for thousands of calls at once.
+//
+// Each call gets its own port pair (RTP on an even port P, RTCP on P+1),
+// because that is what PBXs and carriers expect and what makes latching
+// safe. The sockets are not read by a goroutine per call: at 20 ms pacing a
+// goroutine wake-up per packet costs more than the packet itself (see
+// FIELD-NOTES.md). Instead a few poller goroutines each own an epoll
+// instance, sleep in epoll_wait and drain every socket that becomes
+// readable. Received audio is checked against the latched source, decoded
+// from G.711 into a small per-stream buffer that the mixing clock reads
+// with Stream.ReadFrame; RFC 4733 telephone-events go to a dtmf.Decoder and
+// come out as OnDigit calls; Stream.WriteFrame packetizes and sends 20 ms of
+// audio per call of the clock.
+//
+// Nothing on the per-packet paths allocates. The package is Linux-only
+// (epoll, eventfd).
+package rtpio
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoPorts is returned by Engine.Open when every port pair of the
+// configured range is either in use by a stream or taken by another socket.
+var ErrNoPorts = errors.New("rtpio: no free RTP port pair in range")
+
+// ErrClosed is returned by Engine.Open after Engine.Close.
+var ErrClosed = errors.New("rtpio: engine closed")
+
+// defaultPollers is used when Config.Pollers is zero: the target machines
+// have two cores, and one poller per core keeps both busy without
+// oversubscribing them.
+const defaultPollers = 2
+
+// Config says where streams bind and how many poller goroutines serve them.
+type Config struct {
+	// Address is the local address every RTP and RTCP socket binds to. An
+	// IPv4 address makes IPv4 sockets, an IPv6 one IPv6 sockets; the IPv6
+	// unspecified address (::) makes dual-stack sockets that also serve
+	// IPv4 peers.
+	Address netip.Addr
+	// PortMin and PortMax bound the ports used, both inclusive. RTP takes
+	// the even port P of a pair and RTCP takes P+1, so the range must hold
+	// at least one even port whose successor is also in range.
+	PortMin, PortMax int
+	// Pollers is the number of epoll poller goroutines; 0 means 2.
+	Pollers int
+	// Logger receives rare events (latching, poller trouble); nil discards.
+	Logger *slog.Logger
+}
+
+// Engine owns the port range, the poller goroutines and every Stream opened
+// on it. All methods are safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	family int // unix.AF_INET or unix.AF_INET6
+
+	firstPort int // the lowest even port of the range
+	pairs     int // number of port pairs in the range
+
+	// slots maps a port pair index to its open stream. Pollers look streams
+	// up here by the slot number carried in the epoll event, with one
+	// atomic load and no lock.
+	slots []atomic.Pointer[Stream]
+	// gen numbers every Open so that an epoll event that was already
+	// returned for a stream closed since cannot reach the stream that
+	// reuses its slot.
+	gen atomic.Uint32
+
+	pollers []*poller
+	next    atomic.Uint32 // round-robin poller choice
+	wakeFd  int           // eventfd that wakes every poller for shutdown
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex // guards inUse, cursor, closed
+	inUse  []bool
+	cursor int // the pair index the next allocation starts from
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewEngine validates cfg, creates the poller epoll instances and starts
+// the poller goroutines.
+func NewEngine(cfg Config) (*Engine, error) {
+	if !cfg.Address.IsValid() {
+		return nil, errors.New("rtpio: config: address is not set")
+	}
+	if cfg.Address.Zone() != "" {
+		return nil, fmt.Errorf("rtpio: config: address %s: zoned addresses are not supported", cfg.Address)
+	}
+	cfg.Address = cfg.Address.Unmap()
+	if cfg.PortMin < 1 || cfg.PortMax > 65535 || cfg.PortMin > cfg.PortMax {
+		return nil, fmt.Errorf("rtpio: config: port range %d-%d is not within 1-65535", cfg.PortMin, cfg.PortMax)
+	}
+	first := cfg.PortMin + cfg.PortMin%2
+	pairs := (cfg.PortMax - first + 1) / 2
+	if pairs < 1 {
+		return nil, fmt.Errorf("rtpio: config: port range %d-%d holds no even/odd port pair", cfg.PortMin, cfg.PortMax)
+	}
+	if cfg.Pollers < 0 {
+		return nil, fmt.Errorf("rtpio: config: pollers %d is negative", cfg.Pollers)
+	}
+	if cfg.Pollers == 0 {
+		cfg.Pollers = defaultPollers
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		cfg:       cfg,
+		log:       log,
+		family:    unix.AF_INET,
+		firstPort: first,
+		pairs:     pairs,
+		slots:     make([]atomic.Pointer[Stream], pairs),
+		inUse:     make([]bool, pairs),
+		wakeFd:    -1,
+	}
+	if cfg.Address.Is6() {
+		e.family = unix.AF_INET6
+	}
+
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("rtpio: eventfd: %w", err)
+	}
+	e.wakeFd = wake
+	for i := range cfg.Pollers {
+		p, err := newPoller(e, i, wake)
+		if err != nil {
+			for _, q := range e.pollers {
+				_ = unix.Close(q.epfd)
+			}
+			_ = unix.Close(wake)
+			return nil, err
+		}
+		e.pollers = append(e.pollers, p)
+	}
+	for _, p := range e.pollers {
+		e.wg.Add(1)
+		go p.run()
+	}
+	return e, nil
+}
+
+// Close stops the pollers, closes every open stream and releases the epoll
+// instances. It is idempotent and returns the first call's result. It must
+// not be called from an OnDigit callback (it waits for the pollers).
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed = true // no Open can register a stream from here on
+		e.mu.Unlock()
+
+		// The eventfd is never read, so it stays readable and every poller,
+		// which all have it registered, wakes and returns.
+		var one [8]byte
+		one[0] = 1 // any non-zero count makes it readable, whatever the byte order
+		var errs []error
+		if _, err := unix.Write(e.wakeFd, one[:]); err != nil {
+			errs = append(errs, fmt.Errorf("rtpio: wake pollers: %w", err))
+		}
+		e.wg.Wait()
+
+		for i := range e.slots {
+			if s := e.slots[i].Load(); s != nil {
+				if err := s.Close(); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		for _, p := range e.pollers {
+			if err := unix.Close(p.epfd); err != nil {
+				errs = append(errs, fmt.Errorf("rtpio: close epoll %d: %w", p.id, err))
+			}
+		}
+		if err := unix.Close(e.wakeFd); err != nil {
+			errs = append(errs, fmt.Errorf("rtpio: close eventfd: %w", err))
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
+
+// Stats returns the process-wide counters: the sum over every stream ever
+// opened on this engine, including closed ones.
+func (e *Engine) Stats() Stats {
+	var st Stats
+	for _, p := range e.pollers {
+		st.add(p.counters.snapshot())
+	}
+	return st
+}
+
+// isClosed reports whether Close has started.
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}

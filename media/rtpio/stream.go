@@ -1,0 +1,455 @@
+package rtpio
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
+
+	"github.com/groupbridge/groupbridge/media/dtmf"
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+// Params are what SDP negotiated for one call's audio.
+type Params struct {
+	// Remote is the media address from SDP. It may be the zero value when
+	// it is not known yet (an INVITE without an offer); the stream then
+	// latches the first source that passes probation.
+	Remote netip.AddrPort
+	// Codec is used both to decode received audio and to encode sent audio.
+	Codec g711.Codec
+	// AudioPT is the payload type of audio, normally uint8(Codec).
+	AudioPT uint8
+	// DTMFPT is the telephone-event payload type the caller offered (101
+	// for most phones, 96 for linphone), or -1 for none.
+	DTMFPT int
+	// OnDigit is called for each RFC 4733 key press, from a poller
+	// goroutine, after the stream's locks are released (so it may call
+	// Update, SetDirection or Close, but not Engine.Close). It must not
+	// block: every stream of that poller waits while it runs.
+	OnDigit func(digit byte)
+}
+
+// validate checks the fields a stream cannot work without.
+func (p *Params) validate() error {
+	if !p.Codec.Valid() {
+		return fmt.Errorf("rtpio: codec %v is not G.711", p.Codec)
+	}
+	if p.AudioPT > 127 {
+		return fmt.Errorf("rtpio: audio payload type %d is above 127", p.AudioPT)
+	}
+	if p.DTMFPT < -1 || p.DTMFPT > 127 {
+		return fmt.Errorf("rtpio: telephone-event payload type %d is not -1 or 0-127", p.DTMFPT)
+	}
+	if p.DTMFPT == int(p.AudioPT) {
+		return fmt.Errorf("rtpio: telephone-event and audio share payload type %d", p.AudioPT)
+	}
+	return nil
+}
+
+// normalRemote unmaps IPv4-mapped addresses (received sources are unmapped
+// too, so they compare equal) and turns port 0, which SDP uses for a
+// rejected stream, into "no remote".
+func normalRemote(a netip.AddrPort) netip.AddrPort {
+	if !a.IsValid() || a.Port() == 0 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Stream is one call's RTP port pair. ReadFrame and WriteFrame are meant
+// for the single goroutine that runs the mixing clock; every other method
+// may be called from any goroutine.
+type Stream struct {
+	e      *Engine
+	p      *poller
+	slot   int
+	gen    uint32 // matches the epoll event data; see Engine.gen
+	port   int
+	fd     int // RTP socket; valid until Close
+	rtcpFd int // RTCP socket (port+1); valid until Close
+
+	c            counters // this stream's counters
+	lastActivity atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// rx is the receive side, owned by the stream's poller; Update,
+	// SetDirection, Stats and Close take the lock briefly.
+	rx struct {
+		mu      sync.Mutex
+		closed  bool
+		codec   g711.Codec
+		audioPT uint8
+		dtmfPT  int
+		onDigit func(byte)
+		recv    bool
+		sdp     netip.AddrPort
+		latch   latch
+		seq     seqFilter
+		dtmf    dtmf.Decoder
+	}
+
+	// play is the receive buffer between the poller and the clock; it has
+	// its own lock so the clock never waits for a socket drain.
+	play playout
+
+	// tx is the send side, used by WriteFrame; Update, SetDirection,
+	// latching and Close take the lock briefly.
+	tx struct {
+		mu       sync.Mutex
+		closed   bool
+		send     bool
+		codec    g711.Codec
+		dst      unix.Sockaddr // nil: nowhere to send; else &dst4 or &dst6
+		dst4     unix.SockaddrInet4
+		dst6     unix.SockaddrInet6
+		hdr      rtp.Header
+		started  bool // a packet has been sent (the next needs no marker)
+		lastSend time.Time
+		buf      [rtpHeaderLen + pcm.FrameSamples]byte
+	}
+}
+
+// rtpHeaderLen is the size of the RTP header the stream sends (no CSRC, no
+// extension).
+const rtpHeaderLen = 12
+
+// markerGap is the pause in sending after which the next packet carries
+// the marker bit and a timestamp advanced by the real elapsed time: the
+// receiver's jitter buffer then knows a talkspurt starts (RFC 3551 4.1)
+// instead of seeing a burst of late packets.
+const markerGap = 60 * time.Millisecond
+
+// Open binds a free port pair (RTP on even port P, RTCP on P+1) and
+// registers both sockets with a poller. Allocation rotates through the
+// range, so a port freed by Close is handed out again only after the rest
+// of the range has been offered: a late packet of the old call never
+// reaches a new one. A port already bound by another socket is skipped.
+// It returns ErrNoPorts when no pair is free and ErrClosed after Close.
+func (e *Engine) Open(p Params) (*Stream, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	for k := range e.pairs {
+		i := (e.cursor + k) % e.pairs
+		if e.inUse[i] {
+			continue
+		}
+		port := e.firstPort + 2*i
+		rtpFd, err := e.bind(port)
+		if errors.Is(err, unix.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rtcpFd, err := e.bind(port + 1)
+		if err != nil {
+			_ = unix.Close(rtpFd)
+			if errors.Is(err, unix.EADDRINUSE) {
+				continue
+			}
+			return nil, err
+		}
+		s := e.newStream(p, i, port, rtpFd, rtcpFd)
+		if err := s.register(); err != nil {
+			_ = unix.Close(rtpFd)
+			_ = unix.Close(rtcpFd)
+			return nil, err
+		}
+		e.inUse[i] = true
+		e.cursor = (i + 1) % e.pairs
+		return s, nil
+	}
+	return nil, ErrNoPorts
+}
+
+// bind makes one non-blocking UDP socket bound to the engine address.
+func (e *Engine) bind(port int) (int, error) {
+	fd, err := unix.Socket(e.family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, fmt.Errorf("rtpio: socket: %w", err)
+	}
+	var sa unix.Sockaddr
+	if e.family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: port, Addr: e.cfg.Address.As4()}
+	} else {
+		if e.cfg.Address.IsUnspecified() {
+			// Serve IPv4 peers too, whatever net.ipv6.bindv6only says.
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				_ = unix.Close(fd)
+				return -1, fmt.Errorf("rtpio: clear IPV6_V6ONLY: %w", err)
+			}
+		}
+		sa = &unix.SockaddrInet6{Port: port, Addr: e.cfg.Address.As16()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("rtpio: bind %s: %w", netip.AddrPortFrom(e.cfg.Address, uint16(port)), err)
+	}
+	return fd, nil
+}
+
+// newStream builds a stream around two bound sockets; it is not yet
+// visible to pollers.
+func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
+	s := &Stream{
+		e:      e,
+		p:      e.pollers[int(e.next.Add(1)-1)%len(e.pollers)],
+		slot:   slot,
+		gen:    e.gen.Add(1) & 0x7fffffff, // 31 bits: the low bit of the event data says RTP/RTCP
+		port:   port,
+		fd:     rtpFd,
+		rtcpFd: rtcpFd,
+	}
+	s.lastActivity.Store(time.Now().UnixNano())
+	remote := normalRemote(p.Remote)
+	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
+	s.rx.recv = true
+	s.rx.sdp = remote
+	s.rx.latch.reset(remote)
+	s.tx.send = true
+	s.tx.codec = p.Codec
+	s.tx.hdr = rtp.Header{
+		Version:        2,
+		PayloadType:    p.AudioPT,
+		SequenceNumber: uint16(rand.Uint32()),
+		Timestamp:      rand.Uint32(),
+		SSRC:           rand.Uint32(),
+	}
+	s.setDst(remote)
+	return s
+}
+
+// register publishes s in its slot and adds both sockets to its poller.
+func (s *Stream) register() error {
+	s.e.slots[s.slot].Store(s)
+	for i, fd := range [2]int{s.fd, s.rtcpFd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.slot), Pad: int32(s.gen<<1 | uint32(i))}
+		if err := unix.EpollCtl(s.p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			if i == 1 {
+				_ = unix.EpollCtl(s.p.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+			}
+			s.e.slots[s.slot].Store(nil)
+			return fmt.Errorf("rtpio: register port %d with poller %d: %w", s.port+i, s.p.id, err)
+		}
+	}
+	return nil
+}
+
+// setDst points sending at a. A remote of the other address family than
+// the sockets (an IPv6 peer on IPv4 sockets, or an IPv4 peer on sockets
+// bound to one IPv6 address) cannot be reached: sending stops instead of
+// failing on every frame. The caller holds tx.mu or owns s exclusively.
+func (s *Stream) setDst(a netip.AddrPort) {
+	s.tx.dst = nil
+	if !a.IsValid() {
+		return
+	}
+	ip := a.Addr()
+	switch {
+	case s.e.family == unix.AF_INET && ip.Is4():
+		s.tx.dst4 = unix.SockaddrInet4{Port: int(a.Port()), Addr: ip.As4()}
+		s.tx.dst = &s.tx.dst4
+	case s.e.family == unix.AF_INET6 && (ip.Is6() || s.e.cfg.Address.IsUnspecified()):
+		s.tx.dst6 = unix.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
+		s.tx.dst = &s.tx.dst6
+	}
+}
+
+// LocalAddr returns the RTP address: the engine address and the stream's
+// even port. An unspecified engine address (0.0.0.0 or ::) is returned as
+// is; the SIP layer puts its own external address into SDP.
+func (s *Stream) LocalAddr() netip.AddrPort {
+	return netip.AddrPortFrom(s.e.cfg.Address, uint16(s.port))
+}
+
+// Update applies a re-negotiation (re-INVITE). The codec and payload types
+// take effect with the next packet. A changed Remote resets latching: the
+// new SDP address is trusted at once and sending goes there. An invalid
+// Params (a codec other than G.711, bad payload types) is ignored with a
+// logged warning, as the SIP layer should have refused it.
+func (s *Stream) Update(p Params) {
+	if err := p.validate(); err != nil {
+		s.e.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
+		return
+	}
+	remote := normalRemote(p.Remote)
+	s.rx.mu.Lock()
+	defer s.rx.mu.Unlock()
+	if s.rx.closed {
+		return
+	}
+	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
+	moved := remote != s.rx.sdp
+	if moved {
+		s.rx.sdp = remote
+		s.rx.latch.reset(remote)
+		s.rx.seq = seqFilter{}
+	}
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	s.tx.codec = p.Codec
+	s.tx.hdr.PayloadType = p.AudioPT
+	if moved {
+		s.setDst(remote)
+	}
+}
+
+// SetDirection sets the media direction from SDP. With recv false,
+// incoming audio is dropped (counted as Direction) but still proves the
+// caller alive for LastActivity, and DTMF is still decoded. With send
+// false WriteFrame sends nothing; when sending resumes the first packet
+// carries the marker bit.
+func (s *Stream) SetDirection(send, recv bool) {
+	s.rx.mu.Lock()
+	s.rx.recv = recv
+	s.rx.mu.Unlock()
+	s.tx.mu.Lock()
+	s.tx.send = send
+	s.tx.mu.Unlock()
+}
+
+// ReadFrame pops the next 20 ms of received audio into f for the mixing
+// clock. It returns false and silences f when not enough audio is
+// buffered; after such an underrun it waits for 40 ms of audio before
+// playing again, so a late packet does not cause a click every tick.
+func (s *Stream) ReadFrame(f *pcm.Frame) bool {
+	return s.play.pop(f)
+}
+
+// WriteFrame encodes f with the negotiated codec and sends it as one RTP
+// packet to the latched remote (the SDP address until a NAT-ed source is
+// latched). Sequence numbers advance by one and timestamps by 160 per
+// frame from random starting values; the first packet, and the first
+// after more than 60 ms without sending, carry the marker bit, and after
+// such a pause the timestamp also advances by the time that passed. It
+// does nothing without a remote, when sending is off, or after Close. A
+// full socket buffer drops the frame (counted as SendError): it never
+// blocks. It must not be called concurrently with itself.
+func (s *Stream) WriteFrame(f *pcm.Frame) {
+	s.tx.mu.Lock()
+	defer s.tx.mu.Unlock()
+	if s.tx.closed || !s.tx.send || s.tx.dst == nil {
+		return
+	}
+	now := time.Now()
+	h := &s.tx.hdr
+	h.Marker = false
+	switch {
+	case !s.tx.started:
+		s.tx.started = true
+		h.Marker = true
+	default:
+		h.SequenceNumber++
+		gap := now.Sub(s.tx.lastSend)
+		if gap > markerGap {
+			h.Marker = true
+			h.Timestamp += uint32(gap / (time.Second / pcm.SampleRate))
+		} else {
+			h.Timestamp += pcm.FrameSamples
+		}
+	}
+	s.tx.lastSend = now
+	buf := s.tx.buf[:]
+	n, err := h.MarshalTo(buf)
+	if err != nil { // cannot happen: the header has a fixed 12-byte shape
+		s.count(dropSendError)
+		return
+	}
+	n += s.tx.codec.Encode(buf[n:], f[:])
+	if err := unix.Sendto(s.fd, buf[:n], 0, s.tx.dst); err != nil {
+		s.count(dropSendError)
+		return
+	}
+	s.c.packetsOut.Add(1)
+	s.c.bytesOut.Add(uint64(n))
+	s.p.counters.packetsOut.Add(1)
+	s.p.counters.bytesOut.Add(uint64(n))
+}
+
+// LastActivity is the arrival time of the last packet accepted from the
+// caller: audio, DTMF or any other payload type from the latched source
+// (even while receiving is off), or RTCP from its address. It starts at
+// the time of Open, so a call that never sends times out too.
+func (s *Stream) LastActivity() time.Time {
+	return time.Unix(0, s.lastActivity.Load())
+}
+
+// Stats returns the stream's counters and its latched source.
+func (s *Stream) Stats() StreamStats {
+	st := StreamStats{Stats: s.c.snapshot()}
+	s.rx.mu.Lock()
+	st.Latched = s.rx.latch.cur
+	s.rx.mu.Unlock()
+	return st
+}
+
+// Close unregisters both sockets from the poller, closes them and returns
+// the port pair to the engine. It is idempotent and safe to call while a
+// poller is serving the stream or WriteFrame runs: it waits for both to
+// finish their current packet, so a closed descriptor (whose number the
+// kernel may reuse for another stream) is never read or written.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		s.rx.mu.Lock()
+		s.tx.mu.Lock()
+		s.rx.closed = true
+		s.tx.closed = true
+		var errs []error
+		for _, fd := range [2]int{s.fd, s.rtcpFd} {
+			// Removing before closing matters only if the descriptor were
+			// duplicated; the kernel drops it from epoll on close anyway.
+			_ = unix.EpollCtl(s.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			if err := unix.Close(fd); err != nil {
+				errs = append(errs, fmt.Errorf("rtpio: close socket of port %d: %w", s.port, err))
+			}
+		}
+		s.tx.mu.Unlock()
+		s.rx.mu.Unlock()
+		s.e.release(s)
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// release frees the slot and the port pair of a closed stream.
+func (e *Engine) release(s *Stream) {
+	e.slots[s.slot].CompareAndSwap(s, nil)
+	e.mu.Lock()
+	e.inUse[s.slot] = false
+	e.mu.Unlock()
+}
+
+// count adds one to a drop counter of the stream and of its poller.
+func (s *Stream) count(d drop) {
+	s.c.drops[d].Add(1)
+	s.p.counters.drops[d].Add(1)
+}
+
+// countIn records one received datagram of n bytes.
+func (s *Stream) countIn(n int) {
+	s.c.packetsIn.Add(1)
+	s.c.bytesIn.Add(uint64(n))
+	s.p.counters.packetsIn.Add(1)
+	s.p.counters.bytesIn.Add(uint64(n))
+}
+
+// touch records caller activity.
+func (s *Stream) touch(now time.Time) {
+	s.lastActivity.Store(now.UnixNano())
+}
