@@ -409,7 +409,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				done(1 * sec),
 				done(7*sec, welcome()).withNext(noNext),
-				done(8*sec).withNext(next(13 * sec)),
+				done(8 * sec).withNext(next(13 * sec)),
 			},
 		},
 		{
