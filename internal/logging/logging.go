@@ -25,8 +25,9 @@ func New(format string, w io.Writer, level slog.Leveler) (*slog.Logger, error) {
 }
 
 // MaskCaller shows a caller number the way an operator may see it:
-// "+15551234567" becomes "+1•••••4567". Short numbers keep only their last two
-// digits; an empty number is "anonymous". The full number never leaves.
+// "+15551234567" becomes "+1•••••4567". The mask has a fixed width so that
+// it does not tell the number's length. Short numbers (extensions) keep
+// only their last two digits; an empty number is "anonymous".
 func MaskCaller(n string) string {
 	if n == "" {
 		return "anonymous"
@@ -50,11 +51,11 @@ func MaskCaller(n string) string {
 		if plus {
 			p = "+"
 		}
-		return p + d[:1] + strings.Repeat("•", len(d)-5) + d[len(d)-4:]
+		return p + d[:1] + "•••••" + d[len(d)-4:]
 	case len(d) > 2:
-		return strings.Repeat("•", len(d)-2) + d[len(d)-2:]
+		return "•••" + d[len(d)-2:]
 	}
-	return strings.Repeat("•", len(d))
+	return "•••"
 }
 
 // RedactDigits replaces every run of four or more digits in s with "#…#",

@@ -1,0 +1,53 @@
+# groupbridge — a telephone dial-in bridge for support groups.
+#   make run     run the bridge on its embedded default configuration
+#   make test    all tests, the real-peer interop tests (sipp) included
+#   make bench   benchmarks of the mixer, RTP and codec paths
+GO       ?= go
+PKGS     := ./...
+# Debian packages the interop tests need (sipp).
+TEST_DEBS := sip-tester
+TEST_BINS := sipp
+
+.PHONY: all build run test test-deps unit bench fuzz lint prompts clean
+
+all: build
+
+build:
+	$(GO) build -o bin/groupbridge ./cmd/groupbridge
+
+run:
+	$(GO) run ./cmd/groupbridge serve
+
+# test-deps installs what the interop tests call, or says exactly how.
+test-deps:
+	@./scripts/test-deps.sh $(TEST_BINS) -- $(TEST_DEBS)
+
+test: test-deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+# unit runs the tests without installing anything (interop tests skip
+# themselves when their peer is missing).
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./media/... ./internal/...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+FUZZTIME ?= 20s
+fuzz:
+	@./scripts/fuzz-all.sh $(FUZZTIME)
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt: files above need formatting"; exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+# prompts regenerates the built-in voice prompts (needs festival,
+# festvox-us-slt-hts and sox); the generated WAVs are committed.
+prompts:
+	./media/prompt/gen/generate.sh
+
+clean:
+	rm -rf bin

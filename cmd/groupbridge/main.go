@@ -1,0 +1,163 @@
+// Command groupbridge is a telephone dial-in bridge for support groups.
+// The commands only wire configuration to the app; all logic lives below.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/internal/app"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	if err := newRoot(os.Stdout, os.Stderr).Execute(); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "groupbridge:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError carries an exit status for a failure that has already been
+// reported to the user.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "groupbridge",
+		Short:         "A telephone dial-in bridge for support groups",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newServe(stderr), newConfigCmd(stdout, stderr), newVersion(stdout))
+	return root
+}
+
+func newServe(stderr io.Writer) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the bridge (without --config: the embedded default configuration)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cfg *config.Config
+			var err error
+			if file == "" {
+				cfg, err = config.Embedded()
+			} else {
+				cfg, err = config.LoadFile(file)
+			}
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitError{1}
+			}
+			return serve(cfg, stderr)
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "configuration file (YAML)")
+	return cmd
+}
+
+// drainTimeout bounds how long a stop waits for calls to hang up.
+const drainTimeout = 10 * time.Second
+
+func serve(cfg *config.Config, logOut io.Writer) error {
+	a, err := app.New(cfg, app.Options{LogOutput: logOut})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			// Without a handler SIGHUP would kill the process and every call.
+			a.Logger().Warn("SIGHUP received: live reload is not available yet; configuration unchanged")
+			continue
+		}
+		a.Logger().Info("stopping", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		err := a.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			a.Logger().Warn("stopped with calls still up", "error", err)
+		}
+		return nil
+	}
+	return nil
+}
+
+func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Check or print configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a configuration file and print every problem",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			cfg, err := config.LoadFile(args[0])
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitError{1}
+			}
+			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "default",
+		Short: "Print the embedded default configuration",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := stdout.Write(config.EmbeddedYAML())
+			return err
+		},
+	})
+	return cmd
+}
+
+func newVersion(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintln(stdout, "groupbridge", versionString())
+		},
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		return v + " " + bi.GoVersion
+	}
+	return "dev"
+}

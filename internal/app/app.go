@@ -1,0 +1,280 @@
+// Package app is the composition root: it builds the bridge from a validated
+// configuration (prompts, RTP engine, clock, conference, SIP) and carries a
+// call from the PIN prompt into its group's room.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/ivr"
+	"github.com/groupbridge/groupbridge/internal/lobby"
+	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/sipua"
+	"github.com/groupbridge/groupbridge/media/clock"
+	"github.com/groupbridge/groupbridge/media/prompt"
+	"github.com/groupbridge/groupbridge/media/rtpio"
+)
+
+// Options are the process-level things a configuration does not hold.
+type Options struct {
+	// LogOutput receives the log; nil means io.Discard.
+	LogOutput io.Writer
+	// LogLevel is the minimum level logged (default Info).
+	LogLevel slog.Leveler
+}
+
+// App is a running bridge.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	prompts *prompt.Set
+	clock   *clock.Clock
+	engine  *rtpio.Engine
+	conf    *conference.Conference
+	lobby   *lobby.Lobby
+	sip     *sipua.Server
+	groups  []ivr.Group
+}
+
+// New builds the bridge from a validated configuration; Start runs it.
+func New(cfg *config.Config, opts Options) (*App, error) {
+	out := opts.LogOutput
+	if out == nil {
+		out = io.Discard
+	}
+	level := opts.LogLevel
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	log, err := logging.New(cfg.Log.Format, out, level)
+	if err != nil {
+		return nil, fmt.Errorf("log.format: %w", err)
+	}
+	prompts, err := prompt.Builtin(cfg.Prompts.Language)
+	if err != nil {
+		return nil, fmt.Errorf("prompts.language: %w", err)
+	}
+	if cfg.Prompts.Dir != "" {
+		n, err := prompts.LoadDir(cfg.Prompts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("prompts.dir: %w", err)
+		}
+		log.Info("operator prompts loaded", "dir", cfg.Prompts.Dir, "count", n)
+	}
+	rtpAddr, err := netip.ParseAddr(cfg.RTP.Address)
+	if err != nil {
+		return nil, fmt.Errorf("rtp.address: %q: %w", cfg.RTP.Address, err)
+	}
+	engine, err := rtpio.NewEngine(rtpio.Config{
+		Address: rtpAddr,
+		PortMin: cfg.RTP.PortMin,
+		PortMax: cfg.RTP.PortMax,
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rtp: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, prompts: prompts, engine: engine, lobby: lobby.New()}
+	a.clock = clock.New(0, log, a.onTickPanic)
+	a.conf = conference.New(a.clock, prompts, log)
+	for i, g := range cfg.Groups {
+		a.groups = append(a.groups, ivr.Group{Index: i, Number: g.Number, MemberPIN: g.MemberPIN, FacilitatorPIN: g.FacilitatorPIN})
+	}
+	var listeners []sipua.Listener
+	for _, l := range cfg.SIP.Listeners() {
+		listeners = append(listeners, sipua.Listener{Transport: l.Transport, Addr: l.Addr})
+	}
+	a.sip, err = sipua.New(sipua.Config{
+		Listeners:       listeners,
+		ExternalAddress: cfg.SIP.ExternalAddress,
+		UserAgent:       cfg.SIP.UserAgent,
+		MediaAddress:    rtpAddr,
+		Media:           engine,
+		Handler:         a,
+		Logger:          log,
+		RTPTimeout:      cfg.RTP.Timeout,
+		HoldTimeout:     cfg.RTP.HoldTimeout,
+		AnswerDelay:     0, // TODO(answer_delay)
+	})
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Start begins mixing and answering calls.
+func (a *App) Start() error {
+	a.clock.Add(a.lobby)
+	a.clock.Start()
+	if err := a.sip.Start(); err != nil {
+		a.clock.Stop()
+		_ = a.engine.Close()
+		return err
+	}
+	for _, l := range a.sip.Addrs() {
+		a.log.Info("listening", "sip", l.String())
+	}
+	a.log.Info("groupbridge started", "groups", len(a.cfg.Groups),
+		"rtp_ports", fmt.Sprintf("%d-%d", a.cfg.RTP.PortMin, a.cfg.RTP.PortMax))
+	return nil
+}
+
+// SIPAddrs returns the SIP listeners as bound.
+func (a *App) SIPAddrs() []sipua.Listener { return a.sip.Addrs() }
+
+// Logger returns the application's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Shutdown hangs up every call (bounded by ctx) and stops everything.
+func (a *App) Shutdown(ctx context.Context) error {
+	err := a.sip.Shutdown(ctx)
+	a.conf.Close()
+	a.clock.Stop()
+	if cerr := a.engine.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	a.log.Info("groupbridge stopped")
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: calls still up at the deadline: %w", err)
+	}
+	return err
+}
+
+// onTickPanic resets a room whose tick panicked; a panic in the lobby's
+// tick is logged by the clock and the lobby goes on.
+func (a *App) onTickPanic(t clock.Ticker, recovered any) {
+	a.conf.Recover(t, recovered)
+}
+
+// ServeCall carries an answered call through the PIN prompt into its room.
+func (a *App) ServeCall(c *sipua.Call) {
+	entry := a.lobby.Enter(c.Stream())
+	defer entry.Leave()
+	join, reason := a.runIVR(c, entry)
+	if join == nil {
+		if reason != "" {
+			a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
+			c.Hangup(reason)
+		}
+		return
+	}
+	g := a.cfg.Groups[join.Group]
+	role := conference.Member
+	if join.Role == ivr.RoleFacilitator {
+		role = conference.Facilitator
+	}
+	entry.Leave()
+	p, err := a.conf.Join(conference.Group{
+		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
+		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
+	}, conference.JoinRequest{Stream: c.Stream(), Role: role, CallID: c.ID()})
+	if err != nil {
+		outcome := "join-failed"
+		clip := prompt.Goodbye
+		if errors.Is(err, conference.ErrFull) {
+			outcome, clip = "group-full", prompt.GroupFull
+		}
+		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name, "outcome", outcome)
+		a.sayAndHangup(c, outcome, clip)
+		return
+	}
+	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
+		"role", role.String(), "seat", p.Seat(), "outcome", "joined")
+	for {
+		select {
+		case d := <-c.Digits():
+			p.Key(d)
+		case <-p.Done():
+			c.Hangup("session-ended")
+			return
+		case <-c.Context().Done():
+			p.Leave()
+			return
+		}
+	}
+}
+
+// sayAndHangup plays clips to a caller outside any room, then hangs up.
+func (a *App) sayAndHangup(c *sipua.Call, reason string, names ...string) {
+	entry := a.lobby.Enter(c.Stream())
+	defer entry.Leave()
+	var clips [][]int16
+	for _, n := range names {
+		if clip, ok := a.prompts.Clip(n); ok {
+			clips = append(clips, clip)
+		}
+	}
+	entry.Play(clips...)
+	select {
+	case <-entry.Finished():
+	case <-c.Context().Done():
+	case <-time.After(15 * time.Second):
+	}
+	c.Hangup(reason)
+}
+
+// runIVR drives the PIN state machine with the call's key presses, the
+// prompts' completions and its timers. It returns the join action, or nil
+// and the reason the call is to end ("" when the caller already hung up).
+func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry) (*ivr.Action, string) {
+	m := ivr.New(ivr.Config{Groups: a.groups, Dialed: c.Dialed()})
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var join *ivr.Action
+	hangup := ""
+	apply := func(acts []ivr.Action) {
+		for i := range acts {
+			act := acts[i]
+			switch act.Kind {
+			case ivr.ActPlay:
+				var clips [][]int16
+				for _, n := range act.Prompts {
+					if clip, ok := a.prompts.Clip(n); ok {
+						clips = append(clips, clip, prompt.Pause(200*time.Millisecond))
+					}
+				}
+				entry.Play(clips...)
+			case ivr.ActStopPrompt:
+				entry.Stop()
+			case ivr.ActJoin:
+				join = &act
+			case ivr.ActHangup:
+				hangup = act.Reason
+			}
+		}
+	}
+	apply(m.Start(time.Now()))
+	for join == nil && hangup == "" && !m.Done() {
+		if dl, ok := m.NextDeadline(); ok {
+			timer.Reset(max(time.Until(dl), time.Millisecond))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case d := <-c.Digits():
+			apply(m.Digit(d, time.Now()))
+		case <-entry.Finished():
+			apply(m.PromptDone(time.Now()))
+		case <-timer.C:
+			apply(m.Tick(time.Now()))
+		case <-c.Context().Done():
+			return nil, ""
+		}
+	}
+	if join != nil {
+		return join, ""
+	}
+	if hangup == "" {
+		hangup = "ivr-ended"
+	}
+	return nil, hangup
+}

@@ -1,0 +1,125 @@
+// Package lobby is where a call waits before it is in a room: it hears the
+// PIN prompts, played on the shared mixing clock (no ticker per call), and
+// its key presses drive the IVR state machine.
+package lobby
+
+import (
+	"sync"
+	"time"
+
+	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// Stream is a caller's media; *rtpio.Stream is one.
+type Stream interface {
+	ReadFrame(f *pcm.Frame) bool
+	WriteFrame(f *pcm.Frame)
+}
+
+// Lobby plays prompts to callers who are not in a room. Register it on the
+// clock; its Tick serves every caller in it.
+type Lobby struct {
+	mu      sync.Mutex
+	entries []*Entry
+	frame   pcm.Frame
+	discard pcm.Frame
+}
+
+// New returns an empty lobby.
+func New() *Lobby { return &Lobby{} }
+
+// Entry is one caller in the lobby.
+type Entry struct {
+	l        *Lobby
+	stream   Stream
+	player   prompt.Player // guarded by l.mu
+	playing  bool          // guarded by l.mu
+	finished chan struct{} // one signal per completed Play
+	gone     bool          // guarded by l.mu
+}
+
+// Enter adds a caller; it hears silence until Play.
+func (l *Lobby) Enter(s Stream) *Entry {
+	e := &Entry{l: l, stream: s, finished: make(chan struct{}, 1)}
+	l.mu.Lock()
+	l.entries = append(l.entries, e)
+	l.mu.Unlock()
+	return e
+}
+
+// Len returns how many callers are in the lobby.
+func (l *Lobby) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// Tick sends every caller its next 20 ms of prompt (or silence) and drains
+// what they sent: audio before the room is heard by nobody.
+func (l *Lobby) Tick(time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.entries {
+		e.stream.ReadFrame(&l.discard)
+		if e.player.Next(&l.frame) {
+			e.playing = true
+		} else if e.playing {
+			e.playing = false
+			select {
+			case e.finished <- struct{}{}:
+			default:
+			}
+		}
+		e.stream.WriteFrame(&l.frame)
+	}
+}
+
+// Play replaces what the caller hears with clips; Finished signals once
+// they have all played.
+func (e *Entry) Play(clips ...[]int16) {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	e.player.Play(clips...)
+	// A completion of what was playing before must not be taken for this one.
+	select {
+	case <-e.finished:
+	default:
+	}
+	e.playing = e.player.Playing()
+	if !e.playing {
+		e.finished <- struct{}{}
+	}
+}
+
+// Stop silences the caller at once (a key press interrupts a prompt).
+func (e *Entry) Stop() {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	e.player.Stop()
+	e.playing = false
+	select {
+	case <-e.finished:
+	default:
+	}
+}
+
+// Finished receives a value each time everything given to Play has played.
+func (e *Entry) Finished() <-chan struct{} { return e.finished }
+
+// Leave takes the caller out of the lobby. After it returns the lobby no
+// longer touches the stream.
+func (e *Entry) Leave() {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	if e.gone {
+		return
+	}
+	e.gone = true
+	for i, x := range e.l.entries {
+		if x == e {
+			e.l.entries = append(e.l.entries[:i], e.l.entries[i+1:]...)
+			break
+		}
+	}
+}
