@@ -1,0 +1,240 @@
+// Package config holds groupbridge's configuration: its types, the defaults
+// (which live in code), the embedded demo file, strict YAML loading and
+// validation.
+//
+// Loading is strict because an operator's typo must not silently fall back
+// to a default: unknown keys, values of the wrong type, keys given twice and
+// every broken rule are all reported at once, each named by its dotted path
+// (sip.listen[1], groups[0].member_pin). Errors about secrets (PINs) name the
+// key and the rule, never the value.
+//
+// The package imports no other groupbridge package.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a whole groupbridge configuration. The yaml tags are the file's
+// keys; the decoder walks them by reflection, so a field added here is a key
+// of the file (add it to default.yaml and Validate too).
+type Config struct {
+	SIP     SIP     `yaml:"sip"`
+	RTP     RTP     `yaml:"rtp"`
+	Log     Log     `yaml:"log"`
+	Prompts Prompts `yaml:"prompts"`
+	Groups  []Group `yaml:"groups"`
+}
+
+// SIP is where and how the bridge speaks SIP.
+type SIP struct {
+	// Listen holds "transport:host:port" entries; see ParseListener.
+	Listen []string `yaml:"listen"`
+	// ExternalAddress is the public IP or host name put in Contact and SDP
+	// when the bridge sits behind NAT; empty means the local address.
+	ExternalAddress string `yaml:"external_address"`
+	// UserAgent is sent in User-Agent and Server headers.
+	UserAgent string `yaml:"user_agent"`
+}
+
+// RTP is where the media sockets bind and when a silent call is dropped.
+type RTP struct {
+	// Address is the IP the RTP sockets bind to.
+	Address string `yaml:"address"`
+	// PortMin and PortMax bound the ports used, both inclusive. Each call
+	// takes an even port for RTP and the odd one above it for RTCP.
+	PortMin int `yaml:"port_min"`
+	PortMax int `yaml:"port_max"`
+	// Timeout hangs up a call that sends no RTP for this long.
+	Timeout time.Duration `yaml:"timeout"`
+	// HoldTimeout is the same for a call on hold, which may rightly send
+	// nothing for a long time.
+	HoldTimeout time.Duration `yaml:"hold_timeout"`
+}
+
+// Log formats.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// Log is how the bridge logs.
+type Log struct {
+	// Format is LogFormatText or LogFormatJSON.
+	Format string `yaml:"format"`
+}
+
+// Prompts chooses the spoken prompts.
+type Prompts struct {
+	// Language picks a built-in prompt set; see BuiltinLanguages.
+	Language string `yaml:"language"`
+	// Dir, when set, is a directory of the operator's own recordings that
+	// override the built-in ones. A relative path is taken from the working
+	// directory.
+	Dir string `yaml:"dir"`
+}
+
+// BuiltinLanguages lists the prompt sets compiled into groupbridge.
+var BuiltinLanguages = []string{"en"}
+
+// Who leads a group's sessions.
+const (
+	// LedByFacilitator groups hold members in waiting until a facilitator joins.
+	LedByFacilitator = "facilitator"
+	// LedByPeer groups start as soon as anyone joins.
+	LedByPeer = "peer"
+)
+
+// Group is one support group callers can join. A group item in a file starts
+// from DefaultGroup, so it only needs the keys that differ.
+type Group struct {
+	// Name is shown to operators (never to callers); unique, case-insensitively.
+	Name string `yaml:"name"`
+	// Number, when set, is a dialled number (the Request-URI user) that lands
+	// in this group; only this group's PINs are then accepted.
+	Number string `yaml:"number"`
+	// MemberPIN admits a caller as a member. Secret.
+	MemberPIN string `yaml:"member_pin" secret:"PIN"`
+	// FacilitatorPIN admits a caller as a facilitator. Secret.
+	FacilitatorPIN string `yaml:"facilitator_pin" secret:"PIN"`
+	// LedBy is LedByFacilitator or LedByPeer.
+	LedBy string `yaml:"led_by"`
+	// MaxMembers caps members in the room or waiting; facilitators always get in.
+	MaxMembers int `yaml:"max_members"`
+	// ShareMinutes is the share timer's limit for one floor grant.
+	ShareMinutes int `yaml:"share_minutes"`
+	// EndGrace is how long a facilitator-led room waits for a facilitator
+	// to come back before the session ends.
+	EndGrace time.Duration `yaml:"end_grace"`
+}
+
+// Default returns the built-in configuration: every key at its default and no
+// groups. It is not valid on its own; a file must add at least one group.
+func Default() *Config {
+	return &Config{
+		SIP: SIP{
+			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent: "groupbridge",
+		},
+		RTP: RTP{
+			Address:     "0.0.0.0",
+			PortMin:     10000,
+			PortMax:     20000,
+			Timeout:     30 * time.Second,
+			HoldTimeout: time.Hour,
+		},
+		Log:     Log{Format: LogFormatText},
+		Prompts: Prompts{Language: "en"},
+	}
+}
+
+// DefaultGroup returns a group with every key at its default; Name and
+// MemberPIN are empty and must be set.
+func DefaultGroup() Group {
+	return Group{
+		LedBy:        LedByPeer,
+		MaxMembers:   30,
+		ShareMinutes: 3,
+		EndGrace:     2 * time.Minute,
+	}
+}
+
+// UnmarshalYAML lets yaml.Unmarshal fill a Group directly: it starts from
+// DefaultGroup, so a key the node leaves out keeps its default and an explicit
+// value wins, and it applies the same strict rules as Parse (unknown keys and
+// type errors are reported as Errors, with paths relative to the group). It
+// does not validate; Parse does.
+func (g *Group) UnmarshalYAML(value *yaml.Node) error {
+	*g = DefaultGroup()
+	d := newDecoder()
+	d.value(value, reflect.ValueOf(g).Elem(), "", "")
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	return nil
+}
+
+//go:embed default.yaml
+var embedded []byte
+
+// EmbeddedYAML returns the embedded default configuration file, comments and
+// all: what `groupbridge config default` prints. The slice is a copy.
+func EmbeddedYAML() []byte { return append([]byte(nil), embedded...) }
+
+// Embedded parses the embedded default configuration: loopback SIP and RTP
+// and one peer-led demo group.
+func Embedded() (*Config, error) {
+	c, err := Parse(embedded)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default configuration: %w", err)
+	}
+	return c, nil
+}
+
+// Parse reads a configuration from YAML: it starts from Default, decodes data
+// over it (a group item starts from DefaultGroup) and validates the result.
+// On failure it returns Errors listing every problem: syntax, unknown keys,
+// wrong types, repeated keys and broken rules. An empty file, or one without
+// groups, is an error, so demo PINs cannot reach production by accident.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	d := newDecoder()
+	root, fatal := parseDocument(data)
+	if fatal != nil {
+		return nil, Errors{fatal}
+	}
+	if root != nil {
+		d.value(root, reflect.ValueOf(c).Elem(), "", "")
+		if d.budget <= 0 {
+			// The decode stopped part way; validating the rest is noise.
+			return nil, d.errs
+		}
+	}
+	errs := d.errs
+	if verr := c.Validate(); verr != nil {
+		for _, e := range verr.(Errors) {
+			// A key that failed to decode kept its default or stayed empty;
+			// its "required" or range complaint would only be noise.
+			if !d.failedAt(e.Path) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// LoadFile reads and parses the configuration file at path. A read failure is
+// returned wrapped; a file that does not parse gives a *FileError whose lines
+// all start with the file name and which unwraps to Errors.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, &FileError{File: path, Err: err}
+	}
+	return c, nil
+}
+
+// Group returns the group with the given name, compared case-insensitively
+// as names are unique that way, or nil.
+func (c *Config) Group(name string) *Group {
+	for i := range c.Groups {
+		if strings.EqualFold(c.Groups[i].Name, name) {
+			return &c.Groups[i]
+		}
+	}
+	return nil
+}

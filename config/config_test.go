@@ -1,0 +1,356 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestDefault(t *testing.T) {
+	want := &Config{
+		SIP: SIP{
+			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent: "groupbridge",
+		},
+		RTP: RTP{
+			Address:     "0.0.0.0",
+			PortMin:     10000,
+			PortMax:     20000,
+			Timeout:     30 * time.Second,
+			HoldTimeout: time.Hour,
+		},
+		Log:     Log{Format: "text"},
+		Prompts: Prompts{Language: "en"},
+	}
+	if got := Default(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Default() = %+v\nwant %+v", got, want)
+	}
+	// Default has no groups, so on its own it must not validate.
+	assertErrors(t, Default().Validate(), "groups: at least one group is required")
+	// Each call returns a fresh value: a caller editing one must not edit the next.
+	d := Default()
+	d.SIP.Listen[0] = "changed"
+	if Default().SIP.Listen[0] == "changed" {
+		t.Fatal("Default shares its listen slice between calls")
+	}
+}
+
+func TestDefaultGroup(t *testing.T) {
+	want := Group{LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute}
+	if got := DefaultGroup(); got != want {
+		t.Fatalf("DefaultGroup() = %+v, want %+v", got, want)
+	}
+}
+
+func TestEmbedded(t *testing.T) {
+	c, err := Embedded()
+	if err != nil {
+		t.Fatalf("Embedded: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("embedded config does not validate: %v", err)
+	}
+	wantListeners := []Listener{
+		{Transport: "udp", Addr: netip.MustParseAddrPort("127.0.0.1:5060")},
+		{Transport: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:5060")},
+	}
+	if got := c.SIP.Listeners(); !slices.Equal(got, wantListeners) {
+		t.Errorf("listeners = %v, want %v", got, wantListeners)
+	}
+	if c.RTP.Address != "127.0.0.1" {
+		t.Errorf("rtp.address = %q, want 127.0.0.1", c.RTP.Address)
+	}
+	if len(c.Groups) != 1 {
+		t.Fatalf("embedded config has %d groups, want 1", len(c.Groups))
+	}
+	want := DefaultGroup()
+	want.Name, want.MemberPIN, want.FacilitatorPIN, want.LedBy = "Demo group", "1234", "654321", "peer"
+	if c.Groups[0] != want {
+		t.Errorf("demo group = %+v, want %+v", c.Groups[0], want)
+	}
+	// Everything the file does not set comes from code.
+	d := Default()
+	if c.SIP.UserAgent != d.SIP.UserAgent || c.RTP.PortMin != d.RTP.PortMin || c.RTP.PortMax != d.RTP.PortMax ||
+		c.RTP.Timeout != d.RTP.Timeout || c.RTP.HoldTimeout != d.RTP.HoldTimeout || c.Log != d.Log || c.Prompts != d.Prompts {
+		t.Errorf("embedded config changes a code default: %+v", c)
+	}
+	// EmbeddedYAML hands out a copy.
+	b := EmbeddedYAML()
+	b[0] = 'X'
+	if EmbeddedYAML()[0] == 'X' {
+		t.Error("EmbeddedYAML returns the embedded slice itself")
+	}
+}
+
+// commentedKey matches a commented-out "key: value" line of default.yaml.
+var commentedKey = regexp.MustCompile(`(?m)^(\s*)# ([a-z_]+: .*)$`)
+
+// TestEmbeddedDocumentsDefaults uncomments the "# key: value" lines of the
+// embedded file: the result must parse to the same configuration, so the
+// comments show the true code defaults, and it must mention every key of the
+// schema, so `config default` documents each key a later change adds.
+func TestEmbeddedDocumentsDefaults(t *testing.T) {
+	full := commentedKey.ReplaceAll(EmbeddedYAML(), []byte("$1$2"))
+	got, err := Parse(full)
+	if err != nil {
+		t.Fatalf("uncommented default.yaml does not parse: %v\n%s", err, full)
+	}
+	want, err := Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("a commented default in default.yaml differs from the code:\n got %+v\nwant %+v", got, want)
+	}
+
+	var doc yaml.Node
+	if err := yaml.Unmarshal(full, &doc); err != nil {
+		t.Fatal(err)
+	}
+	inFile := map[string]bool{}
+	collectKeys(doc.Content[0], "", inFile)
+	schema := map[string]bool{}
+	schemaKeys(reflect.TypeFor[Config](), "", schema)
+	for k := range schema {
+		if !inFile[k] {
+			t.Errorf("default.yaml does not mention %s, not even in a comment", k)
+		}
+	}
+	for k := range inFile {
+		if !schema[k] {
+			t.Errorf("default.yaml mentions %s, which is not in the schema", k)
+		}
+	}
+}
+
+func collectKeys(n *yaml.Node, path string, out map[string]bool) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := strings.TrimPrefix(path+"."+n.Content[i].Value, ".")
+			out[p] = true
+			collectKeys(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			collectKeys(item, path+"[]", out)
+		}
+	}
+}
+
+func schemaKeys(t reflect.Type, path string, out map[string]bool) {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		p := strings.TrimPrefix(path+"."+name, ".")
+		out[p] = true
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			schemaKeys(f.Type, p, out)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			schemaKeys(f.Type.Elem(), p+"[]", out)
+		}
+	}
+}
+
+func TestParseKeepsDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+rtp:
+  port_max: 30000
+groups:
+  - name: Tuesday Grief Circle
+    member_pin: "4821"
+  - name: Thursday
+    number: "+1002"
+    member_pin: "4822"
+    facilitator_pin: "917355"
+    led_by: facilitator
+    max_members: 12
+    share_minutes: 5
+    end_grace: 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if !slices.Equal(c.SIP.Listen, d.SIP.Listen) || c.RTP.PortMin != 10000 || c.RTP.PortMax != 30000 {
+		t.Errorf("defaults not kept around an explicit key: %+v", c)
+	}
+	if c.Groups[0] != (Group{Name: "Tuesday Grief Circle", MemberPIN: "4821", LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute}) {
+		t.Errorf("group defaults not applied: %+v", c.Groups[0])
+	}
+	want := Group{Name: "Thursday", Number: "+1002", MemberPIN: "4822", FacilitatorPIN: "917355", LedBy: "facilitator", MaxMembers: 12, ShareMinutes: 5, EndGrace: 0}
+	if c.Groups[1] != want {
+		t.Errorf("explicit group values not kept: %+v, want %+v", c.Groups[1], want)
+	}
+	if g := c.Group("THURSDAY"); g != &c.Groups[1] {
+		t.Errorf("Group(THURSDAY) = %p, want %p", g, &c.Groups[1])
+	}
+	if g := c.Group("nope"); g != nil {
+		t.Errorf("Group(nope) = %+v, want nil", g)
+	}
+}
+
+// TestPINLiteralText checks YAML's number quirks cannot change a PIN: an
+// unquoted 0123 would be octal 83 to a YAML int, and 1234 is an int.
+func TestPINLiteralText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`0123`, "0123"},
+		{`01234567`, "01234567"},
+		{`1234`, "1234"},
+		{`"0042"`, "0042"},
+		{`'9999'`, "9999"},
+		{`0012345678`, "0012345678"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte("groups:\n  - name: g\n    member_pin: " + tt.in + "\n"))
+		if err != nil {
+			t.Errorf("member_pin: %s: %v", tt.in, err)
+			continue
+		}
+		if got := c.Groups[0].MemberPIN; got != tt.want {
+			t.Errorf("member_pin: %s gave %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMergeAndAlias(t *testing.T) {
+	c, err := Parse([]byte(`
+groups:
+  - &base
+    name: A
+    member_pin: "1111"
+    max_members: 5
+    led_by: facilitator
+    facilitator_pin: "111111"
+  - <<: *base
+    name: B
+    member_pin: "2222"
+    facilitator_pin: "222222"
+  - <<: [{share_minutes: 7, max_members: 8}, *base]
+    name: C
+    member_pin: "3333"
+    facilitator_pin: "333333"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Groups[1]
+	if b.Name != "B" || b.MemberPIN != "2222" || b.MaxMembers != 5 || b.LedBy != "facilitator" {
+		t.Errorf("merged group B = %+v", b)
+	}
+	// In a list of merges the earlier mapping wins.
+	cg := c.Groups[2]
+	if cg.MaxMembers != 8 || cg.ShareMinutes != 7 || cg.LedBy != "facilitator" {
+		t.Errorf("merged group C = %+v", cg)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(good, []byte("groups:\n  - name: g\n    member_pin: \"4821\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("sip:\n  lisen: []\ngroups: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadFile(good)
+	if err != nil || len(c.Groups) != 1 {
+		t.Fatalf("LoadFile(good) = %v, %v", c, err)
+	}
+
+	_, err = LoadFile(bad)
+	want := bad + ": sip.lisen: unknown key\n" + bad + ": groups: at least one group is required"
+	if err == nil || err.Error() != want {
+		t.Errorf("LoadFile(bad) error:\n%v\nwant:\n%s", err, want)
+	}
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Errorf("errors.As(Errors) on LoadFile error: %v", errs)
+	}
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.File != bad {
+		t.Errorf("errors.As(*FileError) = %v", fe)
+	}
+
+	missing := filepath.Join(dir, "missing.yaml")
+	_, err = LoadFile(missing)
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("LoadFile(missing) = %v, want a not-exist error naming the file", err)
+	}
+}
+
+// TestGroupUnmarshalYAML covers decoding a Group with yaml.v3 directly.
+func TestGroupUnmarshalYAML(t *testing.T) {
+	var gs []Group
+	if err := yaml.Unmarshal([]byte("- name: a\n  member_pin: 0123\n  max_members: 4\n"), &gs); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultGroup()
+	want.Name, want.MemberPIN, want.MaxMembers = "a", "0123", 4
+	if len(gs) != 1 || gs[0] != want {
+		t.Errorf("got %+v, want %+v", gs, want)
+	}
+
+	var g Group
+	err := yaml.Unmarshal([]byte("name: a\npin: 1\nmember_pin: [98765]\n"), &g)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %v is not Errors", err)
+	}
+	assertErrors(t, errs, "pin: unknown key", "member_pin: expected a PIN, found a list")
+}
+
+func TestErrorsFormat(t *testing.T) {
+	errs := Errors{{Path: "a.b", Message: "one"}, {Message: "whole file"}}
+	if got := errs.Error(); got != "a.b: one\nwhole file" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+}
+
+func TestMaskDigits(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"abc", "abc"},
+		{"a123b", "a123b"},
+		{"member_pin:98765", "member_pin:####"},
+		{"line 1234: unknown anchor '98765'", "line 1234: unknown anchor '####'"},
+		{"1234", "####"},
+		{"12 3456789 0", "12 #### 0"},
+	}
+	for _, tt := range tests {
+		if got := maskDigits(tt.in); got != tt.want {
+			t.Errorf("maskDigits(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// assertErrors checks that err holds exactly the wanted lines, in any order.
+func assertErrors(t *testing.T, err error, want ...string) {
+	t.Helper()
+	var got []string
+	if err != nil {
+		var errs Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("error %v (%T) is not config.Errors", err, err)
+		}
+		for _, e := range errs {
+			got = append(got, e.Error())
+		}
+	}
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

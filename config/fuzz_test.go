@@ -1,0 +1,131 @@
+package config
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// fuzzSecrets are the PINs the seeds use. Each is a string no message of the
+// package contains on its own.
+var fuzzSecrets = []string{"1234", "654321", pin, "4821", "917355"}
+
+// FuzzParse checks that Parse never panics, that what it accepts is valid,
+// that what it rejects comes as Errors, and that no error repeats a seed PIN
+// unless the input also holds that text somewhere it is not a secret.
+func FuzzParse(f *testing.F) {
+	f.Add(EmbeddedYAML())
+	f.Add(commentedKey.ReplaceAll(EmbeddedYAML(), []byte("$1$2")))
+	f.Add([]byte(`
+sip:
+  listen: ["udp:[::1]:0", "tcp:127.0.0.1:0"]
+  external_address: pbx.example.org
+rtp: {port_min: 10001, port_max: 10002, timeout: 0s}
+groups:
+  - &g
+    name: Tuesday Grief Circle
+    number: "1001"
+    member_pin: "4821"
+    facilitator_pin: "917355"
+    led_by: facilitator
+  - <<: *g
+    name: Wednesday
+    member_pin: "98765"
+`))
+	f.Add([]byte("groups:\n  - name: G\n    member_pin: [98765]\n    pin: 98765\n"))
+	f.Add([]byte("groups:\n  - {name: G, member_pin:98765, led_by: boss}\n"))
+	f.Add([]byte("groups:\n  - name: G\n    member_pin: *98765\n"))
+	f.Add([]byte("groups:\n  - name: G\n    member_pin: \"98765\"\n  - name: g\n    member_pin: \"98765\"\n"))
+	f.Add([]byte("groups: &l [{<<: *l}]\n"))
+	f.Add([]byte("sip: [1]\nrtp: {port_min: abc}\n---\n"))
+	f.Add([]byte(""))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err == nil {
+			if c == nil || len(c.Groups) == 0 {
+				t.Fatalf("Parse accepted %q without groups: %+v", data, c)
+			}
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted %q but Validate says %v", data, verr)
+			}
+			return
+		}
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) == 0 {
+			t.Fatalf("Parse error %v (%T) is not a non-empty Errors", err, err)
+		}
+		for _, e := range errs {
+			if e.Message == "" {
+				t.Fatalf("empty message in %v", err)
+			}
+		}
+		shown := shownText(data)
+		msg := err.Error()
+		for _, s := range fuzzSecrets {
+			if !strings.Contains(msg, s) {
+				continue
+			}
+			// Numbers up to the input's size can be line numbers, list
+			// indexes or lengths, not echoes.
+			if n, _ := strconv.Atoi(s); n <= len(data) {
+				continue
+			}
+			if !strings.Contains(shown, s) {
+				t.Fatalf("error repeats the secret %s:\n%s\ninput: %q", s, msg, data)
+			}
+		}
+	})
+}
+
+// shownText gathers every value of data that an error may rightly show: the
+// scalar values outside member_pin and facilitator_pin, as written and as a
+// number or duration would print. Keys are left out on purpose: messages
+// mask digit runs in keys, so a PIN typed as a key must not show either.
+func shownText(data []byte) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return ""
+	}
+	var b strings.Builder
+	// Aliases are followed, as a value anchored under a PIN key may be
+	// used elsewhere, but each node is walked once: alias-heavy inputs would
+	// otherwise cost exponential time, and an alias cycle would never end.
+	seen := make(map[*yaml.Node]bool)
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		n = resolve(n)
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := n.Content[i].Value; k == "member_pin" || k == "facilitator_pin" {
+					continue
+				}
+				walk(n.Content[i+1])
+			}
+		case yaml.ScalarNode:
+			b.WriteString(n.Value + "\n")
+			var i int64
+			if n.Decode(&i) == nil {
+				b.WriteString(strconv.FormatInt(i, 10) + "\n")
+			}
+			if d, err := time.ParseDuration(n.Value); err == nil {
+				b.WriteString(d.String() + "\n" + shortDuration(d) + "\n")
+			}
+		}
+	}
+	walk(&doc)
+	return b.String()
+}

@@ -1,0 +1,323 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// okGroups is a valid groups section, appended to cases that test other sections.
+const okGroups = "groups:\n  - name: G\n    member_pin: \"4821\"\n"
+
+// TestParseRules feeds one YAML file per case and expects exactly the listed
+// error lines (in any order); no lines means the file is valid. $TMP stands
+// for a temporary directory holding a directory "prompts" and a file "file".
+func TestParseRules(t *testing.T) {
+	tmp := t.TempDir()
+	if err := os.Mkdir(filepath.Join(tmp, "prompts"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		// The whole file.
+		{"minimal", okGroups, nil},
+		{"empty file", "", []string{"groups: at least one group is required"}},
+		{"only comments", "# nothing here\n", []string{"groups: at least one group is required"}},
+		{"null document", "~\n", []string{"groups: at least one group is required"}},
+		{"no groups", "log: {format: json}\n", []string{"groups: at least one group is required"}},
+		{"empty groups", "groups: []\n", []string{"groups: at least one group is required"}},
+		{"null groups", "groups:\n", []string{"groups: at least one group is required"}},
+		{"root is a list", "- a\n", []string{"the file must be a mapping of sections (sip:, rtp:, groups: ...), found a list"}},
+		{"root is text", "hello\n", []string{`the file must be a mapping of sections (sip:, rtp:, groups: ...), found "hello"`}},
+		{"syntax error", "sip: [\n", []string{"invalid YAML: line 1: did not find expected node content"}},
+		{"two documents", okGroups + "---\nlog: {format: json}\n", []string{"the file holds more than one YAML document (another starts after ---)"}},
+		{"trailing document marker", okGroups + "---\n", nil},
+		{"empty sections keep defaults", "sip:\nrtp:\nlog:\nprompts:\n" + okGroups, nil},
+
+		// Unknown keys, every one, with its path.
+		{"unknown keys", `
+admin: {listen: 127.0.0.1:8080}
+sip:
+  lisen: ["udp:127.0.0.1:5060"]
+  trusted: []
+groups:
+  - name: A
+    member_pin: "1111"
+  - name: B
+    member_pin: "2222"
+    pin: "3333"
+    "odd key": 1
+`, []string{
+			"admin: unknown key",
+			"sip.lisen: unknown key",
+			"sip.trusted: unknown key",
+			"groups[1].pin: unknown key",
+			`groups[1]."odd key": unknown key`,
+		}},
+		{"key given twice", "log:\n  format: json\n  format: text\n" + okGroups, []string{"log.format: key given twice (lines 2 and 3)"}},
+		{"key that is a list", "log:\n  ? [a]\n  : 1\n" + okGroups, []string{"log: a key must be a plain name, found a list"}},
+
+		// Type errors name the path; a failed key gives no follow-on complaint.
+		{"int is text", "rtp: {port_min: abc}\n" + okGroups, []string{`rtp.port_min: expected a whole number, found "abc"`}},
+		{"int is quoted", "rtp: {port_min: \"10000\"}\n" + okGroups, []string{`rtp.port_min: expected a whole number, found the quoted text "10000" (drop the quotes)`}},
+		{"int is a float", "rtp: {port_max: 1.5}\n" + okGroups, []string{`rtp.port_max: expected a whole number, found "1.5"`}},
+		{"int overflows", "rtp: {port_max: 99999999999999999999}\n" + okGroups, []string{`rtp.port_max: expected a whole number, found "99999999999999999999"`}},
+		{"int is a list", "groups:\n  - name: G\n    member_pin: \"4821\"\n    max_members: [1]\n", []string{"groups[0].max_members: expected a whole number, found a list"}},
+		{"duration without unit", "rtp: {timeout: 30}\n" + okGroups, []string{`rtp.timeout: expected a duration like 90s, 2m or 1h, found "30"`}},
+		{"duration is text", "rtp: {hold_timeout: forever}\n" + okGroups, []string{`rtp.hold_timeout: expected a duration like 90s, 2m or 1h, found "forever"`}},
+		{"list is text", "sip: {listen: \"udp:127.0.0.1:5060\"}\n" + okGroups, []string{`sip.listen: expected a list, found "udp:127.0.0.1:5060"`}},
+		{"section is a list", "sip: [1]\n" + okGroups, []string{"sip: expected a mapping of keys, found a list"}},
+		{"text is a mapping", "log: {format: {a: 1}}\n" + okGroups, []string{"log.format: expected text, found a mapping"}},
+		{"groups is a mapping", "groups: {name: G}\n", []string{"groups: expected a list, found a mapping"}},
+		{"group is text", "groups:\n  - G\n", []string{`groups[0]: expected a mapping of keys, found "G"`}},
+		{"group is empty", "groups:\n  -\n", []string{"groups[0]: expected a mapping of keys, found nothing"}},
+		{"PIN is a list", "groups:\n  - name: G\n    member_pin: [1, 2]\n", []string{"groups[0].member_pin: expected a PIN, found a list"}},
+		{"merge of text", "log:\n  <<: abc\n" + okGroups, []string{"log.<<: a merge needs a mapping or a list of mappings"}},
+
+		// sip.listen
+		{"listen empty", "sip: {listen: []}\n" + okGroups, []string{"sip.listen: at least one listener is required"}},
+		{"listen null", "sip:\n  listen:\n" + okGroups, []string{"sip.listen: at least one listener is required"}},
+		{"listen good", `sip: {listen: ["udp:[::1]:5060", "tcp:[::1]:5060", "udp:127.0.0.1:0", "tcp:0.0.0.0:65535", "udp:[fe80::1%eth0]:5060"]}` + "\n" + okGroups, nil},
+		{"listen bad", `
+sip:
+  listen:
+    - "tls:127.0.0.1:5061"
+    - "udp"
+    - "udp:127.0.0.1"
+    - "udp:localhost:5060"
+    - "udp:::1:5060"
+    - "udp:[127.0.0.1]:5060"
+    - "tcp:127.0.0.1:65536"
+    - "tcp:127.0.0.1:+5"
+    - "tcp:127.0.0.1:"
+    - "UDP:127.0.0.1:5060"
+    - ""
+` + okGroups, []string{
+			`sip.listen[0]: "tls:127.0.0.1:5061": transport must be udp or tcp`,
+			`sip.listen[1]: "udp" must look like transport:host:port, like udp:0.0.0.0:5060`,
+			`sip.listen[2]: "udp:127.0.0.1" must look like transport:host:port, like udp:0.0.0.0:5060`,
+			`sip.listen[3]: "udp:localhost:5060": host "localhost" must be an IP address`,
+			`sip.listen[4]: "udp:::1:5060": an IPv6 host goes in brackets, like udp:[::1]:5060`,
+			`sip.listen[5]: "udp:[127.0.0.1]:5060": brackets are only for IPv6 hosts`,
+			`sip.listen[6]: "tcp:127.0.0.1:65536": port "65536" must be 0-65535`,
+			`sip.listen[7]: "tcp:127.0.0.1:+5": port "+5" must be 0-65535`,
+			`sip.listen[8]: "tcp:127.0.0.1:": port "" must be 0-65535`,
+			`sip.listen[9]: "UDP:127.0.0.1:5060": transport must be udp or tcp`,
+			`sip.listen[10]: "" must look like transport:host:port, like udp:0.0.0.0:5060`,
+		}},
+		{"listen duplicates", `sip: {listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:127.0.0.1:5060", "udp:[::1]:5060", "udp:[0:0::1]:5060"]}` + "\n" + okGroups, []string{
+			`sip.listen[2]: "udp:127.0.0.1:5060" repeats sip.listen[0]`,
+			`sip.listen[4]: "udp:[0:0::1]:5060" repeats sip.listen[3]`,
+		}},
+
+		// sip.external_address and sip.user_agent
+		{"external address IPv4", "sip: {external_address: 203.0.113.5}\n" + okGroups, nil},
+		{"external address IPv6", "sip: {external_address: \"2001:db8::1\"}\n" + okGroups, nil},
+		{"external address name", "sip: {external_address: sip-1.example.org}\n" + okGroups, nil},
+		{"external address single label", "sip: {external_address: pbx}\n" + okGroups, nil},
+		{"external address bad", `
+sip: {external_address: bad_host}
+` + okGroups, []string{`sip.external_address: "bad_host" must be an IP address or a host name`}},
+		{"external address with port", "sip: {external_address: \"203.0.113.5:5060\"}\n" + okGroups, []string{`sip.external_address: "203.0.113.5:5060" must be an IP address or a host name`}},
+		{"external address short IPv4", "sip: {external_address: 192.168.1}\n" + okGroups, []string{`sip.external_address: "192.168.1" must be an IP address or a host name`}},
+		{"external address hyphen", "sip: {external_address: -a.example.org}\n" + okGroups, []string{`sip.external_address: "-a.example.org" must be an IP address or a host name`}},
+		{"external address empty label", "sip: {external_address: a..org}\n" + okGroups, []string{`sip.external_address: "a..org" must be an IP address or a host name`}},
+		{"external address long label", "sip: {external_address: " + strings.Repeat("a", 64) + ".org}\n" + okGroups, []string{`sip.external_address: "` + strings.Repeat("a", 40) + `…" must be an IP address or a host name`}},
+		{"external address zone", "sip: {external_address: \"fe80::1%eth0\"}\n" + okGroups, []string{`sip.external_address: "fe80::1%eth0" must be an IP address or a host name`}},
+		{"user agent empty", "sip: {user_agent: \"\"}\n" + okGroups, []string{"sip.user_agent: must not be empty"}},
+		{"user agent control", "sip: {user_agent: \"gb\\tx\"}\n" + okGroups, []string{`sip.user_agent: "gb\tx" must be printable ASCII`}},
+		{"user agent non-ASCII", "sip: {user_agent: grüß}\n" + okGroups, []string{`sip.user_agent: "grüß" must be printable ASCII`}},
+
+		// rtp
+		{"rtp address name", "rtp: {address: localhost}\n" + okGroups, []string{`rtp.address: "localhost" must be an IP address`}},
+		{"rtp address IPv6", "rtp: {address: \"::\"}\n" + okGroups, nil},
+		{"rtp ports out of range", "rtp: {port_min: 80, port_max: 70000}\n" + okGroups, []string{
+			"rtp.port_min: 80 must be 1024-65535",
+			"rtp.port_max: 70000 must be 1024-65535",
+		}},
+		{"rtp ports inverted", "rtp: {port_min: 30000, port_max: 20000}\n" + okGroups, []string{"rtp.port_min: 30000 is above rtp.port_max: 20000"}},
+		{"rtp one odd port", "rtp: {port_min: 10001, port_max: 10001}\n" + okGroups, []string{"rtp.port_min: range 10001-10001 holds no even RTP/RTCP port pair"}},
+		{"rtp one even port", "rtp: {port_min: 10000, port_max: 10000}\n" + okGroups, []string{"rtp.port_min: range 10000-10000 holds no even RTP/RTCP port pair"}},
+		{"rtp odd then even", "rtp: {port_min: 10001, port_max: 10002}\n" + okGroups, []string{"rtp.port_min: range 10001-10002 holds no even RTP/RTCP port pair"}},
+		{"rtp top port", "rtp: {port_min: 65535, port_max: 65535}\n" + okGroups, []string{"rtp.port_min: range 65535-65535 holds no even RTP/RTCP port pair"}},
+		{"rtp smallest pair", "rtp: {port_min: 10000, port_max: 10001}\n" + okGroups, nil},
+		{"rtp pair at the edges", "rtp: {port_min: 1024, port_max: 65535}\n" + okGroups, nil},
+		{"rtp timeouts not positive", "rtp: {timeout: 0s, hold_timeout: -1m}\n" + okGroups, []string{
+			"rtp.timeout: 0s must be above 0s",
+			"rtp.hold_timeout: -1m must be above 0s",
+		}},
+		{"rtp hold shorter than timeout", "rtp: {timeout: 1m, hold_timeout: 10s}\n" + okGroups, nil},
+
+		// log and prompts
+		{"log format", "log: {format: xml}\n" + okGroups, []string{`log.format: "xml" must be text or json`}},
+		{"log json", "log: {format: json}\n" + okGroups, nil},
+		{"prompts language", "prompts: {language: fr}\n" + okGroups, []string{`prompts.language: "fr" is not built in (built in: en)`}},
+		{"prompts dir ok", "prompts: {dir: $TMP/prompts}\n" + okGroups, nil},
+		{"prompts dir missing", "prompts: {dir: $TMP/none}\n" + okGroups, []string{"prompts.dir: $TMP/none: no such directory"}},
+		{"prompts dir is a file", "prompts: {dir: $TMP/file}\n" + okGroups, []string{"prompts.dir: $TMP/file: not a directory"}},
+
+		// groups: names
+		{"name missing", "groups:\n  - member_pin: \"4821\"\n", []string{"groups[0].name: required"}},
+		{"name not printable", "groups:\n  - name: \"a\\x07b\"\n    member_pin: \"4821\"\n", []string{`groups[0].name: "a\ab" must be printable text`}},
+		{"name 64 characters", "groups:\n  - name: " + strings.Repeat("é", 64) + "\n    member_pin: \"4821\"\n", nil},
+		{"name 65 characters", "groups:\n  - name: " + strings.Repeat("n", 65) + "\n    member_pin: \"4821\"\n", []string{`groups[0].name: "` + strings.Repeat("n", 40) + `…" is 65 characters, at most 64`}},
+		{"names repeat", `
+groups:
+  - name: Tuesday Circle
+    member_pin: "1111"
+  - name: tuesday circle
+    member_pin: "2222"
+  - name: TUESDAY CIRCLE
+    member_pin: "3333"
+`, []string{
+			`groups[1].name: "tuesday circle" repeats groups[0].name`,
+			`groups[2].name: "TUESDAY CIRCLE" repeats groups[0].name`,
+		}},
+
+		// groups: numbers
+		{"numbers good", `
+groups:
+  - {name: A, member_pin: "1111", number: "1001"}
+  - {name: B, member_pin: "2222", number: "+41441234567"}
+  - {name: C, member_pin: "3333", number: "12345678901234567890"}
+`, nil},
+		{"numbers bad", `
+groups:
+  - {name: A, member_pin: "1111", number: "12a"}
+  - {name: B, member_pin: "2222", number: "+"}
+  - {name: C, member_pin: "3333", number: "123456789012345678901"}
+  - {name: D, member_pin: "4444", number: "++1"}
+  - {name: E, member_pin: "5555", number: "1001"}
+  - {name: F, member_pin: "6666", number: 1001}
+`, []string{
+			`groups[0].number: "12a" must be 1-20 digits, optionally after a +`,
+			`groups[1].number: "+" must be 1-20 digits, optionally after a +`,
+			`groups[2].number: "123456789012345678901" must be 1-20 digits, optionally after a +`,
+			`groups[3].number: "++1" must be 1-20 digits, optionally after a +`,
+			`groups[5].number: "1001" repeats groups[4].number`,
+		}},
+
+		// groups: PINs, never echoed
+		{"member PIN missing", "groups:\n  - name: G\n", []string{"groups[0].member_pin: required"}},
+		{"member PIN bad", `
+groups:
+  - {name: A, member_pin: "123"}
+  - {name: B, member_pin: "12345678901"}
+  - {name: C, member_pin: "12a4"}
+  - {name: D, member_pin: " 1234"}
+  - {name: E, member_pin: 1234567890}
+  - {name: F, member_pin: 0001}
+`, []string{
+			"groups[0].member_pin: must be 4-10 digits",
+			"groups[1].member_pin: must be 4-10 digits",
+			"groups[2].member_pin: must be 4-10 digits",
+			"groups[3].member_pin: must be 4-10 digits",
+		}},
+		{"facilitator PIN bad", `
+groups:
+  - {name: A, member_pin: "1111", facilitator_pin: "12345"}
+  - {name: B, member_pin: "2222", facilitator_pin: "12345678901"}
+  - {name: C, member_pin: "3333", facilitator_pin: "123456", led_by: facilitator}
+  - {name: D, member_pin: "4444", led_by: facilitator}
+  - {name: E, member_pin: "5555", led_by: peer}
+`, []string{
+			"groups[0].facilitator_pin: must be 6-10 digits",
+			"groups[1].facilitator_pin: must be 6-10 digits",
+			"groups[3].facilitator_pin: required when led_by is facilitator",
+		}},
+		{"PINs repeat", `
+groups:
+  - {name: A, member_pin: "1111", facilitator_pin: "222222"}
+  - {name: B, member_pin: "222222", facilitator_pin: "333333"}
+  - {name: C, member_pin: "1111", facilitator_pin: "333333"}
+  - {name: D, member_pin: "444444", facilitator_pin: "444444"}
+`, []string{
+			"groups[1].member_pin: same PIN as groups[0].facilitator_pin",
+			"groups[2].member_pin: same PIN as groups[0].member_pin",
+			"groups[2].facilitator_pin: same PIN as groups[1].facilitator_pin",
+			"groups[3].facilitator_pin: same PIN as groups[3].member_pin",
+		}},
+		{"PIN unquoted zero is not the same PIN", `
+groups:
+  - {name: A, member_pin: 0123}
+  - {name: B, member_pin: "123"}
+  - {name: C, member_pin: "0083"}
+`, []string{"groups[1].member_pin: must be 4-10 digits"}},
+
+		// groups: the rest
+		{"led_by", "groups:\n  - {name: G, member_pin: \"4821\", led_by: boss}\n", []string{`groups[0].led_by: "boss" must be facilitator or peer`}},
+		{"led_by empty", "groups:\n  - {name: G, member_pin: \"4821\", led_by: \"\"}\n", []string{`groups[0].led_by: "" must be facilitator or peer`}},
+		{"limits low", "groups:\n  - {name: G, member_pin: \"4821\", max_members: 0, share_minutes: 0, end_grace: -1s}\n", []string{
+			"groups[0].max_members: 0 must be 1-1000",
+			"groups[0].share_minutes: 0 must be 1-60",
+			"groups[0].end_grace: -1s must be from 0s to 1h",
+		}},
+		{"limits high", "groups:\n  - {name: G, member_pin: \"4821\", max_members: 1001, share_minutes: 61, end_grace: 61m}\n", []string{
+			"groups[0].max_members: 1001 must be 1-1000",
+			"groups[0].share_minutes: 61 must be 1-60",
+			"groups[0].end_grace: 1h1m must be from 0s to 1h",
+		}},
+		{"limits at the edges", `
+groups:
+  - {name: A, member_pin: "1111", max_members: 1, share_minutes: 1, end_grace: 0}
+  - {name: B, member_pin: "2222", max_members: 1000, share_minutes: 60, end_grace: 1h}
+`, nil},
+
+		// Problems everywhere are all reported at once.
+		{"many problems", `
+sip: {listen: [], user_agent: ""}
+rtp: {address: x, port_min: 30000}
+log: {format: xml}
+groups:
+  - {name: "", member_pin: "12", led_by: facilitator}
+`, []string{
+			"sip.listen: at least one listener is required",
+			"sip.user_agent: must not be empty",
+			`rtp.address: "x" must be an IP address`,
+			"rtp.port_min: 30000 is above rtp.port_max: 20000",
+			`log.format: "xml" must be text or json`,
+			"groups[0].name: required",
+			"groups[0].member_pin: must be 4-10 digits",
+			"groups[0].facilitator_pin: required when led_by is facilitator",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.ReplaceAll(tt.yaml, "$TMP", tmp)
+			want := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				want[i] = strings.ReplaceAll(w, "$TMP", tmp)
+			}
+			c, err := Parse([]byte(in))
+			assertErrors(t, err, want...)
+			if (err == nil) != (c != nil) {
+				t.Errorf("Parse returned config %v with error %v", c, err)
+			}
+		})
+	}
+}
+
+// TestValidateInCode covers Validate on a configuration built in code, the
+// way other packages' tests build one.
+func TestValidateInCode(t *testing.T) {
+	c := Default()
+	g := DefaultGroup()
+	g.Name, g.MemberPIN = "G", "4821"
+	c.Groups = append(c.Groups, g)
+	c.SIP.Listen = []string{"udp:127.0.0.1:0", "tcp:127.0.0.1:0"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	c.Groups = append(c.Groups, g)
+	assertErrors(t, c.Validate(),
+		`groups[1].name: "G" repeats groups[0].name`,
+		"groups[1].member_pin: same PIN as groups[0].member_pin")
+}
