@@ -42,6 +42,10 @@ type SIP struct {
 	ExternalAddress string `yaml:"external_address"`
 	// UserAgent is sent in User-Agent and Server headers.
 	UserAgent string `yaml:"user_agent"`
+	// AnswerDelay rings (180 Ringing) this long before answering; 0
+	// answers at once. Some PBXs want a ring before the answer, and it
+	// gives a caller's CANCEL a window.
+	AnswerDelay time.Duration `yaml:"answer_delay"`
 }
 
 // RTP is where the media sockets bind and when a silent call is dropped.

@@ -56,6 +56,10 @@ func (c *Config) Validate() error {
 	return v.errs
 }
 
+// maxAnswerDelay bounds the ring before answer: callers and PBXs give up
+// on a call that rings much longer.
+const maxAnswerDelay = 10 * time.Second
+
 func (v *validator) sip(s *SIP) {
 	if len(s.Listen) == 0 {
 		v.add("sip.listen", "at least one listener is required")
@@ -76,6 +80,9 @@ func (v *validator) sip(s *SIP) {
 	}
 	if a := s.ExternalAddress; a != "" && !validIP(a) && !validHostName(a) {
 		v.add("sip.external_address", "%s must be an IP address or a host name", quote(a))
+	}
+	if s.AnswerDelay < 0 || s.AnswerDelay > maxAnswerDelay {
+		v.add("sip.answer_delay", "%s must be from 0s to %s", shortDuration(s.AnswerDelay), shortDuration(maxAnswerDelay))
 	}
 	switch {
 	case s.UserAgent == "":

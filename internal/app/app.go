@@ -102,7 +102,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Logger:          log,
 		RTPTimeout:      cfg.RTP.Timeout,
 		HoldTimeout:     cfg.RTP.HoldTimeout,
-		AnswerDelay:     0, // TODO(answer_delay)
+		AnswerDelay:     cfg.SIP.AnswerDelay,
 	})
 	if err != nil {
 		_ = engine.Close()

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/groupbridge/groupbridge/config"
+)
+
+// syncBuffer is a log sink the app writes from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// records parses the JSON log lines written so far.
+func (b *syncBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// count returns how many log records have msg and every key=value given.
+func (b *syncBuffer) count(t *testing.T, msg string, kv ...string) int {
+	n := 0
+outer:
+	for _, r := range b.records(t) {
+		if r["msg"] != msg {
+			continue
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if fmt.Sprint(r[kv[i]]) != kv[i+1] {
+				continue outer
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// waitCount waits until count(msg, kv...) reaches want.
+func (b *syncBuffer) waitCount(t *testing.T, d time.Duration, want int, msg string, kv ...string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if b.count(t, msg, kv...) >= want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waited %v for %d %q %v records, have %d; log:\n%s", d, want, msg, kv, b.count(t, msg, kv...), b.String())
+}
+
+// rtpRange picks a random port range for one test's RTP, under the
+// kernel's ephemeral range; the pool skips ports that are taken anyway.
+func rtpRange() (int, int) {
+	base := 20000 + 2*rand.IntN(4000)
+	return base, base + 199
+}
+
+// testYAML is a configuration on free loopback ports; extra is appended
+// inside the sip: section ({{sip}}) and groups can be replaced.
+func testYAML(sipExtra, groups string) string {
+	lo, hi := rtpRange()
+	if groups == "" {
+		groups = `
+  - name: Circle
+    member_pin: "1234"
+    facilitator_pin: "654321"
+    led_by: peer
+`
+	}
+	return fmt.Sprintf(`
+sip:
+  listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+%s
+rtp:
+  address: 127.0.0.1
+  port_min: %d
+  port_max: %d
+  timeout: 10s
+log:
+  format: json
+groups:%s`, sipExtra, lo, hi, groups)
+}
+
+// startApp runs the whole bridge in-process from a YAML string.
+func startApp(t *testing.T, yaml string) (*App, *syncBuffer) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	logs := &syncBuffer{}
+	a, err := New(cfg, Options{LogOutput: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return a, logs
+}
+
+// sipAddr returns the bound address of the app's listener for transport.
+func sipAddr(t *testing.T, a *App, transport string) string {
+	t.Helper()
+	for _, l := range a.SIPAddrs() {
+		if l.Transport == transport {
+			return l.Addr.String()
+		}
+	}
+	t.Fatalf("no %s listener", transport)
+	return ""
+}
+
+// freeUDPPort returns a port that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
