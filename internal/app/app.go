@@ -29,6 +29,9 @@ type Options struct {
 	LogOutput io.Writer
 	// LogLevel is the minimum level logged (default Info).
 	LogLevel slog.Leveler
+
+	// ackTimeout shortens the wait for an ACK in tests (0: RFC 3261's 32 s).
+	ackTimeout time.Duration
 }
 
 // App is a running bridge.
@@ -103,6 +106,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		RTPTimeout:      cfg.RTP.Timeout,
 		HoldTimeout:     cfg.RTP.HoldTimeout,
 		AnswerDelay:     cfg.SIP.AnswerDelay,
+		AckTimeout:      opts.ackTimeout,
 	})
 	if err != nil {
 		_ = engine.Close()

@@ -117,12 +117,20 @@ groups:%s`, sipExtra, lo, hi, groups)
 // startApp runs the whole bridge in-process from a YAML string.
 func startApp(t *testing.T, yaml string) (*App, *syncBuffer) {
 	t.Helper()
+	return startAppWith(t, yaml, Options{})
+}
+
+// startAppWith is startApp with options; the log always goes to the
+// returned buffer.
+func startAppWith(t *testing.T, yaml string, opts Options) (*App, *syncBuffer) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	logs := &syncBuffer{}
-	a, err := New(cfg, Options{LogOutput: logs})
+	opts.LogOutput = logs
+	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

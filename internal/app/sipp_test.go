@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,4 +133,23 @@ func TestSippCancelBeforeAnswer(t *testing.T) {
 	if a.sip.ActiveCalls() != 0 {
 		t.Fatalf("%d calls left after CANCEL", a.sip.ActiveCalls())
 	}
+}
+
+func TestSippNoAckEndsCallWithBye(t *testing.T) {
+	sippPath(t)
+	cfg := testYAML("", "")
+	a, logs := startAppWith(t, cfg, Options{ackTimeout: 3 * time.Second})
+	runSipp(t, "no_ack.xml", sipAddr(t, a, "udp"), "-m", "1")
+	logs.waitCount(t, 5*time.Second, 1, "no ACK for 200 OK, hanging up")
+	if a.sip.ActiveCalls() != 0 {
+		t.Fatalf("%d calls left", a.sip.ActiveCalls())
+	}
+}
+
+func TestSippNoMediaEndsCallWithBye(t *testing.T) {
+	sippPath(t)
+	cfg := strings.Replace(testYAML("", ""), "timeout: 10s", "timeout: 2s", 1)
+	a, logs := startApp(t, cfg)
+	runSipp(t, "no_media.xml", sipAddr(t, a, "udp"), "-m", "1")
+	logs.waitCount(t, 5*time.Second, 1, "call ended", "reason", "rtp-timeout")
 }

@@ -60,6 +60,7 @@ type Config struct {
 	RTPTimeout      time.Duration // no media for this long: BYE
 	HoldTimeout     time.Duration // the same while on hold
 	AnswerDelay     time.Duration // ring this long (180) before answering
+	AckTimeout      time.Duration // no ACK for a 2xx this long: BYE (default 64*T1 = 32 s)
 }
 
 // Server is the SIP side of the bridge.
@@ -108,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = time.Hour
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 64 * t1
 	}
 	// sipgo logs raw messages on parse errors: everything it says goes
 	// through the redacting handler, and only warnings and worse.
@@ -454,7 +458,7 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 	interval := t1
 	retrans := time.NewTimer(interval)
 	defer retrans.Stop()
-	deadline := time.NewTimer(64 * t1)
+	deadline := time.NewTimer(s.cfg.AckTimeout)
 	defer deadline.Stop()
 	for {
 		select {
@@ -762,7 +766,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	// re-INVITE is no reason to drop a caller who is in a session.
 	reliable := strings.EqualFold(c.transport, "tcp")
 	interval := t1
-	deadline := time.After(64 * t1)
+	deadline := time.After(s.cfg.AckTimeout)
 	for {
 		select {
 		case ack := <-pend.acked:
