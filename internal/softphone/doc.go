@@ -1,0 +1,35 @@
+// Package softphone is a scriptable SIP caller: it dials the bridge the way
+// a desk phone or a carrier trunk would, plays tones, samples or key
+// presses into the call and records what it hears. The bridge's end-to-end
+// tests use it to judge calls by their audio, and the load tool uses it to
+// run hundreds of callers from one process.
+//
+// A call:
+//
+//	p, err := softphone.Dial(ctx, softphone.Config{Server: "127.0.0.1:5060", Caller: "+15551234567"})
+//	if err != nil { ... }               // a *StatusError carries a non-2xx answer (488, 503, ...)
+//	defer p.Hangup(ctx)
+//	p.SendDigits(ctx, "1234#", softphone.DigitRFC4733)
+//	p.SendTone(1000, -20)
+//	since := time.Now()
+//	time.Sleep(time.Second)
+//	level := tone.LevelDBFS(p.Received(since), 1000)
+//
+// SIP runs on github.com/emiago/sipgo. Phones share an Agent (one sipgo user
+// agent listening on UDP and TCP); requests over UDP leave from the
+// listening socket, and Via and Contact name it, so the bridge's BYE comes
+// back. Each phone has its own RTP socket, a sender paced on an absolute
+// 20 ms schedule and a receiver that keeps the last Config.Keep of audio
+// with arrival times, laid out by RTP timestamp on request (Received), so
+// that tests judge the signal on media time rather than on scheduling.
+//
+// Digits go as RFC 4733 events (DigitRFC4733), SIP INFO with
+// application/dtmf-relay or application/dtmf bodies (DigitInfoRelay,
+// DigitInfo) or in-band dual tones (DigitInband), covering the phones in
+// the field notes. Hold and Resume send re-INVITEs with a=sendonly and
+// a=sendrecv. DialAsync and Attempt.Cancel exercise CANCEL before answer.
+//
+// The package logs call events through Config.Logger with the caller
+// number masked; sipgo's own lines go through the project's redacting
+// logger. It never writes audio anywhere.
+package softphone
