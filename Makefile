@@ -24,7 +24,7 @@ test-deps:
 
 test: test-deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # unit runs the tests without installing anything (interop tests skip
 # themselves when their peer is missing).

@@ -116,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 	// sipgo logs raw messages on parse errors: everything it says goes
 	// through the redacting handler, and only warnings and worse.
 	lib := logging.Library(cfg.Logger, slog.LevelWarn, "sipgo")
-	sip.SetDefaultLogger(lib)
+	setLibraryDefault(lib)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib)),
@@ -145,6 +145,48 @@ func New(cfg Config) (*Server, error) {
 	srv.OnNoRoute(s.guard(s.onOther))
 	return s, nil
 }
+
+// sipgo also logs through a package-level default logger, read by code we do
+// not control; it is set once, race-free, to a handler that forwards to the
+// newest server's redacting logger.
+var (
+	defaultOnce sync.Once
+	defaultLib  atomic.Pointer[slog.Logger]
+)
+
+func setLibraryDefault(l *slog.Logger) {
+	defaultLib.Store(l)
+	defaultOnce.Do(func() { sip.SetDefaultLogger(slog.New(forwardHandler{})) })
+}
+
+// forwardHandler sends records to whatever defaultLib holds now.
+type forwardHandler struct{ attrs []slog.Attr }
+
+func (f forwardHandler) target() slog.Handler {
+	if l := defaultLib.Load(); l != nil {
+		return l.Handler()
+	}
+	return slog.DiscardHandler
+}
+
+func (f forwardHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return f.target().Enabled(ctx, l)
+}
+
+func (f forwardHandler) Handle(ctx context.Context, r slog.Record) error {
+	h := f.target()
+	if len(f.attrs) > 0 {
+		h = h.WithAttrs(f.attrs)
+	}
+	return h.Handle(ctx, r)
+}
+
+func (f forwardHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return forwardHandler{attrs: append(append([]slog.Attr(nil), f.attrs...), attrs...)}
+}
+
+// WithGroup is not used by sipgo; groups are flattened.
+func (f forwardHandler) WithGroup(string) slog.Handler { return f }
 
 // guard is the recover boundary around every SIP handler: a panic answers
 // 500 where it still can and is logged without the message.
