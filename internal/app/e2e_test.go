@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,5 +299,36 @@ func TestE2ENoCommonCodecIs488(t *testing.T) {
 	codes := rawSIP(t, sipAddr(t, a, "udp"), inviteText("+15550000018", sdp), 2)
 	if codes[len(codes)-1] != 488 {
 		t.Fatalf("responses %v, want a final 488", codes)
+	}
+}
+
+func TestE2EExternalAddressInContactAndSDP(t *testing.T) {
+	t.Parallel()
+	a, _ := startApp(t, testYAML("  external_address: 203.0.113.7", ""))
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	codes, res := rawSIPText(t, sipAddr(t, a, "udp"), inviteText("+15550000019", sdp), 3)
+	if len(codes) == 0 || codes[len(codes)-1] != 200 {
+		t.Fatalf("responses %v", codes)
+	}
+	if !strings.Contains(res, "Contact: <sip:groupbridge@203.0.113.7:") {
+		t.Errorf("Contact lacks the external address:\n%s", res)
+	}
+	if !strings.Contains(res, "c=IN IP4 203.0.113.7") {
+		t.Errorf("SDP lacks the external address:\n%s", res)
+	}
+}
+
+func TestE2EPortRangeExhaustedIs503(t *testing.T) {
+	t.Parallel()
+	lo, _ := rtpRange()
+	// One RTP/RTCP pair only: the second call finds no port.
+	a, _ := startApp(t, testYAMLPorts("", "", lo, lo+1))
+	dial(t, a, softphone.Config{Caller: "+15550000020"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := softphone.Dial(ctx, softphone.Config{Server: sipAddr(t, a, "udp"), Caller: "+15550000021"})
+	var se *softphone.StatusError
+	if !errors.As(err, &se) || se.StatusCode != 503 {
+		t.Fatalf("second call: %v, want 503", err)
 	}
 }

@@ -88,10 +88,15 @@ func rtpRange() (int, int) {
 	return base, base + 199
 }
 
-// testYAML is a configuration on free loopback ports; extra is appended
-// inside the sip: section ({{sip}}) and groups can be replaced.
+// testYAML is a configuration on free loopback ports; sipExtra is added to
+// the sip: section, and groups, when set, replaces the default group list.
 func testYAML(sipExtra, groups string) string {
 	lo, hi := rtpRange()
+	return testYAMLPorts(sipExtra, groups, lo, hi)
+}
+
+// testYAMLPorts is testYAML with a given RTP port range.
+func testYAMLPorts(sipExtra, groups string, lo, hi int) string {
 	if groups == "" {
 		groups = `
   - name: Circle

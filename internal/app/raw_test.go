@@ -30,6 +30,13 @@ var rawSeq int
 // of responses until a final one, or until want responses, or 3 s of quiet.
 func rawSIP(t *testing.T, dst, msg string, want int) []int {
 	t.Helper()
+	codes, _ := rawSIPText(t, dst, msg, want)
+	return codes
+}
+
+// rawSIPText is rawSIP that also returns the text of the last response.
+func rawSIPText(t *testing.T, dst, msg string, want int) ([]int, string) {
+	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +55,7 @@ func rawSIP(t *testing.T, dst, msg string, want int) []int {
 		t.Fatal(err)
 	}
 	var codes []int
+	last := ""
 	buf := make([]byte, 65536)
 	for len(codes) < want {
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -55,7 +63,8 @@ func rawSIP(t *testing.T, dst, msg string, want int) []int {
 		if err != nil {
 			break
 		}
-		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		last = string(buf[:n])
+		line, _, _ := strings.Cut(last, "\r\n")
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "SIP/2.0" {
 			code, _ := strconv.Atoi(f[1])
@@ -65,5 +74,5 @@ func rawSIP(t *testing.T, dst, msg string, want int) []int {
 			}
 		}
 	}
-	return codes
+	return codes, last
 }

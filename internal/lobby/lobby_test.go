@@ -1,0 +1,109 @@
+package lobby
+
+import (
+	"testing"
+	"time"
+
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+type fakeStream struct {
+	reads, writes int
+	last          pcm.Frame
+}
+
+func (s *fakeStream) ReadFrame(f *pcm.Frame) bool { s.reads++; return false }
+func (s *fakeStream) WriteFrame(f *pcm.Frame)     { s.writes++; s.last = *f }
+
+func clip(n int, v int16) []int16 {
+	c := make([]int16, n)
+	for i := range c {
+		c[i] = v
+	}
+	return c
+}
+
+func finished(e *Entry) bool {
+	select {
+	case <-e.Finished():
+		return true
+	default:
+		return false
+	}
+}
+
+func TestPlayThenFinished(t *testing.T) {
+	l := New()
+	s := &fakeStream{}
+	e := l.Enter(s)
+	e.Play(clip(400, 7)) // 2.5 frames -> 3 frames of prompt
+	for i := 0; i < 3; i++ {
+		l.Tick(time.Now())
+		if s.last[0] != 7 {
+			t.Fatalf("frame %d: caller hears %d, want the prompt", i, s.last[0])
+		}
+		if finished(e) {
+			t.Fatalf("finished after %d frames", i+1)
+		}
+	}
+	l.Tick(time.Now())
+	if !finished(e) {
+		t.Fatal("no Finished after the prompt ended")
+	}
+	if s.last[0] != 0 {
+		t.Fatal("silence expected after the prompt")
+	}
+	if s.reads != 4 || s.writes != 4 {
+		t.Fatalf("reads %d writes %d, want 4 each: every tick drains and sends", s.reads, s.writes)
+	}
+}
+
+func TestStopDoesNotSignal(t *testing.T) {
+	l := New()
+	e := l.Enter(&fakeStream{})
+	e.Play(clip(1600, 1))
+	l.Tick(time.Now())
+	e.Stop()
+	for range 20 {
+		l.Tick(time.Now())
+	}
+	if finished(e) {
+		t.Fatal("a stopped prompt reported Finished")
+	}
+}
+
+func TestPlayNothingFinishesAtOnce(t *testing.T) {
+	l := New()
+	e := l.Enter(&fakeStream{})
+	e.Play()
+	if !finished(e) {
+		t.Fatal("an empty Play must finish at once")
+	}
+}
+
+func TestReplaceDropsOldCompletion(t *testing.T) {
+	l := New()
+	e := l.Enter(&fakeStream{})
+	e.Play(clip(160, 1))
+	l.Tick(time.Now())
+	l.Tick(time.Now()) // first prompt done: a completion is pending
+	e.Play(clip(320, 2))
+	if finished(e) {
+		t.Fatal("completion of the replaced prompt leaked into the new one")
+	}
+}
+
+func TestLeave(t *testing.T) {
+	l := New()
+	s := &fakeStream{}
+	e := l.Enter(s)
+	if l.Len() != 1 {
+		t.Fatal("not entered")
+	}
+	e.Leave()
+	e.Leave()
+	l.Tick(time.Now())
+	if l.Len() != 0 || s.writes != 0 {
+		t.Fatalf("left caller still served: len %d writes %d", l.Len(), s.writes)
+	}
+}
