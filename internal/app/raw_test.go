@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,7 +25,8 @@ func inviteText(caller, sdp string) string {
 		"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
 }
 
-var rawSeq int
+// rawSeq makes Call-IDs and tags unique across parallel tests.
+var rawSeq atomic.Int64
 
 // rawSIP sends one raw SIP message over UDP and collects the status codes
 // of responses until a final one, or until want responses, or 3 s of quiet.
@@ -42,10 +44,10 @@ func rawSIPText(t *testing.T, dst, msg string, want int) ([]int, string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	rawSeq++
+	seq := rawSeq.Add(1)
 	src := c.LocalAddr().String()
 	r := strings.NewReplacer("{dst}", dst, "{src}", src, "{srcip}", "127.0.0.1",
-		"{rand}", fmt.Sprintf("%d%d", time.Now().UnixNano(), rawSeq))
+		"{rand}", fmt.Sprintf("%d%d", time.Now().UnixNano(), seq))
 	msg = r.Replace(msg)
 	to, err := net.ResolveUDPAddr("udp", dst)
 	if err != nil {
