@@ -68,7 +68,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if cfg.Prompts.Dir != "" {
 		n, err := prompts.LoadDir(cfg.Prompts.Dir)
 		if err != nil {
-			return nil, fmt.Errorf("prompts.dir: %w", err)
+			return nil, err // LoadDir names prompts.dir and the file
 		}
 		log.Info("operator prompts loaded", "dir", cfg.Prompts.Dir, "count", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -173,4 +175,23 @@ func freeUDPPort(t *testing.T) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// A broken operator prompt is refused at start-up with a clear error.
+func TestBadOperatorPromptRefused(t *testing.T) {
+	dir := t.TempDir()
+	// 44.1 kHz stereo is not a telephone prompt.
+	hdr := []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x02\x00\x44\xac\x00\x00\x10\xb1\x02\x00\x04\x00\x10\x00data\x00\x00\x00\x00")
+	if err := os.WriteFile(filepath.Join(dir, "welcome.wav"), hdr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(testYAML("", ""), "log:\n", "prompts:\n  dir: "+dir+"\nlog:\n", 1)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "welcome.wav") || !strings.Contains(err.Error(), "prompts.dir") {
+		t.Fatalf("err = %v, want a prompts.dir error naming welcome.wav", err)
+	}
 }

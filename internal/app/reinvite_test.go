@@ -159,3 +159,54 @@ func TestReinviteNewPortIsFollowed(t *testing.T) {
 		t.Fatal("RTP sent to a caller who set the stream inactive")
 	}
 }
+
+// info sends an in-dialog INFO with a dtmf-relay body.
+func (d *rawDialog) info(digit byte) {
+	d.t.Helper()
+	d.cseq++
+	src := d.conn.LocalAddr().String()
+	body := "Signal=" + string(digit) + "\r\nDuration=100\r\n"
+	msg := fmt.Sprintf("INFO sip:groupbridge@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%d\r\n"+
+		"From: <sip:+15550000099@127.0.0.1>;tag=%s\r\n%s\r\nCall-ID: %s\r\nCSeq: %d INFO\r\n"+
+		"Max-Forwards: 70\r\nContent-Type: application/dtmf-relay\r\nContent-Length: %d\r\n\r\n%s",
+		d.dst, src, time.Now().UnixNano(), d.fromTag, d.toHdr, d.callID, d.cseq, len(body), body)
+	if _, err := d.conn.WriteToUDP([]byte(msg), d.dst); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// The bridge's own BYE leaves from its listening socket, so that a PBX
+// that only talks to that address (and NAT bindings) get it.
+func TestByeLeavesFromListeningSocket(t *testing.T) {
+	t.Parallel()
+	a, _ := startApp(t, testYAML("", ""))
+	listen := sipAddr(t, a, "udp")
+	rtpSock, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtpSock.Close()
+	d := newRawDialog(t, listen)
+	d.invite(sdpFor(rtpSock.LocalAddr().(*net.UDPAddr).Port, "sendrecv"))
+	for _, k := range []byte("1#2#3#") {
+		d.info(k)
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = d.conn.SetReadDeadline(deadline)
+		n, from, err := d.conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no BYE after three wrong PINs: %v", err)
+		}
+		if !strings.HasPrefix(string(buf[:n]), "BYE ") {
+			continue
+		}
+		if from.String() != listen {
+			t.Fatalf("BYE came from %s, want the listening socket %s", from, listen)
+		}
+		return
+	}
+	t.Fatal("no BYE")
+}
