@@ -5,11 +5,16 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
@@ -45,6 +50,7 @@ type App struct {
 	lobby   *lobby.Lobby
 	sip     *sipua.Server
 	groups  []ivr.Group
+	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
 }
 
 // New builds the bridge from a validated configuration; Start runs it.
@@ -86,6 +92,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	a := &App{cfg: cfg, log: log, prompts: prompts, engine: engine, lobby: lobby.New()}
+	if _, err := rand.Read(a.idKey[:]); err != nil {
+		_ = engine.Close()
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.conf = conference.New(a.clock, prompts, log)
 	for i, g := range cfg.Groups {
@@ -159,6 +169,20 @@ func (a *App) onTickPanic(t clock.Ticker, recovered any) {
 	a.conf.Recover(t, recovered)
 }
 
+// identity recognises a caller who calls back without storing their
+// number: an HMAC under a key made at each start and kept in memory only (a
+// plain hash of a phone number is reversed by trying every number). Callers
+// without a number get "" and are told apart by their call only.
+func (a *App) identity(caller string) string {
+	switch strings.ToLower(caller) {
+	case "", "anonymous", "unknown", "restricted", "private", "unavailable":
+		return ""
+	}
+	mac := hmac.New(sha256.New, a.idKey[:])
+	mac.Write([]byte(caller))
+	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
 // ServeCall carries an answered call through the PIN prompt into its room.
 func (a *App) ServeCall(c *sipua.Call) {
 	entry := a.lobby.Enter(c.Stream())
@@ -180,25 +204,29 @@ func (a *App) ServeCall(c *sipua.Call) {
 	p, err := a.conf.Join(conference.Group{
 		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
 		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
-	}, conference.JoinRequest{Stream: c.Stream(), Role: role, CallID: c.ID()})
+	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: a.identity(c.Caller()), CallID: c.ID()})
 	if err != nil {
-		outcome := "join-failed"
-		clip := prompt.Goodbye
-		if errors.Is(err, conference.ErrFull) {
+		outcome, clip := "join-failed", prompt.Goodbye
+		switch {
+		case errors.Is(err, conference.ErrFull):
 			outcome, clip = "group-full", prompt.GroupFull
+		case errors.Is(err, conference.ErrLocked):
+			outcome, clip = "locked", prompt.MeetingLocked
+		case errors.Is(err, conference.ErrRemoved):
+			outcome, clip = "removed", prompt.RemovedYou
 		}
 		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name, "outcome", outcome)
 		a.sayAndHangup(c, outcome, clip)
 		return
 	}
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
-		"role", role.String(), "seat", p.Seat(), "outcome", "joined")
+		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
 	for {
 		select {
 		case d := <-c.Digits():
 			p.Key(d)
 		case <-p.Done():
-			c.Hangup("session-ended")
+			c.Hangup(p.Reason())
 			return
 		case <-c.Context().Done():
 			p.Leave()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/media/tone"
 )
 
 // syncBuffer is a log sink the app writes from many goroutines.
@@ -195,3 +196,6 @@ func TestBadOperatorPromptRefused(t *testing.T) {
 		t.Fatalf("err = %v, want a prompts.dir error naming welcome.wav", err)
 	}
 }
+
+// rmsOf is the RMS level of s in dBFS (a full-scale sine is 0).
+func rmsOf(s []int16) float64 { return tone.RMSDBFS(s) }

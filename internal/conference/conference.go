@@ -78,7 +78,11 @@ func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger) *Conference {
 type JoinRequest struct {
 	Stream Stream
 	Role   Role
-	CallID string // for logs only
+	// Identity recognises a caller who calls back (rejoin, removal): an
+	// HMAC of the caller number under a per-start key, or "" when the
+	// caller has no number. Never the number itself.
+	Identity string
+	CallID   string // for logs only
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -92,7 +96,7 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 	}
 	r := c.rooms[g.Name]
 	if r == nil {
-		r = newRoom(c, g)
+		r = newRoom(c, g, time.Now())
 		c.rooms[g.Name] = r
 		c.clock.Add(r)
 		c.log.Info("session started", "group", g.Name)
@@ -102,7 +106,7 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 
 	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
 	reply := make(chan error, 1)
-	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, reply: reply})
+	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, reply: reply})
 	select {
 	case err := <-reply:
 		if err != nil {
@@ -139,17 +143,29 @@ func (c *Conference) Close() {
 	}
 }
 
-// maybeRemove deletes an empty room whose joins have all been applied. It
-// runs on the clock goroutine, from the room's own tick.
+// maybeRemove takes an empty room off the clock once its joins have all
+// been applied. It runs on the clock goroutine, from the room's own tick.
 func (c *Conference) maybeRemove(r *Room) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r.pendingJoins > 0 || c.rooms[r.group.Name] != r {
+	if r.pendingJoins > 0 {
 		return false
 	}
-	delete(c.rooms, r.group.Name)
+	if c.rooms[r.group.Name] == r {
+		delete(c.rooms, r.group.Name)
+	}
 	c.clock.Remove(r)
 	return true
+}
+
+// detach makes a room whose session has ended stop taking joins: the next
+// caller starts a new session while the old room says goodbye.
+func (c *Conference) detach(r *Room) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rooms[r.group.Name] == r {
+		delete(c.rooms, r.group.Name)
+	}
 }
 
 // joinApplied is called by the room when it has taken a join command.
@@ -183,15 +199,41 @@ type Participant struct {
 	done   chan struct{} // closed when the room lets the caller go
 
 	// Set by the room before the join reply; read-only afterwards.
-	seat int
+	seat     int
+	restored bool
+
+	once   sync.Once
+	reason string // why the room let the caller go; written before done closes
 }
 
 // Seat returns the caller's seat number in this session.
 func (p *Participant) Seat() int { return p.seat }
 
+// Restored reports whether the caller got back the seat they had before
+// their call dropped.
+func (p *Participant) Restored() bool { return p.restored }
+
 // Done is closed when the room has let the caller go (session ended, the
 // caller was removed, or the conference closed). The call should end then.
 func (p *Participant) Done() <-chan struct{} { return p.done }
+
+// Reason tells why the room let the caller go; valid once Done is closed.
+func (p *Participant) Reason() string {
+	select {
+	case <-p.done:
+		return p.reason
+	default:
+		return ""
+	}
+}
+
+// letGo closes Done with a reason, once.
+func (p *Participant) letGo(reason string) {
+	p.once.Do(func() {
+		p.reason = reason
+		close(p.done)
+	})
+}
 
 // Key hands a key press to the room.
 func (p *Participant) Key(d byte) {

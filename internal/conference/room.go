@@ -2,20 +2,26 @@ package conference
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/media/mixer"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
-// ErrFull means the group already has max_members members.
-var ErrFull = errors.New("conference: group is full")
-
-// starTimeout drops a '*' that no digit followed.
-const starTimeout = 3 * time.Second
+// Reasons a caller is not let into a room; the caller hears why.
+var (
+	// ErrFull means the group already has max_members members.
+	ErrFull = errors.New("conference: group is full")
+	// ErrLocked means a facilitator locked the group.
+	ErrLocked = errors.New("conference: group is locked")
+	// ErrRemoved means this caller was removed from the session.
+	ErrRemoved = errors.New("conference: caller was removed from this session")
+)
 
 type cmdKind int
 
@@ -26,35 +32,48 @@ const (
 )
 
 type command struct {
-	kind   cmdKind
+	kind     cmdKind
+	p        *Participant
+	stream   Stream
+	role     Role
+	identity string
+	digit    byte
+	reply    chan error
+}
+
+// Talker detection: a level with hysteresis is enough for the rules (who
+// is talking, the muted-talker reminder); the audio work refines it.
+const (
+	talkOnEnergy  = 53_000 // mean square of a sine at -40 dBFS
+	talkOffEnergy = 5_300  // 10 dB lower to stop
+	talkOnFrames  = 3      // 60 ms above to start
+	talkOffFrames = 25     // 500 ms below to stop
+	// phraseTail separates one spoken phrase from the next.
+	phraseTail = 300 * time.Millisecond
+)
+
+// member is a caller inside a room, owned by the room's tick.
+type member struct {
 	p      *Participant
 	stream Stream
-	role   Role
-	digit  byte
-	reply  chan error
-}
-
-// member is a caller's state inside a room, owned by the room's tick.
-type member struct {
-	p         *Participant
-	stream    Stream
-	role      Role
-	seat      int
-	selfMuted bool
+	seat   int
 
 	mix     mixer.Member
-	player  prompt.Player // prompts for this caller only
+	inMixer bool
+	player  prompt.Player // what this caller alone hears: prompts, hold music
 	private pcm.Frame
+	scratch pcm.Frame
 
-	starPending bool
-	starAt      time.Time
+	talking  bool
+	above    int
+	below    int
+	hangup   bool   // let go once the player has said everything
+	reason   string // why, for the call's log
+	holdLoop bool
 }
 
-// heard applies the who-is-heard rules that exist so far: the caller's own
-// mute. The stream itself drops audio while the caller is on hold.
-func (m *member) heard() bool { return !m.selfMuted }
-
-// Room is one group's live session.
+// Room is one group's live session: the rules (package rules) decide who
+// is heard and what is said; the room mixes and speaks.
 type Room struct {
 	conf  *Conference
 	group Group
@@ -66,24 +85,33 @@ type Room struct {
 	pendingJoins int // guarded by conf.mu
 
 	// Owned by the tick (clock goroutine) from here on.
+	sess     *rules.Session
 	members  []*member
+	bySeat   map[int]*member
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
-	nextSeat int
 	chime    prompt.Player
 	extra    pcm.Frame
 	started  time.Time
+	detached bool // the session ended: no longer the group's live room
 }
 
-func newRoom(c *Conference, g Group) *Room {
+func newRoom(c *Conference, g Group, now time.Time) *Room {
 	return &Room{
 		conf:    c,
 		group:   g,
 		cmds:    make(chan command, 1024),
 		stopped: make(chan struct{}),
+		sess: rules.New(rules.Config{
+			LedBy:      g.LedBy,
+			MaxMembers: g.MaxMembers,
+			ShareLimit: time.Duration(g.ShareMinutes) * time.Minute,
+			EndGrace:   g.EndGrace,
+		}, now),
+		bySeat:  map[int]*member{},
 		byP:     map[*Participant]*member{},
 		mixer:   mixer.New(),
-		started: time.Now(),
+		started: now,
 	}
 }
 
@@ -105,39 +133,39 @@ func (r *Room) shutdown() {
 	r.stopOnce.Do(func() {
 		close(r.stopped)
 		for _, m := range r.members {
-			closeDone(m.p)
+			m.p.letGo("room-closed")
 		}
 	})
 }
 
-func closeDone(p *Participant) {
-	select {
-	case <-p.done:
-	default:
-		close(p.done)
-	}
-}
-
-// Tick applies queued commands, then mixes one frame for everybody.
+// Tick applies queued commands and timers, then mixes one frame for
+// everybody.
 func (r *Room) Tick(now time.Time) {
 	r.drain(now)
+	r.apply(r.sess.Tick(now), now)
+	r.release()
+	if r.sess.Ended() && !r.detached {
+		r.detached = true
+		r.conf.detach(r)
+	}
 	if len(r.members) == 0 {
 		if r.conf.maybeRemove(r) {
-			r.conf.log.Info("session ended", "group", r.group.Name, "duration", time.Since(r.started).Round(time.Second).String())
+			r.conf.log.Info("session ended", "group", r.group.Name, "duration", now.Sub(r.started).Round(time.Second).String())
 			r.shutdown()
 		}
 		return
 	}
 	for _, m := range r.members {
 		got := m.stream.ReadFrame(&m.mix.In)
-		m.mix.Heard = got && m.heard()
+		r.detectTalk(m, got, now)
+		if !m.inMixer {
+			continue
+		}
+		m.mix.Heard = got && r.sess.Heard(m.seat)
 		if m.player.Next(&m.private) {
 			m.mix.Private = &m.private
 		} else {
 			m.mix.Private = nil
-		}
-		if m.starPending && now.Sub(m.starAt) > starTimeout {
-			m.starPending = false
 		}
 	}
 	var extra *pcm.Frame
@@ -146,7 +174,40 @@ func (r *Room) Tick(now time.Time) {
 	}
 	r.mixer.Tick(extra)
 	for _, m := range r.members {
-		m.stream.WriteFrame(m.mix.Out())
+		if m.inMixer {
+			m.stream.WriteFrame(m.mix.Out())
+			continue
+		}
+		// Out of the mix (waiting, or before the facilitator came): only
+		// their own prompts and hold music.
+		m.player.Next(&m.scratch)
+		m.stream.WriteFrame(&m.scratch)
+	}
+}
+
+// detectTalk feeds the rules the caller's talking state, with hysteresis.
+func (r *Room) detectTalk(m *member, got bool, now time.Time) {
+	var e int64
+	if got {
+		e = m.mix.In.Energy()
+	}
+	switch {
+	case !m.talking && e > talkOnEnergy:
+		m.above++
+		if m.above >= talkOnFrames {
+			m.talking, m.below = true, 0
+			r.apply(r.sess.Talking(m.seat, true, now), now)
+		}
+	case !m.talking:
+		m.above = 0
+	case e < talkOffEnergy:
+		m.below++
+		if m.below >= talkOffFrames {
+			m.talking, m.above = false, 0
+			r.apply(r.sess.Talking(m.seat, false, now), now)
+		}
+	default:
+		m.below = 0
 	}
 }
 
@@ -155,105 +216,192 @@ func (r *Room) drain(now time.Time) {
 	for {
 		select {
 		case c := <-r.cmds:
-			r.apply(c, now)
+			r.command(c, now)
 		default:
 			return
 		}
 	}
 }
 
-func (r *Room) apply(c command, now time.Time) {
+func (r *Room) command(c command, now time.Time) {
 	switch c.kind {
 	case cmdJoin:
-		c.reply <- r.join(c)
+		c.reply <- r.join(c, now)
 		r.conf.joinApplied(r)
 	case cmdLeave:
-		r.leave(c.p)
+		if m := r.byP[c.p]; m != nil {
+			r.remove(m)
+			r.apply(r.sess.Leave(m.seat, now), now)
+			r.conf.log.Info("left", "call", c.p.callID, "group", r.group.Name, "seat", m.seat)
+		}
+		c.p.letGo("left")
 		if c.reply != nil {
 			c.reply <- nil
 		}
 	case cmdKey:
-		if m := r.byP[c.p]; m != nil {
-			r.key(m, c.digit, now)
+		if m := r.byP[c.p]; m != nil && !m.hangup {
+			r.apply(r.sess.Key(m.seat, c.digit, now), now)
 		}
 	}
 }
 
-func (r *Room) countRole(role Role) int {
-	n := 0
-	for _, m := range r.members {
-		if m.role == role {
-			n++
-		}
+func (r *Room) join(c command, now time.Time) error {
+	role := rules.Member
+	if c.role == Facilitator {
+		role = rules.Facilitator
 	}
-	return n
-}
-
-func (r *Room) join(c command) error {
-	if c.role == Member && r.group.MaxMembers > 0 && r.countRole(Member) >= r.group.MaxMembers {
+	res, effects := r.sess.Join(c.identity, role, now)
+	switch res.Refused {
+	case rules.RefuseNone:
+	case rules.RefuseFull:
 		return ErrFull
+	case rules.RefuseLocked:
+		return ErrLocked
+	case rules.RefuseRemoved:
+		return ErrRemoved
+	default:
+		return ErrClosed
 	}
-	r.nextSeat++
-	m := &member{p: c.p, stream: c.stream, role: c.role, seat: r.nextSeat}
+	m := &member{p: c.p, stream: c.stream, seat: res.Seat}
 	c.p.seat = m.seat
-	first := len(r.members) == 0
+	c.p.restored = res.Restored
 	r.members = append(r.members, m)
+	r.bySeat[m.seat] = m
 	r.byP[c.p] = m
-	r.mixer.Add(&m.mix)
-
-	clips := append([][]int16{r.clip(prompt.YouAreCaller)}, r.conf.prompts.Number(m.seat)...)
-	if first {
-		clips = append(clips, prompt.Pause(300*time.Millisecond), r.clip(prompt.FirstHere))
-	} else {
-		r.chime.Play(tone.JoinChime())
-	}
-	m.player.Play(clips...)
-	r.conf.log.Info("joined", "call", c.p.callID, "group", r.group.Name, "seat", m.seat, "role", m.role.String())
+	r.place(m)
+	r.apply(effects, now)
+	r.conf.log.Info("joined", "call", c.p.callID, "group", r.group.Name, "seat", m.seat,
+		"role", c.role.String(), "restored", res.Restored)
 	return nil
 }
 
-func (r *Room) leave(p *Participant) {
-	m := r.byP[p]
-	if m == nil {
-		return
+// place puts a member in or out of the mix as the rules say.
+func (r *Room) place(m *member) {
+	in := r.sess.Placement(m.seat) == rules.InRoom
+	switch {
+	case in && !m.inMixer:
+		r.mixer.Add(&m.mix)
+		m.inMixer = true
+	case !in && m.inMixer:
+		r.mixer.Remove(&m.mix)
+		m.inMixer = false
 	}
-	delete(r.byP, p)
-	r.mixer.Remove(&m.mix)
+}
+
+// remove takes a member out of the room's structures.
+func (r *Room) remove(m *member) {
+	if m.inMixer {
+		r.mixer.Remove(&m.mix)
+		m.inMixer = false
+	}
+	delete(r.bySeat, m.seat)
+	delete(r.byP, m.p)
 	for i, x := range r.members {
 		if x == m {
 			r.members = append(r.members[:i], r.members[i+1:]...)
 			break
 		}
 	}
-	closeDone(p)
-	if len(r.members) > 0 {
-		r.chime.Play(tone.LeaveChime())
-	}
-	r.conf.log.Info("left", "call", p.callID, "group", r.group.Name, "seat", m.seat)
 }
 
-// key runs the keypad: a '*' then a digit within starTimeout is a command.
-func (r *Room) key(m *member, d byte, now time.Time) {
-	if d == '*' {
-		m.starPending, m.starAt = true, now
-		return
+// release lets go members whose hang-up is due (their last words played).
+func (r *Room) release() {
+	for i := 0; i < len(r.members); i++ {
+		m := r.members[i]
+		if !m.hangup || m.player.Playing() {
+			continue
+		}
+		r.remove(m)
+		i--
+		r.conf.log.Info("let go", "call", m.p.callID, "group", r.group.Name, "seat", m.seat, "reason", m.reason)
+		m.p.letGo(m.reason)
 	}
-	if !m.starPending {
-		return
-	}
-	m.starPending = false
-	switch d {
-	case '6':
-		m.selfMuted = !m.selfMuted
-		if m.selfMuted {
-			m.player.Play(r.clip(prompt.Muted))
-		} else {
-			m.player.Play(r.clip(prompt.Unmuted))
+}
+
+// apply carries out the rules' effects.
+func (r *Room) apply(effects []rules.Effect, now time.Time) {
+	for _, e := range effects {
+		switch e.Kind {
+		case rules.Say:
+			if m := r.bySeat[e.Seat]; m != nil {
+				clips := r.speak(e.Phrase)
+				if e.Interrupt {
+					m.player.Play(clips...)
+				} else {
+					m.player.Enqueue(clips...)
+				}
+			}
+		case rules.SayRoom, rules.SayFacilitators:
+			clips := r.speak(e.Phrase)
+			for _, m := range r.members {
+				if m.seat == e.Seat || m.hangup {
+					continue
+				}
+				if r.sess.Placement(m.seat) != rules.InRoom && e.Kind == rules.SayRoom {
+					continue
+				}
+				if e.Kind == rules.SayFacilitators && !r.isFacilitator(m.seat) {
+					continue
+				}
+				m.player.Enqueue(clips...)
+			}
+		case rules.Chime:
+			switch e.Chime {
+			case rules.ChimeJoin:
+				r.chime.Play(tone.JoinChime())
+			case rules.ChimeLeave:
+				r.chime.Play(tone.LeaveChime())
+			case rules.ChimeShareLimit:
+				if m := r.bySeat[e.Seat]; m != nil {
+					m.player.Enqueue(tone.Chime())
+				}
+			}
+		case rules.HoldMusic:
+			if m := r.bySeat[e.Seat]; m != nil {
+				if e.On {
+					if clip, ok := r.conf.prompts.Clip(prompt.HoldMusic); ok {
+						m.player.Loop(clip)
+					}
+				} else {
+					m.player.StopLoop()
+				}
+				m.holdLoop = e.On
+			}
+		case rules.Hangup:
+			if m := r.bySeat[e.Seat]; m != nil {
+				m.hangup, m.reason = true, e.Reason
+			}
+		case rules.End:
+			r.conf.log.Info("session ended by the rules", "group", r.group.Name, "reason", e.Reason)
 		}
 	}
+	// Placement may have changed (waiting, lobby, back): follow it.
+	for _, m := range r.members {
+		r.place(m)
+	}
 }
 
-func (r *Room) clip(name string) []int16 {
-	c, _ := r.conf.prompts.Clip(name)
-	return c
+func (r *Room) isFacilitator(seat int) bool {
+	for _, v := range r.sess.View() {
+		if v.Seat == seat {
+			return v.Role == rules.Facilitator
+		}
+	}
+	return false
+}
+
+// speak turns a phrase (prompt names, numbers as digits) into clips.
+func (r *Room) speak(phrase []string) [][]int16 {
+	clips := make([][]int16, 0, len(phrase)+2)
+	for _, w := range phrase {
+		if n, err := strconv.Atoi(w); err == nil && w != "" && w[0] >= '0' && w[0] <= '9' {
+			clips = append(clips, r.conf.prompts.Number(n)...)
+			continue
+		}
+		if c, ok := r.conf.prompts.Clip(w); ok {
+			clips = append(clips, c)
+		}
+	}
+	clips = append(clips, prompt.Pause(phraseTail))
+	return clips
 }

@@ -1,0 +1,250 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/groupbridge/groupbridge/internal/softphone"
+)
+
+// End-to-end checks of the facilitator's keypad, judged by signal.
+
+// keys types a key sequence by RFC 4733.
+func keys(t *testing.T, p *softphone.Phone, seq string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.SendDigits(ctx, seq, softphone.DigitRFC4733); err != nil {
+		t.Fatalf("keys %q: %v", seq, err)
+	}
+}
+
+// levelOver listens to p for d from now and returns the level of freq.
+func levelOver(p *softphone.Phone, d time.Duration, freq float64) float64 {
+	start := time.Now()
+	time.Sleep(d)
+	return levels(p, start, d, freq)[0]
+}
+
+const (
+	audible = -30.0 // a -20 dBFS tone through the bridge is well above this
+	gone    = -50.0 // a tone taken out of the mix is far below this
+)
+
+const peerGroup = `
+  - name: Circle
+    member_pin: "1234"
+    facilitator_pin: "654321"
+    led_by: peer
+`
+
+func TestKeypadLectureMode(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	f := dial(t, a, softphone.Config{Caller: "+15551000001"})
+	m := dial(t, a, softphone.Config{Caller: "+15551000002"})
+	l := dial(t, a, softphone.Config{Caller: "+15551000003"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
+	enter(t, logs, l, "1234", softphone.DigitRFC4733, 3)
+	m.SendTone(440, -20)
+	time.Sleep(3 * time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Fatalf("before lecture mode the member is heard at %.1f dBFS", lv)
+	}
+	keys(t, f, "*5")
+	time.Sleep(time.Second)
+	if lv := levelOver(l, time.Second, 440); lv > gone {
+		t.Fatalf("in lecture mode the member is still heard at %.1f dBFS", lv)
+	}
+	keys(t, f, "*5")
+	time.Sleep(time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Fatalf("after lecture mode the member is heard at %.1f dBFS only", lv)
+	}
+}
+
+func TestKeypadRaiseHandAndFloor(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	f := dial(t, a, softphone.Config{Caller: "+15551000011"})
+	asker := dial(t, a, softphone.Config{Caller: "+15551000012"})
+	other := dial(t, a, softphone.Config{Caller: "+15551000013"})
+	l := dial(t, a, softphone.Config{Caller: "+15551000014"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	enter(t, logs, asker, "1234", softphone.DigitRFC4733, 2)
+	enter(t, logs, other, "1234", softphone.DigitRFC4733, 3)
+	enter(t, logs, l, "1234", softphone.DigitRFC4733, 4)
+	asker.SendTone(440, -20)
+	other.SendTone(1000, -20)
+	keys(t, f, "*5")
+	keys(t, asker, "*9")
+	time.Sleep(500 * time.Millisecond)
+	keys(t, f, "*8")
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	lv := levels(l, start, 1500*time.Millisecond, 440, 1000)
+	if lv[0] < audible {
+		t.Errorf("the member given the floor is heard at %.1f dBFS only", lv[0])
+	}
+	if lv[1] > gone {
+		t.Errorf("a member without the floor is heard at %.1f dBFS in lecture mode", lv[1])
+	}
+}
+
+func TestKeypadSeatToWaiting(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	f := dial(t, a, softphone.Config{Caller: "+15551000021"})
+	seat2 := dial(t, a, softphone.Config{Caller: "+15551000022"})
+	l := dial(t, a, softphone.Config{Caller: "+15551000023"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	enter(t, logs, seat2, "1234", softphone.DigitRFC4733, 2)
+	enter(t, logs, l, "1234", softphone.DigitRFC4733, 3)
+	seat2.SendTone(440, -20)
+	l.SendTone(1000, -20)
+	time.Sleep(3 * time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Fatalf("seat 2 not heard before (%.1f dBFS)", lv)
+	}
+	keys(t, f, "*12#3")
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	if lv := levels(l, start, 2*time.Second, 440)[0]; lv > gone {
+		t.Errorf("seat 2 still heard at %.1f dBFS after moving to waiting", lv)
+	}
+	heard := seat2.Received(start)
+	if lv := levels(seat2, start, 2*time.Second, 1000)[0]; lv > gone {
+		t.Errorf("seat 2 in waiting still hears the room's 1000 Hz at %.1f dBFS", lv)
+	}
+	if len(heard) == 0 || rmsOf(heard) < -50 {
+		t.Errorf("seat 2 hears no hold music (level %.1f dBFS)", rmsOf(heard))
+	}
+	// The same action brings seat 2 back.
+	keys(t, f, "*12#3")
+	time.Sleep(2 * time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Errorf("seat 2 not heard after coming back (%.1f dBFS)", lv)
+	}
+}
+
+func TestKeypadEndSession(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	f := dial(t, a, softphone.Config{Caller: "+15551000031"})
+	m1 := dial(t, a, softphone.Config{Caller: "+15551000032"})
+	m2 := dial(t, a, softphone.Config{Caller: "+15551000033"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	enter(t, logs, m1, "1234", softphone.DigitRFC4733, 2)
+	enter(t, logs, m2, "1234", softphone.DigitRFC4733, 3)
+	keys(t, f, "*#1")
+	for i, p := range []*softphone.Phone{f, m1, m2} {
+		select {
+		case <-p.Done():
+			if !p.EndedByRemote() {
+				t.Errorf("caller %d: call ended, but not by the bridge's BYE", i+1)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("caller %d still connected after *#1", i+1)
+		}
+	}
+}
+
+func TestFacilitatorLedMembersWait(t *testing.T) {
+	t.Parallel()
+	groups := `
+  - name: Led
+    member_pin: "1234"
+    facilitator_pin: "654321"
+    led_by: facilitator
+`
+	a, logs := startApp(t, testYAML("", groups))
+	m1 := dial(t, a, softphone.Config{Caller: "+15551000041"})
+	m2 := dial(t, a, softphone.Config{Caller: "+15551000042"})
+	enter(t, logs, m1, "1234", softphone.DigitRFC4733, 1)
+	enter(t, logs, m2, "1234", softphone.DigitRFC4733, 2)
+	m1.SendTone(440, -20)
+	m2.SendTone(1000, -20)
+	time.Sleep(2 * time.Second)
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	if lv := levels(m2, start, 2*time.Second, 440)[0]; lv > gone {
+		t.Errorf("before the facilitator, member 2 hears member 1 at %.1f dBFS", lv)
+	}
+	if lv := levels(m1, start, 2*time.Second, 1000)[0]; lv > gone {
+		t.Errorf("before the facilitator, member 1 hears member 2 at %.1f dBFS", lv)
+	}
+	f := dial(t, a, softphone.Config{Caller: "+15551000043"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 3)
+	time.Sleep(3 * time.Second)
+	start = time.Now()
+	time.Sleep(2 * time.Second)
+	if lv := levels(m2, start, 2*time.Second, 440)[0]; lv < audible {
+		t.Errorf("with the facilitator in, member 2 hears member 1 at %.1f dBFS only", lv)
+	}
+	if lv := levels(m1, start, 2*time.Second, 1000)[0]; lv < audible {
+		t.Errorf("with the facilitator in, member 1 hears member 2 at %.1f dBFS only", lv)
+	}
+}
+
+func TestRejoinRestoresSeatAndMute(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	l := dial(t, a, softphone.Config{Caller: "+15551000051"})
+	enter(t, logs, l, "1234", softphone.DigitRFC4733, 1)
+	m := dial(t, a, softphone.Config{Caller: "+15551000052"})
+	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
+	keys(t, m, "*6")
+	time.Sleep(500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitCount(t, 5*time.Second, 1, "left", "seat", "2")
+	back := dial(t, a, softphone.Config{Caller: "+15551000052"})
+	enter(t, logs, back, "1234", softphone.DigitRFC4733, 3)
+	if logs.count(t, "call joined", "seat", "2", "restored", "true") != 1 {
+		t.Fatalf("the caller did not get seat 2 back; log:\n%s", logs.String())
+	}
+	back.SendTone(440, -20)
+	time.Sleep(2 * time.Second)
+	if lv := levelOver(l, 1500*time.Millisecond, 440); lv > gone {
+		t.Errorf("the rejoined caller's self-mute was lost: heard at %.1f dBFS", lv)
+	}
+}
+
+func TestRemovedCallerCannotRejoin(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	f := dial(t, a, softphone.Config{Caller: "+15551000061"})
+	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	m := dial(t, a, softphone.Config{Caller: "+15551000062"})
+	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
+	keys(t, f, "*3")
+	time.Sleep(2 * time.Second)
+	keys(t, f, "1")
+	select {
+	case <-m.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("removed member still connected")
+	}
+	if !m.EndedByRemote() {
+		t.Fatal("removal did not end the call with the bridge's BYE")
+	}
+	again := dial(t, a, softphone.Config{Caller: "+15551000062"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := again.SendDigits(ctx, "1234#", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-again.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("removed caller got back in")
+	}
+	logs.waitCount(t, 5*time.Second, 1, "call not admitted", "outcome", "removed")
+}
