@@ -4,9 +4,10 @@
 #   make bench   benchmarks of the mixer, RTP and codec paths
 GO       ?= go
 PKGS     := ./...
-# Debian packages the interop tests need (sipp).
-TEST_DEBS := sip-tester
-TEST_BINS := sipp
+# Debian packages the tests need: sipp for interop, espeak-ng and sox for
+# the in-band DTMF detector's talk-off test on real speech.
+TEST_DEBS := sip-tester espeak-ng sox
+TEST_BINS := sipp espeak-ng sox
 
 .PHONY: all build run test test-deps unit bench fuzz lint prompts clean
 

@@ -28,6 +28,7 @@ import (
 type Config struct {
 	SIP     SIP     `yaml:"sip"`
 	RTP     RTP     `yaml:"rtp"`
+	Audio   Audio   `yaml:"audio"`
 	Log     Log     `yaml:"log"`
 	Prompts Prompts `yaml:"prompts"`
 	Groups  []Group `yaml:"groups"`
@@ -119,6 +120,21 @@ type Group struct {
 	EndGrace time.Duration `yaml:"end_grace"`
 }
 
+// Audio is how callers' audio is cleaned up and mixed.
+type Audio struct {
+	// JitterMin and JitterMax bound the adaptive jitter buffer's delay.
+	JitterMin time.Duration `yaml:"jitter_min"`
+	JitterMax time.Duration `yaml:"jitter_max"`
+	// MaxTalkers is how many of the loudest talkers are mixed at once;
+	// quieter open lines wait their turn instead of adding noise.
+	MaxTalkers int `yaml:"max_talkers"`
+	// AGC brings every talker toward a common speech level (within 6 dB)
+	// with a limiter, so a shouting caller never clips the room.
+	AGC bool `yaml:"agc"`
+	// ComfortNoise sends very low-level noise instead of digital silence.
+	ComfortNoise bool `yaml:"comfort_noise"`
+}
+
 // Default returns the built-in configuration: every key at its default and no
 // groups. It is not valid on its own; a file must add at least one group.
 func Default() *Config {
@@ -133,6 +149,12 @@ func Default() *Config {
 			PortMax:     20000,
 			Timeout:     30 * time.Second,
 			HoldTimeout: time.Hour,
+		},
+		Audio: Audio{
+			JitterMin:  20 * time.Millisecond,
+			JitterMax:  200 * time.Millisecond,
+			MaxTalkers: 4,
+			AGC:        true,
 		},
 		Log:     Log{Format: LogFormatText},
 		Prompts: Prompts{Language: "en"},

@@ -209,6 +209,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 			}
 		}
 		d.mismatch(n, path, secret, "a whole number")
+	case v.Kind() == reflect.Bool:
+		// Only YAML 1.2's true/false: yes/no/on/off are the classic YAML
+		// trap (a country code "no" turning into false).
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && (n.Value == "true" || n.Value == "false") {
+			v.SetBool(n.Value == "true")
+			return
+		}
+		d.mismatch(n, path, secret, "true or false")
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.mismatch(n, path, secret, "a list")

@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 	var v validator
 	v.sip(&c.SIP)
 	v.rtp(&c.RTP)
+	v.audio(&c.Audio)
 	if f := c.Log.Format; f != LogFormatText && f != LogFormatJSON {
 		v.add("log.format", "%s must be text or json", quote(f))
 	}
@@ -54,6 +55,31 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return v.errs
+}
+
+// Bounds of the audio settings: a jitter buffer under 10 ms cannot absorb
+// even a 10 ms packet, and over a second a conversation stops working.
+const (
+	minJitter     = 10 * time.Millisecond
+	maxJitter     = time.Second
+	maxMaxTalkers = 32
+)
+
+func (v *validator) audio(a *Audio) {
+	okMin := a.JitterMin >= minJitter && a.JitterMin <= maxJitter
+	okMax := a.JitterMax >= minJitter && a.JitterMax <= maxJitter
+	if !okMin {
+		v.add("audio.jitter_min", "%s must be from %s to %s", shortDuration(a.JitterMin), shortDuration(minJitter), shortDuration(maxJitter))
+	}
+	if !okMax {
+		v.add("audio.jitter_max", "%s must be from %s to %s", shortDuration(a.JitterMax), shortDuration(minJitter), shortDuration(maxJitter))
+	}
+	if okMin && okMax && a.JitterMin > a.JitterMax {
+		v.add("audio.jitter_min", "%s is above audio.jitter_max: %s", shortDuration(a.JitterMin), shortDuration(a.JitterMax))
+	}
+	if a.MaxTalkers < 1 || a.MaxTalkers > maxMaxTalkers {
+		v.add("audio.max_talkers", "%d must be from 1 to %d", a.MaxTalkers, maxMaxTalkers)
+	}
 }
 
 // maxAnswerDelay bounds the ring before answer: callers and PBXs give up
