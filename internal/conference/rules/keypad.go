@@ -1,0 +1,420 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// Key applies one key press (digit is '0'-'9', '*', '#' or 'A'-'D') from
+// seat. Commands are '*' then a key within StarTimeout; a key without '*'
+// does nothing, and '*' after '*' starts the command again. Every spoken
+// answer to the presser's own key is a Say with Interrupt set.
+//
+// Everyone:
+//   - *6 toggles self-mute: "You are muted." / "You are unmuted.", followed,
+//     when the caller stays unheard, by the reason: "The facilitator has
+//     not joined yet." (lobby), "The facilitator will bring you back
+//     shortly." (waiting), "The facilitator has muted you.", or in lecture
+//     mode without the floor "The room is in lecture mode; press star 9 ..."
+//     ("Your hand is raised." instead when it is).
+//   - *2: "There are N people on the call." (callers present, in any
+//     placement, not being hung up) or "You are the only one here.";
+//     facilitators also hear "Caller N is talking." for each other caller
+//     who is talking and heard (the voices in their ear), or "Nobody is
+//     talking."
+//   - *0: the help for the caller's role.
+//
+// Members: *9 raises or lowers the hand (first-come queue): "Your hand is
+// raised." / "Your hand is lowered."; on raising, facilitators hear
+// "Caller N raised a hand." In the lobby or waiting, *9 does nothing (there
+// is no floor to ask for from there). A facilitator key pressed by a
+// member, wherever they are, answers "That key is for the facilitator."
+// A facilitator pressing *9 gets nothing: facilitators are always heard.
+//
+// Facilitators:
+//   - *5 lecture mode: on -> the room hears "The facilitator has muted
+//     everyone."; off -> "Everyone may speak now." and the floor is cleared.
+//     Self-mutes are left as they were.
+//   - *8 gives the floor to the head of the hand queue (lowering their hand,
+//     taking the floor from the previous holder): the room hears "Caller N,
+//     you have the floor."; "No hands are raised." when the queue is empty.
+//     The floor does not lift a facilitator mute (only seat action 2 does).
+//   - *7 lock toggle: "The group is now locked." / "... unlocked."
+//   - *3 picks the member with the highest seat present ("who joined last";
+//     never a facilitator): "Caller N. Press 1 to confirm ..."; then 1
+//     within MenuTimeout removes them, any other key or the timeout answers
+//     "Cancelled."; "There is no member to remove." when there is none.
+//   - *1 N # picks seat N (digits, '#' ends, any other key cancels; the
+//     timeout runs from the last digit): "There is no caller with that
+//     number." or "Caller N. Press 1 to mute, ..."; then within MenuTimeout
+//     1 mute, 2 unmute (in lecture mode a member in the room also gets the
+//     floor), 3 waiting / back, 4 remove (confirm with 1), 5 make
+//     facilitator. On a facilitator, 3 and 4 are refused with "Cancelled."
+//     (1 and 2 work: facilitators may mute each other, or themselves); 5 is
+//     refused for a caller in waiting (bring them back first). Any other key
+//     cancels. A target that left meanwhile answers "There is no caller with
+//     that number."
+//   - *4 share timer toggle: "The share timer is on." / "... off." Turned
+//     on while someone has the floor, their share time starts now.
+//   - *# asks "To end the session for everyone, press 1."; 1 ends it, any
+//     other key or the timeout answers "Cancelled."
+//
+// In a menu (seat entry, seat action, confirmation) every key belongs to
+// the menu, '*' included (it cancels).
+func (s *Session) Key(seat int, digit byte, now time.Time) []Effect {
+	out := s.advance(now)
+	c := s.get(seat)
+	if c == nil || s.ended || c.departing {
+		return out
+	}
+	switch c.key {
+	case keyIdle:
+		if digit == '*' {
+			s.setKey(c, keyStar, now.Add(s.cfg.StarTimeout))
+		}
+		return out
+	case keyStar:
+		if digit == '*' {
+			s.setKey(c, keyStar, now.Add(s.cfg.StarTimeout))
+			return out
+		}
+		s.setKey(c, keyIdle, time.Time{})
+		return s.command(out, c, digit, now)
+	case keySeatEntry:
+		switch {
+		case digit >= '0' && digit <= '9':
+			if c.nEntry < maxSeatDigits {
+				c.entry = c.entry*10 + int(digit-'0')
+			}
+			c.nEntry++
+			s.setKey(c, keySeatEntry, now.Add(s.cfg.MenuTimeout))
+			return out
+		case digit == '#':
+			return s.pickSeat(out, c, now)
+		}
+		return s.cancel(out, c)
+	case keySeatAction:
+		if digit >= '1' && digit <= '5' {
+			return s.seatAction(out, c, digit, now)
+		}
+		return s.cancel(out, c)
+	case keyConfirmRemove:
+		if digit == '1' {
+			return s.confirmRemove(out, c, now)
+		}
+		return s.cancel(out, c)
+	case keyConfirmEnd:
+		if digit == '1' {
+			return append(out, s.end(ReasonEndedByFacilitator)...)
+		}
+		return s.cancel(out, c)
+	}
+	return out
+}
+
+// setKey moves c's keypad grammar to k, expiring at deadline.
+func (s *Session) setKey(c *caller, k keyState, deadline time.Time) {
+	c.key = k
+	c.keyAt = deadline
+	s.dirty = true // the previous deadline (if any) is gone
+	if k != keyIdle {
+		s.schedule(deadline)
+	}
+}
+
+// cancel ends c's menu with "Cancelled."
+func (s *Session) cancel(out []Effect, c *caller) []Effect {
+	s.setKey(c, keyIdle, time.Time{})
+	return append(out, say(c.seat, true, prompt.Cancelled))
+}
+
+// command runs the star command digit for c.
+func (s *Session) command(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	switch digit {
+	case '6':
+		return s.toggleSelfMute(out, c, now)
+	case '2':
+		return s.headCount(out, c)
+	case '0':
+		if c.role == Facilitator {
+			return append(out, say(c.seat, true, prompt.HelpFacilitator))
+		}
+		return append(out, say(c.seat, true, prompt.HelpMember))
+	case '9':
+		if c.role != Member || c.placement != InRoom {
+			return out
+		}
+		return s.toggleHand(out, c, now)
+	case '5', '8', '7', '3', '1', '4', '#':
+		if c.role != Facilitator {
+			return append(out, say(c.seat, true, prompt.FacilitatorOnly))
+		}
+		return s.facilitatorCommand(out, c, digit, now)
+	}
+	return out
+}
+
+// toggleSelfMute is *6.
+func (s *Session) toggleSelfMute(out []Effect, c *caller, now time.Time) []Effect {
+	c.selfMuted = !c.selfMuted
+	s.refresh(c, now)
+	if c.selfMuted {
+		return append(out, say(c.seat, true, prompt.Muted))
+	}
+	phrase := []string{prompt.Unmuted}
+	if !c.heard {
+		switch {
+		case c.placement != InRoom:
+			phrase = append(phrase, announcement(c.placement))
+		case c.facMuted:
+			phrase = append(phrase, prompt.MutedByFacilitator)
+		case c.hand:
+			phrase = append(phrase, prompt.HandRaised)
+		default: // lecture mode without the floor
+			phrase = append(phrase, prompt.LectureRaiseHand)
+		}
+	}
+	return append(out, say(c.seat, true, phrase...))
+}
+
+// headCount is *2.
+func (s *Session) headCount(out []Effect, c *caller) []Effect {
+	var phrase []string
+	if n := s.members + s.facs; n <= 1 {
+		phrase = []string{prompt.OnlyOneHere}
+	} else {
+		phrase = []string{prompt.ThereAre, num(n), prompt.PeopleOnCall}
+	}
+	if c.role == Facilitator {
+		talkers := 0
+		for _, o := range s.live {
+			if o != c && o.talking && o.heard {
+				phrase = append(phrase, prompt.Caller, num(o.seat), prompt.IsTalking)
+				talkers++
+			}
+		}
+		if talkers == 0 {
+			phrase = append(phrase, prompt.NobodyTalking)
+		}
+	}
+	return append(out, say(c.seat, true, phrase...))
+}
+
+// toggleHand is *9 for a member in the room.
+func (s *Session) toggleHand(out []Effect, c *caller, now time.Time) []Effect {
+	if c.hand {
+		s.lowerHand(c)
+		s.refresh(c, now)
+		return append(out, say(c.seat, true, prompt.HandLowered))
+	}
+	c.hand = true
+	s.hands = append(s.hands, c.seat)
+	s.refresh(c, now)
+	out = append(out, say(c.seat, true, prompt.HandRaised))
+	return s.sayFacilitators(out, 0, prompt.Caller, num(c.seat), prompt.RaisedAHand)
+}
+
+// facilitatorCommand runs a facilitator-only star command.
+func (s *Session) facilitatorCommand(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	switch digit {
+	case '5':
+		s.lecture = !s.lecture
+		if s.lecture {
+			out = s.sayRoom(out, 0, prompt.EveryoneMuted)
+		} else {
+			s.setFloor(0, now)
+			out = s.sayRoom(out, 0, prompt.EveryoneMaySpeak)
+		}
+		s.refreshAll(now)
+		return out
+	case '8':
+		if len(s.hands) == 0 {
+			return append(out, say(c.seat, true, prompt.NoHands))
+		}
+		return s.grantFloor(out, s.get(s.hands[0]), now)
+	case '7':
+		s.locked = !s.locked
+		if s.locked {
+			return append(out, say(c.seat, true, prompt.Locked))
+		}
+		return append(out, say(c.seat, true, prompt.Unlocked))
+	case '3':
+		for i := len(s.live) - 1; i >= 0; i-- {
+			if t := s.live[i]; t.role == Member && !t.departing {
+				return s.askRemove(out, c, t, now)
+			}
+		}
+		return append(out, say(c.seat, true, prompt.NoMemberToRemove))
+	case '1':
+		c.entry, c.nEntry = 0, 0
+		s.setKey(c, keySeatEntry, now.Add(s.cfg.MenuTimeout))
+		return out
+	case '4':
+		s.timer = !s.timer
+		if s.timer {
+			if s.floor != 0 {
+				s.startShare(now)
+			}
+			return append(out, say(c.seat, true, prompt.TimerOn))
+		}
+		s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}
+		s.dirty = true
+		return append(out, say(c.seat, true, prompt.TimerOff))
+	case '#':
+		s.setKey(c, keyConfirmEnd, now.Add(s.cfg.MenuTimeout))
+		return append(out, say(c.seat, true, prompt.EndConfirm))
+	}
+	return out
+}
+
+// askRemove asks c to confirm removing t.
+func (s *Session) askRemove(out []Effect, c, t *caller, now time.Time) []Effect {
+	c.target = t.seat
+	s.setKey(c, keyConfirmRemove, now.Add(s.cfg.MenuTimeout))
+	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), prompt.ConfirmPress1))
+}
+
+// target returns the present caller c's menu acts on, or nil.
+func (s *Session) target(c *caller) *caller {
+	t := s.get(c.target)
+	if t == nil || t.departing {
+		return nil
+	}
+	return t
+}
+
+// pickSeat ends seat entry with '#'.
+func (s *Session) pickSeat(out []Effect, c *caller, now time.Time) []Effect {
+	s.setKey(c, keyIdle, time.Time{})
+	if c.nEntry == 0 || c.nEntry > maxSeatDigits {
+		return append(out, say(c.seat, true, prompt.NoSuchSeat))
+	}
+	c.target = c.entry
+	t := s.target(c)
+	if t == nil {
+		return append(out, say(c.seat, true, prompt.NoSuchSeat))
+	}
+	s.setKey(c, keySeatAction, now.Add(s.cfg.MenuTimeout))
+	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), prompt.SeatMenu))
+}
+
+// confirmRemove is the '1' that confirms a removal.
+func (s *Session) confirmRemove(out []Effect, c *caller, now time.Time) []Effect {
+	s.setKey(c, keyIdle, time.Time{})
+	t := s.target(c)
+	switch {
+	case t == nil:
+		return append(out, say(c.seat, true, prompt.NoSuchSeat))
+	case t.role == Facilitator: // made facilitator since the question
+		return append(out, say(c.seat, true, prompt.Cancelled))
+	}
+	out = s.remove(out, t, now)
+	return append(out, say(c.seat, true, prompt.CallerRemoved))
+}
+
+// remove tells member t they are removed, hangs them up, and bars their
+// identity for the rest of the session (an anonymous caller is barred only
+// in this call, which ends).
+func (s *Session) remove(out []Effect, t *caller, now time.Time) []Effect {
+	if t.placement != InRoom {
+		out = append(out, hold(t.seat, false))
+	}
+	out = append(out,
+		say(t.seat, true, prompt.RemovedYou),
+		Effect{Kind: Hangup, Seat: t.seat, Reason: ReasonRemoved})
+	s.lowerHand(t)
+	if s.floor == t.seat {
+		s.setFloor(0, now)
+	}
+	t.departing = true
+	t.talking = false
+	s.members--
+	s.setKey(t, keyIdle, time.Time{})
+	s.refresh(t, now)
+	if t.identity != "" {
+		s.removed[t.identity] = struct{}{}
+		delete(s.rejoin, t.identity)
+	}
+	return s.chime(out, ChimeLeave, t.seat)
+}
+
+// seatAction runs action digit ('1'-'5') of the seat menu.
+func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	s.setKey(c, keyIdle, time.Time{})
+	t := s.target(c)
+	if t == nil {
+		return append(out, say(c.seat, true, prompt.NoSuchSeat))
+	}
+	n := num(t.seat)
+	switch digit {
+	case '1':
+		if !t.facMuted {
+			t.facMuted = true
+			s.refresh(t, now)
+			out = append(out, say(t.seat, false, prompt.MutedByFacilitator))
+		}
+		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsMuted))
+	case '2':
+		was := t.facMuted
+		t.facMuted = false
+		s.refresh(t, now)
+		granted := s.lecture && t.role == Member && t.placement == InRoom
+		if was {
+			// Nobody but the caller opens their microphone: a self-muted
+			// caller is told which key does.
+			if t.selfMuted {
+				out = append(out, say(t.seat, false, prompt.ReminderUnmute))
+			} else if !granted && t.heard {
+				out = append(out, say(t.seat, false, prompt.Unmuted))
+			}
+		}
+		if granted {
+			out = s.grantFloor(out, t, now)
+		}
+		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsUnmuted))
+	case '3':
+		if t.role == Facilitator {
+			return append(out, say(c.seat, true, prompt.Cancelled))
+		}
+		if t.placement == Waiting {
+			t.placement = InRoom
+			s.dirty = true
+			s.refresh(t, now)
+			out = append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom))
+			return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsBack))
+		}
+		s.lowerHand(t)
+		if s.floor == t.seat {
+			s.setFloor(0, now)
+		}
+		t.placement = Waiting
+		t.announceAt = now.Add(s.cfg.AnnounceEvery)
+		s.schedule(t.announceAt)
+		s.refresh(t, now)
+		out = append(out, hold(t.seat, true), say(t.seat, false, prompt.WaitingMessage))
+		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsWaiting))
+	case '4':
+		if t.role == Facilitator {
+			return append(out, say(c.seat, true, prompt.Cancelled))
+		}
+		return s.askRemove(out, c, t, now)
+	case '5':
+		if t.placement != InRoom {
+			return append(out, say(c.seat, true, prompt.Cancelled))
+		}
+		if t.role == Member {
+			t.role = Facilitator
+			s.members--
+			s.facs++
+			s.lowerHand(t)
+			if s.floor == t.seat {
+				s.setFloor(0, now)
+			}
+			s.refresh(t, now)
+			out = append(out, say(t.seat, false, prompt.YouAreFacilitator))
+		}
+		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsFacilitator))
+	}
+	return out
+}

@@ -1,0 +1,368 @@
+// Package rules is the pure state machine of one group's session: seats,
+// roles, mutes, lecture mode, the floor, raised hands, the lobby and
+// waiting, removal, the lock, the share timer, facilitator presence with its
+// grace period, and rejoin after a dropped call.
+//
+// It has no goroutines, no I/O and no audio, and it never reads a clock:
+// every call carries the time it happens at. It answers with Effects that
+// the room engine carries out (prompts, chimes, hold music, hang-ups) and
+// with the who-is-heard table the mixer follows (Session.Heard). The engine
+// owns one Session per live session, calls it from its single owner
+// goroutine, and calls Tick at or after NextDeadline.
+//
+// # Carrying out effects
+//
+// Effects are returned in the order they must be carried out. A Say, a
+// HoldMusic, a Hangup and a ChimeShareLimit chime go to Effect.Seat. The
+// room-wide kinds go to an audience the engine works out when it carries
+// them out, right after the call that returned them (Session.Audience does
+// it):
+//   - SayRoom: every present caller that has not been told to hang up, in
+//     any placement (room, waiting, lobby), except Effect.Seat. Callers on
+//     hold music hear room news too, and session_ended reaches everyone.
+//   - SayFacilitators: the same, facilitators only.
+//   - Chime (ChimeJoin, ChimeLeave): the callers InRoom that have not been
+//     told to hang up, except Effect.Seat (the caller joining or leaving).
+//     Callers on hold music get no chimes.
+//
+// Room-wide effects are only returned when their audience is not empty at
+// that moment, so "no effect" in a test means "nobody hears anything".
+//
+// # Ending
+//
+// A session ended by a facilitator (*# 1) or by grace expiry returns, in
+// this order: SayRoom session_ended, End (with the reason), then one Hangup
+// per caller still present and not already told to hang up, by ascending
+// seat, with the same reason. The engine hangs up each caller after what it
+// is hearing has played, calls Leave for each call as it ends, and discards
+// the session. A session everyone has left is Ended as well, with no
+// effects (there is nobody to tell). After Ended, every method returns no
+// effects and Join refuses with RefuseEnded: a later caller starts a new
+// Session, with seat 1 and nothing carried over.
+//
+// # Privacy
+//
+// No effect ever carries an identity or digits a caller typed: the only
+// numbers spoken are seat numbers of callers present at that moment, and a
+// seat typed after *1 is only repeated once it has been found present.
+package rules
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role is what a caller may do in a session.
+type Role int
+
+// Roles. A facilitator PIN joins as Facilitator, a member PIN as Member;
+// seat action 5 makes a member a facilitator for the rest of the call.
+const (
+	Member Role = iota
+	Facilitator
+)
+
+// String names the role for logs.
+func (r Role) String() string {
+	switch r {
+	case Member:
+		return "member"
+	case Facilitator:
+		return "facilitator"
+	}
+	return "role(" + strconv.Itoa(int(r)) + ")"
+}
+
+// LedBy values of Config.LedBy.
+const (
+	// LedByFacilitator: members wait in the lobby until the first
+	// facilitator joins, and the session ends EndGrace after the last
+	// facilitator leaves.
+	LedByFacilitator = "facilitator"
+	// LedByPeer: the room starts at once and goes on without a facilitator.
+	LedByPeer = "peer"
+)
+
+// Defaults used for zero (or negative) timings in Config.
+const (
+	DefaultShareLimit        = 3 * time.Minute
+	DefaultRejoinWindow      = 2 * time.Minute
+	DefaultStarTimeout       = 3 * time.Second
+	DefaultMenuTimeout       = 10 * time.Second
+	DefaultAnnounceEvery     = 30 * time.Second
+	DefaultFloorGrace        = 30 * time.Second
+	DefaultTalkReminderAfter = 2 * time.Second
+	DefaultReminderEvery     = time.Minute
+)
+
+// Config is the part of a group's configuration a session follows, plus the
+// timings of its rules (tests shorten nothing: the clock is injected).
+type Config struct {
+	// LedBy is LedByFacilitator or LedByPeer; anything other than
+	// "facilitator" is peer-led (the config package validates the value).
+	LedBy string
+	// MaxMembers caps members present (in the room, waiting or in the
+	// lobby); facilitators always get in. 0 = no limit.
+	MaxMembers int
+	// ShareLimit is share_minutes: how long one floor grant runs while the
+	// share timer is on. 0 = DefaultShareLimit.
+	ShareLimit time.Duration
+	// EndGrace is how long a facilitator-led session waits for a
+	// facilitator to return after the last one left. 0 (which the
+	// configuration allows) ends the session at once, without the
+	// facilitator_left announcement.
+	EndGrace time.Duration
+
+	// RejoinWindow: a dropped caller who calls back within it (same
+	// identity) gets seat, hand, mute state, placement and role back.
+	RejoinWindow time.Duration
+	// StarTimeout: a '*' not followed by a key within it is dropped.
+	StarTimeout time.Duration
+	// MenuTimeout: seat entry (*1 N #, from the last key pressed), the seat
+	// action choice and confirmations expire after it with "cancelled".
+	MenuTimeout time.Duration
+	// AnnounceEvery: how often callers in the lobby or waiting hear their
+	// announcement again.
+	AnnounceEvery time.Duration
+	// FloorGrace: with the share timer on, in lecture mode, the speaker
+	// loses the floor this long after the share-limit chime.
+	FloorGrace time.Duration
+	// TalkReminderAfter: an unheard caller talking this long hears the
+	// muted-talker reminder.
+	TalkReminderAfter time.Duration
+	// ReminderEvery: at most one reminder per caller per this period.
+	ReminderEvery time.Duration
+}
+
+// withDefaults fills zero and negative timings.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ShareLimit, DefaultShareLimit)
+	def(&c.RejoinWindow, DefaultRejoinWindow)
+	def(&c.StarTimeout, DefaultStarTimeout)
+	def(&c.MenuTimeout, DefaultMenuTimeout)
+	def(&c.AnnounceEvery, DefaultAnnounceEvery)
+	def(&c.FloorGrace, DefaultFloorGrace)
+	def(&c.TalkReminderAfter, DefaultTalkReminderAfter)
+	def(&c.ReminderEvery, DefaultReminderEvery)
+	if c.EndGrace < 0 {
+		c.EndGrace = 0
+	}
+	if c.MaxMembers < 0 {
+		c.MaxMembers = 0
+	}
+	return c
+}
+
+// RefuseReason says why Join did not admit a caller. The engine plays the
+// matching prompt (meeting_locked, group_full, removed_you) and hangs up;
+// Join returns no effects for a refusal.
+type RefuseReason int
+
+// Refuse reasons.
+const (
+	RefuseNone    RefuseReason = iota // admitted
+	RefuseFull                        // MaxMembers members are present
+	RefuseLocked                      // the room is locked (members only)
+	RefuseRemoved                     // this identity was removed from this session
+	RefuseEnded                       // the session is over; start a new one
+)
+
+// String names the reason for logs.
+func (r RefuseReason) String() string {
+	switch r {
+	case RefuseNone:
+		return "none"
+	case RefuseFull:
+		return "full"
+	case RefuseLocked:
+		return "locked"
+	case RefuseRemoved:
+		return "removed"
+	case RefuseEnded:
+		return "ended"
+	}
+	return "refuse(" + strconv.Itoa(int(r)) + ")"
+}
+
+// JoinResult is the answer to Join.
+type JoinResult struct {
+	Seat     int          // the caller's seat; 0 when refused
+	Refused  RefuseReason // RefuseNone when admitted
+	Restored bool         // a rejoin within RejoinWindow: old seat and state back
+}
+
+// Placement is where a present caller is.
+type Placement int
+
+// Placements. Only InRoom callers are mixed; the others hear hold music.
+const (
+	InRoom  Placement = iota
+	Waiting           // moved out by a facilitator (seat action 3)
+	Lobby             // facilitator-led session whose first facilitator has not joined yet
+)
+
+// String names the placement for logs.
+func (p Placement) String() string {
+	switch p {
+	case InRoom:
+		return "room"
+	case Waiting:
+		return "waiting"
+	case Lobby:
+		return "lobby"
+	}
+	return "placement(" + strconv.Itoa(int(p)) + ")"
+}
+
+// EffectKind is what the engine must do for an Effect.
+type EffectKind int
+
+// Effect kinds; see the package documentation for who each one reaches.
+const (
+	// Say plays Phrase to Seat: queued after what the caller hears, or
+	// instead of it when Interrupt is set.
+	Say EffectKind = iota
+	// SayRoom plays Phrase to the room (see the package documentation),
+	// leaving out Seat when it is not 0.
+	SayRoom
+	// SayFacilitators plays Phrase to the facilitators present, leaving out
+	// Seat when it is not 0.
+	SayFacilitators
+	// Chime plays a chime: ChimeJoin/ChimeLeave to the callers in the room
+	// but Seat, ChimeShareLimit to Seat only.
+	Chime
+	// HoldMusic starts (On) or stops hold music for Seat; prompts play over
+	// it.
+	HoldMusic
+	// Hangup lets Seat go (BYE) after what it is being told has played.
+	Hangup
+	// End says the session is over; Hangup effects for everyone follow.
+	End
+)
+
+// String names the kind for logs and test output.
+func (k EffectKind) String() string {
+	switch k {
+	case Say:
+		return "Say"
+	case SayRoom:
+		return "SayRoom"
+	case SayFacilitators:
+		return "SayFacilitators"
+	case Chime:
+		return "Chime"
+	case HoldMusic:
+		return "HoldMusic"
+	case Hangup:
+		return "Hangup"
+	case End:
+		return "End"
+	}
+	return "effect(" + strconv.Itoa(int(k)) + ")"
+}
+
+// ChimeKind is which chime to play.
+type ChimeKind int
+
+// Chimes.
+const (
+	ChimeJoin       ChimeKind = iota // someone joined the room
+	ChimeLeave                       // someone left the room
+	ChimeShareLimit                  // the speaker's share time is up (to the speaker only)
+)
+
+// String names the chime for logs and test output.
+func (c ChimeKind) String() string {
+	switch c {
+	case ChimeJoin:
+		return "join"
+	case ChimeLeave:
+		return "leave"
+	case ChimeShareLimit:
+		return "share-limit"
+	}
+	return "chime(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Hangup and End reasons, for logs.
+const (
+	ReasonRemoved            = "removed"
+	ReasonGraceExpired       = "grace-expired"
+	ReasonEndedByFacilitator = "ended-by-facilitator"
+)
+
+// Effect is one thing the engine must do. Only the fields its Kind uses
+// are set.
+type Effect struct {
+	Kind EffectKind
+	// Seat is the target of Say, HoldMusic, Hangup and a ChimeShareLimit
+	// chime; for SayRoom, SayFacilitators and join/leave chimes it is a
+	// seat to leave out (0 = none).
+	Seat int
+	// Phrase is what to say: prompt names (package media/prompt) in order;
+	// an entry made only of digits is a number to speak ("4" -> "four"),
+	// always the seat of a caller present when the effect was made.
+	Phrase []string
+	// Chime is which chime, for Kind Chime.
+	Chime ChimeKind
+	// On is HoldMusic on (true) or off.
+	On bool
+	// Reason is the Hangup/End reason for logs (the Reason* constants).
+	Reason string
+	// Interrupt is set on a Say that confirms the caller's own key press
+	// (and on removed_you): it replaces what the caller hears now instead of
+	// queueing after it.
+	Interrupt bool
+}
+
+// String renders the effect compactly for logs and test failures; it holds
+// nothing private (see the package documentation).
+func (e Effect) String() string {
+	var b strings.Builder
+	b.WriteString(e.Kind.String())
+	b.WriteString("(")
+	b.WriteString(strconv.Itoa(e.Seat))
+	switch e.Kind {
+	case Say, SayRoom, SayFacilitators:
+		b.WriteString(" [")
+		b.WriteString(strings.Join(e.Phrase, " "))
+		b.WriteString("]")
+		if e.Interrupt {
+			b.WriteString(" interrupt")
+		}
+	case Chime:
+		b.WriteString(" ")
+		b.WriteString(e.Chime.String())
+	case HoldMusic:
+		if e.On {
+			b.WriteString(" on")
+		} else {
+			b.WriteString(" off")
+		}
+	case Hangup, End:
+		b.WriteString(" ")
+		b.WriteString(e.Reason)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// SeatView is one present caller as View shows it.
+type SeatView struct {
+	Seat             int
+	Role             Role
+	Placement        Placement
+	SelfMuted        bool // by the caller (*6)
+	FacilitatorMuted bool // by a facilitator (seat action 1)
+	Hand             bool // raised hand, in the queue
+	Floor            bool // has the floor
+	Talking          bool // the engine's talker detector says so
+	Heard            bool // Session.Heard(Seat)
+	JoinedAt         time.Time
+}
