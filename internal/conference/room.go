@@ -61,15 +61,28 @@ type member struct {
 	mix     mixer.Member
 	inMixer bool
 	player  prompt.Player // what this caller alone hears: prompts, hold music
+	fx      prompt.Player // chimes for this caller, over whatever else plays
 	private pcm.Frame
-	scratch pcm.Frame
+	fxFrame pcm.Frame
 
-	talking  bool
-	above    int
-	below    int
-	hangup   bool   // let go once the player has said everything
-	reason   string // why, for the call's log
-	holdLoop bool
+	talking bool
+	above   int
+	below   int
+	hangup  bool   // let go once the player has said everything
+	reason  string // why, for the call's log
+}
+
+// own fills m.private with what this caller alone hears this tick (prompts,
+// hold music, chimes) and reports whether there is anything.
+func (m *member) own() bool {
+	speech := m.player.Next(&m.private)
+	if !m.fx.Next(&m.fxFrame) {
+		return speech
+	}
+	for i, v := range m.fxFrame {
+		m.private[i] = pcm.Clamp(int32(m.private[i]) + int32(v))
+	}
+	return true
 }
 
 // Room is one group's live session: the rules (package rules) decide who
@@ -90,8 +103,7 @@ type Room struct {
 	bySeat   map[int]*member
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
-	chime    prompt.Player
-	extra    pcm.Frame
+	audience []int // scratch for Session.Audience
 	started  time.Time
 	detached bool // the session ended: no longer the group's live room
 }
@@ -143,7 +155,7 @@ func (r *Room) shutdown() {
 func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
-	r.release()
+	r.release(now)
 	if r.sess.Ended() && !r.detached {
 		r.detached = true
 		r.conf.detach(r)
@@ -162,17 +174,13 @@ func (r *Room) Tick(now time.Time) {
 			continue
 		}
 		m.mix.Heard = got && r.sess.Heard(m.seat)
-		if m.player.Next(&m.private) {
+		if m.own() {
 			m.mix.Private = &m.private
 		} else {
 			m.mix.Private = nil
 		}
 	}
-	var extra *pcm.Frame
-	if r.chime.Next(&r.extra) {
-		extra = &r.extra
-	}
-	r.mixer.Tick(extra)
+	r.mixer.Tick(nil)
 	for _, m := range r.members {
 		if m.inMixer {
 			m.stream.WriteFrame(m.mix.Out())
@@ -180,8 +188,8 @@ func (r *Room) Tick(now time.Time) {
 		}
 		// Out of the mix (waiting, or before the facilitator came): only
 		// their own prompts and hold music.
-		m.player.Next(&m.scratch)
-		m.stream.WriteFrame(&m.scratch)
+		m.own()
+		m.stream.WriteFrame(&m.private)
 	}
 }
 
@@ -305,7 +313,7 @@ func (r *Room) remove(m *member) {
 }
 
 // release lets go members whose hang-up is due (their last words played).
-func (r *Room) release() {
+func (r *Room) release(now time.Time) {
 	for i := 0; i < len(r.members); i++ {
 		m := r.members[i]
 		if !m.hangup || m.player.Playing() {
@@ -315,10 +323,11 @@ func (r *Room) release() {
 		i--
 		r.conf.log.Info("let go", "call", m.p.callID, "group", r.group.Name, "seat", m.seat, "reason", m.reason)
 		m.p.letGo(m.reason)
+		r.apply(r.sess.Leave(m.seat, now), now)
 	}
 }
 
-// apply carries out the rules' effects.
+// apply carries out the rules' effects, in order.
 func (r *Room) apply(effects []rules.Effect, now time.Time) {
 	for _, e := range effects {
 		switch e.Kind {
@@ -333,27 +342,28 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 			}
 		case rules.SayRoom, rules.SayFacilitators:
 			clips := r.speak(e.Phrase)
-			for _, m := range r.members {
-				if m.seat == e.Seat || m.hangup {
-					continue
+			r.audience = r.sess.Audience(e, r.audience[:0])
+			for _, seat := range r.audience {
+				if m := r.bySeat[seat]; m != nil {
+					m.player.Enqueue(clips...)
 				}
-				if r.sess.Placement(m.seat) != rules.InRoom && e.Kind == rules.SayRoom {
-					continue
-				}
-				if e.Kind == rules.SayFacilitators && !r.isFacilitator(m.seat) {
-					continue
-				}
-				m.player.Enqueue(clips...)
 			}
 		case rules.Chime:
 			switch e.Chime {
-			case rules.ChimeJoin:
-				r.chime.Play(tone.JoinChime())
-			case rules.ChimeLeave:
-				r.chime.Play(tone.LeaveChime())
+			case rules.ChimeJoin, rules.ChimeLeave:
+				c := tone.JoinChime()
+				if e.Chime == rules.ChimeLeave {
+					c = tone.LeaveChime()
+				}
+				r.audience = r.sess.Audience(e, r.audience[:0])
+				for _, seat := range r.audience {
+					if m := r.bySeat[seat]; m != nil {
+						m.fx.Play(c)
+					}
+				}
 			case rules.ChimeShareLimit:
 				if m := r.bySeat[e.Seat]; m != nil {
-					m.player.Enqueue(tone.Chime())
+					m.fx.Play(tone.Chime())
 				}
 			}
 		case rules.HoldMusic:
@@ -365,7 +375,6 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 				} else {
 					m.player.StopLoop()
 				}
-				m.holdLoop = e.On
 			}
 		case rules.Hangup:
 			if m := r.bySeat[e.Seat]; m != nil {
@@ -379,15 +388,6 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 	for _, m := range r.members {
 		r.place(m)
 	}
-}
-
-func (r *Room) isFacilitator(seat int) bool {
-	for _, v := range r.sess.View() {
-		if v.Seat == seat {
-			return v.Role == rules.Facilitator
-		}
-	}
-	return false
 }
 
 // speak turns a phrase (prompt names, numbers as digits) into clips.
