@@ -29,6 +29,20 @@
 // the field notes. Hold and Resume send re-INVITEs with a=sendonly and
 // a=sendrecv. DialAsync and Attempt.Cancel exercise CANCEL before answer.
 //
+// Config.Impair puts a seeded model of a bad network (loss in bursts,
+// jitter, reordering, duplicates; see Impairment) between the phone's
+// packetizer and its socket, digits included, so that tests can judge the
+// bridge's jitter buffer and concealment. It is served by the sender
+// goroutine from a small delay queue, deterministic for its Seed, and
+// ImpairStats counts what it did. ToneBlocks then judges a received tone
+// in blocks (fraction above a level, longest gap), on Received's timestamp
+// layout:
+//
+//	p, _ := softphone.Dial(ctx, softphone.Config{Server: addr,
+//		Impair: &softphone.Impairment{Seed: 1, Loss: 0.05, Jitter: 40 * time.Millisecond}})
+//	...
+//	frac, gap := softphone.ToneBlocks(listener.Received(since), 1000, 50*time.Millisecond, -30)
+//
 // The package logs call events through Config.Logger with the caller
 // number masked; sipgo's own lines go through the project's redacting
 // logger. It never writes audio anywhere.

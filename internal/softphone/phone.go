@@ -72,6 +72,11 @@ type Config struct {
 	// Logger receives call events (never the full caller number) and,
 	// through the private Agent, sipgo's warnings. Nil discards them.
 	Logger *slog.Logger
+	// Impair, when not nil, passes everything the phone sends by RTP
+	// (audio and RFC 4733 digits alike) through a seeded model of a bad
+	// network; see Impairment. Nil sends as a perfect network would.
+	// Dial copies it.
+	Impair *Impairment
 }
 
 // StatusError is the final non-2xx response to an INVITE (or re-INVITE, or
@@ -194,6 +199,9 @@ func DialAsync(ctx context.Context, cfg Config) (*Attempt, error) {
 		return nil, err
 	}
 	p.stream = st
+	if cfg.Impair != nil {
+		st.impair = newImpairer(*cfg.Impair) // before the sender starts
+	}
 
 	req, err := p.inviteRequest()
 	if err != nil {
@@ -306,6 +314,13 @@ func (c *Config) normalize() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Impair != nil {
+		if err := c.Impair.validate(); err != nil {
+			return err
+		}
+		im := *c.Impair // later changes by the caller must not reach the call
+		c.Impair = &im
 	}
 	return nil
 }
@@ -640,8 +655,21 @@ func (p *Phone) SendSamples(s []int16) {
 // media time, free of scheduling jitter. Each SSRC the bridge used is laid
 // out on its own and the runs are joined in arrival order; a timestamp jump
 // of more than 10 s is joined without filling. Only the last Config.Keep of
-// audio is kept. Telephone-events are not audio and are left out.
+// audio is kept. Telephone-events are not audio and are left out. This is
+// the layout ToneBlocks expects: a peer's jitter, reordering and duplicates
+// do not show in it, its losses show as zeros where they belong.
 func (p *Phone) Received(since time.Time) []int16 { return p.stream.received(since) }
+
+// ImpairStats returns what the impairment layer (Config.Impair) has done:
+// sent counts the RTP packets the phone sent into it, what a perfect network
+// would have delivered; dropped, duplicated and reordered count the packets
+// it lost, delivered twice and held back behind their successor. So
+// dropped/sent is the loss rate the bridge sees. Packets still in flight
+// when the call ends are never delivered. Without an impairment sent counts
+// the packets sent and the rest are 0.
+func (p *Phone) ImpairStats() (sent, dropped, duplicated, reordered int) {
+	return p.stream.impairStats()
+}
 
 // RTPStats returns the RTP packets received (of any payload type) and the
 // packets lost by sequence number, as an RTCP receiver report counts them.

@@ -36,6 +36,10 @@ func TestConfigNormalize(t *testing.T) {
 		{"sctp", Config{Server: "x:1", Transport: "sctp"}, false, nil},
 		{"static PT for events", Config{Server: "x:1", TelephoneEvent: 18}, false, nil},
 		{"not G.711", Config{Server: "x:1", Codecs: []g711.Codec{18}}, false, nil},
+		{"impairment", Config{Server: "x:1", Impair: &Impairment{Loss: 0.05, Jitter: 40 * time.Millisecond}}, true, func(c Config) bool {
+			return c.Impair != nil && c.Impair.Loss == 0.05 && c.Impair.Jitter == 40*time.Millisecond
+		}},
+		{"impossible impairment", Config{Server: "x:1", Impair: &Impairment{Reorder: 0.7}}, false, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,6 +52,20 @@ func TestConfigNormalize(t *testing.T) {
 				t.Errorf("normalized to %+v", c)
 			}
 		})
+	}
+}
+
+// TestConfigImpairCopied: a test that reuses its Impairment value for the
+// next phone must not change the one already calling.
+func TestConfigImpairCopied(t *testing.T) {
+	im := &Impairment{Seed: 1, Loss: 0.05}
+	c := Config{Server: "x:1", Impair: im}
+	if err := c.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	im.Loss = 0.5
+	if c.Impair == im || c.Impair.Loss != 0.05 {
+		t.Errorf("normalize kept the caller's Impairment (Loss now %v)", c.Impair.Loss)
 	}
 }
 

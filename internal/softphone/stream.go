@@ -152,8 +152,11 @@ type stream struct {
 	tsBase uint32
 	marked bool // the first audio packet carried the marker
 	frame  pcm.Frame
-	txBuf  [rtpHeaderLen + 2*pcm.FrameSamples]byte
+	txBuf  [maxPacketLen]byte
 	sent   int
+	// impair, when set before start, stands between the packetizer and the
+	// socket; only the sender goroutine touches its queue.
+	impair *impairer
 
 	rxMu      sync.Mutex
 	ring      []rxSlot
@@ -250,7 +253,9 @@ func (s *stream) close() {
 func (s *stream) sendLoop() {
 	defer s.wg.Done()
 	// The schedule is absolute (start + n·20 ms): sleeping 20 ms per packet
-	// would add each wake-up's lateness to every later packet.
+	// would add each wake-up's lateness to every later packet. With an
+	// impairment the same goroutine also serves its delay queue, waking at
+	// whichever comes first, the next frame or the next release.
 	start := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -261,18 +266,48 @@ func (s *stream) sendLoop() {
 			return
 		case <-t.C:
 		}
-		due := int64(time.Since(start) / pcm.FrameDuration)
+		now := time.Since(start)
+		due := int64(now / pcm.FrameDuration)
 		if due-n > maxLagFrames {
 			n = due
 		}
 		for ; n <= due; n++ {
-			if b, dst, ok := s.nextPacket(n); ok {
-				if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil && !errors.Is(err, net.ErrClosed) {
-					s.log.Debug("RTP send failed", "to", dst, "error", err)
-				}
+			b, dst, ok := s.nextPacket(n)
+			switch {
+			case s.impair != nil && ok:
+				// Its ideal send time, so that a late wake-up does not add
+				// to the configured delay.
+				s.impair.push(b, dst, int64(time.Duration(n)*pcm.FrameDuration))
+			case s.impair != nil:
+				s.impair.idle()
+			case ok:
+				s.write(b, dst)
 			}
 		}
-		t.Reset(time.Until(start.Add(time.Duration(n) * pcm.FrameDuration)))
+		wake := time.Duration(n) * pcm.FrameDuration
+		if s.impair != nil {
+			// The same now as the frames: every packet due by then has been
+			// pushed, so packets leave in release order whatever the
+			// goroutine's lateness.
+			for {
+				b, dst, ok := s.impair.pop(int64(now))
+				if !ok {
+					break
+				}
+				s.write(b, dst)
+			}
+			if r, ok := s.impair.next(); ok {
+				wake = min(wake, time.Duration(r))
+			}
+		}
+		t.Reset(time.Until(start.Add(wake)))
+	}
+}
+
+// write sends one datagram; a closed socket is the call ending, not news.
+func (s *stream) write(b []byte, dst netip.AddrPort) {
+	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Debug("RTP send failed", "to", dst, "error", err)
 	}
 }
 
@@ -530,6 +565,15 @@ func (s *stream) appendSegment(out []int16, seg []int) []int16 {
 		c = e
 	}
 	return out
+}
+
+func (s *stream) impairStats() (sent, dropped, duplicated, reordered int) {
+	if s.impair != nil {
+		return s.impair.counters()
+	}
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	return s.sent, 0, 0, 0
 }
 
 func (s *stream) rtpStats() (received, lost, events int) {
