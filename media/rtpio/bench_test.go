@@ -2,11 +2,13 @@ package rtpio
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/groupbridge/groupbridge/media/dtmf"
@@ -201,5 +203,129 @@ func BenchmarkFanIn(b *testing.B) {
 	}
 	for e.Stats().PacketsIn < sent {
 		runtime.Gosched()
+	}
+}
+
+// FuzzHandleRTCP feeds arbitrary datagrams to the RTCP receive path: it
+// must not panic, must count each datagram exactly once, must keep the
+// figures in range, and must accept every compound packet pion accepts
+// whose first packet is an SR or RR and which has no padding.
+func FuzzHandleRTCP(f *testing.F) {
+	const ours = 0x1234
+	block := rtcp.ReceptionReport{SSRC: ours, FractionLost: 12, TotalLost: 0xfffff0, Jitter: 99, LastSenderReport: 7, Delay: 100}
+	sdes := rtcp.NewCNAMESourceDescription(9, "fuzz")
+	for _, pkts := range [][]rtcp.Packet{
+		{&rtcp.SenderReport{SSRC: 9, NTPTime: 1 << 40, Reports: []rtcp.ReceptionReport{block}}, sdes},
+		{&rtcp.ReceiverReport{SSRC: 9, Reports: []rtcp.ReceptionReport{block, {SSRC: 1}}}, sdes, &rtcp.Goodbye{Sources: []uint32{9}}},
+		{&rtcp.ReceiverReport{SSRC: 9}},
+		{sdes},
+	} {
+		b, err := rtcp.Marshal(pkts)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint8(0))
+	}
+	f.Add([]byte{0xa0, 201, 0, 1, 0, 0, 0, 4}, uint8(0))
+	f.Add([]byte("not rtcp"), uint8(1))
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	sources := []netip.AddrPort{caller, netip.MustParseAddrPort("127.0.0.1:5001"), netip.MustParseAddrPort("127.0.0.2:5001")}
+	f.Fuzz(func(t *testing.T, pkt []byte, src uint8) {
+		s := bareStream(pcmu(caller))
+		s.ssrc = ours
+		from := sources[int(src)%len(sources)]
+		before := s.Stats().RTCP
+		s.rx.mu.Lock()
+		s.handleRTCP(s.p, pkt, false, from, time.Now())
+		s.rx.mu.Unlock()
+		after := s.Stats().RTCP
+		if n := after.Received + after.Malformed + after.Foreign - before.Received - before.Malformed - before.Foreign; n != 1 {
+			t.Fatalf("counted %d times: %+v", n, after)
+		}
+		q := s.Quality()
+		if o := q.Outbound; o.FractionLost < 0 || o.FractionLost >= 1 || o.RTT < 0 || o.Jitter < 0 {
+			t.Fatalf("figures out of range: %+v", o)
+		}
+		if from.Addr() != caller.Addr() {
+			if after.Foreign != 1 || q.Outbound.Reports != 0 {
+				t.Fatalf("a stranger's datagram was used: %+v", after)
+			}
+			return
+		}
+		pkts, err := rtcp.Unmarshal(pkt)
+		if err != nil || len(pkt) < 2 || (pkt[1] != byte(rtcp.TypeSenderReport) && pkt[1] != byte(rtcp.TypeReceiverReport)) {
+			return
+		}
+		for rest := pkt; len(rest) >= 4; rest = rest[(int(binary.BigEndian.Uint16(rest[2:]))+1)*4:] {
+			if rest[0]&0x20 != 0 {
+				return // padding: pion does not check it
+			}
+		}
+		if after.Received != 1 {
+			t.Fatalf("rejected what pion parses: %v", pkts)
+		}
+	})
+}
+
+// BenchmarkRTCPReceive is the poller's work for one compound report from
+// the caller: source check, parse with pion into reused structs, figures.
+func BenchmarkRTCPReceive(b *testing.B) {
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	s := bareStream(pcmu(caller))
+	now := time.Now()
+	ntp := ntpTime(now)
+	s.q.sent[0] = sentSR{lsr: uint32(ntp >> 16), at: now.Add(-10 * time.Millisecond)}
+	pkt, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.SenderReport{SSRC: 9, NTPTime: ntp, Reports: []rtcp.ReceptionReport{{SSRC: s.ssrc, TotalLost: 3, Jitter: 40, LastSenderReport: uint32(ntp >> 16), Delay: 300}}},
+		rtcp.NewCNAMESourceDescription(9, "benchmark-peer"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := netip.AddrPortFrom(caller.Addr(), 5001)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.rx.mu.Lock()
+		s.handleRTCP(s.p, pkt, false, from, now)
+		s.rx.mu.Unlock()
+	}
+	if st := s.Stats().RTCP; st.Malformed != 0 || s.Quality().Outbound.RTT == 0 {
+		b.Fatalf("reports not used: %+v", st)
+	}
+}
+
+// BenchmarkRTCPSend builds and sends one compound report (SR with a block
+// and SDES) per operation over loopback.
+func BenchmarkRTCPSend(b *testing.B) {
+	e := testEngine(b, 1)
+	prtp, prtcp := listenPair(b)
+	s, err := e.Open(pcmu(prtp.LocalAddr().(*net.UDPAddr).AddrPort()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, err := prtcp.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	s.WriteFrame(frameOf(0)) // a sender from now on
+	now := time.Now()
+	var seq uint16
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		s.q.mu.Lock()
+		s.q.in.packet(77, seq) // heard since the last report: a block
+		s.q.mu.Unlock()
+		s.tx.mu.Lock()
+		s.tx.sentSinceReport = true
+		s.sendRTCP(now)
+		s.tx.mu.Unlock()
+	}
+	if st := s.Stats(); st.RTCP.Sent == 0 {
+		b.Fatalf("nothing sent: %+v", st)
 	}
 }

@@ -27,13 +27,7 @@ var loop4 = netip.MustParseAddr("127.0.0.1")
 // elsewhere on the machine are unlikely to land in it.
 func freeRange(t testing.TB, addr netip.Addr, pairs int) (lo, hi int) {
 	t.Helper()
-	top := 60000
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var low, high int
-		if _, err := fmt.Sscan(string(b), &low, &high); err == nil && low-2*pairs > 25000 {
-			top = low
-		}
-	}
+	top := portTop(pairs)
 	for range 100 {
 		base := 20000 + 2*rand.IntN((top-20000)/2-pairs)
 		var conns []*net.UDPConn
@@ -55,6 +49,19 @@ func freeRange(t testing.TB, addr netip.Addr, pairs int) (lo, hi int) {
 	}
 	t.Fatalf("no free range of %d port pairs on %s", pairs, addr)
 	return 0, 0
+}
+
+// portTop is the end of the range tests take fixed ports from: the start
+// of the kernel's ephemeral ports when there is room below it.
+func portTop(pairs int) int {
+	top := 60000
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var low, high int
+		if _, err := fmt.Sscan(string(b), &low, &high); err == nil && low-2*pairs > 25000 {
+			top = low
+		}
+	}
+	return top
 }
 
 // testEngine starts an engine on 127.0.0.1 over pairs free port pairs and
@@ -218,11 +225,13 @@ func frameOf(k int) *pcm.Frame {
 // in unit tests, fuzzing and benchmarks.
 func bareStream(p Params) *Stream {
 	e := &Engine{
-		cfg:    Config{Address: loop4},
-		log:    slog.New(slog.DiscardHandler),
-		family: unix.AF_INET,
+		cfg:          Config{Address: loop4},
+		log:          slog.New(slog.DiscardHandler),
+		family:       unix.AF_INET,
+		cname:        newCNAME(),
+		rtcpInterval: defaultRTCPInterval,
 	}
-	e.pollers = []*poller{{e: e}}
+	e.pollers = []*poller{newPollerState(e, 0, -1)}
 	return e.newStream(p, 0, 40000, -1, -1)
 }
 

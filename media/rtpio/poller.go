@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +47,8 @@ type poller struct {
 	rsa    unix.RawSockaddrAny
 	salen  uint32
 	pkt    rtp.Packet
+	sr     rtcp.SenderReport   // reused by parseRTCP; Reports has room for 31
+	rr     rtcp.ReceiverReport // likewise
 
 	digits  [maxDigits]byte
 	nDigits int
@@ -62,7 +65,17 @@ func newPoller(e *Engine, id, wakeFd int) (*poller, error) {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("rtpio: register eventfd with poller %d: %w", id, err)
 	}
-	return &poller{e: e, id: id, epfd: epfd}, nil
+	return newPollerState(e, id, epfd), nil
+}
+
+// newPollerState builds a poller's state around an epoll instance, with
+// the report slices sized for the most blocks an RTCP packet can carry, so
+// that parsing RTCP never grows them.
+func newPollerState(e *Engine, id, epfd int) *poller {
+	p := &poller{e: e, id: id, epfd: epfd}
+	p.sr.Reports = make([]rtcp.ReceptionReport, 0, maxReportBlocks)
+	p.rr.Reports = make([]rtcp.ReceptionReport, 0, maxReportBlocks)
+	return p
 }
 
 // run serves the epoll instance until the engine shuts down. A panic while
@@ -130,8 +143,8 @@ func (p *poller) loop() (done bool) {
 
 // service drains one ready socket of s and then delivers the digits it
 // decoded, outside the lock so that OnDigit may call back into the stream.
-func (p *poller) service(s *Stream, rtcp bool, now time.Time) {
-	onDigit := p.drain(s, rtcp, now)
+func (p *poller) service(s *Stream, isRTCP bool, now time.Time) {
+	onDigit := p.drain(s, isRTCP, now)
 	if onDigit == nil {
 		return
 	}
@@ -145,7 +158,7 @@ func (p *poller) service(s *Stream, rtcp bool, now time.Time) {
 // sockets, so a descriptor is never read after it was closed (and possibly
 // reused by another stream). It returns the OnDigit callback when digits
 // were decoded.
-func (p *poller) drain(s *Stream, rtcp bool, now time.Time) func(byte) {
+func (p *poller) drain(s *Stream, isRTCP bool, now time.Time) func(byte) {
 	s.rx.mu.Lock()
 	defer s.rx.mu.Unlock()
 	if s.rx.closed {
@@ -153,7 +166,7 @@ func (p *poller) drain(s *Stream, rtcp bool, now time.Time) func(byte) {
 	}
 	p.nDigits = 0
 	fd := s.fd
-	if rtcp {
+	if isRTCP {
 		fd = s.rtcpFd
 	}
 	for range drainLimit {
@@ -168,10 +181,10 @@ func (p *poller) drain(s *Stream, rtcp bool, now time.Time) func(byte) {
 		}
 		s.countIn(n)
 		switch {
+		case isRTCP:
+			s.handleRTCP(p, p.buf[:min(n, len(p.buf))], n > len(p.buf), from, now)
 		case n > len(p.buf):
 			s.count(dropMalformed) // truncated: MSG_TRUNC reports the real length
-		case rtcp:
-			s.handleRTCP(from, now)
 		default:
 			s.handle(p, p.buf[:n], from, now)
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"time"
+
+	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
 const (
@@ -52,6 +54,16 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	// including comfort noise from phones that suppress silence.
 	s.touch(now)
 
+	// Every payload type shares the source's sequence numbers, so all
+	// count for loss; only audio timestamps follow the sampling clock, so
+	// only audio feeds the jitter estimate.
+	s.q.mu.Lock()
+	s.q.in.packet(h.SSRC, h.SequenceNumber)
+	if h.PayloadType == s.rx.audioPT {
+		s.q.in.arrival(h.Timestamp, uint32(now.Sub(s.epoch)/(time.Second/pcm.SampleRate)))
+	}
+	s.q.mu.Unlock()
+
 	payload := p.pkt.Payload
 	switch pt := h.PayloadType; {
 	case s.rx.dtmfPT >= 0 && int(pt) == s.rx.dtmfPT:
@@ -80,17 +92,6 @@ func (s *Stream) audio(ssrc uint32, seq uint16, payload []byte) {
 		s.count(dropDuplicate)
 	case s.play.push(s.rx.codec, payload):
 		s.count(dropOverflow)
-	}
-}
-
-// handleRTCP counts an RTCP datagram. It is not parsed yet; it proves the
-// caller alive only when it comes from the latched source's address (any
-// port: RTCP comes from a different one), so a stranger cannot keep a dead
-// call open by spraying RTCP.
-func (s *Stream) handleRTCP(from netip.AddrPort, now time.Time) {
-	s.count(dropRTCP)
-	if cur := s.rx.latch.cur; !cur.IsValid() || from.Addr() == cur.Addr() {
-		s.touch(now)
 	}
 }
 

@@ -10,19 +10,24 @@
 // from G.711 into a small per-stream buffer that the mixing clock reads
 // with Stream.ReadFrame; RFC 4733 telephone-events go to a dtmf.Decoder and
 // come out as OnDigit calls; Stream.WriteFrame packetizes and sends 20 ms of
-// audio per call of the clock.
+// audio per call of the clock. RTCP reports from the caller are parsed on
+// the same pollers and our own reports ride on WriteFrame, giving each
+// stream the quality figures of Stream.Quality.
 //
 // Nothing on the per-packet paths allocates. The package is Linux-only
 // (epoll, eventfd).
 package rtpio
 
 import (
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,6 +80,13 @@ type Engine struct {
 	// reuses its slot.
 	gen atomic.Uint32
 
+	// cname is the SDES CNAME of every stream's reports: random, so it
+	// reveals nothing about the host (RFC 7022).
+	cname string
+	// rtcpInterval is the mean time between a stream's reports; tests
+	// shorten it before opening streams.
+	rtcpInterval time.Duration
+
 	pollers []*poller
 	next    atomic.Uint32 // round-robin poller choice
 	wakeFd  int           // eventfd that wakes every poller for shutdown
@@ -126,6 +138,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		slots:     make([]atomic.Pointer[Stream], pairs),
 		inUse:     make([]bool, pairs),
 		wakeFd:    -1,
+
+		cname:        newCNAME(),
+		rtcpInterval: defaultRTCPInterval,
 	}
 	if cfg.Address.Is6() {
 		e.family = unix.AF_INET6
@@ -201,6 +216,13 @@ func (e *Engine) Stats() Stats {
 		st.add(p.counters.snapshot())
 	}
 	return st
+}
+
+// newCNAME returns 96 random bits in base64, 16 characters (RFC 7022).
+func newCNAME() string {
+	var b [cnameLen * 3 / 4]byte
+	_, _ = crand.Read(b[:]) // documented never to fail
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // isClosed reports whether Close has started.

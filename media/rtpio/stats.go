@@ -9,18 +9,39 @@ import (
 // for one stream (embedded in StreamStats).
 //
 // Every datagram read from an RTP or RTCP socket counts in PacketsIn and
-// BytesIn; one that is not used for audio or DTMF also counts in exactly
-// one of the Dropped reasons ForeignSource, Probation, Malformed,
-// UnknownPayloadType, Duplicate, Direction or RTCP. Dropped.Overflow and
-// Dropped.SendError count other losses (see Drops).
+// BytesIn. One read from an RTP socket that is not used for audio or DTMF
+// also counts in exactly one of the Dropped reasons ForeignSource,
+// Probation, Malformed, UnknownPayloadType, Duplicate or Direction; one
+// read from an RTCP socket counts in exactly one of RTCP.Received,
+// RTCP.Malformed and RTCP.Foreign. Dropped.Overflow and Dropped.SendError
+// count other losses (see Drops).
 type Stats struct {
 	// PacketsIn and BytesIn count every datagram received (RTP and RTCP),
 	// UDP payload bytes only.
 	PacketsIn, BytesIn uint64
-	// PacketsOut and BytesOut count every datagram the kernel accepted.
+	// PacketsOut and BytesOut count every datagram the kernel accepted
+	// (RTP and RTCP).
 	PacketsOut, BytesOut uint64
 	// Dropped says why packets or audio were thrown away.
 	Dropped Drops
+	// RTCP counts control packets.
+	RTCP RTCPStats
+}
+
+// RTCPStats counts RTCP datagrams.
+type RTCPStats struct {
+	// Received: valid compound RTCP from the latched source's address,
+	// parsed and used.
+	Received uint64
+	// Sent: reports (SR or RR, with SDES) the kernel accepted.
+	Sent uint64
+	// Malformed: datagrams from the latched source's address that are not
+	// valid compound RTCP (RFC 3550 A.2) or did not fit the receive
+	// buffer; dropped.
+	Malformed uint64
+	// Foreign: datagrams from any other address, or while no source is
+	// known; ignored.
+	Foreign uint64
 }
 
 // Drops counts discarded packets by reason.
@@ -45,13 +66,12 @@ type Drops struct {
 	// receive latency bounded at 120 ms; the packet itself was used (of a
 	// packet longer than that, its newest 120 ms).
 	Overflow uint64
-	// SendError: outgoing frames the kernel refused (a full socket buffer
-	// gives EAGAIN or ENOBUFS; sending never blocks).
+	// SendError: outgoing datagrams (audio frames and RTCP reports) the
+	// kernel refused (a full socket buffer gives EAGAIN or ENOBUFS;
+	// sending never blocks).
 	SendError uint64
 	// Direction: audio received while receiving is turned off.
 	Direction uint64
-	// RTCP: RTCP packets received; they are counted but not yet parsed.
-	RTCP uint64
 }
 
 // StreamStats are the counters of one stream and its current source.
@@ -78,7 +98,11 @@ func (s *Stats) add(o Stats) {
 	d.Overflow += od.Overflow
 	d.SendError += od.SendError
 	d.Direction += od.Direction
-	d.RTCP += od.RTCP
+	r, or := &s.RTCP, &o.RTCP
+	r.Received += or.Received
+	r.Sent += or.Sent
+	r.Malformed += or.Malformed
+	r.Foreign += or.Foreign
 }
 
 // drop names a Drops counter without a string or a map on the hot path.
@@ -94,8 +118,18 @@ const (
 	dropOverflow
 	dropSendError
 	dropDirection
-	dropRTCP
 	numDrops
+)
+
+// rtcpCount names an RTCPStats counter.
+type rtcpCount uint8
+
+const (
+	rtcpReceived rtcpCount = iota
+	rtcpSent
+	rtcpMalformed
+	rtcpForeign
+	numRTCPCounts
 )
 
 // counters is the live, atomically updated form of Stats. Each stream has
@@ -105,6 +139,7 @@ type counters struct {
 	packetsIn, bytesIn   atomic.Uint64
 	packetsOut, bytesOut atomic.Uint64
 	drops                [numDrops]atomic.Uint64
+	rtcp                 [numRTCPCounts]atomic.Uint64
 }
 
 // snapshot reads c into a Stats.
@@ -124,7 +159,12 @@ func (c *counters) snapshot() Stats {
 			Overflow:           d(dropOverflow),
 			SendError:          d(dropSendError),
 			Direction:          d(dropDirection),
-			RTCP:               d(dropRTCP),
+		},
+		RTCP: RTCPStats{
+			Received:  c.rtcp[rtcpReceived].Load(),
+			Sent:      c.rtcp[rtcpSent].Load(),
+			Malformed: c.rtcp[rtcpMalformed].Load(),
+			Foreign:   c.rtcp[rtcpForeign].Load(),
 		},
 	}
 }

@@ -75,6 +75,10 @@ type Stream struct {
 	port   int
 	fd     int // RTP socket; valid until Close
 	rtcpFd int // RTCP socket (port+1); valid until Close
+	ssrc   uint32
+	// epoch is the origin of the arrival times that the jitter estimate
+	// compares with RTP timestamps; it is read from the monotonic clock.
+	epoch time.Time
 
 	c            counters // this stream's counters
 	lastActivity atomic.Int64
@@ -102,6 +106,16 @@ type Stream struct {
 	// its own lock so the clock never waits for a socket drain.
 	play playout
 
+	// q holds the receive statistics and what RTCP told us. Its lock is a
+	// leaf: the poller takes it under rx.mu for each packet, WriteFrame
+	// under tx.mu for each report.
+	q struct {
+		mu   sync.Mutex
+		in   rxStats
+		out  OutboundQuality
+		sent [srHistory]sentSR // our latest SRs, newest first
+	}
+
 	// tx is the send side, used by WriteFrame; Update, SetDirection,
 	// latching and Close take the lock briefly.
 	tx struct {
@@ -112,10 +126,21 @@ type Stream struct {
 		dst      unix.Sockaddr // nil: nowhere to send; else &dst4 or &dst6
 		dst4     unix.SockaddrInet4
 		dst6     unix.SockaddrInet6
+		remote   netip.AddrPort // dst as an address; valid when dst is set
 		hdr      rtp.Header
 		started  bool // a packet has been sent (the next needs no marker)
 		lastSend time.Time
 		buf      [rtpHeaderLen + pcm.FrameSamples]byte
+
+		// RTCP sending: see rtcp.go.
+		rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
+		rdst4           unix.SockaddrInet4
+		rdst6           unix.SockaddrInet6
+		nextRTCP        time.Time // zero: the first report is not scheduled yet
+		sentSinceReport bool      // audio went out since our previous report
+		rtpPackets      uint32    // RTP packets sent, for the SR's sender info
+		rtpOctets       uint32    // their payload octets
+		rtcpBuf         [rtcpBufSize]byte
 	}
 }
 
@@ -215,8 +240,10 @@ func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
 		port:   port,
 		fd:     rtpFd,
 		rtcpFd: rtcpFd,
+		ssrc:   rand.Uint32(),
+		epoch:  time.Now(),
 	}
-	s.lastActivity.Store(time.Now().UnixNano())
+	s.lastActivity.Store(s.epoch.UnixNano())
 	remote := normalRemote(p.Remote)
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
 	s.rx.recv = true
@@ -229,7 +256,7 @@ func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
 		PayloadType:    p.AudioPT,
 		SequenceNumber: uint16(rand.Uint32()),
 		Timestamp:      rand.Uint32(),
-		SSRC:           rand.Uint32(),
+		SSRC:           s.ssrc,
 	}
 	s.setDst(remote)
 	return s
@@ -257,6 +284,8 @@ func (s *Stream) register() error {
 // failing on every frame. The caller holds tx.mu or owns s exclusively.
 func (s *Stream) setDst(a netip.AddrPort) {
 	s.tx.dst = nil
+	s.tx.remote = a
+	s.tx.rtcpSeen = netip.AddrPort{}
 	if !a.IsValid() {
 		return
 	}
@@ -338,16 +367,32 @@ func (s *Stream) ReadFrame(f *pcm.Frame) bool {
 // frame from random starting values; the first packet, and the first
 // after more than 60 ms without sending, carry the marker bit, and after
 // such a pause the timestamp also advances by the time that passed. It
-// does nothing without a remote, when sending is off, or after Close. A
-// full socket buffer drops the frame (counted as SendError): it never
-// blocks. It must not be called concurrently with itself.
+// sends nothing without a remote or after Close, and no audio when sending
+// is off. A full socket buffer drops the frame (counted as SendError): it
+// never blocks. It must not be called concurrently with itself.
+//
+// WriteFrame also sends the stream's RTCP reports, about every 5 s
+// (randomised between 0.5 and 1.5 times that, RFC 3550 6.2) to the peer's
+// RTCP address: a sender report while audio goes out, a receiver report
+// while sending is off. The clock should therefore call it every tick
+// for every stream, even one that sends nothing.
 func (s *Stream) WriteFrame(f *pcm.Frame) {
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
-	if s.tx.closed || !s.tx.send || s.tx.dst == nil {
+	if s.tx.closed || s.tx.dst == nil {
 		return
 	}
 	now := time.Now()
+	if s.tx.send {
+		s.sendFrame(f, now)
+	}
+	if !now.Before(s.tx.nextRTCP) {
+		s.rtcpDue(now)
+	}
+}
+
+// sendFrame packetizes and sends f. The caller holds s.tx.mu.
+func (s *Stream) sendFrame(f *pcm.Frame, now time.Time) {
 	h := &s.tx.hdr
 	h.Marker = false
 	switch {
@@ -376,15 +421,15 @@ func (s *Stream) WriteFrame(f *pcm.Frame) {
 		s.count(dropSendError)
 		return
 	}
-	s.c.packetsOut.Add(1)
-	s.c.bytesOut.Add(uint64(n))
-	s.p.counters.packetsOut.Add(1)
-	s.p.counters.bytesOut.Add(uint64(n))
+	s.tx.sentSinceReport = true
+	s.tx.rtpPackets++
+	s.tx.rtpOctets += uint32(n - rtpHeaderLen)
+	s.countOut(n)
 }
 
 // LastActivity is the arrival time of the last packet accepted from the
 // caller: audio, DTMF or any other payload type from the latched source
-// (even while receiving is off), or RTCP from its address. It starts at
+// (even while receiving is off), or valid RTCP from its address. It starts at
 // the time of Open, so a call that never sends times out too.
 func (s *Stream) LastActivity() time.Time {
 	return time.Unix(0, s.lastActivity.Load())
@@ -439,6 +484,20 @@ func (e *Engine) release(s *Stream) {
 func (s *Stream) count(d drop) {
 	s.c.drops[d].Add(1)
 	s.p.counters.drops[d].Add(1)
+}
+
+// countRTCP adds one to an RTCP counter of the stream and of its poller.
+func (s *Stream) countRTCP(k rtcpCount) {
+	s.c.rtcp[k].Add(1)
+	s.p.counters.rtcp[k].Add(1)
+}
+
+// countOut records one sent datagram of n bytes.
+func (s *Stream) countOut(n int) {
+	s.c.packetsOut.Add(1)
+	s.c.bytesOut.Add(uint64(n))
+	s.p.counters.packetsOut.Add(1)
+	s.p.counters.bytesOut.Add(uint64(n))
 }
 
 // countIn records one received datagram of n bytes.

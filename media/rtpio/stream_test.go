@@ -568,16 +568,19 @@ func TestOtherPacketsCounted(t *testing.T) {
 	dst := s.LocalAddr()
 	rtcpDst := netip.AddrPortFrom(dst.Addr(), dst.Port()+1)
 	cases := []struct {
-		name  string
-		send  func()
-		want  Drops
-		alive bool // proves the caller alive
+		name     string
+		send     func()
+		want     Drops
+		wantRTCP RTCPStats
+		alive    bool // proves the caller alive
 	}{
-		{"comfort noise", func() { p.send(dst, 13, []byte{40}) }, Drops{UnknownPayloadType: 1}, true},
-		{"not rtp", func() { p.sendRaw(dst, []byte("hello")) }, Drops{Malformed: 1}, false},
-		{"version 1", func() { b := marshal(t, rtpHeader(0, 1, 1, 1), make([]byte, 160)); b[0] = 0x40; p.sendRaw(dst, b) }, Drops{Malformed: 1}, false},
-		{"empty audio", func() { p.send(dst, 0, nil) }, Drops{Malformed: 1}, true},
-		{"rtcp", func() { p.sendRaw(rtcpDst, []byte{0x81, 201, 0, 1, 0, 0, 0, 1}) }, Drops{RTCP: 1}, true},
+		{"comfort noise", func() { p.send(dst, 13, []byte{40}) }, Drops{UnknownPayloadType: 1}, RTCPStats{}, true},
+		{"not rtp", func() { p.sendRaw(dst, []byte("hello")) }, Drops{Malformed: 1}, RTCPStats{}, false},
+		{"version 1", func() { b := marshal(t, rtpHeader(0, 1, 1, 1), make([]byte, 160)); b[0] = 0x40; p.sendRaw(dst, b) }, Drops{Malformed: 1}, RTCPStats{}, false},
+		{"empty audio", func() { p.send(dst, 0, nil) }, Drops{Malformed: 1}, RTCPStats{}, true},
+		{"empty rtcp receiver report", func() { p.sendRaw(rtcpDst, []byte{0x80, 201, 0, 1, 0, 0, 0, 1}) }, Drops{}, RTCPStats{Received: 1}, true},
+		{"rtcp report count beyond the packet", func() { p.sendRaw(rtcpDst, []byte{0x81, 201, 0, 1, 0, 0, 0, 1}) }, Drops{}, RTCPStats{Malformed: 1}, false},
+		{"not rtcp", func() { p.sendRaw(rtcpDst, []byte("hello")) }, Drops{}, RTCPStats{Malformed: 1}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -589,9 +592,14 @@ func TestOtherPacketsCounted(t *testing.T) {
 			d := after.Dropped
 			d.UnknownPayloadType -= before.Dropped.UnknownPayloadType
 			d.Malformed -= before.Dropped.Malformed
-			d.RTCP -= before.Dropped.RTCP
 			if d != c.want {
 				t.Errorf("drops %+v, want %+v", d, c.want)
+			}
+			r := after.RTCP
+			r.Received -= before.RTCP.Received
+			r.Malformed -= before.RTCP.Malformed
+			if r != c.wantRTCP {
+				t.Errorf("rtcp %+v, want %+v", r, c.wantRTCP)
 			}
 			// Any RTP or RTCP from the caller proves it alive.
 			if alive := s.LastActivity().After(activity); alive != c.alive {
@@ -609,10 +617,13 @@ func TestOtherPacketsCounted(t *testing.T) {
 		return // no second loopback address: RTCP is matched by address only
 	}
 	activity := s.LastActivity()
-	in := s.Stats().PacketsIn
-	stranger.sendRaw(rtcpDst, []byte{0x81, 201, 0, 1, 0, 0, 0, 1})
-	waitIn(t, s, in+1)
+	before := s.Stats()
+	stranger.sendRaw(rtcpDst, []byte{0x80, 201, 0, 1, 0, 0, 0, 1})
+	waitIn(t, s, before.PacketsIn+1)
 	if !s.LastActivity().Equal(activity) {
 		t.Error("RTCP from a stranger counted as activity")
+	}
+	if after := s.Stats().RTCP; after.Foreign != before.RTCP.Foreign+1 || after.Received != before.RTCP.Received {
+		t.Errorf("RTCP from a stranger: %+v before, %+v after; want one more Foreign", before.RTCP, after)
 	}
 }
