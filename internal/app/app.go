@@ -97,7 +97,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
 	a.clock = clock.New(0, log, a.onTickPanic)
-	a.conf = conference.New(a.clock, prompts, log)
+	a.conf = conference.New(a.clock, prompts, log, conference.Audio{
+		MaxTalkers:   cfg.Audio.MaxTalkers,
+		AGC:          cfg.Audio.AGC,
+		ComfortNoise: cfg.Audio.ComfortNoise,
+	})
 	for i, g := range cfg.Groups {
 		a.groups = append(a.groups, ivr.Group{Index: i, Number: g.Number, MemberPIN: g.MemberPIN, FacilitatorPIN: g.FacilitatorPIN})
 	}

@@ -55,11 +55,23 @@ type Group struct {
 // ErrClosed means the conference is shutting down.
 var ErrClosed = errors.New("conference: closed")
 
+// Audio is how rooms clean up and mix callers' audio.
+type Audio struct {
+	// MaxTalkers is how many of the loudest heard talkers are mixed at
+	// once (0 means 4).
+	MaxTalkers int
+	// AGC levels each talker toward a common speech level, with a limiter.
+	AGC bool
+	// ComfortNoise adds very quiet noise instead of digital silence.
+	ComfortNoise bool
+}
+
 // Conference is the set of live rooms.
 type Conference struct {
 	clock   *clock.Clock
 	prompts *prompt.Set
 	log     *slog.Logger
+	audio   Audio
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -67,11 +79,14 @@ type Conference struct {
 }
 
 // New returns a conference whose rooms tick on clk and speak from prompts.
-func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger) *Conference {
+func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger, audio Audio) *Conference {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Conference{clock: clk, prompts: prompts, log: log, rooms: map[string]*Room{}}
+	if audio.MaxTalkers <= 0 {
+		audio.MaxTalkers = 4
+	}
+	return &Conference{clock: clk, prompts: prompts, log: log, audio: audio, rooms: map[string]*Room{}}
 }
 
 // JoinRequest is a caller about to enter a room.

@@ -41,7 +41,7 @@ func (s *fakeStream) heard() int16 {
 }
 
 // newTestConference returns a conference on a clock that never fires: the
-// tests tick rooms by hand.
+// tests tick rooms by hand. AGC is off so that sample values stay exact.
 func newTestConference(t *testing.T) (*Conference, *clock.Clock) {
 	t.Helper()
 	set, err := prompt.Builtin("en")
@@ -49,7 +49,7 @@ func newTestConference(t *testing.T) (*Conference, *clock.Clock) {
 		t.Fatal(err)
 	}
 	clk := clock.New(time.Hour, nil, nil) // never fires: the test ticks by hand
-	return New(clk, set, nil), clk
+	return New(clk, set, nil, Audio{MaxTalkers: 4}), clk
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
@@ -101,19 +101,19 @@ func settle(c *Conference) {
 func TestMixMinusThroughRoom(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
-	a, b, s := &fakeStream{level: 1000}, &fakeStream{level: 200}, &fakeStream{}
+	a, b, s := &fakeStream{level: 1000}, &fakeStream{level: 2000}, &fakeStream{}
 	joinNow(t, c, g, a, Member)
 	joinNow(t, c, g, b, Member)
 	joinNow(t, c, g, s, Facilitator)
 	settle(c)
-	if got := a.heard(); got != 200 {
-		t.Errorf("A hears %d, want 200 (B only)", got)
+	if got := a.heard(); got != 2000 {
+		t.Errorf("A hears %d, want 2000 (B only)", got)
 	}
 	if got := b.heard(); got != 1000 {
 		t.Errorf("B hears %d, want 1000 (A only)", got)
 	}
-	if got := s.heard(); got != 1200 {
-		t.Errorf("silent C hears %d, want 1200", got)
+	if got := s.heard(); got != 3000 {
+		t.Errorf("silent C hears %d, want 3000", got)
 	}
 }
 
@@ -243,5 +243,60 @@ func TestRoomPanicResetsRoom(t *testing.T) {
 	}
 	if c.Rooms() != 0 {
 		t.Fatal("panicked room still listed")
+	}
+}
+
+func TestOnlyTheLoudestTalkersAreMixed(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	var talkers []*fakeStream
+	for _, lv := range []int16{1000, 2000, 3000, 4000, 5000, 6000} {
+		s := &fakeStream{level: lv}
+		talkers = append(talkers, s)
+		joinNow(t, c, g, s, Member)
+	}
+	listener := &fakeStream{}
+	joinNow(t, c, g, listener, Member)
+	settle(c)
+	if got := listener.heard(); got != 3000+4000+5000+6000 {
+		t.Fatalf("listener hears %d, want the four loudest (18000)", got)
+	}
+	// The loudest talker hears the next four loudest... minus itself: the
+	// other three of the top four.
+	if got := talkers[5].heard(); got != 3000+4000+5000 {
+		t.Fatalf("loudest talker hears %d, want 12000", got)
+	}
+}
+
+func TestGateKeepsQuietLinesOut(t *testing.T) {
+	c, _ := newTestConference(t)
+	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	// 100 is about -47 dBFS: an open line with background noise, below
+	// the talker threshold; it must not reach the mix.
+	joinNow(t, c, g, &fakeStream{level: 100}, Member)
+	listener := &fakeStream{}
+	joinNow(t, c, g, listener, Member)
+	settle(c)
+	if got := listener.heard(); got != 0 {
+		t.Fatalf("listener hears %d from a line below the talker threshold", got)
+	}
+}
+
+func TestComfortNoise(t *testing.T) {
+	set, err := prompt.Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(clock.New(time.Hour, nil, nil), set, nil, Audio{MaxTalkers: 4, ComfortNoise: true})
+	g := Group{Name: "g", LedBy: "peer"}
+	a := &fakeStream{}
+	joinNow(t, c, g, a, Member)
+	settle(c)
+	a.mu.Lock()
+	f := a.last
+	a.mu.Unlock()
+	e := f.Energy()
+	if e == 0 || e > 200 {
+		t.Fatalf("comfort noise energy %d: want a very quiet, non-zero signal", e)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -41,16 +42,15 @@ type command struct {
 	reply    chan error
 }
 
-// Talker detection: a level with hysteresis is enough for the rules (who
-// is talking, the muted-talker reminder); the audio work refines it.
-const (
-	talkOnEnergy  = 53_000 // mean square of a sine at -40 dBFS
-	talkOffEnergy = 5_300  // 10 dB lower to stop
-	talkOnFrames  = 3      // 60 ms above to start
-	talkOffFrames = 25     // 500 ms below to stop
-	// phraseTail separates one spoken phrase from the next.
-	phraseTail = 300 * time.Millisecond
-)
+// phraseTail separates one spoken phrase from the next.
+const phraseTail = 300 * time.Millisecond
+
+// stickyDB favours talkers already mixed when choosing the loudest few, so
+// two similar voices do not flap in and out of the mix.
+const stickyDB = 3.0
+
+// comfortAmplitude is the peak of the comfort noise: about -70 dBFS.
+const comfortAmplitude = 10
 
 // member is a caller inside a room, owned by the room's tick.
 type member struct {
@@ -65,11 +65,13 @@ type member struct {
 	private pcm.Frame
 	fxFrame pcm.Frame
 
-	talking bool
-	above   int
-	below   int
-	hangup  bool   // let go once the player has said everything
-	reason  string // why, for the call's log
+	talker *level.Talker // talking state for the rules and the loudest-few choice
+	agc    *level.AGC
+	gate   *level.Gate
+	mixed  bool   // mixed in the previous tick
+	picked bool   // scratch for loudestOnly
+	hangup bool   // let go once the player has said everything
+	reason string // why, for the call's log
 }
 
 // own fills m.private with what this caller alone hears this tick (prompts,
@@ -104,6 +106,8 @@ type Room struct {
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
 	audience []int // scratch for Session.Audience
+	noise    pcm.Frame
+	rng      uint32 // comfort noise generator state
 	started  time.Time
 	detached bool // the session ended: no longer the group's live room
 }
@@ -167,20 +171,50 @@ func (r *Room) Tick(now time.Time) {
 		}
 		return
 	}
+	heard := 0
 	for _, m := range r.members {
 		got := m.stream.ReadFrame(&m.mix.In)
-		r.detectTalk(m, got, now)
+		in := &m.mix.In
+		if !got {
+			in = nil
+		}
+		talking, changed := m.talker.Process(in)
+		if changed {
+			r.apply(r.sess.Talking(m.seat, talking, now), now)
+		}
 		if !m.inMixer {
 			continue
 		}
-		m.mix.Heard = got && r.sess.Heard(m.seat)
+		h := got && r.sess.Heard(m.seat)
+		if h {
+			if r.conf.audio.AGC {
+				m.agc.Process(&m.mix.In, talking)
+			}
+			// The gate keeps open lines with only background noise out.
+			h = m.gate.Process(&m.mix.In, talking)
+		}
+		m.mix.Heard = h
+		if h {
+			heard++
+		}
 		if m.own() {
 			m.mix.Private = &m.private
 		} else {
 			m.mix.Private = nil
 		}
 	}
-	r.mixer.Tick(nil)
+	if heard > r.conf.audio.MaxTalkers {
+		r.loudestOnly(r.conf.audio.MaxTalkers)
+	}
+	for _, m := range r.members {
+		m.mixed = m.inMixer && m.mix.Heard
+	}
+	var extra *pcm.Frame
+	if r.conf.audio.ComfortNoise {
+		r.comfortNoise()
+		extra = &r.noise
+	}
+	r.mixer.Tick(extra)
 	for _, m := range r.members {
 		if m.inMixer {
 			m.stream.WriteFrame(m.mix.Out())
@@ -189,34 +223,63 @@ func (r *Room) Tick(now time.Time) {
 		// Out of the mix (waiting, or before the facilitator came): only
 		// their own prompts and hold music.
 		m.own()
+		if extra != nil {
+			for i, v := range extra {
+				m.private[i] = pcm.Clamp(int32(m.private[i]) + int32(v))
+			}
+		}
 		m.stream.WriteFrame(&m.private)
 	}
 }
 
-// detectTalk feeds the rules the caller's talking state, with hysteresis.
-func (r *Room) detectTalk(m *member, got bool, now time.Time) {
-	var e int64
-	if got {
-		e = m.mix.In.Energy()
+// loudestOnly keeps the n loudest heard talkers in the mix (those mixed
+// last tick get a small head start) and leaves the others out this tick.
+// Selection by repeated maximum: n is small, and it allocates nothing.
+func (r *Room) loudestOnly(n int) {
+	for _, m := range r.members {
+		m.picked = false
 	}
-	switch {
-	case !m.talking && e > talkOnEnergy:
-		m.above++
-		if m.above >= talkOnFrames {
-			m.talking, m.below = true, 0
-			r.apply(r.sess.Talking(m.seat, true, now), now)
+	for k := 0; k < n; k++ {
+		var best *member
+		bestLevel := 0.0
+		for _, m := range r.members {
+			if !m.inMixer || !m.mix.Heard || m.picked {
+				continue
+			}
+			lv := m.talker.LevelDBFS()
+			if m.mixed {
+				lv += stickyDB
+			}
+			if best == nil || lv > bestLevel {
+				best, bestLevel = m, lv
+			}
 		}
-	case !m.talking:
-		m.above = 0
-	case e < talkOffEnergy:
-		m.below++
-		if m.below >= talkOffFrames {
-			m.talking, m.above = false, 0
-			r.apply(r.sess.Talking(m.seat, false, now), now)
+		if best == nil {
+			break
 		}
-	default:
-		m.below = 0
+		best.picked = true
 	}
+	for _, m := range r.members {
+		if m.inMixer && m.mix.Heard && !m.picked {
+			m.mix.Heard = false
+		}
+	}
+}
+
+// comfortNoise fills r.noise with very quiet white noise (xorshift: cheap
+// and allocation-free; it need not be good randomness).
+func (r *Room) comfortNoise() {
+	x := r.rng
+	if x == 0 {
+		x = 2463534242
+	}
+	for i := range r.noise {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		r.noise[i] = int16(int32(x%(2*comfortAmplitude+1)) - comfortAmplitude)
+	}
+	r.rng = x
 }
 
 // drain applies every queued command without waiting for more.
@@ -270,7 +333,8 @@ func (r *Room) join(c command, now time.Time) error {
 	default:
 		return ErrClosed
 	}
-	m := &member{p: c.p, stream: c.stream, seat: res.Seat}
+	m := &member{p: c.p, stream: c.stream, seat: res.Seat,
+		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored
 	r.members = append(r.members, m)
