@@ -4,6 +4,7 @@
 // stream (Event, Decoder, and Press for senders) or as SIP INFO requests
 // (ParseInfo). Digits are the bytes '0'-'9', '*', '#' and 'A'-'D', which
 // are RFC 4733 event codes 0-15.
+// In-band key tones (callers who send neither) go to Detector and Filter.
 package dtmf
 
 import (
