@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,11 @@ func TestNewEngineValidates(t *testing.T) {
 		{"zoned address", Config{Address: netip.MustParseAddr("fe80::1%lo"), PortMin: 30000, PortMax: 30001}, false},
 		{"one pair", Config{Address: loop4, PortMin: 30000, PortMax: 30001}, true},
 		{"odd start", Config{Address: loop4, PortMin: 30001, PortMax: 30004, Pollers: 1}, true},
+		{"negative jitter delay", Config{Address: loop4, PortMin: 30000, PortMax: 30001, JitterMin: -time.Millisecond}, false},
+		{"jitter range reversed", Config{Address: loop4, PortMin: 30000, PortMax: 30001, JitterMin: 100 * time.Millisecond, JitterMax: 50 * time.Millisecond}, false},
+		{"jitter delay above the buffer's limit", Config{Address: loop4, PortMin: 30000, PortMax: 30001, JitterMax: 2 * time.Second}, false},
+		{"jitter range", Config{Address: loop4, PortMin: 30000, PortMax: 30001, JitterMin: 40 * time.Millisecond, JitterMax: 300 * time.Millisecond}, true},
+		{"jitter minimum only", Config{Address: loop4, PortMin: 30000, PortMax: 30001, JitterMin: 300 * time.Millisecond}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,15 +350,17 @@ func TestIPv6(t *testing.T) {
 	if got := s.LocalAddr().Addr(); got != loop6 {
 		t.Errorf("LocalAddr %s, want on ::1", s.LocalAddr())
 	}
-	payload := tone(g711.PCMU, 320, 3)
-	p.send(s.LocalAddr(), 0, payload)
-	waitFor(t, "audio", func() bool { return s.play.buffered() == 320 })
+	p.send(s.LocalAddr(), 0, idPayload(g711.PCMU, 3, 320))
+	waitIn(t, s, 1)
+	var played []int16
 	var f pcm.Frame
-	if !s.ReadFrame(&f) {
-		t.Fatal("ReadFrame after 40 ms buffered = false")
+	for range 10 { // the clock: the packet plays when its delay is up
+		s.ReadFrame(&f)
+		played = append(played, f[:]...)
+		time.Sleep(pcm.FrameDuration)
 	}
-	if want := decoded(g711.PCMU, payload[:160]); !equalSamples(f[:], want) {
-		t.Error("IPv6 audio decoded wrong")
+	if ids := idsPlayed(g711.PCMU, played); !slices.Equal(ids, []int{3}) {
+		t.Errorf("IPv6 audio played as %v", ids)
 	}
 	s.WriteFrame(frameOf(0))
 	pkt, from := p.recv()

@@ -239,3 +239,62 @@ func bareStream(p Params) *Stream {
 func rtpHeader(pt uint8, seq uint16, ts, ssrc uint32) rtp.Header {
 	return rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
 }
+
+// socketEngine is a test engine whose jitter buffers keep at least 60 ms:
+// tests that play audio in real time then ride out the scheduling hiccups
+// of a busy machine without packets turning late.
+func socketEngine(t testing.TB, pairs int) *Engine {
+	t.Helper()
+	e := testEngine(t, pairs)
+	e.cfg.JitterMin = 60 * time.Millisecond
+	return e
+}
+
+// sendAt is a datagram a peer sends at a time since the start.
+type sendAt struct {
+	at  time.Duration
+	pkt []byte
+}
+
+// paced plays a call in real time: a goroutine sends the datagrams from p
+// to dst at their times while the test, as the mixing clock, reads a frame
+// from s every 20 ms, ticks times.
+func paced(t *testing.T, s *Stream, p *peer, dst netip.AddrPort, sends []sendAt, ticks int) []playedFrame {
+	t.Helper()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, x := range sends {
+			time.Sleep(time.Until(start.Add(x.at)))
+			_, _ = p.conn.WriteToUDPAddrPort(x.pkt, dst)
+		}
+	}()
+	tick := time.NewTicker(pcm.FrameDuration)
+	defer tick.Stop()
+	var out []playedFrame
+	for range ticks {
+		<-tick.C
+		var pf playedFrame
+		before := s.c.concealed.Load()
+		pf.ok = s.ReadFrame(&pf.f)
+		pf.concealed = s.c.concealed.Load() != before
+		out = append(out, pf)
+	}
+	<-done
+	return out
+}
+
+// idStream is n packets of identifiable audio (see idPayload) of ptime p
+// from peer pr, to be sent at times when(i).
+func idStream(t testing.TB, pr *peer, c g711.Codec, pt uint8, n int, p time.Duration, when func(i int) time.Duration) []sendAt {
+	samples := int(p / (time.Second / pcm.SampleRate))
+	var out []sendAt
+	for i := range n {
+		h := rtpHeader(pt, pr.seq+uint16(i), pr.ts+uint32(i*samples), pr.ssrc)
+		out = append(out, sendAt{when(i), marshal(t, h, idPayload(c, i, samples))})
+	}
+	pr.seq += uint16(n)
+	pr.ts += uint32(n * samples)
+	return out
+}

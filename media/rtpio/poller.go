@@ -49,6 +49,11 @@ type poller struct {
 	pkt    rtp.Packet
 	sr     rtcp.SenderReport   // reused by parseRTCP; Reports has room for 31
 	rr     rtcp.ReceiverReport // likewise
+	// pcm receives each audio payload decoded, on its way to a jitter
+	// buffer: one per poller rather than per stream, because a poller
+	// handles one packet at a time and thousands of streams would each
+	// hold 16 KB for it.
+	pcm [maxPayload]int16
 
 	digits  [maxDigits]byte
 	nDigits int

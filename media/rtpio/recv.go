@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pion/rtp"
+
+	"github.com/groupbridge/groupbridge/media/jitter"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
@@ -19,15 +22,12 @@ const (
 	// relatchSilence is how long the latched source must have been silent
 	// before another source may start probation.
 	relatchSilence = time.Second
-	// maxMisorder is how far back (in packets) a sequence number may be and
-	// still count as a late or duplicated packet; anything further back
-	// means the sender restarted its sequence and is followed.
-	maxMisorder = 100
 )
 
 // handle processes one received RTP datagram of s. pkt aliases the
 // poller's receive buffer, so everything kept is copied (decoded) before
-// returning. The caller holds s.rx.mu.
+// returning. now is the arrival time the jitter buffer and the RTCP
+// statistics see. The caller holds s.rx.mu.
 func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Time) {
 	// Checking the header shape first keeps garbage off pion's error path,
 	// which builds an error with fmt (an allocation) per packet.
@@ -75,30 +75,43 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 			p.nDigits++
 		}
 	case pt == s.rx.audioPT:
-		s.audio(h.SSRC, h.SequenceNumber, payload)
+		s.audio(p, h, payload, now)
 	default:
 		s.count(dropUnknownPayloadType)
 	}
 }
 
-// audio buffers one accepted audio payload.
-func (s *Stream) audio(ssrc uint32, seq uint16, payload []byte) {
-	switch {
-	case len(payload) == 0 || len(payload) > maxPayload:
+// audio decodes one accepted audio payload into the poller's scratch
+// space and hands it to the jitter buffer, which places it by timestamp:
+// reordered packets fall into place, and the buffer alone decides what is
+// a duplicate or too late, so its verdict is what is counted.
+func (s *Stream) audio(p *poller, h *rtp.Header, payload []byte, now time.Time) {
+	if len(payload) == 0 || len(payload) > maxPayload {
 		s.count(dropMalformed)
-	case !s.rx.recv:
+		return
+	}
+	if !s.rx.recv {
 		s.count(dropDirection)
-	case !s.rx.seq.fresh(ssrc, seq):
+		return
+	}
+	samples := p.pcm[:len(payload)] // G.711: one byte per sample
+	s.rx.codec.Decode(samples, payload)
+	s.play.mu.Lock()
+	r := s.play.buf.Push(h.SSRC, h.SequenceNumber, h.Timestamp, h.Marker, samples, now)
+	s.play.mu.Unlock()
+	switch r {
+	case jitter.Duplicate:
 		s.count(dropDuplicate)
-	case s.play.push(s.rx.codec, payload):
-		s.count(dropOverflow)
+	case jitter.Late:
+		s.count(dropLate)
+	case jitter.Invalid: // cannot happen: the length was checked above
+		s.count(dropMalformed)
 	}
 }
 
 // latched switches sending to a newly latched source. The caller holds
 // s.rx.mu; tx.mu nests inside it.
 func (s *Stream) latched(from netip.AddrPort) {
-	s.rx.seq = seqFilter{}
 	s.tx.mu.Lock()
 	s.setDst(from)
 	s.tx.mu.Unlock()
@@ -191,33 +204,4 @@ func (l *latch) admit(from netip.AddrPort, ssrc uint32, seq uint16, now time.Tim
 	}
 	l.cur, l.curLast, l.candN = from, now, 0
 	return admitLatched
-}
-
-// seqFilter drops audio that is not newer than the newest buffered packet
-// of the same SSRC. The stand-in playout buffer plays in arrival order, so
-// a reordered packet is as useless as a duplicate.
-type seqFilter struct {
-	ok   bool
-	ssrc uint32
-	max  uint16
-}
-
-// fresh reports whether seq should be played and records it if so.
-func (f *seqFilter) fresh(ssrc uint32, seq uint16) bool {
-	if !f.ok || ssrc != f.ssrc {
-		*f = seqFilter{ok: true, ssrc: ssrc, max: seq}
-		return true
-	}
-	// Serial-number arithmetic: the 16-bit difference as a signed number
-	// handles wrap-around from 65535 to 0.
-	switch d := int16(seq - f.max); {
-	case d > 0:
-		f.max = seq
-		return true
-	case d > -maxMisorder:
-		return false // duplicate (d == 0) or late
-	default:
-		f.max = seq // far behind: the sender restarted its sequence
-		return true
-	}
 }

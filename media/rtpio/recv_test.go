@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/groupbridge/groupbridge/media/g711"
-	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
 func TestLatchAdmit(t *testing.T) {
@@ -123,109 +122,6 @@ func TestLatchAdmit(t *testing.T) {
 	}
 }
 
-func TestSeqFilter(t *testing.T) {
-	type pkt struct {
-		ssrc  uint32
-		seq   uint16
-		fresh bool
-	}
-	tests := []struct {
-		name string
-		pkts []pkt
-	}{
-		{"in order", []pkt{{1, 5, true}, {1, 6, true}, {1, 7, true}}},
-		{"gap is fine", []pkt{{1, 5, true}, {1, 9, true}, {1, 10, true}}},
-		{"duplicate", []pkt{{1, 5, true}, {1, 5, false}, {1, 6, true}, {1, 6, false}}},
-		{"late", []pkt{{1, 5, true}, {1, 7, true}, {1, 6, false}}},
-		{"wrap", []pkt{{1, 65535, true}, {1, 0, true}, {1, 65535, false}, {1, 1, true}}},
-		{"new SSRC starts over", []pkt{{1, 500, true}, {2, 3, true}, {2, 4, true}, {1, 400, true}}},
-		{"restart far behind", []pkt{{1, 5000, true}, {1, 5000 - maxMisorder + 1, false}, {1, 100, true}, {1, 101, true}}},
-		{"jump far ahead", []pkt{{1, 5, true}, {1, 30000, true}, {1, 29999, false}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var f seqFilter
-			for i, p := range tt.pkts {
-				if got := f.fresh(p.ssrc, p.seq); got != p.fresh {
-					t.Fatalf("packet %d (ssrc %d seq %d): fresh %v, want %v", i, p.ssrc, p.seq, got, p.fresh)
-				}
-			}
-		})
-	}
-}
-
-func TestPlayout(t *testing.T) {
-	ramp := func(n, from int) []byte {
-		lin := make([]int16, n)
-		for i := range lin {
-			lin[i] = int16((from + i) * 8)
-		}
-		b := make([]byte, n)
-		g711.PCMA.Encode(b, lin)
-		return b
-	}
-	type op struct {
-		push     int  // samples to push (0: pop instead)
-		overflow bool // for push: expected overflow
-		played   bool // for pop: expected result
-	}
-	tests := []struct {
-		name string
-		ops  []op
-		left int
-	}{
-		{"prefill", []op{{push: 160}, {played: false}, {push: 160}, {played: true}, {played: true}, {played: false}}, 0},
-		{"underrun waits for prefill again", []op{{push: 320}, {played: true}, {push: 80}, {played: true}, {played: false}, {push: 140}, {played: false}, {push: 100}, {played: true}}, 160},
-		{"partial frame left", []op{{push: 400}, {played: true}, {played: true}, {played: false}}, 80},
-		{"overflow drops oldest", []op{{push: 800}, {push: 320, overflow: true}}, maxBuffered},
-		{"one huge packet", []op{{push: maxPayload, overflow: true}, {played: true}}, maxBuffered - 160},
-		{"wraps the ring", []op{
-			{push: 960}, {played: true}, {played: true}, {played: true}, {played: true}, {played: true},
-			{push: 800}, {played: true}, {push: 960, overflow: true}, {played: true}, {push: 480, overflow: true},
-		}, maxBuffered},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var b playout
-			var want []int16 // what should still be buffered, oldest first
-			next := 0
-			for i, o := range tt.ops {
-				if o.push > 0 {
-					payload := ramp(o.push, next)
-					next += o.push
-					want = append(want, decoded(g711.PCMA, payload)...)
-					if len(want) > maxBuffered {
-						want = want[len(want)-maxBuffered:]
-					}
-					if got := b.push(g711.PCMA, payload); got != o.overflow {
-						t.Fatalf("op %d push %d: overflow %v, want %v", i, o.push, got, o.overflow)
-					}
-					continue
-				}
-				var f pcm.Frame
-				f[0] = 1
-				got := b.pop(&f)
-				if got != o.played {
-					t.Fatalf("op %d pop: %v, want %v", i, got, o.played)
-				}
-				if !got {
-					if f != (pcm.Frame{}) {
-						t.Fatalf("op %d: frame not silenced", i)
-					}
-					continue
-				}
-				if !equalSamples(f[:], want[:160]) {
-					t.Fatalf("op %d: wrong samples", i)
-				}
-				want = want[160:]
-			}
-			if b.buffered() != tt.left || len(want) != tt.left {
-				t.Errorf("left %d samples (model %d), want %d", b.buffered(), len(want), tt.left)
-			}
-		})
-	}
-}
-
 func TestValidRTPAgreesWithPion(t *testing.T) {
 	pkt := func(mod func([]byte) []byte) []byte {
 		b, _ := (&rtp.Packet{Header: rtpHeader(0, 1, 2, 3), Payload: make([]byte, 20)}).Marshal()
@@ -302,8 +198,8 @@ func TestHandleCountsEachPacketOnce(t *testing.T) {
 			}
 		}
 	}
-	if got := s.play.buffered(); got != 160 {
-		t.Errorf("buffered %d, want the one audio packet", got)
+	if got := s.Stats().Playout.Accepted; got != 1 {
+		t.Errorf("buffered %d packets, want the one audio packet", got)
 	}
 }
 

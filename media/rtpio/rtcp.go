@@ -35,10 +35,11 @@ const (
 	// ntpEpochOffset is the number of seconds from 1900 (NTP's epoch) to
 	// 1970 (Unix's).
 	ntpEpochOffset = 2208988800
-	// seqMod, maxDropout and the package's maxMisorder are the constants
-	// of RFC 3550 A.1's sequence number bookkeeping.
-	seqMod     = 1 << 16
-	maxDropout = 3000
+	// seqMod, maxDropout and maxMisorder are the constants of RFC 3550
+	// A.1's sequence number bookkeeping.
+	seqMod      = 1 << 16
+	maxDropout  = 3000
+	maxMisorder = 100
 	// maxTransitStep bounds one step of the jitter estimator: a timestamp
 	// jump of more than 3 s (a sender that restarted its clock) is a
 	// discontinuity, not jitter, and would otherwise dominate the

@@ -7,10 +7,13 @@
 // FIELD-NOTES.md). Instead a few poller goroutines each own an epoll
 // instance, sleep in epoll_wait and drain every socket that becomes
 // readable. Received audio is checked against the latched source, decoded
-// from G.711 into a small per-stream buffer that the mixing clock reads
-// with Stream.ReadFrame; RFC 4733 telephone-events go to a dtmf.Decoder and
-// come out as OnDigit calls; Stream.WriteFrame packetizes and sends 20 ms of
-// audio per call of the clock. RTCP reports from the caller are parsed on
+// from G.711 and placed in the stream's adaptive jitter buffer
+// (media/jitter), from which the mixing clock reads it in order, with
+// losses concealed, with Stream.ReadFrame, where key tones in the audio of
+// callers without telephone-event are also detected and cut. RFC 4733
+// telephone-events go to a dtmf.Decoder; digits of either kind come out as
+// OnDigit calls. Stream.WriteFrame packetizes and sends 20 ms of audio per
+// call of the clock. RTCP reports from the caller are parsed on
 // the same pollers and our own reports ride on WriteFrame, giving each
 // stream the quality figures of Stream.Quality.
 //
@@ -30,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/groupbridge/groupbridge/media/jitter"
 )
 
 // ErrNoPorts is returned by Engine.Open when every port pair of the
@@ -57,6 +62,9 @@ type Config struct {
 	PortMin, PortMax int
 	// Pollers is the number of epoll poller goroutines; 0 means 2.
 	Pollers int
+	// JitterMin and JitterMax bound the adaptive delay of every stream's
+	// jitter buffer; 0 takes the buffer's defaults (20 and 200 ms).
+	JitterMin, JitterMax time.Duration
 	// Logger receives rare events (latching, poller trouble); nil discards.
 	Logger *slog.Logger
 }
@@ -121,6 +129,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.Pollers < 0 {
 		return nil, fmt.Errorf("rtpio: config: pollers %d is negative", cfg.Pollers)
+	}
+	if cfg.JitterMin < 0 || cfg.JitterMax < 0 || cfg.JitterMax > 0 && cfg.JitterMax < cfg.JitterMin {
+		return nil, fmt.Errorf("rtpio: config: jitter buffer delay %v-%v is not a range of positive durations", cfg.JitterMin, cfg.JitterMax)
+	}
+	if cfg.JitterMin > jitter.MaxDelayLimit || cfg.JitterMax > jitter.MaxDelayLimit {
+		return nil, fmt.Errorf("rtpio: config: jitter buffer delay %v-%v is above the limit of %v", cfg.JitterMin, cfg.JitterMax, jitter.MaxDelayLimit)
 	}
 	if cfg.Pollers == 0 {
 		cfg.Pollers = defaultPollers

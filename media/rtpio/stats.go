@@ -3,6 +3,8 @@ package rtpio
 import (
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/groupbridge/groupbridge/media/jitter"
 )
 
 // Stats are packet counters, either for the whole engine (Engine.Stats) or
@@ -11,10 +13,10 @@ import (
 // Every datagram read from an RTP or RTCP socket counts in PacketsIn and
 // BytesIn. One read from an RTP socket that is not used for audio or DTMF
 // also counts in exactly one of the Dropped reasons ForeignSource,
-// Probation, Malformed, UnknownPayloadType, Duplicate or Direction; one
+// Probation, Malformed, UnknownPayloadType, Duplicate, Late or Direction; one
 // read from an RTCP socket counts in exactly one of RTCP.Received,
-// RTCP.Malformed and RTCP.Foreign. Dropped.Overflow and Dropped.SendError
-// count other losses (see Drops).
+// RTCP.Malformed and RTCP.Foreign. Dropped.SendError counts outgoing
+// losses, Concealed frames played without audio.
 type Stats struct {
 	// PacketsIn and BytesIn count every datagram received (RTP and RTCP),
 	// UDP payload bytes only.
@@ -26,6 +28,9 @@ type Stats struct {
 	Dropped Drops
 	// RTCP counts control packets.
 	RTCP RTCPStats
+	// Concealed counts frames ReadFrame returned that were (partly) made
+	// up by loss concealment because audio was missing.
+	Concealed uint64
 }
 
 // RTCPStats counts RTCP datagrams.
@@ -59,13 +64,12 @@ type Drops struct {
 	// UnknownPayloadType: neither the audio nor the telephone-event payload
 	// type (comfort noise, PT 13, lands here too).
 	UnknownPayloadType uint64
-	// Duplicate: audio whose sequence number is not newer than the newest
-	// already buffered (a duplicate, or too late to be played in order).
+	// Duplicate: audio whose sequence number, or every sample, the jitter
+	// buffer already held or played.
 	Duplicate uint64
-	// Overflow: arrivals that pushed older buffered audio out to keep the
-	// receive latency bounded at 120 ms; the packet itself was used (of a
-	// packet longer than that, its newest 120 ms).
-	Overflow uint64
+	// Late: audio that arrived after its time to be played had passed (the
+	// jitter buffer raises its delay when this happens).
+	Late uint64
 	// SendError: outgoing datagrams (audio frames and RTCP reports) the
 	// kernel refused (a full socket buffer gives EAGAIN or ENOBUFS;
 	// sending never blocks).
@@ -81,6 +85,11 @@ type StreamStats struct {
 	// the SDP address until a NAT-ed source has been latched. It is the
 	// zero value when the remote is not known yet.
 	Latched netip.AddrPort
+	// Playout are the jitter buffer's figures: its current and target
+	// depth (CurrentDelay, TargetDelay), the jitter it measured, and its
+	// counts of late, duplicate and lost packets, restarts and concealed
+	// frames.
+	Playout jitter.Stats
 }
 
 // add accumulates o into s.
@@ -95,7 +104,7 @@ func (s *Stats) add(o Stats) {
 	d.Malformed += od.Malformed
 	d.UnknownPayloadType += od.UnknownPayloadType
 	d.Duplicate += od.Duplicate
-	d.Overflow += od.Overflow
+	d.Late += od.Late
 	d.SendError += od.SendError
 	d.Direction += od.Direction
 	r, or := &s.RTCP, &o.RTCP
@@ -103,6 +112,7 @@ func (s *Stats) add(o Stats) {
 	r.Sent += or.Sent
 	r.Malformed += or.Malformed
 	r.Foreign += or.Foreign
+	s.Concealed += o.Concealed
 }
 
 // drop names a Drops counter without a string or a map on the hot path.
@@ -115,7 +125,7 @@ const (
 	dropMalformed
 	dropUnknownPayloadType
 	dropDuplicate
-	dropOverflow
+	dropLate
 	dropSendError
 	dropDirection
 	numDrops
@@ -140,6 +150,7 @@ type counters struct {
 	packetsOut, bytesOut atomic.Uint64
 	drops                [numDrops]atomic.Uint64
 	rtcp                 [numRTCPCounts]atomic.Uint64
+	concealed            atomic.Uint64
 }
 
 // snapshot reads c into a Stats.
@@ -156,7 +167,7 @@ func (c *counters) snapshot() Stats {
 			Malformed:          d(dropMalformed),
 			UnknownPayloadType: d(dropUnknownPayloadType),
 			Duplicate:          d(dropDuplicate),
-			Overflow:           d(dropOverflow),
+			Late:               d(dropLate),
 			SendError:          d(dropSendError),
 			Direction:          d(dropDirection),
 		},
@@ -166,5 +177,6 @@ func (c *counters) snapshot() Stats {
 			Malformed: c.rtcp[rtcpMalformed].Load(),
 			Foreign:   c.rtcp[rtcpForeign].Load(),
 		},
+		Concealed: c.concealed.Load(),
 	}
 }

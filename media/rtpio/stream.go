@@ -14,6 +14,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/jitter"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
@@ -28,12 +29,16 @@ type Params struct {
 	// AudioPT is the payload type of audio, normally uint8(Codec).
 	AudioPT uint8
 	// DTMFPT is the telephone-event payload type the caller offered (101
-	// for most phones, 96 for linphone), or -1 for none.
+	// for most phones, 96 for linphone), or -1 for none: then key presses
+	// are detected in the audio, which delays it by 60 ms (see ReadFrame).
 	DTMFPT int
-	// OnDigit is called for each RFC 4733 key press, from a poller
-	// goroutine, after the stream's locks are released (so it may call
-	// Update, SetDirection or Close, but not Engine.Close). It must not
-	// block: every stream of that poller waits while it runs.
+	// OnDigit is called for each key press, after the stream's locks are
+	// released (so it may call Update, SetDirection or Close, but not
+	// Engine.Close). RFC 4733 presses are reported from a poller
+	// goroutine; with DTMFPT -1 key tones in the audio are detected and
+	// reported from ReadFrame, on the mixing clock's goroutine. Either
+	// way it must not block: every stream of that poller, or the whole
+	// room's clock, waits while it runs.
 	OnDigit func(digit byte)
 }
 
@@ -98,13 +103,24 @@ type Stream struct {
 		recv    bool
 		sdp     netip.AddrPort
 		latch   latch
-		seq     seqFilter
 		dtmf    dtmf.Decoder
 	}
 
-	// play is the receive buffer between the poller and the clock; it has
-	// its own lock so the clock never waits for a socket drain.
-	play playout
+	// play is the receive side between the poller (Push) and the clock
+	// (ReadFrame); it has its own lock so the clock never waits for a
+	// socket drain. rx.mu nests outside it.
+	play struct {
+		mu  sync.Mutex
+		buf *jitter.Buffer
+		// filter cuts in-band key tones for a caller without
+		// telephone-event (DTMFPT -1); nil otherwise. kinds remembers
+		// what the buffer gave for each frame in the filter's delay
+		// line, n counts the frames that went in.
+		filter  *dtmf.Filter
+		kinds   [dtmf.MaxFilterDelay + 1]jitter.Kind
+		n       int
+		onDigit func(byte)
+	}
 
 	// q holds the receive statistics and what RTCP told us. Its lock is a
 	// leaf: the poller takes it under rx.mu for each packet, WriteFrame
@@ -249,6 +265,8 @@ func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
 	s.rx.recv = true
 	s.rx.sdp = remote
 	s.rx.latch.reset(remote)
+	s.play.buf = jitter.New(jitter.Config{MinDelay: e.cfg.JitterMin, MaxDelay: e.cfg.JitterMax})
+	s.setInband(p)
 	s.tx.send = true
 	s.tx.codec = p.Codec
 	s.tx.hdr = rtp.Header{
@@ -324,11 +342,13 @@ func (s *Stream) Update(p Params) {
 		return
 	}
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
+	s.play.mu.Lock()
+	s.setInband(p)
+	s.play.mu.Unlock()
 	moved := remote != s.rx.sdp
 	if moved {
 		s.rx.sdp = remote
 		s.rx.latch.reset(remote)
-		s.rx.seq = seqFilter{}
 	}
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
@@ -353,12 +373,73 @@ func (s *Stream) SetDirection(send, recv bool) {
 	s.tx.mu.Unlock()
 }
 
-// ReadFrame pops the next 20 ms of received audio into f for the mixing
-// clock. It returns false and silences f when not enough audio is
-// buffered; after such an underrun it waits for 40 ms of audio before
-// playing again, so a late packet does not cause a click every tick.
+// inbandDelay is the in-band DTMF filter's delay line in frames: 60 ms,
+// which the filter's documentation recommends so that tones confirmed
+// late are still cut from their first sample. It applies only to callers
+// without telephone-event.
+const inbandDelay = 3
+
+// setInband installs the in-band key tone filter when the caller has no
+// telephone-event, and removes it (with its delay) when it has. An
+// existing filter is kept, so a re-INVITE does not cut the delay line.
+// The caller holds s.play.mu or owns s exclusively.
+func (s *Stream) setInband(p Params) {
+	s.play.onDigit = p.OnDigit
+	switch {
+	case p.DTMFPT >= 0:
+		s.play.filter = nil
+	case s.play.filter == nil:
+		s.play.filter = dtmf.NewFilter(inbandDelay)
+		for i := range s.play.kinds {
+			s.play.kinds[i] = jitter.Silence
+		}
+		s.play.n = 0
+	}
+}
+
+// ReadFrame puts the next 20 ms of the caller's audio into f for the
+// mixing clock, from the jitter buffer, which plays packets in timestamp
+// order at a delay that follows the network's jitter. It returns true for
+// received audio and for loss concealment (a fading repeat of the last
+// audio standing in for missing packets), and false with f silenced when
+// there is nothing to play.
+//
+// For a caller without telephone-event (DTMFPT -1) the audio also passes
+// an in-band DTMF filter: f is then the audio of 60 ms earlier, with
+// every frame that carried part of a key tone silenced (and false
+// returned for it), and each key press detected is reported to OnDigit
+// from this call. With telephone-event no filter runs and nothing is
+// delayed.
 func (s *Stream) ReadFrame(f *pcm.Frame) bool {
-	return s.play.pop(f)
+	return s.readFrame(f, time.Now())
+}
+
+// readFrame is ReadFrame at the clock tick now.
+func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
+	s.play.mu.Lock()
+	kind := s.play.buf.Pop(f, now)
+	if kind == jitter.Concealed {
+		s.c.concealed.Add(1)
+		s.p.counters.concealed.Add(1)
+	}
+	fl := s.play.filter
+	if fl == nil {
+		s.play.mu.Unlock()
+		return kind != jitter.Silence
+	}
+	// The frame that comes out of the filter went in Delay() frames ago:
+	// its kind decides the result, and a frame the filter cut is silence.
+	size := len(s.play.kinds)
+	s.play.kinds[s.play.n%size] = kind
+	s.play.n++
+	digit, pressed := fl.Process(f, f)
+	played := s.play.n > fl.Delay() && s.play.kinds[(s.play.n-1-fl.Delay())%size] != jitter.Silence && *f != (pcm.Frame{})
+	onDigit := s.play.onDigit
+	s.play.mu.Unlock()
+	if pressed && onDigit != nil {
+		onDigit(digit)
+	}
+	return played
 }
 
 // WriteFrame encodes f with the negotiated codec and sends it as one RTP
@@ -435,12 +516,16 @@ func (s *Stream) LastActivity() time.Time {
 	return time.Unix(0, s.lastActivity.Load())
 }
 
-// Stats returns the stream's counters and its latched source.
+// Stats returns the stream's counters, its latched source and its jitter
+// buffer's figures.
 func (s *Stream) Stats() StreamStats {
 	st := StreamStats{Stats: s.c.snapshot()}
 	s.rx.mu.Lock()
 	st.Latched = s.rx.latch.cur
 	s.rx.mu.Unlock()
+	s.play.mu.Lock()
+	st.Playout = s.play.buf.Stats()
+	s.play.mu.Unlock()
 	return st
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
+	sig "github.com/groupbridge/groupbridge/media/tone"
 )
 
 var codecs = []struct {
@@ -103,126 +104,6 @@ func TestWriteFrameWithoutRemote(t *testing.T) {
 	}
 }
 
-func TestReceiveAudio(t *testing.T) {
-	for _, c := range codecs {
-		t.Run(c.name, func(t *testing.T) {
-			e := testEngine(t, 1)
-			p := newPeer(t, loop4)
-			s, err := e.Open(Params{Remote: p.addr(), Codec: c.codec, AudioPT: c.pt, DTMFPT: 101})
-			if err != nil {
-				t.Fatal(err)
-			}
-			opened := s.LastActivity()
-			var payloads [][]byte
-			for k := range 3 {
-				payloads = append(payloads, tone(c.codec, 160, 7*k))
-			}
-			var f pcm.Frame
-			p.send(s.LocalAddr(), c.pt, payloads[0])
-			waitFor(t, "first packet", func() bool { return s.play.buffered() == 160 })
-			if s.ReadFrame(&f) {
-				t.Fatal("ReadFrame played with 20 ms buffered; want a 40 ms prefill")
-			}
-			p.send(s.LocalAddr(), c.pt, payloads[1])
-			p.send(s.LocalAddr(), c.pt, payloads[2])
-			waitFor(t, "audio", func() bool { return s.play.buffered() == 480 })
-			for k := range 3 {
-				if !s.ReadFrame(&f) {
-					t.Fatalf("ReadFrame %d = false", k)
-				}
-				if !equalSamples(f[:], decoded(c.codec, payloads[k])) {
-					t.Fatalf("frame %d does not match what was sent", k)
-				}
-			}
-			f = *frameOf(1)
-			if s.ReadFrame(&f) || f != (pcm.Frame{}) {
-				t.Error("ReadFrame on an empty buffer must return false and silence")
-			}
-			st := s.Stats()
-			if st.PacketsIn != 3 || st.BytesIn != 3*172 || st.Dropped != (Drops{}) || st.Latched != p.addr() {
-				t.Errorf("stats %+v", st)
-			}
-			if !s.LastActivity().After(opened) {
-				t.Errorf("LastActivity %v not after open %v", s.LastActivity(), opened)
-			}
-		})
-	}
-}
-
-func TestReceivePtimes(t *testing.T) {
-	for _, ms := range []int{10, 20, 30, 40} {
-		t.Run(time.Duration(ms*int(time.Millisecond)).String(), func(t *testing.T) {
-			e := testEngine(t, 1)
-			p := newPeer(t, loop4)
-			s, err := e.Open(pcmu(p.addr()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := ms * 8
-			var want []int16
-			for k := 0; len(want) < 480; k++ {
-				payload := tone(g711.PCMU, n, 11*k)
-				p.send(s.LocalAddr(), 0, payload)
-				want = append(want, decoded(g711.PCMU, payload)...)
-			}
-			waitFor(t, "audio", func() bool { return s.play.buffered() == len(want) })
-			var f pcm.Frame
-			for k := 0; (k+1)*160 <= len(want); k++ {
-				if !s.ReadFrame(&f) || !equalSamples(f[:], want[k*160:(k+1)*160]) {
-					t.Fatalf("frame %d wrong with %d ms packets", k, ms)
-				}
-			}
-		})
-	}
-}
-
-func TestLongPacketsAreCapped(t *testing.T) {
-	e := testEngine(t, 1)
-	p := newPeer(t, loop4)
-	s, err := e.Open(pcmu(p.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := tone(g711.PCMU, maxPayload, 0) // ptime 1 s
-	p.send(s.LocalAddr(), 0, second)
-	p.send(s.LocalAddr(), 0, make([]byte, maxPayload+1)) // too long to be audio
-	big := make([]byte, recvBufSize+100)                 // longer than the receive buffer
-	big[0] = 0x80
-	p.sendRaw(s.LocalAddr(), big)
-	waitIn(t, s, 3)
-	st := s.Stats()
-	if st.Dropped.Overflow != 1 || st.Dropped.Malformed != 2 {
-		t.Errorf("drops %+v, want 1 overflow and 2 malformed", st.Dropped)
-	}
-	if got := s.play.buffered(); got != maxBuffered {
-		t.Fatalf("buffered %d samples, want the cap %d", got, maxBuffered)
-	}
-	var f pcm.Frame
-	if !s.ReadFrame(&f) || !equalSamples(f[:], decoded(g711.PCMU, second[maxPayload-maxBuffered:][:160])) {
-		t.Error("a 1 s packet must leave its newest 120 ms")
-	}
-}
-
-func TestDuplicatesDropped(t *testing.T) {
-	e := testEngine(t, 1)
-	p := newPeer(t, loop4)
-	s, err := e.Open(pcmu(p.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := tone(g711.PCMU, 160, 0)
-	for _, seq := range []uint16{65534, 65534, 65535, 65533, 0, 65535} {
-		p.sendSeq(s.LocalAddr(), 0, seq, payload)
-	}
-	waitIn(t, s, 6)
-	if st := s.Stats(); st.Dropped.Duplicate != 3 {
-		t.Errorf("Duplicate = %d, want 3 (a repeat, an older one, a late one across the wrap)", st.Dropped.Duplicate)
-	}
-	if got := s.play.buffered(); got != 480 {
-		t.Errorf("buffered %d samples, want 480 (65534, 65535, 0)", got)
-	}
-}
-
 // otherLoopback returns a peer on another loopback address when the
 // system has one, else another port of 127.0.0.1: either is a different
 // source.
@@ -233,72 +114,6 @@ func otherLoopback(t *testing.T) *peer {
 	}
 	_ = c.Close()
 	return newPeer(t, netip.MustParseAddr("127.0.0.2"))
-}
-
-func TestStrangerIsNeverLatched(t *testing.T) {
-	e := testEngine(t, 1)
-	caller := newPeer(t, loop4)
-	stranger := otherLoopback(t)
-	s, err := e.Open(pcmu(caller.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := tone(g711.PCMU, 160, 0)
-	for range 10 {
-		caller.send(s.LocalAddr(), 0, payload)
-		for range 3 { // in sequence, one SSRC: it would pass probation
-			stranger.send(s.LocalAddr(), 0, payload)
-		}
-	}
-	waitIn(t, s, 40)
-	for k := range 5 {
-		s.WriteFrame(frameOf(k))
-	}
-	for range 5 {
-		if _, from := caller.recv(); from != s.LocalAddr() {
-			t.Fatalf("caller got a packet from %s", from)
-		}
-	}
-	stranger.expectSilence(200 * time.Millisecond)
-	st := s.Stats()
-	if st.Latched != caller.addr() || st.Dropped.ForeignSource != 30 || st.Dropped.Probation != 0 {
-		t.Errorf("latched %s, drops %+v; want the caller and 30 foreign", st.Latched, st.Dropped)
-	}
-	if got := s.play.buffered(); got != maxBuffered {
-		t.Errorf("buffered %d, want the caller's audio capped at %d", got, maxBuffered)
-	}
-}
-
-func TestLatchBehindNAT(t *testing.T) {
-	e := testEngine(t, 1)
-	sdp := netip.MustParseAddrPort("127.0.0.1:9") // what the phone wrote; NAT changed it
-	caller := newPeer(t, loop4)
-	s, err := e.Open(pcmu(sdp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := tone(g711.PCMU, 160, 0)
-	for range probationPackets - 1 {
-		caller.send(s.LocalAddr(), 0, payload)
-	}
-	waitIn(t, s, probationPackets-1)
-	if st := s.Stats(); st.Latched != sdp || st.Dropped.Probation != probationPackets-1 {
-		t.Fatalf("during probation: latched %s, drops %+v", st.Latched, st.Dropped)
-	}
-	s.WriteFrame(frameOf(0)) // goes to the SDP address, not to the caller
-	caller.send(s.LocalAddr(), 0, payload)
-	waitIn(t, s, probationPackets)
-	if st := s.Stats(); st.Latched != caller.addr() {
-		t.Fatalf("after %d in-sequence packets: latched %s, want %s", probationPackets, st.Latched, caller.addr())
-	}
-	if got := s.play.buffered(); got != 160 {
-		t.Errorf("buffered %d samples, want the latching packet's 160", got)
-	}
-	s.WriteFrame(frameOf(1))
-	if _, from := caller.recv(); from != s.LocalAddr() {
-		t.Errorf("latched caller got a packet from %s", from)
-	}
-	caller.expectSilence(50 * time.Millisecond) // the frame sent before latching went to :9
 }
 
 func TestRelatchAfterSilence(t *testing.T) {
@@ -333,64 +148,6 @@ func TestRelatchAfterSilence(t *testing.T) {
 	waitIn(t, s, 2+2*probationPackets)
 	if st := s.Stats(); st.Dropped.ForeignSource != probationPackets+1 {
 		t.Errorf("old source after re-latch: drops %+v", st.Dropped)
-	}
-}
-
-func TestUpdate(t *testing.T) {
-	e := testEngine(t, 1)
-	sdp := netip.MustParseAddrPort("127.0.0.1:9")
-	natted := newPeer(t, loop4)
-	moved := newPeer(t, loop4)
-	s, err := e.Open(pcmu(sdp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := tone(g711.PCMU, 160, 0)
-	for range probationPackets {
-		natted.send(s.LocalAddr(), 0, payload)
-	}
-	waitIn(t, s, probationPackets)
-
-	// Same remote, new codec: latching is kept, the codec changes.
-	s.Update(Params{Remote: sdp, Codec: g711.PCMA, AudioPT: 8, DTMFPT: 101})
-	if st := s.Stats(); st.Latched != natted.addr() {
-		t.Fatalf("re-INVITE with the same address un-latched: %s", st.Latched)
-	}
-	s.WriteFrame(frameOf(0))
-	if pkt, _ := natted.recv(); pkt.PayloadType != 8 {
-		t.Errorf("after Update to PCMA: PT %d", pkt.PayloadType)
-	}
-
-	// A new remote is trusted at once and resets latching.
-	s.Update(Params{Remote: moved.addr(), Codec: g711.PCMA, AudioPT: 8, DTMFPT: 101})
-	if st := s.Stats(); st.Latched != moved.addr() {
-		t.Fatalf("after Update with a new remote: latched %s, want %s", st.Latched, moved.addr())
-	}
-	s.WriteFrame(frameOf(1))
-	moved.recv()
-	natted.expectSilence(50 * time.Millisecond)
-	natted.send(s.LocalAddr(), 8, payload) // no longer trusted: probation again
-	alaw := tone(g711.PCMA, 320, 5)
-	moved.send(s.LocalAddr(), 8, alaw)
-	waitIn(t, s, probationPackets+2)
-	if st := s.Stats(); st.Dropped.Probation != probationPackets {
-		t.Errorf("old source after Update: drops %+v, want one more probation drop", st.Dropped)
-	}
-	var f pcm.Frame
-	// 160 samples from the first latched packets, then the new remote's.
-	for k := 0; s.ReadFrame(&f); k++ {
-		if k == 0 && !equalSamples(f[:], decoded(g711.PCMU, payload)) {
-			t.Error("audio decoded before the update changed")
-		}
-		if k == 1 && !equalSamples(f[:], decoded(g711.PCMA, alaw[:160])) {
-			t.Error("audio after Update not decoded as PCMA")
-		}
-	}
-
-	// Invalid parameters are ignored.
-	s.Update(Params{Remote: natted.addr(), Codec: 3, DTMFPT: -1})
-	if st := s.Stats(); st.Latched != moved.addr() {
-		t.Errorf("an invalid Update changed the remote to %s", st.Latched)
 	}
 }
 
@@ -518,46 +275,6 @@ func TestOnDigitMayCloseStream(t *testing.T) {
 	waitIn(t, s2, 1)
 }
 
-func TestDirection(t *testing.T) {
-	e := testEngine(t, 1)
-	p := newPeer(t, loop4)
-	s, err := e.Open(pcmu(p.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.WriteFrame(frameOf(0))
-	first, _ := p.recv()
-
-	s.SetDirection(false, false) // inactive
-	for k := range 5 {
-		s.WriteFrame(frameOf(k))
-	}
-	p.expectSilence(100 * time.Millisecond)
-	before := s.LastActivity()
-	p.send(s.LocalAddr(), 0, tone(g711.PCMU, 320, 0))
-	waitIn(t, s, 1)
-	if st := s.Stats(); st.Dropped.Direction != 1 || s.play.buffered() != 0 {
-		t.Errorf("audio while not receiving: drops %+v, buffered %d", st.Dropped, s.play.buffered())
-	}
-	if !s.LastActivity().After(before) {
-		t.Error("audio while not receiving must still count as activity")
-	}
-
-	s.SetDirection(true, true)
-	s.WriteFrame(frameOf(9))
-	pkt, _ := p.recv()
-	if !pkt.Marker || pkt.SequenceNumber != first.SequenceNumber+1 {
-		t.Errorf("resumed sending: marker %v seq %d, want marker and seq %d (no gap for unsent frames)",
-			pkt.Marker, pkt.SequenceNumber, first.SequenceNumber+1)
-	}
-	if pkt.Timestamp-first.Timestamp < 800 {
-		t.Errorf("timestamp advanced %d over a pause of more than 100 ms", pkt.Timestamp-first.Timestamp)
-	}
-	if st := s.Stats(); st.PacketsOut != 2 {
-		t.Errorf("PacketsOut = %d, want 2", st.PacketsOut)
-	}
-}
-
 func TestOtherPacketsCounted(t *testing.T) {
 	e := testEngine(t, 1)
 	p := newPeer(t, loop4)
@@ -625,5 +342,298 @@ func TestOtherPacketsCounted(t *testing.T) {
 	}
 	if after := s.Stats().RTCP; after.Foreign != before.RTCP.Foreign+1 || after.Received != before.RTCP.Received {
 		t.Errorf("RTCP from a stranger: %+v before, %+v after; want one more Foreign", before.RTCP, after)
+	}
+}
+
+func TestReceiveAudio(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(c.name, func(t *testing.T) {
+			e := socketEngine(t, 1)
+			p := newPeer(t, loop4)
+			s, err := e.Open(Params{Remote: p.addr(), Codec: c.codec, AudioPT: c.pt, DTMFPT: 101})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := s.LastActivity()
+			const n = 10 // 8 checked, 2 to play while the 8th is
+			sends := idStream(t, p, c.codec, c.pt, n, pcm.FrameDuration, func(i int) time.Duration { return time.Duration(i) * pcm.FrameDuration })
+			frames := paced(t, s, p, s.LocalAddr(), sends, n+20)
+			checkOrder(t, idsPlayed(c.codec, receivedOf(frames)), n-2)
+			if last := frames[len(frames)-1]; last.ok || last.f != (pcm.Frame{}) {
+				t.Error("ReadFrame long after the last packet must return false and silence")
+			}
+			st := s.Stats()
+			if st.PacketsIn != n || st.BytesIn != n*172 || st.Dropped != (Drops{}) || st.Latched != p.addr() || st.Playout.Accepted != n {
+				t.Errorf("stats %+v", st)
+			}
+			if !s.LastActivity().After(opened) {
+				t.Errorf("LastActivity %v not after open %v", s.LastActivity(), opened)
+			}
+		})
+	}
+}
+
+func TestReceivePtimes(t *testing.T) {
+	for _, ms := range []int{10, 20, 30, 40} {
+		ptime := time.Duration(ms) * time.Millisecond
+		t.Run(ptime.String(), func(t *testing.T) {
+			e := socketEngine(t, 1)
+			p := newPeer(t, loop4)
+			s, err := e.Open(pcmu(p.addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := int(200 * time.Millisecond / ptime)
+			sends := idStream(t, p, g711.PCMU, 0, n+3, ptime, func(i int) time.Duration { return time.Duration(i) * ptime })
+			frames := paced(t, s, p, s.LocalAddr(), sends, 25)
+			checkOrder(t, idsPlayed(g711.PCMU, receivedOf(frames)), n)
+			if st := s.Stats(); st.Dropped != (Drops{}) {
+				t.Errorf("drops %+v", st.Dropped)
+			}
+		})
+	}
+}
+
+// TestReorderedPlayedInOrder: packets swapped in pairs on the way play in
+// their order, none dropped as old.
+func TestReorderedPlayedInOrder(t *testing.T) {
+	e := socketEngine(t, 1)
+	p := newPeer(t, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 12 // and two more
+	sends := idStream(t, p, g711.PCMU, 0, n+2, pcm.FrameDuration, func(i int) time.Duration { return time.Duration(i^1) * pcm.FrameDuration })
+	frames := paced(t, s, p, s.LocalAddr(), sends, n+20)
+	checkOrder(t, idsPlayed(g711.PCMU, receivedOf(frames)), n)
+	if st := s.Stats(); st.Dropped != (Drops{}) || st.Playout.Accepted != n+2 {
+		t.Errorf("drops %+v, playout %+v", st.Dropped, st.Playout)
+	}
+}
+
+// TestInbandDigitThroughReadFrame: a caller without telephone-event
+// presses a key in the audio; OnDigit is called from ReadFrame and what
+// ReadFrame returns carries no trace of the tone.
+func TestInbandDigitThroughReadFrame(t *testing.T) {
+	e := socketEngine(t, 1)
+	p := newPeer(t, loop4)
+	digits := make(chan byte, 4)
+	s, err := e.Open(Params{Remote: p.addr(), Codec: g711.PCMU, DTMFPT: -1, OnDigit: func(d byte) { digits <- d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []int16
+	var sends []sendAt
+	frames := append(append(make([]pcm.Frame, 5), dtmfTone('#', 4)...), make([]pcm.Frame, 5)...)
+	for i, f := range frames {
+		payload := make([]byte, pcm.FrameSamples)
+		g711.PCMU.Encode(payload, f[:])
+		in = append(in, decoded(g711.PCMU, payload)...)
+		sends = append(sends, sendAt{time.Duration(i) * pcm.FrameDuration, marshal(t, rtpHeader(0, p.seq+uint16(i), p.ts+uint32(160*i), p.ssrc), payload)})
+	}
+	played := paced(t, s, p, s.LocalAddr(), sends, len(frames)+20)
+	expectDigits(t, digits, "#")
+	out := audioOf(played)
+	in = append(in, make([]int16, len(out)-len(in))...) // equal windows
+	for _, hz := range []float64{941, 1477} {
+		if before, after := sig.LevelDBFS(in, hz), sig.LevelDBFS(out, hz); before-after < 30 {
+			t.Errorf("%v Hz: %.1f dBFS sent, %.1f dBFS returned by ReadFrame: want at least 30 dB down", hz, before, after)
+		}
+	}
+}
+
+func TestLongPackets(t *testing.T) {
+	e := testEngine(t, 1)
+	p := newPeer(t, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.send(s.LocalAddr(), 0, tone(g711.PCMU, maxPayload, 0)) // ptime 1 s: the most accepted
+	p.send(s.LocalAddr(), 0, make([]byte, maxPayload+1))     // too long to be audio
+	big := make([]byte, recvBufSize+100)                     // longer than the receive buffer
+	big[0] = 0x80
+	p.sendRaw(s.LocalAddr(), big)
+	waitIn(t, s, 3)
+	if st := s.Stats(); st.Dropped != (Drops{Malformed: 2}) || st.Playout.Accepted != 1 {
+		t.Errorf("drops %+v, playout %+v; want 2 malformed and the 1 s packet buffered", st.Dropped, st.Playout)
+	}
+}
+
+func TestDuplicatesDropped(t *testing.T) {
+	e := testEngine(t, 1)
+	p := newPeer(t, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	base := p.ts
+	for _, seq := range []uint16{65534, 65534, 65535, 65533, 0, 65535} {
+		p.ts = base + 160*uint32(seq-65533)
+		p.sendSeq(s.LocalAddr(), 0, seq, payload)
+	}
+	waitIn(t, s, 6)
+	// 65533 arrives after newer packets but before its time to play: it
+	// is reordered, not old.
+	if st := s.Stats(); st.Dropped != (Drops{Duplicate: 2}) || st.Playout.Accepted != 4 {
+		t.Errorf("drops %+v, playout %+v; want 2 duplicates (across the wrap) and 4 packets buffered", st.Dropped, st.Playout)
+	}
+}
+
+func TestStrangerIsNeverLatched(t *testing.T) {
+	e := testEngine(t, 1)
+	caller := newPeer(t, loop4)
+	stranger := otherLoopback(t)
+	s, err := e.Open(pcmu(caller.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	for range 10 {
+		caller.send(s.LocalAddr(), 0, payload)
+		for range 3 { // in sequence, one SSRC: it would pass probation
+			stranger.send(s.LocalAddr(), 0, payload)
+		}
+	}
+	waitIn(t, s, 40)
+	for k := range 5 {
+		s.WriteFrame(frameOf(k))
+	}
+	for range 5 {
+		if _, from := caller.recv(); from != s.LocalAddr() {
+			t.Fatalf("caller got a packet from %s", from)
+		}
+	}
+	stranger.expectSilence(200 * time.Millisecond)
+	st := s.Stats()
+	if st.Latched != caller.addr() || st.Dropped.ForeignSource != 30 || st.Dropped.Probation != 0 {
+		t.Errorf("latched %s, drops %+v; want the caller and 30 foreign", st.Latched, st.Dropped)
+	}
+	if got := st.Playout.Accepted; got != 10 {
+		t.Errorf("buffered %d packets, want the caller's 10", got)
+	}
+}
+
+func TestLatchBehindNAT(t *testing.T) {
+	e := testEngine(t, 1)
+	sdp := netip.MustParseAddrPort("127.0.0.1:9") // what the phone wrote; NAT changed it
+	caller := newPeer(t, loop4)
+	s, err := e.Open(pcmu(sdp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	for range probationPackets - 1 {
+		caller.send(s.LocalAddr(), 0, payload)
+	}
+	waitIn(t, s, probationPackets-1)
+	if st := s.Stats(); st.Latched != sdp || st.Dropped.Probation != probationPackets-1 {
+		t.Fatalf("during probation: latched %s, drops %+v", st.Latched, st.Dropped)
+	}
+	s.WriteFrame(frameOf(0)) // goes to the SDP address, not to the caller
+	caller.send(s.LocalAddr(), 0, payload)
+	waitIn(t, s, probationPackets)
+	if st := s.Stats(); st.Latched != caller.addr() {
+		t.Fatalf("after %d in-sequence packets: latched %s, want %s", probationPackets, st.Latched, caller.addr())
+	}
+	if got := s.Stats().Playout.Accepted; got != 1 {
+		t.Errorf("buffered %d packets, want the latching packet", got)
+	}
+	s.WriteFrame(frameOf(1))
+	if _, from := caller.recv(); from != s.LocalAddr() {
+		t.Errorf("latched caller got a packet from %s", from)
+	}
+	caller.expectSilence(50 * time.Millisecond) // the frame sent before latching went to :9
+}
+
+func TestDirection(t *testing.T) {
+	e := testEngine(t, 1)
+	p := newPeer(t, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WriteFrame(frameOf(0))
+	first, _ := p.recv()
+
+	s.SetDirection(false, false) // inactive
+	for k := range 5 {
+		s.WriteFrame(frameOf(k))
+	}
+	p.expectSilence(100 * time.Millisecond)
+	before := s.LastActivity()
+	p.send(s.LocalAddr(), 0, tone(g711.PCMU, 320, 0))
+	waitIn(t, s, 1)
+	if st := s.Stats(); st.Dropped.Direction != 1 || st.Playout.Accepted != 0 {
+		t.Errorf("audio while not receiving: drops %+v, playout %+v", st.Dropped, st.Playout)
+	}
+	if !s.LastActivity().After(before) {
+		t.Error("audio while not receiving must still count as activity")
+	}
+
+	s.SetDirection(true, true)
+	s.WriteFrame(frameOf(9))
+	pkt, _ := p.recv()
+	if !pkt.Marker || pkt.SequenceNumber != first.SequenceNumber+1 {
+		t.Errorf("resumed sending: marker %v seq %d, want marker and seq %d (no gap for unsent frames)",
+			pkt.Marker, pkt.SequenceNumber, first.SequenceNumber+1)
+	}
+	if pkt.Timestamp-first.Timestamp < 800 {
+		t.Errorf("timestamp advanced %d over a pause of more than 100 ms", pkt.Timestamp-first.Timestamp)
+	}
+	if st := s.Stats(); st.PacketsOut != 2 {
+		t.Errorf("PacketsOut = %d, want 2", st.PacketsOut)
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	e := testEngine(t, 1)
+	sdp := netip.MustParseAddrPort("127.0.0.1:9")
+	natted := newPeer(t, loop4)
+	moved := newPeer(t, loop4)
+	s, err := e.Open(pcmu(sdp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	for range probationPackets {
+		natted.send(s.LocalAddr(), 0, payload)
+	}
+	waitIn(t, s, probationPackets)
+
+	// Same remote, new codec: latching is kept, the codec changes.
+	s.Update(Params{Remote: sdp, Codec: g711.PCMA, AudioPT: 8, DTMFPT: 101})
+	if st := s.Stats(); st.Latched != natted.addr() {
+		t.Fatalf("re-INVITE with the same address un-latched: %s", st.Latched)
+	}
+	s.WriteFrame(frameOf(0))
+	if pkt, _ := natted.recv(); pkt.PayloadType != 8 {
+		t.Errorf("after Update to PCMA: PT %d", pkt.PayloadType)
+	}
+
+	// A new remote is trusted at once and resets latching.
+	s.Update(Params{Remote: moved.addr(), Codec: g711.PCMA, AudioPT: 8, DTMFPT: 101})
+	if st := s.Stats(); st.Latched != moved.addr() {
+		t.Fatalf("after Update with a new remote: latched %s, want %s", st.Latched, moved.addr())
+	}
+	s.WriteFrame(frameOf(1))
+	moved.recv()
+	natted.expectSilence(50 * time.Millisecond)
+	natted.send(s.LocalAddr(), 8, payload) // no longer trusted: probation again
+	alaw := tone(g711.PCMA, 320, 5)
+	moved.send(s.LocalAddr(), 8, alaw)
+	waitIn(t, s, probationPackets+2)
+	// The latching packet and the new remote's (TestPlayoutExact checks
+	// that a codec change decodes right).
+	if st := s.Stats(); st.Dropped.Probation != probationPackets || st.Playout.Accepted != 2 {
+		t.Errorf("old source after Update: drops %+v, want one more probation drop; playout %+v", st.Dropped, st.Playout)
+	}
+
+	// Invalid parameters are ignored.
+	s.Update(Params{Remote: natted.addr(), Codec: 3, DTMFPT: -1})
+	if st := s.Stats(); st.Latched != moved.addr() {
+		t.Errorf("an invalid Update changed the remote to %s", st.Latched)
 	}
 }
