@@ -472,8 +472,13 @@ func (s *stream) store(b []byte, arrival int64) {
 	if err := pkt.Unmarshal(b); err != nil || pkt.Version != 2 {
 		return
 	}
-	s.stats.add(pkt.SSRC, pkt.SequenceNumber)
 	pt := int(pkt.PayloadType)
+	if pt >= 72 && pt <= 76 {
+		// RTCP (SR, RR, SDES, BYE, APP: RFC 5761's rule) sent by a peer to
+		// what it took for our RTCP port: not our stream.
+		return
+	}
+	s.stats.add(pkt.SSRC, pkt.SequenceNumber)
 	if pt == s.rxEventPT {
 		s.stats.events++
 		return
