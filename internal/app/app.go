@@ -83,10 +83,12 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("rtp.address: %q: %w", cfg.RTP.Address, err)
 	}
 	engine, err := rtpio.NewEngine(rtpio.Config{
-		Address: rtpAddr,
-		PortMin: cfg.RTP.PortMin,
-		PortMax: cfg.RTP.PortMax,
-		Logger:  log,
+		Address:   rtpAddr,
+		PortMin:   cfg.RTP.PortMin,
+		PortMax:   cfg.RTP.PortMax,
+		JitterMin: cfg.Audio.JitterMin,
+		JitterMax: cfg.Audio.JitterMax,
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)

@@ -199,3 +199,11 @@ func TestBadOperatorPromptRefused(t *testing.T) {
 
 // rmsOf is the RMS level of s in dBFS (a full-scale sine is 0).
 func rmsOf(s []int16) float64 { return tone.RMSDBFS(s) }
+
+// levels2 is the level of freq over all of s.
+func levels2(s []int16, freq float64) float64 { return tone.LevelDBFS(s, freq) }
+
+// testContext is a context with a timeout.
+func testContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
