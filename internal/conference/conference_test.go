@@ -1,6 +1,7 @@
 package conference
 
 import (
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func (s *fakeStream) heard() int16 {
 
 // newTestConference returns a conference on a clock that never fires: the
 // tests tick rooms by hand. AGC is off so that sample values stay exact.
-func newTestConference(t *testing.T) (*Conference, *clock.Clock) {
+func newTestConference(t testing.TB) (*Conference, *clock.Clock) {
 	t.Helper()
 	set, err := prompt.Builtin("en")
 	if err != nil {
@@ -53,7 +54,7 @@ func newTestConference(t *testing.T) (*Conference, *clock.Clock) {
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
-func joinNow(t *testing.T, c *Conference, g Group, s Stream, role Role) *Participant {
+func joinNow(t testing.TB, c *Conference, g Group, s Stream, role Role) *Participant {
 	t.Helper()
 	type res struct {
 		p   *Participant
@@ -299,4 +300,12 @@ func TestComfortNoise(t *testing.T) {
 	if e == 0 || e > 200 {
 		t.Fatalf("comfort noise energy %d: want a very quiet, non-zero signal", e)
 	}
+}
+
+// newBenchConference is newTestConference with logging off, for benchmarks.
+func newBenchConference(b *testing.B) (*Conference, *clock.Clock) {
+	b.Helper()
+	c, clk := newTestConference(b)
+	c.log = slog.New(slog.DiscardHandler)
+	return c, clk
 }
