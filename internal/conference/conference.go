@@ -1,8 +1,10 @@
 // Package conference holds the rooms: one per group with a live session,
 // their seats, roles and the rules of who is heard. Each room is the single
-// owner of its state: joins, leaves and key presses reach it as commands,
-// which it applies at the start of its 20 ms tick on the shared clock, then
-// mixes. Nothing slow (a BYE, a prompt load) ever runs inside a tick.
+// owner of its state: joins, leaves, key presses, operator actions and
+// snapshot requests reach it as commands, which it applies at the start of
+// its 20 ms tick on the shared clock, then mixes. Nothing slow (a BYE, a
+// prompt load) ever runs inside a tick, and callers waiting for a room's
+// answer (Join, Snapshot, Act) wait a bounded time.
 package conference
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupbridge/groupbridge/media/clock"
@@ -55,6 +58,11 @@ type Group struct {
 // ErrClosed means the conference is shutting down.
 var ErrClosed = errors.New("conference: closed")
 
+// answerWait bounds how long a caller of Join, Snapshot or Act waits for a
+// room's tick to answer: a stopped or stuck clock must never hang a call
+// or an operator's request.
+const answerWait = 5 * time.Second
+
 // Audio is how rooms clean up and mix callers' audio.
 type Audio struct {
 	// MaxTalkers is how many of the loudest heard talkers are mixed at
@@ -76,6 +84,12 @@ type Conference struct {
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	closed bool
+
+	// Counters for Stats, read without any lock: nRooms follows len(rooms)
+	// (written under mu), counts are the sums of what each room's tick
+	// publishes.
+	nRooms atomic.Int64
+	counts [nCounts]atomic.Int64
 }
 
 // New returns a conference whose rooms tick on clk and speak from prompts.
@@ -97,7 +111,10 @@ type JoinRequest struct {
 	// HMAC of the caller number under a per-start key, or "" when the
 	// caller has no number. Never the number itself.
 	Identity string
-	CallID   string // for logs only
+	// Masked is the caller as an operator may see it in the admin API
+	// (logging.MaskCaller: "+1•••••4567"). Never the number itself.
+	Masked string
+	CallID string // for logs only
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -113,6 +130,7 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 	if r == nil {
 		r = newRoom(c, g, time.Now())
 		c.rooms[g.Name] = r
+		c.nRooms.Store(int64(len(c.rooms)))
 		c.clock.Add(r)
 		c.log.Info("session started", "group", g.Name)
 	}
@@ -121,13 +139,13 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 
 	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
 	reply := make(chan error, 1)
-	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, reply: reply})
+	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, reply: reply})
 	select {
 	case err := <-reply:
 		if err != nil {
 			return nil, err
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(answerWait):
 		// The clock is stopped or stuck; never leave a caller hanging on it.
 		return nil, fmt.Errorf("conference: room %q did not answer the join", g.Name)
 	}
@@ -151,6 +169,7 @@ func (c *Conference) Close() {
 		rooms = append(rooms, r)
 	}
 	c.rooms = map[string]*Room{}
+	c.nRooms.Store(0)
 	c.mu.Unlock()
 	for _, r := range rooms {
 		c.clock.Remove(r)
@@ -168,6 +187,7 @@ func (c *Conference) maybeRemove(r *Room) bool {
 	}
 	if c.rooms[r.group.Name] == r {
 		delete(c.rooms, r.group.Name)
+		c.nRooms.Store(int64(len(c.rooms)))
 	}
 	c.clock.Remove(r)
 	return true
@@ -180,6 +200,7 @@ func (c *Conference) detach(r *Room) {
 	defer c.mu.Unlock()
 	if c.rooms[r.group.Name] == r {
 		delete(c.rooms, r.group.Name)
+		c.nRooms.Store(int64(len(c.rooms)))
 	}
 }
 
@@ -201,6 +222,7 @@ func (c *Conference) Recover(t clock.Ticker, recovered any) {
 	c.mu.Lock()
 	if c.rooms[r.group.Name] == r {
 		delete(c.rooms, r.group.Name)
+		c.nRooms.Store(int64(len(c.rooms)))
 	}
 	c.mu.Unlock()
 	c.clock.Remove(r)

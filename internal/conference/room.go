@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
@@ -30,6 +31,8 @@ const (
 	cmdJoin cmdKind = iota
 	cmdLeave
 	cmdKey
+	cmdSnapshot
+	cmdAct
 )
 
 type command struct {
@@ -38,8 +41,12 @@ type command struct {
 	stream   Stream
 	role     Role
 	identity string
+	masked   string
 	digit    byte
+	action   rules.Action
+	seat     int
 	reply    chan error
+	view     chan roomAnswer
 }
 
 // phraseTail separates one spoken phrase from the next.
@@ -72,6 +79,7 @@ type member struct {
 	picked bool   // scratch for loudestOnly
 	hangup bool   // let go once the player has said everything
 	reason string // why, for the call's log
+	masked string // the caller as the admin API shows it (JoinRequest.Masked)
 }
 
 // own fills m.private with what this caller alone hears this tick (prompts,
@@ -110,6 +118,11 @@ type Room struct {
 	rng      uint32 // comfort noise generator state
 	started  time.Time
 	detached bool // the session ended: no longer the group's live room
+
+	// published is this room's share of the conference's Stats counts:
+	// written by the tick, zeroed by shutdown from any goroutine.
+	published [nCounts]atomic.Int64
+	counted   [nCounts]int64 // scratch for count
 }
 
 func newRoom(c *Conference, g Group, now time.Time) *Room {
@@ -148,6 +161,7 @@ func (r *Room) send(c command) {
 func (r *Room) shutdown() {
 	r.stopOnce.Do(func() {
 		close(r.stopped)
+		r.unpublish()
 		for _, m := range r.members {
 			m.p.letGo("room-closed")
 		}
@@ -160,6 +174,7 @@ func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
 	r.release(now)
+	r.count()
 	if r.sess.Ended() && !r.detached {
 		r.detached = true
 		r.conf.detach(r)
@@ -313,6 +328,17 @@ func (r *Room) command(c command, now time.Time) {
 		if m := r.byP[c.p]; m != nil && !m.hangup {
 			r.apply(r.sess.Key(m.seat, c.digit, now), now)
 		}
+	case cmdSnapshot:
+		c.view <- roomAnswer{view: r.view(), live: !r.sess.Ended()}
+	case cmdAct:
+		effects, err := r.sess.Act(c.action, c.seat, now)
+		r.apply(effects, now)
+		if err != nil {
+			r.conf.log.Info("operator action refused", "group", r.group.Name, "action", c.action.String(), "seat", c.seat, "error", err.Error())
+		} else {
+			r.conf.log.Info("operator action", "group", r.group.Name, "action", c.action.String(), "seat", c.seat)
+		}
+		c.reply <- err
 	}
 }
 
@@ -333,7 +359,7 @@ func (r *Room) join(c command, now time.Time) error {
 	default:
 		return ErrClosed
 	}
-	m := &member{p: c.p, stream: c.stream, seat: res.Seat,
+	m := &member{p: c.p, stream: c.stream, seat: res.Seat, masked: c.masked,
 		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored

@@ -1,10 +1,14 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
+
+var actErrors = []error{ErrUnknownAction, ErrNoSeat, ErrFacilitator, ErrWaiting, ErrLobby, ErrEnded}
 
 var fuzzIDs = []string{"", "a", "b", "c", "d"}
 
@@ -14,13 +18,17 @@ const fuzzKeys = "0123456789*#A"
 // it never panics, that Heard agrees with View and the who-is-heard table,
 // that seats are never reused, that at most one caller has the floor, that
 // effects keep the privacy rule, and that an ended session says nothing
-// more.
+// more. An event byte of 0x80 or more is an operator action (Act), whose
+// errors must be the documented ones.
 func FuzzSession(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 2, 1, 2, 1, 10, 2, 1, 10})
 	f.Add([]byte{1, 0, 60, 0, 1, 1, 0, 2, 0, 0, 0, 0, 7, 0, 5, 7, 0, 9, 7, 1, 9, 7, 0, 8, 6, 3, 200, 5, 0, 0})
 	f.Add([]byte{2, 3, 30, 0, 0, 0, 0, 1, 1, 0, 2, 2, 1, 0, 0, 6, 2, 3, 5, 0, 0, 0, 1, 1})
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 0, 1, 1, 7, 0, 1, 2, 0, 10, 2, 0, 2, 2, 0, 11, 2, 0, 4, 7, 0, 1})
 	f.Add([]byte{1, 0, 120, 0, 2, 1, 0, 1, 0, 4, 1, 1, 6, 3, 255, 1, 1, 0, 6, 2, 100, 0, 2, 1, 5, 0, 0})
+	f.Add([]byte{1, 0, 30, 0, 1, 1, 0, 2, 1, 0x80 + 6, 1, 0, 0x80 + 5, 2, 0, 0x80 + 3, 3, 0, 0x80 + 8, 0, 0,
+		0x80 + 1, 2, 0, 0x80 + 2, 2, 0, 0x80 + 4, 3, 0, 0x80 + 11, 0, 0, 0x80 + 5, 1, 0})
+	f.Add([]byte{0, 2, 0, 0, 1, 1, 0x80 + 9, 0, 0, 0x80 + 5, 1, 0, 0x80 + 7, 0, 0, 0, 2, 1, 0x80 + 10, 0, 0, 0x80 + 12, 1, 0})
 	f.Fuzz(fuzzSession)
 }
 
@@ -50,61 +58,77 @@ func fuzzSession(t *testing.T, data []byte) {
 		seat := int(a) % (maxSeat + 2)
 		var got []Effect
 		label := ""
-		switch op % 8 {
-		case 0:
-			id := fuzzIDs[int(a)%len(fuzzIDs)]
-			role := Member
-			if b%4 == 0 {
-				role = Facilitator
-			}
-			present := map[int]bool{}
-			for _, v := range s.View() {
-				present[v.Seat] = true
-			}
-			res, effs := s.Join(id, role, now)
-			got, label = effs, fmt.Sprintf("Join(%q, %v)", id, role)
+		if op >= 0x80 {
+			act := Action((op & 0x7f) % 13) // 0 and 12 are no action
+			var err error
+			got, err = s.Act(act, seat, now)
+			label = fmt.Sprintf("Act(%v, %d)", act, seat)
 			switch {
-			case res.Refused != RefuseNone:
-				if res.Seat != 0 || res.Restored {
-					t.Fatalf("%s: refused with %+v", label, res)
-				}
-				if ended && res.Refused != RefuseEnded {
-					t.Fatalf("%s: ended session answered %v", label, res.Refused)
-				}
-			case res.Restored:
-				if id == "" || res.Seat > maxSeat || present[res.Seat] {
-					t.Fatalf("%s: restored to seat %d (max %d, present %v)", label, res.Seat, maxSeat, present[res.Seat])
-				}
-			default:
-				if res.Seat != maxSeat+1 {
-					t.Fatalf("%s: new seat %d after %d: reused or skipped", label, res.Seat, maxSeat)
-				}
-				maxSeat = res.Seat
+			case ended && !errors.Is(err, ErrEnded):
+				t.Fatalf("%s@%v: ended session answered %v", label, now.Sub(t0), err)
+			case err != nil && !slices.ContainsFunc(actErrors, func(e error) bool { return errors.Is(err, e) }):
+				t.Fatalf("%s@%v: undocumented error %v", label, now.Sub(t0), err)
 			}
-		case 1:
-			got, label = s.Leave(seat, now), fmt.Sprintf("Leave(%d)", seat)
-		case 2, 3:
-			k := fuzzKeys[int(b)%len(fuzzKeys)]
-			got, label = s.Key(seat, k, now), fmt.Sprintf("Key(%d, %q)", seat, k)
-		case 4:
-			got, label = s.Talking(seat, b&1 == 1, now), fmt.Sprintf("Talking(%d, %v)", seat, b&1 == 1)
-		case 5:
-			got, label = s.Tick(now), "Tick"
-		case 6:
-			scale := []time.Duration{20 * time.Millisecond, sec, 10 * sec, mn}[a%4]
-			now = now.Add(time.Duration(b) * scale)
-			continue
-		case 7:
-			k := fuzzKeys[int(b)%len(fuzzKeys)]
-			got = append(s.Key(seat, '*', now), s.Key(seat, k, now)...)
-			label = fmt.Sprintf("Key(%d, '*' %q)", seat, k)
+		} else {
+			switch op % 8 {
+			case 0:
+				id := fuzzIDs[int(a)%len(fuzzIDs)]
+				role := Member
+				if b%4 == 0 {
+					role = Facilitator
+				}
+				present := map[int]bool{}
+				for _, v := range s.View() {
+					present[v.Seat] = true
+				}
+				res, effs := s.Join(id, role, now)
+				got, label = effs, fmt.Sprintf("Join(%q, %v)", id, role)
+				switch {
+				case res.Refused != RefuseNone:
+					if res.Seat != 0 || res.Restored {
+						t.Fatalf("%s: refused with %+v", label, res)
+					}
+					if ended && res.Refused != RefuseEnded {
+						t.Fatalf("%s: ended session answered %v", label, res.Refused)
+					}
+				case res.Restored:
+					if id == "" || res.Seat > maxSeat || present[res.Seat] {
+						t.Fatalf("%s: restored to seat %d (max %d, present %v)", label, res.Seat, maxSeat, present[res.Seat])
+					}
+				default:
+					if res.Seat != maxSeat+1 {
+						t.Fatalf("%s: new seat %d after %d: reused or skipped", label, res.Seat, maxSeat)
+					}
+					maxSeat = res.Seat
+				}
+			case 1:
+				got, label = s.Leave(seat, now), fmt.Sprintf("Leave(%d)", seat)
+			case 2, 3:
+				k := fuzzKeys[int(b)%len(fuzzKeys)]
+				got, label = s.Key(seat, k, now), fmt.Sprintf("Key(%d, %q)", seat, k)
+			case 4:
+				got, label = s.Talking(seat, b&1 == 1, now), fmt.Sprintf("Talking(%d, %v)", seat, b&1 == 1)
+			case 5:
+				got, label = s.Tick(now), "Tick"
+			case 6:
+				scale := []time.Duration{20 * time.Millisecond, sec, 10 * sec, mn}[a%4]
+				now = now.Add(time.Duration(b) * scale)
+				continue
+			case 7:
+				k := fuzzKeys[int(b)%len(fuzzKeys)]
+				got = append(s.Key(seat, '*', now), s.Key(seat, k, now)...)
+				label = fmt.Sprintf("Key(%d, '*' %q)", seat, k)
+			}
 		}
 		label = fmt.Sprintf("%s@%v", label, now.Sub(t0))
 		if ended && len(got) > 0 {
 			t.Fatalf("%s: ended session returned %s", label, fmtEffects(got))
 		}
 		for i, e := range got {
-			if e.Kind == End && (i == 0 || got[i-1].Kind != SayRoom) {
+			// An operator may end a session nobody is in: then nobody is
+			// told or hung up.
+			told := slices.ContainsFunc(got[i:], func(e Effect) bool { return e.Kind == Hangup })
+			if e.Kind == End && told && (i == 0 || got[i-1].Kind != SayRoom) {
 				t.Fatalf("%s: End not preceded by session_ended: %s", label, fmtEffects(got))
 			}
 		}

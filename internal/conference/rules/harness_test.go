@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -32,6 +33,7 @@ const (
 	opKeys
 	opTalk
 	opTick
+	opAct
 	opCheck
 )
 
@@ -46,6 +48,8 @@ type ev struct {
 	keys  string
 	on    bool
 	res   JoinResult
+	act   Action
+	err   error // the error Act must return (errors.Is), nil for none
 	want  []Effect
 	skip  bool
 	check func(*testing.T, *Session)
@@ -71,6 +75,11 @@ func talk(at time.Duration, seat int, on bool, want ...Effect) ev {
 
 func tick(at time.Duration, want ...Effect) ev {
 	return ev{at: at, op: opTick, want: want}
+}
+
+// act runs an operator action and expects err (nil: none).
+func act(at time.Duration, a Action, seat int, err error, want ...Effect) ev {
+	return ev{at: at, op: opAct, act: a, seat: seat, err: err, want: want}
 }
 
 func check(fn func(*testing.T, *Session)) ev { return ev{op: opCheck, check: fn} }
@@ -236,6 +245,13 @@ func run(t *testing.T, cfg Config, evs []ev) *Session {
 		case opTick:
 			got = s.Tick(now)
 			label = fmt.Sprintf("Tick@%v", e.at)
+		case opAct:
+			var err error
+			got, err = s.Act(e.act, e.seat, now)
+			label = fmt.Sprintf("Act(%v, %d)@%v", e.act, e.seat, e.at)
+			if !errors.Is(err, e.err) { // errors.Is(err, nil) holds only for nil
+				t.Errorf("step %d %s: error %v, want %v", i, label, err, e.err)
+			}
 		case opCheck:
 			e.check(t, s)
 			continue
@@ -264,7 +280,7 @@ var promptNames = func() map[string]bool {
 	return m
 }()
 
-var reasons = map[string]bool{ReasonRemoved: true, ReasonGraceExpired: true, ReasonEndedByFacilitator: true}
+var reasons = map[string]bool{ReasonRemoved: true, ReasonGraceExpired: true, ReasonEndedByFacilitator: true, ReasonEndedByOperator: true}
 
 func allDigits(s string) bool {
 	if s == "" {
@@ -379,7 +395,9 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		if v.Role == Facilitator && v.Placement != InRoom {
 			t.Errorf("%s: facilitator out of the room: %+v", label, v)
 		}
-		if v.Placement == Lobby && !s.lobby {
+		// A lobby caller an operator removed keeps their placement until
+		// their call is gone.
+		if v.Placement == Lobby && !s.lobby && !c.departing {
 			t.Errorf("%s: seat %d in the lobby after a facilitator joined", label, v.Seat)
 		}
 		if !c.departing {

@@ -30,15 +30,26 @@
 //
 // # Ending
 //
-// A session ended by a facilitator (*# 1) or by grace expiry returns, in
-// this order: SayRoom session_ended, End (with the reason), then one Hangup
-// per caller still present and not already told to hang up, by ascending
-// seat, with the same reason. The engine hangs up each caller after what it
-// is hearing has played, calls Leave for each call as it ends, and discards
-// the session. A session everyone has left is Ended as well, with no
-// effects (there is nobody to tell). After Ended, every method returns no
+// A session ended by a facilitator (*# 1), by an operator (ActEnd) or by
+// grace expiry returns, in this order: SayRoom session_ended, End (with the
+// reason), then one Hangup per caller still present and not already told to
+// hang up, by ascending seat, with the same reason. The engine hangs up each
+// caller after what it is hearing has played, calls Leave for each call as
+// it ends, and discards the session. A session everyone has left is Ended
+// as well, with no effects (there is nobody to tell); so is one whose last
+// callers an operator removed (ActRemove), after their removal effects.
+// After Ended, every method returns no
 // effects and Join refuses with RefuseEnded: a later caller starts a new
 // Session, with seat 1 and nothing carried over.
+//
+// # Operator actions
+//
+// Session.Act applies what an operator asks through the admin API. Each
+// action states the result it wants rather than toggling (muting a muted
+// caller changes nothing and says nothing), and goes through the same
+// state changes as its keypad equivalent, with the same words to the
+// target and the room; only the confirmations a facilitator hears after
+// their own key press have no listener and are left out.
 //
 // # Privacy
 //
@@ -295,6 +306,7 @@ const (
 	ReasonRemoved            = "removed"
 	ReasonGraceExpired       = "grace-expired"
 	ReasonEndedByFacilitator = "ended-by-facilitator"
+	ReasonEndedByOperator    = "ended-by-operator"
 )
 
 // Effect is one thing the engine must do. Only the fields its Kind uses

@@ -352,25 +352,34 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 	}
 
 	if role == Facilitator {
-		if s.lobby {
-			s.lobby = false
-			for _, o := range s.live {
-				if o.placement == Lobby && !o.departing {
-					o.placement = InRoom
-					s.refresh(o, now)
-					out = append(out, hold(o.seat, false), say(o.seat, false, prompt.FacilitatorJoined))
-				}
-			}
-			s.dirty = true // lobby announcements are gone
-		} else if !s.graceAt.IsZero() {
-			s.graceAt = time.Time{}
-			s.dirty = true
-			out = s.sayRoom(out, c.seat, prompt.FacilitatorJoined)
-		}
+		out = s.facilitatorArrived(out, c.seat, now)
 	}
 	s.refresh(c, now)
 	out = s.chime(out, ChimeJoin, c.seat)
 	return JoinResult{Seat: c.seat, Restored: restored}, out
+}
+
+// facilitatorArrived is what a facilitator's arrival (seat, now counted in
+// s.facs) changes: the first one ends the lobby, bringing lobby members into
+// the room; one arriving during the grace cancels it and the room, but seat,
+// hears "The facilitator has joined".
+func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Effect {
+	if s.lobby {
+		s.lobby = false
+		for _, o := range s.live {
+			if o.placement == Lobby && !o.departing {
+				o.placement = InRoom
+				s.refresh(o, now)
+				out = append(out, hold(o.seat, false), say(o.seat, false, prompt.FacilitatorJoined))
+			}
+		}
+		s.dirty = true // lobby announcements are gone
+	} else if !s.graceAt.IsZero() {
+		s.graceAt = time.Time{}
+		s.dirty = true
+		out = s.sayRoom(out, seat, prompt.FacilitatorJoined)
+	}
+	return out
 }
 
 // Leave is the end of seat's call (hung up, dropped, or the BYE after a

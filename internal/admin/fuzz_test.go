@@ -1,0 +1,101 @@
+package admin
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzAPI sends arbitrary request lines and tokens: the handler never
+// panics, answers only with the documented statuses, answers JSON under
+// /api/, acts only with a valid token, a known action and a seat from 1,
+// and never repeats a path segment in an error.
+func FuzzAPI(f *testing.F) {
+	f.Add("POST", "/api/rooms/Tuesday/seats/3/mute", "Bearer "+token)
+	f.Add("POST", "/api/rooms/a%2Fb/lecture-on", "Bearer "+token)
+	f.Add("GET", "/api/rooms", "bearer "+token)
+	f.Add("POST", "/api/rooms/x/seats/0009/remove", "Bearer "+token)
+	f.Add("POST", "/api/rooms/x/seats/-1/remove", "Bearer "+token)
+	f.Add("DELETE", "/api/rooms/x/end", "Bearer "+token)
+	f.Add("GET", "/healthz", "")
+	f.Add("GET", "/api/../healthz", "")
+	f.Add("POST", "/api/drain", "Bearer x")
+	f.Add("GET", "/%2e%2e/metrics", "Bearer "+token)
+	f.Add("POST", "/api/rooms/%zz/lock", "Bearer "+token)
+	f.Fuzz(func(t *testing.T, method, target, auth string) {
+		raw := method + " " + target + " HTTP/1.1\r\nHost: admin\r\n"
+		if auth != "" {
+			raw += "Authorization: " + auth + "\r\n"
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw + "\r\n")))
+		if err != nil {
+			return // not a request any server would hand us
+		}
+		req.RemoteAddr = "127.0.0.1:1"
+		rooms := &fakeRooms{}
+		h := NewHandler(Config{Token: token, Rooms: rooms, Drain: func() {}, Metrics: http.NotFoundHandler(),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+
+		switch rec.Code {
+		case 200, 202, 301, 307, 308, 400, 401, 404, 405, 501:
+		default:
+			t.Fatalf("%q: status %d", raw, rec.Code)
+		}
+		body := rec.Body.String()
+		if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			var v map[string]any
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Fatalf("%q: answer is not JSON: %q", raw, body)
+			}
+			if msg, ok := v["error"].(string); ok {
+				for _, part := range strings.Split(req.URL.Path, "/") {
+					if len(part) > 6 && strings.Contains(msg, part) {
+						t.Fatalf("%q: error %q repeats %q", raw, msg, part)
+					}
+				}
+			}
+		}
+		calls := rooms.taken()
+		if len(calls) == 0 {
+			return
+		}
+		if len(calls) > 1 {
+			t.Fatalf("%q: %d actions", raw, len(calls))
+		}
+		c := calls[0]
+		if _, ok := h.(*handler).authorized(req); !ok {
+			t.Fatalf("%q: acted without the token", raw)
+		}
+		if c.a.SeatAction() != (c.seat >= 1) || !strings.Contains(req.URL.Path, "/"+c.a.String()) {
+			t.Fatalf("%q: acted %v on seat %d", raw, c.a, c.seat)
+		}
+	})
+}
+
+// FuzzParseSeat: a seat is accepted only as plain digits naming 1 or more,
+// and read as the number they name.
+func FuzzParseSeat(f *testing.F) {
+	for _, s := range []string{"1", "007", "0", "-1", "+1", " 1", "1e3", "999999999", "9999999999", "", "٣"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ok := parseSeat(s)
+		if !ok {
+			return
+		}
+		if n < 1 {
+			t.Fatalf("parseSeat(%q) = %d", s, n)
+		}
+		if strconv.Itoa(n) != strings.TrimLeft(s, "0") {
+			t.Fatalf("parseSeat(%q) = %d", s, n)
+		}
+	})
+}
