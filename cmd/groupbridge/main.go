@@ -58,18 +58,12 @@ func newServe(stderr io.Writer) *cobra.Command {
 		Short: "Run the bridge (without --config: the embedded default configuration)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg *config.Config
-			var err error
-			if file == "" {
-				cfg, err = config.Embedded()
-			} else {
-				cfg, err = config.LoadFile(file)
-			}
+			cfg, err := loadConfig(file)
 			if err != nil {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
-			return serve(cfg, stderr)
+			return serve(cfg, file, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "configuration file (YAML)")
@@ -79,7 +73,15 @@ func newServe(stderr io.Writer) *cobra.Command {
 // drainTimeout bounds how long a stop waits for calls to hang up.
 const drainTimeout = 10 * time.Second
 
-func serve(cfg *config.Config, logOut io.Writer) error {
+// loadConfig reads the file, or the embedded default when file is "".
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Embedded()
+	}
+	return config.LoadFile(file)
+}
+
+func serve(cfg *config.Config, file string, logOut io.Writer) error {
 	a, err := app.New(cfg, app.Options{LogOutput: logOut})
 	if err != nil {
 		return err
@@ -92,8 +94,7 @@ func serve(cfg *config.Config, logOut io.Writer) error {
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			// Without a handler SIGHUP would kill the process and every call.
-			a.Logger().Warn("SIGHUP received: live reload is not available yet; configuration unchanged")
+			reload(a, file)
 			continue
 		}
 		a.Logger().Info("stopping", "signal", sig.String())
@@ -106,6 +107,29 @@ func serve(cfg *config.Config, logOut io.Writer) error {
 		return nil
 	}
 	return nil
+}
+
+// reload re-reads the configuration on SIGHUP. A file with errors is
+// refused, each problem logged (secrets never), and the running
+// configuration stays.
+func reload(a *app.App, file string) {
+	log := a.Logger()
+	log.Info("SIGHUP: reloading configuration")
+	cfg, err := loadConfig(file)
+	if err == nil {
+		err = a.Reload(cfg)
+	}
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("reload refused", "problem", e.Error())
+			}
+		} else {
+			log.Error("reload refused", "error", err.Error())
+		}
+		log.Warn("the running configuration is unchanged")
+	}
 }
 
 func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -14,7 +14,10 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
@@ -41,16 +44,48 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
+	cfg    *config.Config // as started; settings that need a restart come from here
+	state  atomic.Pointer[state]
+	log    *slog.Logger
+	clock  *clock.Clock
+	engine *rtpio.Engine
+	conf   *conference.Conference
+	lobby  *lobby.Lobby
+	sip    *sipua.Server
+	idKey  [32]byte // per-start HMAC key for recognising callers; memory only
+	reload sync.Mutex
+}
+
+// state is what a reload may change: groups and prompts. A call takes one
+// snapshot when it starts, so a reload never changes the rules mid-call.
+type state struct {
 	cfg     *config.Config
-	log     *slog.Logger
-	prompts *prompt.Set
-	clock   *clock.Clock
-	engine  *rtpio.Engine
-	conf    *conference.Conference
-	lobby   *lobby.Lobby
-	sip     *sipua.Server
 	groups  []ivr.Group
-	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
+	prompts *prompt.Set
+}
+
+func newState(cfg *config.Config, prompts *prompt.Set) *state {
+	st := &state{cfg: cfg, prompts: prompts}
+	for i, g := range cfg.Groups {
+		st.groups = append(st.groups, ivr.Group{Index: i, Number: g.Number, MemberPIN: g.MemberPIN, FacilitatorPIN: g.FacilitatorPIN})
+	}
+	return st
+}
+
+// loadPrompts builds the prompt set a configuration asks for.
+func loadPrompts(cfg *config.Config, log *slog.Logger) (*prompt.Set, error) {
+	prompts, err := prompt.Builtin(cfg.Prompts.Language)
+	if err != nil {
+		return nil, fmt.Errorf("prompts.language: %w", err)
+	}
+	if cfg.Prompts.Dir != "" {
+		n, err := prompts.LoadDir(cfg.Prompts.Dir)
+		if err != nil {
+			return nil, err // LoadDir names prompts.dir and the file
+		}
+		log.Info("operator prompts loaded", "dir", cfg.Prompts.Dir, "count", n)
+	}
+	return prompts, nil
 }
 
 // New builds the bridge from a validated configuration; Start runs it.
@@ -67,16 +102,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log.format: %w", err)
 	}
-	prompts, err := prompt.Builtin(cfg.Prompts.Language)
+	prompts, err := loadPrompts(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("prompts.language: %w", err)
-	}
-	if cfg.Prompts.Dir != "" {
-		n, err := prompts.LoadDir(cfg.Prompts.Dir)
-		if err != nil {
-			return nil, err // LoadDir names prompts.dir and the file
-		}
-		log.Info("operator prompts loaded", "dir", cfg.Prompts.Dir, "count", n)
+		return nil, err
 	}
 	rtpAddr, err := netip.ParseAddr(cfg.RTP.Address)
 	if err != nil {
@@ -93,7 +121,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	a := &App{cfg: cfg, log: log, prompts: prompts, engine: engine, lobby: lobby.New()}
+	a := &App{cfg: cfg, log: log, engine: engine, lobby: lobby.New()}
+	a.state.Store(newState(cfg, prompts))
 	if _, err := rand.Read(a.idKey[:]); err != nil {
 		_ = engine.Close()
 		return nil, fmt.Errorf("identity key: %w", err)
@@ -104,9 +133,6 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AGC:          cfg.Audio.AGC,
 		ComfortNoise: cfg.Audio.ComfortNoise,
 	})
-	for i, g := range cfg.Groups {
-		a.groups = append(a.groups, ivr.Group{Index: i, Number: g.Number, MemberPIN: g.MemberPIN, FacilitatorPIN: g.FacilitatorPIN})
-	}
 	var listeners []sipua.Listener
 	for _, l := range cfg.SIP.Listeners() {
 		listeners = append(listeners, sipua.Listener{Transport: l.Transport, Addr: l.Addr})
@@ -189,11 +215,70 @@ func (a *App) identity(caller string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
+// Reload applies a new configuration's groups and prompts to calls that
+// start from now on; live sessions go on as they are, a removed group's
+// session runs to its end. Settings that need a restart (listen addresses,
+// RTP address and ports) are reported and kept.
+func (a *App) Reload(cfg *config.Config) error {
+	a.reload.Lock()
+	defer a.reload.Unlock()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	prompts, err := loadPrompts(cfg, a.log)
+	if err != nil {
+		return err
+	}
+	old := a.state.Load().cfg
+	for _, k := range restartKeys(a.cfg, cfg) {
+		a.log.Warn("reload: this setting needs a restart; keeping the running value", "key", k)
+	}
+	a.state.Store(newState(cfg, prompts))
+	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
+	return nil
+}
+
+// restartKeys names the settings that differ between the running and the
+// new configuration but only take effect at start.
+func restartKeys(running, next *config.Config) []string {
+	var keys []string
+	if !slices.Equal(running.SIP.Listen, next.SIP.Listen) {
+		keys = append(keys, "sip.listen")
+	}
+	if running.SIP.ExternalAddress != next.SIP.ExternalAddress {
+		keys = append(keys, "sip.external_address")
+	}
+	if running.RTP.Address != next.RTP.Address {
+		keys = append(keys, "rtp.address")
+	}
+	if running.RTP.PortMin != next.RTP.PortMin || running.RTP.PortMax != next.RTP.PortMax {
+		keys = append(keys, "rtp.port_min/port_max")
+	}
+	if running.RTP.Timeout != next.RTP.Timeout || running.RTP.HoldTimeout != next.RTP.HoldTimeout {
+		keys = append(keys, "rtp.timeout/hold_timeout")
+	}
+	if running.Audio != next.Audio {
+		keys = append(keys, "audio")
+	}
+	if running.Log != next.Log {
+		keys = append(keys, "log")
+	}
+	return keys
+}
+
+// Drain stops taking new calls (503); calls in progress go on until their
+// sessions end by themselves.
+func (a *App) Drain() {
+	a.sip.Drain()
+	a.log.Info("draining: new calls are refused, sessions go on")
+}
+
 // ServeCall carries an answered call through the PIN prompt into its room.
 func (a *App) ServeCall(c *sipua.Call) {
+	st := a.state.Load()
 	entry := a.lobby.Enter(c.Stream())
 	defer entry.Leave()
-	join, reason := a.runIVR(c, entry)
+	join, reason := a.runIVR(c, entry, st)
 	if join == nil {
 		if reason != "" {
 			a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
@@ -201,7 +286,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 		}
 		return
 	}
-	g := a.cfg.Groups[join.Group]
+	g := st.cfg.Groups[join.Group]
 	role := conference.Member
 	if join.Role == ivr.RoleFacilitator {
 		role = conference.Facilitator
@@ -222,7 +307,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 			outcome, clip = "removed", prompt.RemovedYou
 		}
 		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name, "outcome", outcome)
-		a.sayAndHangup(c, outcome, clip)
+		a.sayAndHangup(c, st, outcome, clip)
 		return
 	}
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
@@ -242,12 +327,12 @@ func (a *App) ServeCall(c *sipua.Call) {
 }
 
 // sayAndHangup plays clips to a caller outside any room, then hangs up.
-func (a *App) sayAndHangup(c *sipua.Call, reason string, names ...string) {
+func (a *App) sayAndHangup(c *sipua.Call, st *state, reason string, names ...string) {
 	entry := a.lobby.Enter(c.Stream())
 	defer entry.Leave()
 	var clips [][]int16
 	for _, n := range names {
-		if clip, ok := a.prompts.Clip(n); ok {
+		if clip, ok := st.prompts.Clip(n); ok {
 			clips = append(clips, clip)
 		}
 	}
@@ -263,8 +348,8 @@ func (a *App) sayAndHangup(c *sipua.Call, reason string, names ...string) {
 // runIVR drives the PIN state machine with the call's key presses, the
 // prompts' completions and its timers. It returns the join action, or nil
 // and the reason the call is to end ("" when the caller already hung up).
-func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry) (*ivr.Action, string) {
-	m := ivr.New(ivr.Config{Groups: a.groups, Dialed: c.Dialed()})
+func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action, string) {
+	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed()})
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var join *ivr.Action
@@ -276,7 +361,7 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry) (*ivr.Action, string) {
 			case ivr.ActPlay:
 				var clips [][]int16
 				for _, n := range act.Prompts {
-					if clip, ok := a.prompts.Clip(n); ok {
+					if clip, ok := st.prompts.Clip(n); ok {
 						clips = append(clips, clip, prompt.Pause(200*time.Millisecond))
 					}
 				}
