@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/media/tone"
 )
 
 // End-to-end tests of the process: the real binary, real signals.
@@ -256,6 +257,8 @@ func TestSIGTERMHangsUpEveryoneAndExitsZero(t *testing.T) {
 	a := callWithPIN(t, server, "+15553000011", "1111")
 	b := callWithPIN(t, server, "+15553000012", "1111")
 	p.wait(t, 10*time.Second, "call joined", "seat", "2")
+	time.Sleep(3 * time.Second) // join prompts over: the room is silent
+	sigterm := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +278,11 @@ func TestSIGTERMHangsUpEveryoneAndExitsZero(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Errorf("caller %d still connected after the bridge exited", i+1)
+		}
+		// "This line is closing for maintenance...": speech, where the
+		// silent room had nothing.
+		if lv := tone.RMSDBFS(ph.Received(sigterm)); lv < -40 {
+			t.Errorf("caller %d heard no closing message (level %.1f dBFS)", i+1, lv)
 		}
 	}
 }

@@ -180,8 +180,23 @@ func (a *App) SIPAddrs() []sipua.Listener { return a.sip.Addrs() }
 // Logger returns the application's logger.
 func (a *App) Logger() *slog.Logger { return a.log }
 
-// Shutdown hangs up every call (bounded by ctx) and stops everything.
+// Shutdown stops taking calls, tells everyone the line is closing for
+// maintenance, hangs up every call (all bounded by ctx) and stops
+// everything.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.sip.Drain()
+	if a.sip.ActiveCalls() > 0 {
+		st := a.state.Load()
+		clip, _ := st.prompts.Clip(prompt.ClosingMaintenance)
+		a.conf.Announce([]string{prompt.ClosingMaintenance})
+		a.lobby.Announce(clip)
+		// Let the message play, but never past the deadline.
+		wait := time.Duration(len(clip))*time.Second/8000 + 300*time.Millisecond
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
 	err := a.sip.Shutdown(ctx)
 	a.conf.Close()
 	a.clock.Stop()

@@ -152,6 +152,28 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 	return p, nil
 }
 
+// Announce says phrase (prompt names, numbers as digits) to every caller in
+// every room at once, interrupting what they hear: the bridge's own news,
+// such as closing for maintenance. It returns when every room has taken it
+// (bounded).
+func (c *Conference) Announce(phrase []string) {
+	c.mu.Lock()
+	rooms := make([]*Room, 0, len(c.rooms))
+	for _, r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.mu.Unlock()
+	for _, r := range rooms {
+		reply := make(chan error, 1)
+		r.send(command{kind: cmdAnnounce, phrase: phrase, reply: reply})
+		select {
+		case <-reply:
+		case <-r.stopped:
+		case <-time.After(answerWait):
+		}
+	}
+}
+
 // Rooms returns the number of live sessions.
 func (c *Conference) Rooms() int {
 	c.mu.Lock()

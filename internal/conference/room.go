@@ -33,6 +33,7 @@ const (
 	cmdKey
 	cmdSnapshot
 	cmdAct
+	cmdAnnounce
 )
 
 type command struct {
@@ -47,6 +48,7 @@ type command struct {
 	seat     int
 	reply    chan error
 	view     chan roomAnswer
+	phrase   []string // cmdAnnounce
 }
 
 // phraseTail separates one spoken phrase from the next.
@@ -311,6 +313,16 @@ func (r *Room) drain(now time.Time) {
 
 func (r *Room) command(c command, now time.Time) {
 	switch c.kind {
+	case cmdAnnounce:
+		// Everyone hears it at once, whatever they were hearing.
+		clips := r.speak(c.phrase)
+		for _, m := range r.members {
+			m.player.StopLoop()
+			m.player.Play(clips...)
+		}
+		if c.reply != nil {
+			c.reply <- nil
+		}
 	case cmdJoin:
 		c.reply <- r.join(c, now)
 		r.conf.joinApplied(r)

@@ -48,6 +48,17 @@ func (l *Lobby) Enter(s Stream) *Entry {
 	return e
 }
 
+// Announce plays clips to every caller in the lobby at once, replacing
+// what they hear (the bridge's own news, such as closing for maintenance).
+func (l *Lobby) Announce(clips ...[]int16) {
+	l.mu.Lock()
+	entries := append([]*Entry(nil), l.entries...)
+	l.mu.Unlock()
+	for _, e := range entries {
+		e.Play(clips...)
+	}
+}
+
 // Len returns how many callers are in the lobby.
 func (l *Lobby) Len() int {
 	l.mu.Lock()
