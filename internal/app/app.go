@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -21,10 +22,12 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/internal/admin"
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/metrics"
 	"github.com/groupbridge/groupbridge/internal/sipua"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -44,16 +47,17 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	cfg    *config.Config // as started; settings that need a restart come from here
-	state  atomic.Pointer[state]
-	log    *slog.Logger
-	clock  *clock.Clock
-	engine *rtpio.Engine
-	conf   *conference.Conference
-	lobby  *lobby.Lobby
-	sip    *sipua.Server
-	idKey  [32]byte // per-start HMAC key for recognising callers; memory only
-	reload sync.Mutex
+	cfg     *config.Config // as started; settings that need a restart come from here
+	state   atomic.Pointer[state]
+	log     *slog.Logger
+	clock   *clock.Clock
+	engine  *rtpio.Engine
+	conf    *conference.Conference
+	lobby   *lobby.Lobby
+	sip     *sipua.Server
+	metrics *metrics.Metrics
+	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
+	reload  sync.Mutex
 }
 
 // state is what a reload may change: groups and prompts. A call takes one
@@ -128,6 +132,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
 	a.clock = clock.New(0, log, a.onTickPanic)
+	a.metrics = metrics.New()
+	a.clock.Observe(a.metrics.ObserveTick)
 	a.conf = conference.New(a.clock, prompts, log, conference.Audio{
 		MaxTalkers:   cfg.Audio.MaxTalkers,
 		AGC:          cfg.Audio.AGC,
@@ -154,7 +160,68 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		_ = engine.Close()
 		return nil, err
 	}
+	a.registerMetrics()
 	return a, nil
+}
+
+// registerMetrics gives the metrics their scrape-time sources: totals kept
+// by the packages themselves, so nothing is counted twice.
+func (a *App) registerMetrics() {
+	a.metrics.RegisterCallsActive(a.sip.ActiveCalls)
+	a.metrics.RegisterRooms(func() (rooms, members, waiting int) {
+		st := a.conf.Stats()
+		return st.Rooms, st.InRoom, st.Waiting + st.Lobby
+	})
+	a.metrics.RegisterClock(func() (int64, int64) {
+		ticks, late, _ := a.clock.Stats()
+		return ticks, late
+	})
+	a.metrics.RegisterRTP(func() metrics.RTPStats {
+		st := a.engine.Stats()
+		d := st.Dropped
+		return metrics.RTPStats{
+			PacketsIn: st.PacketsIn, PacketsOut: st.PacketsOut,
+			BytesIn: st.BytesIn, BytesOut: st.BytesOut,
+			Late: d.Late, Concealed: st.Concealed,
+			RTCPIn: st.RTCP.Received, RTCPOut: st.RTCP.Sent,
+			Dropped: map[string]uint64{
+				"foreign-source":       d.ForeignSource,
+				"probation":            d.Probation,
+				"malformed":            d.Malformed,
+				"unknown-payload-type": d.UnknownPayloadType,
+				"duplicate":            d.Duplicate,
+				"late":                 d.Late,
+				"send-error":           d.SendError,
+				"direction":            d.Direction,
+				"rtcp-malformed":       st.RTCP.Malformed,
+				"rtcp-foreign":         st.RTCP.Foreign,
+			},
+		}
+	})
+}
+
+// Metrics returns the app's metrics (served by the admin listener).
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+// AdminHandler is the operator's HTTP API: /healthz, /metrics, /api/...
+// Every action goes through the session rules, like the keypad.
+func (a *App) AdminHandler(token string) http.Handler {
+	return admin.NewHandler(admin.Config{
+		Token:   token,
+		Rooms:   a.conf,
+		Drain:   a.Drain,
+		Metrics: a.metrics.Handler(),
+		Health:  a.health,
+		Logger:  a.log,
+	})
+}
+
+// health reports whether the bridge can take calls.
+func (a *App) health() error {
+	if ticks, _, _ := a.clock.Stats(); ticks == 0 {
+		return errors.New("mixing clock not running")
+	}
+	return nil
 }
 
 // Start begins mixing and answering calls.
@@ -297,7 +364,10 @@ func (a *App) ServeCall(c *sipua.Call) {
 	if join == nil {
 		if reason != "" {
 			a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
+			a.metrics.CallOutcome(reason)
 			c.Hangup(reason)
+		} else {
+			a.metrics.CallOutcome("hung-up-in-ivr")
 		}
 		return
 	}
@@ -310,7 +380,8 @@ func (a *App) ServeCall(c *sipua.Call) {
 	p, err := a.conf.Join(conference.Group{
 		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
 		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
-	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: a.identity(c.Caller()), CallID: c.ID()})
+	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: a.identity(c.Caller()),
+		Masked: logging.MaskCaller(c.Caller()), CallID: c.ID()})
 	if err != nil {
 		outcome, clip := "join-failed", prompt.Goodbye
 		switch {
@@ -322,9 +393,11 @@ func (a *App) ServeCall(c *sipua.Call) {
 			outcome, clip = "removed", prompt.RemovedYou
 		}
 		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name, "outcome", outcome)
+		a.metrics.CallOutcome(outcome)
 		a.sayAndHangup(c, st, outcome, clip)
 		return
 	}
+	a.metrics.CallOutcome("joined")
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
 		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
 	for {
@@ -391,7 +464,17 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action,
 		}
 	}
 	apply(m.Start(time.Now()))
+	tries := 0
+	dialedGroup := false
+	for _, g := range st.groups {
+		if g.Number != "" && g.Number == c.Dialed() {
+			dialedGroup = true
+		}
+	}
 	for join == nil && hangup == "" && !m.Done() {
+		for ; tries < m.Tries(); tries++ {
+			a.metrics.PINFailure(dialedGroup)
+		}
 		if dl, ok := m.NextDeadline(); ok {
 			timer.Reset(max(time.Until(dl), time.Millisecond))
 		} else {
@@ -407,6 +490,9 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action,
 		case <-c.Context().Done():
 			return nil, ""
 		}
+	}
+	for ; tries < m.Tries(); tries++ {
+		a.metrics.PINFailure(dialedGroup)
 	}
 	if join != nil {
 		return join, ""

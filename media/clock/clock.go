@@ -38,10 +38,16 @@ type Clock struct {
 	late      atomic.Int64 // ticks that started more than a period late
 	lastNanos atomic.Int64 // duration of the last tick's work
 
+	observe func(time.Duration) // told each tick's work time; set before Start
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
+
+// Observe sets a function told how long each tick's work took (a metrics
+// histogram). It must be set before Start and must not block.
+func (c *Clock) Observe(f func(time.Duration)) { c.observe = f }
 
 // New returns a stopped clock with the given period (0 means 20 ms).
 func New(period time.Duration, log *slog.Logger, onPanic PanicHandler) *Clock {
@@ -122,7 +128,11 @@ func (c *Clock) run() {
 		}
 		c.tickAll(now)
 		c.ticks.Add(1)
-		c.lastNanos.Store(int64(time.Since(now)))
+		took := time.Since(now)
+		c.lastNanos.Store(int64(took))
+		if c.observe != nil {
+			c.observe(took)
+		}
 		next = next.Add(c.period)
 		timer.Reset(time.Until(next))
 	}
