@@ -182,8 +182,9 @@ func (a *App) registerMetrics() {
 		return metrics.RTPStats{
 			PacketsIn: st.PacketsIn, PacketsOut: st.PacketsOut,
 			BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-			Late: d.Late, Concealed: st.Concealed,
-			RTCPIn: st.RTCP.Received, RTCPOut: st.RTCP.Sent,
+			Late: d.Late, Concealed: st.Concealed, Lost: st.Lost,
+			JitterDepthSeconds: st.MeanPlayoutDelay.Seconds(),
+			RTCPIn:             st.RTCP.Received, RTCPOut: st.RTCP.Sent,
 			Dropped: map[string]uint64{
 				"foreign-source":       d.ForeignSource,
 				"probation":            d.Probation,

@@ -97,8 +97,14 @@ type Engine struct {
 
 	pollers []*poller
 	next    atomic.Uint32 // round-robin poller choice
-	wakeFd  int           // eventfd that wakes every poller for shutdown
-	wg      sync.WaitGroup
+
+	// lost totals packets the streams' jitter buffers found missing;
+	// depthSum is the sum of the open streams' current playout delays.
+	lost     atomic.Uint64
+	depthSum atomic.Int64
+	open     atomic.Int64 // streams open
+	wakeFd   int          // eventfd that wakes every poller for shutdown
+	wg       sync.WaitGroup
 
 	mu     sync.Mutex // guards inUse, cursor, closed
 	inUse  []bool
@@ -228,6 +234,10 @@ func (e *Engine) Stats() Stats {
 	var st Stats
 	for _, p := range e.pollers {
 		st.add(p.counters.snapshot())
+	}
+	st.Lost = e.lost.Load()
+	if n := e.open.Load(); n > 0 {
+		st.MeanPlayoutDelay = time.Duration(e.depthSum.Load() / n)
 	}
 	return st
 }

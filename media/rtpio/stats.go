@@ -1,6 +1,8 @@
 package rtpio
 
 import (
+	"time"
+
 	"net/netip"
 	"sync/atomic"
 
@@ -31,6 +33,12 @@ type Stats struct {
 	// Concealed counts frames ReadFrame returned that were (partly) made
 	// up by loss concealment because audio was missing.
 	Concealed uint64
+	// Lost counts packets the jitter buffers found missing (sequence gaps).
+	// Engine-wide only; per-stream figures are in StreamStats.Playout.
+	Lost uint64
+	// MeanPlayoutDelay is the mean current jitter-buffer delay over the
+	// open streams. Engine-wide only.
+	MeanPlayoutDelay time.Duration
 }
 
 // RTCPStats counts RTCP datagrams.
