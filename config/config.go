@@ -5,8 +5,8 @@
 // Loading is strict because an operator's typo must not silently fall back
 // to a default: unknown keys, values of the wrong type, keys given twice and
 // every broken rule are all reported at once, each named by its dotted path
-// (sip.listen[1], groups[0].member_pin). Errors about secrets (PINs) name the
-// key and the rule, never the value.
+// (sip.listen[1], groups[0].member_pin). Errors about secrets (PINs and
+// passwords) name the key and the rule, never the value.
 //
 // The package imports no other groupbridge package.
 package config
@@ -47,12 +47,59 @@ type SIP struct {
 	// answers at once. Some PBXs want a ring before the answer, and it
 	// gives a caller's CANCEL a window.
 	AnswerDelay time.Duration `yaml:"answer_delay"`
+	// Trusted lists the networks (CIDR, or a single IP) whose calls are
+	// answered without authentication: the PBX or trunk in front of the
+	// bridge. The registrar of Register is trusted too. Any other source
+	// must authenticate as one of Users, or is refused. See TrustedPrefixes.
+	Trusted []string `yaml:"trusted"`
+	// Users are the accounts softphones calling from untrusted addresses
+	// authenticate as (SIP digest).
+	Users []User `yaml:"users"`
+	// Register, when set, registers the bridge to a PBX as an extension.
+	// Nil (null in the file, the default) registers nowhere.
+	Register *Register `yaml:"register"`
+}
+
+// User is one sip.users account.
+type User struct {
+	// Name is the digest user name.
+	Name string `yaml:"name"`
+	// Password is the digest password. Secret.
+	Password string `yaml:"password" secret:"password"`
+}
+
+// Register is the sip.register section: the bridge registers to a PBX as an
+// extension so that the PBX sends that extension's calls to the bridge.
+type Register struct {
+	// Registrar is the PBX's SIP URI: sip:host or sip:host:port.
+	Registrar string `yaml:"registrar"`
+	// User is the extension to register (the user part of the
+	// address-of-record and of our Contact) and the digest user name.
+	User string `yaml:"user"`
+	// Password answers the registrar's digest challenge. Secret.
+	Password string `yaml:"password" secret:"password"`
+	// Expires is the registration lifetime asked for; it is refreshed at
+	// 80% of what the registrar grants.
+	Expires time.Duration `yaml:"expires"`
+	// Transport is udp or tcp; empty means udp when sip.listen has a udp
+	// entry, else tcp.
+	Transport string `yaml:"transport"`
+}
+
+// DefaultRegister returns a sip.register section with every key at its
+// default; Registrar and User are empty and must be set.
+func DefaultRegister() Register {
+	return Register{Expires: 300 * time.Second}
 }
 
 // RTP is where the media sockets bind and when a silent call is dropped.
 type RTP struct {
 	// Address is the IP the RTP sockets bind to.
 	Address string `yaml:"address"`
+	// ExternalAddress, when set, is the IP or host name put in SDP (c= and
+	// o=) instead of sip.external_address: for media that leaves through
+	// another NAT or address than signalling.
+	ExternalAddress string `yaml:"external_address"`
 	// PortMin and PortMax bound the ports used, both inclusive. Each call
 	// takes an even port for RTP and the odd one above it for RTCP.
 	PortMin int `yaml:"port_min"`
@@ -142,6 +189,7 @@ func Default() *Config {
 		SIP: SIP{
 			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
 			UserAgent: "groupbridge",
+			Trusted:   []string{"127.0.0.0/8", "::1/128"},
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",

@@ -20,6 +20,7 @@ func TestDefault(t *testing.T) {
 		SIP: SIP{
 			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
 			UserAgent: "groupbridge",
+			Trusted:   []string{"127.0.0.0/8", "::1/128"},
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",
@@ -40,8 +41,12 @@ func TestDefault(t *testing.T) {
 	// Each call returns a fresh value: a caller editing one must not edit the next.
 	d := Default()
 	d.SIP.Listen[0] = "changed"
-	if Default().SIP.Listen[0] == "changed" {
-		t.Fatal("Default shares its listen slice between calls")
+	d.SIP.Trusted[0] = "changed"
+	if Default().SIP.Listen[0] == "changed" || Default().SIP.Trusted[0] == "changed" {
+		t.Fatal("Default shares a slice between calls")
+	}
+	if got := DefaultRegister(); got != (Register{Expires: 300 * time.Second}) {
+		t.Errorf("DefaultRegister() = %+v", got)
 	}
 }
 
@@ -95,10 +100,41 @@ func TestEmbedded(t *testing.T) {
 // commentedKey matches a commented-out "key: value" line of default.yaml.
 var commentedKey = regexp.MustCompile(`(?m)^(\s*)# ([a-z_]+: .*)$`)
 
+// exampleLine matches a commented-out line of an example value: three spaces
+// after the #, below a commented key at the same indentation.
+var exampleLine = regexp.MustCompile(`^(\s*)#   (.*)$`)
+
+// withExamples uncomments the "# key: value" lines of data and, where such
+// a line is followed by example lines, replaces its value by the example.
+func withExamples(data []byte) []byte {
+	var out []string
+	keyIndent := "-" // indentation of the commented key above, or "-" for none
+	keyAt := -1      // its line in out, until its first example line replaces its value
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := exampleLine.FindStringSubmatch(line); m != nil && m[1] == keyIndent {
+			if keyAt >= 0 {
+				key, _, _ := strings.Cut(out[keyAt], ":")
+				out[keyAt] = key + ":"
+				keyAt = -1
+			}
+			out = append(out, m[1]+"  "+m[2])
+			continue
+		}
+		keyIndent, keyAt = "-", -1
+		if m := commentedKey.FindStringSubmatch(line); m != nil {
+			keyIndent, keyAt = m[1], len(out)
+			line = m[1] + m[2]
+		}
+		out = append(out, line)
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
 // TestEmbeddedDocumentsDefaults uncomments the "# key: value" lines of the
 // embedded file: the result must parse to the same configuration, so the
-// comments show the true code defaults, and it must mention every key of the
-// schema, so `config default` documents each key a later change adds.
+// comments show the true code defaults. With the example values filled in,
+// it must still parse and mention every key of the schema, so that `config
+// default` documents each key a later change adds.
 func TestEmbeddedDocumentsDefaults(t *testing.T) {
 	full := commentedKey.ReplaceAll(EmbeddedYAML(), []byte("$1$2"))
 	got, err := Parse(full)
@@ -113,8 +149,17 @@ func TestEmbeddedDocumentsDefaults(t *testing.T) {
 		t.Errorf("a commented default in default.yaml differs from the code:\n got %+v\nwant %+v", got, want)
 	}
 
+	examples := withExamples(EmbeddedYAML())
+	ex, err := Parse(examples)
+	if err != nil {
+		t.Fatalf("default.yaml with its examples does not parse: %v\n%s", err, examples)
+	}
+	if ex.SIP.Register == nil || len(ex.SIP.Users) == 0 {
+		t.Errorf("the examples of sip.register and sip.users were not read:\n%s", examples)
+	}
+
 	var doc yaml.Node
-	if err := yaml.Unmarshal(full, &doc); err != nil {
+	if err := yaml.Unmarshal(examples, &doc); err != nil {
 		t.Fatal(err)
 	}
 	inFile := map[string]bool{}
@@ -156,6 +201,8 @@ func schemaKeys(t reflect.Type, path string, out map[string]bool) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			schemaKeys(f.Type, p, out)
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			schemaKeys(f.Type.Elem(), p, out)
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			schemaKeys(f.Type.Elem(), p+"[]", out)
 		}
@@ -316,6 +363,72 @@ func TestErrorsFormat(t *testing.T) {
 	errs := Errors{{Path: "a.b", Message: "one"}, {Message: "whole file"}}
 	if got := errs.Error(); got != "a.b: one\nwhole file" {
 		t.Errorf("Errors.Error() = %q", got)
+	}
+}
+
+func TestMaskQuoted(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"abc", "abc"},
+		{"unknown anchor 'secret' referenced", "unknown anchor '…' referenced"},
+		{"'a' and 'b'", "'…' and '…'"},
+		{"it's open", "it's open"},
+	}
+	for _, tt := range tests {
+		if got := maskQuoted(tt.in); got != tt.want {
+			t.Errorf("maskQuoted(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestSIPAccess checks what the lead wires into sipua: the trusted prefixes
+// and the register section with its defaults.
+func TestSIPAccess(t *testing.T) {
+	c, err := Parse([]byte(`
+sip:
+  trusted: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1"]
+  users: [{name: alice, password: "correct horse"}]
+  register: {registrar: "sip:pbx.example.org:5060", user: "1042", password: secret}
+rtp: {external_address: 203.0.113.9}
+` + okGroups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("::1/128"),
+	}
+	if got := c.SIP.TrustedPrefixes(); !slices.Equal(got, want) {
+		t.Errorf("TrustedPrefixes() = %v, want %v", got, want)
+	}
+	if len(c.SIP.Users) != 1 || c.SIP.Users[0] != (User{Name: "alice", Password: "correct horse"}) {
+		t.Errorf("users = %+v", c.SIP.Users)
+	}
+	wantReg := Register{Registrar: "sip:pbx.example.org:5060", User: "1042", Password: "secret", Expires: 300 * time.Second}
+	if c.SIP.Register == nil || *c.SIP.Register != wantReg {
+		t.Errorf("register = %+v, want %+v", c.SIP.Register, wantReg)
+	}
+	if c.RTP.ExternalAddress != "203.0.113.9" {
+		t.Errorf("rtp.external_address = %q", c.RTP.ExternalAddress)
+	}
+
+	// Nobody trusted is not the same as "not set": the result is not nil.
+	c, err = Parse([]byte("sip: {trusted: []}\n" + okGroups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SIP.TrustedPrefixes(); got == nil || len(got) != 0 {
+		t.Errorf("TrustedPrefixes() of an empty list = %#v, want an empty non-nil slice", got)
+	}
+	// The default trusts loopback only, and registers nowhere.
+	c, err = Parse([]byte(okGroups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SIP.TrustedPrefixes(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}) {
+		t.Errorf("default TrustedPrefixes() = %v", got)
+	}
+	if c.SIP.Register != nil {
+		t.Errorf("default register = %+v, want nil", c.SIP.Register)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	groupType    = reflect.TypeFor[Group]()
+	registerType = reflect.TypeFor[Register]()
 )
 
 const (
@@ -48,7 +49,7 @@ type entry struct{ key, val *yaml.Node }
 
 type field struct {
 	index  int
-	secret string // "" for an ordinary field, else what the secret is ("PIN")
+	secret string // "" for an ordinary field, else what the secret is ("PIN", "password")
 }
 
 func newDecoder() *decoder { return &decoder{budget: workBudget} }
@@ -126,10 +127,32 @@ func parseDocument(data []byte) (*yaml.Node, *FieldError) {
 }
 
 // syntaxError turns a yaml.v3 parse error into a FieldError. The parser's
-// text can quote the input (an anchor name, for one), so digit runs are masked.
+// text can quote the input (an anchor name, for one: `password: *secret`),
+// so what it quotes is hidden and digit runs are masked.
 func syntaxError(err error) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	return &FieldError{Message: "invalid YAML: " + maskDigits(msg)}
+	return &FieldError{Message: "invalid YAML: " + maskDigits(maskQuoted(msg))}
+}
+
+// maskQuoted replaces the text between single quotes with "…". yaml.v3
+// quotes input that way ("unknown anchor 'x' referenced"), and the quoted
+// text may be a secret typed in the wrong place.
+func maskQuoted(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '\'')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(s[i+1:], '\'')
+		if j < 0 {
+			break
+		}
+		b.WriteString(s[:i+1] + "…'")
+		s = s[i+1+j+1:]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // resolve follows alias nodes to the node they name.
@@ -151,7 +174,9 @@ func isNull(n *yaml.Node) bool {
 // message may show the value.
 //
 // An explicit null keeps the default for a scalar or a section and empties a
-// list, as yaml.v3 does; so "rtp:" with every key commented out is fine.
+// list, as yaml.v3 does; so "rtp:" with every key commented out is fine. An
+// optional section (a pointer, like sip.register) is switched off by null.
+// An empty list is nil, like null: both mean "none".
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 	if !d.spend() {
 		return
@@ -162,12 +187,20 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 		return
 	}
 	if isNull(n) {
-		if v.Kind() == reflect.Slice {
+		if v.Kind() == reflect.Slice || v.Kind() == reflect.Pointer {
 			v.SetZero()
 		}
 		return
 	}
 	switch {
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
+		// An optional section: given at all, it starts from its defaults.
+		p := reflect.New(v.Type().Elem())
+		if p.Elem().Type() == registerType {
+			p.Elem().Set(reflect.ValueOf(DefaultRegister()))
+		}
+		d.value(n, p.Elem(), path, secret)
+		v.Set(p)
 	case v.Type() == durationType:
 		if n.Kind == yaml.ScalarNode {
 			// ParseDuration also takes a bare 0, which yaml.v3 would refuse.
@@ -220,6 +253,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.mismatch(n, path, secret, "a list")
+			return
+		}
+		if len(n.Content) == 0 {
+			v.SetZero()
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -368,8 +405,13 @@ func fieldsOf(t reflect.Type) map[string]field {
 }
 
 // joinKey appends a key to a dotted path. The key comes from the file and may
-// be a typo holding a PIN, so digit runs are masked; an odd key is quoted.
+// be a typo holding a secret, so digit runs are masked and whatever follows a
+// colon is cut: in flow style `{password:x}` (no space after the colon) is a
+// key named "password:x". An odd key is quoted.
 func joinKey(path, key string) string {
+	if i := strings.IndexByte(key, ':'); i >= 0 {
+		key = key[:i+1] + "…"
+	}
 	key = maskDigits(key)
 	if !plainKey(key) {
 		key = strconv.Quote(key)

@@ -12,7 +12,9 @@ import (
 
 // fuzzSecrets are the PINs the seeds use. Each is a string no message of the
 // package contains on its own.
-var fuzzSecrets = []string{"1234", "654321", pin, "4821", "917355"}
+// The password has a digit run, as keys are shown with digit runs masked:
+// a password typed as a key is not a case messages can tell from a typo.
+var fuzzSecrets = []string{"1234", "654321", pin, "4821", "917355", "pw-31415926-pw"}
 
 // FuzzParse checks that Parse never panics, that what it accepts is valid,
 // that what it rejects comes as Errors, and that no error repeats a seed PIN
@@ -36,6 +38,23 @@ groups:
     name: Wednesday
     member_pin: "98765"
 `))
+	f.Add([]byte(`
+sip:
+  trusted: ["10.0.0.0/8", "192.0.2.1", "10.0.0/8"]
+  users:
+    - {name: alice, password: "pw-31415926-pw"}
+    - {name: alice, password: [pw-31415926-pw]}
+  register:
+    registrar: "sip:[2001:db8::1]:5080"
+    user: "1042"
+    password: pw-31415926-pw
+    expires: 5m
+    transport: udp
+rtp: {external_address: media.example.org}
+groups:
+  - {name: G, member_pin: "4821"}
+`))
+	f.Add([]byte("sip: {register: {registrar: x, password:pw-31415926-pw}, users: [{password: *pw-31415926-pw}]}\n"))
 	f.Add([]byte("groups:\n  - name: G\n    member_pin: [98765]\n    pin: 98765\n"))
 	f.Add([]byte("groups:\n  - {name: G, member_pin:98765, led_by: boss}\n"))
 	f.Add([]byte("groups:\n  - name: G\n    member_pin: *98765\n"))
@@ -83,7 +102,7 @@ groups:
 }
 
 // shownText gathers every value of data that an error may rightly show: the
-// scalar values outside member_pin and facilitator_pin, as written and as a
+// scalar values outside member_pin, facilitator_pin and password, as written and as a
 // number or duration would print. Keys are left out on purpose: messages
 // mask digit runs in keys, so a PIN typed as a key must not show either.
 func shownText(data []byte) string {
@@ -110,7 +129,7 @@ func shownText(data []byte) string {
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if k := n.Content[i].Value; k == "member_pin" || k == "facilitator_pin" {
+				if k := n.Content[i].Value; k == "member_pin" || k == "facilitator_pin" || k == "password" {
 					continue
 				}
 				walk(n.Content[i+1])

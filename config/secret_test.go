@@ -100,3 +100,52 @@ func TestExpansionBounded(t *testing.T) {
 	_, err = Parse([]byte("groups: &l [*l]\n"))
 	assertErrors(t, err, "groups[0]: expected a mapping of keys, found a list")
 }
+
+// password is a password that appears nowhere in the package's messages.
+const password = "correct-horse-battery"
+
+// TestPasswordsNeverEchoed is TestSecretsNeverEchoed for the passwords of
+// sip.users and sip.register, which are not all digits, so masking digit
+// runs does not hide them.
+func TestPasswordsNeverEchoed(t *testing.T) {
+	user := func(body string) string { return "sip:\n  users:\n    - name: a\n" + body + okGroups }
+	register := func(body string) string {
+		return "sip:\n  register:\n    registrar: sip:pbx\n    user: u\n" + body + okGroups
+	}
+	inputs := []string{
+		user("      password: [" + password + "]\n"),
+		user("      password: {" + password + ": 1}\n"),
+		user("      password: {a: " + password + "}\n"),
+		user("      password: \"" + password + "\t\"\n"),
+		user("      password: \"" + password + "é\"\n"),
+		user("      password: \"" + strings.Repeat(password, 7) + "\"\n"),
+		user("      password: !!binary " + password + "\n"),
+		user("      password: *" + password + "\n"),
+		user("      password: &" + password + " x\n      name: *" + password + "\n"),
+		user("      password: \"" + password + "\n"),
+		user("      password: '" + password + "\n"),
+		user("      password: " + password + ": x\n"),
+		user("      password " + password + "\n"),
+		user("      password: " + password + "\n      password: " + password + "x\n"),
+		"sip:\n  users:\n    - {name: a, password:" + password + "}\n" + okGroups,
+		"sip:\n  users:\n    - {name: a, password: [" + password + "}\n" + okGroups,
+		"sip:\n  users: [{name: a, password: " + password + "}, {name: a, password: x}]\n" + okGroups,
+		register("    password: [" + password + "]\n"),
+		register("    password: \"" + password + "\x00\"\n"),
+		register("    password: \"" + password + "\xff\"\n"),
+		register("    password: *" + password + "\n"),
+		register("    password: " + password + "\n    expires: 1s\n"),
+		"sip: {register: {registrar: x, password:" + password + "}}\n" + okGroups,
+	}
+	for i, in := range inputs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			c, err := Parse([]byte(in))
+			if err == nil {
+				t.Fatalf("Parse accepted a broken file: %+v\n%s", c, in)
+			}
+			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), "horse") {
+				t.Errorf("error repeats the password:\n%v\ninput:\n%s", err, in)
+			}
+		})
+	}
+}

@@ -27,6 +27,11 @@ const (
 	rtpPortLow        = 1024 // below are privileged or well-known ports
 	maxHostName       = 253
 	maxHostLabel      = 63
+	maxUserName       = 64
+	minPassword       = 8 // sip.users face the internet: SIP scanners guess short ones
+	maxPassword       = 128
+	minExpires        = time.Minute
+	maxExpires        = 24 * time.Hour
 )
 
 // validator collects problems so that Validate reports all of them at once.
@@ -38,7 +43,7 @@ func (v *validator) add(path, format string, args ...any) {
 
 // Validate checks every rule of the configuration and returns nil or an
 // Errors holding every problem found, not just the first. Messages name the
-// key and, for non-secrets, the value; a PIN is never shown.
+// key and, for non-secrets, the value; a PIN or a password is never shown.
 //
 // It reads the file system once: prompts.dir, when set, must be a directory.
 func (c *Config) Validate() error {
@@ -116,11 +121,195 @@ func (v *validator) sip(s *SIP) {
 	case !printableASCII(s.UserAgent):
 		v.add("sip.user_agent", "%s must be printable ASCII", quote(s.UserAgent))
 	}
+	for i, e := range s.Trusted {
+		if _, ok := parseTrusted(e); !ok {
+			v.add(fmt.Sprintf("sip.trusted[%d]", i), "%s is not a CIDR", quote(e))
+		}
+	}
+	v.users(s.Users)
+	if s.Register != nil {
+		v.register(s.Register, seen)
+	}
+}
+
+func (v *validator) users(users []User) {
+	names := make(map[string]int)
+	for i, u := range users {
+		at := func(key string) string { return fmt.Sprintf("sip.users[%d].%s", i, key) }
+		if v.userName(at("name"), u.Name) {
+			if first, dup := names[u.Name]; dup {
+				v.add(at("name"), "%s repeats sip.users[%d].name", quote(u.Name), first)
+			} else {
+				names[u.Name] = i
+			}
+		}
+		// Password messages name the rule only: the value is a secret.
+		switch {
+		case u.Password == "":
+			v.add(at("password"), "required")
+		case len(u.Password) < minPassword || len(u.Password) > maxPassword || !printableASCII(u.Password):
+			v.add(at("password"), "must be %d-%d printable ASCII characters", minPassword, maxPassword)
+		}
+	}
+}
+
+// userName checks a SIP user name (a digest user name, an extension) and
+// reports whether it is valid.
+func (v *validator) userName(path, name string) bool {
+	switch {
+	case name == "":
+		v.add(path, "required")
+	case len(name) > maxUserName:
+		v.add(path, "%s is longer than %d characters", quote(name), maxUserName)
+	case !sipUser(name):
+		v.add(path, "%s may hold only letters, digits and -_.!~*'()&=+$,;?/", quote(name))
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *validator) register(r *Register, listeners map[Listener]int) {
+	switch {
+	case r.Registrar == "":
+		v.add("sip.register.registrar", "required")
+	default:
+		if err := checkRegistrar(r.Registrar); err != nil {
+			v.add("sip.register.registrar", "%v", err)
+		}
+	}
+	v.userName("sip.register.user", r.User)
+	// Optional: some PBXs accept a registration by source address alone.
+	if len(r.Password) > maxPassword || !printableASCII(r.Password) {
+		v.add("sip.register.password", "must be at most %d printable ASCII characters", maxPassword)
+	}
+	switch {
+	case r.Expires < minExpires || r.Expires > maxExpires:
+		v.add("sip.register.expires", "%s must be from %s to %s", shortDuration(r.Expires), shortDuration(minExpires), shortDuration(maxExpires))
+	case r.Expires%time.Second != 0:
+		v.add("sip.register.expires", "%s must be whole seconds", shortDuration(r.Expires))
+	}
+	switch r.Transport {
+	case "":
+	case TransportUDP, TransportTCP:
+		// REGISTER leaves from our listening socket of that transport, so
+		// that the PBX reaches us back where we listen.
+		found := false
+		for l := range listeners {
+			found = found || l.Transport == r.Transport
+		}
+		if !found && len(listeners) > 0 {
+			v.add("sip.register.transport", "%s needs a %s entry in sip.listen", r.Transport, r.Transport)
+		}
+	default:
+		v.add("sip.register.transport", "%s must be udp or tcp", quote(r.Transport))
+	}
+}
+
+// checkRegistrar checks a registrar URI: sip:host or sip:host:port, the host
+// an IP address (IPv6 in brackets) or a host name. The error quotes the URI,
+// which is no secret.
+func checkRegistrar(uri string) error {
+	shape := fmt.Errorf("%s must look like sip:host or sip:host:port, like sip:pbx.example.org:5060", quote(uri))
+	scheme, rest, ok := strings.Cut(uri, ":")
+	switch {
+	case !ok || rest == "":
+		return shape
+	case !strings.EqualFold(scheme, "sip"):
+		return fmt.Errorf("%s must start with sip: (TLS is not supported yet)", quote(uri))
+	case strings.Contains(rest, "@"):
+		return fmt.Errorf("%s must not hold a user part: the extension goes in sip.register.user", quote(uri))
+	case strings.ContainsAny(rest, ";?"):
+		return fmt.Errorf("%s must not hold parameters: the transport goes in sip.register.transport", quote(uri))
+	}
+	var host, port string
+	hasPort := false
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return shape
+		}
+		host = rest[1:end]
+		switch after := rest[end+1:]; {
+		case after == "":
+		case after[0] == ':':
+			port, hasPort = after[1:], true
+		default:
+			return shape
+		}
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return fmt.Errorf("%s: %s is not an IPv6 address", quote(uri), quote(host))
+		}
+	} else {
+		switch strings.Count(rest, ":") {
+		case 0:
+			host = rest
+		case 1:
+			host, port, _ = strings.Cut(rest, ":")
+			hasPort = true
+		default:
+			return fmt.Errorf("%s: an IPv6 host goes in brackets, like sip:[2001:db8::1]:5060", quote(uri))
+		}
+		if !validIP(host) && !validHostName(host) {
+			return fmt.Errorf("%s: host %s must be an IP address or a host name", quote(uri), quote(host))
+		}
+	}
+	if hasPort {
+		if p, err := parsePort(port); err != nil || p == 0 {
+			return fmt.Errorf("%s: port %s must be 1-65535", quote(uri), quote(port))
+		}
+	}
+	return nil
+}
+
+// parseTrusted reads a sip.trusted entry: a CIDR, or an IP alone for that
+// one host. Zones mean nothing to a peer's source address and are refused.
+func parseTrusted(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, p.Addr().Zone() == ""
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// TrustedPrefixes returns the parsed sip.trusted entries, an IP alone as a
+// one-host prefix. It assumes a validated configuration and leaves out any
+// entry that does not parse. The result is never nil, so that an empty
+// sip.trusted (nobody is trusted) stays distinct from "not set".
+func (s SIP) TrustedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(s.Trusted))
+	for _, e := range s.Trusted {
+		if p, ok := parseTrusted(e); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sipUser reports whether s is made of the characters RFC 3261 allows
+// unescaped in the user part of a SIP URI (unreserved and user-unreserved).
+// They need no quoting in a URI or in a digest user name.
+func sipUser(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-_.!~*'()&=+$,;?/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) rtp(r *RTP) {
 	if _, err := netip.ParseAddr(r.Address); err != nil {
 		v.add("rtp.address", "%s must be an IP address", quote(r.Address))
+	}
+	if a := r.ExternalAddress; a != "" && !validIP(a) && !validHostName(a) {
+		v.add("rtp.external_address", "%s must be an IP address or a host name", quote(a))
 	}
 	minOK := r.PortMin >= rtpPortLow && r.PortMin <= 65535
 	maxOK := r.PortMax >= rtpPortLow && r.PortMax <= 65535

@@ -47,7 +47,7 @@ func TestParseRules(t *testing.T) {
 admin: {listen: 127.0.0.1:8080}
 sip:
   lisen: ["udp:127.0.0.1:5060"]
-  trusted: []
+  trust: []
 groups:
   - name: A
     member_pin: "1111"
@@ -58,7 +58,7 @@ groups:
 `, []string{
 			"admin: unknown key",
 			"sip.lisen: unknown key",
-			"sip.trusted: unknown key",
+			"sip.trust: unknown key",
 			"groups[1].pin: unknown key",
 			`groups[1]."odd key": unknown key`,
 		}},
@@ -143,6 +143,119 @@ sip: {external_address: bad_host}
 		{"user agent empty", "sip: {user_agent: \"\"}\n" + okGroups, []string{"sip.user_agent: must not be empty"}},
 		{"user agent control", "sip: {user_agent: \"gb\\tx\"}\n" + okGroups, []string{`sip.user_agent: "gb\tx" must be printable ASCII`}},
 		{"user agent non-ASCII", "sip: {user_agent: grüß}\n" + okGroups, []string{`sip.user_agent: "grüß" must be printable ASCII`}},
+
+		// sip.trusted
+		{"trusted good", `sip: {trusted: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1", "192.0.2.7/24"]}` + "\n" + okGroups, nil},
+		{"trusted empty", "sip: {trusted: []}\n" + okGroups, nil},
+		{"trusted bad", `sip: {trusted: ["127.0.0.0/8", "::1/128", "10.0.0/8", "pbx.example.org", "10.0.0.0/33", "fe80::1%eth0", ""]}` + "\n" + okGroups, []string{
+			`sip.trusted[2]: "10.0.0/8" is not a CIDR`,
+			`sip.trusted[3]: "pbx.example.org" is not a CIDR`,
+			`sip.trusted[4]: "10.0.0.0/33" is not a CIDR`,
+			`sip.trusted[5]: "fe80::1%eth0" is not a CIDR`,
+			`sip.trusted[6]: "" is not a CIDR`,
+		}},
+		{"trusted is text", "sip: {trusted: 10.0.0.0/8}\n" + okGroups, []string{`sip.trusted: expected a list, found "10.0.0.0/8"`}},
+
+		// sip.users: names unique, passwords never echoed
+		{"users good", `
+sip:
+  users:
+    - {name: alice, password: "correct horse"}
+    - {name: "1042", password: 12345678}
+    - {name: "a-b_c.d!~*'()&=+$,;?/", password: "########"}
+` + okGroups, nil},
+		{"users bad", `
+sip:
+  users:
+    - {password: "correct horse"}
+    - {name: "al ice", password: "correct horse"}
+    - {name: alice, password: "correct horse"}
+    - {name: alice, password: "correct horse"}
+    - {name: bob}
+    - {name: carol, password: "short"}
+    - {name: dave, password: "grüß gott!"}
+    - {name: ` + strings.Repeat("e", 65) + `, password: "correct horse"}
+    - {name: frank, password: "` + strings.Repeat("p", 129) + `"}
+` + okGroups, []string{
+			"sip.users[0].name: required",
+			`sip.users[1].name: "al ice" may hold only letters, digits and -_.!~*'()&=+$,;?/`,
+			`sip.users[3].name: "alice" repeats sip.users[2].name`,
+			"sip.users[4].password: required",
+			"sip.users[5].password: must be 8-128 printable ASCII characters",
+			"sip.users[6].password: must be 8-128 printable ASCII characters",
+			`sip.users[7].name: "` + strings.Repeat("e", 40) + `…" is longer than 64 characters`,
+			"sip.users[8].password: must be 8-128 printable ASCII characters",
+		}},
+		{"users password is a list", "sip:\n  users:\n    - {name: a, password: [x]}\n" + okGroups, []string{"sip.users[0].password: expected a password, found a list"}},
+		{"users item empty", "sip:\n  users:\n    -\n" + okGroups, []string{"sip.users[0]: expected a mapping of keys, found nothing"}},
+
+		// sip.register
+		{"register null", "sip: {register: null}\n" + okGroups, nil},
+		{"register minimal", "sip: {register: {registrar: \"sip:pbx.example.org\", user: \"1042\"}}\n" + okGroups, nil},
+		{"register full", `
+sip:
+  listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+  register:
+    registrar: "SIP:[2001:db8::1]:5080"
+    user: ext-1042
+    password: "from the PBX"
+    expires: 1h
+    transport: tcp
+` + okGroups, nil},
+		{"register registrars", `
+sip:
+  register: {registrar: "sip:192.0.2.1:5060", user: "1"}
+` + okGroups, nil},
+		{"register empty", "sip: {register: {}}\n" + okGroups, []string{
+			"sip.register.registrar: required",
+			"sip.register.user: required",
+		}},
+		{"register is a list", "sip: {register: [1]}\n" + okGroups, []string{"sip.register: expected a mapping of keys, found a list"}},
+		{"register is text", "sip: {register: pbx}\n" + okGroups, []string{`sip.register: expected a mapping of keys, found "pbx"`}},
+		{"register limits", `
+sip:
+  listen: ["udp:127.0.0.1:5060"]
+  register: {registrar: "sip:pbx", user: "a b", expires: 30s, transport: tcp, password: "tab\there"}
+` + okGroups, []string{
+			`sip.register.user: "a b" may hold only letters, digits and -_.!~*'()&=+$,;?/`,
+			"sip.register.expires: 30s must be from 1m to 24h",
+			"sip.register.transport: tcp needs a tcp entry in sip.listen",
+			"sip.register.password: must be at most 128 printable ASCII characters",
+		}},
+		{"register expires", "sip: {register: {registrar: \"sip:pbx\", user: u, expires: 90500ms}}\n" + okGroups, []string{"sip.register.expires: 1m30.5s must be whole seconds"}},
+		{"register expires long", "sip: {register: {registrar: \"sip:pbx\", user: u, expires: 25h}}\n" + okGroups, []string{"sip.register.expires: 25h must be from 1m to 24h"}},
+		{"register transport", "sip: {register: {registrar: \"sip:pbx\", user: u, transport: tls}}\n" + okGroups, []string{`sip.register.transport: "tls" must be udp or tcp`}},
+	}
+	for _, r := range []struct{ uri, msg string }{
+		{"pbx.example.org", `"pbx.example.org" must look like sip:host or sip:host:port, like sip:pbx.example.org:5060`},
+		{"sip:", `"sip:" must look like sip:host or sip:host:port, like sip:pbx.example.org:5060`},
+		{"sips:pbx.example.org", `"sips:pbx.example.org" must start with sip: (TLS is not supported yet)`},
+		{"sip:1042@pbx.example.org", `"sip:1042@pbx.example.org" must not hold a user part: the extension goes in sip.register.user`},
+		{"sip:pbx.example.org;transport=tcp", `"sip:pbx.example.org;transport=tcp" must not hold parameters: the transport goes in sip.register.transport`},
+		{"sip:pbx_1", `"sip:pbx_1": host "pbx_1" must be an IP address or a host name`},
+		{"sip:pbx:0", `"sip:pbx:0": port "0" must be 1-65535`},
+		{"sip:pbx:", `"sip:pbx:": port "" must be 1-65535`},
+		{"sip:pbx:65536", `"sip:pbx:65536": port "65536" must be 1-65535`},
+		{"sip:2001:db8::1", `"sip:2001:db8::1": an IPv6 host goes in brackets, like sip:[2001:db8::1]:5060`},
+		{"sip:[192.0.2.1]", `"sip:[192.0.2.1]": "192.0.2.1" is not an IPv6 address`},
+		{"sip:[2001:db8::1", `"sip:[2001:db8::1" must look like sip:host or sip:host:port, like sip:pbx.example.org:5060`},
+		{"sip:[2001:db8::1]5060", `"sip:[2001:db8::1]5060" must look like sip:host or sip:host:port, like sip:pbx.example.org:5060`},
+		{"sip:[2001:db8::1]:x", `"sip:[2001:db8::1]:x": port "x" must be 1-65535`},
+	} {
+		tests = append(tests, struct {
+			name string
+			yaml string
+			want []string
+		}{"registrar " + r.uri, "sip: {register: {registrar: \"" + r.uri + "\", user: u}}\n" + okGroups, []string{"sip.register.registrar: " + r.msg}})
+	}
+	tests = append(tests, []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		// rtp.external_address
+		{"rtp external address", "rtp: {external_address: media.example.org}\n" + okGroups, nil},
+		{"rtp external address bad", "rtp: {external_address: \"203.0.113.5:4000\"}\n" + okGroups, []string{`rtp.external_address: "203.0.113.5:4000" must be an IP address or a host name`}},
 
 		// rtp
 		{"rtp address name", "rtp: {address: localhost}\n" + okGroups, []string{`rtp.address: "localhost" must be an IP address`}},
@@ -296,7 +409,7 @@ groups:
 			"groups[0].member_pin: must be 4-10 digits",
 			"groups[0].facilitator_pin: required when led_by is facilitator",
 		}},
-	}
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := strings.ReplaceAll(tt.yaml, "$TMP", tmp)

@@ -25,7 +25,9 @@ type Call struct {
 	dialed    string
 	transport string
 	source    string   // where the INVITE came from: in-dialog requests go here
-	laddr     sip.Addr // listener that took the INVITE (UDP): requests leave from it
+	laddr     sip.Addr // our address where the INVITE arrived (Contact, Via)
+	sock      sip.Addr // the socket that took it, as sipgo keys it (UDP): requests leave from it
+	user      string   // the sip.users account the caller authenticated as; "" when trusted
 	started   time.Time
 
 	stream *rtpio.Stream
@@ -68,6 +70,10 @@ func (c *Call) Caller() string { return c.caller }
 
 // Dialed returns the user part of the Request-URI: the number that was dialled.
 func (c *Call) Dialed() string { return c.dialed }
+
+// User returns the account (Config.Users) the caller authenticated as, or ""
+// when the call came from a trusted address.
+func (c *Call) User() string { return c.user }
 
 // Stream returns the call's RTP stream.
 func (c *Call) Stream() *rtpio.Stream { return c.stream }

@@ -3,6 +3,11 @@
 // dialog handling so that 2xx retransmission, a missing ACK and the socket
 // requests leave from are under our control. An answered call is handed to a
 // Handler; sipua knows nothing about groups or rooms.
+//
+// Calls from trusted networks (and the registrar) are answered as they come;
+// other sources authenticate with SIP digest or are refused, and a source
+// that keeps failing is blocked for a while (auth.go). The server can also
+// register to a PBX as an extension (register.go).
 package sipua
 
 import (
@@ -51,8 +56,8 @@ func (l Listener) String() string { return l.Transport + ":" + l.Addr.String() }
 // configuration.
 type Config struct {
 	Listeners       []Listener
-	ExternalAddress string        // host for Contact and SDP when behind NAT
-	UserAgent       string        // Server/User-Agent header
+	ExternalAddress string        // host for Contact, Via and SDP when behind NAT
+	UserAgent       string        // Server/User-Agent header, and the digest realm
 	MediaAddress    netip.Addr    // where RTP sockets bind (for SDP when specified)
 	Media           *rtpio.Engine // RTP port pool
 	Handler         Handler
@@ -61,6 +66,19 @@ type Config struct {
 	HoldTimeout     time.Duration // the same while on hold
 	AnswerDelay     time.Duration // ring this long (180) before answering
 	AckTimeout      time.Duration // no ACK for a 2xx this long: BYE (default 64*T1 = 32 s)
+
+	// MediaExternalAddress, when set, goes in SDP (c= and o=) instead of
+	// ExternalAddress: for media that leaves by another address.
+	MediaExternalAddress string
+	// Trusted lists the networks whose requests need no authentication.
+	// Nil means loopback only (127.0.0.0/8 and ::1); an empty non-nil slice
+	// trusts nobody. The registrar's addresses are always trusted.
+	Trusted []netip.Prefix
+	// Users may authenticate (digest) from untrusted addresses; with none,
+	// untrusted sources get 403.
+	Users []User
+	// Register, when set, registers the server to a PBX as an extension.
+	Register *Register
 }
 
 // Server is the SIP side of the bridge.
@@ -75,13 +93,25 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // call goroutines and listeners
 
+	gate *gate         // who may call
+	reg  *registration // nil without Config.Register
+
 	mu       sync.Mutex
 	calls    map[string]*Call // by dialog id
-	bound    []Listener
+	bound    []boundListener
 	closers  []func() error
 	draining bool
 
 	digitsDropped atomic.Int64
+	refusedLog    atomic.Int64 // unix nanos of the last "refused" log line, to rate-limit it
+}
+
+// boundListener is a listener as bound, with its socket's address as sipgo
+// keys it (0.0.0.0:5060 for a wildcard): requests that must leave from the
+// listening socket name it as their local address.
+type boundListener struct {
+	Listener
+	sock sip.Addr
 }
 
 // Timers of RFC 3261 for 2xx retransmission.
@@ -133,16 +163,29 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipua: client: %w", err)
 	}
+	g, err := newGate(cfg.UserAgent, cfg.Trusted, cfg.Users)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}}
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g}
+	if cfg.Register != nil {
+		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	// ACK and CANCEL are never challenged (RFC 3261 22.1: they cannot be
+	// resubmitted), nor OPTIONS, which PBXs use to see that we are up. The
+	// INVITE handler checks for itself, as it needs the user name.
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
-	srv.OnBye(s.guard(s.onBye))
+	srv.OnBye(s.guard(s.gated(s.onBye)))
 	srv.OnCancel(s.guard(s.onCancel))
 	srv.OnOptions(s.guard(s.onOptions))
-	srv.OnInfo(s.guard(s.onInfo))
-	srv.OnNoRoute(s.guard(s.onOther))
+	srv.OnInfo(s.guard(s.gated(s.onInfo)))
+	srv.OnNoRoute(s.guard(s.gated(s.onOther)))
 	return s, nil
 }
 
@@ -214,6 +257,9 @@ func (s *Server) Start() error {
 	}
 	s.wg.Add(1)
 	go s.watchTimeouts()
+	if s.reg != nil {
+		s.reg.start(s.ctx)
+	}
 	return nil
 }
 
@@ -224,21 +270,26 @@ func (s *Server) listen(l Listener) error {
 		if err != nil {
 			return fmt.Errorf("sip listen %s: %w", l, err)
 		}
-		ap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-		s.addBound(Listener{"udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, conn.Close)
+		ua := conn.LocalAddr().(*net.UDPAddr)
+		ap := ua.AddrPort()
+		s.addBound(boundListener{Listener{"udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+			sip.Addr{IP: ua.IP, Port: ua.Port}}, conn.Close)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.recoverGoroutine("udp listener")
 			_ = s.srv.ServeUDP(conn)
 		}()
+		s.awaitServed(conn.LocalAddr().String())
 	case "tcp":
 		ln, err := net.Listen("tcp", l.Addr.String())
 		if err != nil {
 			return fmt.Errorf("sip listen %s: %w", l, err)
 		}
-		ap := ln.Addr().(*net.TCPAddr).AddrPort()
-		s.addBound(Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, ln.Close)
+		ta := ln.Addr().(*net.TCPAddr)
+		ap := ta.AddrPort()
+		s.addBound(boundListener{Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+			sip.Addr{IP: ta.IP, Port: ta.Port}}, ln.Close)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -251,7 +302,22 @@ func (s *Server) listen(l Listener) error {
 	return nil
 }
 
-func (s *Server) addBound(l Listener, closer func() error) {
+// awaitServed waits until sipgo's UDP transport knows the listening socket
+// at addr: until then a request we send (a REGISTER right at start) would
+// not find it and would try to bind a socket of its own.
+func (s *Server) awaitServed(addr string) {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := s.ua.TransportLayer().GetConnection("udp", addr); err == nil {
+			_, _ = c.TryClose() // GetConnection took a reference
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.log.Warn("SIP listener not ready after 1s", "addr", addr)
+}
+
+func (s *Server) addBound(l boundListener, closer func() error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.bound = append(s.bound, l)
@@ -262,7 +328,28 @@ func (s *Server) addBound(l Listener, closer func() error) {
 func (s *Server) Addrs() []Listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Listener(nil), s.bound...)
+	out := make([]Listener, len(s.bound))
+	for i, b := range s.bound {
+		out[i] = b.Listener
+	}
+	return out
+}
+
+// AuthStats returns, since start, how many digest challenges (401) were
+// sent, how many answers to them failed (wrong password, unknown user,
+// malformed), and how many requests were refused because their source was
+// blocked after repeated failures.
+func (s *Server) AuthStats() (challenges, failures, blocked uint64) {
+	return s.gate.challenges.Load(), s.gate.failures.Load(), s.gate.blocked.Load()
+}
+
+// Registration returns the state of the registration to the PBX (one of
+// the Registration* constants) and, when it failed, why.
+func (s *Server) Registration() (state string, err error) {
+	if s.reg == nil {
+		return RegistrationDisabled, nil
+	}
+	return s.reg.status()
 }
 
 // ActiveCalls returns the number of calls up or being set up.
@@ -292,10 +379,19 @@ func (s *Server) HangupAll(reason string) {
 	}
 }
 
-// Close hangs up every call, waits up to ctx for call goroutines to finish
-// and closes the sockets.
+// Shutdown stops taking calls, removes the registration (REGISTER with
+// Expires: 0, at most a few seconds), hangs up every call, waits up to ctx
+// for call goroutines to finish and closes the sockets.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
+	unregistered := make(chan struct{})
+	go func() {
+		defer close(unregistered)
+		defer s.recoverGoroutine("un-REGISTER")
+		if s.reg != nil {
+			s.reg.stop(ctx)
+		}
+	}()
 	s.HangupAll("shutdown")
 	done := make(chan struct{})
 	go func() {
@@ -311,6 +407,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	<-done
+	<-unregistered
 	s.Close()
 	return ctx.Err()
 }
@@ -370,6 +467,10 @@ func hasToTag(req *sip.Request) bool {
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	user, ok := s.admit(req, tx)
+	if !ok {
+		return
+	}
 	if hasToTag(req) {
 		s.onReinvite(req, tx)
 		return
@@ -411,7 +512,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
-	call, err := s.newCall(req, tx, late)
+	call, err := s.newCall(req, tx, late, user)
 	if err != nil {
 		if errors.Is(err, rtpio.ErrNoPorts) {
 			s.log.Warn("call rejected", "reason", "rtp ports exhausted")
@@ -470,8 +571,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	default:
 	}
-	ok := s.answerAndAwaitAck(call, req, tx, sdpBody, pend, cancelled)
-	if !ok {
+	if !s.answerAndAwaitAck(call, req, tx, sdpBody, pend, cancelled) {
 		return
 	}
 	s.log.Info("call answered", "call", call.id, "caller", logging.MaskCaller(call.caller),
@@ -600,7 +700,8 @@ func (s *Server) sipHost(call *Call) (string, int) {
 }
 
 // newCall registers a dialog for a new INVITE and opens its RTP stream.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool) (*Call, error) {
+// user is the account the caller authenticated as, "" for a trusted source.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string) (*Call, error) {
 	inv := req.Clone()
 	localTag := sip.GenerateTagN(16)
 	inv.To().Params.Add("tag", localTag)
@@ -609,7 +710,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool) 
 		return nil, fmt.Errorf("dialog id: %w", err)
 	}
 	source := req.Source()
-	laddr, err := s.localAddrFor(req, tx, source)
+	laddr, sock, err := s.localAddrFor(req, tx, source)
 	if err != nil {
 		return nil, err
 	}
@@ -623,6 +724,8 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool) 
 		transport:  req.Transport(),
 		source:     source,
 		laddr:      laddr,
+		sock:       sock,
+		user:       user,
 		started:    time.Now(),
 		digits:     make(chan byte, 64),
 		ctx:        ctx,
@@ -670,6 +773,9 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool) 
 
 // mediaHost is the address we put in SDP.
 func (s *Server) mediaHost(laddr sip.Addr) string {
+	if s.cfg.MediaExternalAddress != "" {
+		return s.cfg.MediaExternalAddress
+	}
 	if s.cfg.ExternalAddress != "" {
 		return s.cfg.ExternalAddress
 	}
@@ -679,21 +785,25 @@ func (s *Server) mediaHost(laddr sip.Addr) string {
 	return laddr.IP.String()
 }
 
-// localAddrFor finds the address a request reached us on. For a wildcard
-// listener it asks the kernel which local address routes to the source (a
-// connected UDP socket sends nothing).
-func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source string) (sip.Addr, error) {
+// localAddrFor finds the address a request reached us on, and the socket
+// (as sipgo keys it) that took it. For a wildcard listener it asks the
+// kernel which local address routes to the source (a connected UDP socket
+// sends nothing).
+func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source string) (sip.Addr, sip.Addr, error) {
 	var local netip.AddrPort
+	var sock sip.Addr
 	if stx, ok := tx.(*sip.ServerTx); ok && stx.Connection() != nil {
-		if ap, err := netip.ParseAddrPort(stx.Connection().LocalAddr().String()); err == nil {
+		la := stx.Connection().LocalAddr()
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
 			local = ap
+			sock = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 		}
 	}
 	if !local.IsValid() {
 		s.mu.Lock()
 		for _, l := range s.bound {
 			if strings.EqualFold(l.Transport, req.Transport()) {
-				local = l.Addr
+				local, sock = l.Addr, l.sock
 				break
 			}
 		}
@@ -701,12 +811,13 @@ func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source
 	}
 	ip := local.Addr().Unmap()
 	if unspecified(ip) {
-		conn, err := net.Dial("udp", source)
+		src, err := netip.ParseAddrPort(source)
 		if err != nil {
-			return sip.Addr{}, fmt.Errorf("route to %s: %w", source, err)
+			return sip.Addr{}, sip.Addr{}, fmt.Errorf("route to %s: %w", source, err)
 		}
-		ip = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-		_ = conn.Close()
+		if ip, err = routeTo(src.Addr()); err != nil {
+			return sip.Addr{}, sip.Addr{}, err
+		}
 	}
 	// The listener port, not an ephemeral one: the peer must reach us back there.
 	port := int(local.Port())
@@ -718,7 +829,84 @@ func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source
 		}
 	}
 	s.mu.Unlock()
-	return sip.Addr{IP: net.IP(ip.AsSlice()), Port: port}, nil
+	return sip.Addr{IP: net.IP(ip.AsSlice()), Port: port}, sock, nil
+}
+
+// routeTo asks the kernel which local address routes to dst (connecting a
+// UDP socket sends nothing).
+func routeTo(dst netip.Addr) (netip.Addr, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("route to %s: %w", dst, err)
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+// localSock is where a request we originate leaves from and what it names
+// as our address.
+type localSock struct {
+	sock sip.Addr // the listening socket, as sipgo keys it
+	host string   // our host for Via and Contact
+	port int      // the listening port
+}
+
+// localFor picks the listener of transport for a request to dst: one of
+// dst's address family when there is one.
+func (s *Server) localFor(transport string, dst netip.Addr) (localSock, error) {
+	s.mu.Lock()
+	var pick *boundListener
+	for i := range s.bound {
+		b := &s.bound[i]
+		if b.Transport != transport {
+			continue
+		}
+		if pick == nil {
+			pick = b
+		}
+		if familyFits(b.Addr.Addr(), dst) {
+			pick = b
+			break
+		}
+	}
+	var l boundListener
+	if pick != nil {
+		l = *pick
+	}
+	s.mu.Unlock()
+	if pick == nil {
+		return localSock{}, fmt.Errorf("no %s listener", transport)
+	}
+	host := s.cfg.ExternalAddress
+	if host == "" {
+		ip := l.Addr.Addr()
+		if unspecified(ip) {
+			var err error
+			if ip, err = routeTo(dst); err != nil {
+				return localSock{}, err
+			}
+		}
+		host = ip.String()
+	}
+	return localSock{sock: l.sock, host: host, port: int(l.Addr.Port())}, nil
+}
+
+// hasListenerFor reports whether a listener of transport can reach dst.
+func (s *Server) hasListenerFor(transport string, dst netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.bound {
+		if b.Transport == transport && familyFits(b.Addr.Addr(), dst) {
+			return true
+		}
+	}
+	return false
+}
+
+// familyFits reports whether a socket bound to listen can send to dst: the
+// same address family, or the IPv6 wildcard, which is dual-stack.
+func familyFits(listen, dst netip.Addr) bool {
+	return listen.Is4() == dst.Unmap().Is4() || (listen.Is6() && listen.IsUnspecified())
 }
 
 // release forgets a call and frees its media. Only for calls whose handler
@@ -952,7 +1140,9 @@ func (s *Server) sendBye(c *Call) {
 		bye.SetDestination(c.source)
 	}
 	if strings.EqualFold(c.transport, "udp") {
-		c.laddr.Copy(&bye.Laddr)
+		// The socket that took the INVITE, as sipgo keys it: for a wildcard
+		// listener that is 0.0.0.0:port, not the address the call came in on.
+		c.sock.Copy(&bye.Laddr)
 	}
 	host, port := s.sipHost(c)
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(c.transport),
@@ -999,11 +1189,16 @@ func (s *Server) watchTimeouts() {
 	defer s.recoverGoroutine("timeout watcher")
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case now := <-tick.C:
+			if now.Sub(lastSweep) > 30*time.Second {
+				s.gate.sweep(now)
+				lastSweep = now
+			}
 			s.mu.Lock()
 			var expired []*Call
 			for _, c := range s.calls {

@@ -1,0 +1,417 @@
+package sipua
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// User is an account that a softphone calling from an untrusted address
+// authenticates as, with SIP digest (RFC 3261 22, RFC 8760).
+type User struct {
+	Name     string
+	Password string
+}
+
+// Who may call (see Server.admit):
+//   - requests inside a call we know, ACK, CANCEL and OPTIONS: always;
+//   - a source in Config.Trusted or the registrar's address: always;
+//   - a blocked source: 403;
+//   - any other source: a digest challenge when users are configured, or 403.
+//
+// Nonces carry their own timestamp signed with an HMAC key made at start
+// and bound to the source address, so no per-nonce state is kept and a nonce
+// seen on the wire is of no use from another address.
+type gate struct {
+	realm   string
+	trusted []netip.Prefix
+	users   map[string]string // name -> password
+	key     [32]byte
+
+	maxFailures int           // this many failures within window...
+	window      time.Duration //
+	blockFor    time.Duration // ...block the source this long
+	nonceTTL    time.Duration // a nonce older than this is stale
+
+	registrar atomic.Pointer[[]netip.Addr] // resolved registrar addresses
+
+	mu      sync.Mutex
+	sources map[netip.Addr]*sourceRecord
+
+	challenges, failures, blocked atomic.Uint64
+}
+
+// sourceRecord is what the gate remembers of an address that failed.
+type sourceRecord struct {
+	failures     []time.Time // within the window, oldest first
+	blockedUntil time.Time
+}
+
+// Defaults of the gate: a password guesser gets 5 tries a minute, then waits
+// 5 minutes; a nonce lives a minute (a softphone that keeps one longer is
+// told stale=true and retries without asking its user).
+const (
+	defaultMaxFailures = 5
+	defaultAuthWindow  = time.Minute
+	defaultBlockFor    = 5 * time.Minute
+	defaultNonceTTL    = time.Minute
+	// maxSources bounds the failure records: spoofed UDP sources must not
+	// grow memory without end. When full, expired records are swept; if
+	// none has expired a new source goes unrecorded (it still has to
+	// authenticate, it only escapes blocking).
+	maxSources = 4096
+	// nonceSkew tolerates a nonce dated slightly in the future (clock steps).
+	nonceSkew = 5 * time.Second
+)
+
+// defaultTrusted is used when Config.Trusted is nil: loopback only.
+var defaultTrusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+func newGate(realm string, trusted []netip.Prefix, users []User) (*gate, error) {
+	g := &gate{
+		realm:       realm,
+		trusted:     trusted,
+		users:       make(map[string]string, len(users)),
+		maxFailures: defaultMaxFailures,
+		window:      defaultAuthWindow,
+		blockFor:    defaultBlockFor,
+		nonceTTL:    defaultNonceTTL,
+		sources:     make(map[netip.Addr]*sourceRecord),
+	}
+	if g.trusted == nil {
+		g.trusted = defaultTrusted
+	}
+	for i, u := range users {
+		switch {
+		case u.Name == "":
+			return nil, fmt.Errorf("sipua: user %d has no name", i)
+		case u.Password == "":
+			return nil, fmt.Errorf("sipua: user %d has no password", i)
+		}
+		if _, dup := g.users[u.Name]; dup {
+			return nil, fmt.Errorf("sipua: user %d repeats a name", i)
+		}
+		g.users[u.Name] = u.Password
+	}
+	if _, err := rand.Read(g.key[:]); err != nil {
+		return nil, fmt.Errorf("sipua: nonce key: %w", err)
+	}
+	return g, nil
+}
+
+// trustedSource reports whether calls from a need no authentication.
+func (g *gate) trustedSource(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	if r := g.registrar.Load(); r != nil && slices.Contains(*r, a) {
+		return true
+	}
+	return false
+}
+
+// verdict is what the gate says of one request from an untrusted source.
+type verdict int
+
+const (
+	vAdmit     verdict = iota // credentials are good
+	vChallenge                // no usable credentials: 401 with a fresh nonce
+	vStale                    // good credentials on an old nonce: 401 stale=true
+	vForbidden                // no users, or wrong credentials: 403
+	vBlocked                  // the source is blocked: 403
+)
+
+// check decides on a request from the untrusted source src. It returns the
+// user name for vAdmit, and whether this request got the source blocked.
+func (g *gate) check(req *sip.Request, src netip.Addr, now time.Time) (v verdict, user string, blockedNow bool) {
+	src = src.Unmap()
+	if g.isBlocked(src, now) {
+		g.blocked.Add(1)
+		return vBlocked, "", false
+	}
+	if len(g.users) == 0 {
+		return vForbidden, "", false
+	}
+	switch res, name := g.verify(req, src, now); res {
+	case authOK:
+		g.forgive(src)
+		return vAdmit, name, false
+	case authStale:
+		g.challenges.Add(1)
+		return vStale, "", false
+	case authNone:
+		g.challenges.Add(1)
+		return vChallenge, "", false
+	default:
+		g.failures.Add(1)
+		return vForbidden, "", g.fail(src, now)
+	}
+}
+
+// authResult is the outcome of checking a request's credentials.
+type authResult int
+
+const (
+	authNone   authResult = iota // no credentials for our realm, or a nonce we did not make
+	authOK                       // right password, fresh nonce
+	authStale                    // right password, expired nonce
+	authFailed                   // wrong password, unknown user, or a malformed answer
+)
+
+// verify checks the Authorization header for our realm.
+func (g *gate) verify(req *sip.Request, src netip.Addr, now time.Time) (authResult, string) {
+	var cred *digest.Credentials
+	for _, h := range req.GetHeaders("Authorization") {
+		c, err := digest.ParseCredentials(h.Value())
+		if err != nil {
+			continue // not digest, or unreadable: as if absent, so challenged
+		}
+		if c.Realm == g.realm {
+			cred = c
+			break
+		}
+	}
+	if cred == nil {
+		return authNone, ""
+	}
+	issued, ok := g.nonceTime(cred.Nonce, src)
+	if !ok {
+		// Not ours: made before a restart, or for another address. The
+		// answer cannot be checked, so it is neither right nor wrong.
+		return authNone, ""
+	}
+	alg := strings.ToUpper(cred.Algorithm)
+	switch {
+	case alg != "" && alg != "MD5" && alg != "SHA-256":
+		return authFailed, ""
+	case cred.Userhash:
+		return authFailed, ""
+	case cred.QOP == "auth" && (cred.Cnonce == "" || cred.Nc <= 0):
+		return authFailed, ""
+	case cred.QOP != "auth" && cred.QOP != "":
+		// "" is RFC 2069 digest, still sent by old phones.
+		return authFailed, ""
+	case cred.URI == "" || cred.Response == "":
+		return authFailed, ""
+	}
+	password, known := g.users[cred.Username]
+	if !known {
+		// Hash anyway, so that timing does not tell which names exist.
+		password = "\x00unknown user"
+	}
+	chal := &digest.Challenge{Realm: g.realm, Nonce: cred.Nonce, Algorithm: cred.Algorithm}
+	if cred.QOP != "" {
+		chal.QOP = []string{cred.QOP}
+	}
+	want, err := digest.Digest(chal, digest.Options{
+		Method:   string(req.Method),
+		URI:      cred.URI,
+		Username: cred.Username,
+		Password: password,
+		Cnonce:   cred.Cnonce,
+		Count:    cred.Nc,
+	})
+	if err != nil {
+		return authFailed, ""
+	}
+	if subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(cred.Response))) != 1 || !known {
+		return authFailed, ""
+	}
+	if age := now.Sub(issued); age > g.nonceTTL || age < -nonceSkew {
+		return authStale, ""
+	}
+	return authOK, cred.Username
+}
+
+// nonceLen is the decoded size of a nonce: a timestamp and a truncated MAC.
+const nonceLen = 8 + 16
+
+// nonce makes a nonce for src: base64url(unix-nanos || HMAC(ts || src)[:16]).
+func (g *gate) nonce(src netip.Addr, now time.Time) string {
+	var b [nonceLen]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixNano()))
+	copy(b[8:], g.nonceMAC(b[:8], src))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (g *gate) nonceMAC(ts []byte, src netip.Addr) []byte {
+	m := hmac.New(sha256.New, g.key[:])
+	m.Write(ts)
+	m.Write(src.Unmap().AsSlice())
+	return m.Sum(nil)[:16]
+}
+
+// nonceTime returns when a nonce was made, if we made it for src.
+func (g *gate) nonceTime(n string, src netip.Addr) (time.Time, bool) {
+	if base64.RawURLEncoding.DecodedLen(len(n)) != nonceLen {
+		return time.Time{}, false
+	}
+	var b [nonceLen]byte
+	if _, err := base64.RawURLEncoding.Decode(b[:], []byte(n)); err != nil {
+		return time.Time{}, false
+	}
+	if !hmac.Equal(b[8:], g.nonceMAC(b[:8], src)) {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))), true
+}
+
+// challengeHeaders returns the WWW-Authenticate headers of a 401: MD5, then
+// SHA-256 (RFC 8760), with one nonce. RFC 8760 would list the preferred
+// SHA-256 first, but many deployed user agents answer only the first
+// challenge and give up when it is not MD5 (sipp 3.6 does: "authentication
+// must use MD5"), so MD5 leads; clients that prefer SHA-256 still find it.
+func (g *gate) challengeHeaders(src netip.Addr, now time.Time, stale bool) []sip.Header {
+	n := g.nonce(src, now)
+	out := make([]sip.Header, 0, 2)
+	for _, alg := range []string{"MD5", "SHA-256"} {
+		c := digest.Challenge{Realm: g.realm, Nonce: n, Algorithm: alg, QOP: []string{"auth"}, Stale: stale}
+		out = append(out, sip.NewHeader("WWW-Authenticate", c.String()))
+	}
+	return out
+}
+
+// isBlocked reports whether src is blocked now.
+func (g *gate) isBlocked(src netip.Addr, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.sources[src]
+	return r != nil && now.Before(r.blockedUntil)
+}
+
+// fail records a failure of src and reports whether it got src blocked.
+func (g *gate) fail(src netip.Addr, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.sources[src]
+	if r == nil {
+		if len(g.sources) >= maxSources {
+			g.sweepLocked(now)
+		}
+		if len(g.sources) >= maxSources {
+			return false
+		}
+		r = &sourceRecord{}
+		g.sources[src] = r
+	}
+	cut := 0
+	for cut < len(r.failures) && now.Sub(r.failures[cut]) >= g.window {
+		cut++
+	}
+	r.failures = append(r.failures[cut:], now)
+	if len(r.failures) < g.maxFailures {
+		return false
+	}
+	r.failures = r.failures[:0]
+	r.blockedUntil = now.Add(g.blockFor)
+	return true
+}
+
+// forgive forgets the failures of a source that got its password right (a
+// blocked source never gets this far).
+func (g *gate) forgive(src netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.sources, src)
+}
+
+// sweep forgets records that no longer matter.
+func (g *gate) sweep(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sweepLocked(now)
+}
+
+func (g *gate) sweepLocked(now time.Time) {
+	for a, r := range g.sources {
+		if now.Before(r.blockedUntil) {
+			continue
+		}
+		if n := len(r.failures); n == 0 || now.Sub(r.failures[n-1]) >= g.window {
+			delete(g.sources, a)
+		}
+	}
+}
+
+// sourceAddr returns the address a request came from (the packet's, never
+// a header's).
+func sourceAddr(req *sip.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("request source: %w", err)
+	}
+	if !ap.Addr().IsValid() {
+		return netip.Addr{}, errors.New("request source: no address")
+	}
+	return ap.Addr().Unmap(), nil
+}
+
+// gated wraps a handler with admit.
+func (s *Server) gated(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if _, ok := s.admit(req, tx); ok {
+			h(req, tx)
+		}
+	}
+}
+
+// admit decides whether a request may go on, answering it when not. A
+// request inside a call we know passes: its dialog was admitted when it
+// began (an authenticated caller is not challenged again). It returns the
+// user name when the caller authenticated.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+	if hasToTag(req) && s.lookup(req) != nil {
+		return "", true
+	}
+	src, err := sourceAddr(req)
+	if err != nil {
+		s.respond(req, tx, 400, "Bad Request")
+		return "", false
+	}
+	if s.gate.trustedSource(src) {
+		return "", true
+	}
+	now := time.Now()
+	v, user, blockedNow := s.gate.check(req, src, now)
+	switch v {
+	case vAdmit:
+		return user, true
+	case vChallenge, vStale:
+		s.respond(req, tx, 401, "Unauthorized", s.gate.challengeHeaders(src, now, v == vStale)...)
+	case vBlocked:
+		s.respond(req, tx, 403, "Forbidden")
+	default:
+		s.respond(req, tx, 403, "Forbidden")
+		switch {
+		case blockedNow:
+			s.log.Warn("SIP source blocked after repeated authentication failures", "source", src.String(),
+				"failures", s.gate.maxFailures, "for", s.gate.blockFor.String())
+		case len(s.gate.users) > 0:
+			s.log.Info("SIP authentication failed", "source", src.String(), "method", string(req.Method))
+		default:
+			// Scanners send these all day: one line a minute is enough.
+			if last := s.refusedLog.Load(); now.UnixNano()-last > int64(time.Minute) && s.refusedLog.CompareAndSwap(last, now.UnixNano()) {
+				s.log.Info("SIP request refused: source not in sip.trusted and no sip.users", "source", src.String(),
+					"method", string(req.Method))
+			}
+		}
+	}
+	return "", false
+}
