@@ -31,7 +31,11 @@ type Config struct {
 	Audio   Audio   `yaml:"audio"`
 	Log     Log     `yaml:"log"`
 	Prompts Prompts `yaml:"prompts"`
-	Groups  []Group `yaml:"groups"`
+	Admin   Admin   `yaml:"admin"`
+	// DrainTimeout bounds a stop (SIGTERM): callers are told the line is
+	// closing and every call is hung up within it.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	Groups       []Group       `yaml:"groups"`
 }
 
 // SIP is where and how the bridge speaks SIP.
@@ -167,6 +171,15 @@ type Group struct {
 	EndGrace time.Duration `yaml:"end_grace"`
 }
 
+// Admin is the operator's HTTP listener: /healthz, /metrics, /api/...
+type Admin struct {
+	// Listen is host:port; "" turns the listener off.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token every /api and /metrics request must
+	// carry; required when Listen is not a loopback address.
+	Token string `yaml:"token" secret:"token"`
+}
+
 // Audio is how callers' audio is cleaned up and mixed.
 type Audio struct {
 	// JitterMin and JitterMax bound the adaptive jitter buffer's delay.
@@ -204,8 +217,10 @@ func Default() *Config {
 			MaxTalkers: 4,
 			AGC:        true,
 		},
-		Log:     Log{Format: LogFormatText},
-		Prompts: Prompts{Language: "en"},
+		Log:          Log{Format: LogFormatText},
+		Prompts:      Prompts{Language: "en"},
+		Admin:        Admin{Listen: "127.0.0.1:8080"},
+		DrainTimeout: 10 * time.Second,
 	}
 }
 

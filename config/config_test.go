@@ -29,9 +29,11 @@ func TestDefault(t *testing.T) {
 			Timeout:     30 * time.Second,
 			HoldTimeout: time.Hour,
 		},
-		Audio:   Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
-		Log:     Log{Format: "text"},
-		Prompts: Prompts{Language: "en"},
+		Audio:        Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
+		Log:          Log{Format: "text"},
+		Prompts:      Prompts{Language: "en"},
+		Admin:        Admin{Listen: "127.0.0.1:8080"},
+		DrainTimeout: 10 * time.Second,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Default() = %+v\nwant %+v", got, want)

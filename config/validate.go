@@ -55,6 +55,7 @@ func (c *Config) Validate() error {
 		v.add("log.format", "%s must be text or json", quote(f))
 	}
 	v.prompts(&c.Prompts)
+	v.admin(&c.Admin, c.DrainTimeout)
 	v.groups(c.Groups)
 	if len(v.errs) == 0 {
 		return nil
@@ -334,6 +335,28 @@ func (v *validator) rtp(r *RTP) {
 	}
 	if r.HoldTimeout <= 0 {
 		v.add("rtp.hold_timeout", "%s must be above 0s", shortDuration(r.HoldTimeout))
+	}
+}
+
+// maxDrain bounds a stop: a service manager kills a process that takes
+// much longer.
+const maxDrain = 5 * time.Minute
+
+func (v *validator) admin(a *Admin, drain time.Duration) {
+	if a.Listen != "" {
+		ap, err := netip.ParseAddrPort(a.Listen)
+		switch {
+		case err != nil:
+			v.add("admin.listen", "%s must be IP:port (e.g. 127.0.0.1:8080), or empty to turn it off", quote(a.Listen))
+		case !ap.Addr().IsLoopback() && a.Token == "":
+			v.add("admin.token", "required when admin.listen (%s) is not a loopback address", quote(a.Listen))
+		}
+	}
+	if a.Token != "" && (len(a.Token) < 16 || !printableASCII(a.Token)) {
+		v.add("admin.token", "must be at least 16 printable ASCII characters")
+	}
+	if drain < time.Second || drain > maxDrain {
+		v.add("drain_timeout", "%s must be from 1s to %s", shortDuration(drain), shortDuration(maxDrain))
 	}
 }
 

@@ -44,7 +44,7 @@ func TestParseRules(t *testing.T) {
 
 		// Unknown keys, every one, with its path.
 		{"unknown keys", `
-admin: {listen: 127.0.0.1:8080}
+admin: {listen: 127.0.0.1:8080, tokn: x}
 sip:
   lisen: ["udp:127.0.0.1:5060"]
   trust: []
@@ -56,7 +56,7 @@ groups:
     pin: "3333"
     "odd key": 1
 `, []string{
-			"admin: unknown key",
+			"admin.tokn: unknown key",
 			"sip.lisen: unknown key",
 			"sip.trust: unknown key",
 			"groups[1].pin: unknown key",
@@ -132,6 +132,12 @@ sip: {external_address: bad_host}
 		{"external address empty label", "sip: {external_address: a..org}\n" + okGroups, []string{`sip.external_address: "a..org" must be an IP address or a host name`}},
 		{"external address long label", "sip: {external_address: " + strings.Repeat("a", 64) + ".org}\n" + okGroups, []string{`sip.external_address: "` + strings.Repeat("a", 40) + `…" must be an IP address or a host name`}},
 		{"external address zone", "sip: {external_address: \"fe80::1%eth0\"}\n" + okGroups, []string{`sip.external_address: "fe80::1%eth0" must be an IP address or a host name`}},
+		{"admin off", "admin: {listen: \"\"}\n" + okGroups, nil},
+		{"admin bad listen", "admin: {listen: \"localhost:80\"}\n" + okGroups, []string{`admin.listen: "localhost:80" must be IP:port (e.g. 127.0.0.1:8080), or empty to turn it off`}},
+		{"admin public without token", "admin: {listen: \"0.0.0.0:8080\"}\n" + okGroups, []string{`admin.token: required when admin.listen ("0.0.0.0:8080") is not a loopback address`}},
+		{"admin public with token", "admin: {listen: \"0.0.0.0:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, nil},
+		{"admin short token", "admin: {token: \"short-secret\"}\n" + okGroups, []string{"admin.token: must be at least 16 printable ASCII characters"}},
+		{"drain timeout", "drain_timeout: 0s\n" + okGroups, []string{"drain_timeout: 0s must be from 1s to 5m"}},
 		{"audio ok", "audio: {jitter_min: 40ms, jitter_max: 300ms, max_talkers: 6, agc: false, comfort_noise: true}\n" + okGroups, nil},
 		{"audio jitter inverted", "audio: {jitter_min: 300ms, jitter_max: 40ms}\n" + okGroups, []string{"audio.jitter_min: 300ms is above audio.jitter_max: 40ms"}},
 		{"audio jitter out of range", "audio: {jitter_min: 1ms, jitter_max: 5s}\n" + okGroups, []string{"audio.jitter_min: 1ms must be from 10ms to 1s", "audio.jitter_max: 5s must be from 10ms to 1s"}},

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/app"
@@ -70,9 +69,6 @@ func newServe(stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// drainTimeout bounds how long a stop waits for calls to hang up.
-const drainTimeout = 10 * time.Second
-
 // loadConfig reads the file, or the embedded default when file is "".
 func loadConfig(file string) (*config.Config, error) {
 	if file == "" {
@@ -98,7 +94,7 @@ func serve(cfg *config.Config, file string, logOut io.Writer) error {
 			continue
 		}
 		a.Logger().Info("stopping", "signal", sig.String())
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 		err := a.Shutdown(ctx)
 		cancel()
 		if err != nil {

@@ -69,6 +69,8 @@ rtp:
   port_max: %d
 log:
   format: json
+admin:
+  listen: 127.0.0.1:0
 groups:
 %s`, base, base+99, groups)
 }

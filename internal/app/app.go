@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -56,6 +57,8 @@ type App struct {
 	lobby   *lobby.Lobby
 	sip     *sipua.Server
 	metrics *metrics.Metrics
+	admin   *http.Server // nil when admin.listen is ""
+	adminLn net.Listener
 	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
 	reload  sync.Mutex
 }
@@ -139,6 +142,14 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AGC:          cfg.Audio.AGC,
 		ComfortNoise: cfg.Audio.ComfortNoise,
 	})
+	var users []sipua.User
+	for _, u := range cfg.SIP.Users {
+		users = append(users, sipua.User{Name: u.Name, Password: u.Password})
+	}
+	var reg *sipua.Register
+	if r := cfg.SIP.Register; r != nil {
+		reg = &sipua.Register{Registrar: r.Registrar, User: r.User, Password: r.Password, Expires: r.Expires, Transport: r.Transport}
+	}
 	var listeners []sipua.Listener
 	for _, l := range cfg.SIP.Listeners() {
 		listeners = append(listeners, sipua.Listener{Transport: l.Transport, Addr: l.Addr})
@@ -155,6 +166,11 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		HoldTimeout:     cfg.RTP.HoldTimeout,
 		AnswerDelay:     cfg.SIP.AnswerDelay,
 		AckTimeout:      opts.ackTimeout,
+		// Never nil: an empty list means "trust nobody".
+		Trusted:              cfg.SIP.TrustedPrefixes(),
+		Users:                users,
+		Register:             reg,
+		MediaExternalAddress: cfg.RTP.ExternalAddress,
 	})
 	if err != nil {
 		_ = engine.Close()
@@ -204,6 +220,42 @@ func (a *App) registerMetrics() {
 // Metrics returns the app's metrics (served by the admin listener).
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
+// startAdmin serves the admin API on admin.listen (port 0: any free port;
+// AdminAddr tells which).
+func (a *App) startAdmin() error {
+	if a.cfg.Admin.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen %s: %w", a.cfg.Admin.Listen, err)
+	}
+	a.adminLn = ln
+	a.admin = &http.Server{
+		Handler:           a.AdminHandler(a.cfg.Admin.Token),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logging.Library(a.log, slog.LevelWarn, "http").Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin listener stopped", "error", err.Error())
+		}
+	}()
+	a.log.Info("listening", "admin", ln.Addr().String())
+	return nil
+}
+
+// AdminAddr returns the admin listener's address, or "" when it is off.
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
 // AdminHandler is the operator's HTTP API: /healthz, /metrics, /api/...
 // Every action goes through the session rules, like the keypad.
 func (a *App) AdminHandler(token string) http.Handler {
@@ -237,6 +289,12 @@ func (a *App) Start() error {
 	for _, l := range a.sip.Addrs() {
 		a.log.Info("listening", "sip", l.String())
 	}
+	if err := a.startAdmin(); err != nil {
+		a.sip.Close()
+		a.clock.Stop()
+		_ = a.engine.Close()
+		return err
+	}
 	a.log.Info("groupbridge started", "groups", len(a.cfg.Groups),
 		"rtp_ports", fmt.Sprintf("%d-%d", a.cfg.RTP.PortMin, a.cfg.RTP.PortMax))
 	return nil
@@ -266,6 +324,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := a.sip.Shutdown(ctx)
+	if a.admin != nil {
+		_ = a.admin.Shutdown(ctx)
+	}
 	a.conf.Close()
 	a.clock.Stop()
 	if cerr := a.engine.Close(); cerr != nil && err == nil {

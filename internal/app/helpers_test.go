@@ -119,6 +119,8 @@ rtp:
   timeout: 10s
 log:
   format: json
+admin:
+  listen: 127.0.0.1:0
 groups:%s`, sipExtra, lo, hi, groups)
 }
 

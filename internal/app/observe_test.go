@@ -126,6 +126,15 @@ func TestMetricsAndAPIReflectCallsAndKeepSecrets(t *testing.T) {
 		}
 	}
 	_, health := get(t, h, "GET", "/healthz", "")
+	// The same API is served on admin.listen.
+	res, err := http.Get("http://" + a.AdminAddr() + "/healthz")
+	if err != nil {
+		t.Fatalf("admin listener: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("admin listener /healthz: %d", res.StatusCode)
+	}
 	for _, answer := range []string{scrape, rooms, health, logs.String()} {
 		for _, secret := range []string{pin, facPIN, "5554000001", "5554000002", "5554000003"} {
 			if strings.Contains(answer, secret) {
