@@ -47,8 +47,13 @@ type poller struct {
 	rsa    unix.RawSockaddrAny
 	salen  uint32
 	pkt    rtp.Packet
-	sr     rtcp.SenderReport   // reused by parseRTCP; Reports has room for 31
-	rr     rtcp.ReceiverReport // likewise
+	// dec receives decrypted SRTP and SRTCP; hdr and rtcpHdr are pion's
+	// scratch headers, kept here so that decryption allocates nothing.
+	dec     [recvBufSize]byte
+	hdr     rtp.Header
+	rtcpHdr rtcp.Header
+	sr      rtcp.SenderReport   // reused by parseRTCP; Reports has room for 31
+	rr      rtcp.ReceiverReport // likewise
 	// pcm receives each audio payload decoded, on its way to a jitter
 	// buffer: one per poller rather than per stream, because a poller
 	// handles one packet at a time and thousands of streams would each

@@ -35,6 +35,16 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 		s.count(dropMalformed)
 		return
 	}
+	if s.rx.srtp != nil {
+		// Authenticate before anything else looks at the packet, latching
+		// included: a stranger without the key cannot take the stream over.
+		dec, err := s.rx.srtp.DecryptRTP(p.dec[:], pkt, &p.hdr)
+		if err != nil {
+			s.count(dropSRTPAuth)
+			return
+		}
+		pkt = dec
+	}
 	if err := p.pkt.Unmarshal(pkt); err != nil {
 		s.count(dropMalformed)
 		return

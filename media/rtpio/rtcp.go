@@ -346,6 +346,14 @@ func (s *Stream) handleRTCP(p *poller, pkt []byte, truncated bool, from netip.Ad
 		s.countRTCP(rtcpForeign)
 		return
 	}
+	if s.rx.srtp != nil && !truncated {
+		dec, err := s.rx.srtp.DecryptRTCP(p.dec[:], pkt, &p.rtcpHdr)
+		if err != nil {
+			s.count(dropSRTPAuth)
+			return
+		}
+		pkt = dec
+	}
 	f, ok := p.parseRTCP(pkt, s.ssrc)
 	if truncated || !ok {
 		s.countRTCP(rtcpMalformed)
@@ -469,12 +477,20 @@ func (s *Stream) sendRTCP(now time.Time) {
 	if dst == nil {
 		return
 	}
-	if err := unix.Sendto(s.rtcpFd, b[:n], 0, dst); err != nil {
+	out := b[:n]
+	if s.tx.srtp != nil {
+		var err error
+		if out, err = s.tx.srtp.EncryptRTCP(s.tx.rtcpEnc[:], out, &s.tx.rtcpHdr); err != nil {
+			s.count(dropSendError)
+			return
+		}
+	}
+	if err := unix.Sendto(s.rtcpFd, out, 0, dst); err != nil {
 		s.count(dropSendError)
 		return
 	}
 	s.countRTCP(rtcpSent)
-	s.countOut(n)
+	s.countOut(len(out))
 }
 
 // rtcpDst returns where reports go: the address the peer's RTCP comes

@@ -84,6 +84,9 @@ type Drops struct {
 	SendError uint64
 	// Direction: audio received while receiving is turned off.
 	Direction uint64
+	// SRTPAuth: SRTP or SRTCP that failed authentication (a wrong key, a
+	// forged or damaged packet) or was a replay of one already accepted.
+	SRTPAuth uint64
 }
 
 // StreamStats are the counters of one stream and its current source.
@@ -115,6 +118,7 @@ func (s *Stats) add(o Stats) {
 	d.Late += od.Late
 	d.SendError += od.SendError
 	d.Direction += od.Direction
+	d.SRTPAuth += od.SRTPAuth
 	r, or := &s.RTCP, &o.RTCP
 	r.Received += or.Received
 	r.Sent += or.Sent
@@ -136,6 +140,7 @@ const (
 	dropLate
 	dropSendError
 	dropDirection
+	dropSRTPAuth
 	numDrops
 )
 
@@ -178,6 +183,7 @@ func (c *counters) snapshot() Stats {
 			Late:               d(dropLate),
 			SendError:          d(dropSendError),
 			Direction:          d(dropDirection),
+			SRTPAuth:           d(dropSRTPAuth),
 		},
 		RTCP: RTCPStats{
 			Received:  c.rtcp[rtcpReceived].Load(),

@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/groupbridge/groupbridge/media/dtmf"
@@ -40,6 +42,11 @@ type Params struct {
 	// way it must not block: every stream of that poller, or the whole
 	// room's clock, waits while it runs.
 	OnDigit func(digit byte)
+	// SRTP, when set, protects the stream with SDES-keyed SRTP and SRTCP
+	// (AES_CM_128_HMAC_SHA1_80): what arrives is authenticated and
+	// decrypted (failures are dropped, counted as SRTPAuth), what leaves
+	// is encrypted. Nil is plain RTP.
+	SRTP *SRTPKeys
 }
 
 // validate checks the fields a stream cannot work without.
@@ -55,6 +62,9 @@ func (p *Params) validate() error {
 	}
 	if p.DTMFPT == int(p.AudioPT) {
 		return fmt.Errorf("rtpio: telephone-event and audio share payload type %d", p.AudioPT)
+	}
+	if p.SRTP != nil {
+		return p.SRTP.validate()
 	}
 	return nil
 }
@@ -104,6 +114,10 @@ type Stream struct {
 		sdp     netip.AddrPort
 		latch   latch
 		dtmf    dtmf.Decoder
+		// srtp decrypts with the caller's key; nil for plain RTP. keys
+		// are the ones in use, so that Update rebuilds only on a change.
+		srtp *srtp.Context
+		keys *SRTPKeys
 	}
 
 	// play is the receive side between the poller (Push) and the clock
@@ -161,6 +175,15 @@ type Stream struct {
 		rtpPackets      uint32    // RTP packets sent, for the SR's sender info
 		rtpOctets       uint32    // their payload octets
 		rtcpBuf         [rtcpBufSize]byte
+
+		// SRTP sending: srtp encrypts with our key (nil for plain RTP)
+		// into enc and rtcpEnc, reused so that sending allocates nothing;
+		// encHdr is pion's scratch header.
+		srtp    *srtp.Context
+		enc     [rtpHeaderLen + pcm.FrameSamples + srtpTagLen]byte
+		rtcpEnc [rtcpBufSize + srtcpTrailerLen]byte
+		encHdr  rtp.Header
+		rtcpHdr rtcp.Header
 	}
 }
 
@@ -182,6 +205,10 @@ const markerGap = 60 * time.Millisecond
 // It returns ErrNoPorts when no pair is free and ErrClosed after Close.
 func (e *Engine) Open(p Params) (*Stream, error) {
 	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	srtpOut, srtpIn, err := srtpContexts(p.SRTP)
+	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
@@ -211,6 +238,7 @@ func (e *Engine) Open(p Params) (*Stream, error) {
 			return nil, err
 		}
 		s := e.newStream(p, i, port, rtpFd, rtcpFd)
+		s.tx.srtp, s.rx.srtp, s.rx.keys = srtpOut, srtpIn, p.SRTP
 		if err := s.register(); err != nil {
 			_ = unix.Close(rtpFd)
 			_ = unix.Close(rtcpFd)
@@ -346,6 +374,20 @@ func (s *Stream) Update(p Params) {
 	if s.rx.closed {
 		return
 	}
+	// New SDES keys (a re-INVITE may rekey or drop SRTP) start fresh
+	// contexts; the same keys keep the running ones and their rollover
+	// and replay state.
+	rekey := !p.SRTP.equal(s.rx.keys)
+	var srtpOut *srtp.Context
+	if rekey {
+		var srtpIn *srtp.Context
+		var err error
+		if srtpOut, srtpIn, err = srtpContexts(p.SRTP); err != nil {
+			s.e.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
+			return
+		}
+		s.rx.srtp, s.rx.keys = srtpIn, p.SRTP
+	}
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
 	s.play.mu.Lock()
 	s.setInband(p)
@@ -359,6 +401,9 @@ func (s *Stream) Update(p Params) {
 	defer s.tx.mu.Unlock()
 	s.tx.codec = p.Codec
 	s.tx.hdr.PayloadType = p.AudioPT
+	if rekey {
+		s.tx.srtp = srtpOut
+	}
 	if moved {
 		s.setDst(remote)
 	}
@@ -504,14 +549,22 @@ func (s *Stream) sendFrame(f *pcm.Frame, now time.Time) {
 		return
 	}
 	n += s.tx.codec.Encode(buf[n:], f[:])
-	if err := unix.Sendto(s.fd, buf[:n], 0, s.tx.dst); err != nil {
+	out := buf[:n]
+	if s.tx.srtp != nil {
+		// enc has room for the tag, so pion writes into it and allocates nothing.
+		if out, err = s.tx.srtp.EncryptRTP(s.tx.enc[:], out, &s.tx.encHdr); err != nil {
+			s.count(dropSendError)
+			return
+		}
+	}
+	if err := unix.Sendto(s.fd, out, 0, s.tx.dst); err != nil {
 		s.count(dropSendError)
 		return
 	}
 	s.tx.sentSinceReport = true
 	s.tx.rtpPackets++
 	s.tx.rtpOctets += uint32(n - rtpHeaderLen)
-	s.countOut(n)
+	s.countOut(len(out))
 }
 
 // LastActivity is the arrival time of the last packet accepted from the
