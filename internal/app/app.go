@@ -25,6 +25,7 @@ import (
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/admin"
 	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
@@ -57,6 +58,8 @@ type App struct {
 	lobby   *lobby.Lobby
 	sip     *sipua.Server
 	metrics *metrics.Metrics
+	guard   *guard.PINGuard
+	alarmAt atomic.Int64 // unix seconds of the last PIN-rate alarm
 	admin   *http.Server // nil when admin.listen is ""
 	adminLn net.Listener
 	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
@@ -134,6 +137,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		_ = engine.Close()
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
+	a.guard = guard.New(guard.Config{})
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
@@ -417,12 +421,50 @@ func (a *App) Drain() {
 	a.log.Info("draining: new calls are refused, sessions go on")
 }
 
+// pinAlarmRate is the failures per minute, bridge-wide or for one group's
+// dialled number, above which guessing is reported.
+const pinAlarmRate = 60
+
+// pinRateAlarm logs (at most once a minute) when PIN failures run high:
+// many callers guessing a little each is still an attack.
+func (a *App) pinRateAlarm(group string) {
+	now := time.Now()
+	rate, scope := a.guard.Rate("", now), "bridge"
+	if group != "" {
+		if r := a.guard.Rate(group, now); r > pinAlarmRate {
+			rate, scope = r, "group"
+		}
+	}
+	if rate <= pinAlarmRate {
+		return
+	}
+	last := a.alarmAt.Load()
+	if now.Unix()-last < 60 || !a.alarmAt.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	a.log.Warn("PIN failure rate high: possible guessing attack", "scope", scope, "per_minute", rate)
+}
+
 // ServeCall carries an answered call through the PIN prompt into its room.
 func (a *App) ServeCall(c *sipua.Call) {
 	st := a.state.Load()
+	id := a.identity(c.Caller())
+	if blocked, _ := a.guard.Blocked(id, time.Now()); blocked {
+		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", "pin-blocked")
+		a.metrics.CallOutcome("pin-blocked")
+		a.sayAndHangup(c, st, "pin-blocked", prompt.TryLater)
+		return
+	}
 	entry := a.lobby.Enter(c.Stream())
 	defer entry.Leave()
-	join, reason := a.runIVR(c, entry, st)
+	join, reason := a.runIVR(c, entry, st, id)
+	if reason == "pin-blocked" {
+		entry.Leave()
+		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
+		a.metrics.CallOutcome(reason)
+		a.sayAndHangup(c, st, reason, prompt.TryLater)
+		return
+	}
 	if join == nil {
 		if reason != "" {
 			a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
@@ -442,7 +484,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	p, err := a.conf.Join(conference.Group{
 		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
 		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
-	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: a.identity(c.Caller()),
+	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: id,
 		Masked: logging.MaskCaller(c.Caller()), CallID: c.ID()})
 	if err != nil {
 		outcome, clip := "join-failed", prompt.Goodbye
@@ -498,7 +540,7 @@ func (a *App) sayAndHangup(c *sipua.Call, st *state, reason string, names ...str
 // runIVR drives the PIN state machine with the call's key presses, the
 // prompts' completions and its timers. It returns the join action, or nil
 // and the reason the call is to end ("" when the caller already hung up).
-func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action, string) {
+func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string) (*ivr.Action, string) {
 	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed()})
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -527,15 +569,28 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action,
 	}
 	apply(m.Start(time.Now()))
 	tries := 0
-	dialedGroup := false
+	dialedGroup := ""
 	for _, g := range st.groups {
 		if g.Number != "" && g.Number == c.Dialed() {
-			dialedGroup = true
+			dialedGroup = st.cfg.Groups[g.Index].Name
 		}
 	}
-	for join == nil && hangup == "" && !m.Done() {
+	// failed records wrong PINs; it reports whether the caller is now
+	// blocked for guessing.
+	failed := func() bool {
+		blocked := false
 		for ; tries < m.Tries(); tries++ {
-			a.metrics.PINFailure(dialedGroup)
+			a.metrics.PINFailure(dialedGroup != "")
+			if a.guard.Fail(id, dialedGroup, time.Now()) {
+				blocked = true
+			}
+		}
+		a.pinRateAlarm(dialedGroup)
+		return blocked
+	}
+	for join == nil && hangup == "" && !m.Done() {
+		if failed() {
+			return nil, "pin-blocked"
 		}
 		if dl, ok := m.NextDeadline(); ok {
 			timer.Reset(max(time.Until(dl), time.Millisecond))
@@ -553,8 +608,8 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state) (*ivr.Action,
 			return nil, ""
 		}
 	}
-	for ; tries < m.Tries(); tries++ {
-		a.metrics.PINFailure(dialedGroup)
+	if failed() && join == nil {
+		return nil, "pin-blocked"
 	}
 	if join != nil {
 		return join, ""

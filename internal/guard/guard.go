@@ -1,0 +1,190 @@
+// Package guard limits PIN guessing across calls. Three tries per call are
+// the IVR's business; this package remembers failures per caller (by the
+// caller's HMAC identity, never the number) so that a caller who keeps
+// guessing is refused for a while, and it measures the failure rate of the
+// whole bridge (and per group) so that a distributed attack is noticed.
+// Pure and safe for concurrent use; time is passed in.
+package guard
+
+import (
+	"sync"
+	"time"
+)
+
+// Config sets the limits; zero fields take the defaults.
+type Config struct {
+	// Failures within Window from one caller block that caller (10).
+	Failures int
+	// AnonFailures is the same for all callers without a number together,
+	// who share one bucket (30).
+	AnonFailures int
+	// Window is the span failures are counted over (15 minutes).
+	Window time.Duration
+	// Lockout is how long a blocked caller is refused (15 minutes).
+	Lockout time.Duration
+	// MaxCallers bounds the memory kept (100,000 callers); the oldest
+	// records are dropped first.
+	MaxCallers int
+}
+
+func (c *Config) defaults() {
+	if c.Failures <= 0 {
+		c.Failures = 10
+	}
+	if c.AnonFailures <= 0 {
+		c.AnonFailures = 30
+	}
+	if c.Window <= 0 {
+		c.Window = 15 * time.Minute
+	}
+	if c.Lockout <= 0 {
+		c.Lockout = 15 * time.Minute
+	}
+	if c.MaxCallers <= 0 {
+		c.MaxCallers = 100_000
+	}
+}
+
+// record is one caller's recent failures.
+type record struct {
+	fails   []time.Time // within Window, oldest first
+	blocked time.Time   // refused until then
+	seen    time.Time
+}
+
+// PINGuard remembers PIN failures.
+type PINGuard struct {
+	cfg Config
+
+	mu      sync.Mutex
+	callers map[string]*record
+	anon    record
+	rate    map[string]*window // "" = the whole bridge, else a group
+}
+
+// New returns a guard with cfg's limits.
+func New(cfg Config) *PINGuard {
+	cfg.defaults()
+	return &PINGuard{cfg: cfg, callers: map[string]*record{}, rate: map[string]*window{}}
+}
+
+func (g *PINGuard) recordFor(identity string, create bool) (*record, int) {
+	if identity == "" {
+		return &g.anon, g.cfg.AnonFailures
+	}
+	r := g.callers[identity]
+	if r == nil && create {
+		if len(g.callers) >= g.cfg.MaxCallers {
+			g.evictOldest()
+		}
+		r = &record{}
+		g.callers[identity] = r
+	}
+	return r, g.cfg.Failures
+}
+
+// evictOldest drops the least recently seen record. Linear, but it only
+// runs when the table is full, which an attack with many numbers causes;
+// each eviction then frees room for one more.
+func (g *PINGuard) evictOldest() {
+	var oldest string
+	var t time.Time
+	for id, r := range g.callers {
+		if oldest == "" || r.seen.Before(t) {
+			oldest, t = id, r.seen
+		}
+	}
+	delete(g.callers, oldest)
+}
+
+// Blocked reports whether the caller is refused now, and until when.
+func (g *PINGuard) Blocked(identity string, now time.Time) (bool, time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, _ := g.recordFor(identity, false)
+	if r == nil || !now.Before(r.blocked) {
+		return false, time.Time{}
+	}
+	return true, r.blocked
+}
+
+// Fail records a wrong PIN from the caller (and in group's rate, "" when
+// the call did not dial a group's number) and reports whether the caller
+// is now blocked.
+func (g *PINGuard) Fail(identity, group string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.count("", now)
+	if group != "" {
+		g.count(group, now)
+	}
+	r, limit := g.recordFor(identity, true)
+	r.seen = now
+	keep := r.fails[:0]
+	for _, t := range r.fails {
+		if now.Sub(t) < g.cfg.Window {
+			keep = append(keep, t)
+		}
+	}
+	r.fails = append(keep, now)
+	if len(r.fails) >= limit {
+		r.blocked = now.Add(g.cfg.Lockout)
+		r.fails = r.fails[:0]
+		return true
+	}
+	return now.Before(r.blocked)
+}
+
+// Rate returns the failures per minute over the last minute, for the whole
+// bridge (group "") or one group.
+func (g *PINGuard) Rate(group string, now time.Time) float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.rate[group]
+	if w == nil {
+		return 0
+	}
+	return float64(w.sum(now))
+}
+
+// Callers returns how many callers are remembered (for tests and metrics).
+func (g *PINGuard) Callers() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.callers)
+}
+
+func (g *PINGuard) count(key string, now time.Time) {
+	w := g.rate[key]
+	if w == nil {
+		w = &window{}
+		g.rate[key] = w
+	}
+	w.add(now)
+}
+
+// window counts events in the last minute in 60 one-second buckets.
+type window struct {
+	buckets [60]int
+	stamps  [60]int64 // the second each bucket belongs to
+}
+
+func (w *window) add(now time.Time) {
+	s := now.Unix()
+	i := int(s % 60)
+	if w.stamps[i] != s {
+		w.stamps[i], w.buckets[i] = s, 0
+	}
+	w.buckets[i]++
+}
+
+func (w *window) sum(now time.Time) int {
+	s := now.Unix()
+	n := 0
+	for i := range w.buckets {
+		if s-w.stamps[i] < 60 {
+			n += w.buckets[i]
+		}
+	}
+	return n
+}
