@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -395,6 +396,21 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if running.SIP.ExternalAddress != next.SIP.ExternalAddress {
 		keys = append(keys, "sip.external_address")
+	}
+	if !slices.Equal(running.SIP.Trusted, next.SIP.Trusted) {
+		keys = append(keys, "sip.trusted")
+	}
+	if !slices.Equal(running.SIP.Users, next.SIP.Users) {
+		keys = append(keys, "sip.users")
+	}
+	if !reflect.DeepEqual(running.SIP.Register, next.SIP.Register) {
+		keys = append(keys, "sip.register")
+	}
+	if running.Admin != next.Admin {
+		keys = append(keys, "admin")
+	}
+	if running.RTP.ExternalAddress != next.RTP.ExternalAddress {
+		keys = append(keys, "rtp.external_address")
 	}
 	if running.RTP.Address != next.RTP.Address {
 		keys = append(keys, "rtp.address")
