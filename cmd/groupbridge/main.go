@@ -47,6 +47,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServe(stderr), newConfigCmd(stdout, stderr), newVersion(stdout))
+	root.AddCommand(newLoad(stdout, stderr))
 	return root
 }
 

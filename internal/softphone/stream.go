@@ -165,6 +165,7 @@ type stream struct {
 	stats     rxStats
 	rxPkt     rtp.Packet
 	rxEventPT int // telephone-event PT to classify, -1 none
+	arrivals  IntervalHistogram
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -479,6 +480,7 @@ func (s *stream) store(b []byte, arrival int64) {
 		return
 	}
 	s.stats.add(pkt.SSRC, pkt.SequenceNumber)
+	s.arrivals.Add(arrival)
 	if pt == s.rxEventPT {
 		s.stats.events++
 		return
