@@ -12,10 +12,12 @@
 package config
 
 import (
+	"crypto/tls"
 	_ "embed"
 	"fmt"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +64,37 @@ type SIP struct {
 	// Register, when set, registers the bridge to a PBX as an extension.
 	// Nil (null in the file, the default) registers nowhere.
 	Register *Register `yaml:"register"`
+	// TLS holds the certificate of the tls: listeners; required when
+	// Listen has one. Nil (null in the file, the default) is none.
+	TLS *TLS `yaml:"tls"`
+}
+
+// TLS is the sip.tls section: the certificate the bridge presents on its
+// tls: listeners.
+type TLS struct {
+	// Cert is a PEM file with the certificate, then any intermediates.
+	Cert string `yaml:"cert"`
+	// Key is a PEM file with the certificate's private key.
+	Key string `yaml:"key"`
+}
+
+// Load reads the certificate and key into a server configuration that
+// accepts TLS 1.2 and later. The error names the files, never key material.
+func (t *TLS) Load() (*tls.Config, error) {
+	certPEM, err := os.ReadFile(t.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("sip.tls.cert: %w", err)
+	}
+	keyPEM, err := os.ReadFile(t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sip.tls.key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// crypto/tls names the input it failed on and never prints it.
+		return nil, fmt.Errorf("sip.tls: certificate %s and key %s do not load as a key pair: %w", strconv.Quote(t.Cert), strconv.Quote(t.Key), err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // User is one sip.users account.
@@ -113,7 +146,20 @@ type RTP struct {
 	// HoldTimeout is the same for a call on hold, which may rightly send
 	// nothing for a long time.
 	HoldTimeout time.Duration `yaml:"hold_timeout"`
+	// SRTP is when media is encrypted (SDES, AES_CM_128_HMAC_SHA1_80):
+	// SRTPOff, SRTPOffer or SRTPRequire.
+	SRTP string `yaml:"srtp"`
 }
+
+// rtp.srtp values.
+const (
+	// SRTPOff never encrypts: offers of SRTP only are refused (488).
+	SRTPOff = "off"
+	// SRTPOffer encrypts when the caller offers SRTP, plain RTP otherwise.
+	SRTPOffer = "offer"
+	// SRTPRequire refuses (488) callers that do not offer SRTP.
+	SRTPRequire = "require"
+)
 
 // Log formats.
 const (
@@ -210,6 +256,7 @@ func Default() *Config {
 			PortMax:     20000,
 			Timeout:     30 * time.Second,
 			HoldTimeout: time.Hour,
+			SRTP:        SRTPOffer,
 		},
 		Audio: Audio{
 			JitterMin:  20 * time.Millisecond,

@@ -28,6 +28,7 @@ func TestDefault(t *testing.T) {
 			PortMax:     20000,
 			Timeout:     30 * time.Second,
 			HoldTimeout: time.Hour,
+			SRTP:        SRTPOffer,
 		},
 		Audio:        Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
 		Log:          Log{Format: "text"},

@@ -11,11 +11,13 @@ import (
 const (
 	TransportUDP = "udp"
 	TransportTCP = "tcp"
+	// TransportTLS is SIP over TLS (RFC 3261 26.2); it needs sip.tls.
+	TransportTLS = "tls"
 )
 
 // Listener is one parsed sip.listen entry.
 type Listener struct {
-	// Transport is TransportUDP or TransportTCP.
+	// Transport is TransportUDP, TransportTCP or TransportTLS.
 	Transport string
 	// Addr is the IP and port to bind; port 0 asks the kernel for any free port.
 	Addr netip.AddrPort
@@ -25,7 +27,7 @@ type Listener struct {
 func (l Listener) String() string { return l.Transport + ":" + l.Addr.String() }
 
 // ParseListener reads a "transport:host:port" entry such as udp:0.0.0.0:5060
-// or tcp:[::1]:5060. The host must be an IP address (host names would make
+// or tcp:[::1]:5060 or tls:0.0.0.0:5061. The host must be an IP address (host names would make
 // the bind depend on DNS at start-up), an IPv6 one in brackets; the port is
 // 0-65535, 0 meaning any free port. The error quotes s, which is no secret.
 func ParseListener(s string) (Listener, error) {
@@ -33,8 +35,8 @@ func ParseListener(s string) (Listener, error) {
 	if !ok {
 		return Listener{}, fmt.Errorf("%s must look like transport:host:port, like udp:0.0.0.0:5060", quote(s))
 	}
-	if transport != TransportUDP && transport != TransportTCP {
-		return Listener{}, fmt.Errorf("%s: transport must be udp or tcp", quote(s))
+	if transport != TransportUDP && transport != TransportTCP && transport != TransportTLS {
+		return Listener{}, fmt.Errorf("%s: transport must be udp, tcp or tls", quote(s))
 	}
 	i := strings.LastIndexByte(rest, ':')
 	if i < 0 {

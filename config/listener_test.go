@@ -14,6 +14,7 @@ func TestParseListener(t *testing.T) {
 	}{
 		{"udp:0.0.0.0:5060", Listener{"udp", netip.MustParseAddrPort("0.0.0.0:5060")}, "udp:0.0.0.0:5060"},
 		{"tcp:127.0.0.1:0", Listener{"tcp", netip.MustParseAddrPort("127.0.0.1:0")}, "tcp:127.0.0.1:0"},
+		{"tls:0.0.0.0:5061", Listener{"tls", netip.MustParseAddrPort("0.0.0.0:5061")}, "tls:0.0.0.0:5061"},
 		{"udp:[::1]:5060", Listener{"udp", netip.MustParseAddrPort("[::1]:5060")}, "udp:[::1]:5060"},
 		{"udp:[0:0::1]:65535", Listener{"udp", netip.MustParseAddrPort("[::1]:65535")}, "udp:[::1]:65535"},
 		{"tcp:[::]:5060", Listener{"tcp", netip.MustParseAddrPort("[::]:5060")}, "tcp:[::]:5060"},
@@ -39,7 +40,7 @@ func TestParseListener(t *testing.T) {
 	}
 	// The error texts are checked through Validate in TestParseRules; here
 	// only that each of these fails.
-	for _, bad := range []string{"", "udp", "udp:", "udp:1.2.3.4", "tls:1.2.3.4:5061", "udp:host:5060",
+	for _, bad := range []string{"", "udp", "udp:", "udp:1.2.3.4", "sctp:1.2.3.4:5061", "udp:host:5060",
 		"udp:::1:5060", "udp:[1.2.3.4]:5060", "udp:1.2.3.4:65536", "udp:1.2.3.4:-1", "udp:1.2.3.4:+1",
 		"udp:1.2.3.4:1_0", "udp:1.2.3.4:000001", "udp:[::1:5060", "udp: 1.2.3.4:5060"} {
 		if l, err := ParseListener(bad); err == nil {

@@ -108,6 +108,15 @@ func (v *validator) sip(s *SIP) {
 			v.add(path, "%s repeats sip.listen[%d]", quote(e), first)
 			continue
 		}
+		// tcp and tls both bind a TCP socket: one address, one of them.
+		other := Listener{TransportTCP, l.Addr}
+		if l.Transport == TransportTCP {
+			other.Transport = TransportTLS
+		}
+		if first, dup := seen[other]; dup && l.Transport != TransportUDP && l.Addr.Port() != 0 {
+			v.add(path, "%s takes the TCP port of sip.listen[%d]", quote(e), first)
+			continue
+		}
 		seen[l] = i
 	}
 	if a := s.ExternalAddress; a != "" && !validIP(a) && !validHostName(a) {
@@ -130,6 +139,38 @@ func (v *validator) sip(s *SIP) {
 	v.users(s.Users)
 	if s.Register != nil {
 		v.register(s.Register, seen)
+	}
+	v.tls(s.TLS, seen)
+}
+
+// tls checks sip.tls: required with a tls: listener, whose files must then
+// load as a certificate and its key. Without one the section may stay as
+// an example, and its files are not read.
+func (v *validator) tls(t *TLS, listeners map[Listener]int) {
+	first := -1
+	for l, i := range listeners {
+		if l.Transport == TransportTLS && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	if t == nil {
+		if first >= 0 {
+			v.add("sip.tls", "required by sip.listen[%d] (tls): set sip.tls.cert and sip.tls.key", first)
+		}
+		return
+	}
+	if t.Cert == "" {
+		v.add("sip.tls.cert", "required: a PEM certificate file")
+	}
+	if t.Key == "" {
+		v.add("sip.tls.key", "required: a PEM private key file")
+	}
+	if first < 0 || t.Cert == "" || t.Key == "" {
+		return
+	}
+	if _, err := t.Load(); err != nil {
+		path, _, _ := strings.Cut(err.Error(), ":")
+		v.add(path, "%s", strings.TrimPrefix(err.Error(), path+": "))
 	}
 }
 
@@ -335,6 +376,11 @@ func (v *validator) rtp(r *RTP) {
 	}
 	if r.HoldTimeout <= 0 {
 		v.add("rtp.hold_timeout", "%s must be above 0s", shortDuration(r.HoldTimeout))
+	}
+	switch r.SRTP {
+	case SRTPOff, SRTPOffer, SRTPRequire:
+	default:
+		v.add("rtp.srtp", "%s must be off, offer or require", quote(r.SRTP))
 	}
 }
 

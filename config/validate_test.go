@@ -89,7 +89,7 @@ groups:
 		{"listen bad", `
 sip:
   listen:
-    - "tls:127.0.0.1:5061"
+    - "sctp:127.0.0.1:5061"
     - "udp"
     - "udp:127.0.0.1"
     - "udp:localhost:5060"
@@ -101,7 +101,7 @@ sip:
     - "UDP:127.0.0.1:5060"
     - ""
 ` + okGroups, []string{
-			`sip.listen[0]: "tls:127.0.0.1:5061": transport must be udp or tcp`,
+			`sip.listen[0]: "sctp:127.0.0.1:5061": transport must be udp, tcp or tls`,
 			`sip.listen[1]: "udp" must look like transport:host:port, like udp:0.0.0.0:5060`,
 			`sip.listen[2]: "udp:127.0.0.1" must look like transport:host:port, like udp:0.0.0.0:5060`,
 			`sip.listen[3]: "udp:localhost:5060": host "localhost" must be an IP address`,
@@ -110,7 +110,7 @@ sip:
 			`sip.listen[6]: "tcp:127.0.0.1:65536": port "65536" must be 0-65535`,
 			`sip.listen[7]: "tcp:127.0.0.1:+5": port "+5" must be 0-65535`,
 			`sip.listen[8]: "tcp:127.0.0.1:": port "" must be 0-65535`,
-			`sip.listen[9]: "UDP:127.0.0.1:5060": transport must be udp or tcp`,
+			`sip.listen[9]: "UDP:127.0.0.1:5060": transport must be udp, tcp or tls`,
 			`sip.listen[10]: "" must look like transport:host:port, like udp:0.0.0.0:5060`,
 		}},
 		{"listen duplicates", `sip: {listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "udp:127.0.0.1:5060", "udp:[::1]:5060", "udp:[0:0::1]:5060"]}` + "\n" + okGroups, []string{

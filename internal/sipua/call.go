@@ -152,6 +152,7 @@ func (c *Call) applyMedia(m Media) {
 		AudioPT: m.AudioPT,
 		DTMFPT:  m.DTMFPT,
 		OnDigit: c.pushDigit,
+		SRTP:    m.SRTP.Keys(),
 	})
 	send := m.Direction.WeSend() && !m.Hold
 	recv := m.Direction.WeReceive() && !m.Hold

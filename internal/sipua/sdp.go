@@ -70,15 +70,46 @@ type Media struct {
 	DTMFPT    int            // telephone-event payload type, -1 if none
 	Direction Direction      // as declared by the peer
 	Hold      bool           // c=0.0.0.0 (RFC 2543 hold)
+	// SRTP is the SDES session when the chosen stream is RTP/SAVP; nil
+	// for plain RTP. ParseOfferSRTP fills Remote and Tag and a fresh
+	// Local key; the answer carries Local under the same tag.
+	SRTP *SRTP
+
+	// index is the chosen m= line and lines all the offer's m= lines, so
+	// that the answer rejects the others in place (RFC 3264 6).
+	index int
+	lines []mline
+}
+
+// mline is what an answer repeats of an offered m= line it rejects.
+type mline struct {
+	media, proto, format string
 }
 
 // maxSDP bounds the body we try to parse; real offers are well under 4 kB.
 const maxSDP = 16 << 10
 
-// ParseOffer reads a peer's offer (or, with the same rules, its answer to our
-// offer) and chooses the first PCMU or PCMA format in the peer's order of
-// preference, plus telephone-event at 8000 Hz when present.
+// SDP transport protocols of plain and SDES-keyed audio.
+const (
+	protoAVP  = "RTP/AVP"
+	protoSAVP = "RTP/SAVP"
+)
+
+// ParseOffer reads a peer's offer (or, with the same rules, its answer to
+// our offer) with SRTP off: see ParseOfferSRTP.
 func ParseOffer(body []byte) (Media, error) {
+	return ParseOfferSRTP(body, SRTPOff)
+}
+
+// ParseOfferSRTP reads a peer's offer (or its answer to our offer) and
+// chooses an audio stream by the SRTP policy mode: an RTP/SAVP one with an
+// AES_CM_128_HMAC_SHA1_80 a=crypto when mode allows and one is offered,
+// else an RTP/AVP one unless mode is SRTPRequire. In that stream it picks
+// the first PCMU or PCMA format in the peer's order of preference, plus
+// telephone-event at 8000 Hz when present. For an SRTP choice it draws our
+// own fresh key (crypto/rand). A policy that no stream meets gives an
+// error wrapping ErrNoSRTP.
+func ParseOfferSRTP(body []byte, mode SRTPMode) (Media, error) {
 	m := Media{DTMFPT: -1}
 	if len(body) == 0 || len(body) > maxSDP {
 		return m, fmt.Errorf("%w: body of %d bytes", ErrBadSDP, len(body))
@@ -87,21 +118,121 @@ func ParseOffer(body []byte) (Media, error) {
 	if err := sd.UnmarshalString(string(body)); err != nil {
 		return m, fmt.Errorf("%w: %v", ErrBadSDP, shorten(err.Error()))
 	}
-	sessionDir, _ := directionOf(sd.Attributes)
-	var audio *sdp.MediaDescription
-	for _, md := range sd.MediaDescriptions {
-		if md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 {
-			audio = md
-			break
+	lines := make([]mline, len(sd.MediaDescriptions))
+	for i, md := range sd.MediaDescriptions {
+		lines[i] = mline{md.MediaName.Media, strings.Join(md.MediaName.Protos, "/"), "0"}
+		if len(md.MediaName.Formats) > 0 {
+			lines[i].format = md.MediaName.Formats[0]
 		}
 	}
-	if audio == nil {
+	// The first usable stream of each kind, in the offer's order.
+	var plain, secure *Media
+	var firstErr error
+	sawSAVP := false
+	for i, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		proto := lines[i].proto
+		var crypto *Crypto
+		switch {
+		case proto == protoAVP && plain == nil && mode != SRTPRequire:
+		case proto == protoSAVP && secure == nil && mode != SRTPOff:
+			sawSAVP = true
+			if crypto = usableCrypto(md.Attributes); crypto == nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("%w: no %s a=crypto with a usable key", ErrNoSRTP, SuiteAES128SHA80)
+				}
+				continue
+			}
+		case proto == protoSAVP:
+			sawSAVP = true
+			continue
+		default:
+			if firstErr == nil && proto != protoAVP {
+				firstErr = fmt.Errorf("%w: transport %q (want RTP/AVP or RTP/SAVP)", ErrNoCommonCodec, shorten(proto))
+			}
+			continue
+		}
+		got, err := parseAudio(&sd, md)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		got.index = i
+		if crypto != nil {
+			got.SRTP = &SRTP{Tag: crypto.Tag, Remote: crypto.Key}
+			secure = &got
+		} else {
+			plain = &got
+		}
+	}
+	chosen := secure
+	if chosen == nil {
+		chosen = plain
+	}
+	switch {
+	case chosen != nil:
+	case mode == SRTPRequire:
+		return m, fmt.Errorf("%w: rtp.srtp is require and no RTP/SAVP stream with a usable a=crypto was offered", ErrNoSRTP)
+	case mode == SRTPOff && sawSAVP:
+		return m, fmt.Errorf("%w: rtp.srtp is off and only RTP/SAVP was offered", ErrNoSRTP)
+	case firstErr != nil:
+		return m, firstErr
+	default:
 		return m, fmt.Errorf("%w: no active audio stream", ErrNoCommonCodec)
 	}
-	proto := strings.Join(audio.MediaName.Protos, "/")
-	if proto != "RTP/AVP" {
-		return m, fmt.Errorf("%w: transport %q (want RTP/AVP)", ErrNoCommonCodec, shorten(proto))
+	if chosen.SRTP != nil {
+		key, err := newSRTPKey()
+		if err != nil {
+			return m, err
+		}
+		chosen.SRTP.Local = key
 	}
+	chosen.lines = lines
+	return *chosen, nil
+}
+
+// ParseAnswer reads the peer's answer to our offer, which carried
+// offerKey (nil for a plain RTP/AVP offer): SRTP must then be answered
+// with a usable a=crypto under OfferCryptoTag, and our key goes in the
+// result's SRTP.Local.
+func ParseAnswer(body, offerKey []byte) (Media, error) {
+	if offerKey == nil {
+		return ParseOffer(body)
+	}
+	m, err := ParseOfferSRTP(body, SRTPRequire)
+	if err != nil {
+		return m, err
+	}
+	if m.SRTP.Tag != OfferCryptoTag {
+		return Media{DTMFPT: -1}, fmt.Errorf("%w: answer's a=crypto tag %d is not our offer's %d", ErrNoSRTP, m.SRTP.Tag, OfferCryptoTag)
+	}
+	m.SRTP.Local = offerKey
+	return m, nil
+}
+
+// usableCrypto returns the first a=crypto of attrs with our suite and a
+// readable key, or nil.
+func usableCrypto(attrs []sdp.Attribute) *Crypto {
+	for _, a := range attrs {
+		if a.Key != "crypto" {
+			continue
+		}
+		if c, err := ParseCrypto(a.Value); err == nil && c.Key != nil {
+			return &c
+		}
+	}
+	return nil
+}
+
+// parseAudio reads one audio m= section: its address, codec, telephone-event
+// and direction.
+func parseAudio(sd *sdp.SessionDescription, audio *sdp.MediaDescription) (Media, error) {
+	m := Media{DTMFPT: -1}
+	sessionDir, _ := directionOf(sd.Attributes)
 	conn := audio.ConnectionInformation
 	if conn == nil {
 		conn = sd.ConnectionInformation
@@ -190,9 +321,14 @@ type Local struct {
 	Port      uint16 // our RTP port
 	SessionID uint64
 	Version   uint64
+	// OfferKey, when set, makes BuildOffer offer RTP/SAVP with this key
+	// (a=crypto tag OfferCryptoTag) instead of RTP/AVP.
+	OfferKey []byte
 }
 
-// BuildAnswer writes our answer to an offer whose choice is m.
+// BuildAnswer writes our answer to an offer whose choice is m: the chosen
+// stream (RTP/SAVP with our a=crypto under the offer's tag when m.SRTP is
+// set) in its place, every other offered m= line rejected with port 0.
 func BuildAnswer(l Local, m Media) []byte {
 	dir := m.Direction.Reverse()
 	if m.Hold {
@@ -200,20 +336,50 @@ func BuildAnswer(l Local, m Media) []byte {
 	}
 	var b strings.Builder
 	writeHeader(&b, l)
-	writeMedia(&b, l, []rtpmapEntry{{m.AudioPT, m.Codec}}, m.DTMFPT)
+	for i, ml := range m.lines {
+		if i == m.index {
+			continue
+		}
+		if i > m.index {
+			break
+		}
+		fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", ml.media, ml.proto, ml.format)
+	}
+	proto := protoAVP
+	if m.SRTP != nil {
+		proto = protoSAVP
+	}
+	writeMedia(&b, l, proto, []rtpmapEntry{{m.AudioPT, m.Codec}}, m.DTMFPT)
+	if m.SRTP != nil {
+		b.WriteString("a=crypto:" + Crypto{Tag: m.SRTP.Tag, Suite: SuiteAES128SHA80, Key: m.SRTP.Local}.String() + "\r\n")
+	}
 	b.WriteString("a=" + dir.String() + "\r\n")
+	for i := m.index + 1; i < len(m.lines); i++ {
+		ml := m.lines[i]
+		fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", ml.media, ml.proto, ml.format)
+	}
 	return []byte(b.String())
 }
 
 // OfferDTMFPT is the telephone-event payload type of our own offers.
 const OfferDTMFPT = 101
 
+// OfferCryptoTag is the a=crypto tag of our own SRTP offers.
+const OfferCryptoTag = 1
+
 // BuildOffer writes our offer for an INVITE that came without one: PCMU,
-// PCMA and telephone-event.
+// PCMA and telephone-event, over RTP/SAVP when l.OfferKey is set.
 func BuildOffer(l Local) []byte {
 	var b strings.Builder
 	writeHeader(&b, l)
-	writeMedia(&b, l, []rtpmapEntry{{0, g711.PCMU}, {8, g711.PCMA}}, OfferDTMFPT)
+	proto := protoAVP
+	if l.OfferKey != nil {
+		proto = protoSAVP
+	}
+	writeMedia(&b, l, proto, []rtpmapEntry{{0, g711.PCMU}, {8, g711.PCMA}}, OfferDTMFPT)
+	if l.OfferKey != nil {
+		b.WriteString("a=crypto:" + Crypto{Tag: OfferCryptoTag, Suite: SuiteAES128SHA80, Key: l.OfferKey}.String() + "\r\n")
+	}
 	b.WriteString("a=sendrecv\r\n")
 	return []byte(b.String())
 }
@@ -233,8 +399,8 @@ type rtpmapEntry struct {
 	codec g711.Codec
 }
 
-func writeMedia(b *strings.Builder, l Local, audio []rtpmapEntry, dtmfPT int) {
-	fmt.Fprintf(b, "m=audio %d RTP/AVP", l.Port)
+func writeMedia(b *strings.Builder, l Local, proto string, audio []rtpmapEntry, dtmfPT int) {
+	fmt.Fprintf(b, "m=audio %d %s", l.Port, proto)
 	for _, e := range audio {
 		fmt.Fprintf(b, " %d", e.pt)
 	}

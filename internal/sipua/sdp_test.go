@@ -43,7 +43,7 @@ func TestParseOffer(t *testing.T) {
 		{"old hold c=0.0.0.0", strings.Replace(offer("0"), "c=IN IP4 192.0.2.10", "c=IN IP4 0.0.0.0", 1), g711.PCMU, 0, -1, SendRecv, true, nil},
 		{"no common codec", offer("9 18", "a=rtpmap:9 G722/8000", "a=rtpmap:18 G729/8000"), 0, 0, -1, SendRecv, false, ErrNoCommonCodec},
 		{"PCMU name at wrong rate", offer("0", "a=rtpmap:0 PCMU/16000"), 0, 0, -1, SendRecv, false, ErrNoCommonCodec},
-		{"SRTP profile", strings.Replace(offer("0"), "RTP/AVP", "RTP/SAVP", 1), 0, 0, -1, SendRecv, false, ErrNoCommonCodec},
+		{"SRTP profile with SRTP off", strings.Replace(offer("0"), "RTP/AVP", "RTP/SAVP", 1), 0, 0, -1, SendRecv, false, ErrNoSRTP},
 		{"video only", strings.Replace(offer("0"), "m=audio", "m=video", 1), 0, 0, -1, SendRecv, false, ErrNoCommonCodec},
 		{"garbage", "hello", 0, 0, -1, SendRecv, false, ErrBadSDP},
 		{"empty", "", 0, 0, -1, SendRecv, false, ErrBadSDP},
@@ -120,7 +120,14 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte(offer("8", "a=sendonly")))
 	f.Add([]byte("v=0\r\n"))
 	f.Add([]byte(strings.Replace(offer("0"), "4000", "99999", 1)))
+	f.Add([]byte(both()))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := ParseOfferSRTP(b, SRTPOffer); err == nil && m.SRTP != nil {
+			ans := BuildAnswer(Local{Host: "127.0.0.1", Port: 1000, SessionID: 1, Version: 1}, m)
+			if back, err := ParseOfferSRTP(ans, SRTPRequire); err != nil || back.SRTP.Tag != m.SRTP.Tag {
+				t.Fatalf("SRTP answer to accepted offer does not parse: %v\n%s", err, ans)
+			}
+		}
 		m, err := ParseOffer(b)
 		if err == nil {
 			if !m.Codec.Valid() {

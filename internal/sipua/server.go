@@ -11,7 +11,9 @@
 package sipua
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,7 +45,7 @@ type HandlerFunc func(c *Call)
 // ServeCall calls f(c).
 func (f HandlerFunc) ServeCall(c *Call) { f(c) }
 
-// Listener is one SIP socket: transport "udp" or "tcp" and an address.
+// Listener is one SIP socket: transport "udp", "tcp" or "tls" and an address.
 type Listener struct {
 	Transport string
 	Addr      netip.AddrPort
@@ -79,6 +81,13 @@ type Config struct {
 	Users []User
 	// Register, when set, registers the server to a PBX as an extension.
 	Register *Register
+	// SRTP is when calls are encrypted (SDES); the zero value is
+	// SRTPOffer: SRTP when the caller offers it.
+	SRTP SRTPMode
+	// TLS serves the listeners of transport "tls"; required when there
+	// are any. It needs at least one certificate; TLS 1.2 is the least
+	// version accepted whatever it says.
+	TLS *tls.Config
 }
 
 // Server is the SIP side of the bridge.
@@ -127,6 +136,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Listeners) == 0 {
 		return nil, errors.New("sipua: no listeners")
+	}
+	for _, l := range cfg.Listeners {
+		if l.Transport == "tls" && (cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil)) {
+			return nil, fmt.Errorf("sipua: listener %s needs a TLS certificate", l)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -296,10 +310,46 @@ func (s *Server) listen(l Listener) error {
 			defer s.recoverGoroutine("tcp listener")
 			_ = s.srv.ServeTCP(ln)
 		}()
+	case "tls":
+		if s.cfg.TLS == nil {
+			return fmt.Errorf("sip listen %s: no TLS certificate configured", l)
+		}
+		ln, err := net.Listen("tcp", l.Addr.String())
+		if err != nil {
+			return fmt.Errorf("sip listen %s: %w", l, err)
+		}
+		ta := ln.Addr().(*net.TCPAddr)
+		ap := ta.AddrPort()
+		s.addBound(boundListener{Listener{"tls", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+			sip.Addr{IP: ta.IP, Port: ta.Port}}, ln.Close)
+		tl := tls.NewListener(ln, serverTLS(s.cfg.TLS))
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.recoverGoroutine("tls listener")
+			_ = s.srv.ServeTLS(tl)
+		}()
 	default:
-		return fmt.Errorf("sip listen %s: transport must be udp or tcp", l)
+		return fmt.Errorf("sip listen %s: transport must be udp, tcp or tls", l)
 	}
 	return nil
+}
+
+// serverTLS is the listeners' copy of cfg with TLS 1.2 as the floor:
+// older versions have known attacks, and every SIP phone that does TLS
+// at all does 1.2.
+func serverTLS(cfg *tls.Config) *tls.Config {
+	c := cfg.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	return c
+}
+
+// reliable reports whether transport retransmits by itself, so that we
+// must not (RFC 3261 17.2.1: 2xx retransmission is for UDP only).
+func reliable(transport string) bool {
+	return strings.EqualFold(transport, "tcp") || strings.EqualFold(transport, "tls")
 }
 
 // awaitServed waits until sipgo's UDP transport knows the listening socket
@@ -504,7 +554,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		var err error
-		offer, err = ParseOffer(body)
+		offer, err = ParseOfferSRTP(body, s.cfg.SRTP)
 		if err != nil {
 			s.log.Info("call rejected", "reason", "sdp", "error", err)
 			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
@@ -554,8 +604,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	var sdpBody []byte
+	var offerKey []byte
+	if late && s.cfg.SRTP == SRTPRequire {
+		if offerKey, err = newSRTPKey(); err != nil {
+			s.log.Error("call setup failed", "error", err)
+			s.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
+			fail("error")
+			return
+		}
+	}
 	call.mu.Lock()
 	call.local.Version++
+	call.local.OfferKey = offerKey
 	if late {
 		sdpBody = BuildOffer(call.local)
 	} else {
@@ -596,7 +656,7 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 		s.release(call)
 		return false
 	}
-	reliable := strings.EqualFold(call.transport, "tcp")
+	rel := reliable(call.transport)
 	interval := t1
 	retrans := time.NewTimer(interval)
 	defer retrans.Stop()
@@ -612,7 +672,10 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 			call.confirmed = true
 			call.mu.Unlock()
 			if pend.offer {
-				answer, err := ParseOffer(ack.Body())
+				call.mu.Lock()
+				key := call.local.OfferKey
+				call.mu.Unlock()
+				answer, err := ParseAnswer(ack.Body(), key)
 				if err != nil {
 					s.log.Info("late offer answer unusable, hanging up", "call", call.id, "error", err)
 					call.Hangup("bad-ack-sdp")
@@ -623,7 +686,7 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 			}
 			return true
 		case <-retrans.C:
-			if !reliable {
+			if !rel {
 				if err := tx.Respond(res); err != nil {
 					// The transaction is gone; resend on the transport directly.
 					_ = s.ua.TransportLayer().WriteMsg(res)
@@ -682,9 +745,9 @@ func (s *Server) respondInvite(call *Call, req *sip.Request, tx sip.ServerTransa
 func (s *Server) contactFor(call *Call) sip.Header {
 	host, port := s.sipHost(call)
 	uri := sip.Uri{Scheme: "sip", User: "groupbridge", Host: host, Port: port}
-	if strings.EqualFold(call.transport, "tcp") {
+	if reliable(call.transport) {
 		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", "tcp")
+		uri.UriParams.Add("transport", strings.ToLower(call.transport))
 	}
 	return &sip.ContactHeader{Address: uri}
 }
@@ -963,7 +1026,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	var offer Media
 	if !late {
 		var err error
-		if offer, err = ParseOffer(body); err != nil {
+		if offer, err = ParseOfferSRTP(body, s.cfg.SRTP); err != nil {
 			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
 			return
 		}
@@ -976,6 +1039,26 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	c.local.Version++
 	var sdpBody []byte
+	cur := c.media.SRTP
+	switch {
+	case late && cur != nil:
+		// Offer the key in use, so the session goes on unchanged.
+		c.local.OfferKey = cur.Local
+	case late && s.cfg.SRTP == SRTPRequire:
+		var err error
+		if c.local.OfferKey, err = newSRTPKey(); err != nil {
+			c.mu.Unlock()
+			s.respond(req, tx, 500, "Server Internal Error")
+			return
+		}
+	default:
+		c.local.OfferKey = nil
+	}
+	if !late && offer.SRTP != nil && cur != nil && offer.SRTP.Tag == cur.Tag && bytes.Equal(offer.SRTP.Remote, cur.Remote) {
+		// The caller kept its key: keep ours, so that packets in flight
+		// while it reads our answer still decrypt.
+		offer.SRTP.Local = cur.Local
+	}
 	if late {
 		sdpBody = BuildOffer(c.local)
 	} else {
@@ -994,7 +1077,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// Retransmit until ACK, as for the first INVITE, but a lost ACK on a
 	// re-INVITE is no reason to drop a caller who is in a session.
-	reliable := strings.EqualFold(c.transport, "tcp")
+	rel := reliable(c.transport)
 	interval := t1
 	deadline := time.After(s.cfg.AckTimeout)
 	for {
@@ -1006,13 +1089,16 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			c.mu.Unlock()
 			if late {
-				if answer, err := ParseOffer(ack.Body()); err == nil {
+				c.mu.Lock()
+				key := c.local.OfferKey
+				c.mu.Unlock()
+				if answer, err := ParseAnswer(ack.Body(), key); err == nil {
 					c.applyMedia(answer)
 				}
 			}
 			return
 		case <-time.After(interval):
-			if !reliable {
+			if !rel {
 				_ = tx.Respond(res)
 				interval = min(2*interval, t2)
 			}
