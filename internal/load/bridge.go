@@ -158,7 +158,7 @@ func runBridge(ctx context.Context, opts Options) (*Report, error) {
 	r.Tone = toneCheck(callers, time.Now(), min(toneWindow, window))
 	if opts.PID > 0 {
 		c := cpuPerCaller(opts.PID, cpu0, cpu1, r.Up, window)
-		r.BridgeCPU = &c
+		r.TargetCPU = &c
 	}
 	r.LoadCPU = cpuPerCaller(selfPID(), self0, self1, r.Up, window)
 	if len(setups.Failures) == 0 {

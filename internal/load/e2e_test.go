@@ -124,8 +124,8 @@ func TestLoadAgainstBridge(t *testing.T) {
 	if rep.Tone.Sampled != 2 || rep.Tone.Heard != 2 {
 		t.Fatalf("tone check %+v, want both rooms' sampled listeners to hear their room", rep.Tone)
 	}
-	if rep.BridgeCPU == nil || rep.BridgeCPU.Seconds <= 0 {
-		t.Fatalf("no CPU measured: %+v", rep.BridgeCPU)
+	if rep.TargetCPU == nil || rep.TargetCPU.Seconds <= 0 {
+		t.Fatalf("no CPU measured: %+v", rep.TargetCPU)
 	}
 }
 
@@ -145,8 +145,8 @@ func TestReflector(t *testing.T) {
 	if r.Received.Min <= 0 || r.Loss.Expected == 0 {
 		t.Fatalf("echoes: %+v, loss %+v", r.Received, r.Loss)
 	}
-	if r.BridgeCPU == nil || r.BridgeCPU.PID <= 0 || r.BridgeCPU.PID == os.Getpid() {
-		t.Fatalf("reflector CPU not from a child: %+v", r.BridgeCPU)
+	if r.TargetCPU == nil || r.TargetCPU.PID <= 0 || r.TargetCPU.PID == os.Getpid() {
+		t.Fatalf("reflector CPU not from a child: %+v", r.TargetCPU)
 	}
 	if r.Intervals.P50 <= 0 {
 		t.Fatalf("no intervals: %+v", r.Intervals)

@@ -184,8 +184,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		rep.Reflector = rr
-		if rep.BridgeCPU != nil && rr.BridgeCPU != nil && rr.BridgeCPU.MicrosPerCallerSecond > 0 {
-			rep.Ratio = rep.BridgeCPU.MicrosPerCallerSecond / rr.BridgeCPU.MicrosPerCallerSecond
+		if rep.TargetCPU != nil && rr.TargetCPU != nil && rr.TargetCPU.MicrosPerCallerSecond > 0 {
+			rep.Ratio = rep.TargetCPU.MicrosPerCallerSecond / rr.TargetCPU.MicrosPerCallerSecond
 		}
 	}
 	return rep, nil

@@ -247,7 +247,7 @@ func runReflector(ctx context.Context, opts Options) (*Report, error) {
 	r.Intervals = intervals(&merged, p99s)
 	r.Loss = loss(lost, received)
 	c := cpuPerCaller(pid, cpu0, cpu1, len(clients), window)
-	r.BridgeCPU = &c
+	r.TargetCPU = &c
 	r.LoadCPU = cpuPerCaller(selfPID(), self0, self1, len(clients), window)
 	return r, nil
 }

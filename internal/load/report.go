@@ -162,8 +162,9 @@ type Report struct {
 	Intervals Intervals  `json:"receive_intervals"`
 	Loss      Loss       `json:"loss"`
 	Tone      *ToneCheck `json:"tone_check,omitempty"`
-	// BridgeCPU is the target process's CPU when its PID was given.
-	BridgeCPU *CPU `json:"bridge_cpu,omitempty"`
+	// TargetCPU is the measured process's CPU: the bridge's when its PID
+	// was given, the reflector child's in a reflector report.
+	TargetCPU *CPU `json:"target_cpu,omitempty"`
 	// LoadCPU is this process's own CPU, to judge whether the load tool
 	// itself was the bottleneck.
 	LoadCPU CPU `json:"load_cpu"`
@@ -240,7 +241,7 @@ func (r *Report) writeRows(b *strings.Builder, _ string) {
 		row("tone check", "%d of %d sampled listeners hear their room (worst %.0f%% of blocks)",
 			t.Heard, t.Sampled, 100*t.WorstFraction)
 	}
-	if c := r.BridgeCPU; c != nil {
+	if c := r.TargetCPU; c != nil {
 		row("CPU (target)", "pid %d: %.2f s = %.0f µs per caller-second", c.PID, c.Seconds, c.MicrosPerCallerSecond)
 	}
 	row("CPU (load tool)", "%.2f s = %.0f µs per caller-second", r.LoadCPU.Seconds, r.LoadCPU.MicrosPerCallerSecond)

@@ -207,8 +207,8 @@ func TestWriteText(t *testing.T) {
 	r := &Report{Target: "127.0.0.1:5060", Transport: "udp", Calls: 2, Rooms: 1, Window: 5, Up: 2,
 		Setups:    &Setups{Attempted: 2, Succeeded: 1, PerSecond: 2, Failures: map[string]int{"status 503": 1}},
 		Tone:      &ToneCheck{Sampled: 1, Heard: 1, WorstFraction: 1},
-		BridgeCPU: &CPU{PID: 7, Seconds: 1, MicrosPerCallerSecond: 100},
-		Reflector: &Report{Calls: 2, Window: 5, BridgeCPU: &CPU{PID: 8, MicrosPerCallerSecond: 50}},
+		TargetCPU: &CPU{PID: 7, Seconds: 1, MicrosPerCallerSecond: 100},
+		Reflector: &Report{Calls: 2, Window: 5, TargetCPU: &CPU{PID: 8, MicrosPerCallerSecond: 50}},
 		Ratio:     2,
 	}
 	var b bytes.Buffer
