@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
@@ -208,4 +209,19 @@ func levels2(s []int16, freq float64) float64 { return tone.LevelDBFS(s, freq) }
 // testContext is a context with a timeout.
 func testContext(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// joinRoom calls in one phone per PIN, in order, with caller numbers
+// +1555 and base, base+1, ... and waits until each has joined; it returns
+// the phones in the same order. The room must be empty before.
+func joinRoom(t *testing.T, a *App, logs *syncBuffer, base int, pins ...string) []*softphone.Phone {
+	t.Helper()
+	phones := make([]*softphone.Phone, len(pins))
+	for i := range pins {
+		phones[i] = dial(t, a, softphone.Config{Caller: fmt.Sprintf("+1555%07d", base+i)})
+	}
+	for i, pin := range pins {
+		enter(t, logs, phones[i], pin, softphone.DigitRFC4733, i+1)
+	}
+	return phones
 }

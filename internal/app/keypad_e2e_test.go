@@ -42,12 +42,8 @@ const peerGroup = `
 func TestKeypadLectureMode(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	f := dial(t, a, softphone.Config{Caller: "+15551000001"})
-	m := dial(t, a, softphone.Config{Caller: "+15551000002"})
-	l := dial(t, a, softphone.Config{Caller: "+15551000003"})
-	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
-	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
-	enter(t, logs, l, "1234", softphone.DigitRFC4733, 3)
+	phones := joinRoom(t, a, logs, 1000001, "654321", "1234", "1234")
+	f, m, l := phones[0], phones[1], phones[2]
 	m.SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	if lv := levelOver(l, time.Second, 440); lv < audible {
@@ -68,14 +64,8 @@ func TestKeypadLectureMode(t *testing.T) {
 func TestKeypadRaiseHandAndFloor(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	f := dial(t, a, softphone.Config{Caller: "+15551000011"})
-	asker := dial(t, a, softphone.Config{Caller: "+15551000012"})
-	other := dial(t, a, softphone.Config{Caller: "+15551000013"})
-	l := dial(t, a, softphone.Config{Caller: "+15551000014"})
-	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
-	enter(t, logs, asker, "1234", softphone.DigitRFC4733, 2)
-	enter(t, logs, other, "1234", softphone.DigitRFC4733, 3)
-	enter(t, logs, l, "1234", softphone.DigitRFC4733, 4)
+	phones := joinRoom(t, a, logs, 1000011, "654321", "1234", "1234", "1234")
+	f, asker, other, l := phones[0], phones[1], phones[2], phones[3]
 	asker.SendTone(440, -20)
 	other.SendTone(1000, -20)
 	keys(t, f, "*5")
@@ -97,12 +87,8 @@ func TestKeypadRaiseHandAndFloor(t *testing.T) {
 func TestKeypadSeatToWaiting(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	f := dial(t, a, softphone.Config{Caller: "+15551000021"})
-	seat2 := dial(t, a, softphone.Config{Caller: "+15551000022"})
-	l := dial(t, a, softphone.Config{Caller: "+15551000023"})
-	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
-	enter(t, logs, seat2, "1234", softphone.DigitRFC4733, 2)
-	enter(t, logs, l, "1234", softphone.DigitRFC4733, 3)
+	phones := joinRoom(t, a, logs, 1000021, "654321", "1234", "1234")
+	f, seat2, l := phones[0], phones[1], phones[2]
 	seat2.SendTone(440, -20)
 	l.SendTone(1000, -20)
 	time.Sleep(3 * time.Second)
@@ -134,12 +120,8 @@ func TestKeypadSeatToWaiting(t *testing.T) {
 func TestKeypadEndSession(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	f := dial(t, a, softphone.Config{Caller: "+15551000031"})
-	m1 := dial(t, a, softphone.Config{Caller: "+15551000032"})
-	m2 := dial(t, a, softphone.Config{Caller: "+15551000033"})
-	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
-	enter(t, logs, m1, "1234", softphone.DigitRFC4733, 2)
-	enter(t, logs, m2, "1234", softphone.DigitRFC4733, 3)
+	phones := joinRoom(t, a, logs, 1000031, "654321", "1234", "1234")
+	f, m1, m2 := phones[0], phones[1], phones[2]
 	keys(t, f, "*#1")
 	for i, p := range []*softphone.Phone{f, m1, m2} {
 		select {
@@ -162,10 +144,8 @@ func TestFacilitatorLedMembersWait(t *testing.T) {
     led_by: facilitator
 `
 	a, logs := startApp(t, testYAML("", groups))
-	m1 := dial(t, a, softphone.Config{Caller: "+15551000041"})
-	m2 := dial(t, a, softphone.Config{Caller: "+15551000042"})
-	enter(t, logs, m1, "1234", softphone.DigitRFC4733, 1)
-	enter(t, logs, m2, "1234", softphone.DigitRFC4733, 2)
+	phones := joinRoom(t, a, logs, 1000041, "1234", "1234")
+	m1, m2 := phones[0], phones[1]
 	m1.SendTone(440, -20)
 	m2.SendTone(1000, -20)
 	time.Sleep(2 * time.Second)
@@ -193,8 +173,7 @@ func TestFacilitatorLedMembersWait(t *testing.T) {
 func TestRejoinRestoresSeatAndMute(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	l := dial(t, a, softphone.Config{Caller: "+15551000051"})
-	enter(t, logs, l, "1234", softphone.DigitRFC4733, 1)
+	l := joinRoom(t, a, logs, 1000051, "1234")[0]
 	m := dial(t, a, softphone.Config{Caller: "+15551000052"})
 	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
 	keys(t, m, "*6")
@@ -220,8 +199,7 @@ func TestRejoinRestoresSeatAndMute(t *testing.T) {
 func TestRemovedCallerCannotRejoin(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", peerGroup))
-	f := dial(t, a, softphone.Config{Caller: "+15551000061"})
-	enter(t, logs, f, "654321", softphone.DigitRFC4733, 1)
+	f := joinRoom(t, a, logs, 1000061, "654321")[0]
 	m := dial(t, a, softphone.Config{Caller: "+15551000062"})
 	enter(t, logs, m, "1234", softphone.DigitRFC4733, 2)
 	keys(t, f, "*3")
