@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -151,6 +152,18 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	for _, u := range cfg.SIP.Users {
 		users = append(users, sipua.User{Name: u.Name, Password: u.Password})
 	}
+	srtpMode, err := sipua.ParseSRTPMode(cfg.RTP.SRTP)
+	if err != nil {
+		_ = engine.Close()
+		return nil, fmt.Errorf("rtp.srtp: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.SIP.TLS != nil {
+		if tlsCfg, err = cfg.SIP.TLS.Load(); err != nil {
+			_ = engine.Close()
+			return nil, err
+		}
+	}
 	var reg *sipua.Register
 	if r := cfg.SIP.Register; r != nil {
 		reg = &sipua.Register{Registrar: r.Registrar, User: r.User, Password: r.Password, Expires: r.Expires, Transport: r.Transport}
@@ -176,6 +189,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Users:                users,
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
+		SRTP:                 srtpMode,
+		TLS:                  tlsCfg,
 	})
 	if err != nil {
 		_ = engine.Close()
@@ -217,6 +232,7 @@ func (a *App) registerMetrics() {
 				"direction":            d.Direction,
 				"rtcp-malformed":       st.RTCP.Malformed,
 				"rtcp-foreign":         st.RTCP.Foreign,
+				"srtp-auth":            d.SRTPAuth,
 			},
 		}
 	})
@@ -411,6 +427,12 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if running.RTP.ExternalAddress != next.RTP.ExternalAddress {
 		keys = append(keys, "rtp.external_address")
+	}
+	if running.RTP.SRTP != next.RTP.SRTP {
+		keys = append(keys, "rtp.srtp")
+	}
+	if !reflect.DeepEqual(running.SIP.TLS, next.SIP.TLS) {
+		keys = append(keys, "sip.tls")
 	}
 	if running.RTP.Address != next.RTP.Address {
 		keys = append(keys, "rtp.address")
