@@ -6,8 +6,8 @@ GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
 # the in-band DTMF detector's talk-off test on real speech.
-TEST_DEBS := sip-tester espeak-ng sox kamailio
-TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio
+TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core
+TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip
 
 .PHONY: all build run test test-deps unit bench fuzz lint prompts clean
 

@@ -2,9 +2,16 @@ package softphone
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/netip"
 	"strings"
@@ -24,14 +31,19 @@ type AgentConfig struct {
 	LocalIP string
 	// UserAgent is the User-Agent product name. Default "groupbridge-softphone".
 	UserAgent string
+	// TLSConfig is the client side of calls with Transport "tls": which
+	// server certificates to trust (RootCAs, or InsecureSkipVerify for a
+	// test's self-signed one), ServerName. Nil verifies against the system
+	// roots.
+	TLSConfig *tls.Config
 	// Logger receives the agent's own lines and, redacted and from Warn up,
 	// sipgo's. Nil discards everything.
 	Logger *slog.Logger
 }
 
 // Agent is one SIP endpoint that many phones share: one sipgo user agent
-// with a UDP socket and a TCP listener, both on LocalIP with ports the
-// kernel picks. Every request a phone sends over UDP leaves from the UDP
+// with a UDP socket, a TCP listener and a TLS listener (with a throwaway
+// self-signed certificate), all on LocalIP with ports the kernel picks. Every request a phone sends over UDP leaves from the UDP
 // socket, and every Contact names the listener of the call's transport, so
 // the bridge's in-dialog requests (BYE) come back to the agent, which hands
 // them to the right phone.
@@ -46,8 +58,10 @@ type Agent struct {
 	srv     *sipgo.Server
 	udpConn *net.UDPConn
 	tcpLn   *net.TCPListener
+	tlsLn   net.Listener
 	udp     endpoint
 	tcp     endpoint
+	tls     endpoint
 
 	mu     sync.Mutex
 	phones map[string]*Phone // by dialog ID
@@ -94,6 +108,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(name),
+		// The client side of TLS connections the phones open; nil keeps
+		// sipgo's default (system roots).
+		sipgo.WithUserAgenTLSConfig(cfg.TLSConfig),
 		sipgo.WithUserAgentHostname(ip.String()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib)),
 		sipgo.WithUserAgentTransactionLayerOptions(
@@ -137,8 +154,18 @@ func (a *Agent) listen(lib *slog.Logger) error {
 		return fmt.Errorf("softphone: listen SIP TCP on %s: %w", a.ip, err)
 	}
 	a.tcp.addr = a.tcpLn.Addr().(*net.TCPAddr).AddrPort()
+	cert, err := selfSigned(a.ip)
+	if err != nil {
+		return err
+	}
+	tln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.ip, 0)))
+	if err != nil {
+		return fmt.Errorf("softphone: listen SIP TLS on %s: %w", a.ip, err)
+	}
+	a.tls.addr = tln.Addr().(*net.TCPAddr).AddrPort()
+	a.tlsLn = tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 
-	a.serving.Add(2)
+	a.serving.Add(3)
 	go func() {
 		defer a.serving.Done()
 		_ = srv.ServeUDP(a.udpConn) // returns when the socket is closed
@@ -146,6 +173,10 @@ func (a *Agent) listen(lib *slog.Logger) error {
 	go func() {
 		defer a.serving.Done()
 		_ = srv.ServeTCP(a.tcpLn)
+	}()
+	go func() {
+		defer a.serving.Done()
+		_ = srv.ServeTLS(a.tlsLn)
 	}()
 	if err := a.waitUDPServing(); err != nil {
 		return err
@@ -173,9 +204,43 @@ func (a *Agent) listen(lib *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("softphone: create TCP client: %w", err)
 	}
+	// TLS works as TCP does; the bridge sends its in-dialog requests back
+	// on the phone's connection (RFC 5923 style reuse is what phones behind
+	// NAT rely on), and the listener is there for one that opens its own.
+	a.tls.client, err = sipgo.NewClient(a.ua,
+		sipgo.WithClientLogger(lib),
+		sipgo.WithClientHostname(a.ip.String()))
+	if err != nil {
+		return fmt.Errorf("softphone: create TLS client: %w", err)
+	}
 	a.udp.dialog = &sipgo.DialogUA{Client: a.udp.client, ContactHDR: a.contact("", "udp")}
 	a.tcp.dialog = &sipgo.DialogUA{Client: a.tcp.client, ContactHDR: a.contact("", "tcp")}
+	a.tls.dialog = &sipgo.DialogUA{Client: a.tls.client, ContactHDR: a.contact("", "tls")}
 	return nil
+}
+
+// selfSigned makes a throwaway certificate for the agent's TLS listener.
+// Nobody is meant to trust it: a bridge that opens its own connection to
+// the Contact must be told not to verify, as with any test softphone.
+func selfSigned(ip netip.Addr) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("softphone: TLS key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "groupbridge softphone"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IP(ip.AsSlice())},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("softphone: TLS certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // waitUDPServing waits until sipgo has put the listening socket into its
@@ -195,24 +260,27 @@ func (a *Agent) waitUDPServing() error {
 	}
 }
 
-// contact is the Contact header for user over transport ("udp" or "tcp").
+// contact is the Contact header for user over transport ("udp", "tcp" or "tls").
 func (a *Agent) contact(user, transport string) sip.ContactHeader {
 	ep := a.endpoint(transport)
 	uri := sip.Uri{Scheme: "sip", User: user, Host: a.ip.String(), Port: int(ep.addr.Port())}
-	if transport == "tcp" {
-		uri.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
+	if transport == "tcp" || transport == "tls" {
+		uri.UriParams = sip.HeaderParams{{K: "transport", V: transport}}
 	}
 	return sip.ContactHeader{Address: uri}
 }
 
 func (a *Agent) endpoint(transport string) *endpoint {
-	if transport == "tcp" {
+	switch transport {
+	case "tcp":
 		return &a.tcp
+	case "tls":
+		return &a.tls
 	}
 	return &a.udp
 }
 
-// SIPAddr returns the listening address for transport "udp" or "tcp".
+// SIPAddr returns the listening address for transport "udp", "tcp" or "tls".
 func (a *Agent) SIPAddr(transport string) netip.AddrPort {
 	return a.endpoint(strings.ToLower(transport)).addr
 }
@@ -308,6 +376,9 @@ func (a *Agent) shutdown() error {
 	}
 	if a.tcpLn != nil {
 		errs = append(errs, a.tcpLn.Close())
+	}
+	if a.tlsLn != nil {
+		errs = append(errs, a.tlsLn.Close())
 	}
 	errs = append(errs, a.ua.Close())
 	a.serving.Wait()

@@ -16,9 +16,9 @@
 //	level := tone.LevelDBFS(p.Received(since), 1000)
 //
 // SIP runs on github.com/emiago/sipgo. Phones share an Agent (one sipgo user
-// agent listening on UDP and TCP); requests over UDP leave from the
+// agent listening on UDP, TCP and TLS); requests over UDP leave from the
 // listening socket, and Via and Contact name it, so the bridge's BYE comes
-// back. Each phone has its own RTP socket, a sender paced on an absolute
+// back; over TCP and TLS it comes back on the phone's connection. Each phone has its own RTP socket, a sender paced on an absolute
 // 20 ms schedule and a receiver that keeps the last Config.Keep of audio
 // with arrival times, laid out by RTP timestamp on request (Received), so
 // that tests judge the signal on media time rather than on scheduling.
@@ -28,6 +28,12 @@
 // DigitInfo) or in-band dual tones (DigitInband), covering the phones in
 // the field notes. Hold and Resume send re-INVITEs with a=sendonly and
 // a=sendrecv. DialAsync and Attempt.Cancel exercise CANCEL before answer.
+//
+// Config.Transport "tls" calls over TLS (Config.TLSConfig says which
+// certificate to trust), and Config.SRTP offers RTP/SAVP with an SDES key
+// (RFC 4568, AES_CM_128_HMAC_SHA1_80) and protects the call's RTP both ways
+// with github.com/pion/srtp; SRTPFailed counts packets that did not
+// authenticate.
 //
 // Config.Impair puts a seeded model of a bad network (loss in bursts,
 // jitter, reordering, duplicates; see Impairment) between the phone's

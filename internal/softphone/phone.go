@@ -2,6 +2,8 @@ package softphone
 
 import (
 	"context"
+	crand "crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,8 +40,18 @@ type Config struct {
 	// Server is the bridge's SIP address, "host:port" (IPv4 literal or a
 	// resolvable name). Required.
 	Server string
-	// Transport is "udp" (default) or "tcp".
+	// Transport is "udp" (default), "tcp" or "tls". Over TLS the bridge's
+	// in-dialog requests come back on the phone's connection.
 	Transport string
+	// TLSConfig is the TLS client configuration of the private Agent (a
+	// shared Agent has its own, AgentConfig.TLSConfig): for a test bridge
+	// with a self-signed certificate, InsecureSkipVerify or RootCAs.
+	TLSConfig *tls.Config
+	// SRTP offers RTP/SAVP with an SDES key (RFC 4568,
+	// AES_CM_128_HMAC_SHA1_80) instead of RTP/AVP, and encrypts and
+	// authenticates the call's RTP both ways with pion/srtp. An answer
+	// without a usable a=crypto ends the call (ACK, then BYE) with ErrSDP.
+	SRTP bool
 	// Dialed is the Request-URI user, the number dialled. Default "groupbridge".
 	Dialed string
 	// Caller is the From user, the caller's number such as "+15551234567".
@@ -123,6 +135,10 @@ type Phone struct {
 	done    chan struct{}
 
 	remoteBye atomic.Bool
+
+	srtpKey cryptoAttr // our SDES key and tag, when Config.SRTP
+	// rxKey is the bridge's SDES key in use; guarded by sipMu after setup.
+	rxKey [srtpKeyLen]byte
 }
 
 // Attempt is a call that has been sent but not answered yet; see DialAsync.
@@ -173,8 +189,13 @@ func DialAsync(ctx context.Context, cfg Config) (*Attempt, error) {
 		sessionID: uint64(rand.Uint32()),
 	}
 	p.log = cfg.Logger.With("component", "softphone", "caller", logging.MaskCaller(cfg.Caller))
+	if cfg.SRTP {
+		// Tag 1 as every phone uses for its first offer; a fresh key per call.
+		p.srtpKey.tag = 1
+		_, _ = crand.Read(p.srtpKey.key[:]) // crypto/rand.Read never fails
+	}
 	if p.agent == nil {
-		agent, err := NewAgent(AgentConfig{LocalIP: cfg.LocalIP, Logger: cfg.Logger})
+		agent, err := NewAgent(AgentConfig{LocalIP: cfg.LocalIP, Logger: cfg.Logger, TLSConfig: cfg.TLSConfig})
 		if err != nil {
 			return nil, err
 		}
@@ -199,6 +220,7 @@ func DialAsync(ctx context.Context, cfg Config) (*Attempt, error) {
 		return nil, err
 	}
 	p.stream = st
+	st.srtpPending.Store(cfg.SRTP)
 	if cfg.Impair != nil {
 		st.impair = newImpairer(*cfg.Impair) // before the sender starts
 	}
@@ -279,9 +301,9 @@ func (c *Config) normalize() error {
 	switch c.Transport {
 	case "":
 		c.Transport = "udp"
-	case "udp", "tcp":
+	case "udp", "tcp", "tls":
 	default:
-		return fmt.Errorf("softphone: transport %q: want udp or tcp", c.Transport)
+		return fmt.Errorf("softphone: transport %q: want udp, tcp or tls", c.Transport)
 	}
 	if c.Dialed == "" {
 		c.Dialed = DefaultDialed
@@ -332,8 +354,8 @@ func (p *Phone) inviteRequest() (*sip.Request, error) {
 		return nil, fmt.Errorf("softphone: server address %q: %w", p.cfg.Server, err)
 	}
 	ruri := sip.Uri{Scheme: "sip", User: p.cfg.Dialed, Host: host, Port: port}
-	if p.cfg.Transport == "tcp" {
-		ruri.UriParams = sip.HeaderParams{{K: "transport", V: "tcp"}}
+	if p.cfg.Transport != "udp" {
+		ruri.UriParams = sip.HeaderParams{{K: "transport", V: p.cfg.Transport}}
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	req.SetTransport(strings.ToUpper(p.cfg.Transport))
@@ -364,8 +386,9 @@ func (p *Phone) inviteRequest() (*sip.Request, error) {
 }
 
 // offer describes the phone's media with a new o= version.
+// With SRTP it carries the call's one key, so a re-INVITE does not rekey.
 func (p *Phone) offer(dir Direction) sdpOffer {
-	return sdpOffer{
+	o := sdpOffer{
 		addr:      netip.AddrPortFrom(p.rtpIP, p.stream.local.Port()),
 		sessionID: p.sessionID,
 		version:   p.sdpVer.Add(1),
@@ -373,6 +396,32 @@ func (p *Phone) offer(dir Direction) sdpOffer {
 		eventPT:   p.cfg.TelephoneEvent,
 		direction: dir,
 	}
+	if p.cfg.SRTP {
+		c := p.srtpKey
+		o.crypto = &c
+	}
+	return o
+}
+
+// checkSecurity holds the peer's description to the phone's SRTP setting:
+// RTP/SAVP with a usable key when Config.SRTP, plain RTP/AVP otherwise.
+// An answer must also keep the tag of the offer it answers (RFC 4568
+// section 7.1.2); offer is false when the peer's description is itself the
+// offer (late offer).
+func (p *Phone) checkSecurity(rm remoteMedia, offer bool) error {
+	switch {
+	case !p.cfg.SRTP && rm.savp:
+		return fmt.Errorf("%w: RTP/SAVP needs Config.SRTP", ErrSDP)
+	case !p.cfg.SRTP:
+		return nil
+	case !rm.savp:
+		return fmt.Errorf("%w: SRTP was asked for and the audio is plain RTP/AVP", ErrSDP)
+	case rm.crypto == nil:
+		return fmt.Errorf("%w: no %s a=crypto with a 30-byte inline key", ErrSDP, srtpSuite)
+	case !offer && rm.crypto.tag != p.srtpKey.tag:
+		return fmt.Errorf("%w: a=crypto tag %d answers none offered", ErrSDP, rm.crypto.tag)
+	}
+	return nil
 }
 
 // run waits for the final response and sets the call up.
@@ -481,11 +530,17 @@ func (p *Phone) established(ctx context.Context) error {
 	)
 	if !p.cfg.LateOffer {
 		rm, mediaErr = parseSDP(res.Body(), p.cfg.Codecs)
+		if mediaErr == nil {
+			mediaErr = p.checkSecurity(rm, false)
+		}
 		if mediaErr == nil && p.cfg.TelephoneEvent < 0 {
 			rm.eventPT = -1 // an event type we never offered cannot be used
 		}
 	} else {
 		rm, mediaErr = parseSDP(res.Body(), p.cfg.Codecs)
+		if mediaErr == nil {
+			mediaErr = p.checkSecurity(rm, true)
+		}
 		if mediaErr == nil {
 			ourDir = answerDirection(rm.direction)
 			if p.cfg.TelephoneEvent < 0 {
@@ -494,8 +549,16 @@ func (p *Phone) established(ctx context.Context) error {
 			ans := p.offer(ourDir)
 			ans.codecs = []g711.Codec{rm.codec}
 			ans.eventPT = rm.eventPT // an answer reuses the offer's numbers
+			if ans.crypto != nil {
+				p.srtpKey.tag = rm.crypto.tag // an answer takes the offer's tag
+				ans.crypto.tag = rm.crypto.tag
+			}
 			ackBody, mediaErr = ans.marshal()
 		}
+	}
+	if mediaErr == nil && p.cfg.SRTP {
+		p.rxKey = rm.crypto.key
+		mediaErr = p.stream.setSRTP(p.srtpKey.key, p.rxKey)
 	}
 
 	if err := p.agent.register(p.dialogID, p); err != nil && mediaErr == nil {
@@ -524,7 +587,7 @@ func (p *Phone) established(ctx context.Context) error {
 		send:    ourDir.sends() && rm.direction.receives(),
 	})
 	go p.watch()
-	p.log.Info("call answered", "codec", rm.codec.String(), "telephone_event", rm.eventPT,
+	p.log.Info("call answered", "codec", rm.codec.String(), "telephone_event", rm.eventPT, "srtp", p.cfg.SRTP,
 		"remote_rtp", rm.addr.String(), "local_rtp", p.stream.local.String())
 	return nil
 }
@@ -671,6 +734,10 @@ func (p *Phone) ImpairStats() (sent, dropped, duplicated, reordered int) {
 	return p.stream.impairStats()
 }
 
+// SRTPFailed returns how many received packets failed SRTP decryption or
+// authentication (always 0 without Config.SRTP).
+func (p *Phone) SRTPFailed() int { return int(p.stream.srtpFailed.Load()) }
+
 // RTPStats returns the RTP packets received (of any payload type) and the
 // packets lost by sequence number, as an RTCP receiver report counts them.
 func (p *Phone) RTPStats() (received, lost int) {
@@ -762,8 +829,20 @@ func (p *Phone) reinvite(ctx context.Context, dir Direction) error {
 		}
 	})
 	rm, err := parseSDP(res.Body(), p.cfg.Codecs)
+	if err == nil {
+		err = p.checkSecurity(rm, false)
+	}
 	if err != nil {
 		return fmt.Errorf("softphone: re-INVITE answer: %w", err)
+	}
+	if p.cfg.SRTP && rm.crypto.key != p.rxKey {
+		// The bridge may rekey in an answer; our own key stays as offered.
+		rx, err := newSRTPContext(rm.crypto.key)
+		if err != nil {
+			return err
+		}
+		p.rxKey = rm.crypto.key
+		p.stream.rxSRTP.Store(rx)
 	}
 	if p.cfg.TelephoneEvent < 0 {
 		rm.eventPT = -1

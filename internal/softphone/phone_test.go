@@ -29,6 +29,7 @@ func TestConfigNormalize(t *testing.T) {
 				c.DigitDuration == DefaultDigitDuration && c.DigitGap == DefaultDigitGap && c.Logger != nil
 		}},
 		{"TCP upper case", Config{Server: "x:1", Transport: "TCP"}, true, func(c Config) bool { return c.Transport == "tcp" }},
+		{"TLS with SRTP", Config{Server: "x:1", Transport: "TLS", SRTP: true}, true, func(c Config) bool { return c.Transport == "tls" && c.SRTP }},
 		{"no telephone-event", Config{Server: "x:1", TelephoneEvent: -5}, true, func(c Config) bool { return c.TelephoneEvent == -1 }},
 		{"linphone PT", Config{Server: "x:1", TelephoneEvent: 96}, true, func(c Config) bool { return c.TelephoneEvent == 96 }},
 		{"long press capped", Config{Server: "x:1", DigitDuration: time.Minute}, true, func(c Config) bool { return c.DigitDuration == maxDigitDuration }},

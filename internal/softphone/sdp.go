@@ -1,6 +1,7 @@
 package softphone
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -42,6 +43,63 @@ type sdpOffer struct {
 	codecs    []g711.Codec   // formats in preference order
 	eventPT   int            // telephone-event payload type; < 0 leaves it out
 	direction Direction
+	crypto    *cryptoAttr // non-nil offers RTP/SAVP with this SDES key
+}
+
+// srtpSuite is the one SDES crypto suite the phone speaks, the one RFC 4568
+// makes mandatory and the bridge answers with.
+const srtpSuite = "AES_CM_128_HMAC_SHA1_80"
+
+// srtpKeyLen is the suite's master key (16 bytes) followed by its master
+// salt (14 bytes), as the inline key carries them (RFC 4568 section 6.1).
+const srtpKeyLen = 30
+
+// cryptoAttr is one SDES a=crypto line of the phone's suite.
+type cryptoAttr struct {
+	tag int
+	key [srtpKeyLen]byte
+}
+
+// String renders the attribute value: "1 AES_CM_128_HMAC_SHA1_80 inline:...".
+func (c cryptoAttr) String() string {
+	return strconv.Itoa(c.tag) + " " + srtpSuite + " inline:" + base64.StdEncoding.EncodeToString(c.key[:])
+}
+
+// parseCrypto reads an a=crypto value (RFC 4568 section 9.1). Only the
+// phone's suite with a 30-byte inline key counts; an MKI is refused because
+// the phone sends none and pion would need it configured, and a lifetime is
+// ignored since no test call lives for 2^31 packets.
+func parseCrypto(v string) (cryptoAttr, bool) {
+	f := strings.Fields(v)
+	if len(f) < 3 || f[1] != srtpSuite {
+		return cryptoAttr{}, false
+	}
+	tag, err := strconv.Atoi(f[0])
+	if err != nil || tag < 0 || tag > 999999999 {
+		return cryptoAttr{}, false
+	}
+	// Several key-params may follow, separated by ';'; the first inline one is used.
+	for kp := range strings.SplitSeq(f[2], ";") {
+		b64, ok := strings.CutPrefix(kp, "inline:")
+		if !ok {
+			continue
+		}
+		b64, rest, _ := strings.Cut(b64, "|")
+		if strings.Contains(rest, ":") { // lifetime|MKI:length, or MKI alone
+			return cryptoAttr{}, false
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			key, err = base64.RawStdEncoding.DecodeString(b64)
+		}
+		if err != nil || len(key) != srtpKeyLen {
+			return cryptoAttr{}, false
+		}
+		c := cryptoAttr{tag: tag}
+		copy(c.key[:], key)
+		return c, true
+	}
+	return cryptoAttr{}, false
 }
 
 // marshal renders o as an SDP body with one audio stream at 20 ms ptime.
@@ -58,6 +116,9 @@ func (o sdpOffer) marshal() ([]byte, error) {
 			Protos: []string{"RTP", "AVP"},
 		},
 	}
+	if o.crypto != nil {
+		md.MediaName.Protos = []string{"RTP", "SAVP"}
+	}
 	for _, c := range o.codecs {
 		pt := strconv.Itoa(int(c))
 		md.MediaName.Formats = append(md.MediaName.Formats, pt)
@@ -70,6 +131,9 @@ func (o sdpOffer) marshal() ([]byte, error) {
 			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
 			// 0-15 are the keypad; 16 (flash) is what most phones also list.
 			sdp.NewAttribute("fmtp", pt+" 0-16"))
+	}
+	if o.crypto != nil {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", o.crypto.String()))
 	}
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", "20"),
@@ -106,6 +170,8 @@ type remoteMedia struct {
 	codecs    []g711.Codec   // every acceptable audio format, in the description's order
 	eventPT   int            // telephone-event payload type, -1 when absent
 	direction Direction
+	savp      bool        // the stream is RTP/SAVP
+	crypto    *cryptoAttr // the first usable a=crypto of an RTP/SAVP stream, else nil
 }
 
 // parseSDP reads the first audio stream of body. Only G.711 formats listed
@@ -127,9 +193,14 @@ func parseSDP(body []byte, accept []g711.Codec) (remoteMedia, error) {
 	if md == nil {
 		return remoteMedia{}, fmt.Errorf("%w: no active audio stream", ErrSDP)
 	}
-	if p := strings.Join(md.MediaName.Protos, "/"); p != "RTP/AVP" {
-		// RTP/SAVP and friends need SRTP, which the phone does not speak.
-		return remoteMedia{}, fmt.Errorf("%w: audio transport %q is not RTP/AVP", ErrSDP, p)
+	savp := false
+	switch p := strings.Join(md.MediaName.Protos, "/"); p {
+	case "RTP/AVP":
+	case "RTP/SAVP":
+		savp = true
+	default:
+		// RTP/SAVPF, UDP/TLS/RTP/SAVP (DTLS) and friends are not spoken here.
+		return remoteMedia{}, fmt.Errorf("%w: audio transport %q is not RTP/AVP or RTP/SAVP", ErrSDP, p)
 	}
 	if md.MediaName.Port.Value < 0 || md.MediaName.Port.Value > 65535 {
 		return remoteMedia{}, fmt.Errorf("%w: audio port %d out of range", ErrSDP, md.MediaName.Port.Value)
@@ -151,6 +222,18 @@ func parseSDP(body []byte, accept []g711.Codec) (remoteMedia, error) {
 		addr:      netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value)),
 		eventPT:   -1,
 		direction: SendRecv,
+		savp:      savp,
+	}
+	if savp {
+		for _, a := range md.Attributes {
+			if a.Key != "crypto" {
+				continue
+			}
+			if c, ok := parseCrypto(a.Value); ok {
+				rm.crypto = &c
+				break
+			}
+		}
 	}
 	// A media-level direction overrides the session-level one (RFC 3264 section 5.1).
 	for _, attrs := range [][]sdp.Attribute{s.Attributes, md.Attributes} {

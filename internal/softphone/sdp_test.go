@@ -126,7 +126,8 @@ func TestParseSDP(t *testing.T) {
 		{name: "no common codec", body: head + "m=audio 20000 RTP/AVP 18\r\n", accept: both, err: true},
 		{name: "no audio", body: head + "m=video 20000 RTP/AVP 96\r\n", accept: both, err: true},
 		{name: "audio rejected", body: head + "m=audio 0 RTP/AVP 0\r\n", accept: both, err: true},
-		{name: "SRTP", body: head + "m=audio 20000 RTP/SAVP 0\r\n", accept: both, err: true},
+		{name: "DTLS-SRTP", body: head + "m=audio 20000 UDP/TLS/RTP/SAVP 0\r\n", accept: both, err: true},
+		{name: "SAVPF", body: head + "m=audio 20000 RTP/SAVPF 0\r\n", accept: both, err: true},
 		{name: "no connection", body: "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n", accept: both, err: true},
 		{name: "hostname connection", body: "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 pbx.example\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n", accept: both, err: true},
 		{name: "garbage", body: "hello", accept: both, err: true},
@@ -164,6 +165,7 @@ func FuzzParseSDP(f *testing.F) {
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n"))
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 8\r\nc=IN IP6 ::1\r\n"))
 	f.Add([]byte("v=0\r\nm=audio 99999 RTP/AVP 0\r\n"))
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "\r\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rm, err := parseSDP(body, []g711.Codec{g711.PCMU, g711.PCMA})
 		if err != nil {
@@ -172,8 +174,127 @@ func FuzzParseSDP(f *testing.F) {
 			}
 			return
 		}
-		if !rm.codec.Valid() || rm.codecs[0] != rm.codec || rm.eventPT > 127 {
+		if !rm.codec.Valid() || rm.codecs[0] != rm.codec || rm.eventPT > 127 || (rm.crypto != nil && !rm.savp) {
 			t.Fatalf("accepted nonsense: %+v", rm)
+		}
+	})
+}
+
+// testKey is 30 bytes 0..29; testKeyB64 is its inline form.
+var testKey = func() (k [srtpKeyLen]byte) {
+	for i := range k {
+		k[i] = byte(i)
+	}
+	return k
+}()
+
+const testKeyB64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"
+
+func TestOfferMarshalSRTP(t *testing.T) {
+	o := sdpOffer{
+		addr: netip.MustParseAddrPort("127.0.0.1:4000"), sessionID: 1, version: 1,
+		codecs: []g711.Codec{g711.PCMU}, eventPT: 101, direction: SendRecv,
+		crypto: &cryptoAttr{tag: 1, key: testKey},
+	}
+	b, err := o.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"m=audio 4000 RTP/SAVP 0 101\r\n", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "\r\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("offer lacks %q:\n%s", want, b)
+		}
+	}
+	// What the phone writes, it reads back.
+	rm, err := parseSDP(b, []g711.Codec{g711.PCMU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rm.savp || rm.crypto == nil || *rm.crypto != *o.crypto {
+		t.Errorf("round trip = savp %v crypto %+v, want %+v", rm.savp, rm.crypto, o.crypto)
+	}
+	o.crypto = nil
+	if b, _ = o.marshal(); !strings.Contains(string(b), "RTP/AVP") || strings.Contains(string(b), "crypto") {
+		t.Errorf("plain offer:\n%s", b)
+	}
+}
+
+func TestParseSDPCrypto(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+	cases := []struct {
+		name    string
+		body    string
+		savp    bool
+		wantTag int // -1: no usable crypto
+	}{
+		{"plain", head + "m=audio 2000 RTP/AVP 0\r\n", false, -1},
+		{"plain ignores crypto", head + "m=audio 2000 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "\r\n", false, -1},
+		{"savp", head + "m=audio 2000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "\r\n", true, 1},
+		{"savp without crypto", head + "m=audio 2000 RTP/SAVP 0\r\n", true, -1},
+		{"other suite skipped", head + "m=audio 2000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:" + testKeyB64 + "\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "\r\n", true, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rm, err := parseSDP([]byte(tc.body), []g711.Codec{g711.PCMU})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rm.savp != tc.savp {
+				t.Errorf("savp = %v, want %v", rm.savp, tc.savp)
+			}
+			switch {
+			case tc.wantTag < 0 && rm.crypto != nil:
+				t.Errorf("crypto = %+v, want none", rm.crypto)
+			case tc.wantTag >= 0 && (rm.crypto == nil || rm.crypto.tag != tc.wantTag || rm.crypto.key != testKey):
+				t.Errorf("crypto = %+v, want tag %d and the test key", rm.crypto, tc.wantTag)
+			}
+		})
+	}
+}
+
+func TestParseCrypto(t *testing.T) {
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64, true},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "|2^31", true},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + " UNENCRYPTED_SRTCP", true},
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "|2^20|1:4", false},          // MKI
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "|1:4", false},               // MKI without lifetime
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBka", false}, // 27 bytes
+		{"1 AES_CM_128_HMAC_SHA1_80 inline:!!!notbase64!!!", false},
+		{"1 AES_CM_128_HMAC_SHA1_80 " + testKeyB64, false},
+		{"x AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64, false},
+		{"1 AES_256_CM_HMAC_SHA1_80 inline:" + testKeyB64, false},
+		{"1 AES_CM_128_HMAC_SHA1_80", false},
+		{"", false},
+	}
+	for _, tc := range cases {
+		c, ok := parseCrypto(tc.in)
+		if ok != tc.ok {
+			t.Errorf("parseCrypto(%q) ok = %v, want %v", tc.in, ok, tc.ok)
+			continue
+		}
+		if ok && (c.tag != 1 || c.key != testKey) {
+			t.Errorf("parseCrypto(%q) = %+v", tc.in, c)
+		}
+	}
+}
+
+func FuzzParseCrypto(f *testing.F) {
+	f.Add("1 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "|2^31")
+	f.Add("2 AES_CM_128_HMAC_SHA1_80 inline:" + testKeyB64 + "|2^20|1:4;inline:" + testKeyB64)
+	f.Add("1 AES_CM_128_HMAC_SHA1_32 inline:x")
+	f.Fuzz(func(t *testing.T, v string) {
+		c, ok := parseCrypto(v)
+		if !ok {
+			return
+		}
+		// What was accepted must render to something that reads back the same.
+		back, ok := parseCrypto(c.String())
+		if !ok || back != c {
+			t.Fatalf("parseCrypto(%q) = %+v, which reads back as %+v, %v", v, c, back, ok)
 		}
 	})
 }

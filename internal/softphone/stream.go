@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/g711"
@@ -154,6 +156,11 @@ type stream struct {
 	frame  pcm.Frame
 	txBuf  [maxPacketLen]byte
 	sent   int
+	// txSRTP encrypts what the phone sends with its own key (nil: plain
+	// RTP); set before start and only used by the sender goroutine.
+	txSRTP *srtp.Context
+	txHdr  rtp.Header
+	encBuf [maxPacketLen]byte
 	// impair, when set before start, stands between the packetizer and the
 	// socket; only the sender goroutine touches its queue.
 	impair *impairer
@@ -166,6 +173,15 @@ type stream struct {
 	rxPkt     rtp.Packet
 	rxEventPT int // telephone-event PT to classify, -1 none
 	arrivals  IntervalHistogram
+	// rxSRTP decrypts with the bridge's key; set once the answer arrives,
+	// while the receiver already runs. Packets before it are kept only if
+	// they are plain. srtpFailed counts packets that failed to decrypt or
+	// authenticate.
+	rxSRTP     atomic.Pointer[srtp.Context]
+	srtpFailed atomic.Int64
+	// srtpPending drops everything received until rxSRTP is set: an SRTP
+	// packet racing the 200 OK parses as RTP and would be kept as noise.
+	srtpPending atomic.Bool
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -376,7 +392,45 @@ func (s *stream) nextPacket(n int64) ([]byte, netip.AddrPort, bool) {
 		return nil, netip.AddrPort{}, false
 	}
 	s.sent++
-	return s.txBuf[:rtpHeaderLen+payload], p.remote, true
+	out := s.txBuf[:rtpHeaderLen+payload]
+	if s.txSRTP != nil {
+		// encBuf has room for the 10-byte tag, so pion writes into it
+		// without allocating.
+		if out, err = s.txSRTP.EncryptRTP(s.encBuf[:0], out, &s.txHdr); err != nil {
+			s.log.Debug("SRTP encrypt failed", "error", err)
+			return nil, netip.AddrPort{}, false
+		}
+	}
+	return out, p.remote, true
+}
+
+// setSRTP installs the SDES keys: ours encrypts what the phone sends, the
+// bridge's decrypts what it receives (RFC 4568: each side sends with the
+// key it announced). It must run before start.
+func (s *stream) setSRTP(local, remote [srtpKeyLen]byte) error {
+	tx, err := newSRTPContext(local)
+	if err != nil {
+		return err
+	}
+	rx, err := newSRTPContext(remote)
+	if err != nil {
+		return err
+	}
+	s.txMu.Lock()
+	s.txSRTP = tx
+	s.txMu.Unlock()
+	s.rxSRTP.Store(rx)
+	return nil
+}
+
+// newSRTPContext makes an AES_CM_128_HMAC_SHA1_80 context for a 30-byte
+// master key || master salt.
+func newSRTPContext(keySalt [srtpKeyLen]byte) (*srtp.Context, error) {
+	c, err := srtp.CreateContext(keySalt[:16], keySalt[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+	if err != nil {
+		return nil, fmt.Errorf("softphone: SRTP context: %w", err)
+	}
+	return c, nil
 }
 
 // pressDone moves plan past its current press; the caller holds txMu.
@@ -445,6 +499,8 @@ func (s *stream) setSource(src audioSource) {
 func (s *stream) receiveLoop() {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
+	dec := make([]byte, 2048)
+	var hdr rtp.Header
 	for {
 		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -459,7 +515,17 @@ func (s *stream) receiveLoop() {
 			s.log.Debug("RTP receive failed", "error", err)
 			continue
 		}
-		s.store(buf[:n], int64(time.Since(s.epoch)))
+		b := buf[:n]
+		if c := s.rxSRTP.Load(); c == nil && s.srtpPending.Load() {
+			continue
+		} else if c != nil {
+			// Into dec: pion would otherwise allocate per packet.
+			if b, err = c.DecryptRTP(dec[:0], b, &hdr); err != nil {
+				s.srtpFailed.Add(1)
+				continue
+			}
+		}
+		s.store(b, int64(time.Since(s.epoch)))
 	}
 }
 
