@@ -184,11 +184,12 @@ func callWithPIN(t *testing.T, server, caller, pin string) *softphone.Phone {
 	return ph
 }
 
+// PINs long and irregular enough that no random id in the log contains them.
 const groupA = `  - name: Alpha
-    member_pin: "1111"
+    member_pin: "48213579"
 `
 const groupB = `  - name: Beta
-    member_pin: "2222"
+    member_pin: "73915246"
 `
 
 func TestSIGHUPReloadsGroupsAndRefusesBadFiles(t *testing.T) {
@@ -199,7 +200,7 @@ func TestSIGHUPReloadsGroupsAndRefusesBadFiles(t *testing.T) {
 	}
 	p := start(t, file)
 	server := p.sipAddr(t)
-	first := callWithPIN(t, server, "+15553000001", "1111")
+	first := callWithPIN(t, server, "+15553000001", "48213579")
 	p.wait(t, 10*time.Second, "call joined", "group", "Alpha")
 
 	// A new group appears on SIGHUP; the call in Alpha goes on.
@@ -210,7 +211,7 @@ func TestSIGHUPReloadsGroupsAndRefusesBadFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.wait(t, 5*time.Second, "configuration reloaded")
-	callWithPIN(t, server, "+15553000002", "2222")
+	callWithPIN(t, server, "+15553000002", "73915246")
 	p.wait(t, 10*time.Second, "call joined", "group", "Beta")
 
 	// A bad file is refused, its problems logged, the old configuration kept.
@@ -226,7 +227,7 @@ func TestSIGHUPReloadsGroupsAndRefusesBadFiles(t *testing.T) {
 		t.Errorf("refusal does not name the key: %v", r)
 	}
 	p.wait(t, 5*time.Second, "the running configuration is unchanged")
-	callWithPIN(t, server, "+15553000003", "2222")
+	callWithPIN(t, server, "+15553000003", "73915246")
 	deadline := time.Now().Add(10 * time.Second)
 	for p.count("call joined", "group", "Beta") < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -242,7 +243,7 @@ func TestSIGHUPReloadsGroupsAndRefusesBadFiles(t *testing.T) {
 	p.mu.Lock()
 	raw := p.raw.String()
 	p.mu.Unlock()
-	for _, secret := range []string{"1111", "2222", "5553000001"} {
+	for _, secret := range []string{"48213579", "73915246", "5553000001"} {
 		if strings.Contains(raw, secret) {
 			t.Errorf("the log contains %q", secret)
 		}
@@ -256,8 +257,8 @@ func TestSIGTERMHangsUpEveryoneAndExitsZero(t *testing.T) {
 	}
 	p := start(t, file)
 	server := p.sipAddr(t)
-	a := callWithPIN(t, server, "+15553000011", "1111")
-	b := callWithPIN(t, server, "+15553000012", "1111")
+	a := callWithPIN(t, server, "+15553000011", "48213579")
+	b := callWithPIN(t, server, "+15553000012", "48213579")
 	p.wait(t, 10*time.Second, "call joined", "seat", "2")
 	time.Sleep(3 * time.Second) // join prompts over: the room is silent
 	sigterm := time.Now()
