@@ -51,21 +51,22 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	cfg     *config.Config // as started; settings that need a restart come from here
-	state   atomic.Pointer[state]
-	log     *slog.Logger
-	clock   *clock.Clock
-	engine  *rtpio.Engine
-	conf    *conference.Conference
-	lobby   *lobby.Lobby
-	sip     *sipua.Server
-	metrics *metrics.Metrics
-	guard   *guard.PINGuard
-	alarmAt atomic.Int64 // unix seconds of the last PIN-rate alarm
-	admin   *http.Server // nil when admin.listen is ""
-	adminLn net.Listener
-	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
-	reload  sync.Mutex
+	cfg          *config.Config // as started; settings that need a restart come from here
+	state        atomic.Pointer[state]
+	log          *slog.Logger
+	clock        *clock.Clock
+	engine       *rtpio.Engine
+	conf         *conference.Conference
+	lobby        *lobby.Lobby
+	sip          *sipua.Server
+	metrics      *metrics.Metrics
+	guard        *guard.PINGuard
+	alarmAt      atomic.Int64 // unix seconds of the last PIN-rate alarm
+	admin        *http.Server // nil when admin.listen is ""
+	stopSIPStats chan struct{}
+	adminLn      net.Listener
+	idKey        [32]byte // per-start HMAC key for recognising callers; memory only
+	reload       sync.Mutex
 }
 
 // state is what a reload may change: groups and prompts. A call takes one
@@ -238,6 +239,30 @@ func (a *App) registerMetrics() {
 	})
 }
 
+// followSIPStats carries the SIP layer's authentication counters and
+// registration state into the metrics every second.
+func (a *App) followSIPStats(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastFail, lastBlocked uint64
+	for {
+		_, fails, blocked := a.sip.AuthStats()
+		for ; lastFail < fails; lastFail++ {
+			a.metrics.AuthFailure()
+		}
+		for ; lastBlocked < blocked; lastBlocked++ {
+			a.metrics.SourceBlocked()
+		}
+		state, _ := a.sip.Registration()
+		a.metrics.SetRegistration(state)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Metrics returns the app's metrics (served by the admin listener).
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
@@ -310,6 +335,8 @@ func (a *App) Start() error {
 	for _, l := range a.sip.Addrs() {
 		a.log.Info("listening", "sip", l.String())
 	}
+	a.stopSIPStats = make(chan struct{})
+	go a.followSIPStats(a.stopSIPStats)
 	if err := a.startAdmin(); err != nil {
 		a.sip.Close()
 		a.clock.Stop()
@@ -345,6 +372,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := a.sip.Shutdown(ctx)
+	if a.stopSIPStats != nil {
+		close(a.stopSIPStats)
+	}
 	if a.admin != nil {
 		_ = a.admin.Shutdown(ctx)
 	}

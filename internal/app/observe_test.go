@@ -95,6 +95,8 @@ func TestMetricsAndAPIReflectCallsAndKeepSecrets(t *testing.T) {
 		{`groupbridge_calls_active`, 2},
 		{`groupbridge_rooms`, 1},
 		{`groupbridge_room_members{placement="room"}`, 2},
+		{`groupbridge_sip_registration_state{state="disabled"}`, 1},
+		{`groupbridge_sip_auth_failures_total`, 0},
 	}
 	for _, c := range checks {
 		if got := metricValue(t, scrape, c.series); got != c.want {
