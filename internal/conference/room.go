@@ -91,9 +91,7 @@ func (m *member) own() bool {
 	if !m.fx.Next(&m.fxFrame) {
 		return speech
 	}
-	for i, v := range m.fxFrame {
-		m.private[i] = pcm.Clamp(int32(m.private[i]) + int32(v))
-	}
+	m.private.Add(&m.fxFrame)
 	return true
 }
 
@@ -116,6 +114,7 @@ type Room struct {
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
 	audience []int // scratch for Session.Audience
+	changed  bool  // seats or placements changed since the counts were published
 	noise    pcm.Frame
 	rng      uint32 // comfort noise generator state
 	started  time.Time
@@ -176,7 +175,10 @@ func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
 	r.release(now)
-	r.count()
+	if r.changed {
+		r.count()
+		r.changed = false
+	}
 	if r.sess.Ended() && !r.detached {
 		r.detached = true
 		r.conf.detach(r)
@@ -241,9 +243,7 @@ func (r *Room) Tick(now time.Time) {
 		// their own prompts and hold music.
 		m.own()
 		if extra != nil {
-			for i, v := range extra {
-				m.private[i] = pcm.Clamp(int32(m.private[i]) + int32(v))
-			}
+			m.private.Add(extra)
 		}
 		m.stream.WriteFrame(&m.private)
 	}
@@ -378,6 +378,7 @@ func (r *Room) join(c command, now time.Time) error {
 	r.members = append(r.members, m)
 	r.bySeat[m.seat] = m
 	r.byP[c.p] = m
+	r.changed = true
 	r.place(m)
 	r.apply(effects, now)
 	r.conf.log.Info("joined", "call", c.p.callID, "group", r.group.Name, "seat", m.seat,
@@ -400,6 +401,7 @@ func (r *Room) place(m *member) {
 
 // remove takes a member out of the room's structures.
 func (r *Room) remove(m *member) {
+	r.changed = true
 	if m.inMixer {
 		r.mixer.Remove(&m.mix)
 		m.inMixer = false
@@ -431,6 +433,11 @@ func (r *Room) release(now time.Time) {
 
 // apply carries out the rules' effects, in order.
 func (r *Room) apply(effects []rules.Effect, now time.Time) {
+	if len(effects) == 0 {
+		// The common case, every tick: no change in who is where.
+		return
+	}
+	r.changed = true
 	for _, e := range effects {
 		switch e.Kind {
 		case rules.Say:

@@ -32,6 +32,14 @@ func Clamp(v int32) int16 {
 // Silence sets every sample of f to zero.
 func (f *Frame) Silence() { *f = Frame{} }
 
+// Add mixes g into f with saturation: an overlay (a chime over a prompt,
+// comfort noise under hold music) on top of what f already holds.
+func (f *Frame) Add(g *Frame) {
+	for i, v := range g {
+		f[i] = Clamp(int32(f[i]) + int32(v))
+	}
+}
+
 // Gain scales f by num/den in place with saturation; integer maths keeps it
 // exact and cheap on the hot path.
 func (f *Frame) Gain(num, den int32) {

@@ -38,3 +38,14 @@ func TestGainAndEnergy(t *testing.T) {
 		t.Fatal("Silence left energy")
 	}
 }
+
+func TestAdd(t *testing.T) {
+	var f, g Frame
+	f[0], g[0] = 1000, 2000
+	f[1], g[1] = 30000, 30000
+	f[2], g[2] = -30000, -30000
+	f.Add(&g)
+	if f[0] != 3000 || f[1] != 32767 || f[2] != -32768 {
+		t.Fatalf("Add: %v", f[:3])
+	}
+}

@@ -98,13 +98,14 @@ type Engine struct {
 	pollers []*poller
 	next    atomic.Uint32 // round-robin poller choice
 
-	// lost totals packets the streams' jitter buffers found missing;
-	// depthSum is the sum of the open streams' current playout delays.
-	lost     atomic.Uint64
-	depthSum atomic.Int64
-	open     atomic.Int64 // streams open
-	wakeFd   int          // eventfd that wakes every poller for shutdown
-	wg       sync.WaitGroup
+	// lostClosed totals the losses of streams already closed; lostMax is
+	// the highest engine-wide loss total reported, which keeps the total
+	// from dipping when a packet counted missing arrives late after all.
+	lostClosed atomic.Uint64
+	lostMax    atomic.Uint64
+
+	wakeFd int // eventfd that wakes every poller for shutdown
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex // guards inUse, cursor, closed
 	inUse  []bool
@@ -235,9 +236,36 @@ func (e *Engine) Stats() Stats {
 	for _, p := range e.pollers {
 		st.add(p.counters.snapshot())
 	}
-	st.Lost = e.lost.Load()
-	if n := e.open.Load(); n > 0 {
-		st.MeanPlayoutDelay = time.Duration(e.depthSum.Load() / n)
+	// Losses and playout depth are read from the open streams here, at
+	// the (rare) time someone asks, rather than published per frame.
+	lost := e.lostClosed.Load()
+	var depth time.Duration
+	open := 0
+	for i := range e.slots {
+		s := e.slots[i].Load()
+		if s == nil {
+			continue
+		}
+		s.play.mu.Lock()
+		ps := s.play.buf.Stats()
+		s.play.mu.Unlock()
+		lost += ps.Lost
+		depth += ps.CurrentDelay
+		open++
+	}
+	for {
+		high := e.lostMax.Load()
+		if lost <= high {
+			lost = high
+			break
+		}
+		if e.lostMax.CompareAndSwap(high, lost) {
+			break
+		}
+	}
+	st.Lost = lost
+	if open > 0 {
+		st.MeanPlayoutDelay = depth / time.Duration(open)
 	}
 	return st
 }

@@ -134,10 +134,6 @@ type Stream struct {
 		kinds   [dtmf.MaxFilterDelay + 1]jitter.Kind
 		n       int
 		onDigit func(byte)
-		// lost and depth are what this stream last added to the engine's
-		// lost total and depth sum, so that those stay exact.
-		lost  uint64
-		depth int64
 	}
 
 	// q holds the receive statistics and what RTCP told us. Its lock is a
@@ -244,7 +240,6 @@ func (e *Engine) Open(p Params) (*Stream, error) {
 			_ = unix.Close(rtcpFd)
 			return nil, err
 		}
-		e.open.Add(1)
 		e.inUse[i] = true
 		e.cursor = (i + 1) % e.pairs
 		return s, nil
@@ -472,7 +467,6 @@ func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
 		s.c.concealed.Add(1)
 		s.p.counters.concealed.Add(1)
 	}
-	s.publishPlayout()
 	fl := s.play.filter
 	if fl == nil {
 		s.play.mu.Unlock()
@@ -616,29 +610,14 @@ func (s *Stream) Close() error {
 	return s.closeErr
 }
 
-// publishPlayout adds this stream's new losses to the engine's total and
-// moves its share of the engine's jitter-buffer depth sum. Called with
-// play.mu held.
-func (s *Stream) publishPlayout() {
-	st := s.play.buf.Stats()
-	if st.Lost > s.play.lost {
-		s.e.lost.Add(st.Lost - s.play.lost)
-		s.play.lost = st.Lost
-	}
-	if d := int64(st.CurrentDelay); d != s.play.depth {
-		s.e.depthSum.Add(d - s.play.depth)
-		s.play.depth = d
-	}
-}
-
 // release frees the slot and the port pair of a closed stream.
 func (e *Engine) release(s *Stream) {
-	e.open.Add(-1)
-	s.play.mu.Lock()
-	e.depthSum.Add(-s.play.depth)
-	s.play.depth = 0
-	s.play.mu.Unlock()
 	e.slots[s.slot].CompareAndSwap(s, nil)
+	// Its losses stay in the engine's total; added only once Stats can no
+	// longer find it among the open streams, so never counted twice.
+	s.play.mu.Lock()
+	e.lostClosed.Add(s.play.buf.Stats().Lost)
+	s.play.mu.Unlock()
 	e.mu.Lock()
 	e.inUse[s.slot] = false
 	e.mu.Unlock()
