@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -37,88 +34,13 @@ func startKamailioRegistrar(t *testing.T) *kamailioProxy {
 	if err != nil {
 		t.Fatalf("kamailio template: %v", err)
 	}
-	// The port was free a moment ago; another process may take it before
-	// Kamailio binds it, so a failed start is tried again with a new one.
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		k, err := tryKamailioRegistrar(t, bin, tmpl)
-		if err == nil {
-			return k
-		}
-		lastErr = err
-		t.Logf("kamailio start attempt %d: %v", attempt+1, err)
-	}
-	t.Fatalf("kamailio did not start: %v", lastErr)
-	return nil
-}
-
-func tryKamailioRegistrar(t *testing.T, bin string, tmpl *template.Template) (*kamailioProxy, error) {
-	t.Helper()
-	dir := t.TempDir()
-	k := &kamailioProxy{front: freeUDPPort(t), log: &syncBuffer{}}
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	f, err := os.Create(cfgPath)
-	if err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
-	err = tmpl.Execute(f, struct {
-		Port     int
-		Password string
-	}{k.front, registrarPassword})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
-	pidFile := filepath.Join(dir, "kamailio.pid")
-	// The same flags as startKamailio: foreground, log to stderr, one
-	// worker, little memory, runtime files in the test's directory.
-	cmd := exec.Command(bin, "-f", cfgPath, "-DD", "-E", "-n", "1", "-m", "32", "-M", "4",
-		"-P", pidFile, "-Y", dir, "-w", dir)
-	cmd.Stdout = k.log
-	cmd.Stderr = k.log
-	// Its own process group, so that no worker outlives a main process
-	// that had to be killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	// exited is closed once the main process is reaped: from then on its
-	// PID may belong to someone else and must not be signalled.
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		pid := cmd.Process.Pid
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			t.Errorf("kamailio (pid %d) ignored SIGTERM; killing its process group", pid)
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			<-exited
-		}
-	}
-	if err := k.waitReady(cmd.Process.Pid, pidFile, exited, &waitErr); err != nil {
-		stop()
-		return nil, fmt.Errorf("%w; kamailio log:\n%s", err, tail(k.log.String(), 3000))
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("kamailio log:\n%s", k.log.String())
-		}
+	return retryKamailio(t, func() (*kamailioProxy, error) {
+		k := &kamailioProxy{front: freeUDPPort(t), log: &syncBuffer{}}
+		return k, runKamailio(t, bin, k, tmpl, struct {
+			Port     int
+			Password string
+		}{k.front, registrarPassword})
 	})
-	return k, nil
 }
 
 // registerYAML is the sip: part of a bridge that registers to the registrar

@@ -68,12 +68,31 @@ func startKamailio(t *testing.T, transport, bridge string) *kamailioProxy {
 	if err != nil {
 		t.Fatalf("kamailio template: %v", err)
 	}
-	// The ports were free a moment ago (over UDP, even those Kamailio binds
-	// over TCP); another process may take one before Kamailio binds it, so
-	// a failed start is tried again with new ones.
+	return retryKamailio(t, func() (*kamailioProxy, error) {
+		return tryKamailio(t, bin, tmpl, transport, bridgePort)
+	})
+}
+
+func tryKamailio(t *testing.T, bin string, tmpl *template.Template, transport string, bridgePort int) (*kamailioProxy, error) {
+	t.Helper()
+	k := &kamailioProxy{front: freeUDPPort(t), back: freeUDPPort(t), route: freeUDPPort(t), log: &syncBuffer{}}
+	if k.front == k.back || k.back == k.route || k.front == k.route {
+		return nil, errors.New("the same free port twice")
+	}
+	return k, runKamailio(t, bin, k, tmpl, struct {
+		FrontPort, BackPort, RoutePort, BridgePort int
+		BridgeTransport                            string
+	}{k.front, k.back, k.route, bridgePort, transport})
+}
+
+// retryKamailio starts Kamailio with try up to three times: the ports it
+// picked were free a moment ago (over UDP, even those Kamailio binds over
+// TCP), and another process may take one before Kamailio binds it.
+func retryKamailio(t *testing.T, try func() (*kamailioProxy, error)) *kamailioProxy {
+	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		k, err := tryKamailio(t, bin, tmpl, transport, bridgePort)
+		k, err := try()
 		if err == nil {
 			return k
 		}
@@ -84,27 +103,24 @@ func startKamailio(t *testing.T, transport, bridge string) *kamailioProxy {
 	return nil
 }
 
-func tryKamailio(t *testing.T, bin string, tmpl *template.Template, transport string, bridgePort int) (*kamailioProxy, error) {
+// runKamailio writes the configuration from tmpl and data into a fresh
+// directory, starts Kamailio on it, waits until it answers OPTIONS on
+// k.front and stops it by PID when the test ends (its log is shown if the
+// test failed).
+func runKamailio(t *testing.T, bin string, k *kamailioProxy, tmpl *template.Template, data any) error {
 	t.Helper()
 	dir := t.TempDir()
-	k := &kamailioProxy{front: freeUDPPort(t), back: freeUDPPort(t), route: freeUDPPort(t), log: &syncBuffer{}}
-	if k.front == k.back || k.back == k.route || k.front == k.route {
-		return nil, errors.New("the same free port twice")
-	}
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	f, err := os.Create(cfgPath)
 	if err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
+		return fmt.Errorf("write config: %w", err)
 	}
-	err = tmpl.Execute(f, struct {
-		FrontPort, BackPort, RoutePort, BridgePort int
-		BridgeTransport                            string
-	}{k.front, k.back, k.route, bridgePort, transport})
+	err = tmpl.Execute(f, data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
+		return fmt.Errorf("write config: %w", err)
 	}
 	pidFile := filepath.Join(dir, "kamailio.pid")
 	// -DD: stay in the foreground (children still fork); -E: log to
@@ -118,7 +134,7 @@ func tryKamailio(t *testing.T, bin string, tmpl *template.Template, transport st
 	// that had to be killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", bin, err)
 	}
 	// exited is closed once the main process is reaped: from then on its
 	// PID may belong to someone else and must not be signalled.
@@ -147,13 +163,15 @@ func tryKamailio(t *testing.T, bin string, tmpl *template.Template, transport st
 
 	if err := k.waitReady(cmd.Process.Pid, pidFile, exited, &waitErr); err != nil {
 		stop()
-		return nil, fmt.Errorf("%w; kamailio log:\n%s", err, tail(k.log.String(), 3000))
+		return fmt.Errorf("%w; kamailio log:\n%s", err, tail(k.log.String(), 3000))
 	}
 	t.Cleanup(func() {
 		stop()
-		t.Logf("kamailio log:\n%s", k.log.String())
+		if t.Failed() {
+			t.Logf("kamailio log:\n%s", k.log.String())
+		}
 	})
-	return k, nil
+	return nil
 }
 
 // waitReady sends OPTIONS to the front socket until Kamailio answers 200,

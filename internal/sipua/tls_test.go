@@ -2,54 +2,21 @@ package sipua
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"io"
-	"math/big"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/selfsigned"
+
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
-
-// selfSigned makes a certificate for 127.0.0.1, and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "groupbridge test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
-}
 
 // tlsPeer is a raw SIP user agent on one TLS connection.
 type tlsPeer struct {
@@ -119,7 +86,11 @@ func srtpOffer(key []byte) string {
 // connection, Contact says transport=tls, an SRTP offer gets an SRTP
 // answer, and the bridge's BYE comes back on the same connection.
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	pair, err := selfsigned.New("groupbridge test", time.Hour, netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, pool := pair.Cert, pair.Pool
 	streams := make(chan *rtpio.Stream, 1)
 	s := testServer(t, func(c *Config) {
 		c.Listeners = []Listener{{"tls", netip.AddrPortFrom(loopback, 0)}}

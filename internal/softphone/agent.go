@@ -2,21 +2,17 @@ package softphone
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/selfsigned"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -154,10 +150,13 @@ func (a *Agent) listen(lib *slog.Logger) error {
 		return fmt.Errorf("softphone: listen SIP TCP on %s: %w", a.ip, err)
 	}
 	a.tcp.addr = a.tcpLn.Addr().(*net.TCPAddr).AddrPort()
-	cert, err := selfSigned(a.ip)
+	// A throwaway certificate nobody is meant to trust: a bridge that opens
+	// its own connection to the Contact must be told not to verify.
+	pair, err := selfsigned.New("groupbridge softphone", 24*time.Hour, a.ip)
 	if err != nil {
-		return err
+		return fmt.Errorf("softphone: TLS listener: %w", err)
 	}
+	cert := pair.Cert
 	tln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.ip, 0)))
 	if err != nil {
 		return fmt.Errorf("softphone: listen SIP TLS on %s: %w", a.ip, err)
@@ -217,30 +216,6 @@ func (a *Agent) listen(lib *slog.Logger) error {
 	a.tcp.dialog = &sipgo.DialogUA{Client: a.tcp.client, ContactHDR: a.contact("", "tcp")}
 	a.tls.dialog = &sipgo.DialogUA{Client: a.tls.client, ContactHDR: a.contact("", "tls")}
 	return nil
-}
-
-// selfSigned makes a throwaway certificate for the agent's TLS listener.
-// Nobody is meant to trust it: a bridge that opens its own connection to
-// the Contact must be told not to verify, as with any test softphone.
-func selfSigned(ip netip.Addr) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("softphone: TLS key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "groupbridge softphone"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IP(ip.AsSlice())},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("softphone: TLS certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // waitUDPServing waits until sipgo has put the listening socket into its
