@@ -51,22 +51,21 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	cfg          *config.Config // as started; settings that need a restart come from here
-	state        atomic.Pointer[state]
-	log          *slog.Logger
-	clock        *clock.Clock
-	engine       *rtpio.Engine
-	conf         *conference.Conference
-	lobby        *lobby.Lobby
-	sip          *sipua.Server
-	metrics      *metrics.Metrics
-	guard        *guard.PINGuard
-	alarmAt      atomic.Int64 // unix seconds of the last PIN-rate alarm
-	admin        *http.Server // nil when admin.listen is ""
-	stopSIPStats chan struct{}
-	adminLn      net.Listener
-	idKey        [32]byte // per-start HMAC key for recognising callers; memory only
-	reload       sync.Mutex
+	cfg     *config.Config // as started; settings that need a restart come from here
+	state   atomic.Pointer[state]
+	log     *slog.Logger
+	clock   *clock.Clock
+	engine  *rtpio.Engine
+	conf    *conference.Conference
+	lobby   *lobby.Lobby
+	sip     *sipua.Server
+	metrics *metrics.Metrics
+	guard   *guard.PINGuard
+	alarmAt atomic.Int64 // unix seconds of the last PIN-rate alarm
+	admin   *http.Server // nil when admin.listen is ""
+	adminLn net.Listener
+	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
+	reload  sync.Mutex
 }
 
 // state is what a reload may change: groups and prompts. A call takes one
@@ -192,12 +191,22 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
 		SRTP:                 srtpMode,
 		TLS:                  tlsCfg,
+		Events: sipua.Events{
+			AuthFailure:   a.metrics.AuthFailure,
+			SourceBlocked: a.metrics.SourceBlocked,
+			Registration:  a.metrics.SetRegistration,
+		},
 	})
 	if err != nil {
 		_ = engine.Close()
 		return nil, err
 	}
 	a.registerMetrics()
+	if reg == nil {
+		a.metrics.SetRegistration(metrics.RegistrationDisabled)
+	} else {
+		a.metrics.SetRegistration(metrics.RegistrationRegistering)
+	}
 	return a, nil
 }
 
@@ -237,30 +246,6 @@ func (a *App) registerMetrics() {
 			},
 		}
 	})
-}
-
-// followSIPStats carries the SIP layer's authentication counters and
-// registration state into the metrics every second.
-func (a *App) followSIPStats(stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var lastFail, lastBlocked uint64
-	for {
-		_, fails, blocked := a.sip.AuthStats()
-		for ; lastFail < fails; lastFail++ {
-			a.metrics.AuthFailure()
-		}
-		for ; lastBlocked < blocked; lastBlocked++ {
-			a.metrics.SourceBlocked()
-		}
-		state, _ := a.sip.Registration()
-		a.metrics.SetRegistration(state)
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Metrics returns the app's metrics (served by the admin listener).
@@ -335,8 +320,6 @@ func (a *App) Start() error {
 	for _, l := range a.sip.Addrs() {
 		a.log.Info("listening", "sip", l.String())
 	}
-	a.stopSIPStats = make(chan struct{})
-	go a.followSIPStats(a.stopSIPStats)
 	if err := a.startAdmin(); err != nil {
 		a.sip.Close()
 		a.clock.Stop()
@@ -372,9 +355,6 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 	}
 	err := a.sip.Shutdown(ctx)
-	if a.stopSIPStats != nil {
-		close(a.stopSIPStats)
-	}
 	if a.admin != nil {
 		_ = a.admin.Shutdown(ctx)
 	}

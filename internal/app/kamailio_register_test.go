@@ -171,6 +171,10 @@ func TestUntrustedSourceNeedsCredentials(t *testing.T) {
 			t.Fatalf("INVITE with a wrong password: %v, want 403; last answer:\n%s", codes, res)
 		}
 		logs.waitCount(t, 2*time.Second, 1, "SIP authentication failed")
+		_, scrape := get(t, a.Metrics().Handler(), "GET", "/metrics", "")
+		if v := metricValue(t, scrape, "groupbridge_sip_auth_failures_total"); v != 1 {
+			t.Errorf("sip_auth_failures_total = %v, want 1", v)
+		}
 		if n := logs.count(t, "call answered"); n != 0 {
 			t.Errorf("%d calls answered; log:\n%s", n, logs.String())
 		}

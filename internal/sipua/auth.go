@@ -48,6 +48,7 @@ type gate struct {
 	nonceTTL    time.Duration // a nonce older than this is stale
 
 	registrar atomic.Pointer[[]netip.Addr] // resolved registrar addresses
+	events    Events                       // hooks for metrics; set before use
 
 	mu      sync.Mutex
 	sources map[netip.Addr]*sourceRecord
@@ -144,6 +145,9 @@ func (g *gate) check(req *sip.Request, src netip.Addr, now time.Time) (v verdict
 	src = src.Unmap()
 	if g.isBlocked(src, now) {
 		g.blocked.Add(1)
+		if g.events.SourceBlocked != nil {
+			g.events.SourceBlocked()
+		}
 		return vBlocked, "", false
 	}
 	if len(g.users) == 0 {
@@ -161,6 +165,9 @@ func (g *gate) check(req *sip.Request, src netip.Addr, now time.Time) (v verdict
 		return vChallenge, "", false
 	default:
 		g.failures.Add(1)
+		if g.events.AuthFailure != nil {
+			g.events.AuthFailure()
+		}
 		return vForbidden, "", g.fail(src, now)
 	}
 }

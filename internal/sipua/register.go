@@ -196,8 +196,12 @@ func (r *registration) backoff(n int) time.Duration {
 
 func (r *registration) set(state string, err error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	changed := r.state != state
 	r.state, r.err = state, err
+	r.mu.Unlock()
+	if f := r.s.cfg.Events.Registration; changed && f != nil {
+		f(state)
+	}
 }
 
 func (r *registration) status() (string, error) {

@@ -68,6 +68,7 @@ type Config struct {
 	HoldTimeout     time.Duration // the same while on hold
 	AnswerDelay     time.Duration // ring this long (180) before answering
 	AckTimeout      time.Duration // no ACK for a 2xx this long: BYE (default 64*T1 = 32 s)
+	Events          Events        // told of authentication and registration events (metrics)
 
 	// MediaExternalAddress, when set, goes in SDP (c= and o=) instead of
 	// ExternalAddress: for media that leaves by another address.
@@ -88,6 +89,14 @@ type Config struct {
 	// are any. It needs at least one certificate; TLS 1.2 is the least
 	// version accepted whatever it says.
 	TLS *tls.Config
+}
+
+// Events are hooks the server calls as things happen, so that metrics
+// count them where they occur. Nil hooks are skipped; none may block.
+type Events struct {
+	AuthFailure   func()             // an untrusted source gave wrong credentials
+	SourceBlocked func()             // a request refused because its source is blocked
+	Registration  func(state string) // the registration changed state (Registration* values)
 }
 
 // Server is the SIP side of the bridge.
@@ -181,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g}
