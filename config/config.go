@@ -34,6 +34,7 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Prompts Prompts `yaml:"prompts"`
 	Admin   Admin   `yaml:"admin"`
+	Limits  Limits  `yaml:"limits"`
 	// DrainTimeout bounds a stop (SIGTERM): callers are told the line is
 	// closing and every call is hung up within it.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
@@ -67,6 +68,11 @@ type SIP struct {
 	// TLS holds the certificate of the tls: listeners; required when
 	// Listen has one. Nil (null in the file, the default) is none.
 	TLS *TLS `yaml:"tls"`
+	// DropScanners drops, without any answer, requests from untrusted
+	// sources whose User-Agent (or From) names a known SIP scanner
+	// (friendly-scanner, sipvicious, sipcli and the like): an answer only
+	// tells the scanner that something is there.
+	DropScanners bool `yaml:"drop_scanners"`
 }
 
 // TLS is the sip.tls section: the certificate the bridge presents on its
@@ -226,6 +232,30 @@ type Admin struct {
 	Token string `yaml:"token" secret:"token"`
 }
 
+// Limits are the defences against abuse: PIN guessing and SIP floods.
+// All of them apply on reload to what happens from then on.
+type Limits struct {
+	// PINFailureAlarm is the wrong PINs per minute, bridge-wide or for the
+	// calls to one group's number, above which an alarm is raised (a
+	// metric and a log line): many callers each guessing a little are an
+	// attack that no per-caller limit sees.
+	PINFailureAlarm int `yaml:"pin_failure_alarm"`
+	// SourceRate is the SIP requests per second one untrusted source
+	// address may send on average (a token bucket of SourceBurst); more
+	// are dropped unanswered. 0 turns the per-source limit off. Trusted
+	// sources and the registrar are exempt: the PBX carries everyone's
+	// calls.
+	SourceRate int `yaml:"source_rate"`
+	// SourceBurst is how many requests an untrusted source may send at
+	// once before SourceRate applies.
+	SourceBurst int `yaml:"source_burst"`
+	// MaxCalls caps the calls up or being set up, from every source;
+	// beyond it an INVITE gets 503 with Retry-After.
+	MaxCalls int `yaml:"max_calls"`
+	// MaxCall ends (BYE) a call that has lasted this long; 0 is no limit.
+	MaxCall time.Duration `yaml:"max_call"`
+}
+
 // Audio is how callers' audio is cleaned up and mixed.
 type Audio struct {
 	// JitterMin and JitterMax bound the adaptive jitter buffer's delay.
@@ -246,9 +276,10 @@ type Audio struct {
 func Default() *Config {
 	return &Config{
 		SIP: SIP{
-			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
-			UserAgent: "groupbridge",
-			Trusted:   []string{"127.0.0.0/8", "::1/128"},
+			Listen:       []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent:    "groupbridge",
+			Trusted:      []string{"127.0.0.0/8", "::1/128"},
+			DropScanners: true,
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",
@@ -264,9 +295,16 @@ func Default() *Config {
 			MaxTalkers: 4,
 			AGC:        true,
 		},
-		Log:          Log{Format: LogFormatText},
-		Prompts:      Prompts{Language: "en"},
-		Admin:        Admin{Listen: "127.0.0.1:8080"},
+		Log:     Log{Format: LogFormatText},
+		Prompts: Prompts{Language: "en"},
+		Admin:   Admin{Listen: "127.0.0.1:8080"},
+		Limits: Limits{
+			PINFailureAlarm: 60,
+			SourceRate:      10,
+			SourceBurst:     20,
+			MaxCalls:        1000,
+			MaxCall:         4 * time.Hour,
+		},
 		DrainTimeout: 10 * time.Second,
 	}
 }

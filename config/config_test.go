@@ -18,9 +18,10 @@ import (
 func TestDefault(t *testing.T) {
 	want := &Config{
 		SIP: SIP{
-			Listen:    []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
-			UserAgent: "groupbridge",
-			Trusted:   []string{"127.0.0.0/8", "::1/128"},
+			Listen:       []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent:    "groupbridge",
+			Trusted:      []string{"127.0.0.0/8", "::1/128"},
+			DropScanners: true,
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",
@@ -34,6 +35,7 @@ func TestDefault(t *testing.T) {
 		Log:          Log{Format: "text"},
 		Prompts:      Prompts{Language: "en"},
 		Admin:        Admin{Listen: "127.0.0.1:8080"},
+		Limits:       Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour},
 		DrainTimeout: 10 * time.Second,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {

@@ -56,6 +56,7 @@ func (c *Config) Validate() error {
 	}
 	v.prompts(&c.Prompts)
 	v.admin(&c.Admin, c.DrainTimeout)
+	v.limits(&c.Limits)
 	v.groups(c.Groups)
 	if len(v.errs) == 0 {
 		return nil
@@ -381,6 +382,35 @@ func (v *validator) rtp(r *RTP) {
 	case SRTPOff, SRTPOffer, SRTPRequire:
 	default:
 		v.add("rtp.srtp", "%s must be off, offer or require", quote(r.SRTP))
+	}
+}
+
+// Bounds of the limits: wide enough for any deployment, narrow enough that a
+// typo (an extra zero, ms for s) is caught.
+const (
+	maxPINAlarm    = 100_000
+	maxSourceRate  = 10_000
+	maxSourceBurst = 100_000
+	maxMaxCalls    = 100_000
+	minMaxCall     = time.Second
+	maxMaxCall     = 7 * 24 * time.Hour
+)
+
+func (v *validator) limits(l *Limits) {
+	if l.PINFailureAlarm < 1 || l.PINFailureAlarm > maxPINAlarm {
+		v.add("limits.pin_failure_alarm", "%d must be from 1 to %d (wrong PINs per minute)", l.PINFailureAlarm, maxPINAlarm)
+	}
+	if l.SourceRate < 0 || l.SourceRate > maxSourceRate {
+		v.add("limits.source_rate", "%d must be from 0 (off) to %d (requests per second)", l.SourceRate, maxSourceRate)
+	}
+	if l.SourceBurst < 1 || l.SourceBurst > maxSourceBurst {
+		v.add("limits.source_burst", "%d must be from 1 to %d (requests)", l.SourceBurst, maxSourceBurst)
+	}
+	if l.MaxCalls < 1 || l.MaxCalls > maxMaxCalls {
+		v.add("limits.max_calls", "%d must be from 1 to %d", l.MaxCalls, maxMaxCalls)
+	}
+	if l.MaxCall != 0 && (l.MaxCall < minMaxCall || l.MaxCall > maxMaxCall) {
+		v.add("limits.max_call", "%s must be 0s (no limit) or from %s to %s", shortDuration(l.MaxCall), shortDuration(minMaxCall), shortDuration(maxMaxCall))
 	}
 }
 

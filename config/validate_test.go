@@ -138,6 +138,35 @@ sip: {external_address: bad_host}
 		{"admin public with token", "admin: {listen: \"0.0.0.0:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, nil},
 		{"admin short token", "admin: {token: \"short-secret\"}\n" + okGroups, []string{"admin.token: must be at least 16 printable ASCII characters"}},
 		{"drain timeout", "drain_timeout: 0s\n" + okGroups, []string{"drain_timeout: 0s must be from 1s to 5m"}},
+
+		// limits: each key names itself and its value.
+		{"limits all set", "limits: {pin_failure_alarm: 5, source_rate: 0, source_burst: 1, max_calls: 1, max_call: 0s}\n" + okGroups, nil},
+		{"limits at their highest", "limits: {pin_failure_alarm: 100000, source_rate: 10000, source_burst: 100000, max_calls: 100000, max_call: 168h}\n" + okGroups, nil},
+		{"limits max_call shortest", "limits: {max_call: 1s}\n" + okGroups, nil},
+		{"limits zero", "limits: {pin_failure_alarm: 0, source_burst: 0, max_calls: 0}\n" + okGroups, []string{
+			"limits.pin_failure_alarm: 0 must be from 1 to 100000 (wrong PINs per minute)",
+			"limits.source_burst: 0 must be from 1 to 100000 (requests)",
+			"limits.max_calls: 0 must be from 1 to 100000",
+		}},
+		{"limits too high", "limits: {pin_failure_alarm: 100001, source_rate: 10001, source_burst: 100001, max_calls: 100001, max_call: 169h}\n" + okGroups, []string{
+			"limits.pin_failure_alarm: 100001 must be from 1 to 100000 (wrong PINs per minute)",
+			"limits.source_rate: 10001 must be from 0 (off) to 10000 (requests per second)",
+			"limits.source_burst: 100001 must be from 1 to 100000 (requests)",
+			"limits.max_calls: 100001 must be from 1 to 100000",
+			"limits.max_call: 169h must be 0s (no limit) or from 1s to 168h",
+		}},
+		{"limits negative", "limits: {source_rate: -1, max_call: -1s}\n" + okGroups, []string{
+			"limits.source_rate: -1 must be from 0 (off) to 10000 (requests per second)",
+			"limits.max_call: -1s must be 0s (no limit) or from 1s to 168h",
+		}},
+		{"limits max_call too short", "limits: {max_call: 500ms}\n" + okGroups, []string{"limits.max_call: 500ms must be 0s (no limit) or from 1s to 168h"}},
+		{"limits wrong types", "limits: {source_rate: 2.5, max_call: 4}\n" + okGroups, []string{
+			`limits.source_rate: expected a whole number, found "2.5"`,
+			`limits.max_call: expected a duration like 90s, 2m or 1h, found "4"`,
+		}},
+		{"limits unknown key", "limits: {max_call_seconds: 5}\n" + okGroups, []string{"limits.max_call_seconds: unknown key"}},
+		{"drop_scanners off", "sip: {drop_scanners: false}\n" + okGroups, nil},
+		{"drop_scanners not a bool", "sip: {drop_scanners: yes}\n" + okGroups, []string{`sip.drop_scanners: expected true or false, found "yes"`}},
 		{"audio ok", "audio: {jitter_min: 40ms, jitter_max: 300ms, max_talkers: 6, agc: false, comfort_noise: true}\n" + okGroups, nil},
 		{"audio jitter inverted", "audio: {jitter_min: 300ms, jitter_max: 40ms}\n" + okGroups, []string{"audio.jitter_min: 300ms is above audio.jitter_max: 40ms"}},
 		{"audio jitter out of range", "audio: {jitter_min: 1ms, jitter_max: 5s}\n" + okGroups, []string{"audio.jitter_min: 1ms must be from 10ms to 1s", "audio.jitter_max: 5s must be from 10ms to 1s"}},

@@ -1,0 +1,36 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+// The limits: section and sip.drop_scanners reach the configuration as
+// written, and keys left out keep their defaults.
+func TestLimitsParsed(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    Limits
+		scanner bool
+	}{
+		{"defaults", okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour}, true},
+		{"all set", "sip: {drop_scanners: false}\nlimits: {pin_failure_alarm: 30, source_rate: 0, source_burst: 5, max_calls: 50, max_call: 0s}\n" + okGroups,
+			Limits{PINFailureAlarm: 30, SourceRate: 0, SourceBurst: 5, MaxCalls: 50, MaxCall: 0}, false},
+		{"some set", "limits:\n  max_call: 90m\n" + okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 90 * time.Minute}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Limits != tc.want {
+				t.Errorf("limits = %+v, want %+v", c.Limits, tc.want)
+			}
+			if c.SIP.DropScanners != tc.scanner {
+				t.Errorf("sip.drop_scanners = %v, want %v", c.SIP.DropScanners, tc.scanner)
+			}
+		})
+	}
+}
