@@ -17,11 +17,12 @@ func FuzzLabelValues(f *testing.F) {
 		f.Add(s)
 	}
 	m := New() // shared: counts grow, label values must not
-	allowed := slices.Concat(Outcomes(), RejectReasons(), DropReasons(), RegistrationStates(),
-		[]string{"group", "global", "room", "waiting", "in", "out"})
+	allowed := slices.Concat(Outcomes(), RejectReasons(), DropReasons(), RequestDropReasons(), RegistrationStates(),
+		[]string{"group", "global", "bridge", "room", "waiting", "in", "out"})
 	f.Fuzz(func(t *testing.T, s string) {
 		m.CallOutcome(s)
 		m.CallRejected(s)
+		m.RequestDropped(s)
 		m.SetRegistration(s)
 		m.RegisterRTP(func() RTPStats { return RTPStats{Dropped: map[string]uint64{s: 1}} })
 		families, err := m.Registry().Gather()

@@ -66,6 +66,14 @@ var dropReasons = []string{
 	Other,
 }
 
+// requestDropReasons are why SIP requests were dropped without an answer.
+// They match sipua's Drop* reasons.
+var requestDropReasons = []string{
+	"rate-limited", // over limits.source_rate from one untrusted address
+	"scanner",      // a known scanner's User-Agent or From (sip.drop_scanners)
+	Other,
+}
+
 // Registration states for SetRegistration: groupbridge_sip_registration_state
 // is one-hot over exactly these.
 const (
@@ -103,6 +111,11 @@ func RejectReasons() []string { return slices.Clone(rejectReasons) }
 // DropReasons returns every label value of groupbridge_rtp_dropped_total's
 // reason, in a fixed order (a copy).
 func DropReasons() []string { return slices.Clone(dropReasons) }
+
+// RequestDropReasons returns every label value of
+// groupbridge_sip_requests_dropped_total's reason, in a fixed order (a
+// copy).
+func RequestDropReasons() []string { return slices.Clone(requestDropReasons) }
 
 // RegistrationStates returns the states SetRegistration knows, in the order
 // of the one-hot gauge (a copy).

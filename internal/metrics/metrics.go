@@ -11,7 +11,8 @@
 // Two kinds of figures are exposed:
 //
 //   - Events the app records as they happen (CallOutcome, CallRejected,
-//     PINFailure, ObserveTick, AuthFailure, SourceBlocked, SetRegistration).
+//     PINFailure, PINAlarm, ObserveTick, AuthFailure, SourceBlocked,
+//     RequestDropped, SetRegistration).
 //     These are cheap and do not allocate; calling them on a nil *Metrics
 //     does nothing, so code paths without metrics need no checks.
 //   - State the app already keeps (active calls, rooms, RTP counters, the
@@ -21,7 +22,8 @@
 //
 // Privacy: support groups are confidential. No label value ever comes from
 // the app's strings as given: each is looked up in a fixed allow list
-// (Outcomes, RejectReasons, DropReasons, RegistrationStates) and anything
+// (Outcomes, RejectReasons, DropReasons, RequestDropReasons,
+// RegistrationStates, and the fixed scopes of the PIN series) and anything
 // else is recorded as "other". So no PIN, caller number or other outside
 // text can reach a label, and the number of series stays bounded.
 //
@@ -30,8 +32,10 @@
 //	calls_total{outcome}                  counter  how calls left the IVR or were refused
 //	calls_rejected_total{reason}          counter  calls refused before answer, by reason
 //	pin_failures_total{scope}             counter  wrong PINs; scope=group|global
+//	pin_failure_alarms_total{scope}       counter  PIN failure rate crossed limits.pin_failure_alarm; scope=bridge|group
 //	sip_auth_failures_total               counter  failed digest authentications
 //	sip_sources_blocked_total             counter  sources refused after repeated auth failures
+//	sip_requests_dropped_total{reason}    counter  untrusted requests dropped unanswered; reason=rate-limited|scanner
 //	mixer_tick_seconds                    histogram duration of one mixing tick
 //	sip_registered                        gauge    1 while registered to the PBX
 //	sip_registration_state{state}         gauge    one-hot: disabled|registering|registered|failed
@@ -101,10 +105,13 @@ type Metrics struct {
 	rejected        []prometheus.Counter
 	rejectedOutcome []prometheus.Counter
 
-	pinGroup, pinGlobal prometheus.Counter
-	authFailures        prometheus.Counter
-	sourcesBlocked      prometheus.Counter
-	tick                prometheus.Histogram
+	pinGroup, pinGlobal     prometheus.Counter
+	alarmGroup, alarmBridge prometheus.Counter
+	dropIdx                 map[string]int
+	dropped                 []prometheus.Counter
+	authFailures            prometheus.Counter
+	sourcesBlocked          prometheus.Counter
+	tick                    prometheus.Histogram
 
 	// regState is the index in registrationStates of the current state;
 	// the collector turns it into both registration gauges at scrape time,
@@ -124,6 +131,7 @@ func New() *Metrics {
 		outcomeIdx: indexOf(outcomes),
 		rejectIdx:  indexOf(rejectReasons),
 		regIdx:     indexOf(registrationStates),
+		dropIdx:    indexOf(requestDropReasons),
 	}
 
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -149,6 +157,21 @@ func New() *Metrics {
 	m.pinGroup = pin.WithLabelValues("group")
 	m.pinGlobal = pin.WithLabelValues("global")
 
+	alarms := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "pin_failure_alarms_total",
+		Help: "Times the wrong-PIN rate crossed limits.pin_failure_alarm: scope=bridge for the whole bridge, group for the calls to one group's number (which group is in the log, not here).",
+	}, []string{"scope"})
+	m.alarmBridge = alarms.WithLabelValues("bridge")
+	m.alarmGroup = alarms.WithLabelValues("group")
+
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "sip_requests_dropped_total",
+		Help: "SIP requests from untrusted sources dropped without an answer: rate-limited (over limits.source_rate) or scanner (sip.drop_scanners).",
+	}, []string{"reason"})
+	for _, r := range requestDropReasons {
+		m.dropped = append(m.dropped, dropped.WithLabelValues(r))
+	}
+
 	m.authFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sip_auth_failures_total",
 		Help: "SIP requests whose digest authentication failed.",
@@ -164,7 +187,7 @@ func New() *Metrics {
 	})
 
 	m.scrape = newScrapeCollector(&m.regState)
-	reg.MustRegister(calls, rejected, pin, m.authFailures, m.sourcesBlocked, m.tick, m.scrape,
+	reg.MustRegister(calls, rejected, pin, alarms, dropped, m.authFailures, m.sourcesBlocked, m.tick, m.scrape,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -238,6 +261,36 @@ func (m *Metrics) PINFailure(groupScoped bool) {
 	} else {
 		m.pinGlobal.Inc()
 	}
+}
+
+// PINAlarm counts one crossing of the wrong-PIN alarm level in
+// groupbridge_pin_failure_alarms_total: groupScoped for the rate of the
+// calls to one group's number (scope="group"), else the whole bridge's
+// (scope="bridge"). The group itself is never a label: a support group's
+// name is for the operator's log, not for every dashboard.
+func (m *Metrics) PINAlarm(groupScoped bool) {
+	if m == nil {
+		return
+	}
+	if groupScoped {
+		m.alarmGroup.Inc()
+	} else {
+		m.alarmBridge.Inc()
+	}
+}
+
+// RequestDropped counts one SIP request dropped unanswered in
+// groupbridge_sip_requests_dropped_total{reason}. The reason is one of
+// RequestDropReasons(); anything else counts as "other".
+func (m *Metrics) RequestDropped(reason string) {
+	if m == nil {
+		return
+	}
+	i, ok := m.dropIdx[reason]
+	if !ok {
+		i = m.dropIdx[Other]
+	}
+	m.dropped[i].Inc()
 }
 
 // AuthFailure counts one failed SIP digest authentication

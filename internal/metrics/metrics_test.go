@@ -24,6 +24,8 @@ var ourNames = []string{
 	"groupbridge_calls_total",
 	"groupbridge_calls_rejected_total",
 	"groupbridge_pin_failures_total",
+	"groupbridge_pin_failure_alarms_total",
+	"groupbridge_sip_requests_dropped_total",
 	"groupbridge_sip_auth_failures_total",
 	"groupbridge_sip_sources_blocked_total",
 	"groupbridge_mixer_tick_seconds",
@@ -126,31 +128,36 @@ func diff(before, after map[string]float64) map[string]float64 {
 func TestNewExposesEventSeriesAtZero(t *testing.T) {
 	s := scrape(t, New())
 	want := map[string]float64{
-		`groupbridge_pin_failures_total{scope="group"}`:           0,
-		`groupbridge_pin_failures_total{scope="global"}`:          0,
-		`groupbridge_sip_auth_failures_total`:                     0,
-		`groupbridge_sip_sources_blocked_total`:                   0,
-		`groupbridge_mixer_tick_seconds_count`:                    0,
-		`groupbridge_sip_registered`:                              0,
-		`groupbridge_sip_registration_state{state="disabled"}`:    1,
-		`groupbridge_sip_registration_state{state="registering"}`: 0,
-		`groupbridge_sip_registration_state{state="registered"}`:  0,
-		`groupbridge_sip_registration_state{state="failed"}`:      0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.02"}`:        0,
-		`groupbridge_mixer_tick_seconds_bucket{le="1e-05"}`:       0,
-		`groupbridge_mixer_tick_seconds_bucket{le="+Inf"}`:        0,
-		`groupbridge_mixer_tick_seconds_sum`:                      0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.0001"}`:      0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.01"}`:        0,
-		`groupbridge_mixer_tick_seconds_bucket{le="2.5e-05"}`:     0,
-		`groupbridge_mixer_tick_seconds_bucket{le="5e-05"}`:       0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.00025"}`:     0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.0005"}`:      0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.001"}`:       0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.0025"}`:      0,
-		`groupbridge_mixer_tick_seconds_bucket{le="0.005"}`:       0,
-		`promhttp_metric_handler_errors_total{cause="gathering"}`: 0,
-		`promhttp_metric_handler_errors_total{cause="encoding"}`:  0,
+		`groupbridge_pin_failures_total{scope="group"}`:                 0,
+		`groupbridge_pin_failures_total{scope="global"}`:                0,
+		`groupbridge_pin_failure_alarms_total{scope="bridge"}`:          0,
+		`groupbridge_pin_failure_alarms_total{scope="group"}`:           0,
+		`groupbridge_sip_requests_dropped_total{reason="rate-limited"}`: 0,
+		`groupbridge_sip_requests_dropped_total{reason="scanner"}`:      0,
+		`groupbridge_sip_requests_dropped_total{reason="other"}`:        0,
+		`groupbridge_sip_auth_failures_total`:                           0,
+		`groupbridge_sip_sources_blocked_total`:                         0,
+		`groupbridge_mixer_tick_seconds_count`:                          0,
+		`groupbridge_sip_registered`:                                    0,
+		`groupbridge_sip_registration_state{state="disabled"}`:          1,
+		`groupbridge_sip_registration_state{state="registering"}`:       0,
+		`groupbridge_sip_registration_state{state="registered"}`:        0,
+		`groupbridge_sip_registration_state{state="failed"}`:            0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.02"}`:              0,
+		`groupbridge_mixer_tick_seconds_bucket{le="1e-05"}`:             0,
+		`groupbridge_mixer_tick_seconds_bucket{le="+Inf"}`:              0,
+		`groupbridge_mixer_tick_seconds_sum`:                            0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.0001"}`:            0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.01"}`:              0,
+		`groupbridge_mixer_tick_seconds_bucket{le="2.5e-05"}`:           0,
+		`groupbridge_mixer_tick_seconds_bucket{le="5e-05"}`:             0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.00025"}`:           0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.0005"}`:            0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.001"}`:             0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.0025"}`:            0,
+		`groupbridge_mixer_tick_seconds_bucket{le="0.005"}`:             0,
+		`promhttp_metric_handler_errors_total{cause="gathering"}`:       0,
+		`promhttp_metric_handler_errors_total{cause="encoding"}`:        0,
 	}
 	for k, v := range want {
 		got, ok := s[k]
@@ -223,6 +230,11 @@ func TestCallOutcomeAndRejected(t *testing.T) {
 		{"pin failure global", func(m *Metrics) { m.PINFailure(false); m.PINFailure(false) }, map[string]float64{`groupbridge_pin_failures_total{scope="global"}`: 2}},
 		{"auth failure", func(m *Metrics) { m.AuthFailure() }, map[string]float64{`groupbridge_sip_auth_failures_total`: 1}},
 		{"source blocked", func(m *Metrics) { m.SourceBlocked() }, map[string]float64{`groupbridge_sip_sources_blocked_total`: 1}},
+		{"pin alarm bridge", func(m *Metrics) { m.PINAlarm(false) }, map[string]float64{`groupbridge_pin_failure_alarms_total{scope="bridge"}`: 1}},
+		{"pin alarm group", func(m *Metrics) { m.PINAlarm(true); m.PINAlarm(true) }, map[string]float64{`groupbridge_pin_failure_alarms_total{scope="group"}`: 2}},
+		{"request rate-limited", func(m *Metrics) { m.RequestDropped("rate-limited") }, map[string]float64{`groupbridge_sip_requests_dropped_total{reason="rate-limited"}`: 1}},
+		{"request scanner", func(m *Metrics) { m.RequestDropped("scanner") }, map[string]float64{`groupbridge_sip_requests_dropped_total{reason="scanner"}`: 1}},
+		{"request dropped unknown", func(m *Metrics) { m.RequestDropped("Monday group") }, map[string]float64{`groupbridge_sip_requests_dropped_total{reason="other"}`: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,6 +454,7 @@ func TestNoPINOrCallerNumberInLabels(t *testing.T) {
 	for i, h := range hostile {
 		m.CallOutcome(h)
 		m.CallRejected(h)
+		m.RequestDropped(h)
 		m.SetRegistration(h)
 		dropped[h] = uint64(i + 1)
 	}
@@ -455,9 +468,9 @@ func TestNoPINOrCallerNumberInLabels(t *testing.T) {
 	}
 	allowed := map[string][]string{
 		"outcome":   Outcomes(),
-		"reason":    append(RejectReasons(), DropReasons()...),
+		"reason":    slices.Concat(RejectReasons(), DropReasons(), RequestDropReasons()),
 		"state":     RegistrationStates(),
-		"scope":     {"group", "global"},
+		"scope":     {"group", "global", "bridge"},
 		"placement": {"room", "waiting"},
 		"direction": {"in", "out"},
 	}
@@ -486,11 +499,12 @@ func TestNoPINOrCallerNumberInLabels(t *testing.T) {
 	s := parseSeries(t, body)
 	n := float64(len(hostile))
 	for k, v := range map[string]float64{
-		`groupbridge_calls_total{outcome="other"}`:           n - 4, // all but the 4 "rejected-" ones
-		`groupbridge_calls_total{outcome="rejected-other"}`:  n + 4, // every CallRejected, and the 4 prefixed CallOutcomes
-		`groupbridge_calls_rejected_total{reason="other"}`:   n + 4,
-		`groupbridge_sip_registration_state{state="failed"}`: 1,
-		`groupbridge_rtp_dropped_total{reason="other"}`:      n * (n + 1) / 2,
+		`groupbridge_calls_total{outcome="other"}`:               n - 4, // all but the 4 "rejected-" ones
+		`groupbridge_calls_total{outcome="rejected-other"}`:      n + 4, // every CallRejected, and the 4 prefixed CallOutcomes
+		`groupbridge_calls_rejected_total{reason="other"}`:       n + 4,
+		`groupbridge_sip_registration_state{state="failed"}`:     1,
+		`groupbridge_rtp_dropped_total{reason="other"}`:          n * (n + 1) / 2,
+		`groupbridge_sip_requests_dropped_total{reason="other"}`: n,
 	} {
 		if s[k] != v {
 			t.Errorf("%s = %v, want %v", k, s[k], v)
@@ -503,6 +517,7 @@ func TestAllowLists(t *testing.T) {
 	for name, list := range map[string][]string{
 		"outcomes": Outcomes(), "reject reasons": RejectReasons(),
 		"drop reasons": DropReasons(), "registration states": RegistrationStates(),
+		"request drop reasons": RequestDropReasons(),
 	} {
 		seen := map[string]bool{}
 		for _, v := range list {
@@ -590,6 +605,8 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.CallOutcome("joined")
 	m.CallRejected("sdp")
 	m.PINFailure(true)
+	m.PINAlarm(true)
+	m.RequestDropped("scanner")
 	m.AuthFailure()
 	m.SourceBlocked()
 	m.ObserveTick(time.Millisecond)
@@ -659,6 +676,9 @@ func TestRecordersDoNotAllocate(t *testing.T) {
 		"SetRegistration":         func() { m.SetRegistration(RegistrationRegistered) },
 		"SetRegistration unknown": func() { m.SetRegistration("nope") },
 		"AuthFailure":             func() { m.AuthFailure() },
+		"PINAlarm":                func() { m.PINAlarm(false) },
+		"RequestDropped":          func() { m.RequestDropped("rate-limited") },
+		"RequestDropped other":    func() { m.RequestDropped("nope") },
 	} {
 		if a := testing.AllocsPerRun(1000, f); a != 0 {
 			t.Errorf("%s: %v allocations per call, want 0", name, a)
