@@ -90,6 +90,8 @@ type Conference struct {
 	// publishes.
 	nRooms atomic.Int64
 	counts [nCounts]atomic.Int64
+
+	faults atomic.Pointer[Faults] // fault tests only; nil in production
 }
 
 // New returns a conference whose rooms tick on clk and speak from prompts.
@@ -119,8 +121,23 @@ type JoinRequest struct {
 
 // Join puts a caller into the group's room, starting its session if it is
 // the first. It returns once the room has taken the caller in (within one
-// tick).
+// tick). A room that stops before taking the join (it was reset after a
+// panic) is replaced by a new session once.
 func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
+	p, err := c.join(g, req)
+	if errors.Is(err, errRoomStopped) {
+		p, err = c.join(g, req)
+	}
+	if errors.Is(err, errRoomStopped) {
+		err = ErrClosed
+	}
+	return p, err
+}
+
+// errRoomStopped means the room stopped before it took a join.
+var errRoomStopped = errors.New("conference: room stopped")
+
+func (c *Conference) join(g Group, req JoinRequest) (*Participant, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -140,16 +157,36 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
 	reply := make(chan error, 1)
 	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, reply: reply})
+	timeout := time.NewTimer(answerWait)
+	defer timeout.Stop()
+	var err error
 	select {
-	case err := <-reply:
-		if err != nil {
-			return nil, err
+	case err = <-reply:
+	case <-r.stopped:
+		select {
+		case err = <-reply: // taken just before the room stopped
+		default:
+			return nil, errRoomStopped
 		}
-	case <-time.After(answerWait):
+	case <-timeout.C:
 		// The clock is stopped or stuck; never leave a caller hanging on it.
 		return nil, fmt.Errorf("conference: room %q did not answer the join", g.Name)
 	}
+	if errors.Is(err, ErrClosed) && !c.isClosed() {
+		// send found the room stopped: a reset room, not a closing bridge.
+		return nil, errRoomStopped
+	}
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// isClosed reports whether Close has run.
+func (c *Conference) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // Announce says phrase (prompt names, numbers as digits) to every caller in
@@ -195,7 +232,7 @@ func (c *Conference) Close() {
 	c.mu.Unlock()
 	for _, r := range rooms {
 		c.clock.Remove(r)
-		r.shutdown()
+		r.shutdown("room-closed")
 	}
 }
 
@@ -233,14 +270,17 @@ func (c *Conference) joinApplied(r *Room) {
 	c.mu.Unlock()
 }
 
-// Recover is the clock's panic handler for rooms: the room that panicked is
-// reset (its callers are let go, so their calls end), the others go on.
+// Recover is the clock's panic handler for rooms: the room whose tick
+// panicked is reset (taken off the clock, its callers let go with reason
+// "room-reset", so their calls end; the group's next caller starts a new
+// session); every other room goes on. The log line names the group and
+// the panic with digit runs masked, never a PIN or a caller number.
 func (c *Conference) Recover(t clock.Ticker, recovered any) {
 	r, ok := t.(*Room)
 	if !ok {
 		return
 	}
-	c.log.Error("room tick panicked, resetting the room", "group", r.group.Name)
+	c.log.Error("room tick panicked, resetting the room", "group", r.group.Name, "panic", panicText(recovered))
 	c.mu.Lock()
 	if c.rooms[r.group.Name] == r {
 		delete(c.rooms, r.group.Name)
@@ -248,7 +288,7 @@ func (c *Conference) Recover(t clock.Ticker, recovered any) {
 	}
 	c.mu.Unlock()
 	c.clock.Remove(r)
-	r.shutdown()
+	r.shutdown(roomReset)
 }
 
 // Participant is a caller's handle on their room.
@@ -296,6 +336,9 @@ func (p *Participant) letGo(reason string) {
 
 // Key hands a key press to the room.
 func (p *Participant) Key(d byte) {
+	if f := p.room.conf.faults.Load(); f != nil && f.Key != nil {
+		f.Key(p.callID, d)
+	}
 	p.room.send(command{kind: cmdKey, p: p, digit: d})
 }
 

@@ -208,45 +208,6 @@ func TestFull(t *testing.T) {
 	}
 }
 
-type panicStream struct {
-	fakeStream
-	armed bool
-}
-
-func (p *panicStream) ReadFrame(f *pcm.Frame) bool {
-	if p.armed {
-		panic("bad stream")
-	}
-	return false
-}
-
-func TestRoomPanicResetsRoom(t *testing.T) {
-	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer"}
-	ps := &panicStream{}
-	p := joinNow(t, c, g, ps, Member)
-	ps.armed = true
-	c.mu.Lock()
-	r := c.rooms["g"]
-	c.mu.Unlock()
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.Recover(r, v)
-			}
-		}()
-		r.Tick(time.Now())
-	}()
-	select {
-	case <-p.Done():
-	default:
-		t.Fatal("caller of a panicked room not let go")
-	}
-	if c.Rooms() != 0 {
-		t.Fatal("panicked room still listed")
-	}
-}
-
 func TestOnlyTheLoudestTalkersAreMixed(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}

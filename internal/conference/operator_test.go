@@ -287,7 +287,7 @@ func TestActOnAStoppedRoom(t *testing.T) {
 	for len(r.cmds) < cap(r.cmds) {
 		r.cmds <- command{kind: cmdKey}
 	}
-	r.shutdown()
+	r.shutdown("room-closed")
 	if err := c.Act("g", rules.ActLock, 0); !errors.Is(err, ErrNoSuchRoom) {
 		t.Errorf("Act on a stopped room: %v", err)
 	}

@@ -82,6 +82,7 @@ type member struct {
 	hangup bool   // let go once the player has said everything
 	reason string // why, for the call's log
 	masked string // the caller as the admin API shows it (JoinRequest.Masked)
+	failed any    // what this member's part of a tick panicked with; nil if it did not
 }
 
 // own fills m.private with what this caller alone hears this tick (prompts,
@@ -157,14 +158,14 @@ func (r *Room) send(c command) {
 	}
 }
 
-// shutdown lets every caller go. Safe to call more than once, from any
-// goroutine, once the room is off the clock.
-func (r *Room) shutdown() {
+// shutdown lets every caller go with reason. Safe to call more than once,
+// from any goroutine, once the room is off the clock.
+func (r *Room) shutdown(reason string) {
 	r.stopOnce.Do(func() {
 		close(r.stopped)
 		r.unpublish()
 		for _, m := range r.members {
-			m.p.letGo("room-closed")
+			m.p.letGo(reason)
 		}
 	})
 }
@@ -186,41 +187,22 @@ func (r *Room) Tick(now time.Time) {
 	if len(r.members) == 0 {
 		if r.conf.maybeRemove(r) {
 			r.conf.log.Info("session ended", "group", r.group.Name, "duration", now.Sub(r.started).Round(time.Second).String())
-			r.shutdown()
+			r.shutdown("room-closed")
 		}
 		return
 	}
+	var faults *Faults
+	if f := r.conf.faults.Load(); f != nil {
+		if f.Room != nil {
+			f.Room(r.group.Name)
+		}
+		faults = f
+	}
 	heard := 0
-	for _, m := range r.members {
-		got := m.stream.ReadFrame(&m.mix.In)
-		in := &m.mix.In
-		if !got {
-			in = nil
-		}
-		talking, changed := m.talker.Process(in)
-		if changed {
-			r.apply(r.sess.Talking(m.seat, talking, now), now)
-		}
-		if !m.inMixer {
-			continue
-		}
-		h := got && r.sess.Heard(m.seat)
-		if h {
-			if r.conf.audio.AGC {
-				m.agc.Process(&m.mix.In, talking)
-			}
-			// The gate keeps open lines with only background noise out.
-			h = m.gate.Process(&m.mix.In, talking)
-		}
-		m.mix.Heard = h
-		if h {
-			heard++
-		}
-		if m.own() {
-			m.mix.Private = &m.private
-		} else {
-			m.mix.Private = nil
-		}
+	for i := 0; i < len(r.members); {
+		// inputs stops early only after a member that panicked.
+		next, h := r.inputs(i, now, faults)
+		i, heard = next, heard+h
 	}
 	if heard > r.conf.audio.MaxTalkers {
 		r.loudestOnly(r.conf.audio.MaxTalkers)
@@ -234,18 +216,138 @@ func (r *Room) Tick(now time.Time) {
 		extra = &r.noise
 	}
 	r.mixer.Tick(extra)
-	for _, m := range r.members {
-		if m.inMixer {
-			m.stream.WriteFrame(m.mix.Out())
+	for i := 0; i < len(r.members); {
+		i = r.outputs(i, extra)
+	}
+	r.dropFailed(now)
+}
+
+// inputs runs input for the members from index from on and returns how
+// many are heard and the index to go on from: len(r.members), or the one
+// after a member whose part panicked. A panic there (a bad stream, a bug
+// on one caller's path) is recovered here: that member is taken out of
+// the mix at once and let go at the end of the tick, and the others' tick
+// goes on. One recover boundary for the whole loop, not one per member:
+// the common case pays a single deferred call per room.
+func (r *Room) inputs(from int, now time.Time, faults *Faults) (next, heard int) {
+	i := from
+	defer func() {
+		if v := recover(); v != nil {
+			r.fail(r.members[i], v)
+			next = i + 1
+		}
+	}()
+	for ; i < len(r.members); i++ {
+		if r.input(r.members[i], now, faults) {
+			heard++
+		}
+	}
+	return i, heard
+}
+
+// outputs is inputs for sending: it runs output from index from on and
+// returns the index to go on from.
+func (r *Room) outputs(from int, extra *pcm.Frame) (next int) {
+	i := from
+	defer func() {
+		if v := recover(); v != nil {
+			r.fail(r.members[i], v)
+			next = i + 1
+		}
+	}()
+	for ; i < len(r.members); i++ {
+		r.output(r.members[i], extra)
+	}
+	return i
+}
+
+// input is a member's own part of a tick before the mix: read their audio,
+// follow their talking, clean it up, and say whether it is heard.
+func (r *Room) input(m *member, now time.Time, faults *Faults) bool {
+	if m.failed != nil {
+		return false
+	}
+	if faults != nil && faults.Member != nil {
+		faults.Member(m.p.callID)
+	}
+	got := m.stream.ReadFrame(&m.mix.In)
+	in := &m.mix.In
+	if !got {
+		in = nil
+	}
+	talking, changed := m.talker.Process(in)
+	if changed {
+		r.apply(r.sess.Talking(m.seat, talking, now), now)
+	}
+	if !m.inMixer {
+		return false
+	}
+	h := got && r.sess.Heard(m.seat)
+	if h {
+		if r.conf.audio.AGC {
+			m.agc.Process(&m.mix.In, talking)
+		}
+		// The gate keeps open lines with only background noise out.
+		h = m.gate.Process(&m.mix.In, talking)
+	}
+	m.mix.Heard = h
+	if m.own() {
+		m.mix.Private = &m.private
+	} else {
+		m.mix.Private = nil
+	}
+	return h
+}
+
+// output sends a member what they hear this tick.
+func (r *Room) output(m *member, extra *pcm.Frame) {
+	if m.failed != nil {
+		return
+	}
+	if m.inMixer {
+		m.stream.WriteFrame(m.mix.Out())
+		return
+	}
+	// Out of the mix (waiting, or before the facilitator came): only
+	// their own prompts and hold music.
+	m.own()
+	if extra != nil {
+		m.private.Add(extra)
+	}
+	m.stream.WriteFrame(&m.private)
+}
+
+// fail marks a member whose part of the tick panicked and takes them out
+// of the mix, so that nobody hears what was left of their frame.
+func (r *Room) fail(m *member, recovered any) {
+	m.failed = recovered
+	if m.failed == nil {
+		m.failed = "nil panic"
+	}
+	m.mix.Heard = false
+	m.mixed = false
+	if m.inMixer {
+		r.mixer.Remove(&m.mix)
+		m.inMixer = false
+	}
+}
+
+// dropFailed lets go the members whose part of this tick panicked: their
+// calls end (reason "internal-error"), the room goes on. The log line
+// names the call, never a PIN or a number: the panic's digit runs are
+// masked.
+func (r *Room) dropFailed(now time.Time) {
+	for i := 0; i < len(r.members); i++ {
+		m := r.members[i]
+		if m.failed == nil {
 			continue
 		}
-		// Out of the mix (waiting, or before the facilitator came): only
-		// their own prompts and hold music.
-		m.own()
-		if extra != nil {
-			m.private.Add(extra)
-		}
-		m.stream.WriteFrame(&m.private)
+		r.remove(m)
+		i--
+		r.conf.log.Error("caller's audio processing panicked, letting the caller go", "call", m.p.callID,
+			"group", r.group.Name, "seat", m.seat, "panic", panicText(m.failed))
+		m.p.letGo(memberFailed)
+		r.apply(r.sess.Leave(m.seat, now), now)
 	}
 }
 

@@ -4,6 +4,7 @@
 package clock
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type Clock struct {
 	ticks     atomic.Int64
 	late      atomic.Int64 // ticks that started more than a period late
 	lastNanos atomic.Int64 // duration of the last tick's work
+	panics    atomic.Int64 // ticks of one Ticker that panicked and were recovered
 
 	observe func(time.Duration) // told each tick's work time; set before Start
 
@@ -101,6 +103,9 @@ func (c *Clock) Stop() {
 	<-c.done
 }
 
+// Panics returns how many Ticker panics the clock has recovered.
+func (c *Clock) Panics() int64 { return c.panics.Load() }
+
 // Stats returns how many ticks ran, how many started late, and how long
 // the last one's work took.
 func (c *Clock) Stats() (ticks, late int64, last time.Duration) {
@@ -145,14 +150,31 @@ func (c *Clock) tickAll(now time.Time) {
 }
 
 // safeTick is the recover boundary around one room's (or caller's) tick.
+// The panic's value is not logged here (it may hold a caller's digits and
+// this package cannot redact them): the handler, which knows the ticker,
+// logs what may be logged.
 func (c *Clock) safeTick(t Ticker, now time.Time) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("panic in mixing tick recovered")
-			if c.onPanic != nil {
-				c.onPanic(t, r)
-			}
+			c.panics.Add(1)
+			c.log.Error("panic in mixing tick recovered", "ticker", fmt.Sprintf("%T", t))
+			c.handlePanic(t, r)
 		}
 	}()
 	t.Tick(now)
+}
+
+// handlePanic tells onPanic about a recovered panic. A panic in the
+// handler itself is recovered too: the clock goroutine paces everybody's
+// audio and must survive its own error path.
+func (c *Clock) handlePanic(t Ticker, recovered any) {
+	if c.onPanic == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("panic in the mixing clock's panic handler recovered", "ticker", fmt.Sprintf("%T", t))
+		}
+	}()
+	c.onPanic(t, recovered)
 }

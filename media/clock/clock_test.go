@@ -46,6 +46,39 @@ func TestClockTicksAllAndSurvivesPanics(t *testing.T) {
 	}
 }
 
+// Whatever the panic handler does, even panic itself, the clock goes on
+// ticking the others and counts every recovered panic.
+func TestClockSurvivesItsPanicHandler(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler PanicHandler
+	}{
+		{"no handler", nil},
+		{"handler", func(Ticker, any) {}},
+		{"panicking handler", func(Ticker, any) { panic("handler boom") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(time.Millisecond, nil, tc.handler)
+			c.Add(panicTicker{})
+			after := &countTicker{}
+			c.Add(after)
+			c.Start()
+			deadline := time.Now().Add(5 * time.Second)
+			for after.n.Load() < 10 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			c.Stop()
+			if n := after.n.Load(); n < 10 {
+				t.Fatalf("the ticker after the panicking one ran %d times", n)
+			}
+			if p := c.Panics(); p < 10 {
+				t.Fatalf("%d panics counted, want one per tick (at least 10)", p)
+			}
+		})
+	}
+}
+
 func TestStopIdempotent(t *testing.T) {
 	c := New(0, nil, nil)
 	c.Start()
