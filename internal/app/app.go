@@ -61,8 +61,8 @@ type App struct {
 	sip     *sipua.Server
 	metrics *metrics.Metrics
 	guard   *guard.PINGuard
-	alarmAt atomic.Int64 // unix seconds of the last PIN-rate alarm
-	admin   *http.Server // nil when admin.listen is ""
+	alarmAt [2]atomic.Int64 // unix seconds of the last PIN-rate alarm log line: bridge, group
+	admin   *http.Server    // nil when admin.listen is ""
 	adminLn net.Listener
 	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
 	reload  sync.Mutex
@@ -139,7 +139,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		_ = engine.Close()
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
-	a.guard = guard.New(guard.Config{})
+	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
@@ -191,10 +191,13 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
 		SRTP:                 srtpMode,
 		TLS:                  tlsCfg,
+		Limits:               sipLimits(cfg),
 		Events: sipua.Events{
-			AuthFailure:   a.metrics.AuthFailure,
-			SourceBlocked: a.metrics.SourceBlocked,
-			Registration:  a.metrics.SetRegistration,
+			AuthFailure:    a.metrics.AuthFailure,
+			SourceBlocked:  a.metrics.SourceBlocked,
+			Registration:   a.metrics.SetRegistration,
+			RequestDropped: a.metrics.RequestDropped,
+			CallRejected:   a.metrics.CallRejected,
 		},
 	})
 	if err != nil {
@@ -208,6 +211,18 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		a.metrics.SetRegistration(metrics.RegistrationRegistering)
 	}
 	return a, nil
+}
+
+// sipLimits are the SIP layer's limits from a configuration.
+func sipLimits(cfg *config.Config) sipua.Limits {
+	l := cfg.Limits
+	return sipua.Limits{
+		SourceRate:   float64(l.SourceRate),
+		SourceBurst:  l.SourceBurst,
+		MaxCalls:     l.MaxCalls,
+		MaxCall:      l.MaxCall,
+		DropScanners: cfg.SIP.DropScanners,
+	}
 }
 
 // registerMetrics gives the metrics their scrape-time sources: totals kept
@@ -408,6 +423,13 @@ func (a *App) Reload(cfg *config.Config) error {
 	for _, k := range restartKeys(a.cfg, cfg) {
 		a.log.Warn("reload: this setting needs a restart; keeping the running value", "key", k)
 	}
+	// The limits apply at once: an operator under attack tightens them
+	// without cutting off the calls in progress.
+	for _, k := range liveKeys(old, cfg) {
+		a.log.Info("reload: applied", "key", k)
+	}
+	a.sip.SetLimits(sipLimits(cfg))
+	a.guard.SetAlarmRate(cfg.Limits.PINFailureAlarm)
 	a.state.Store(newState(cfg, prompts))
 	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
 	return nil
@@ -462,6 +484,19 @@ func restartKeys(running, next *config.Config) []string {
 	return keys
 }
 
+// liveKeys names the settings a reload changes at once, besides groups
+// and prompts: the abuse limits.
+func liveKeys(running, next *config.Config) []string {
+	var keys []string
+	if running.Limits != next.Limits {
+		keys = append(keys, "limits")
+	}
+	if running.SIP.DropScanners != next.SIP.DropScanners {
+		keys = append(keys, "sip.drop_scanners")
+	}
+	return keys
+}
+
 // Drain stops taking new calls (503); calls in progress go on until their
 // sessions end by themselves.
 func (a *App) Drain() {
@@ -469,28 +504,28 @@ func (a *App) Drain() {
 	a.log.Info("draining: new calls are refused, sessions go on")
 }
 
-// pinAlarmRate is the failures per minute, bridge-wide or for one group's
-// dialled number, above which guessing is reported.
-const pinAlarmRate = 60
-
-// pinRateAlarm logs (at most once a minute) when PIN failures run high:
-// many callers guessing a little each is still an attack.
-func (a *App) pinRateAlarm(group string) {
-	now := time.Now()
-	rate, scope := a.guard.Rate("", now), "bridge"
-	if group != "" {
-		if r := a.guard.Rate(group, now); r > pinAlarmRate {
-			rate, scope = r, "group"
+// pinAlarm reports a PIN failure rate that crossed limits.pin_failure_alarm:
+// many callers guessing a little each is still an attack. Each crossing
+// is counted; the log gets at most one line a minute per scope. The group
+// is named in the log (the operator's), never in the metrics.
+func (a *App) pinAlarm(alarm guard.Alarm, group string) {
+	level := a.state.Load().cfg.Limits.PINFailureAlarm
+	report := func(i int, scope string, rate int, attrs ...any) {
+		a.metrics.PINAlarm(scope == "group")
+		now := time.Now().Unix()
+		last := a.alarmAt[i].Load()
+		if now-last < 60 || !a.alarmAt[i].CompareAndSwap(last, now) {
+			return
 		}
+		a.log.Warn("PIN failure rate high: possible guessing attack",
+			append([]any{"scope", scope, "per_minute", rate, "limit", level}, attrs...)...)
 	}
-	if rate <= pinAlarmRate {
-		return
+	if alarm.Bridge {
+		report(0, "bridge", alarm.BridgeRate)
 	}
-	last := a.alarmAt.Load()
-	if now.Unix()-last < 60 || !a.alarmAt.CompareAndSwap(last, now.Unix()) {
-		return
+	if alarm.Group {
+		report(1, "group", alarm.GroupRate, "group", group)
 	}
-	a.log.Warn("PIN failure rate high: possible guessing attack", "scope", scope, "per_minute", rate)
 }
 
 // ServeCall carries an answered call through the PIN prompt into its room.
@@ -629,11 +664,12 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string) (*
 		blocked := false
 		for ; tries < m.Tries(); tries++ {
 			a.metrics.PINFailure(dialedGroup != "")
-			if a.guard.Fail(id, dialedGroup, time.Now()) {
-				blocked = true
+			b, alarm := a.guard.Fail(id, dialedGroup, time.Now())
+			blocked = blocked || b
+			if alarm.Raised() {
+				a.pinAlarm(alarm, dialedGroup)
 			}
 		}
-		a.pinRateAlarm(dialedGroup)
 		return blocked
 	}
 	for join == nil && hangup == "" && !m.Done() {

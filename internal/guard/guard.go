@@ -2,8 +2,9 @@
 // the IVR's business; this package remembers failures per caller (by the
 // caller's HMAC identity, never the number) so that a caller who keeps
 // guessing is refused for a while, and it measures the failure rate of the
-// whole bridge (and per group) so that a distributed attack is noticed.
-// Pure and safe for concurrent use; time is passed in.
+// whole bridge (and per group) so that a distributed attack is noticed: a
+// rate that crosses Config.AlarmRate raises an Alarm. Pure and safe for
+// concurrent use; time is passed in.
 package guard
 
 import (
@@ -25,6 +26,9 @@ type Config struct {
 	// MaxCallers bounds the memory kept (100,000 callers); the oldest
 	// records are dropped first.
 	MaxCallers int
+	// AlarmRate is the failures per minute, bridge-wide or for one group,
+	// above which Fail raises an Alarm (60).
+	AlarmRate int
 }
 
 func (c *Config) defaults() {
@@ -42,6 +46,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxCallers <= 0 {
 		c.MaxCallers = 100_000
+	}
+	if c.AlarmRate <= 0 {
+		c.AlarmRate = 60
 	}
 }
 
@@ -108,15 +115,44 @@ func (g *PINGuard) Blocked(identity string, now time.Time) (bool, time.Time) {
 	return true, r.blocked
 }
 
-// Fail records a wrong PIN from the caller (and in group's rate, "" when
-// the call did not dial a group's number) and reports whether the caller
-// is now blocked.
-func (g *PINGuard) Fail(identity, group string, now time.Time) bool {
+// Alarm tells which failure rates a failure took above Config.AlarmRate.
+// Each rate raises it once as it crosses the level, and again only after
+// it has fallen to half the level, so that a rate hovering at the level
+// does not raise one alarm per failure.
+type Alarm struct {
+	// Bridge is set when the whole bridge's rate crossed the level.
+	Bridge bool
+	// Group is set when the rate of calls to the failed call's group
+	// number crossed it.
+	Group bool
+	// BridgeRate and GroupRate are the failures in the last minute,
+	// this one included (GroupRate is 0 without a group).
+	BridgeRate, GroupRate int
+}
+
+// Raised reports whether any rate crossed the level.
+func (a Alarm) Raised() bool { return a.Bridge || a.Group }
+
+// SetAlarmRate changes Config.AlarmRate (a reload); n <= 0 restores the
+// default. Rates already above the new level raise an alarm at their next
+// failure.
+func (g *PINGuard) SetAlarmRate(n int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.count("", now)
+	g.cfg.AlarmRate = n
+	g.cfg.defaults()
+}
+
+// Fail records a wrong PIN from the caller (and in group's rate, "" when
+// the call did not dial a group's number). It reports whether the caller
+// is now blocked, and any rate that this failure took above the alarm
+// level.
+func (g *PINGuard) Fail(identity, group string, now time.Time) (blocked bool, alarm Alarm) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	alarm.Bridge, alarm.BridgeRate = g.count("", now)
 	if group != "" {
-		g.count(group, now)
+		alarm.Group, alarm.GroupRate = g.count(group, now)
 	}
 	r, limit := g.recordFor(identity, true)
 	r.seen = now
@@ -130,9 +166,9 @@ func (g *PINGuard) Fail(identity, group string, now time.Time) bool {
 	if len(r.fails) >= limit {
 		r.blocked = now.Add(g.cfg.Lockout)
 		r.fails = r.fails[:0]
-		return true
+		return true, alarm
 	}
-	return now.Before(r.blocked)
+	return now.Before(r.blocked), alarm
 }
 
 // Rate returns the failures per minute over the last minute, for the whole
@@ -154,19 +190,31 @@ func (g *PINGuard) Callers() int {
 	return len(g.callers)
 }
 
-func (g *PINGuard) count(key string, now time.Time) {
+// count adds a failure to key's rate and returns whether that took the
+// rate above the alarm level, and the rate.
+func (g *PINGuard) count(key string, now time.Time) (crossed bool, rate int) {
 	w := g.rate[key]
 	if w == nil {
 		w = &window{}
 		g.rate[key] = w
 	}
+	if w.alarmed && w.sum(now) <= g.cfg.AlarmRate/2 {
+		w.alarmed = false // quiet again: the next crossing is news
+	}
 	w.add(now)
+	rate = w.sum(now)
+	if rate > g.cfg.AlarmRate && !w.alarmed {
+		w.alarmed = true
+		return true, rate
+	}
+	return false, rate
 }
 
 // window counts events in the last minute in 60 one-second buckets.
 type window struct {
 	buckets [60]int
 	stamps  [60]int64 // the second each bucket belongs to
+	alarmed bool      // above the alarm level, and not yet back to half of it
 }
 
 func (w *window) add(now time.Time) {

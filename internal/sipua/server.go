@@ -89,6 +89,9 @@ type Config struct {
 	// are any. It needs at least one certificate; TLS 1.2 is the least
 	// version accepted whatever it says.
 	TLS *tls.Config
+	// Limits are the flood defences and the call caps (limits.go); the
+	// zero value turns them all off. SetLimits changes them later.
+	Limits Limits
 }
 
 // Events are hooks the server calls as things happen, so that metrics
@@ -97,6 +100,13 @@ type Events struct {
 	AuthFailure   func()             // an untrusted source gave wrong credentials
 	SourceBlocked func()             // a request refused because its source is blocked
 	Registration  func(state string) // the registration changed state (Registration* values)
+	// RequestDropped: a request from an untrusted source was dropped
+	// unanswered (DropRateLimited, DropScanner).
+	RequestDropped func(reason string)
+	// CallRejected: an INVITE was refused before its answer
+	// (RejectMaxCalls, RejectDraining, RejectPortsExhausted) or dropped
+	// (the Drop* reasons).
+	CallRejected func(reason string)
 }
 
 // Server is the SIP side of the bridge.
@@ -122,6 +132,13 @@ type Server struct {
 
 	digitsDropped atomic.Int64
 	refusedLog    atomic.Int64 // unix nanos of the last "refused" log line, to rate-limit it
+
+	limits           atomic.Pointer[Limits]
+	limiter          *sourceLimiter
+	rateLog, scanLog atomic.Int64 // unix nanos of the last drop log line, per reason
+	fullLog          atomic.Int64 // the same for max_calls refusals
+	// Counts since the last log line of each kind.
+	rateDrops, scanDrops, fullRefused atomic.Int64
 }
 
 // boundListener is a listener as bound, with its socket's address as sipgo
@@ -170,9 +187,13 @@ func New(cfg Config) (*Server, error) {
 	// through the redacting handler, and only warnings and worse.
 	lib := logging.Library(cfg.Logger, slog.LevelWarn, "sipgo")
 	setLibraryDefault(lib)
+	// The read filter screens UDP datagrams before sipgo parses them. It
+	// needs the server, which is set below, before any socket is served.
+	var s *Server
+	screen := func(p sip.TransportReadProps, data []byte) ([]byte, error) { return s.screenDatagram(p, data) }
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib), sip.WithTransportLayerReadFilter(screen)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lib)),
 	)
 	if err != nil {
@@ -192,8 +213,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g}
+	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter()}
+	s.SetLimits(cfg.Limits)
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
 			cancel()
@@ -256,7 +278,8 @@ func (f forwardHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (f forwardHandler) WithGroup(string) slog.Handler { return f }
 
 // guard is the recover boundary around every SIP handler: a panic answers
-// 500 where it still can and is logged without the message.
+// 500 where it still can and is logged without the message. It also drops
+// TCP and TLS requests that fail the flood screening, before any work.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -266,6 +289,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
+		if s.screenRequest(req) {
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -539,7 +565,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
+		s.rejected(RejectDraining)
 		s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+		return
+	}
+	if full, max := s.full(); full {
+		s.refuseFull(req, tx, max)
 		return
 	}
 	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
@@ -574,7 +605,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	call, err := s.newCall(req, tx, late, user)
 	if err != nil {
+		if errors.Is(err, errMaxCalls) {
+			// Others took the last places while this one was set up.
+			s.refuseFull(req, tx, s.limits.Load().MaxCalls)
+			return
+		}
 		if errors.Is(err, rtpio.ErrNoPorts) {
+			s.rejected(RejectPortsExhausted)
 			s.log.Warn("call rejected", "reason", "rtp ports exhausted")
 			s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
 			return
@@ -839,9 +876,22 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		stream.SetDirection(false, false)
 	}
 	s.mu.Lock()
+	if max := s.limits.Load().MaxCalls; max > 0 && len(s.calls) >= max {
+		s.mu.Unlock()
+		_ = stream.Close()
+		cancel(errMaxCalls)
+		return nil, errMaxCalls
+	}
 	s.calls[id] = c
 	s.mu.Unlock()
 	return c, nil
+}
+
+// rejected tells Events.CallRejected of an INVITE refused before answer.
+func (s *Server) rejected(reason string) {
+	if h := s.cfg.Events.CallRejected; h != nil {
+		h(reason)
+	}
 }
 
 // mediaHost is the address we put in SDP.
@@ -1278,8 +1328,9 @@ func (s *Server) sendBye(c *Call) {
 	}()
 }
 
-// watchTimeouts hangs up calls whose media stopped: one goroutine for all
-// calls, not a timer per call.
+// watchTimeouts hangs up calls whose media stopped and calls that reached
+// Limits.MaxCall: one goroutine for all calls, not a timer per call. It
+// also sweeps the tables of sources now and then.
 func (s *Server) watchTimeouts() {
 	defer s.wg.Done()
 	defer s.recoverGoroutine("timeout watcher")
@@ -1293,10 +1344,12 @@ func (s *Server) watchTimeouts() {
 		case now := <-tick.C:
 			if now.Sub(lastSweep) > 30*time.Second {
 				s.gate.sweep(now)
+				s.limiter.sweep(now)
 				lastSweep = now
 			}
+			maxCall := s.limits.Load().MaxCall
 			s.mu.Lock()
-			var expired []*Call
+			var expired, overlong []*Call
 			for _, c := range s.calls {
 				c.mu.Lock()
 				confirmed := c.confirmed
@@ -1305,14 +1358,21 @@ func (s *Server) watchTimeouts() {
 					continue
 				}
 				limit := c.timeout(s.cfg.RTPTimeout, s.cfg.HoldTimeout)
-				if now.Sub(c.stream.LastActivity()) > limit {
+				switch {
+				case now.Sub(c.stream.LastActivity()) > limit:
 					expired = append(expired, c)
+				case maxCall > 0 && now.Sub(c.started) >= maxCall:
+					overlong = append(overlong, c)
 				}
 			}
 			s.mu.Unlock()
 			for _, c := range expired {
 				s.log.Info("no media, hanging up", "call", c.id)
 				c.Hangup("rtp-timeout")
+			}
+			for _, c := range overlong {
+				s.log.Info("call time limit reached, hanging up", "call", c.id, "max_call", maxCall.String())
+				c.Hangup(EndMaxCall)
 			}
 		}
 	}

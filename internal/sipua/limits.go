@@ -1,0 +1,451 @@
+package sipua
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Floods. A public SIP address is scanned and flooded within hours of going
+// live. Requests from untrusted sources pass a per-source token bucket and a
+// scanner check before anything else is done with them: over UDP on the raw
+// datagram, before sipgo parses it or opens a transaction (screenDatagram);
+// over TCP and TLS, where a read is not a message, on each parsed request
+// before any handler work (screenRequest). What fails is dropped without an
+// answer, so that a flood is never amplified and a scanner learns nothing.
+// Trusted sources and the registrar are never screened: the PBX carries
+// everyone's calls, and a PBX whose requests go unanswered marks the bridge
+// down.
+
+// Limits are the server's defences against floods and overlong calls. The
+// zero value turns each of them off. Config.Limits sets them at start and
+// SetLimits changes them while the server runs.
+type Limits struct {
+	// SourceRate is the requests per second one untrusted source address
+	// may send on average (the token bucket's refill); 0 turns the
+	// per-source limit off.
+	SourceRate float64
+	// SourceBurst is the token bucket's size: the requests an untrusted
+	// source may send at once. At least 1 is used when SourceRate is set.
+	SourceBurst int
+	// MaxSources bounds the per-source table (default 16384 addresses,
+	// about a megabyte). When it is full and no entry is idle, new sources
+	// share one bucket, so a flood from spoofed addresses cannot grow it.
+	MaxSources int
+	// MaxCalls caps the calls up or being set up, from every source,
+	// trusted ones included; an INVITE beyond it gets 503 with
+	// Retry-After. 0 is no cap.
+	MaxCalls int
+	// MaxCall ends a call (BYE, end reason "max-call") once it has lasted
+	// this long; 0 is no limit. A change applies to calls in progress too.
+	MaxCall time.Duration
+	// DropScanners drops requests from untrusted sources whose User-Agent,
+	// or From display name or user, names a known SIP scanner.
+	DropScanners bool
+}
+
+// Reasons a request is dropped unanswered, as Events.RequestDropped (and,
+// for an INVITE, Events.CallRejected) tells them.
+const (
+	DropRateLimited = "rate-limited" // over Limits.SourceRate
+	DropScanner     = "scanner"      // a known scanner (Limits.DropScanners)
+)
+
+// Reasons an INVITE is refused before it is answered, as
+// Events.CallRejected tells them (besides the Drop* reasons).
+const (
+	RejectMaxCalls       = "max-calls"       // Limits.MaxCalls reached: 503
+	RejectDraining       = "draining"        // Drain was called: 503
+	RejectPortsExhausted = "ports-exhausted" // no free RTP port: 503
+)
+
+// EndMaxCall is the end reason of a call hung up at Limits.MaxCall.
+const EndMaxCall = "max-call"
+
+const (
+	defaultMaxSources = 16384
+	// sweepEvery is how often a full per-source table is swept for idle
+	// entries: a sweep is linear in the table, so a spoofed flood that
+	// keeps it full must not make every new source pay for one.
+	sweepEvery = time.Second
+	// maxScanned bounds how much of a header value the scanner check
+	// reads: a scanner's name is near the start, and a huge crafted
+	// header must cost no more than a short one.
+	maxScanned = 256
+	// retryAfterFull is the Retry-After of a 503 at Limits.MaxCalls.
+	retryAfterFull = 30
+)
+
+// errMaxCalls is newCall's answer when Limits.MaxCalls is reached.
+var errMaxCalls = errors.New("sipua: limits.max_calls reached")
+
+// withDefaults fills in what a zero field means when the limit is on.
+func (l Limits) withDefaults() Limits {
+	if l.MaxSources <= 0 {
+		l.MaxSources = defaultMaxSources
+	}
+	if l.SourceRate > 0 && l.SourceBurst < 1 {
+		l.SourceBurst = 1
+	}
+	return l
+}
+
+// SetLimits changes the limits from now on: a lower rate or burst applies
+// to the next request of every source, a MaxCall to calls in progress too.
+func (s *Server) SetLimits(l Limits) {
+	l = l.withDefaults()
+	s.limits.Store(&l)
+	s.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
+}
+
+// Limits returns the limits in force.
+func (s *Server) Limits() Limits { return *s.limits.Load() }
+
+// bucket is one source's token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Duration // when tokens was computed, on the limiter's clock
+}
+
+// take refills b up to now and takes a token if there is one.
+func (b *bucket) take(now time.Duration, rate, burst float64) bool {
+	b.tokens = min(burst, b.tokens+(now-b.last).Seconds()*rate)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}
+
+// idle reports whether b is full again by now: forgetting it then changes
+// nothing, as a new source starts full.
+func (b *bucket) idle(now time.Duration, rate, burst float64) bool {
+	return b.tokens+(now-b.last).Seconds()*rate >= burst
+}
+
+// sourceLimiter holds a token bucket per source address, bounded in size.
+type sourceLimiter struct {
+	epoch time.Time // the clock's zero; time.Time carries a monotonic reading
+
+	mu        sync.Mutex
+	rate      float64
+	burst     float64
+	max       int
+	sources   map[netip.Addr]bucket
+	overflow  bucket // shared by new sources while the table is full
+	lastSweep time.Duration
+	overflows uint64 // requests that went to the shared bucket
+}
+
+func newSourceLimiter() *sourceLimiter {
+	return &sourceLimiter{epoch: time.Now(), max: defaultMaxSources, sources: make(map[netip.Addr]bucket)}
+}
+
+func (l *sourceLimiter) configure(rate, burst float64, max int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rate, l.burst, l.max = rate, burst, max
+	if rate <= 0 {
+		clear(l.sources) // off: nothing to remember
+	}
+}
+
+// allow takes a token for a request from src at now, and reports whether
+// there was one. It allocates only when the table grows.
+func (l *sourceLimiter) allow(src netip.Addr, now time.Time) bool {
+	t := now.Sub(l.epoch)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rate <= 0 {
+		return true
+	}
+	b, known := l.sources[src]
+	if !known {
+		if len(l.sources) >= l.max && t-l.lastSweep >= sweepEvery {
+			l.sweepLocked(t)
+		}
+		if len(l.sources) >= l.max {
+			if l.overflows == 0 {
+				l.overflow = bucket{tokens: l.burst, last: t} // starts full, like any bucket
+			}
+			l.overflows++
+			return l.overflow.take(t, l.rate, l.burst)
+		}
+		b = bucket{tokens: l.burst, last: t}
+	}
+	ok := b.take(t, l.rate, l.burst)
+	l.sources[src] = b
+	return ok
+}
+
+// sweep forgets the sources whose buckets are full again.
+func (l *sourceLimiter) sweep(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now.Sub(l.epoch))
+}
+
+func (l *sourceLimiter) sweepLocked(t time.Duration) {
+	l.lastSweep = t
+	for a, b := range l.sources {
+		if b.idle(t, l.rate, l.burst) {
+			delete(l.sources, a)
+		}
+	}
+}
+
+// size returns how many sources are remembered, and how many requests
+// went to the shared bucket because the table was full.
+func (l *sourceLimiter) size() (sources int, overflows uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sources), l.overflows
+}
+
+// screenDatagram is the UDP read filter: it sees each datagram before it
+// is parsed, and returns nil for one to drop. TCP and TLS reads are not
+// messages and pass; screenRequest handles their requests.
+func (s *Server) screenDatagram(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	if p.Transport != "UDP" {
+		return data, nil
+	}
+	ua, ok := p.RemoteAddr.(*net.UDPAddr)
+	if !ok {
+		return data, nil
+	}
+	src := ua.AddrPort().Addr().Unmap()
+	if s.gate.trustedSource(src) {
+		return data, nil
+	}
+	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
+	request := !(len(data) >= 4 && string(data[:4]) == "SIP/")
+	if !s.limiter.allow(src, time.Now()) {
+		s.drop(DropRateLimited, src, invite)
+		return nil, nil
+	}
+	if request && s.limits.Load().DropScanners && rawScanner(data) {
+		s.drop(DropScanner, src, invite)
+		return nil, nil
+	}
+	return data, nil
+}
+
+// screenRequest screens a request that came over TCP or TLS, as
+// screenDatagram does a UDP datagram; it reports whether to drop it (its
+// handler then returns at once and nothing is answered).
+func (s *Server) screenRequest(req *sip.Request) bool {
+	if strings.EqualFold(req.Transport(), "udp") {
+		return false // screened as a datagram already
+	}
+	src, err := sourceAddr(req)
+	if err != nil || s.gate.trustedSource(src) {
+		return false
+	}
+	invite := req.Method == sip.INVITE
+	if !s.limiter.allow(src, time.Now()) {
+		s.drop(DropRateLimited, src, invite)
+		return true
+	}
+	if s.limits.Load().DropScanners && scannerRequest(req) {
+		s.drop(DropScanner, src, invite)
+		return true
+	}
+	return false
+}
+
+// drop counts a dropped request, and logs the drops at most once a minute
+// per reason: a flood must not flood the log too.
+func (s *Server) drop(reason string, src netip.Addr, invite bool) {
+	if h := s.cfg.Events.RequestDropped; h != nil {
+		h(reason)
+	}
+	if h := s.cfg.Events.CallRejected; invite && h != nil {
+		h(reason)
+	}
+	last, n := &s.rateLog, &s.rateDrops
+	if reason == DropScanner {
+		last, n = &s.scanLog, &s.scanDrops
+	}
+	n.Add(1)
+	now := time.Now().UnixNano()
+	if l := last.Load(); now-l > int64(time.Minute) && last.CompareAndSwap(l, now) {
+		msg := "SIP requests dropped: source over limits.source_rate"
+		if reason == DropScanner {
+			msg = "SIP requests dropped: known scanner"
+		}
+		s.log.Warn(msg, "reason", reason, "source", src.String(), "dropped", n.Swap(0))
+	}
+}
+
+// refuseFull answers an INVITE 503 at Limits.MaxCalls, counts it and logs
+// it at most once a minute.
+func (s *Server) refuseFull(req *sip.Request, tx sip.ServerTransaction, max int) {
+	if h := s.cfg.Events.CallRejected; h != nil {
+		h(RejectMaxCalls)
+	}
+	s.fullRefused.Add(1)
+	now := time.Now().UnixNano()
+	if l := s.fullLog.Load(); now-l > int64(time.Minute) && s.fullLog.CompareAndSwap(l, now) {
+		s.log.Warn("call rejected: limits.max_calls reached", "reason", RejectMaxCalls, "max_calls", max,
+			"refused", s.fullRefused.Swap(0))
+	}
+	s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(retryAfterFull)))
+}
+
+// full reports whether Limits.MaxCalls calls are up or being set up; it
+// takes s.mu.
+func (s *Server) full() (bool, int) {
+	max := s.limits.Load().MaxCalls
+	if max <= 0 {
+		return false, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls) >= max, max
+}
+
+// Scanners. Each entry is a lower-case fragment, matched case-insensitively
+// anywhere in the value.
+var (
+	// scannerAgents are found in the User-Agent of SIP scanners and
+	// attack tools; no phone or PBX sends one.
+	scannerAgents = []string{
+		"friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sipscan", "sundayddr",
+		"iwar", "vaxsipuseragent", "pplsip", "sipbomber", "siparmyknife", "sipsak-scan",
+	}
+	// scannerNames are found in the From display name or user that such
+	// tools send. Only fragments no person's name or number holds: a short
+	// one like "iwar" would drop a caller whose name contains it.
+	scannerNames = []string{
+		"friendly-scanner", "sipvicious", "sip-scan", "sipscan", "sundayddr", "vaxsipuseragent", "sipbomber",
+	}
+)
+
+// scannerRequest reports whether a parsed request comes from a scanner.
+func scannerRequest(req *sip.Request) bool {
+	if h := req.GetHeader("User-Agent"); h != nil && matchAny(clip(h.Value()), scannerAgents) {
+		return true
+	}
+	if f := req.From(); f != nil && (matchAny(clip(f.DisplayName), scannerNames) || matchAny(clip(f.Address.User), scannerNames)) {
+		return true
+	}
+	return false
+}
+
+// rawScanner reports whether the SIP request in a datagram comes from a
+// scanner, from its User-Agent and From header lines (f: is From's compact
+// form). It reads only the header lines and allocates nothing.
+func rawScanner(data []byte) bool {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return false
+	}
+	rest := data[nl+1:] // past the request line
+	for len(rest) > 0 {
+		line := rest
+		rest = nil
+		if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
+			line, rest = line[:nl], line[nl+1:]
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			return false // the end of the headers
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name, value := trimSpace(line[:colon]), clip(line[colon+1:])
+		switch {
+		case equalFold(name, "user-agent"):
+			if matchAny(value, scannerAgents) {
+				return true
+			}
+		case equalFold(name, "from"), equalFold(name, "f"):
+			// The display name and the user come before the @; the host
+			// after it is nobody's name.
+			if at := bytes.IndexByte(value, '@'); at >= 0 {
+				value = value[:at]
+			}
+			if matchAny(value, scannerNames) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// clip keeps the first maxScanned bytes of a header value.
+func clip[T string | []byte](v T) T {
+	if len(v) > maxScanned {
+		return v[:maxScanned]
+	}
+	return v
+}
+
+// matchAny reports whether h holds any of the lower-case fragments,
+// ignoring ASCII case.
+func matchAny[T string | []byte](h T, fragments []string) bool {
+	for _, f := range fragments {
+		if containsFold(h, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether h holds the lower-case needle, ignoring
+// ASCII case. Naive, which is fine for a bounded h and short needles.
+func containsFold[T string | []byte](h T, needle string) bool {
+	n := len(needle)
+	for i := 0; i+n <= len(h); i++ {
+		j := 0
+		for j < n && lower(h[i+j]) == needle[j] {
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFold reports whether b is the lower-case s, ignoring ASCII case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if lower(b[i]) != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
