@@ -2,6 +2,7 @@
 #   make run     run the bridge on its embedded default configuration
 #   make test    all tests, the real-peer interop tests (sipp) included
 #   make bench   benchmarks of the mixer, RTP and codec paths
+#   make soak    200 callers joining and leaving for SOAK_DURATION (10m), then a leak check
 GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
@@ -9,7 +10,7 @@ PKGS     := ./...
 TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core
 TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip
 
-.PHONY: all build run test test-deps unit bench fuzz lint prompts clean
+.PHONY: all build run test test-deps unit bench soak fuzz lint prompts clean
 
 all: build
 
@@ -34,6 +35,13 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./media/... ./internal/...
+
+# soak: 200 callers joining and leaving the whole bridge (in-process, on
+# loopback) for SOAK_DURATION (10s-15m); then goroutines, open files and the
+# live heap must be back at their baseline. Not part of test or CI.
+SOAK_DURATION ?= 10m
+soak:
+	GROUPBRIDGE_SOAK=1 SOAK_DURATION=$(SOAK_DURATION) $(GO) test -run '^TestSoak$$' -count=1 -timeout 20m -v ./internal/soak
 
 # fuzz runs every fuzz target for FUZZTIME each.
 FUZZTIME ?= 20s
