@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/media/clock"
+	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
@@ -27,6 +28,14 @@ type Stream interface {
 	ReadFrame(f *pcm.Frame) bool
 	// WriteFrame sends 20 ms to the caller.
 	WriteFrame(f *pcm.Frame)
+}
+
+// SharedWriter is implemented by streams that can send a frame many
+// streams share, encoded once per codec for all of them (rtpio.Stream
+// does). Listeners of a room's common mix are sent it that way; other
+// streams get WriteFrame.
+type SharedWriter interface {
+	WriteShared(sh *g711.Shared)
 }
 
 // Role is what a caller may do in a room.

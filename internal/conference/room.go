@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -65,6 +66,7 @@ const comfortAmplitude = 10
 type member struct {
 	p      *Participant
 	stream Stream
+	shared SharedWriter // stream, when it can send the room's shared frame
 	seat   int
 
 	mix     mixer.Member
@@ -114,8 +116,9 @@ type Room struct {
 	bySeat   map[int]*member
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
-	audience []int // scratch for Session.Audience
-	changed  bool  // seats or placements changed since the counts were published
+	common   g711.Shared // the mix heard by every listener who is not heard, encoded once per codec
+	audience []int       // scratch for Session.Audience
+	changed  bool        // seats or placements changed since the counts were published
 	noise    pcm.Frame
 	rng      uint32 // comfort noise generator state
 	started  time.Time
@@ -216,6 +219,7 @@ func (r *Room) Tick(now time.Time) {
 		extra = &r.noise
 	}
 	r.mixer.Tick(extra)
+	r.common.Set(r.mixer.CommonFrame())
 	for i := 0; i < len(r.members); {
 		i = r.outputs(i, extra)
 	}
@@ -305,6 +309,10 @@ func (r *Room) output(m *member, extra *pcm.Frame) {
 		return
 	}
 	if m.inMixer {
+		if m.shared != nil && m.mix.Common() {
+			m.shared.WriteShared(&r.common)
+			return
+		}
 		m.stream.WriteFrame(m.mix.Out())
 		return
 	}
@@ -473,7 +481,8 @@ func (r *Room) join(c command, now time.Time) error {
 	default:
 		return ErrClosed
 	}
-	m := &member{p: c.p, stream: c.stream, seat: res.Seat, masked: c.masked,
+	sw, _ := c.stream.(SharedWriter)
+	m := &member{p: c.p, stream: c.stream, shared: sw, seat: res.Seat, masked: c.masked,
 		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored

@@ -66,6 +66,10 @@ func (m *Member) Out() *pcm.Frame {
 // the result for every member where Common is true.
 func (m *Member) Common() bool { return m.common }
 
+// CommonFrame returns the shared frame that every member whose Common is
+// true hears as of the last Tick (see Member.Out for its lifetime).
+func (x *Mixer) CommonFrame() *pcm.Frame { return &x.common }
+
 // Mixer mixes one room. Its zero value is not usable; call New.
 type Mixer struct {
 	members []*Member

@@ -3,7 +3,9 @@ package rtpio
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -20,15 +22,31 @@ const (
 	// maxEvents is how many ready sockets one epoll_wait returns at most;
 	// the rest are reported by the next call (epoll is level-triggered).
 	maxEvents = 128
-	// drainLimit caps the packets read from one socket per readiness
-	// event, so a port sprayed at line rate cannot starve the other
-	// streams of its poller: epoll reports it again on the next round.
-	drainLimit = 64
+	// drainLimit is the datagrams read from one socket per readiness
+	// report. One: at 20 ms pacing a socket almost always holds a single
+	// packet, and reading on until EAGAIN would cost a second recvfrom
+	// per packet; the level-triggered epoll reports a socket that still
+	// holds data again in the same round. It also keeps a port sprayed at
+	// line rate from starving the other streams of its poller.
+	drainLimit = 1
 	// maxDigits caps the digits collected in one drain; they are handed to
 	// OnDigit after the stream's receive lock is released.
 	maxDigits = 16
-	// wakeSlot marks the shutdown eventfd in epoll event data.
-	wakeSlot = -1
+	// batchWindow is how long a poller waits between looks at its
+	// sockets while they carry traffic, so that one wake-up serves the
+	// packets of many callers: at 20 ms pacing a wake-up per packet costs
+	// more than the packet. Audio waits at most this long in the socket,
+	// which the jitter buffer and the 20 ms mixing clock do not notice.
+	batchWindow = 2 * time.Millisecond
+	// idleWindow is the longest wait between looks while open streams are
+	// silent (every caller on hold, or phones that send nothing during
+	// silence): the wait doubles from batchWindow after each empty look
+	// up to this, so the first packet of a talkspurt waits at most this
+	// long. Pollers without streams do not look at all until one is added.
+	idleWindow = 10 * time.Millisecond
+	// maxRounds bounds the epoll_wait rounds of one look, so that a flood
+	// on many sockets cannot keep a poller from ever sleeping.
+	maxRounds = 64
 	// pollerRetry is the pause after an unexpected epoll_wait error, so a
 	// persistent failure logs and retries instead of spinning a core.
 	pollerRetry = 10 * time.Millisecond
@@ -36,10 +54,22 @@ const (
 
 // poller is one epoll instance and the goroutine that serves it. All its
 // scratch space is reused for every packet, so receiving allocates nothing.
+//
+// The goroutine never blocks in epoll_wait. It looks at its sockets with
+// non-blocking epoll_wait calls every batchWindow and sleeps in between.
+// Blocking in epoll_wait would make it a goroutine in a system call, which
+// keeps the runtime's monitor thread waking every 20 µs to take its
+// processor back; handing the epoll descriptor to Go's network poller
+// instead wakes a thread per arriving packet. Either cost more CPU than
+// the packets themselves (BENCHMARKS.md has the profiles).
 type poller struct {
-	e        *Engine
-	id       int
-	epfd     int
+	e    *Engine
+	id   int
+	epfd int
+	// streams counts the streams registered here; kick wakes the
+	// goroutine when the first one arrives.
+	streams  atomic.Int32
+	kick     chan struct{}
 	counters counters // the sum of this poller's streams, for Engine.Stats
 
 	events [maxEvents]unix.EpollEvent
@@ -64,45 +94,62 @@ type poller struct {
 	nDigits int
 }
 
-// newPoller creates the epoll instance and registers the shutdown eventfd.
-func newPoller(e *Engine, id, wakeFd int) (*poller, error) {
+// newPoller creates the epoll instance.
+func newPoller(e *Engine, id int) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("rtpio: epoll_create1 for poller %d: %w", id, err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakeFd, &ev); err != nil {
-		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("rtpio: register eventfd with poller %d: %w", id, err)
-	}
 	return newPollerState(e, id, epfd), nil
 }
+
+// close releases the epoll instance.
+func (p *poller) close() error { return unix.Close(p.epfd) }
 
 // newPollerState builds a poller's state around an epoll instance, with
 // the report slices sized for the most blocks an RTCP packet can carry, so
 // that parsing RTCP never grows them.
 func newPollerState(e *Engine, id, epfd int) *poller {
-	p := &poller{e: e, id: id, epfd: epfd}
+	p := &poller{e: e, id: id, epfd: epfd, kick: make(chan struct{}, 1)}
 	p.sr.Reports = make([]rtcp.ReceptionReport, 0, maxReportBlocks)
 	p.rr.Reports = make([]rtcp.ReceptionReport, 0, maxReportBlocks)
 	return p
 }
 
-// run serves the epoll instance until the engine shuts down. A panic while
-// serving a stream closes that stream (it ends that call) and the poller
-// carries on with the others.
+// run serves the epoll instance until the engine shuts down: a look at the
+// sockets, then a sleep, and no looking at all while it has no streams. A
+// panic while serving a stream closes that stream (it ends that call) and
+// the poller carries on with the others.
 func (p *poller) run() {
 	defer p.e.wg.Done()
+	timer := time.NewTimer(batchWindow)
+	defer timer.Stop()
+	wait := batchWindow
 	for {
-		if p.loop() {
+		if p.streams.Load() == 0 {
+			select {
+			case <-p.e.stop:
+				return
+			case <-p.kick:
+			}
+		}
+		if p.look() {
+			wait = batchWindow
+		} else {
+			wait = min(2*wait, idleWindow)
+		}
+		timer.Reset(wait)
+		select {
+		case <-p.e.stop:
 			return
+		case <-timer.C:
 		}
 	}
 }
 
-// loop waits for and serves readiness events. It returns true on shutdown
-// and false after recovering from a panic.
-func (p *poller) loop() (done bool) {
+// look serves the sockets that are ready now and reports whether any was.
+// It is the recover boundary for the streams' receive paths.
+func (p *poller) look() (served bool) {
 	var cur *Stream
 	defer func() {
 		if r := recover(); r != nil {
@@ -111,31 +158,37 @@ func (p *poller) loop() (done bool) {
 			if cur != nil {
 				_ = cur.Close()
 			}
-			done = false
+			served = true
 		}
 	}()
-	for {
-		n, err := unix.EpollWait(p.epfd, p.events[:], -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
+	return p.serveReady(&cur)
+}
+
+// serveReady serves the ready sockets, polling without blocking until none
+// is left, and reports whether it served any. cur names the stream being
+// served, for the panic handler. Between full rounds it yields the
+// processor: under a flood the sockets may never all be empty, and the
+// mixing clock must still run.
+func (p *poller) serveReady(cur **Stream) (served bool) {
+	for range maxRounds {
+		n, err := epollReady(p.epfd, p.events[:])
+		if err != 0 {
+			if err != unix.EINTR {
+				p.e.log.Error("rtpio: epoll_wait failed", "poller", p.id, "err", err)
+				time.Sleep(pollerRetry)
 			}
-			if p.e.isClosed() {
-				return true
-			}
-			p.e.log.Error("rtpio: epoll_wait failed; retrying", "poller", p.id, "err", err)
-			time.Sleep(pollerRetry)
-			continue
+			return served
 		}
-		// One clock reading per wake-up: the packets of one batch arrived
-		// within microseconds of each other, far below what latching and
-		// timeouts resolve.
+		if n == 0 {
+			return served
+		}
+		served = true
+		// One clock reading per round: the packets of one round arrived
+		// within a batch window of each other, far below what latching
+		// and timeouts resolve.
 		now := time.Now()
 		for i := range n {
 			ev := &p.events[i]
-			if ev.Fd == wakeSlot {
-				return true
-			}
 			slot := int(ev.Fd)
 			if slot < 0 || slot >= len(p.e.slots) {
 				continue
@@ -144,11 +197,16 @@ func (p *poller) loop() (done bool) {
 			if s == nil || s.gen != uint32(ev.Pad)>>1 {
 				continue // closed since this event was queued
 			}
-			cur = s
+			*cur = s
 			p.service(s, ev.Pad&1 == 1, now)
-			cur = nil
+			*cur = nil
 		}
+		if n < len(p.events) {
+			return served
+		}
+		runtime.Gosched()
 	}
+	return served
 }
 
 // service drains one ready socket of s and then delivers the digits it
@@ -208,19 +266,15 @@ func (p *poller) drain(s *Stream, isRTCP bool, now time.Time) func(byte) {
 	return s.rx.onDigit
 }
 
-// recv reads one datagram into p.buf with recvfrom(2). It calls the system
-// call directly because unix.Recvfrom allocates a Sockaddr per packet. The
-// returned length is the datagram's real length (MSG_TRUNC), which may
-// exceed len(p.buf).
+// recv reads one datagram into p.buf (see recvfrom in raw.go). The
+// returned length is the datagram's real length, which may exceed
+// len(p.buf).
 func (p *poller) recv(fd int) (int, netip.AddrPort, unix.Errno) {
-	p.salen = unix.SizeofSockaddrAny
-	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd),
-		uintptr(unsafe.Pointer(&p.buf[0])), uintptr(len(p.buf)), unix.MSG_TRUNC,
-		uintptr(unsafe.Pointer(&p.rsa)), uintptr(unsafe.Pointer(&p.salen)))
+	n, errno := recvfrom(fd, p.buf[:], &p.rsa, &p.salen)
 	if errno != 0 {
 		return 0, netip.AddrPort{}, errno
 	}
-	return int(r), addrPortFromRaw(&p.rsa), 0
+	return n, addrPortFromRaw(&p.rsa), 0
 }
 
 // addrPortFromRaw converts a kernel socket address without allocating.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"golang.org/x/sys/unix"
 
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
@@ -485,7 +484,7 @@ func (s *Stream) sendRTCP(now time.Time) {
 			return
 		}
 	}
-	if err := unix.Sendto(s.rtcpFd, out, 0, dst); err != nil {
+	if sendto(s.rtcpFd, out, dst) != 0 {
 		s.count(dropSendError)
 		return
 	}
@@ -496,7 +495,7 @@ func (s *Stream) sendRTCP(now time.Time) {
 // rtcpDst returns where reports go: the address the peer's RTCP comes
 // from once seen, else the RTP destination's port plus one (RFC 3550
 // 11). The caller holds s.tx.mu and has checked that s.tx.dst is set.
-func (s *Stream) rtcpDst() unix.Sockaddr {
+func (s *Stream) rtcpDst() *rawAddr {
 	a := s.tx.rtcpSeen
 	if !a.IsValid() {
 		r := s.tx.remote
@@ -505,15 +504,11 @@ func (s *Stream) rtcpDst() unix.Sockaddr {
 		}
 		a = netip.AddrPortFrom(r.Addr(), r.Port()+1)
 	}
-	switch s.tx.dst.(type) {
-	case *unix.SockaddrInet4:
-		s.tx.rdst4 = unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
-		return &s.tx.rdst4
-	case *unix.SockaddrInet6:
-		s.tx.rdst6 = unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
-		return &s.tx.rdst6
+	s.tx.rtcpDstRaw.set(s.e.family, a)
+	if !s.tx.rtcpDstRaw.valid() {
+		return nil
 	}
-	return nil
+	return &s.tx.rtcpDstRaw
 }
 
 // Quality returns the stream's reception quality in both directions.

@@ -5,8 +5,8 @@
 // safe. The sockets are not read by a goroutine per call: at 20 ms pacing a
 // goroutine wake-up per packet costs more than the packet itself (see
 // FIELD-NOTES.md). Instead a few poller goroutines each own an epoll
-// instance, sleep in epoll_wait and drain every socket that becomes
-// readable. Received audio is checked against the latched source, decoded
+// instance and, every couple of milliseconds, read every socket that is
+// readable (see poller for why they never block in epoll_wait). Received audio is checked against the latched source, decoded
 // from G.711 and placed in the stream's adaptive jitter buffer
 // (media/jitter), from which the mixing clock reads it in order, with
 // losses concealed, with Stream.ReadFrame, where key tones in the audio of
@@ -18,7 +18,7 @@
 // stream the quality figures of Stream.Quality.
 //
 // Nothing on the per-packet paths allocates. The package is Linux-only
-// (epoll, eventfd).
+// (epoll).
 package rtpio
 
 import (
@@ -104,8 +104,8 @@ type Engine struct {
 	lostClosed atomic.Uint64
 	lostMax    atomic.Uint64
 
-	wakeFd int // eventfd that wakes every poller for shutdown
-	wg     sync.WaitGroup
+	stop chan struct{} // closed by Close: the pollers return
+	wg   sync.WaitGroup
 
 	mu     sync.Mutex // guards inUse, cursor, closed
 	inUse  []bool
@@ -158,7 +158,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		pairs:     pairs,
 		slots:     make([]atomic.Pointer[Stream], pairs),
 		inUse:     make([]bool, pairs),
-		wakeFd:    -1,
+		stop:      make(chan struct{}),
 
 		cname:        newCNAME(),
 		rtcpInterval: defaultRTCPInterval,
@@ -167,18 +167,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.family = unix.AF_INET6
 	}
 
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("rtpio: eventfd: %w", err)
-	}
-	e.wakeFd = wake
 	for i := range cfg.Pollers {
-		p, err := newPoller(e, i, wake)
+		p, err := newPoller(e, i)
 		if err != nil {
 			for _, q := range e.pollers {
-				_ = unix.Close(q.epfd)
+				_ = q.close()
 			}
-			_ = unix.Close(wake)
 			return nil, err
 		}
 		e.pollers = append(e.pollers, p)
@@ -199,14 +193,8 @@ func (e *Engine) Close() error {
 		e.closed = true // no Open can register a stream from here on
 		e.mu.Unlock()
 
-		// The eventfd is never read, so it stays readable and every poller,
-		// which all have it registered, wakes and returns.
-		var one [8]byte
-		one[0] = 1 // any non-zero count makes it readable, whatever the byte order
+		close(e.stop)
 		var errs []error
-		if _, err := unix.Write(e.wakeFd, one[:]); err != nil {
-			errs = append(errs, fmt.Errorf("rtpio: wake pollers: %w", err))
-		}
 		e.wg.Wait()
 
 		for i := range e.slots {
@@ -217,12 +205,9 @@ func (e *Engine) Close() error {
 			}
 		}
 		for _, p := range e.pollers {
-			if err := unix.Close(p.epfd); err != nil {
+			if err := p.close(); err != nil {
 				errs = append(errs, fmt.Errorf("rtpio: close epoll %d: %w", p.id, err))
 			}
-		}
-		if err := unix.Close(e.wakeFd); err != nil {
-			errs = append(errs, fmt.Errorf("rtpio: close eventfd: %w", err))
 		}
 		e.closeErr = errors.Join(errs...)
 	})

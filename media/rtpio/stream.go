@@ -156,6 +156,7 @@ type Stream struct {
 		dst      unix.Sockaddr // nil: nowhere to send; else &dst4 or &dst6
 		dst4     unix.SockaddrInet4
 		dst6     unix.SockaddrInet6
+		dstRaw   rawAddr        // dst for sendto(2)
 		remote   netip.AddrPort // dst as an address; valid when dst is set
 		hdr      rtp.Header
 		started  bool // a packet has been sent (the next needs no marker)
@@ -164,12 +165,11 @@ type Stream struct {
 
 		// RTCP sending: see rtcp.go.
 		rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
-		rdst4           unix.SockaddrInet4
-		rdst6           unix.SockaddrInet6
-		nextRTCP        time.Time // zero: the first report is not scheduled yet
-		sentSinceReport bool      // audio went out since our previous report
-		rtpPackets      uint32    // RTP packets sent, for the SR's sender info
-		rtpOctets       uint32    // their payload octets
+		rtcpDstRaw      rawAddr        // where the last report went, for sendto(2)
+		nextRTCP        time.Time      // zero: the first report is not scheduled yet
+		sentSinceReport bool           // audio went out since our previous report
+		rtpPackets      uint32         // RTP packets sent, for the SR's sender info
+		rtpOctets       uint32         // their payload octets
 		rtcpBuf         [rtcpBufSize]byte
 
 		// SRTP sending: srtp encrypts with our key (nil for plain RTP)
@@ -321,6 +321,12 @@ func (s *Stream) register() error {
 			return fmt.Errorf("rtpio: register port %d with poller %d: %w", s.port+i, s.p.id, err)
 		}
 	}
+	if s.p.streams.Add(1) == 1 {
+		select {
+		case s.p.kick <- struct{}{}:
+		default: // already kicked
+		}
+	}
 	return nil
 }
 
@@ -343,6 +349,11 @@ func (s *Stream) setDst(a netip.AddrPort) {
 	case s.e.family == unix.AF_INET6 && (ip.Is6() || s.e.cfg.Address.IsUnspecified()):
 		s.tx.dst6 = unix.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
 		s.tx.dst = &s.tx.dst6
+	}
+	if s.tx.dst != nil {
+		s.tx.dstRaw.set(s.e.family, a)
+	} else {
+		s.tx.dstRaw = rawAddr{}
 	}
 }
 
@@ -502,23 +513,33 @@ func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
 // RTCP address: a sender report while audio goes out, a receiver report
 // while sending is off. The clock should therefore call it every tick
 // for every stream, even one that sends nothing.
-func (s *Stream) WriteFrame(f *pcm.Frame) {
+func (s *Stream) WriteFrame(f *pcm.Frame) { s.write(f, nil) }
+
+// WriteShared is WriteFrame for a frame that many streams send: the
+// payload is sh's encoding under this stream's codec, made once for all of
+// them (see g711.Shared). Nothing is sent before sh's first Set. Streams
+// that share sh must be written from one goroutine.
+func (s *Stream) WriteShared(sh *g711.Shared) { s.write(nil, sh) }
+
+// write is WriteFrame (sh nil) and WriteShared (f nil).
+func (s *Stream) write(f *pcm.Frame, sh *g711.Shared) {
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
 	if s.tx.closed || s.tx.dst == nil {
 		return
 	}
 	now := time.Now()
-	if s.tx.send {
-		s.sendFrame(f, now)
+	if s.tx.send && (sh == nil || sh.Frame() != nil) {
+		s.sendFrame(f, sh, now)
 	}
 	if !now.Before(s.tx.nextRTCP) {
 		s.rtcpDue(now)
 	}
 }
 
-// sendFrame packetizes and sends f. The caller holds s.tx.mu.
-func (s *Stream) sendFrame(f *pcm.Frame, now time.Time) {
+// sendFrame packetizes and sends f, or sh's encoding when sh is set. The
+// caller holds s.tx.mu.
+func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 	h := &s.tx.hdr
 	h.Marker = false
 	switch {
@@ -542,7 +563,11 @@ func (s *Stream) sendFrame(f *pcm.Frame, now time.Time) {
 		s.count(dropSendError)
 		return
 	}
-	n += s.tx.codec.Encode(buf[n:], f[:])
+	if sh != nil {
+		n += copy(buf[n:], sh.Encoded(s.tx.codec))
+	} else {
+		n += s.tx.codec.Encode(buf[n:], f[:])
+	}
 	out := buf[:n]
 	if s.tx.srtp != nil {
 		// enc has room for the tag, so pion writes into it and allocates nothing.
@@ -551,7 +576,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, now time.Time) {
 			return
 		}
 	}
-	if err := unix.Sendto(s.fd, out, 0, s.tx.dst); err != nil {
+	if sendto(s.fd, out, &s.tx.dstRaw) != 0 {
 		s.count(dropSendError)
 		return
 	}
@@ -604,6 +629,7 @@ func (s *Stream) Close() error {
 		}
 		s.tx.mu.Unlock()
 		s.rx.mu.Unlock()
+		s.p.streams.Add(-1)
 		s.e.release(s)
 		s.closeErr = errors.Join(errs...)
 	})

@@ -1,0 +1,70 @@
+#!/bin/sh
+# load-bench.sh CALLS ROOMS [DURATION] [RUNS]: starts the bridge built from
+# this tree on loopback with ROOMS peer-led groups, places CALLS callers
+# with `groupbridge load` (each sending its own tone), measures for
+# DURATION with the reference reflector for the same number of callers,
+# RUNS times (default 3), and prints each run's report. The bridge is
+# stopped by its PID after each run. Everything stays on 127.0.0.1.
+set -eu
+calls=${1:?calls}
+rooms=${2:?rooms}
+duration=${3:-30s}
+runs=${4:-3}
+[ "$calls" -le 5000 ] && [ "$rooms" -ge 1 ] && [ "$rooms" -le "$calls" ] || {
+	echo "load-bench: need 1 <= ROOMS <= CALLS <= 5000" >&2; exit 2; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+go build -o "$dir/groupbridge" ./cmd/groupbridge
+
+# free_port asks the kernel for a free TCP/UDP port number on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+per_room=$(( (calls + rooms - 1) / rooms ))
+run=1
+while [ "$run" -le "$runs" ]; do
+	sip=$(free_port)
+	admin=$(free_port)
+	cfg="$dir/bridge.yaml"
+	pins=""
+	{
+		echo "sip:"
+		echo "  listen: [\"udp:127.0.0.1:$sip\"]"
+		echo "rtp:"
+		echo "  address: 127.0.0.1"
+		echo "  port_min: 30000"
+		echo "  port_max: $((30000 + 2 * calls + 200))"
+		echo "admin:"
+		echo "  listen: \"127.0.0.1:$admin\""
+		echo "log:"
+		echo "  format: json"
+		echo "groups:"
+		i=1
+		while [ "$i" -le "$rooms" ]; do
+			pin=$((500000 + i * 7))
+			echo "  - name: Room $i"
+			echo "    member_pin: \"$pin\""
+			echo "    led_by: peer"
+			echo "    max_members: $((per_room + 1))"
+			i=$((i + 1))
+		done
+	} >"$cfg"
+	i=1
+	while [ "$i" -le "$rooms" ]; do
+		pins="$pins${pins:+,}$((500000 + i * 7))"
+		i=$((i + 1))
+	done
+	"$dir/groupbridge" serve --config "$cfg" >"$dir/bridge.log" 2>&1 &
+	pid=$!
+	sleep 1
+	echo "== run $run: $calls callers in $rooms rooms, $duration"
+	"$dir/groupbridge" load --target "127.0.0.1:$sip" --calls "$calls" --rooms "$rooms" \
+		--pins "$pins" --rate 200 --duration "$duration" --pid "$pid" --reflector || true
+	# The bridge's own view: its clock (ticks that started late, time per
+	# tick) and what it dropped.
+	curl -s "http://127.0.0.1:$admin/metrics" |
+		grep -E '^groupbridge_(mixer_ticks_total|mixer_late_ticks_total|mixer_tick_seconds_(sum|count)|rtp_dropped_total|rtp_late_total|rtp_concealed_total)' |
+		sed 's/^/  bridge metric       /' || true
+	kill "$pid"
+	wait "$pid" || true
+	run=$((run + 1))
+done
