@@ -261,10 +261,3 @@ func newCNAME() string {
 	_, _ = crand.Read(b[:]) // documented never to fail
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-// isClosed reports whether Close has started.
-func (e *Engine) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
