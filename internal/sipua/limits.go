@@ -105,9 +105,6 @@ func (s *Server) SetLimits(l Limits) {
 	s.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
 }
 
-// Limits returns the limits in force.
-func (s *Server) Limits() Limits { return *s.limits.Load() }
-
 // bucket is one source's token bucket.
 type bucket struct {
 	tokens float64
