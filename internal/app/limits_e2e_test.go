@@ -139,8 +139,7 @@ func TestMaxCalls503RetryAfter(t *testing.T) {
 	t.Parallel()
 	yaml := testYAML("", "") + "\nlimits:\n  max_calls: 1\n"
 	a, logs := startApp(t, yaml)
-	first := dial(t, a, softphone.Config{Caller: "+15556000001"})
-	_ = first
+	dial(t, a, softphone.Config{Caller: "+15556000001"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := softphone.Dial(ctx, softphone.Config{Server: sipAddr(t, a, "udp"), Caller: "+15556000002"})
