@@ -584,6 +584,9 @@ func (a *App) ServeCall(c *sipua.Call) {
 		a.sayAndHangup(c, st, outcome, clip)
 		return
 	}
+	// Whatever ends this goroutine, a panic included, the caller leaves the
+	// room: otherwise a call that is gone keeps its seat and the session.
+	defer p.Leave()
 	a.metrics.CallOutcome("joined")
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
 		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
@@ -686,6 +689,12 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string) (*
 			apply(m.Digit(d, time.Now()))
 		case <-entry.Finished():
 			apply(m.PromptDone(time.Now()))
+		case <-entry.Failed():
+			// The lobby recovered a panic on this caller's path and no
+			// longer serves it: end only this call.
+			a.log.Error("caller's prompt playback panicked, letting the caller go", "call", c.ID(),
+				"panic", logging.RedactDigits(fmt.Sprint(entry.Fault())))
+			return nil, "internal-error"
 		case <-timer.C:
 			apply(m.Tick(time.Now()))
 		case <-c.Context().Done():

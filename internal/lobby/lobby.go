@@ -36,12 +36,14 @@ type Entry struct {
 	player   prompt.Player // guarded by l.mu
 	playing  bool          // guarded by l.mu
 	finished chan struct{} // one signal per completed Play
+	failed   chan struct{} // closed when this caller's part of a tick panicked
+	fault    any           // the recovered panic; guarded by l.mu
 	gone     bool          // guarded by l.mu
 }
 
 // Enter adds a caller; it hears silence until Play.
 func (l *Lobby) Enter(s Stream) *Entry {
-	e := &Entry{l: l, stream: s, finished: make(chan struct{}, 1)}
+	e := &Entry{l: l, stream: s, finished: make(chan struct{}, 1), failed: make(chan struct{})}
 	l.mu.Lock()
 	l.entries = append(l.entries, e)
 	l.mu.Unlock()
@@ -71,7 +73,32 @@ func (l *Lobby) Len() int {
 func (l *Lobby) Tick(time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, e := range l.entries {
+	for i := 0; i < len(l.entries); {
+		i = l.serve(i)
+	}
+}
+
+// serve runs the callers' part of a tick from index from on and returns
+// the index to go on from: len(l.entries), or the one after a caller whose
+// part panicked (a bad stream, a bug on one caller's path). That caller is
+// served no more and its Failed channel closes, so that its call ends; the
+// others' tick goes on. One recover boundary for the whole loop: the
+// common case pays a single deferred call per tick. The caller holds l.mu.
+func (l *Lobby) serve(from int) (next int) {
+	i := from
+	defer func() {
+		if r := recover(); r != nil {
+			e := l.entries[i]
+			e.fault = r
+			close(e.failed)
+			next = i + 1
+		}
+	}()
+	for ; i < len(l.entries); i++ {
+		e := l.entries[i]
+		if e.fault != nil {
+			continue
+		}
 		e.stream.ReadFrame(&l.discard)
 		if e.player.Next(&l.frame) {
 			e.playing = true
@@ -84,6 +111,19 @@ func (l *Lobby) Tick(time.Time) {
 		}
 		e.stream.WriteFrame(&l.frame)
 	}
+	return i
+}
+
+// Failed is closed when this caller's part of a lobby tick panicked: the
+// lobby no longer serves it and its call should end.
+func (e *Entry) Failed() <-chan struct{} { return e.failed }
+
+// Fault returns the panic recovered from this caller's part of a tick, or
+// nil.
+func (e *Entry) Fault() any {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	return e.fault
 }
 
 // Play replaces what the caller hears with clips; Finished signals once

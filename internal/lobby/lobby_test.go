@@ -107,3 +107,36 @@ func TestLeave(t *testing.T) {
 		t.Fatalf("left caller still served: len %d writes %d", l.Len(), s.writes)
 	}
 }
+
+// panicStream panics in ReadFrame, as a broken stream or a bug on one
+// caller's path would.
+type panicStream struct{ fakeStream }
+
+func (s *panicStream) ReadFrame(f *pcm.Frame) bool { panic("broken stream") }
+
+// TestPanicEndsOnlyThatCaller: a caller whose part of the tick panics is
+// served no more and signalled through Failed; the callers before and
+// after it go on being served, on this tick and the next.
+func TestPanicEndsOnlyThatCaller(t *testing.T) {
+	l := New()
+	before, after := &fakeStream{}, &fakeStream{}
+	l.Enter(before)
+	bad := l.Enter(&panicStream{})
+	l.Enter(after)
+	for range 3 {
+		l.Tick(time.Now())
+	}
+	select {
+	case <-bad.Failed():
+	default:
+		t.Fatal("Failed is not closed after the caller's part panicked")
+	}
+	if bad.Fault() == nil {
+		t.Error("Fault is nil after a panic")
+	}
+	for name, s := range map[string]*fakeStream{"before": before, "after": after} {
+		if s.reads != 3 || s.writes != 3 {
+			t.Errorf("%s: %d reads and %d writes, want 3 of each", name, s.reads, s.writes)
+		}
+	}
+}

@@ -470,9 +470,25 @@ func (s *Stream) ReadFrame(f *pcm.Frame) bool {
 	return s.readFrame(f, time.Now())
 }
 
-// readFrame is ReadFrame at the clock tick now.
+// readFrame is ReadFrame at the clock tick now. The digit callback runs
+// after the playout lock is released, so that it may call back into the
+// stream.
 func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
+	played, digit, onDigit := s.playout(f, now)
+	if onDigit != nil {
+		onDigit(digit)
+	}
+	return played
+}
+
+// playout takes the next frame from the jitter buffer through the in-band
+// key filter, under the playout lock, released by a deferred call so that
+// a panic in the buffer or the filter cannot leave it held (the poller that
+// serves this and other streams would block on it for ever). It returns
+// the OnDigit callback when a key press was detected.
+func (s *Stream) playout(f *pcm.Frame, now time.Time) (played bool, digit byte, onDigit func(byte)) {
 	s.play.mu.Lock()
+	defer s.play.mu.Unlock()
 	kind := s.play.buf.Pop(f, now)
 	if kind == jitter.Concealed {
 		s.c.concealed.Add(1)
@@ -480,22 +496,19 @@ func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
 	}
 	fl := s.play.filter
 	if fl == nil {
-		s.play.mu.Unlock()
-		return kind != jitter.Silence
+		return kind != jitter.Silence, 0, nil
 	}
 	// The frame that comes out of the filter went in Delay() frames ago:
 	// its kind decides the result, and a frame the filter cut is silence.
 	size := len(s.play.kinds)
 	s.play.kinds[s.play.n%size] = kind
 	s.play.n++
-	digit, pressed := fl.Process(f, f)
-	played := s.play.n > fl.Delay() && s.play.kinds[(s.play.n-1-fl.Delay())%size] != jitter.Silence && *f != (pcm.Frame{})
-	onDigit := s.play.onDigit
-	s.play.mu.Unlock()
-	if pressed && onDigit != nil {
-		onDigit(digit)
+	d, pressed := fl.Process(f, f)
+	played = s.play.n > fl.Delay() && s.play.kinds[(s.play.n-1-fl.Delay())%size] != jitter.Silence && *f != (pcm.Frame{})
+	if pressed {
+		return played, d, s.play.onDigit
 	}
-	return played
+	return played, 0, nil
 }
 
 // WriteFrame encodes f with the negotiated codec and sends it as one RTP
