@@ -2,6 +2,7 @@ package conference
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -521,7 +522,7 @@ func (r *Room) remove(m *member) {
 	delete(r.byP, m.p)
 	for i, x := range r.members {
 		if x == m {
-			r.members = append(r.members[:i], r.members[i+1:]...)
+			r.members = slices.Delete(r.members, i, i+1) // clears the freed end: no departed member stays reachable
 			break
 		}
 	}

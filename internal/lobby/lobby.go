@@ -4,6 +4,7 @@
 package lobby
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -169,7 +170,7 @@ func (e *Entry) Leave() {
 	e.gone = true
 	for i, x := range e.l.entries {
 		if x == e {
-			e.l.entries = append(e.l.entries[:i], e.l.entries[i+1:]...)
+			e.l.entries = slices.Delete(e.l.entries, i, i+1) // clears the freed end: no ended call stays reachable
 			break
 		}
 	}

@@ -140,3 +140,19 @@ func TestPanicEndsOnlyThatCaller(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaveKeepsNoEndedCallReachable: the slot freed at the end of the
+// entries' array is cleared, so an ended call (its stream and jitter
+// buffer) is not kept alive by the lobby until it next grows that far.
+func TestLeaveKeepsNoEndedCallReachable(t *testing.T) {
+	l := New()
+	a := l.Enter(&fakeStream{})
+	l.Enter(&fakeStream{})
+	l.Enter(&fakeStream{})
+	a.Leave()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if tail := l.entries[:cap(l.entries)][len(l.entries):]; len(tail) == 0 || tail[0] != nil {
+		t.Fatalf("the freed slot still holds an entry")
+	}
+}
