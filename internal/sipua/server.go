@@ -224,16 +224,38 @@ func New(cfg Config) (*Server, error) {
 	}
 	// ACK and CANCEL are never challenged (RFC 3261 22.1: they cannot be
 	// resubmitted), nor OPTIONS, which PBXs use to see that we are up. The
-	// INVITE handler checks for itself, as it needs the user name.
+	// INVITE handler checks for itself, as it needs the user name. After
+	// the gate, RFC 3261 8.2's order: the method (sipgo routes by it;
+	// onOther answers the methods we do not serve), then the headers and
+	// the content (inspect, validate.go).
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
-	srv.OnBye(s.guard(s.gated(s.onBye)))
-	srv.OnCancel(s.guard(s.onCancel))
-	srv.OnOptions(s.guard(s.onOptions))
-	srv.OnInfo(s.guard(s.gated(s.onInfo)))
+	srv.OnBye(s.guard(s.gated(s.inspected(s.onBye))))
+	srv.OnCancel(s.guard(s.inspected(s.onCancel)))
+	srv.OnOptions(s.guard(s.inspected(s.onOptions)))
+	srv.OnInfo(s.guard(s.gated(s.inspected(s.onInfo))))
 	srv.OnNoRoute(s.guard(s.gated(s.onOther)))
 	return s, nil
 }
+
+// maxUDPPayload is the largest UDP payload over IPv4: 65,535 less the IP
+// and UDP headers.
+const maxUDPPayload = 65507
+
+// sipgo refuses to send any UDP message longer than sip.UDPMTUSize-200
+// bytes (1,300 by default), which is RFC 3261 18.1.1's rule for a request
+// a client sends: one that large should go over a congestion-controlled
+// transport instead. It does not fit a response. A response goes back
+// over the transport the request came on (18.2.2: a UDP request is
+// answered by UDP, to the Via's sent-by), so sipgo silently dropped the
+// answer to any UDP request whose Vias, Record-Routes and From/To made it
+// longer than that: RFC 4475's longreq got nothing back, nor would an
+// INVITE that crossed a few proxies, whose 200 also carries our SDP. The
+// kernel fragments what exceeds the path MTU. Our own requests (BYE,
+// REGISTER) stay far below the old bound. The variable is global and read
+// on every UDP write, so it is set once here, before any server (or test)
+// starts a goroutine that could read it.
+func init() { sip.UDPMTUSize = maxUDPPayload + 200 }
 
 // sipgo also logs through a package-level default logger, read by code we do
 // not control; it is set once, race-free, to a handler that forwards to the
@@ -279,7 +301,9 @@ func (f forwardHandler) WithGroup(string) slog.Handler { return f }
 
 // guard is the recover boundary around every SIP handler: a panic answers
 // 500 where it still can and is logged without the message. It also drops
-// TCP and TLS requests that fail the flood screening, before any work.
+// TCP and TLS requests that fail the flood screening, before any work, and
+// then refuses malformed requests (wellFormed, validate.go): a flood is
+// dropped unanswered before anything is parsed further or answered.
 func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -289,7 +313,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
-		if s.screenRequest(req) {
+		if s.screenRequest(req) || !s.wellFormed(req, tx) {
 			return
 		}
 		h(req, tx)
@@ -525,9 +549,19 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	s.send(tx, res)
+}
+
+// send adds our Server header to res and sends it on tx. The status line
+// says SIP/2.0 whatever the request said: sipgo copies the request's
+// version, which may be SIP/7.0 (answered 505) or "sip/2.0", and RFC 3261
+// 7.1 asks for upper case. The request itself is left alone: sipgo's
+// transaction reads it from other goroutines.
+func (s *Server) send(tx sip.ServerTransaction, res *sip.Response) {
+	res.SipVersion = sipVersion
 	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
 	if err := tx.Respond(res); err != nil {
-		s.log.Debug("respond failed", "code", code, "error", err)
+		s.log.Debug("respond failed", "code", res.StatusCode, "error", err)
 	}
 }
 
@@ -554,7 +588,7 @@ func hasToTag(req *sip.Request) bool {
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	user, ok := s.admit(req, tx)
-	if !ok {
+	if !ok || !s.inspect(req, tx) {
 		return
 	}
 	if hasToTag(req) {
@@ -574,12 +608,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
-		s.respond(req, tx, 400, "Bad Request")
+		s.respond(req, tx, 400, "Bad Request: Missing Header")
 		return
 	}
+	// RFC 3261 8.1.1.3 asks for a From tag; an RFC 2543 caller without
+	// one cannot be told apart from another call with the same Call-ID.
+	// (sipgo keeps white space around "=" in a parameter's name, so
+	// RFC 4475's wsinv, "tag = 98asjd8", lands here too.) The reason
+	// phrases name no header (see fault in validate.go).
 	fromTag, _ := req.From().Params.Get("tag")
 	if fromTag == "" {
-		s.respond(req, tx, 400, "Bad Request")
+		s.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
 		return
 	}
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
@@ -590,10 +629,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	late := len(body) == 0
 	var offer Media
 	if !late {
-		if ct := req.ContentType(); ct != nil && !strings.HasPrefix(strings.ToLower(ct.Value()), "application/sdp") {
-			s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
-			return
-		}
+		// inspect refused a body that is not SDP (415).
 		var err error
 		offer, err = ParseOfferSRTP(body, s.cfg.SRTP)
 		if err != nil {
@@ -766,6 +802,7 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 // Contact and, when body is set, an SDP body.
 func (s *Server) respondInvite(call *Call, req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res.SipVersion = sipVersion // as in send
 	if code > 100 {
 		res.To().Params.Add("tag", call.localTag)
 	}
@@ -830,7 +867,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		id:         newCallID(),
 		dialogID:   id,
 		caller:     req.From().Address.User,
-		dialed:     req.Recipient.User,
+		dialed:     dialedNumber(&req.Recipient),
 		transport:  req.Transport(),
 		source:     source,
 		laddr:      laddr,
@@ -885,6 +922,17 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 	s.calls[id] = c
 	s.mu.Unlock()
 	return c, nil
+}
+
+// dialedNumber is the number a Request-URI calls: the user part of a sip
+// or sips URI, the number of a tel URI (RFC 3966: "tel:+15551234567" and
+// its parameters after ";"), which inspect lets through.
+func dialedNumber(u *sip.Uri) string {
+	if u.Scheme == "tel" {
+		n, _, _ := strings.Cut(u.Raw(), ";")
+		return n
+	}
+	return u.User
 }
 
 // rejected tells Events.CallRejected of an INVITE refused before answer.
@@ -1197,6 +1245,9 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	if !s.inOrder(c, req, tx) {
+		return
+	}
 	s.respond(req, tx, 200, "OK")
 	if c.end("remote-bye") {
 		s.log.Debug("BYE received", "call", c.id)
@@ -1210,6 +1261,14 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// Outside a dialog (the usual keep-alive) an OPTIONS is answered as
+	// it comes; inside one of our calls its CSeq must move on like any
+	// in-dialog request's.
+	if hasToTag(req) {
+		if c := s.lookup(req); c != nil && !s.inOrder(c, req, tx) {
+			return
+		}
+	}
 	s.respond(req, tx, 200, "OK",
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
@@ -1219,6 +1278,9 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if !s.inOrder(c, req, tx) {
 		return
 	}
 	ct := ""
@@ -1242,12 +1304,57 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// onOther answers the methods we do not serve (RFC 3261 8.2.1): 405 for
+// those we know of, which this server does not allow, and 501 for the
+// ones we do not know at all (21.5.2), both with Allow. A request with a
+// To tag for no dialog of ours gets 481 first, as any such request does.
 func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if hasToTag(req) && s.lookup(req) == nil {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+	if knownMethod(req.Method) {
+		s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+		return
+	}
+	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowed))
+}
+
+// knownMethod reports whether m is a method of RFC 3261 or of a standard
+// extension: a request for one we do not serve gets 405, not 501.
+func knownMethod(m sip.RequestMethod) bool {
+	switch m {
+	case sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.OPTIONS, sip.REGISTER, // RFC 3261
+		// RFC 6086, 3262, 6665, 3311, 3428, 3515, 3903
+		sip.INFO, sip.PRACK, sip.SUBSCRIBE, sip.NOTIFY, sip.UPDATE, sip.MESSAGE, sip.REFER, sip.PUBLISH:
+		return true
+	}
+	return false
+}
+
+// inOrder applies RFC 3261 12.2.2 to a request inside call c: its CSeq
+// must be above the last one the caller sent in the dialog, which it then
+// becomes. One that is not is out of order and refused with 500; it
+// reports whether the request may go on. A retransmission of a request
+// already taken never gets here: sipgo's transaction layer absorbs it
+// and resends our answer. A re-INVITE is checked in onReinvite, together
+// with the dialog's other state.
+func (s *Server) inOrder(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
+	cs := req.CSeq()
+	if cs == nil {
+		s.respond(req, tx, 400, "Bad Request: Missing Header")
+		return false
+	}
+	c.mu.Lock()
+	ok := cs.SeqNo > c.remoteCSeq
+	if ok {
+		c.remoteCSeq = cs.SeqNo
+	}
+	c.mu.Unlock()
+	if !ok {
+		s.respond(req, tx, 500, "Server Internal Error: Out of Order", sip.NewHeader("Warning", `399 groupbridge "CSeq out of order"`))
+	}
+	return ok
 }
 
 // sendBye ends the dialog from our side. It never blocks the caller: the
