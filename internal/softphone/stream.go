@@ -173,6 +173,8 @@ type stream struct {
 	rxPkt     rtp.Packet
 	rxEventPT int // telephone-event PT to classify, -1 none
 	arrivals  IntervalHistogram
+	// kernelTimes: the socket delivers SO_TIMESTAMPNS receive times.
+	kernelTimes bool
 	// rxSRTP decrypts with the bridge's key; set once the answer arrives,
 	// while the receiver already runs. Packets before it are kept only if
 	// they are plain. srtpFailed counts packets that failed to decrypt or
@@ -200,6 +202,7 @@ func newStream(ip netip.Addr, keep time.Duration, log *slog.Logger) (*stream, er
 	s := newStreamState(keep, log)
 	s.conn = conn
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	s.kernelTimes = enableTimestamps(conn)
 	s.wg.Add(1)
 	go s.receiveLoop()
 	return s, nil
@@ -500,9 +503,10 @@ func (s *stream) receiveLoop() {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
 	dec := make([]byte, 2048)
+	oob := make([]byte, 64)
 	var hdr rtp.Header
 	for {
-		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, _, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -525,8 +529,22 @@ func (s *stream) receiveLoop() {
 				continue
 			}
 		}
-		s.store(b, int64(time.Since(s.epoch)))
+		s.store(b, s.arrival(oob[:oobn]))
 	}
+}
+
+// arrival is when a datagram reached the socket, as an offset from the
+// epoch: the kernel's receive timestamp when the socket has them, so that
+// the intervals measured are the network's and not how soon this process
+// was scheduled (a load test shares the CPUs with the bridge it measures);
+// else the time now.
+func (s *stream) arrival(oob []byte) int64 {
+	if s.kernelTimes {
+		if at, ok := kernelTimestamp(oob); ok {
+			return int64(at.Sub(s.epoch))
+		}
+	}
+	return int64(time.Since(s.epoch))
 }
 
 // store records one received datagram that arrived at the given offset from
