@@ -3,6 +3,7 @@
 #   make test    all tests, the real-peer interop tests (sipp) included
 #   make bench   benchmarks of the mixer, RTP and codec paths
 #   make soak    200 callers joining and leaving for SOAK_DURATION (10m), then a leak check
+#   make bench-load  the load tool against the bridge and the reference reflector (BENCHMARKS.md)
 GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
@@ -10,7 +11,7 @@ PKGS     := ./...
 TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core
 TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip
 
-.PHONY: all build run test test-deps unit bench soak fuzz lint prompts clean
+.PHONY: all build run test test-deps unit bench bench-load soak fuzz lint prompts clean
 
 all: build
 
@@ -35,6 +36,15 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./media/... ./internal/...
+
+# bench-load: the two load scenarios of BENCHMARKS.md, LOAD_RUNS runs of
+# LOAD_WINDOW each against a freshly started bridge and the reference
+# reflector (about 8 minutes with the defaults; loopback only).
+LOAD_WINDOW ?= 30s
+LOAD_RUNS   ?= 3
+bench-load:
+	./scripts/load-bench.sh 1000 100 $(LOAD_WINDOW) $(LOAD_RUNS)
+	./scripts/load-bench.sh 500 1 $(LOAD_WINDOW) $(LOAD_RUNS)
 
 # soak: 200 callers joining and leaving the whole bridge (in-process, on
 # loopback) for SOAK_DURATION (10s-15m); then goroutines, open files and the

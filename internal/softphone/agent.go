@@ -309,6 +309,7 @@ func (a *Agent) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if err := p.sess.ReadBye(req, tx); err != nil {
 		p.log.Warn("answering BYE failed", "error", err)
 	}
+	p.byeOnce.Do(func() { close(p.byeAnswered) })
 }
 
 func (a *Agent) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string) {

@@ -135,6 +135,11 @@ type Phone struct {
 	done    chan struct{}
 
 	remoteBye atomic.Bool
+	// byeAnswered is closed once the bridge's BYE has been answered:
+	// sipgo ends the dialog (and so wakes watch) before it sends the 200,
+	// and tearing down first could close the connection under it.
+	byeAnswered chan struct{}
+	byeOnce     sync.Once
 
 	srtpKey cryptoAttr // our SDES key and tag, when Config.SRTP
 	// rxKey is the bridge's SDES key in use; guarded by sipMu after setup.
@@ -183,10 +188,11 @@ func DialAsync(ctx context.Context, cfg Config) (*Attempt, error) {
 		return nil, err
 	}
 	p := &Phone{
-		cfg:       cfg,
-		agent:     cfg.Agent,
-		done:      make(chan struct{}),
-		sessionID: uint64(rand.Uint32()),
+		cfg:         cfg,
+		agent:       cfg.Agent,
+		done:        make(chan struct{}),
+		byeAnswered: make(chan struct{}),
+		sessionID:   uint64(rand.Uint32()),
 	}
 	p.log = cfg.Logger.With("component", "softphone", "caller", logging.MaskCaller(cfg.Caller))
 	if cfg.SRTP {
@@ -643,6 +649,12 @@ func (p *Phone) inDialog(method sip.RequestMethod, contentType string, body []by
 func (p *Phone) watch() {
 	select {
 	case <-p.sess.Context().Done():
+		if p.remoteBye.Load() {
+			select {
+			case <-p.byeAnswered:
+			case <-time.After(time.Second):
+			}
+		}
 		p.finish()
 	case <-p.done:
 	}
