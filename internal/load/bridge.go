@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -187,7 +186,7 @@ func setup(ctx context.Context, opts Options, c *caller) {
 		Logger: opts.PhoneLogger,
 	})
 	if err != nil {
-		c.cause, c.err = dialCause(err), err
+		c.cause, c.err = softphone.FailureCause(err), err
 		return
 	}
 	c.answer, c.answerT = time.Since(t), time.Now()
@@ -199,19 +198,6 @@ func setup(ctx context.Context, opts Options, c *caller) {
 		return
 	}
 	p.SendTone(c.freq, toneDBFS)
-}
-
-// dialCause classifies a failed call: the status code of a final answer,
-// a timeout, or another error.
-func dialCause(err error) string {
-	var se *softphone.StatusError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("status %d", se.StatusCode)
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "error"
 }
 
 func setupReport(callers []*caller, start time.Time) *Setups {

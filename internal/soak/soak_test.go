@@ -3,8 +3,8 @@ package soak
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http/httptest"
@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,14 +262,14 @@ func TestSoak(t *testing.T) {
 	fmt.Fprintf(&b, "\n=== soak: %v of %d callers in %d rooms (ran %v) ===\n", duration, slots, rooms, elapsed.Round(time.Second))
 	outs := r.snapshotOutcomes()
 	placed, failed := 0, 0
-	for _, k := range sortedKeys(outs) {
+	for _, k := range slices.Sorted(maps.Keys(outs)) {
 		placed += outs[k]
 		if strings.HasPrefix(k, "fail") {
 			failed += outs[k]
 		}
 	}
 	fmt.Fprintf(&b, "calls placed       %d (warm-up %d more)\n", placed, warmCalls)
-	for _, k := range sortedKeys(outs) {
+	for _, k := range slices.Sorted(maps.Keys(outs)) {
 		fmt.Fprintf(&b, "  %-40s %d\n", k, outs[k])
 	}
 	fmt.Fprintf(&b, "failed             %d (%.2f%%)\n", failed, pct(failed, placed))
@@ -464,7 +464,7 @@ func (r *run) call(s *slot, k kind, stay time.Duration) {
 		Server: r.target, Caller: caller, Agent: s.agent, Keep: keep, Impair: impair,
 	})
 	if err != nil {
-		r.record("fail: dial " + dialCause(err))
+		r.record("fail: dial " + softphone.FailureCause(err))
 		return
 	}
 	r.gauge.Up()
@@ -731,28 +731,6 @@ func hangup(p *softphone.Phone) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return p.Hangup(ctx)
-}
-
-// dialCause classifies a failed call: the status code of a final answer,
-// a timeout, or another error.
-func dialCause(err error) string {
-	var se *softphone.StatusError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("status %d", se.StatusCode)
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	}
-	return "error"
-}
-
-func sortedKeys(m map[string]int) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func sum(m map[string]int) int {

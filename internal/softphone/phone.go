@@ -103,6 +103,19 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("softphone: %s answered %d %s", e.Method, e.StatusCode, e.Reason)
 }
 
+// FailureCause classifies a failed Dial for reports: "status N" for a final
+// answer N, "timeout" when the context ran out, else "error".
+func FailureCause(err error) string {
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("status %d", se.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
+}
+
 var (
 	// ErrEnded is returned by operations on a call that has ended.
 	ErrEnded = errors.New("softphone: call has ended")
