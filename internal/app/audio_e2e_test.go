@@ -26,7 +26,9 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 	talker.SendTone(1000, -20)
 	time.Sleep(3 * time.Second) // join prompts over, jitter buffer adapted
 	start := time.Now()
+	_, lateBefore, _ := a.clock.Stats()
 	time.Sleep(6 * time.Second)
+	_, lateAfter, _ := a.clock.Stats()
 	got := listener.Received(start)
 	trim := 200 * 8 // 200 ms each end: packets in flight are not losses
 	if len(got) < 2*trim+8000 {
@@ -40,7 +42,15 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 	if frac < 0.95 {
 		t.Errorf("tone above -30 dBFS in %.1f%% of 50 ms blocks, want at least 95%%", 100*frac)
 	}
-	if gap > 60*time.Millisecond {
+	switch {
+	case gap <= 60*time.Millisecond:
+	case lateAfter > lateBefore:
+		// The whole process (talker, listener and bridge) was starved for
+		// more than a 20 ms tick: the gap measures the machine, not the
+		// jitter buffer. The share of blocks heard is still judged.
+		t.Logf("longest gap %v not judged: the mixing clock fell more than a tick behind %d times (machine overloaded)",
+			gap, lateAfter-lateBefore)
+	default:
 		t.Errorf("longest gap %v, want at most 60 ms", gap)
 	}
 }

@@ -145,8 +145,8 @@ func BenchmarkWriteFrame(b *testing.B) {
 // BenchmarkRoundTrip is one frame through real sockets: WriteFrame on one
 // stream, the kernel, the poller's next look, recvfrom, parse and decode
 // on the other, then its ReadFrame. Since the pollers look every
-// batchWindow (backing off to idleWindow on a quiet engine) instead of
-// waking per packet, its time is the latency a lone packet sees, not CPU.
+// batchWindow instead of waking per packet, its time is the latency a lone
+// packet sees (about half the window), not CPU.
 func BenchmarkRoundTrip(b *testing.B) {
 	e := testEngine(b, 2)
 	tx, err := e.Open(pcmu(netip.AddrPort{}))

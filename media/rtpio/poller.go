@@ -33,17 +33,14 @@ const (
 	// OnDigit after the stream's receive lock is released.
 	maxDigits = 16
 	// batchWindow is how long a poller waits between looks at its
-	// sockets while they carry traffic, so that one wake-up serves the
+	// sockets while it has streams, so that one wake-up serves the
 	// packets of many callers: at 20 ms pacing a wake-up per packet costs
 	// more than the packet. Audio waits at most this long in the socket,
 	// which the jitter buffer and the 20 ms mixing clock do not notice.
+	// (It does not back off while the streams are silent: a later look
+	// would delay the first packet of every talkspurt, and a look at
+	// sockets with nothing to read costs one system call.)
 	batchWindow = 2 * time.Millisecond
-	// idleWindow is the longest wait between looks while open streams are
-	// silent (every caller on hold, or phones that send nothing during
-	// silence): the wait doubles from batchWindow after each empty look
-	// up to this, so the first packet of a talkspurt waits at most this
-	// long. Pollers without streams do not look at all until one is added.
-	idleWindow = 10 * time.Millisecond
 	// maxRounds bounds the epoll_wait rounds of one look, so that a flood
 	// on many sockets cannot keep a poller from ever sleeping.
 	maxRounds = 64
@@ -117,14 +114,13 @@ func newPollerState(e *Engine, id, epfd int) *poller {
 }
 
 // run serves the epoll instance until the engine shuts down: a look at the
-// sockets, then a sleep, and no looking at all while it has no streams. A
+// sockets every batchWindow, and no looking at all while it has no streams. A
 // panic while serving a stream closes that stream (it ends that call) and
 // the poller carries on with the others.
 func (p *poller) run() {
 	defer p.e.wg.Done()
 	timer := time.NewTimer(batchWindow)
 	defer timer.Stop()
-	wait := batchWindow
 	for {
 		if p.streams.Load() == 0 {
 			select {
@@ -133,12 +129,8 @@ func (p *poller) run() {
 			case <-p.kick:
 			}
 		}
-		if p.look() {
-			wait = batchWindow
-		} else {
-			wait = min(2*wait, idleWindow)
-		}
-		timer.Reset(wait)
+		p.look()
+		timer.Reset(batchWindow)
 		select {
 		case <-p.e.stop:
 			return
@@ -147,9 +139,9 @@ func (p *poller) run() {
 	}
 }
 
-// look serves the sockets that are ready now and reports whether any was.
-// It is the recover boundary for the streams' receive paths.
-func (p *poller) look() (served bool) {
+// look serves the sockets that are ready now. It is the recover boundary
+// for the streams' receive paths.
+func (p *poller) look() {
 	var cur *Stream
 	defer func() {
 		if r := recover(); r != nil {
@@ -158,18 +150,17 @@ func (p *poller) look() (served bool) {
 			if cur != nil {
 				_ = cur.Close()
 			}
-			served = true
 		}
 	}()
-	return p.serveReady(&cur)
+	p.serveReady(&cur)
 }
 
 // serveReady serves the ready sockets, polling without blocking until none
-// is left, and reports whether it served any. cur names the stream being
+// is left (or for maxRounds rounds). cur names the stream being
 // served, for the panic handler. Between full rounds it yields the
 // processor: under a flood the sockets may never all be empty, and the
 // mixing clock must still run.
-func (p *poller) serveReady(cur **Stream) (served bool) {
+func (p *poller) serveReady(cur **Stream) {
 	for range maxRounds {
 		n, err := epollReady(p.epfd, p.events[:])
 		if err != 0 {
@@ -177,12 +168,11 @@ func (p *poller) serveReady(cur **Stream) (served bool) {
 				p.e.log.Error("rtpio: epoll_wait failed", "poller", p.id, "err", err)
 				time.Sleep(pollerRetry)
 			}
-			return served
+			return
 		}
 		if n == 0 {
-			return served
+			return
 		}
-		served = true
 		// One clock reading per round: the packets of one round arrived
 		// within a batch window of each other, far below what latching
 		// and timeouts resolve.
@@ -202,11 +192,10 @@ func (p *poller) serveReady(cur **Stream) (served bool) {
 			*cur = nil
 		}
 		if n < len(p.events) {
-			return served
+			return
 		}
 		runtime.Gosched()
 	}
-	return served
 }
 
 // service drains one ready socket of s and then delivers the digits it
