@@ -5,17 +5,19 @@
 // safe. The sockets are not read by a goroutine per call: at 20 ms pacing a
 // goroutine wake-up per packet costs more than the packet itself (see
 // FIELD-NOTES.md). Instead a few poller goroutines each own an epoll
-// instance and, every couple of milliseconds, read every socket that is
-// readable (see poller for why they never block in epoll_wait). Received audio is checked against the latched source, decoded
-// from G.711 and placed in the stream's adaptive jitter buffer
+// instance and, every 2 ms, read every socket that is readable (see poller
+// for why they never block in epoll_wait). Received audio is checked
+// against the latched source, decoded from G.711 and placed in the
+// stream's adaptive jitter buffer
 // (media/jitter), from which the mixing clock reads it in order, with
 // losses concealed, with Stream.ReadFrame, where key tones in the audio of
 // callers without telephone-event are also detected and cut. RFC 4733
 // telephone-events go to a dtmf.Decoder; digits of either kind come out as
 // OnDigit calls. Stream.WriteFrame packetizes and sends 20 ms of audio per
-// call of the clock. RTCP reports from the caller are parsed on
-// the same pollers and our own reports ride on WriteFrame, giving each
-// stream the quality figures of Stream.Quality.
+// call of the clock, and Stream.WriteShared sends a frame many streams
+// share (a room's common mix) with its encoding made once. RTCP reports
+// from the caller are parsed on the same pollers and our own reports ride
+// on WriteFrame, giving each stream the quality figures of Stream.Quality.
 //
 // Nothing on the per-packet paths allocates. The package is Linux-only
 // (epoll).
