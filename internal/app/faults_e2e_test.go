@@ -65,7 +65,7 @@ func callID(t *testing.T, logs *syncBuffer, caller string) string {
 // call id.
 func waitJoined(t *testing.T, logs *syncBuffer, caller string) string {
 	t.Helper()
-	logs.waitCount(t, 10*time.Second, 1, "call joined", "caller", logging.MaskCaller(caller))
+	logs.waitCount(t, 20*time.Second, 1, "call joined", "caller", logging.MaskCaller(caller))
 	return callID(t, logs, caller)
 }
 
