@@ -222,7 +222,7 @@ func (a *AGC) apply(f *pcm.Frame) {
 			u := (env - a.knee) / a.span
 			x *= (a.knee + a.span*u/(1+u)) / env
 		}
-		f[i] = toSample(x)
+		f[i] = pcm.Round(x)
 	}
 	a.env = env
 }

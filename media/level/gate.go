@@ -78,7 +78,7 @@ func (g *Gate) Process(f *pcm.Frame, talking bool) (open bool) {
 	// a fade-in's first sample is already (barely) audible.
 	for i, s := range f {
 		g.pos = min(max(g.pos+step, 0), gateSteps)
-		f[i] = toSample(float64(s) * float64(g.pos) * gateScale)
+		f[i] = pcm.Round(float64(s) * float64(g.pos) * gateScale)
 	}
 	return true
 }

@@ -16,7 +16,7 @@ func cosFrames(hz, amp float64, n int) []pcm.Frame {
 	for k := range out {
 		for i := range out[k] {
 			t := float64(k*pcm.FrameSamples+i) / pcm.SampleRate
-			out[k][i] = toSample(amp * math.Cos(2*math.Pi*hz*t))
+			out[k][i] = pcm.Round(amp * math.Cos(2*math.Pi*hz*t))
 		}
 	}
 	return out
@@ -105,7 +105,7 @@ func TestGateTimeline(t *testing.T) {
 			}
 			for j := range f {
 				w := min(float64(j+1)/GateFadeInSamples, 1)
-				if want := toSample(float64(in[i][j]) * w); f[j] != want {
+				if want := pcm.Round(float64(in[i][j]) * w); f[j] != want {
 					t.Fatalf("frame %d sample %d: %d, want %d", i, j, f[j], want)
 				}
 			}
@@ -119,7 +119,7 @@ func TestGateTimeline(t *testing.T) {
 			}
 			for j := range f {
 				w := float64(pcm.FrameSamples-1-j) / GateFadeOutSamples
-				if want := toSample(float64(in[i][j]) * w); f[j] != want {
+				if want := pcm.Round(float64(in[i][j]) * w); f[j] != want {
 					t.Fatalf("frame %d sample %d: %d, want %d", i, j, f[j], want)
 				}
 			}

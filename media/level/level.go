@@ -88,21 +88,5 @@ func dbToAmplitude(db float64) float64 { return math.Pow(10, db/20) }
 // has been followed.
 func smoothing(tau float64) float64 { return 1 - math.Exp(-1/tau) }
 
-// toSample rounds half away from zero and saturates to int16.
-func toSample(v float64) int16 {
-	if v >= 0 {
-		v += 0.5
-	} else {
-		v -= 0.5
-	}
-	if v >= 32767 {
-		return 32767
-	}
-	if v <= -32768 {
-		return -32768
-	}
-	return int16(v)
-}
-
 // finite reports whether v is a usable configuration number.
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

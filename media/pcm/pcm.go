@@ -29,6 +29,23 @@ func Clamp(v int32) int16 {
 	return int16(v)
 }
 
+// Round converts a sample computed in floating point: rounded half away
+// from zero and saturated to the int16 range.
+func Round(v float64) int16 {
+	if v >= 0 {
+		v += 0.5
+	} else {
+		v -= 0.5
+	}
+	if v >= 32767 {
+		return 32767
+	}
+	if v <= -32768 {
+		return -32768
+	}
+	return int16(v)
+}
+
 // Silence sets every sample of f to zero.
 func (f *Frame) Silence() { *f = Frame{} }
 

@@ -49,3 +49,19 @@ func TestAdd(t *testing.T) {
 		t.Fatalf("Add: %v", f[:3])
 	}
 }
+
+func TestRound(t *testing.T) {
+	tests := []struct {
+		in   float64
+		want int16
+	}{
+		{0, 0}, {0.49, 0}, {0.5, 1}, {-0.5, -1}, {-0.49, 0},
+		{1000.4, 1000}, {-1000.6, -1001},
+		{32766.6, 32767}, {40000, 32767}, {-32768.4, -32768}, {-40000, -32768},
+	}
+	for _, tt := range tests {
+		if got := Round(tt.in); got != tt.want {
+			t.Errorf("Round(%v) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}

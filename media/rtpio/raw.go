@@ -83,9 +83,6 @@ func epollReady(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
 	return int(n), 0
 }
 
-// hostToNet16 stores a port in network byte order.
-func hostToNet16(v uint16) uint16 {
-	var b [2]byte
-	b[0], b[1] = byte(v>>8), byte(v)
-	return *(*uint16)(unsafe.Pointer(&b[0]))
-}
+// hostToNet16 stores a port in network byte order: the same byte swap as
+// netToHost16, which is its own inverse.
+func hostToNet16(v uint16) uint16 { return netToHost16(v) }

@@ -272,22 +272,37 @@ func TestSetDst(t *testing.T) {
 				s.e.family = unix.AF_INET6
 			}
 			s.setDst(tt.remote)
+			dst := sockaddrOf(&s.tx.dst)
 			switch want := tt.want.(type) {
 			case nil:
-				if s.tx.dst != nil {
-					t.Errorf("destination %#v, want none", s.tx.dst)
+				if dst != nil {
+					t.Errorf("destination %#v, want none", dst)
 				}
 			case *unix.SockaddrInet4:
-				got, ok := s.tx.dst.(*unix.SockaddrInet4)
+				got, ok := dst.(*unix.SockaddrInet4)
 				if !ok || got.Port != want.Port || got.Addr != want.Addr {
-					t.Errorf("destination %#v, want %#v", s.tx.dst, want)
+					t.Errorf("destination %#v, want %#v", dst, want)
 				}
 			case *unix.SockaddrInet6:
-				got, ok := s.tx.dst.(*unix.SockaddrInet6)
+				got, ok := dst.(*unix.SockaddrInet6)
 				if !ok || got.Port != want.Port || got.Addr != want.Addr {
-					t.Errorf("destination %#v, want %#v", s.tx.dst, want)
+					t.Errorf("destination %#v, want %#v", dst, want)
 				}
 			}
 		})
+	}
+}
+
+// sockaddrOf decodes a kernel-form destination for comparison: nil when
+// unset.
+func sockaddrOf(r *rawAddr) unix.Sockaddr {
+	switch {
+	case !r.valid():
+		return nil
+	case r.sa.Family == unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
+		return &unix.SockaddrInet4{Port: int(netToHost16(sa.Port)), Addr: sa.Addr}
+	default:
+		return &unix.SockaddrInet6{Port: int(netToHost16(r.sa.Port)), Addr: r.sa.Addr}
 	}
 }

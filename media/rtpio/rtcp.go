@@ -362,7 +362,7 @@ func (s *Stream) handleRTCP(p *poller, pkt []byte, truncated bool, from netip.Ad
 	s.touch(now)
 
 	s.tx.mu.Lock()
-	if s.tx.dst != nil && from.Addr() == s.tx.remote.Addr() {
+	if s.tx.dst.valid() && from.Addr() == s.tx.remote.Addr() {
 		s.tx.rtcpSeen = from // answer where RTCP really comes from
 	}
 	s.tx.mu.Unlock()
@@ -494,7 +494,7 @@ func (s *Stream) sendRTCP(now time.Time) {
 
 // rtcpDst returns where reports go: the address the peer's RTCP comes
 // from once seen, else the RTP destination's port plus one (RFC 3550
-// 11). The caller holds s.tx.mu and has checked that s.tx.dst is set.
+// 11). The caller holds s.tx.mu and has checked that s.tx.dst is valid.
 func (s *Stream) rtcpDst() *rawAddr {
 	a := s.tx.rtcpSeen
 	if !a.IsValid() {

@@ -153,11 +153,8 @@ type Stream struct {
 		closed   bool
 		send     bool
 		codec    g711.Codec
-		dst      unix.Sockaddr // nil: nowhere to send; else &dst4 or &dst6
-		dst4     unix.SockaddrInet4
-		dst6     unix.SockaddrInet6
-		dstRaw   rawAddr        // dst for sendto(2)
-		remote   netip.AddrPort // dst as an address; valid when dst is set
+		dst      rawAddr        // where audio goes, for sendto(2); unset: nowhere to send
+		remote   netip.AddrPort // the peer's address as last set, reachable or not
 		hdr      rtp.Header
 		started  bool // a packet has been sent (the next needs no marker)
 		lastSend time.Time
@@ -335,25 +332,16 @@ func (s *Stream) register() error {
 // bound to one IPv6 address) cannot be reached: sending stops instead of
 // failing on every frame. The caller holds tx.mu or owns s exclusively.
 func (s *Stream) setDst(a netip.AddrPort) {
-	s.tx.dst = nil
+	s.tx.dst = rawAddr{}
 	s.tx.remote = a
 	s.tx.rtcpSeen = netip.AddrPort{}
 	if !a.IsValid() {
 		return
 	}
 	ip := a.Addr()
-	switch {
-	case s.e.family == unix.AF_INET && ip.Is4():
-		s.tx.dst4 = unix.SockaddrInet4{Port: int(a.Port()), Addr: ip.As4()}
-		s.tx.dst = &s.tx.dst4
-	case s.e.family == unix.AF_INET6 && (ip.Is6() || s.e.cfg.Address.IsUnspecified()):
-		s.tx.dst6 = unix.SockaddrInet6{Port: int(a.Port()), Addr: ip.As16()}
-		s.tx.dst = &s.tx.dst6
-	}
-	if s.tx.dst != nil {
-		s.tx.dstRaw.set(s.e.family, a)
-	} else {
-		s.tx.dstRaw = rawAddr{}
+	if s.e.family == unix.AF_INET && ip.Is4() ||
+		s.e.family == unix.AF_INET6 && (ip.Is6() || s.e.cfg.Address.IsUnspecified()) {
+		s.tx.dst.set(s.e.family, a)
 	}
 }
 
@@ -538,7 +526,7 @@ func (s *Stream) WriteShared(sh *g711.Shared) { s.write(nil, sh) }
 func (s *Stream) write(f *pcm.Frame, sh *g711.Shared) {
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
-	if s.tx.closed || s.tx.dst == nil {
+	if s.tx.closed || !s.tx.dst.valid() {
 		return
 	}
 	now := time.Now()
@@ -589,7 +577,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 			return
 		}
 	}
-	if sendto(s.fd, out, &s.tx.dstRaw) != 0 {
+	if sendto(s.fd, out, &s.tx.dst) != 0 {
 		s.count(dropSendError)
 		return
 	}

@@ -81,7 +81,7 @@ func renderChime(notes ...note) []int16 {
 	scale := FullScale * math.Pow(10, ChimeDBFS/20) / peak
 	out := make([]int16, len(buf))
 	for i, v := range buf {
-		out[i] = toSample(v * scale)
+		out[i] = pcm.Round(v * scale)
 	}
 	return out[:len(out):len(out)]
 }

@@ -76,7 +76,7 @@ func (s *Sine) Fill(f *pcm.Frame) { s.Read(f[:]) }
 func (s *Sine) Read(dst []int16) int {
 	p := s.phase
 	for i := range dst {
-		dst[i] = toSample(s.next(p))
+		dst[i] = pcm.Round(s.next(p))
 		p += s.inc
 	}
 	s.phase = p
@@ -88,7 +88,7 @@ func (s *Sine) Read(dst []int16) int {
 func (s *Sine) Mix(dst []int16) {
 	p := s.phase
 	for i, d := range dst {
-		dst[i] = toSample(float64(d) + s.next(p))
+		dst[i] = pcm.Round(float64(d) + s.next(p))
 		p += s.inc
 	}
 	s.phase = p
@@ -100,20 +100,4 @@ func (s *Sine) next(p uint32) float64 {
 	frac := float64(p&fracMask) * fracScale
 	a, b := sineTable[idx], sineTable[idx+1]
 	return s.amp * (a + (b-a)*frac)
-}
-
-// toSample rounds half away from zero and saturates to int16.
-func toSample(v float64) int16 {
-	if v >= 0 {
-		v += 0.5
-	} else {
-		v -= 0.5
-	}
-	if v >= 32767 {
-		return 32767
-	}
-	if v <= -32768 {
-		return -32768
-	}
-	return int16(v)
 }
