@@ -325,6 +325,9 @@ func (a *App) health() error {
 
 // Start begins mixing and answering calls.
 func (a *App) Start() error {
+	// The engine first: each tick reads what has arrived before anything
+	// mixes (rtpio.Engine.Tick).
+	a.clock.Add(a.engine)
 	a.clock.Add(a.lobby)
 	a.clock.Start()
 	if err := a.sip.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -65,8 +66,13 @@ type poller struct {
 	epfd int
 	// streams counts the streams registered here; kick wakes the
 	// goroutine when the first one arrives.
-	streams  atomic.Int32
-	kick     chan struct{}
+	streams atomic.Int32
+	kick    chan struct{}
+	// mu makes looks exclusive (they share the scratch space below): the
+	// poller's own, every batchWindow, and the clock's, just before each
+	// mix (Engine.Tick). closed is set under it when epfd is closed.
+	mu       sync.Mutex
+	closed   bool
 	counters counters // the sum of this poller's streams, for Engine.Stats
 
 	events [maxEvents]unix.EpollEvent
@@ -101,7 +107,12 @@ func newPoller(e *Engine, id int) (*poller, error) {
 }
 
 // close releases the epoll instance.
-func (p *poller) close() error { return unix.Close(p.epfd) }
+func (p *poller) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	return unix.Close(p.epfd)
+}
 
 // newPollerState builds a poller's state around an epoll instance, with
 // the report slices sized for the most blocks an RTCP packet can carry, so
@@ -139,9 +150,18 @@ func (p *poller) run() {
 	}
 }
 
-// look serves the sockets that are ready now. It is the recover boundary
-// for the streams' receive paths.
+// look serves the sockets that are ready now, unless the poller is closed.
 func (p *poller) look() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.serve()
+	}
+}
+
+// serve is look's work and the recover boundary for the streams' receive
+// paths. The caller holds p.mu.
+func (p *poller) serve() {
 	var cur *Stream
 	defer func() {
 		if r := recover(); r != nil {

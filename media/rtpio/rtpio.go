@@ -216,6 +216,21 @@ func (e *Engine) Close() error {
 	return e.closeErr
 }
 
+// Tick reads every packet that has arrived, on all pollers, at once. The
+// mixing clock calls it first on each tick (register the engine before any
+// room), so that a frame that arrived just before the tick is in its jitter
+// buffer when the rooms read it, whatever the phase between a caller's
+// packets and the pollers' 2 ms looks: otherwise a caller whose packets
+// land just before the tick would miss it every other frame and the jitter
+// buffer would keep adapting to that.
+func (e *Engine) Tick(time.Time) {
+	for _, p := range e.pollers {
+		if p.streams.Load() > 0 {
+			p.look()
+		}
+	}
+}
+
 // Stats returns the process-wide counters: the sum over every stream ever
 // opened on this engine, including closed ones.
 func (e *Engine) Stats() Stats {

@@ -2,6 +2,7 @@ package rtpio
 
 import (
 	"testing"
+	"time"
 
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -81,5 +82,25 @@ func BenchmarkWriteShared(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.WriteShared(&sh)
+	}
+}
+
+// TestEngineTickReadsWhatArrived: the clock's Tick reads every packet
+// already in a socket at once, not at the pollers' next look, so a frame
+// that arrived just before a mix is in the jitter buffer for it.
+func TestEngineTickReadsWhatArrived(t *testing.T) {
+	e := testEngine(t, 1)
+	p := newPeer(t, loop4)
+	s, err := e.Open(pcmu(p.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 20 {
+		// Loopback delivers into the socket before sendto returns.
+		p.sendSeq(s.LocalAddr(), 0, uint16(k), tone(g711.PCMU, pcm.FrameSamples, k))
+		e.Tick(time.Now())
+		if got := s.c.packetsIn.Load(); got != uint64(k+1) {
+			t.Fatalf("after packet %d and a tick, %d packets read", k+1, got)
+		}
 	}
 }
