@@ -202,7 +202,7 @@ func TestDigestFailuresBlockTheSource(t *testing.T) {
 	}
 	// Once the block expires, the source may try again.
 	s.gate.mu.Lock()
-	s.gate.sources[loopback].blockedUntil = time.Now()
+	s.gate.sources[sourceKey(loopback)].blockedUntil = time.Now()
 	s.gate.mu.Unlock()
 	if res := try("correct horse"); res == nil || res.StatusCode != 200 {
 		t.Errorf("INVITE after the block answered %v, want 200", res)
@@ -281,5 +281,44 @@ func TestViaReceivedRport(t *testing.T) {
 	rport, _ := via.Params.Get("rport")
 	if received != "127.0.0.1" || rport != strconv.Itoa(int(p.addr().Port())) {
 		t.Errorf("Via %s: want received=127.0.0.1;rport=%d", via.Value(), p.addr().Port())
+	}
+}
+
+// TestDigestReplayAndURI checks that a captured Authorization header
+// cannot place another call: replayed on a new call it gets a fresh
+// challenge, and one computed for one Request-URI is refused on another.
+func TestDigestReplayAndURI(t *testing.T) {
+	s := testServer(t, untrusted(alice))
+	dst := sipAddr(t, s, "udp")
+	p := newPeer(t, loopback, dst)
+	uri := "sip:groupbridge@" + dst.String()
+	id := callID()
+	res := p.request(invite(id, 1))
+	if res == nil || res.StatusCode != 401 {
+		t.Fatalf("INVITE answered %v, want 401", res)
+	}
+	auth := answer(t, res, "MD5", "alice", "correct horse", "INVITE", uri)
+	if res := p.request(invite(id, 2, auth)); res == nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE with good credentials answered %v, want 200", res)
+	} else {
+		p.send(p.fill(ack(id, 2, res)))
+	}
+	// The same header on a new call, as an attacker who saw it would send.
+	replay := p.request(invite(callID(), 1, auth))
+	if replay == nil || replay.StatusCode != 401 {
+		t.Fatalf("replayed Authorization answered %v, want 401", replay)
+	}
+	// A header computed for the bridge's URI, on another number's.
+	res = p.request(invite(callID(), 1))
+	if res == nil || res.StatusCode != 401 {
+		t.Fatalf("INVITE answered %v, want 401", res)
+	}
+	other := strings.Replace(invite(callID(), 2, answer(t, res, "MD5", "alice", "correct horse", "INVITE", uri)),
+		"INVITE sip:groupbridge@", "INVITE sip:4001@", 1)
+	if res := p.request(other); res == nil || res.StatusCode != 403 {
+		t.Errorf("credentials for another Request-URI answered %v, want 403", res)
+	}
+	if n := s.ActiveCalls(); n != 1 {
+		t.Errorf("ActiveCalls() = %d, want only the first call", n)
 	}
 }

@@ -34,8 +34,10 @@ type User struct {
 //   - any other source: a digest challenge when users are configured, or 403.
 //
 // Nonces carry their own timestamp signed with an HMAC key made at start
-// and bound to the source address, so no per-nonce state is kept and a nonce
-// seen on the wire is of no use from another address.
+// and bound to the source address, so a nonce seen on the wire is of no use
+// from another address. Only nonces answered correctly are remembered, for
+// their short life, with their count: an answer replayed from the same
+// address is refused, and one computed for another Request-URI too.
 type gate struct {
 	realm   string
 	trusted []netip.Prefix
@@ -51,15 +53,27 @@ type gate struct {
 	events    Events                       // hooks for metrics; set before use
 
 	mu      sync.Mutex
-	sources map[netip.Addr]*sourceRecord
+	sources map[netip.Prefix]*sourceRecord // by sourceKey
+	// aggregates count new sources by aggregateKey while sources is full
+	// of active blocks.
+	aggregates map[netip.Prefix]*sourceRecord
+	nonces     map[string]nonceUse // nonces answered correctly, until they expire
 
 	challenges, failures, blocked atomic.Uint64
 }
 
-// sourceRecord is what the gate remembers of an address that failed.
+// sourceRecord is what the gate remembers of a source that failed.
 type sourceRecord struct {
 	failures     []time.Time // within the window, oldest first
 	blockedUntil time.Time
+	last         time.Time // the latest failure: the oldest record is evicted first
+}
+
+// nonceUse is what a nonce was last used with: a captured Authorization
+// header replayed with the same nonce count is refused.
+type nonceUse struct {
+	nc     int // the highest nonce count accepted; 0 for RFC 2069 (no qop)
+	issued time.Time
 }
 
 // Defaults of the gate: a password guesser gets 5 tries a minute, then waits
@@ -71,10 +85,17 @@ const (
 	defaultBlockFor    = 5 * time.Minute
 	defaultNonceTTL    = time.Minute
 	// maxSources bounds the failure records: spoofed UDP sources must not
-	// grow memory without end. When full, expired records are swept; if
-	// none has expired a new source goes unrecorded (it still has to
-	// authenticate, it only escapes blocking).
-	maxSources = 4096
+	// grow memory without end. When full, expired records are swept, then
+	// the oldest record that is not an active block is evicted; when every
+	// record is an active block, new sources are counted by their /24
+	// (IPv4) or /48 (IPv6) in up to maxAggregates more records, so many
+	// addresses cannot escape blocking by filling the table.
+	maxSources    = 4096
+	maxAggregates = 1024
+	// maxNonces bounds the nonces remembered against replay. Only a right
+	// password adds one, and one lives nonceTTL; when full of live ones a
+	// new answer is told stale and retried later.
+	maxNonces = 65536
 	// nonceSkew tolerates a nonce dated slightly in the future (clock steps).
 	nonceSkew = 5 * time.Second
 )
@@ -91,7 +112,9 @@ func newGate(realm string, trusted []netip.Prefix, users []User) (*gate, error) 
 		window:      defaultAuthWindow,
 		blockFor:    defaultBlockFor,
 		nonceTTL:    defaultNonceTTL,
-		sources:     make(map[netip.Addr]*sourceRecord),
+		sources:     make(map[netip.Prefix]*sourceRecord),
+		aggregates:  make(map[netip.Prefix]*sourceRecord),
+		nonces:      make(map[string]nonceUse),
 	}
 	if g.trusted == nil {
 		g.trusted = defaultTrusted
@@ -217,6 +240,10 @@ func (g *gate) verify(req *sip.Request, src netip.Addr, now time.Time) (authResu
 		return authFailed, ""
 	case cred.URI == "" || cred.Response == "":
 		return authFailed, ""
+	case !sameURI(cred.URI, &req.Recipient):
+		// Computed for another Request-URI (RFC 7616 3.4.6): a captured
+		// answer for one number must not call another.
+		return authFailed, ""
 	}
 	password, known := g.users[cred.Username]
 	if !known {
@@ -244,7 +271,68 @@ func (g *gate) verify(req *sip.Request, src netip.Addr, now time.Time) (authResu
 	if age := now.Sub(issued); age > g.nonceTTL || age < -nonceSkew {
 		return authStale, ""
 	}
+	if !g.useNonce(cred.Nonce, cred.QOP != "", cred.Nc, issued, now) {
+		// A replay (or a client that reuses its count): a fresh nonce,
+		// not a failure, so replays cannot get the real client blocked.
+		return authStale, ""
+	}
 	return authOK, cred.Username
+}
+
+// useNonce records a correct answer on nonce with count nc and reports
+// whether it is new: with qop the count must grow (RFC 7616 3.4), without
+// (RFC 2069, no count) the nonce is good once.
+func (g *gate) useNonce(nonce string, counted bool, nc int, issued, now time.Time) bool {
+	if !counted {
+		nc = 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u, seen := g.nonces[nonce]
+	if seen && (!counted || nc <= u.nc) {
+		return false
+	}
+	if !seen && len(g.nonces) >= maxNonces {
+		g.sweepNoncesLocked(now)
+		if len(g.nonces) >= maxNonces {
+			return false
+		}
+	}
+	g.nonces[nonce] = nonceUse{nc: nc, issued: issued}
+	return true
+}
+
+// sweepNoncesLocked forgets nonces past their lifetime: they are refused
+// as stale anyway.
+func (g *gate) sweepNoncesLocked(now time.Time) {
+	for n, u := range g.nonces {
+		if now.Sub(u.issued) > g.nonceTTL+nonceSkew {
+			delete(g.nonces, n)
+		}
+	}
+}
+
+// sameURI reports whether the digest uri names the Request-URI: the same
+// text, or equal parsed URIs (RFC 3261 19.1.4 for what matters here:
+// scheme, user, password, host and port; tel URIs by their number).
+func sameURI(credURI string, ruri *sip.Uri) bool {
+	if credURI == ruri.String() {
+		return true
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(credURI, &u); err != nil {
+		return false
+	}
+	if !strings.EqualFold(u.Scheme, ruri.Scheme) {
+		return false
+	}
+	if strings.EqualFold(u.Scheme, "tel") {
+		a, _, _ := strings.Cut(u.Raw(), ";")
+		b, _, _ := strings.Cut(ruri.Raw(), ";")
+		return a == b
+	}
+	return u.User == ruri.User && u.Password == ruri.Password &&
+		strings.EqualFold(u.Host, ruri.Host) && u.Port == ruri.Port
 }
 
 // nonceLen is the decoded size of a nonce: a timestamp and a truncated MAC.
@@ -295,11 +383,37 @@ func (g *gate) challengeHeaders(src netip.Addr, now time.Time, stale bool) []sip
 	return out
 }
 
-// isBlocked reports whether src is blocked now.
+// sourceKey is the failure record of an address: IPv4 by itself, IPv6 by
+// its /64, which one host gets whole (RFC 4291) and changes addresses in.
+func sourceKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// aggregateKey is the record an address is counted in while the table is
+// full of active blocks: its /24 (IPv4) or /48 (IPv6).
+func aggregateKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// isBlocked reports whether src, or its aggregate, is blocked now.
 func (g *gate) isBlocked(src netip.Addr, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.sources[src]
+	if r := g.sources[sourceKey(src)]; r != nil && now.Before(r.blockedUntil) {
+		return true
+	}
+	r := g.aggregates[aggregateKey(src)]
 	return r != nil && now.Before(r.blockedUntil)
 }
 
@@ -307,22 +421,16 @@ func (g *gate) isBlocked(src netip.Addr, now time.Time) bool {
 func (g *gate) fail(src netip.Addr, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r := g.sources[src]
+	r := g.recordLocked(src, now)
 	if r == nil {
-		if len(g.sources) >= maxSources {
-			g.sweepLocked(now)
-		}
-		if len(g.sources) >= maxSources {
-			return false
-		}
-		r = &sourceRecord{}
-		g.sources[src] = r
+		return false
 	}
 	cut := 0
 	for cut < len(r.failures) && now.Sub(r.failures[cut]) >= g.window {
 		cut++
 	}
 	r.failures = append(r.failures[cut:], now)
+	r.last = now
 	if len(r.failures) < g.maxFailures {
 		return false
 	}
@@ -331,28 +439,80 @@ func (g *gate) fail(src netip.Addr, now time.Time) bool {
 	return true
 }
 
+// recordLocked finds or makes the record src's failures count in. When
+// the table is full it sweeps, then evicts the oldest record that is not
+// an active block; when all are, src is counted by its aggregate. It
+// returns nil only when the aggregates are full of active blocks too.
+func (g *gate) recordLocked(src netip.Addr, now time.Time) *sourceRecord {
+	key := sourceKey(src)
+	if r := g.sources[key]; r != nil {
+		return r
+	}
+	if len(g.sources) >= maxSources {
+		g.sweepLocked(now)
+	}
+	if len(g.sources) < maxSources || g.evictOldestLocked(now) {
+		r := &sourceRecord{}
+		g.sources[key] = r
+		return r
+	}
+	key = aggregateKey(src)
+	if r := g.aggregates[key]; r != nil {
+		return r
+	}
+	if len(g.aggregates) >= maxAggregates {
+		return nil
+	}
+	r := &sourceRecord{}
+	g.aggregates[key] = r
+	return r
+}
+
+// evictOldestLocked forgets the record whose last failure is the oldest,
+// among those not blocked now; it reports whether there was one.
+func (g *gate) evictOldestLocked(now time.Time) bool {
+	var oldest netip.Prefix
+	var at time.Time
+	for k, r := range g.sources {
+		if now.Before(r.blockedUntil) {
+			continue
+		}
+		if !oldest.IsValid() || r.last.Before(at) {
+			oldest, at = k, r.last
+		}
+	}
+	if !oldest.IsValid() {
+		return false
+	}
+	delete(g.sources, oldest)
+	return true
+}
+
 // forgive forgets the failures of a source that got its password right (a
-// blocked source never gets this far).
+// blocked source never gets this far). An aggregate's record stays.
 func (g *gate) forgive(src netip.Addr) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.sources, src)
+	delete(g.sources, sourceKey(src))
 }
 
-// sweep forgets records that no longer matter.
+// sweep forgets records and nonces that no longer matter.
 func (g *gate) sweep(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sweepLocked(now)
+	g.sweepNoncesLocked(now)
 }
 
 func (g *gate) sweepLocked(now time.Time) {
-	for a, r := range g.sources {
-		if now.Before(r.blockedUntil) {
-			continue
-		}
-		if n := len(r.failures); n == 0 || now.Sub(r.failures[n-1]) >= g.window {
-			delete(g.sources, a)
+	for _, m := range [2]map[netip.Prefix]*sourceRecord{g.sources, g.aggregates} {
+		for a, r := range m {
+			if now.Before(r.blockedUntil) {
+				continue
+			}
+			if n := len(r.failures); n == 0 || now.Sub(r.failures[n-1]) >= g.window {
+				delete(m, a)
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ func testGate(t testing.TB) *gate {
 type credOpts struct {
 	realm, user, password, method, alg, qop string
 	nonce                                   string
+	uri                                     string // "" is testURI
 	mangle                                  func(*digest.Credentials)
 }
 
@@ -34,7 +35,11 @@ func (o credOpts) header(t testing.TB) string {
 	if o.qop != "" {
 		chal.QOP = []string{o.qop}
 	}
-	cred, err := digest.Digest(chal, digest.Options{Method: o.method, URI: testURI, Username: o.user, Password: o.password})
+	uri := o.uri
+	if uri == "" {
+		uri = testURI
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: o.method, URI: uri, Username: o.user, Password: o.password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +111,14 @@ func TestGateVerify(t *testing.T) {
 		{"empty response", []string{with(func(o *credOpts) {
 			o.mangle = func(c *digest.Credentials) { c.Response = "" }
 		}).header(t)}, authFailed},
+		{"computed for another number", []string{with(func(o *credOpts) { o.uri = "sip:4001@127.0.0.1:5060" }).header(t)}, authFailed},
+		{"computed for another host", []string{with(func(o *credOpts) { o.uri = "sip:groupbridge@127.0.0.2:5060" }).header(t)}, authFailed},
+		{"computed for another port", []string{with(func(o *credOpts) { o.uri = "sip:groupbridge@127.0.0.1" }).header(t)}, authFailed},
+		{"same URI written otherwise", []string{with(func(o *credOpts) { o.uri = "SIP:groupbridge@127.0.0.1:5060;transport=udp" }).header(t)}, authOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			clear(g.nonces) // each case answers the same nonce once
 			got, user := g.verify(inviteWith(tt.headers...), src, now)
 			if got != tt.want {
 				t.Errorf("verify = %d, want %d", got, tt.want)
@@ -154,23 +164,172 @@ func TestGateBlocking(t *testing.T) {
 	}
 }
 
-// TestGateBounded checks that spoofed sources cannot grow the failure
-// records without end.
-func TestGateBounded(t *testing.T) {
+// TestGateNonceReplay checks that a correct answer is good once: a
+// captured Authorization header replayed (same nonce count) is told stale,
+// a higher count on the same nonce is taken, and an RFC 2069 answer (no
+// count) is single-use.
+func TestGateNonceReplay(t *testing.T) {
 	g := testGate(t)
 	now := time.Now()
-	for i := range maxSources + 100 {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		g.fail(a, now)
+	src := netip.MustParseAddr("192.0.2.10")
+	good := credOpts{realm: "groupbridge", user: "alice", password: "correct horse", method: "INVITE", alg: "MD5", qop: "auth", nonce: g.nonce(src, now)}
+	withNC := func(nc int) string {
+		o := good
+		o.mangle = func(c *digest.Credentials) {
+			// Recompute the response for this count, as a client would.
+			d, err := digest.Digest(&digest.Challenge{Realm: c.Realm, Nonce: c.Nonce, Algorithm: c.Algorithm, QOP: []string{"auth"}},
+				digest.Options{Method: "INVITE", URI: testURI, Username: "alice", Password: "correct horse", Cnonce: c.Cnonce, Count: nc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			*c = *d
+		}
+		return o.header(t)
 	}
-	if len(g.sources) != maxSources {
-		t.Errorf("%d records, want the bound %d", len(g.sources), maxSources)
+	h1 := withNC(1)
+	steps := []struct {
+		name   string
+		header string
+		want   authResult
+	}{
+		{"first answer", h1, authOK},
+		{"the same header again", h1, authStale},
+		{"a higher count", withNC(2), authOK},
+		{"a lower count", withNC(1), authStale},
+		{"the same higher count again", withNC(2), authStale},
 	}
-	// Once they expire, new sources are recorded again.
-	g.fail(netip.MustParseAddr("192.0.2.1"), now.Add(2*g.window))
-	if _, ok := g.sources[netip.MustParseAddr("192.0.2.1")]; !ok || len(g.sources) != 1 {
-		t.Errorf("after expiry: %d records, new source recorded %v", len(g.sources), ok)
+	for _, st := range steps {
+		if got, _ := g.verify(inviteWith(st.header), src, now); got != st.want {
+			t.Errorf("%s: verify = %d, want %d", st.name, got, st.want)
+		}
 	}
+	// RFC 2069: no count, so the nonce is single-use.
+	old := good
+	old.qop, old.nonce = "", g.nonce(src, now.Add(time.Nanosecond))
+	h := old.header(t)
+	if got, _ := g.verify(inviteWith(h), src, now); got != authOK {
+		t.Fatalf("RFC 2069 answer = %d, want OK", got)
+	}
+	if got, _ := g.verify(inviteWith(h), src, now); got != authStale {
+		t.Errorf("RFC 2069 answer replayed = %d, want stale", got)
+	}
+	// Remembered nonces go once they could only be stale.
+	g.sweep(now.Add(g.nonceTTL + nonceSkew + time.Second))
+	if len(g.nonces) != 0 {
+		t.Errorf("sweep kept %d nonces", len(g.nonces))
+	}
+}
+
+func TestSourceKeys(t *testing.T) {
+	for _, tt := range []struct{ addr, key, agg string }{
+		{"192.0.2.10", "192.0.2.10/32", "192.0.2.0/24"},
+		{"::ffff:192.0.2.10", "192.0.2.10/32", "192.0.2.0/24"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64", "2001:db8:1::/48"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64", "2001:db8:1::/48"},
+	} {
+		a := netip.MustParseAddr(tt.addr)
+		if k := sourceKey(a).String(); k != tt.key {
+			t.Errorf("sourceKey(%s) = %s, want %s", tt.addr, k, tt.key)
+		}
+		if k := aggregateKey(a).String(); k != tt.agg {
+			t.Errorf("aggregateKey(%s) = %s, want %s", tt.addr, k, tt.agg)
+		}
+	}
+}
+
+// TestGateIPv6ByPrefix checks that an IPv6 host cannot escape blocking by
+// changing addresses within its /64.
+func TestGateIPv6ByPrefix(t *testing.T) {
+	g := testGate(t)
+	now := time.Now()
+	blocked := false
+	for i := range g.maxFailures {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, byte(i + 1)})
+		blocked = g.fail(a, now)
+	}
+	if !blocked {
+		t.Fatal("failures from one /64's addresses did not block it")
+	}
+	if !g.isBlocked(netip.MustParseAddr("2001:db8:1:2::ffff"), now) {
+		t.Error("another address of the /64 is not blocked")
+	}
+	if g.isBlocked(netip.MustParseAddr("2001:db8:1:3::1"), now) {
+		t.Error("the next /64 is blocked")
+	}
+}
+
+// TestGateFullTable checks the bounded failure table: the oldest records
+// make room for new sources, an active block is never evicted, and when
+// every record is an active block new sources are counted by their /24.
+func TestGateFullTable(t *testing.T) {
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	t.Run("evicts the oldest", func(t *testing.T) {
+		g := testGate(t)
+		t0 := time.Now()
+		for i := range maxSources {
+			g.fail(addr(i), t0.Add(time.Duration(i)*time.Millisecond))
+		}
+		late := netip.MustParseAddr("192.0.2.1")
+		now := t0.Add(maxSources * time.Millisecond)
+		for i := range g.maxFailures {
+			if blocked := g.fail(late, now); blocked != (i == g.maxFailures-1) {
+				t.Fatalf("failure %d of a new source in a full table: blocked %v", i, blocked)
+			}
+		}
+		if !g.isBlocked(late, now) {
+			t.Error("a new source in a full table was never blocked")
+		}
+		if len(g.sources) != maxSources {
+			t.Errorf("%d records, want the bound %d", len(g.sources), maxSources)
+		}
+		if _, ok := g.sources[sourceKey(addr(0))]; ok {
+			t.Error("the oldest record was kept")
+		}
+		if _, ok := g.sources[sourceKey(addr(maxSources-1))]; !ok {
+			t.Error("the newest record was evicted")
+		}
+	})
+	t.Run("keeps active blocks and aggregates", func(t *testing.T) {
+		g := testGate(t)
+		now := time.Now()
+		// Every record an active block: a many-address attacker's.
+		for i := range maxSources {
+			for range g.maxFailures {
+				g.fail(addr(i), now)
+			}
+		}
+		for i := range maxSources {
+			if !g.isBlocked(addr(i), now) {
+				t.Fatalf("source %d is not blocked", i)
+			}
+		}
+		// New sources from one /24 share a record: blocked together.
+		blockedNow := false
+		for i := range g.maxFailures {
+			blockedNow = g.fail(netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)}), now)
+		}
+		if !blockedNow {
+			t.Fatal("failures of a /24's addresses in a full table did not block it")
+		}
+		if !g.isBlocked(netip.MustParseAddr("192.0.2.200"), now) || g.isBlocked(netip.MustParseAddr("192.0.3.1"), now) {
+			t.Error("the aggregate block is not the /24")
+		}
+		for i := range maxSources {
+			if !g.isBlocked(addr(i), now) {
+				t.Fatalf("source %d lost its block", i)
+			}
+		}
+		if len(g.sources) != maxSources || len(g.aggregates) != 1 {
+			t.Errorf("%d records and %d aggregates, want %d and 1", len(g.sources), len(g.aggregates), maxSources)
+		}
+		// Once the blocks expire, records are swept and sources counted
+		// by themselves again.
+		later := now.Add(g.blockFor + g.window)
+		g.fail(netip.MustParseAddr("192.0.2.1"), later)
+		if _, ok := g.sources[sourceKey(netip.MustParseAddr("192.0.2.1"))]; !ok || len(g.sources) != 1 || len(g.aggregates) != 0 {
+			t.Errorf("after expiry: %d records and %d aggregates, source recorded by itself %v", len(g.sources), len(g.aggregates), ok)
+		}
+	})
 }
 
 func TestNewGateRefusesBadUsers(t *testing.T) {
