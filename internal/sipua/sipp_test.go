@@ -57,8 +57,11 @@ func freeUDPPort(t *testing.T) int {
 func TestSippDigest(t *testing.T) {
 	s := testServer(t, untrusted(alice))
 	target := sipAddr(t, s, "udp").String()
-	runSipp(t, "digest.xml", target, "-au", "alice", "-ap", "correct horse")
-	runSipp(t, "digest_wrong.xml", target, "-au", "alice", "-ap", "wrong horse")
+	// sipp's digest uri is remote_ip:remote_port unless told; ours must
+	// name the Request-URI (sip:[service]@...).
+	uri := "groupbridge@" + target
+	runSipp(t, "digest.xml", target, "-au", "alice", "-ap", "correct horse", "-auth_uri", uri)
+	runSipp(t, "digest_wrong.xml", target, "-au", "alice", "-ap", "wrong horse", "-auth_uri", uri)
 	if c, f, b := s.AuthStats(); c != 2 || f != 1 || b != 0 {
 		t.Errorf("AuthStats() = %d, %d, %d; want 2, 1, 0", c, f, b)
 	}
