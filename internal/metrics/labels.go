@@ -69,8 +69,9 @@ var dropReasons = []string{
 // requestDropReasons are why SIP requests were dropped without an answer.
 // They match sipua's Drop* reasons.
 var requestDropReasons = []string{
-	"rate-limited", // over limits.source_rate from one untrusted address
-	"scanner",      // a known scanner's User-Agent or From (sip.drop_scanners)
+	"rate-limited",    // over limits.source_rate from one untrusted address
+	"scanner",         // a known scanner's User-Agent or From (sip.drop_scanners)
+	"not-dialog-peer", // an in-dialog request from an address that is not the call's peer
 	Other,
 }
 

@@ -35,7 +35,7 @@
 //	pin_failure_alarms_total{scope}       counter  PIN failure rate crossed limits.pin_failure_alarm; scope=bridge|group
 //	sip_auth_failures_total               counter  failed digest authentications
 //	sip_sources_blocked_total             counter  sources refused after repeated auth failures
-//	sip_requests_dropped_total{reason}    counter  untrusted requests dropped unanswered; reason=rate-limited|scanner
+//	sip_requests_dropped_total{reason}    counter  untrusted requests dropped unanswered; reason=rate-limited|scanner|not-dialog-peer
 //	mixer_tick_seconds                    histogram duration of one mixing tick
 //	sip_registered                        gauge    1 while registered to the PBX
 //	sip_registration_state{state}         gauge    one-hot: disabled|registering|registered|failed

@@ -28,7 +28,8 @@ type User struct {
 }
 
 // Who may call (see Server.admit):
-//   - requests inside a call we know, ACK, CANCEL and OPTIONS: always;
+//   - requests inside a call we know: from its peer (dialog.go);
+//   - ACK, CANCEL and OPTIONS outside a call: always;
 //   - a source in Config.Trusted or the registrar's address: always;
 //   - a blocked source: 403;
 //   - any other source: a digest challenge when users are configured, or 403.
@@ -540,12 +541,14 @@ func (s *Server) gated(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 }
 
 // admit decides whether a request may go on, answering it when not. A
-// request inside a call we know passes: its dialog was admitted when it
-// began (an authenticated caller is not challenged again). It returns the
-// user name when the caller authenticated.
+// request inside a call we know is for admitInDialog: from the dialog's
+// peer it passes (an authenticated caller is not challenged again). It
+// returns the user name when the caller authenticated.
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
-	if hasToTag(req) && s.lookup(req) != nil {
-		return "", true
+	if hasToTag(req) {
+		if c := s.lookup(req); c != nil {
+			return s.admitInDialog(c, req, tx)
+		}
 	}
 	src, err := sourceAddr(req)
 	if err != nil {

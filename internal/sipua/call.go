@@ -44,6 +44,7 @@ type Call struct {
 	localTag     string
 	remoteTarget sip.Uri
 	routeSet     []sip.Uri
+	morePeers    []netip.Addr // addresses the call's account answered a challenge from (dialog.go)
 	remoteCSeq   uint32
 	pending      *pendingAnswer // an answered INVITE/re-INVITE waiting for its ACK
 	media        Media

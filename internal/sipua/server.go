@@ -101,7 +101,7 @@ type Events struct {
 	SourceBlocked func()             // a request refused because its source is blocked
 	Registration  func(state string) // the registration changed state (Registration* values)
 	// RequestDropped: a request from an untrusted source was dropped
-	// unanswered (DropRateLimited, DropScanner).
+	// unanswered (DropRateLimited, DropScanner, DropNotDialogPeer).
 	RequestDropped func(reason string)
 	// CallRejected: an INVITE was refused before its answer
 	// (RejectMaxCalls, RejectDraining, RejectPortsExhausted) or dropped
@@ -137,8 +137,9 @@ type Server struct {
 	limiter          *sourceLimiter
 	rateLog, scanLog atomic.Int64 // unix nanos of the last drop log line, per reason
 	fullLog          atomic.Int64 // the same for max_calls refusals
+	strangerLog      atomic.Int64 // the same for in-dialog requests from strangers
 	// Counts since the last log line of each kind.
-	rateDrops, scanDrops, fullRefused atomic.Int64
+	rateDrops, scanDrops, fullRefused, strangerDrops atomic.Int64
 }
 
 // boundListener is a listener as bound, with its socket's address as sipgo
@@ -1228,6 +1229,9 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil || req.CSeq() == nil {
 		return // ACKs get no response; a stray one is simply ignored
 	}
+	if _, ok := s.admitInDialog(c, req, tx); !ok {
+		return
+	}
 	c.mu.Lock()
 	p := c.pending
 	c.mu.Unlock()
@@ -1265,8 +1269,10 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	// it comes; inside one of our calls its CSeq must move on like any
 	// in-dialog request's.
 	if hasToTag(req) {
-		if c := s.lookup(req); c != nil && !s.inOrder(c, req, tx) {
-			return
+		if c := s.lookup(req); c != nil {
+			if _, ok := s.admitInDialog(c, req, tx); !ok || !s.inOrder(c, req, tx) {
+				return
+			}
 		}
 	}
 	s.respond(req, tx, 200, "OK",
