@@ -230,6 +230,11 @@ type Admin struct {
 	// Token is the bearer token every /api and /metrics request must
 	// carry; required when Listen is not a loopback address.
 	Token string `yaml:"token" secret:"token"`
+	// Hosts are the names and addresses the API answers to in a request's
+	// Host header, with any port; empty: Listen's address and localhost,
+	// 127.0.0.1 and ::1. Required when Listen is a wildcard address: a web
+	// page that renames itself to this machine (DNS rebinding) is refused.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Limits are the defences against abuse: PIN guessing and SIP floods.

@@ -427,6 +427,14 @@ func (v *validator) admin(a *Admin, drain time.Duration) {
 		case !ap.Addr().IsLoopback() && a.Token == "":
 			v.add("admin.token", "required when admin.listen (%s) is not a loopback address", quote(a.Listen))
 		}
+		if err == nil && ap.Addr().IsUnspecified() && len(a.Hosts) == 0 {
+			v.add("admin.hosts", "required when admin.listen (%s) is a wildcard address: list the names and addresses the API is reached by", quote(a.Listen))
+		}
+	}
+	for i, h := range a.Hosts {
+		if !validAdminHost(h) {
+			v.add(fmt.Sprintf("admin.hosts[%d]", i), "%s must be a host name or an IP address, without a port (any port is accepted)", quote(h))
+		}
 	}
 	if a.Token != "" && (len(a.Token) < 16 || !printableASCII(a.Token)) {
 		v.add("admin.token", "must be at least 16 printable ASCII characters")
@@ -555,6 +563,17 @@ func digits(s string, min, max int) bool {
 
 func validGroupNumber(s string) bool {
 	return digits(strings.TrimPrefix(s, "+"), 1, maxGroupNumber)
+}
+
+// validAdminHost accepts what a Host header may name: a host name, or an
+// IP address (IPv6 with or without brackets), without a port.
+func validAdminHost(s string) bool {
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		a, err := netip.ParseAddr(inner)
+		return ok && err == nil && a.Is6() && a.Zone() == ""
+	}
+	return validIP(s) || validHostName(strings.TrimSuffix(s, "."))
 }
 
 func validIP(s string) bool {

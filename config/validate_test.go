@@ -134,8 +134,30 @@ sip: {external_address: bad_host}
 		{"external address zone", "sip: {external_address: \"fe80::1%eth0\"}\n" + okGroups, []string{`sip.external_address: "fe80::1%eth0" must be an IP address or a host name`}},
 		{"admin off", "admin: {listen: \"\"}\n" + okGroups, nil},
 		{"admin bad listen", "admin: {listen: \"localhost:80\"}\n" + okGroups, []string{`admin.listen: "localhost:80" must be IP:port (e.g. 127.0.0.1:8080), or empty to turn it off`}},
-		{"admin public without token", "admin: {listen: \"0.0.0.0:8080\"}\n" + okGroups, []string{`admin.token: required when admin.listen ("0.0.0.0:8080") is not a loopback address`}},
-		{"admin public with token", "admin: {listen: \"0.0.0.0:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, nil},
+		{"admin public without token", "admin: {listen: \"192.0.2.20:8080\"}\n" + okGroups, []string{`admin.token: required when admin.listen ("192.0.2.20:8080") is not a loopback address`}},
+		{"admin public with token", "admin: {listen: \"192.0.2.20:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, nil},
+		{"admin wildcard without token or hosts", "admin: {listen: \"0.0.0.0:8080\"}\n" + okGroups, []string{
+			`admin.hosts: required when admin.listen ("0.0.0.0:8080") is a wildcard address: list the names and addresses the API is reached by`,
+			`admin.token: required when admin.listen ("0.0.0.0:8080") is not a loopback address`,
+		}},
+		{"admin wildcard without hosts", "admin: {listen: \"0.0.0.0:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, []string{
+			`admin.hosts: required when admin.listen ("0.0.0.0:8080") is a wildcard address: list the names and addresses the API is reached by`,
+		}},
+		{"admin IPv6 wildcard without hosts", "admin: {listen: \"[::]:8080\", token: \"0123456789abcdefXYZ\"}\n" + okGroups, []string{
+			`admin.hosts: required when admin.listen ("[::]:8080") is a wildcard address: list the names and addresses the API is reached by`,
+		}},
+		{"admin wildcard with hosts", "admin: {listen: \"0.0.0.0:8080\", token: \"0123456789abcdefXYZ\", hosts: [bridge.example.org, 192.0.2.20, \"2001:db8::20\", \"[2001:db8::21]\", localhost, bridge.example.org.]}\n" + okGroups, nil},
+		{"admin loopback with hosts", "admin: {hosts: [localhost]}\n" + okGroups, nil},
+		{"admin bad hosts", "admin: {hosts: [\"bridge.example.org:8080\", \"127.0.0.1:8080\", \"[::1]:8080\", \"http://bridge.example.org\", \"*.example.org\", \"\", \"[127.0.0.1]\", \"fe80::1%eth0\"]}\n" + okGroups, []string{
+			`admin.hosts[0]: "bridge.example.org:8080" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[1]: "127.0.0.1:8080" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[2]: "[::1]:8080" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[3]: "http://bridge.example.org" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[4]: "*.example.org" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[5]: "" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[6]: "[127.0.0.1]" must be a host name or an IP address, without a port (any port is accepted)`,
+			`admin.hosts[7]: "fe80::1%eth0" must be a host name or an IP address, without a port (any port is accepted)`,
+		}},
 		{"admin short token", "admin: {token: \"short-secret\"}\n" + okGroups, []string{"admin.token: must be at least 16 printable ASCII characters"}},
 		{"drain timeout", "drain_timeout: 0s\n" + okGroups, []string{"drain_timeout: 0s must be from 1s to 5m"}},
 

@@ -11,9 +11,21 @@
 //
 // With a token configured every request but /healthz needs
 // "Authorization: Bearer <token>". Answers under /api/ are JSON; errors are
-// {"error": "..."} with 400 (bad seat number), 401, 404 (no such room, seat,
-// action or path), 405 (wrong method), 409 (refused by the session's
-// rules), 503 (shutting down) or 500 (a room did not answer).
+// {"error": "..."} with 400 (bad seat number), 401, 403 (sent by a page of
+// another web site), 404 (no such room, seat, action or path), 405 (wrong
+// method), 409 (refused by the session's rules), 415 (a POST without a token
+// and without Content-Type: application/json), 421 (a Host the API does not
+// answer to), 503 (shutting down) or 500 (a room did not answer).
+//
+// Browsers: a web page open on the operator's machine can send requests to
+// a loopback API that has no token. Three checks keep such a page from
+// acting: the Host header must name one of Config.Hosts (a DNS rebinding
+// page sends its own name), a state-changing request whose Origin or
+// Sec-Fetch-Site shows another site is refused, and a POST without a valid
+// bearer token must say Content-Type: application/json, which a page of
+// another origin cannot send without a CORS preflight this API never
+// grants. /healthz is exempt from all three, as from the token: probes
+// address the machine by whatever name they have, and it acts on nothing.
 //
 // Privacy: answers and logs never hold a PIN or a caller number. Callers
 // appear only in the masked form the conference was given; anything else in
@@ -27,7 +39,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +68,9 @@ type Config struct {
 	// must carry. The caller decides when an empty token is acceptable
 	// (only on a loopback address).
 	Token string
+	// Hosts are the names and addresses (admin.hosts) a request's Host
+	// header may name, with any port or none. Nil: LocalHosts.
+	Hosts []string
 	// Rooms are the live rooms.
 	Rooms Rooms
 	// Drain stops taking new calls and lets sessions end by themselves. It
@@ -71,12 +90,26 @@ type Config struct {
 // session, and anything longer is no seat we could have.
 const maxSeatDigits = 9
 
+// LocalHosts returns the names of this machine that the API answers to
+// when Config.Hosts is nil.
+func LocalHosts() []string { return []string{"localhost", "127.0.0.1", "::1"} }
+
 // NewHandler returns the admin API.
 func NewHandler(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &handler{cfg: cfg}
+	if cfg.Hosts == nil {
+		cfg.Hosts = LocalHosts()
+	}
+	h := &handler{cfg: cfg, hosts: make(map[string]bool, len(cfg.Hosts))}
+	for _, name := range cfg.Hosts {
+		if n, ok := hostName(name); ok {
+			h.hosts[n] = true
+		} else if n, ok := hostName("[" + name + "]"); ok {
+			h.hosts[n] = true // a bare IPv6 address, as admin.hosts allows
+		}
+	}
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenSum = sum[:]
@@ -110,28 +143,171 @@ func NewHandler(cfg Config) http.Handler {
 
 type handler struct {
 	cfg      Config
-	tokenSum []byte // SHA-256 of the token; nil when none is required
+	tokenSum []byte          // SHA-256 of the token; nil when none is required
+	hosts    map[string]bool // Config.Hosts as hostName gives them
 	mux      *http.ServeMux
 }
 
-// ServeHTTP checks the token, then routes. Only the exact /healthz path is
-// open: load balancers and systemd probes carry no token.
+// ServeHTTP checks the Host, the token and where a state-changing request
+// came from, then routes. Only the exact /healthz path is open: load
+// balancers and systemd probes carry no token.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if h.tokenSum != nil && r.URL.Path != "/healthz" {
-		if ok, presented := h.authorized(r); !ok {
+	if r.URL.Path == "/healthz" {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	refuse := func(status int, reason, msg string) {
+		h.cfg.Logger.Warn("admin request refused: "+reason, "remote", r.RemoteAddr, "method", r.Method)
+		writeError(w, status, msg)
+	}
+	if name, ok := hostName(r.Host); !ok || !h.hosts[name] {
+		refuse(http.StatusMisdirectedRequest, "Host not in admin.hosts",
+			"this API does not answer to the name in the Host header; admin.hosts lists the names it answers to")
+		return
+	}
+	tokenOK := false
+	if h.tokenSum != nil {
+		ok, presented := h.authorized(r)
+		if !ok {
 			challenge := `Bearer realm="groupbridge"`
 			if presented {
 				challenge += `, error="invalid_token"`
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			h.cfg.Logger.Warn("admin request refused: no valid token", "remote", r.RemoteAddr, "method", r.Method)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+			refuse(http.StatusUnauthorized, "no valid token", "a valid bearer token is required")
+			return
+		}
+		tokenOK = true
+	}
+	if !safeMethod(r.Method) {
+		if crossSite(r) {
+			refuse(http.StatusForbidden, "sent by another web site",
+				"refused: the request came from a page of another web site (Origin or Sec-Fetch-Site)")
+			return
+		}
+		// A page of another origin can POST a form without a preflight,
+		// but not with this content type; a bearer token it cannot send.
+		if r.Method == http.MethodPost && !tokenOK && !jsonContent(r) {
+			refuse(http.StatusUnsupportedMediaType, "not JSON",
+				"a POST without a bearer token needs Content-Type: application/json")
 			return
 		}
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// safeMethod reports whether m changes nothing, by HTTP's definition.
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// hostName returns the name or address a Host header (or an admin.hosts
+// entry) names, without its port, in lower case without a final dot, with
+// an IP address in its canonical form; false when it is not a host.
+func hostName(host string) (string, bool) {
+	name := host
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 || !validPort(host[end+1:]) {
+			return "", false
+		}
+		a, err := netip.ParseAddr(host[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", false
+		}
+		return a.Unmap().String(), true
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 {
+		if !validPort(host[i:]) {
+			return "", false // a bare IPv6 address, or a bad port
+		}
+		name = host[:i]
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if a, err := netip.ParseAddr(name); err == nil {
+		return a.Unmap().String(), true
+	}
+	if name == "" || strings.ContainsAny(name, "[]:/@%") {
+		return "", false
+	}
+	return name, true
+}
+
+// validPort accepts "" or ":" followed by 1 to 5 digits.
+func validPort(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) < 2 || len(s) > 6 || s[0] != ':' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// crossSite reports whether a browser says r was sent by a page that is
+// not this API's own origin: Sec-Fetch-Site (sent by current browsers) is
+// cross-site or same-site (another port or subdomain of the same site),
+// or Origin is present and not the origin the Host header names. Clients
+// other than browsers send neither.
+func crossSite(r *http.Request) bool {
+	switch strings.ToLower(strings.TrimSpace(r.Header.Get("Sec-Fetch-Site"))) {
+	case "cross-site", "same-site":
+		return true
+	}
+	origins := r.Header.Values("Origin")
+	if len(origins) == 0 {
+		return false
+	}
+	if len(origins) > 1 {
+		return true
+	}
+	// "null" (a sandboxed page or a file) fails to parse as ours below.
+	u, err := url.Parse(origins[0])
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
+		return true
+	}
+	return !sameHostPort(u.Scheme, u.Host, r.Host)
+}
+
+// sameHostPort compares an origin's host[:port] with a Host header, with
+// the scheme's default port filled in on both sides.
+func sameHostPort(scheme, origin, host string) bool {
+	var port string
+	switch scheme {
+	case "http":
+		port = "80"
+	case "https":
+		port = "443"
+	default:
+		return false
+	}
+	norm := func(hp string) (string, bool) {
+		name, ok := hostName(hp)
+		if !ok {
+			return "", false
+		}
+		p := port
+		if _, pp, err := net.SplitHostPort(hp); err == nil {
+			p = pp
+		}
+		return net.JoinHostPort(name, p), true
+	}
+	a, okA := norm(origin)
+	b, okB := norm(host)
+	return okA && okB && a == b
+}
+
+// jsonContent reports whether r's body is declared as JSON.
+func jsonContent(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 // authorized reports whether r carries the token, and whether it carried a

@@ -80,6 +80,7 @@ type answer struct {
 func do(t *testing.T, h http.Handler, method, path, auth string) answer {
 	t.Helper()
 	req := httptest.NewRequest(method, path, nil)
+	req.Host = "localhost:8080"
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -228,7 +229,7 @@ func TestRoutes(t *testing.T) {
 func TestNoTokenConfiguredIsOpen(t *testing.T) {
 	rooms := &fakeRooms{}
 	h := NewHandler(Config{Rooms: rooms})
-	if got := do(t, h, "POST", "/api/rooms/g/lock", ""); got.status != 200 {
+	if got := doWith(t, h, "POST", "/api/rooms/g/lock", "localhost:8080", jsonPOST); got.status != 200 {
 		t.Errorf("lock without a configured token: %d %s", got.status, got.body)
 	}
 	if got := do(t, h, "GET", "/api/rooms", "Bearer anything"); got.status != 200 {
@@ -237,7 +238,7 @@ func TestNoTokenConfiguredIsOpen(t *testing.T) {
 	if got := do(t, h, "GET", "/metrics", ""); got.status != 404 {
 		t.Errorf("metrics without a handler: %d", got.status)
 	}
-	if got := do(t, h, "POST", "/api/drain", ""); got.status != 501 {
+	if got := doWith(t, h, "POST", "/api/drain", "localhost:8080", jsonPOST); got.status != 501 {
 		t.Errorf("drain without a function: %d", got.status)
 	}
 }

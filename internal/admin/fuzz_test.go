@@ -14,8 +14,9 @@ import (
 
 // FuzzAPI sends arbitrary request lines and tokens: the handler never
 // panics, answers only with the documented statuses, answers JSON under
-// /api/, acts only with a valid token, a known action and a seat from 1,
-// and never repeats a path segment in an error.
+// /api/, acts only with a valid token, a Host it answers to (an absolute
+// target sets the Host), a known action and a seat from 1, and never
+// repeats a path segment in an error.
 func FuzzAPI(f *testing.F) {
 	f.Add("POST", "/api/rooms/Tuesday/seats/3/mute", "Bearer "+token)
 	f.Add("POST", "/api/rooms/a%2Fb/lecture-on", "Bearer "+token)
@@ -39,13 +40,14 @@ func FuzzAPI(f *testing.F) {
 		}
 		req.RemoteAddr = "127.0.0.1:1"
 		rooms := &fakeRooms{}
-		h := NewHandler(Config{Token: token, Rooms: rooms, Drain: func() {}, Metrics: http.NotFoundHandler(),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		drained := false
+		h := NewHandler(Config{Token: token, Hosts: []string{"admin"}, Rooms: rooms, Drain: func() { drained = true },
+			Metrics: http.NotFoundHandler(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 
 		switch rec.Code {
-		case 200, 202, 301, 307, 308, 400, 401, 404, 405, 501:
+		case 200, 202, 301, 307, 308, 400, 401, 403, 404, 405, 421, 501:
 		default:
 			t.Fatalf("%q: status %d", raw, rec.Code)
 		}
@@ -64,7 +66,16 @@ func FuzzAPI(f *testing.F) {
 			}
 		}
 		calls := rooms.taken()
-		if len(calls) == 0 {
+		if len(calls) == 0 && !drained {
+			return
+		}
+		if name, _ := hostName(req.Host); name != "admin" {
+			t.Fatalf("%q: acted for Host %q", raw, req.Host)
+		}
+		if drained {
+			if _, ok := h.(*handler).authorized(req); !ok || len(calls) != 0 {
+				t.Fatalf("%q: drained without the token, or acted too", raw)
+			}
 			return
 		}
 		if len(calls) > 1 {

@@ -307,12 +307,27 @@ func (a *App) AdminAddr() string {
 func (a *App) AdminHandler(token string) http.Handler {
 	return admin.NewHandler(admin.Config{
 		Token:   token,
+		Hosts:   adminHosts(&a.cfg.Admin),
 		Rooms:   a.conf,
 		Drain:   a.Drain,
 		Metrics: a.metrics.Handler(),
 		Health:  a.health,
 		Logger:  a.log,
 	})
+}
+
+// adminHosts is admin.hosts, or when it is empty the listen address and
+// this machine's loopback names (validation requires admin.hosts for a
+// wildcard listen address).
+func adminHosts(c *config.Admin) []string {
+	if len(c.Hosts) > 0 {
+		return c.Hosts
+	}
+	hosts := admin.LocalHosts()
+	if ap, err := netip.ParseAddrPort(c.Listen); err == nil {
+		hosts = append(hosts, ap.Addr().String())
+	}
+	return hosts
 }
 
 // health reports whether the bridge can take calls.
@@ -457,7 +472,7 @@ func restartKeys(running, next *config.Config) []string {
 	if !reflect.DeepEqual(running.SIP.Register, next.SIP.Register) {
 		keys = append(keys, "sip.register")
 	}
-	if running.Admin != next.Admin {
+	if !reflect.DeepEqual(running.Admin, next.Admin) {
 		keys = append(keys, "admin")
 	}
 	if running.RTP.ExternalAddress != next.RTP.ExternalAddress {
