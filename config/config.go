@@ -259,6 +259,13 @@ type Limits struct {
 	MaxCalls int `yaml:"max_calls"`
 	// MaxCall ends (BYE) a call that has lasted this long; 0 is no limit.
 	MaxCall time.Duration `yaml:"max_call"`
+	// SetupPerSource caps the calls of one untrusted source address (IPv6:
+	// its /64) being set up or at the PIN prompt; more get 503. Each holds
+	// RTP ports, so one source could otherwise take the whole range. 0 is
+	// off; sip.trusted sources are bounded by MaxCalls only.
+	SetupPerSource int `yaml:"setup_per_source"`
+	// SetupPerUser is the same for the calls of one sip.users account.
+	SetupPerUser int `yaml:"setup_per_user"`
 }
 
 // Audio is how callers' audio is cleaned up and mixed.
@@ -309,6 +316,8 @@ func Default() *Config {
 			SourceBurst:     20,
 			MaxCalls:        1000,
 			MaxCall:         4 * time.Hour,
+			SetupPerSource:  10,
+			SetupPerUser:    10,
 		},
 		DrainTimeout: 10 * time.Second,
 	}

@@ -31,11 +31,12 @@ func TestDefault(t *testing.T) {
 			HoldTimeout: time.Hour,
 			SRTP:        SRTPOffer,
 		},
-		Audio:        Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
-		Log:          Log{Format: "text"},
-		Prompts:      Prompts{Language: "en"},
-		Admin:        Admin{Listen: "127.0.0.1:8080"},
-		Limits:       Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour},
+		Audio:   Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
+		Log:     Log{Format: "text"},
+		Prompts: Prompts{Language: "en"},
+		Admin:   Admin{Listen: "127.0.0.1:8080"},
+		Limits: Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour,
+			SetupPerSource: 10, SetupPerUser: 10},
 		DrainTimeout: 10 * time.Second,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {

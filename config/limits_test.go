@@ -14,10 +14,12 @@ func TestLimitsParsed(t *testing.T) {
 		want    Limits
 		scanner bool
 	}{
-		{"defaults", okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour}, true},
-		{"all set", "sip: {drop_scanners: false}\nlimits: {pin_failure_alarm: 30, source_rate: 0, source_burst: 5, max_calls: 50, max_call: 0s}\n" + okGroups,
-			Limits{PINFailureAlarm: 30, SourceRate: 0, SourceBurst: 5, MaxCalls: 50, MaxCall: 0}, false},
-		{"some set", "limits:\n  max_call: 90m\n" + okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 90 * time.Minute}, true},
+		{"defaults", okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour,
+			SetupPerSource: 10, SetupPerUser: 10}, true},
+		{"all set", "sip: {drop_scanners: false}\nlimits: {pin_failure_alarm: 30, source_rate: 0, source_burst: 5, max_calls: 50, max_call: 0s, setup_per_source: 0, setup_per_user: 3}\n" + okGroups,
+			Limits{PINFailureAlarm: 30, SourceRate: 0, SourceBurst: 5, MaxCalls: 50, MaxCall: 0, SetupPerSource: 0, SetupPerUser: 3}, false},
+		{"some set", "limits:\n  max_call: 90m\n" + okGroups, Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 90 * time.Minute,
+			SetupPerSource: 10, SetupPerUser: 10}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -394,6 +394,7 @@ const (
 	maxMaxCalls    = 100_000
 	minMaxCall     = time.Second
 	maxMaxCall     = 7 * 24 * time.Hour
+	maxSetupCap    = 10_000
 )
 
 func (v *validator) limits(l *Limits) {
@@ -411,6 +412,12 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.MaxCall != 0 && (l.MaxCall < minMaxCall || l.MaxCall > maxMaxCall) {
 		v.add("limits.max_call", "%s must be 0s (no limit) or from %s to %s", shortDuration(l.MaxCall), shortDuration(minMaxCall), shortDuration(maxMaxCall))
+	}
+	if l.SetupPerSource < 0 || l.SetupPerSource > maxSetupCap {
+		v.add("limits.setup_per_source", "%d must be from 0 (off) to %d (calls)", l.SetupPerSource, maxSetupCap)
+	}
+	if l.SetupPerUser < 0 || l.SetupPerUser > maxSetupCap {
+		v.add("limits.setup_per_user", "%d must be from 0 (off) to %d (calls)", l.SetupPerUser, maxSetupCap)
 	}
 }
 

@@ -177,6 +177,10 @@ sip: {external_address: bad_host}
 			"limits.max_calls: 100001 must be from 1 to 100000",
 			"limits.max_call: 169h must be 0s (no limit) or from 1s to 168h",
 		}},
+		{"limits setup caps", "limits: {setup_per_source: -1, setup_per_user: 10001}\n" + okGroups, []string{
+			"limits.setup_per_source: -1 must be from 0 (off) to 10000 (calls)",
+			"limits.setup_per_user: 10001 must be from 0 (off) to 10000 (calls)",
+		}},
 		{"limits negative", "limits: {source_rate: -1, max_call: -1s}\n" + okGroups, []string{
 			"limits.source_rate: -1 must be from 0 (off) to 10000 (requests per second)",
 			"limits.max_call: -1s must be 0s (no limit) or from 1s to 168h",

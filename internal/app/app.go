@@ -217,11 +217,13 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 func sipLimits(cfg *config.Config) sipua.Limits {
 	l := cfg.Limits
 	return sipua.Limits{
-		SourceRate:   float64(l.SourceRate),
-		SourceBurst:  l.SourceBurst,
-		MaxCalls:     l.MaxCalls,
-		MaxCall:      l.MaxCall,
-		DropScanners: cfg.SIP.DropScanners,
+		SourceRate:     float64(l.SourceRate),
+		SourceBurst:    l.SourceBurst,
+		MaxCalls:       l.MaxCalls,
+		MaxCall:        l.MaxCall,
+		DropScanners:   cfg.SIP.DropScanners,
+		SetupPerSource: l.SetupPerSource,
+		SetupPerUser:   l.SetupPerUser,
 	}
 }
 
@@ -605,6 +607,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	// Whatever ends this goroutine, a panic included, the caller leaves the
 	// room: otherwise a call that is gone keeps its seat and the session.
 	defer p.Leave()
+	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
 	a.metrics.CallOutcome("joined")
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
 		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")

@@ -35,17 +35,19 @@ var outcomes = []string{
 
 // rejectReasons are why a call was refused before it was answered.
 var rejectReasons = []string{
-	"sdp",             // the offer could not be parsed or was unusable
-	"no-codec",        // no common codec (G.711 u-law or A-law)
-	"ports-exhausted", // no free RTP port
-	"draining",        // POST /api/drain or SIGTERM: no new calls
-	"max-calls",       // limits.max_calls reached
-	"unauthorized",    // digest challenge sent (401/407)
-	"forbidden",       // untrusted source without credentials (403)
-	"source-blocked",  // source refused after repeated auth failures
-	"rate-limited",    // per-source request rate exceeded
-	"scanner",         // known scanner user agent, dropped unanswered
-	"internal-error",  // our own failure (500)
+	"sdp",              // the offer could not be parsed or was unusable
+	"no-codec",         // no common codec (G.711 u-law or A-law)
+	"ports-exhausted",  // no free RTP port
+	"draining",         // POST /api/drain or SIGTERM: no new calls
+	"max-calls",        // limits.max_calls reached
+	"unauthorized",     // digest challenge sent (401/407)
+	"forbidden",        // untrusted source without credentials (403)
+	"source-blocked",   // source refused after repeated auth failures
+	"rate-limited",     // per-source request rate exceeded
+	"scanner",          // known scanner user agent, dropped unanswered
+	"internal-error",   // our own failure (500)
+	"setup-per-source", // limits.setup_per_source: too many calls of one untrusted source not yet in a room
+	"setup-per-user",   // limits.setup_per_user: the same for one sip.users account
 	Other,
 }
 

@@ -38,6 +38,7 @@ type Call struct {
 
 	localCSeq atomic.Uint32
 	byeSent   atomic.Bool
+	setup     atomic.Pointer[setupHold] // the call's place among calls in setup (setup.go)
 
 	mu           sync.Mutex
 	invite       *sip.Request // the INVITE as answered (with our To tag)

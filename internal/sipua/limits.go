@@ -49,6 +49,12 @@ type Limits struct {
 	// DropScanners drops requests from untrusted sources whose User-Agent,
 	// or From display name or user, names a known SIP scanner.
 	DropScanners bool
+	// SetupPerSource caps the calls of one untrusted source address
+	// (IPv6: its /64) in setup or not yet admitted (Call.Admitted); an
+	// INVITE beyond it gets 503. 0 is no cap.
+	SetupPerSource int
+	// SetupPerUser is the same for the calls of one sip.users account.
+	SetupPerUser int
 }
 
 // Reasons a request is dropped unanswered, as Events.RequestDropped (and,

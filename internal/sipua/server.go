@@ -138,8 +138,11 @@ type Server struct {
 	rateLog, scanLog atomic.Int64 // unix nanos of the last drop log line, per reason
 	fullLog          atomic.Int64 // the same for max_calls refusals
 	strangerLog      atomic.Int64 // the same for in-dialog requests from strangers
+	setupLog         atomic.Int64 // the same for the setup caps
 	// Counts since the last log line of each kind.
-	rateDrops, scanDrops, fullRefused, strangerDrops atomic.Int64
+	rateDrops, scanDrops, fullRefused, strangerDrops, setupRefused atomic.Int64
+
+	setup *setupTable // calls not yet admitted, by source and account
 }
 
 // boundListener is a listener as bound, with its socket's address as sipgo
@@ -215,7 +218,7 @@ func New(cfg Config) (*Server, error) {
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter()}
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable()}
 	s.SetLimits(cfg.Limits)
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
@@ -622,6 +625,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
 		return
 	}
+	src, err := sourceAddr(req)
+	if err != nil {
+		s.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	hold, ok := s.reserveSetup(req, tx, src, user)
+	if !ok {
+		return
+	}
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
 	// retransmits and may fail over.
 	s.respond(req, tx, 100, "Trying")
@@ -634,6 +646,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		var err error
 		offer, err = ParseOfferSRTP(body, s.cfg.SRTP)
 		if err != nil {
+			hold.release()
 			s.log.Info("call rejected", "reason", "sdp", "error", err)
 			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
 			return
@@ -642,6 +655,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	call, err := s.newCall(req, tx, late, user)
 	if err != nil {
+		hold.release()
 		if errors.Is(err, errMaxCalls) {
 			// Others took the last places while this one was set up.
 			s.refuseFull(req, tx, s.limits.Load().MaxCalls)
@@ -657,6 +671,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 500, "Server Internal Error")
 		return
 	}
+	call.setup.Store(hold)
 	if !late {
 		call.applyMedia(offer)
 	}
@@ -1087,6 +1102,7 @@ func (s *Server) release(c *Call) {
 	s.mu.Lock()
 	delete(s.calls, c.dialogID)
 	s.mu.Unlock()
+	c.setup.Load().release()
 	_ = c.stream.Close()
 }
 
