@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 //go:embed en/*.wav
@@ -31,6 +33,19 @@ var ErrUnknownLanguage = errors.New("no built-in prompts for language")
 // ErrUnknownPrompt is wrapped in LoadDir errors for a WAV file whose name is
 // not a prompt: almost always a typo that would otherwise be ignored.
 var ErrUnknownPrompt = errors.New("unknown prompt name")
+
+// ErrNotRegular is wrapped in LoadDir errors for a prompt that is not a
+// regular file inside the directory: a FIFO, a device, or a symbolic link
+// that leads out of it.
+var ErrNotRegular = errors.New("not a regular file inside prompts.dir")
+
+// ErrTooLarge is wrapped in LoadDir errors for a file over MaxFileSize.
+var ErrTooLarge = errors.New("file too large for a prompt")
+
+// MaxFileSize bounds one prompt file: 10 MB is over ten minutes of 16-bit
+// 8 kHz audio (hold music included), far more than a spoken prompt, and
+// keeps a misplaced large file from filling memory at every reload.
+const MaxFileSize = 10 << 20
 
 // Set is a collection of named prompt clips (8 kHz linear samples). Fill it
 // with Builtin and optionally LoadDir, then share it: it is never changed
@@ -123,8 +138,18 @@ func (s *Set) Names() []string {
 // files are listed, not just the first); on error s is left unchanged. It
 // returns how many prompts were overridden. Call it before s is shared:
 // LoadDir is the one method that modifies a Set.
+//
+// Only regular files inside dir are read, each at most MaxFileSize: a
+// symbolic link may point within dir but not out of it, and a FIFO or a
+// device is refused without being read, so it can neither hang the start
+// nor fill memory. Errors name the file and the problem, never its bytes.
 func (s *Set) LoadDir(dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, fmt.Errorf("prompts.dir: %w", err)
+	}
+	defer root.Close()
+	entries, err := fs.ReadDir(root.FS(), ".")
 	if err != nil {
 		return 0, fmt.Errorf("prompts.dir: %w", err)
 	}
@@ -144,9 +169,12 @@ func (s *Set) LoadDir(dir string) (int, error) {
 			errs = append(errs, fmt.Errorf("prompts.dir: %s: %w %q", file, ErrUnknownPrompt, name))
 			continue
 		}
-		data, err := os.ReadFile(file)
+		data, err := readPrompt(root, e.Name(), e.Type()&fs.ModeSymlink != 0)
+		if errors.Is(err, errIsDir) {
+			continue
+		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("prompts.dir: %w", err))
+			errs = append(errs, fmt.Errorf("prompts.dir: %s: %w", file, err))
 			continue
 		}
 		clip, err := ParseWAV(data)
@@ -163,6 +191,64 @@ func (s *Set) LoadDir(dir string) (int, error) {
 		s.clips[k] = v
 	}
 	return len(loaded), nil
+}
+
+// errIsDir marks a "<name>.wav" that is a directory (through a link):
+// ignored like any subdirectory.
+var errIsDir = errors.New("a directory")
+
+// readPrompt reads name in root if it is a regular file of at most
+// MaxFileSize; link tells that the directory lists name as a symbolic link. O_NONBLOCK makes opening a FIFO return at once instead of
+// waiting for a writer; the type is then checked on the opened file, so
+// nothing can be swapped in between the check and the read.
+func readPrompt(root *os.Root, name string, link bool) ([]byte, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		var pe *fs.PathError
+		if link && errors.As(err, &pe) && !errors.Is(err, fs.ErrNotExist) {
+			// The root refuses a link that leads out of the directory.
+			return nil, fmt.Errorf("%w: a symbolic link: %v", ErrNotRegular, pe.Err)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		return nil, errIsDir
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: %s", ErrNotRegular, fileType(fi.Mode()))
+	case fi.Size() > MaxFileSize:
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, fi.Size(), MaxFileSize)
+	}
+	// The limit holds even for a file that grows while it is read.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)
+	}
+	return data, nil
+}
+
+// fileType names a file type that is not a regular file.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	default:
+		return "type " + m.Type().String()
+	}
 }
 
 // numberNames holds the clip names of number words (n0..n19 and the tens

@@ -42,11 +42,13 @@ func ParseWAV(data []byte) ([]int16, error) {
 	if len(data) < 12 {
 		return nil, fmt.Errorf("%w: %d bytes is too short for a RIFF header", ErrFormat, len(data))
 	}
+	// The messages describe what is wrong, never the bytes found: a file
+	// put in the wrong place may hold anything.
 	if string(data[0:4]) != "RIFF" {
-		return nil, fmt.Errorf("%w: starts with %q, want \"RIFF\"", ErrFormat, printable(data[0:4]))
+		return nil, fmt.Errorf("%w: does not start with \"RIFF\" (not a WAV file)", ErrFormat)
 	}
 	if string(data[8:12]) != "WAVE" {
-		return nil, fmt.Errorf("%w: RIFF type %q, want \"WAVE\"", ErrFormat, printable(data[8:12]))
+		return nil, fmt.Errorf("%w: RIFF type is not \"WAVE\"", ErrFormat)
 	}
 
 	var (
@@ -63,8 +65,8 @@ func ParseWAV(data []byte) ([]int16, error) {
 		size := uint64(binary.LittleEndian.Uint32(rest[4:8]))
 		rest = rest[8:]
 		if size > uint64(len(rest)) {
-			return nil, fmt.Errorf("%w: chunk %q declares %d bytes but only %d remain (truncated file?)",
-				ErrFormat, printable([]byte(id)), size, len(rest))
+			return nil, fmt.Errorf("%w: a chunk at byte %d declares %d bytes but only %d remain (truncated file?)",
+				ErrFormat, len(data)-len(rest)-8, size, len(rest))
 		}
 		chunk := rest[:size]
 		// Chunks are word aligned: an odd-sized chunk is followed by one pad
@@ -197,16 +199,4 @@ func tagName(tag uint16) string {
 	default:
 		return fmt.Sprintf("format %#x", tag)
 	}
-}
-
-// printable keeps binary junk out of error messages and logs.
-func printable(b []byte) string {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e {
-			c = '?'
-		}
-		out[i] = c
-	}
-	return string(out)
 }

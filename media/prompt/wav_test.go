@@ -122,9 +122,9 @@ func TestParseWAV(t *testing.T) {
 		{"no fmt chunk", riff(data), nil, `no "fmt " chunk`},
 		{"short fmt", riff(chunk{"fmt ", []byte{1, 0, 1, 0}}, data), nil, "fmt chunk of 4 bytes"},
 		{"empty data", riff(good, chunk{"data", nil}), nil, "holds no audio"},
-		{"not riff", []byte("RIFX\x00\x00\x00\x00WAVEfmt "), nil, `want "RIFF"`},
-		{"not wave", []byte("RIFF\x00\x00\x00\x00AVI \x00"), nil, `want "WAVE"`},
-		{"binary junk quoted safely", []byte("\x00\x01\xff\x7fsome bytes"), nil, `"????"`},
+		{"not riff", []byte("RIFX\x00\x00\x00\x00WAVEfmt "), nil, `does not start with "RIFF"`},
+		{"not wave", []byte("RIFF\x00\x00\x00\x00AVI \x00"), nil, `RIFF type is not "WAVE"`},
+		{"binary junk", []byte("\x00\x01\xff\x7fsome bytes"), nil, `does not start with "RIFF"`},
 		{"empty", nil, nil, "too short"},
 	}
 	for _, tc := range tests {
@@ -149,6 +149,32 @@ func TestParseWAV(t *testing.T) {
 				t.Fatalf("samples %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// A file that is not a prompt may hold anything (a config with PINs, a
+// key): no error repeats its bytes, wherever they are.
+func TestParseWAVErrorsHoldNoContent(t *testing.T) {
+	const secret = "PIN=4821"
+	fmtOK := fmtChunk(formatPCM, 1, 8000, 16)
+	rows := map[string][]byte{
+		"header":      []byte(secret + "\x00\x00\x00\x00WAVE"),
+		"RIFF type":   []byte("RIFF\x00\x00\x00\x00" + secret),
+		"chunk id":    append(riff(fmtOK), "PIN=\xff\xff\x00\x00"...),
+		"text file":   []byte("member_pin: \"482193\"\nfacilitator_pin: \"4821930\"\n"),
+		"short file":  []byte(secret),
+		"PIN as type": []byte("RIFF\x00\x00\x00\x00PIN=fmt "),
+	}
+	for name, data := range rows {
+		_, err := ParseWAV(data)
+		if err == nil {
+			t.Fatalf("%s: parsed", name)
+		}
+		for _, s := range []string{"PIN", "4821", "member_pin"} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: error %q repeats %q", name, err, s)
+			}
+		}
 	}
 }
 
