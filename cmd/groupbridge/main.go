@@ -86,6 +86,9 @@ func serve(cfg *config.Config, file string, logOut io.Writer) error {
 	if err := a.Start(); err != nil {
 		return err
 	}
+	if file != "" {
+		warnFileMode(file, func(w string) { a.Logger().Warn("configuration file permissions", "problem", w) })
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -129,6 +132,14 @@ func reload(a *app.App, file string) {
 	}
 }
 
+// warnFileMode reports a configuration file that users other than
+// groupbridge may read: a warning, never a failure.
+func warnFileMode(file string, report func(string)) {
+	if w, err := config.FileModeWarning(file); err == nil && w != "" {
+		report(w)
+	}
+}
+
 func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check or print configuration"}
 	cmd.AddCommand(&cobra.Command{
@@ -141,6 +152,7 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
+			warnFileMode(args[0], func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
 			return nil
 		},

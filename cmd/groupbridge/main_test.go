@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/groupbridge/groupbridge/config"
 )
@@ -104,5 +107,67 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	_, errOut, code := run("serve", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code != 1 || errOut == "" {
 		t.Fatalf("serve with a missing file: code %d, stderr %q", code, errOut)
+	}
+}
+
+// A configuration that other users may read holds PINs: `config check`
+// warns on stderr and still succeeds.
+func TestConfigCheckWarnsOnReadableFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gb.yaml")
+	if err := os.WriteFile(file, config.EmbeddedYAML(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o644, true}, {0o604, true}, {0o640, false}} {
+		if err := os.Chmod(file, row.mode); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := run("config", "check", file)
+		if code != 0 || !strings.Contains(out, "ok (1 groups)") {
+			t.Errorf("%04o: exit %d, stdout %q", row.mode, code, out)
+		}
+		warned := strings.Contains(errOut, "warning: "+file+" is readable by every user")
+		if warned != row.warn || (!row.warn && errOut != "") {
+			t.Errorf("%04o: stderr %q, want a warning: %v", row.mode, errOut, row.warn)
+		}
+		if strings.Contains(errOut, "1234") || strings.Contains(errOut, "654321") {
+			t.Errorf("%04o: the warning shows a PIN: %q", row.mode, errOut)
+		}
+	}
+}
+
+// serve logs the same warning at start and runs on.
+func TestServeWarnsOnReadableFile(t *testing.T) {
+	for _, row := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o644, true}, {0o600, false}} {
+		file := filepath.Join(t.TempDir(), "gb.yaml")
+		if err := os.WriteFile(file, []byte(configYAML(groupA)), row.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, row.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		p := start(t, file)
+		p.wait(t, 10*time.Second, "listening")
+		if row.warn {
+			r := p.wait(t, 5*time.Second, "configuration file permissions")
+			if r["level"] != "WARN" || !strings.Contains(fmt.Sprint(r["problem"]), file+" is readable by every user") {
+				t.Errorf("%04o: %v", row.mode, r)
+			}
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		if n := p.count("configuration file permissions"); (n == 1) != row.warn || n > 1 {
+			t.Errorf("%04o: %d warnings", row.mode, n)
+		}
+		if p.err != nil {
+			t.Errorf("%04o: exit %v", row.mode, p.err)
+		}
 	}
 }
