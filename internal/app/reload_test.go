@@ -26,6 +26,7 @@ func TestRestartKeys(t *testing.T) {
 		{"users", func(c *config.Config) { c.SIP.Users = []config.User{{Name: "a", Password: "longenough1"}} }, []string{"sip.users"}},
 		{"register", func(c *config.Config) { c.SIP.Register = &config.Register{Registrar: "sip:192.0.2.1"} }, []string{"sip.register"}},
 		{"admin", func(c *config.Config) { c.Admin.Listen = "" }, []string{"admin"}},
+		{"admin hosts", func(c *config.Config) { c.Admin.Hosts = []string{"bridge.example.org"} }, []string{"admin"}},
 		{"audio", func(c *config.Config) { c.Audio.MaxTalkers = 2 }, []string{"audio"}},
 	}
 	for _, tc := range tests {
