@@ -1,10 +1,14 @@
 // Package guard limits PIN guessing across calls. Three tries per call are
 // the IVR's business; this package remembers failures per caller (by the
-// caller's HMAC identity, never the number) so that a caller who keeps
+// caller's HMAC identities, never the number) so that a caller who keeps
 // guessing is refused for a while, and it measures the failure rate of the
 // whole bridge (and per group) so that a distributed attack is noticed: a
-// rate that crosses Config.AlarmRate raises an Alarm. Pure and safe for
-// concurrent use; time is passed in.
+// rate that crosses Config.AlarmRate raises an Alarm.
+//
+// Per-caller limits are reset by changing the caller number, so Budget
+// (budget.go) adds limits per dialled number and bridge-wide that no caller
+// identity can escape, and TimeToHit says what they are worth. Pure and safe
+// for concurrent use; time is passed in.
 package guard
 
 import (
@@ -19,6 +23,9 @@ type Config struct {
 	// AnonFailures is the same for all callers without a number together,
 	// who share one bucket (30).
 	AnonFailures int
+	// SourceFailures is the same for one untrusted source address, whatever
+	// numbers its calls claim (30: a NAT may hide several honest phones).
+	SourceFailures int
 	// Window is the span failures are counted over (15 minutes).
 	Window time.Duration
 	// Lockout is how long a blocked caller is refused (15 minutes).
@@ -38,6 +45,9 @@ func (c *Config) defaults() {
 	if c.AnonFailures <= 0 {
 		c.AnonFailures = 30
 	}
+	if c.SourceFailures <= 0 {
+		c.SourceFailures = 30
+	}
 	if c.Window <= 0 {
 		c.Window = 15 * time.Minute
 	}
@@ -50,6 +60,41 @@ func (c *Config) defaults() {
 	if c.AlarmRate <= 0 {
 		c.AlarmRate = 60
 	}
+}
+
+// Caller is who places a call, as the keyed hashes (never the clear values)
+// of what identifies it. Each non-empty field is limited on its own, so a
+// digest user or a source address that rotates caller numbers is still
+// blocked.
+type Caller struct {
+	// Number is the caller number's hash; "" for a withheld number (all of
+	// which share one bucket).
+	Number string
+	// User is the authenticated SIP user's hash; "" when not authenticated.
+	User string
+	// Source is the hash of an untrusted source address (its /64 for IPv6);
+	// "" for a trusted PBX, which carries everyone's calls.
+	Source string
+}
+
+// keys are the records a caller's failures go to, with their limits.
+func (g *PINGuard) keys(c Caller) (keys [3]string, limits [3]int, n int) {
+	add := func(k string, limit int) {
+		keys[n], limits[n] = k, limit
+		n++
+	}
+	if c.Number == "" {
+		add("", g.cfg.AnonFailures)
+	} else {
+		add("n:"+c.Number, g.cfg.Failures)
+	}
+	if c.User != "" {
+		add("u:"+c.User, g.cfg.Failures)
+	}
+	if c.Source != "" {
+		add("s:"+c.Source, g.cfg.SourceFailures)
+	}
+	return keys, limits, n
 }
 
 // record is one caller's recent failures.
@@ -75,9 +120,9 @@ func New(cfg Config) *PINGuard {
 	return &PINGuard{cfg: cfg, callers: map[string]*record{}, rate: map[string]*window{}}
 }
 
-func (g *PINGuard) recordFor(identity string, create bool) (*record, int) {
+func (g *PINGuard) recordFor(identity string, create bool) *record {
 	if identity == "" {
-		return &g.anon, g.cfg.AnonFailures
+		return &g.anon
 	}
 	r := g.callers[identity]
 	if r == nil && create {
@@ -87,7 +132,7 @@ func (g *PINGuard) recordFor(identity string, create bool) (*record, int) {
 		r = &record{}
 		g.callers[identity] = r
 	}
-	return r, g.cfg.Failures
+	return r
 }
 
 // evictOldest drops the least recently seen record. Linear, but it only
@@ -104,15 +149,19 @@ func (g *PINGuard) evictOldest() {
 	delete(g.callers, oldest)
 }
 
-// Blocked reports whether the caller is refused now, and until when.
-func (g *PINGuard) Blocked(identity string, now time.Time) (bool, time.Time) {
+// Blocked reports whether the caller is refused now (any of its identities
+// is), and until when.
+func (g *PINGuard) Blocked(c Caller, now time.Time) (bool, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	r, _ := g.recordFor(identity, false)
-	if r == nil || !now.Before(r.blocked) {
-		return false, time.Time{}
+	keys, _, n := g.keys(c)
+	var until time.Time
+	for _, k := range keys[:n] {
+		if r := g.recordFor(k, false); r != nil && now.Before(r.blocked) && r.blocked.After(until) {
+			until = r.blocked
+		}
 	}
-	return true, r.blocked
+	return !until.IsZero(), until
 }
 
 // Alarm tells which failure rates a failure took above Config.AlarmRate.
@@ -145,30 +194,33 @@ func (g *PINGuard) SetAlarmRate(n int) {
 
 // Fail records a wrong PIN from the caller (and in group's rate, "" when
 // the call did not dial a group's number). It reports whether the caller
-// is now blocked, and any rate that this failure took above the alarm
-// level.
-func (g *PINGuard) Fail(identity, group string, now time.Time) (blocked bool, alarm Alarm) {
+// is now blocked (any of its identities), and any rate that this failure
+// took above the alarm level.
+func (g *PINGuard) Fail(c Caller, group string, now time.Time) (blocked bool, alarm Alarm) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	alarm.Bridge, alarm.BridgeRate = g.count("", now)
 	if group != "" {
 		alarm.Group, alarm.GroupRate = g.count(group, now)
 	}
-	r, limit := g.recordFor(identity, true)
-	r.seen = now
-	keep := r.fails[:0]
-	for _, t := range r.fails {
-		if now.Sub(t) < g.cfg.Window {
-			keep = append(keep, t)
+	keys, limits, n := g.keys(c)
+	for i, k := range keys[:n] {
+		r := g.recordFor(k, true)
+		r.seen = now
+		keep := r.fails[:0]
+		for _, t := range r.fails {
+			if now.Sub(t) < g.cfg.Window {
+				keep = append(keep, t)
+			}
 		}
+		r.fails = append(keep, now)
+		if len(r.fails) >= limits[i] {
+			r.blocked = now.Add(g.cfg.Lockout)
+			r.fails = r.fails[:0]
+		}
+		blocked = blocked || now.Before(r.blocked)
 	}
-	r.fails = append(keep, now)
-	if len(r.fails) >= limit {
-		r.blocked = now.Add(g.cfg.Lockout)
-		r.fails = r.fails[:0]
-		return true, alarm
-	}
-	return now.Before(r.blocked), alarm
+	return blocked, alarm
 }
 
 // Rate returns the failures per minute over the last minute, for the whole
@@ -210,15 +262,25 @@ func (g *PINGuard) count(key string, now time.Time) (crossed bool, rate int) {
 	return false, rate
 }
 
-// window counts events in the last minute in 60 one-second buckets.
+// window counts events over the last 60 buckets of width (one second when
+// zero: the last minute).
 type window struct {
+	width   time.Duration
 	buckets [60]int
-	stamps  [60]int64 // the second each bucket belongs to
+	stamps  [60]int64 // the bucket number each bucket belongs to
 	alarmed bool      // above the alarm level, and not yet back to half of it
 }
 
+func (w *window) slot(now time.Time) int64 {
+	width := w.width
+	if width <= 0 {
+		width = time.Second
+	}
+	return now.UnixNano() / int64(width)
+}
+
 func (w *window) add(now time.Time) {
-	s := now.Unix()
+	s := w.slot(now)
 	i := int(s % 60)
 	if w.stamps[i] != s {
 		w.stamps[i], w.buckets[i] = s, 0
@@ -227,7 +289,7 @@ func (w *window) add(now time.Time) {
 }
 
 func (w *window) sum(now time.Time) int {
-	s := now.Unix()
+	s := w.slot(now)
 	n := 0
 	for i := range w.buckets {
 		if s-w.stamps[i] < 60 {

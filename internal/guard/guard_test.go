@@ -28,13 +28,13 @@ func TestCallerBlockedAfterTenFailures(t *testing.T) {
 			now := t0
 			blocked := false
 			for range tc.failures {
-				blocked, _ = g.Fail(tc.identity, "", now)
+				blocked, _ = g.Fail(Caller{Number: tc.identity}, "", now)
 				now = now.Add(tc.spacing)
 			}
 			if blocked != tc.wantBlock {
 				t.Fatalf("Fail reported blocked=%v, want %v", blocked, tc.wantBlock)
 			}
-			if b, _ := g.Blocked(tc.identity, now); b != tc.wantBlock {
+			if b, _ := g.Blocked(Caller{Number: tc.identity}, now); b != tc.wantBlock {
 				t.Fatalf("Blocked = %v, want %v", b, tc.wantBlock)
 			}
 		})
@@ -44,18 +44,18 @@ func TestCallerBlockedAfterTenFailures(t *testing.T) {
 func TestLockoutExpiresAndOthersUnaffected(t *testing.T) {
 	g := New(Config{})
 	for i := range 10 {
-		g.Fail("guesser", "", t0.Add(time.Duration(i)*time.Second))
+		g.Fail(Caller{Number: "guesser"}, "", t0.Add(time.Duration(i)*time.Second))
 	}
-	if b, until := g.Blocked("guesser", t0.Add(time.Minute)); !b || !until.Equal(t0.Add(9*time.Second+15*time.Minute)) {
+	if b, until := g.Blocked(Caller{Number: "guesser"}, t0.Add(time.Minute)); !b || !until.Equal(t0.Add(9*time.Second+15*time.Minute)) {
 		t.Fatalf("blocked %v until %v", b, until)
 	}
-	if b, _ := g.Blocked("someone-else", t0.Add(time.Minute)); b {
+	if b, _ := g.Blocked(Caller{Number: "someone-else"}, t0.Add(time.Minute)); b {
 		t.Fatal("another caller is blocked")
 	}
-	if b, _ := g.Blocked("", t0.Add(time.Minute)); b {
+	if b, _ := g.Blocked(Caller{}, t0.Add(time.Minute)); b {
 		t.Fatal("anonymous callers are blocked by one caller's guessing")
 	}
-	if b, _ := g.Blocked("guesser", t0.Add(16*time.Minute)); b {
+	if b, _ := g.Blocked(Caller{Number: "guesser"}, t0.Add(16*time.Minute)); b {
 		t.Fatal("lockout did not expire")
 	}
 }
@@ -63,7 +63,7 @@ func TestLockoutExpiresAndOthersUnaffected(t *testing.T) {
 func TestRateAndMemoryBound(t *testing.T) {
 	g := New(Config{MaxCallers: 100})
 	for i := range 250 {
-		g.Fail(fmt.Sprintf("id-%d", i), "Monday", t0.Add(time.Duration(i)*100*time.Millisecond))
+		g.Fail(Caller{Number: fmt.Sprintf("id-%d", i)}, "Monday", t0.Add(time.Duration(i)*100*time.Millisecond))
 	}
 	if n := g.Callers(); n > 100 {
 		t.Fatalf("remembers %d callers, bound 100", n)
@@ -119,7 +119,7 @@ func TestAlarmCrossings(t *testing.T) {
 			bridge, group := 0, 0
 			var last Alarm
 			for i, f := range tc.fails {
-				_, last = g.Fail(fmt.Sprintf("caller-%d", i), f.group, t0.Add(f.at))
+				_, last = g.Fail(Caller{Number: fmt.Sprintf("caller-%d", i)}, f.group, t0.Add(f.at))
 				if last.Bridge {
 					bridge++
 				}
@@ -144,12 +144,12 @@ func TestAlarmCrossings(t *testing.T) {
 func TestSetAlarmRate(t *testing.T) {
 	g := New(Config{AlarmRate: 100})
 	for i := range 20 {
-		if _, a := g.Fail("", "", t0.Add(time.Duration(i)*time.Second)); a.Raised() {
+		if _, a := g.Fail(Caller{}, "", t0.Add(time.Duration(i)*time.Second)); a.Raised() {
 			t.Fatalf("alarm at %d failures with level 100", i+1)
 		}
 	}
 	g.SetAlarmRate(10)
-	if _, a := g.Fail("", "", t0.Add(21*time.Second)); !a.Bridge || a.BridgeRate != 21 {
+	if _, a := g.Fail(Caller{}, "", t0.Add(21*time.Second)); !a.Bridge || a.BridgeRate != 21 {
 		t.Fatalf("after lowering the level to 10: %+v, want a bridge alarm at 21", a)
 	}
 	g.SetAlarmRate(0)
