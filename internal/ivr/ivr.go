@@ -50,6 +50,12 @@ const (
 	PromptPINWrong = "pin_wrong"
 	// PromptGoodbye: "Goodbye."
 	PromptGoodbye = "goodbye"
+	// PromptPleaseHold: "Please stay on the line. Many calls are coming
+	// in, and yours will be answered in turn." Played once per call, when
+	// its first PIN waits for its turn (Gate).
+	PromptPleaseHold = "please_hold"
+	// PromptTryLater: "Please try again later."
+	PromptTryLater = "try_later"
 )
 
 // Reasons carried by ActHangup. They are fixed strings, fit for logs and
@@ -60,6 +66,8 @@ const (
 	// ReasonNoInput: the caller pressed nothing through
 	// Config.MaxSilentPrompts welcome prompts.
 	ReasonNoInput = "no-input"
+	// ReasonBusy: the Gate's queue was full; the PIN was not checked.
+	ReasonBusy = "pin-busy"
 )
 
 // Defaults applied by New to Config fields that are zero or negative.
@@ -135,6 +143,22 @@ type Config struct {
 	// NoInputTimeout is how long after the welcome prompt finished the
 	// Machine waits for a first key before playing it again.
 	NoInputTimeout time.Duration
+	// Gate, when set, decides when each PIN is answered (the bridge under
+	// a guessing attack); nil answers at once.
+	Gate Gate
+}
+
+// Gate paces the answers to PIN attempts (internal/guard.Gate is one). The
+// Machine asks before it checks a PIN and checks it only when the Gate says
+// the answer may be given, so nothing a caller hears or sees before then,
+// nor when, depends on whether the PIN was right.
+type Gate interface {
+	// Admit is asked when an entry is submitted. wait: hold the answer
+	// until Ready; !ok: turn the call away without checking the entry.
+	Admit(now time.Time) (wait, ok bool)
+	// Ready reports whether the held answer may be given; if not, next is
+	// when to ask again.
+	Ready(now time.Time) (ready bool, next time.Time)
 }
 
 // ActionKind says what an Action asks the driver to do.
@@ -192,6 +216,7 @@ type state int
 const (
 	stIdle    state = iota // before Start
 	stCollect              // prompting for and collecting a PIN
+	stWaiting              // a submitted PIN waits for the Gate
 	stClosing              // "goodbye" is playing; hang up when it ends
 	stDone                 // joined or hung up
 )
@@ -211,6 +236,7 @@ type Machine struct {
 	maxSilent  int
 	interDigit time.Duration
 	noInput    time.Duration
+	gate       Gate
 
 	st      state
 	playing bool // an ActPlay has not yet been reported done or stopped
@@ -231,6 +257,9 @@ type Machine struct {
 
 	reason   string    // hang-up reason in stClosing
 	hangupAt time.Time // GoodbyeTimeout deadline in stClosing
+
+	askAt    time.Time // when to ask the Gate again, in stWaiting
+	heldOnce bool      // PromptPleaseHold was played
 }
 
 // New returns a Machine for one call. It copies what it needs from cfg, so
@@ -241,6 +270,7 @@ func New(cfg Config) *Machine {
 		maxSilent:  cfg.MaxSilentPrompts,
 		interDigit: cfg.InterDigitTimeout,
 		noInput:    cfg.NoInputTimeout,
+		gate:       cfg.Gate,
 	}
 	if m.maxTries <= 0 {
 		m.maxTries = DefaultMaxTries
@@ -340,6 +370,8 @@ func (m *Machine) PromptDone(now time.Time) []Action {
 		// prompt the report is about.
 		m.playing = false
 		m.noInputAt = now.Add(m.noInput)
+	case stWaiting:
+		m.playing = false
 	case stClosing:
 		acts = append(acts, m.hangup())
 	}
@@ -347,14 +379,15 @@ func (m *Machine) PromptDone(now time.Time) []Action {
 }
 
 // Tick fires the timeouts that are due at now: the inter-digit pause, the
-// no-input wait and the goodbye safety net.
+// no-input wait, the Gate's answer and the goodbye safety net.
 func (m *Machine) Tick(now time.Time) []Action {
 	return m.advance(now)
 }
 
 // NextDeadline reports when Tick next has something to do. It is false
 // while the Machine waits only for an event: before Start, while a prompt
-// plays in PIN entry, and when Done.
+// plays in PIN entry, and when Done. While a PIN waits for the Gate it is
+// when to ask the Gate again.
 func (m *Machine) NextDeadline() (time.Time, bool) {
 	switch m.st {
 	case stCollect:
@@ -365,6 +398,8 @@ func (m *Machine) NextDeadline() (time.Time, bool) {
 			return m.lastDigit.Add(m.interDigit), true
 		}
 		return m.noInputAt, true
+	case stWaiting:
+		return m.askAt, true
 	case stClosing:
 		return m.hangupAt, true
 	}
@@ -396,6 +431,22 @@ func (m *Machine) advance(now time.Time) []Action {
 		if !now.Before(m.noInputAt) {
 			return m.silence(now)
 		}
+	case stWaiting:
+		if now.Before(m.askAt) {
+			return nil
+		}
+		ready, next := m.gate.Ready(now)
+		if !ready {
+			m.askAt = next
+			return nil
+		}
+		var acts []Action
+		if m.playing {
+			m.playing = false
+			acts = append(acts, Action{Kind: ActStopPrompt})
+		}
+		m.st = stCollect
+		return append(acts, m.verdict(now)...)
 	case stClosing:
 		if !now.Before(m.hangupAt) {
 			return []Action{m.hangup()}
@@ -415,12 +466,34 @@ func (m *Machine) keyPressed(acts []Action) []Action {
 	return acts
 }
 
-// submit checks the entry and says what follows. An empty entry is not a
-// try: the caller pressed pound too early and hears the welcome again.
+// submit hands the entry to the Gate, or checks it at once, and says what
+// follows. An empty entry is not a try: the caller pressed pound too early
+// and hears the welcome again.
 func (m *Machine) submit(now time.Time) []Action {
 	if m.n == 0 {
 		return []Action{m.play(PromptWelcome)}
 	}
+	if m.gate != nil {
+		wait, ok := m.gate.Admit(now)
+		if !ok {
+			return []Action{m.close(now, ReasonBusy, PromptTryLater)}
+		}
+		if wait {
+			// The entry is kept, unchecked, until the answer is due.
+			m.st = stWaiting
+			_, m.askAt = m.gate.Ready(now)
+			if !m.heldOnce {
+				m.heldOnce = true
+				return []Action{m.play(PromptPleaseHold)}
+			}
+			return nil
+		}
+	}
+	return m.verdict(now)
+}
+
+// verdict checks the entry and says what follows.
+func (m *Machine) verdict(now time.Time) []Action {
 	group, role, ok := m.match(m.entry[:m.n])
 	m.clearEntry()
 	if ok {

@@ -67,6 +67,31 @@ func welcome() Action             { return play(PromptWelcome) }
 func wrongAgain() Action          { return play(PromptPINWrong, PromptWelcome) }
 func wrongLast() Action           { return play(PromptPINWrong, PromptGoodbye) }
 func goodbye() Action             { return play(PromptGoodbye) }
+func hold() Action                { return play(PromptPleaseHold) }
+
+// fakeGate answers the n-th waiting attempt at readyAt[n] (offsets from
+// t0), telling the Machine to ask every askEvery until then.
+type fakeGate struct {
+	wait, full bool
+	readyAt    []time.Duration
+	askEvery   time.Duration
+	n          int
+}
+
+func (g *fakeGate) Admit(time.Time) (wait, ok bool) { return g.wait, !g.full }
+
+func (g *fakeGate) Ready(now time.Time) (bool, time.Time) {
+	at := t0.Add(g.readyAt[g.n])
+	if !now.Before(at) {
+		g.n++
+		return true, now
+	}
+	next := now.Add(g.askEvery)
+	if next.After(at) {
+		next = at
+	}
+	return false, next
+}
 
 func (s step) String() string { return fmt.Sprintf("event %d %q at %v", s.ev, s.keys, s.at) }
 
@@ -430,6 +455,66 @@ func TestScenarios(t *testing.T) {
 				tick(5 * sec),
 				tick(15 * sec).withNext(next(16 * sec)),
 			},
+		},
+		{
+			name: "gate: a right PIN waits its turn, hearing one sentence",
+			cfg:  Config{Gate: &fakeGate{wait: true, readyAt: []time.Duration{20 * sec}, askEvery: 5 * sec}},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "4821#", stop(), hold()).withNext(next(6 * sec)),
+				done(4 * sec),
+				keys(5*sec, "1234#"), // ignored while waiting
+				tick(6 * sec).withNext(next(11 * sec)),
+				tick(19 * sec),
+				tick(20*sec, join(0, RoleMember)).withNext(noNext),
+			},
+			wantDone: true,
+		},
+		{
+			name: "gate: a wrong PIN is answered at the same time",
+			cfg:  Config{Gate: &fakeGate{wait: true, readyAt: []time.Duration{20 * sec}, askEvery: 5 * sec}},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "4822#", stop(), hold()).withNext(next(6 * sec)),
+				done(4 * sec),
+				keys(5*sec, "4821#"), // ignored while waiting: not a second try
+				tick(6 * sec).withNext(next(11 * sec)),
+				tick(19 * sec),
+				tick(20*sec, wrongAgain()),
+			},
+			wantTries: 1,
+		},
+		{
+			name: "gate: the sentence still playing is stopped; the second wait is silent",
+			cfg:  Config{Gate: &fakeGate{wait: true, readyAt: []time.Duration{3 * sec, 30 * sec}, askEvery: 60 * sec}},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "4822#", stop(), hold()).withNext(next(3 * sec)),
+				tick(3*sec, stop(), wrongAgain()),
+				keys(5*sec, "4821#", stop()).withNext(next(30 * sec)),
+				tick(30*sec, join(0, RoleMember)),
+			},
+			wantDone:  true,
+			wantTries: 1,
+		},
+		{
+			name: "gate: a full queue turns the call away unchecked",
+			cfg:  Config{Gate: &fakeGate{full: true}},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "4821#", stop(), play(PromptTryLater)),
+				done(3*sec, hangup(ReasonBusy)),
+			},
+			wantDone: true,
+		},
+		{
+			name: "gate: no attack, answered at once",
+			cfg:  Config{Gate: &fakeGate{}},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "4821#", stop(), join(0, RoleMember)),
+			},
+			wantDone: true,
 		},
 		{
 			name: "no groups: every PIN is wrong",
