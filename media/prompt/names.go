@@ -119,6 +119,8 @@ const (
 	ClosingMaintenance = "closing_maintenance"
 	// TryLater: "Please try again later."
 	TryLater = "try_later"
+	// PleaseHold: "Please stay on the line. Many calls are coming in, and yours will be answered in turn."
+	PleaseHold = "please_hold"
 
 	// HoldMusic is quiet, gentle music that loops seamlessly while members
 	// wait for a facilitator (Player.Loop).

@@ -8,6 +8,16 @@
 #
 # Voice: festival with Debian's HTS voice, which sounds far calmer and more
 # natural than espeak-ng's formant voice (see DESIGN.md "Audio decisions").
+#
+# Environment:
+#   VOICE=espeak  synthesize with espeak-ng (US English, female variant,
+#                 slowed) where festival's HTS voice cannot be installed.
+#   ONLY=name     regenerate that one prompt in place, leaving the others
+#                 (and hold_music.wav) as committed.
+#
+# please_hold.wav was made with `VOICE=espeak ONLY=please_hold` (espeak-ng
+# 1.51 and sox from Debian 12; festvox-us-slt-hts was not available), so it
+# is the one prompt in another voice until the next full run.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,8 +36,14 @@ die() {
 	exit 1
 }
 
+voice=${VOICE:-festival}
+only=${ONLY:-}
 missing=()
-command -v text2wave >/dev/null 2>&1 || missing+=(festival festvox-us-slt-hts)
+case $voice in
+festival) command -v text2wave >/dev/null 2>&1 || missing+=(festival festvox-us-slt-hts) ;;
+espeak) command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng) ;;
+*) die "VOICE=$voice: want festival or espeak" ;;
+esac
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 if ((${#missing[@]} > 0)); then
 	die "missing tools; install them with: sudo apt-get install ${missing[*]}"
@@ -46,9 +62,14 @@ speak() { # speak NAME TEXT
 	local name=$1 text=$2
 	printf '%s\n' "$text" >"$work/text.txt"
 	rm -f "$work/raw.wav"
+	if [[ $voice == espeak ]]; then
+		# f2: a calm female variant near the festival voice's pitch; -s 150
+		# words a minute and -g 4 (10 ms gaps) slow it like speed_rate.
+		espeak-ng -v en-us+f2 -s 150 -g 4 -p 45 -w "$work/raw.wav" -f "$work/text.txt" ||
+			die "$name: espeak-ng failed"
 	# text2wave exits 0 even when the voice is missing (it prints a SIOD
 	# ERROR and writes nothing), so judge it by its output.
-	if ! text2wave -eval "$voice_eval" -eval "$speed_eval" \
+	elif ! text2wave -eval "$voice_eval" -eval "$speed_eval" \
 		"$work/text.txt" -o "$work/raw.wav" >"$work/festival.log" 2>&1 ||
 		[[ ! -s $work/raw.wav ]] || grep -q 'ERROR' "$work/festival.log"; then
 		cat "$work/festival.log" >&2
@@ -77,9 +98,17 @@ while IFS= read -r line || [[ -n $line ]]; do
 	[[ -n $text ]] || die "$texts: prompt '$name' has no text"
 	[[ -z ${seen[$name]:-} ]] || die "$texts: prompt '$name' appears twice"
 	seen[$name]=1
+	[[ -z $only || $only == "$name" ]] || continue
 	speak "$name" "$text"
 	count=$((count + 1))
 done <"$texts"
+
+if [[ -n $only ]]; then
+	((count == 1)) || die "ONLY=$only: no such prompt in $texts"
+	mv "$work/out/$only.wav" "$outdir/"
+	echo "generate.sh: wrote $only.wav ($voice) to $outdir"
+	exit 0
+fi
 
 # Hold music: four soft chords (C, Am, F, G), each 5 s, in the telephone
 # band (~220-880 Hz; lower notes vanish on phones). Every chord swells in
