@@ -77,6 +77,17 @@ func (c *Call) Dialed() string { return c.dialed }
 // when the call came from a trusted address.
 func (c *Call) User() string { return c.user }
 
+// SourceIP returns the address the INVITE came from (the PBX for a trusted
+// call), or an invalid Addr if it cannot be parsed. Like Caller, it
+// identifies someone and must not be logged in full.
+func (c *Call) SourceIP() netip.Addr {
+	ap, err := netip.ParseAddrPort(c.source)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
 // Stream returns the call's RTP stream.
 func (c *Call) Stream() *rtpio.Stream { return c.stream }
 
