@@ -266,6 +266,22 @@ type Limits struct {
 	SetupPerSource int `yaml:"setup_per_source"`
 	// SetupPerUser is the same for the calls of one sip.users account.
 	SetupPerUser int `yaml:"setup_per_user"`
+	// PINBudget is the wrong PINs a minute to one number (a group's own
+	// number, or the shared access number) that pass unhindered. Past it
+	// the number is under attack: PIN answers wait their turn, one every
+	// minute/PINBudget, whatever caller numbers the guesses come from.
+	// It sets how long PINs hold out (config check prints it).
+	PINBudget int `yaml:"pin_budget"`
+	// PINBudgetBridge is the same over all numbers together: past it every
+	// number is under attack.
+	PINBudgetBridge int `yaml:"pin_budget_bridge"`
+	// PINQueue caps the calls of one number waiting for their PIN's answer
+	// under attack; a caller beyond it hears "Please try again later."
+	PINQueue int `yaml:"pin_queue"`
+	// KnownCallers is the days a caller who entered a group's PIN is known
+	// to that group and skips the waiting under attack (remembered as a
+	// keyed hash, in memory only); 0 turns it off.
+	KnownCallers int `yaml:"known_callers"`
 }
 
 // Audio is how callers' audio is cleaned up and mixed.
@@ -318,6 +334,10 @@ func Default() *Config {
 			MaxCall:         4 * time.Hour,
 			SetupPerSource:  10,
 			SetupPerUser:    10,
+			PINBudget:       6,
+			PINBudgetBridge: 30,
+			PINQueue:        40,
+			KnownCallers:    30,
 		},
 		DrainTimeout: 10 * time.Second,
 	}

@@ -395,6 +395,9 @@ const (
 	minMaxCall     = time.Second
 	maxMaxCall     = 7 * 24 * time.Hour
 	maxSetupCap    = 10_000
+	maxPINBudget   = 600
+	maxPINQueue    = 10_000
+	maxKnownDays   = 365
 )
 
 func (v *validator) limits(l *Limits) {
@@ -418,6 +421,18 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.SetupPerUser < 0 || l.SetupPerUser > maxSetupCap {
 		v.add("limits.setup_per_user", "%d must be from 0 (off) to %d (calls)", l.SetupPerUser, maxSetupCap)
+	}
+	if l.PINBudget < 1 || l.PINBudget > maxPINBudget {
+		v.add("limits.pin_budget", "%d must be from 1 to %d (wrong PINs per minute to one number)", l.PINBudget, maxPINBudget)
+	}
+	if l.PINBudgetBridge < 1 || l.PINBudgetBridge > maxPINAlarm {
+		v.add("limits.pin_budget_bridge", "%d must be from 1 to %d (wrong PINs per minute, bridge-wide)", l.PINBudgetBridge, maxPINAlarm)
+	}
+	if l.PINQueue < 1 || l.PINQueue > maxPINQueue {
+		v.add("limits.pin_queue", "%d must be from 1 to %d (calls waiting for a PIN answer)", l.PINQueue, maxPINQueue)
+	}
+	if l.KnownCallers < 0 || l.KnownCallers > maxKnownDays {
+		v.add("limits.known_callers", "%d must be from 0 (off) to %d (days)", l.KnownCallers, maxKnownDays)
 	}
 }
 

@@ -185,6 +185,18 @@ sip: {external_address: bad_host}
 			"limits.source_rate: -1 must be from 0 (off) to 10000 (requests per second)",
 			"limits.max_call: -1s must be 0s (no limit) or from 1s to 168h",
 		}},
+		{"pin budget keys at their bounds", "limits: {pin_budget: 1, pin_budget_bridge: 1, pin_queue: 1, known_callers: 0}\n" + okGroups, nil},
+		{"pin budget keys at their highest", "limits: {pin_budget: 600, pin_budget_bridge: 100000, pin_queue: 10000, known_callers: 365}\n" + okGroups, nil},
+		{"pin budget keys out of range", "limits: {pin_budget: 0, pin_budget_bridge: 0, pin_queue: 10001, known_callers: -1}\n" + okGroups, []string{
+			"limits.pin_budget: 0 must be from 1 to 600 (wrong PINs per minute to one number)",
+			"limits.pin_budget_bridge: 0 must be from 1 to 100000 (wrong PINs per minute, bridge-wide)",
+			"limits.pin_queue: 10001 must be from 1 to 10000 (calls waiting for a PIN answer)",
+			"limits.known_callers: -1 must be from 0 (off) to 365 (days)",
+		}},
+		{"pin budget too high", "limits: {pin_budget: 601, known_callers: 366}\n" + okGroups, []string{
+			"limits.pin_budget: 601 must be from 1 to 600 (wrong PINs per minute to one number)",
+			"limits.known_callers: 366 must be from 0 (off) to 365 (days)",
+		}},
 		{"limits max_call too short", "limits: {max_call: 500ms}\n" + okGroups, []string{"limits.max_call: 500ms must be 0s (no limit) or from 1s to 168h"}},
 		{"limits wrong types", "limits: {source_rate: 2.5, max_call: 4}\n" + okGroups, []string{
 			`limits.source_rate: expected a whole number, found "2.5"`,
