@@ -61,6 +61,7 @@ type App struct {
 	sip     *sipua.Server
 	metrics *metrics.Metrics
 	guard   *guard.PINGuard
+	budget  *guard.Budget
 	alarmAt [2]atomic.Int64 // unix seconds of the last PIN-rate alarm log line: bridge, group
 	admin   *http.Server    // nil when admin.listen is ""
 	adminLn net.Listener
@@ -140,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
 	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
+	a.budget = guard.NewBudget(budgetConfig(cfg))
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
@@ -225,6 +227,16 @@ func sipLimits(cfg *config.Config) sipua.Limits {
 		SetupPerSource: l.SetupPerSource,
 		SetupPerUser:   l.SetupPerUser,
 	}
+}
+
+// budgetConfig is the PIN budget's part of a configuration.
+func budgetConfig(cfg *config.Config) guard.BudgetConfig {
+	l := cfg.Limits
+	known := time.Duration(l.KnownCallers) * 24 * time.Hour
+	if known == 0 {
+		known = -1 // off
+	}
+	return guard.BudgetConfig{PerNumber: l.PINBudget, Bridge: l.PINBudgetBridge, Queue: l.PINQueue, KnownFor: known}
 }
 
 // registerMetrics gives the metrics their scrape-time sources: totals kept
@@ -420,9 +432,52 @@ func (a *App) identity(caller string) string {
 	case "", "anonymous", "unknown", "restricted", "private", "unavailable":
 		return ""
 	}
+	return a.keyed("", caller)
+}
+
+// keyed is the HMAC of the parts under the per-start key; kind keeps the
+// hashes of different things (numbers, users, addresses) apart.
+func (a *App) keyed(kind string, parts ...string) string {
 	mac := hmac.New(sha256.New, a.idKey[:])
-	mac.Write([]byte(caller))
+	if kind != "" {
+		mac.Write([]byte(kind))
+		mac.Write([]byte{0})
+	}
+	for i, p := range parts {
+		if i > 0 {
+			mac.Write([]byte{0})
+		}
+		mac.Write([]byte(p))
+	}
 	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// caller is who places c for the PIN limits: its number's identity, and
+// for a call from an untrusted source (one that authenticated as a
+// sip.users account) that user and the source address, by its /64 for
+// IPv6 since anyone holding one address of a /64 holds them all.
+func (a *App) caller(c *sipua.Call, id string) guard.Caller {
+	g := guard.Caller{Number: id}
+	if c.User() == "" {
+		return g // a trusted PBX: the source carries everyone's calls
+	}
+	g.User = a.keyed("user", c.User())
+	if ip := c.SourceIP(); ip.IsValid() {
+		src := ip.String()
+		if ip.Is6() {
+			src = netip.PrefixFrom(ip, 64).Masked().String()
+		}
+		g.Source = a.keyed("source", src)
+	}
+	return g
+}
+
+// knownKey is the keyed hash under which a caller is known to a group.
+func (a *App) knownKey(id, group string) string {
+	if id == "" {
+		return "" // withheld numbers are never known
+	}
+	return a.keyed("known", id, group)
 }
 
 // Reload applies a new configuration's groups and prompts to calls that
@@ -450,6 +505,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	}
 	a.sip.SetLimits(sipLimits(cfg))
 	a.guard.SetAlarmRate(cfg.Limits.PINFailureAlarm)
+	a.budget.SetConfig(budgetConfig(cfg))
 	a.state.Store(newState(cfg, prompts))
 	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
 	return nil
@@ -548,11 +604,26 @@ func (a *App) pinAlarm(alarm guard.Alarm, group string) {
 	}
 }
 
+// underAttack logs that wrong PINs to a number (or bridge-wide) passed the
+// budget: from now on PIN answers there wait their turn. It happens once
+// per attack (an attack ends after ten quiet minutes).
+func (a *App) underAttack(group string) {
+	l := a.state.Load().cfg.Limits
+	attrs := []any{"scope", "shared"}
+	if group != "" {
+		attrs = []any{"scope", "group", "group", group}
+	}
+	attrs = append(attrs, "pin_budget", l.PINBudget, "pin_budget_bridge", l.PINBudgetBridge)
+	a.metrics.PINAttack(group != "")
+	a.log.Warn("PIN guessing: wrong PINs past the budget; PIN answers now wait their turn", attrs...)
+}
+
 // ServeCall carries an answered call through the PIN prompt into its room.
 func (a *App) ServeCall(c *sipua.Call) {
 	st := a.state.Load()
 	id := a.identity(c.Caller())
-	if blocked, _ := a.guard.Blocked(id, time.Now()); blocked {
+	who := a.caller(c, id)
+	if blocked, _ := a.guard.Blocked(who, time.Now()); blocked {
 		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", "pin-blocked")
 		a.metrics.CallOutcome("pin-blocked")
 		a.sayAndHangup(c, st, "pin-blocked", prompt.TryLater)
@@ -560,7 +631,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	}
 	entry := a.lobby.Enter(c.Stream())
 	defer entry.Leave()
-	join, reason := a.runIVR(c, entry, st, id)
+	join, reason := a.runIVR(c, entry, st, id, who)
 	if reason == "pin-blocked" {
 		entry.Leave()
 		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
@@ -608,6 +679,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	// room: otherwise a call that is gone keeps its seat and the session.
 	defer p.Leave()
 	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
+	a.budget.Remember(a.knownKey(id, g.Name), time.Now())
 	a.metrics.CallOutcome("joined")
 	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
 		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
@@ -647,8 +719,25 @@ func (a *App) sayAndHangup(c *sipua.Call, st *state, reason string, names ...str
 // runIVR drives the PIN state machine with the call's key presses, the
 // prompts' completions and its timers. It returns the join action, or nil
 // and the reason the call is to end ("" when the caller already hung up).
-func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string) (*ivr.Action, string) {
-	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed()})
+func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, who guard.Caller) (*ivr.Action, string) {
+	// The number's budget: a group's own number, or "" for the shared
+	// access number (any number no group claims), which reaches every
+	// group. The caller is known if known to a group it can reach.
+	dialedGroup := ""
+	var known []string
+	for _, g := range st.groups {
+		if g.Number != "" && g.Number == c.Dialed() {
+			dialedGroup = st.cfg.Groups[g.Index].Name
+		}
+	}
+	for _, g := range st.cfg.Groups {
+		if dialedGroup == "" || g.Name == dialedGroup {
+			known = append(known, a.knownKey(id, g.Name))
+		}
+	}
+	gate := a.budget.Gate(dialedGroup, a.budget.Known(time.Now(), known...))
+	defer gate.Close()
+	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed(), Gate: gate})
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var join *ivr.Action
@@ -676,22 +765,20 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string) (*
 	}
 	apply(m.Start(time.Now()))
 	tries := 0
-	dialedGroup := ""
-	for _, g := range st.groups {
-		if g.Number != "" && g.Number == c.Dialed() {
-			dialedGroup = st.cfg.Groups[g.Index].Name
-		}
-	}
 	// failed records wrong PINs; it reports whether the caller is now
 	// blocked for guessing.
 	failed := func() bool {
 		blocked := false
 		for ; tries < m.Tries(); tries++ {
 			a.metrics.PINFailure(dialedGroup != "")
-			b, alarm := a.guard.Fail(id, dialedGroup, time.Now())
+			now := time.Now()
+			b, alarm := a.guard.Fail(who, dialedGroup, now)
 			blocked = blocked || b
 			if alarm.Raised() {
 				a.pinAlarm(alarm, dialedGroup)
+			}
+			if a.budget.Fail(dialedGroup, now) {
+				a.underAttack(dialedGroup)
 			}
 		}
 		return blocked

@@ -28,6 +28,7 @@ var outcomes = []string{
 	"removed",        // the caller had been removed from this session
 	"join-failed",    // the room refused for another reason
 	"pin-blocked",    // the caller is held off after too many PIN failures
+	"pin-busy",       // under a guessing attack, too many calls waited for a PIN answer
 	"rtp-timeout",    // no audio from the caller for rtp.timeout in the IVR
 	"shutdown",       // hung up in the IVR because the bridge was stopping
 	Other,

@@ -11,7 +11,7 @@
 // Two kinds of figures are exposed:
 //
 //   - Events the app records as they happen (CallOutcome, CallRejected,
-//     PINFailure, PINAlarm, ObserveTick, AuthFailure, SourceBlocked,
+//     PINFailure, PINAlarm, PINAttack, ObserveTick, AuthFailure, SourceBlocked,
 //     RequestDropped, SetRegistration).
 //     These are cheap and do not allocate; calling them on a nil *Metrics
 //     does nothing, so code paths without metrics need no checks.
@@ -33,6 +33,7 @@
 //	calls_rejected_total{reason}          counter  calls refused before answer, by reason
 //	pin_failures_total{scope}             counter  wrong PINs; scope=group|global
 //	pin_failure_alarms_total{scope}       counter  PIN failure rate crossed limits.pin_failure_alarm; scope=bridge|group
+//	pin_attacks_total{scope}              counter  a number went past limits.pin_budget: PIN answers paced; scope=group|shared
 //	sip_auth_failures_total               counter  failed digest authentications
 //	sip_sources_blocked_total             counter  sources refused after repeated auth failures
 //	sip_requests_dropped_total{reason}    counter  untrusted requests dropped unanswered; reason=rate-limited|scanner|not-dialog-peer
@@ -105,13 +106,14 @@ type Metrics struct {
 	rejected        []prometheus.Counter
 	rejectedOutcome []prometheus.Counter
 
-	pinGroup, pinGlobal     prometheus.Counter
-	alarmGroup, alarmBridge prometheus.Counter
-	dropIdx                 map[string]int
-	dropped                 []prometheus.Counter
-	authFailures            prometheus.Counter
-	sourcesBlocked          prometheus.Counter
-	tick                    prometheus.Histogram
+	pinGroup, pinGlobal       prometheus.Counter
+	alarmGroup, alarmBridge   prometheus.Counter
+	attackGroup, attackShared prometheus.Counter
+	dropIdx                   map[string]int
+	dropped                   []prometheus.Counter
+	authFailures              prometheus.Counter
+	sourcesBlocked            prometheus.Counter
+	tick                      prometheus.Histogram
 
 	// regState is the index in registrationStates of the current state;
 	// the collector turns it into both registration gauges at scrape time,
@@ -164,6 +166,13 @@ func New() *Metrics {
 	m.alarmBridge = alarms.WithLabelValues("bridge")
 	m.alarmGroup = alarms.WithLabelValues("group")
 
+	attacks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "pin_attacks_total",
+		Help: "Times wrong PINs went past limits.pin_budget (or pin_budget_bridge) and PIN answers started to be paced: scope=group for a group's own number, shared for the shared access number (which group is in the log, not here).",
+	}, []string{"scope"})
+	m.attackGroup = attacks.WithLabelValues("group")
+	m.attackShared = attacks.WithLabelValues("shared")
+
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sip_requests_dropped_total",
 		Help: "SIP requests from untrusted sources dropped without an answer: rate-limited (over limits.source_rate) or scanner (sip.drop_scanners).",
@@ -187,7 +196,7 @@ func New() *Metrics {
 	})
 
 	m.scrape = newScrapeCollector(&m.regState)
-	reg.MustRegister(calls, rejected, pin, alarms, dropped, m.authFailures, m.sourcesBlocked, m.tick, m.scrape,
+	reg.MustRegister(calls, rejected, pin, alarms, attacks, dropped, m.authFailures, m.sourcesBlocked, m.tick, m.scrape,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -276,6 +285,20 @@ func (m *Metrics) PINAlarm(groupScoped bool) {
 		m.alarmGroup.Inc()
 	} else {
 		m.alarmBridge.Inc()
+	}
+}
+
+// PINAttack counts one start of PIN pacing in groupbridge_pin_attacks_total:
+// groupScoped for a group's own number (scope="group"), else the shared
+// access number (scope="shared").
+func (m *Metrics) PINAttack(groupScoped bool) {
+	if m == nil {
+		return
+	}
+	if groupScoped {
+		m.attackGroup.Inc()
+	} else {
+		m.attackShared.Inc()
 	}
 }
 
