@@ -282,6 +282,15 @@ type Limits struct {
 	// to that group and skips the waiting under attack (remembered as a
 	// keyed hash, in memory only); 0 turns it off.
 	KnownCallers int `yaml:"known_callers"`
+	// TCPPerSource caps the TCP and TLS connections one untrusted address
+	// (IPv6: its /64) may hold open; more are closed at once. 0 is off.
+	TCPPerSource int `yaml:"tcp_per_source"`
+	// TCPIdle closes an untrusted TCP or TLS connection that has not
+	// carried a complete SIP request this long after it was opened.
+	TCPIdle time.Duration `yaml:"tcp_idle"`
+	// TLSHandshake closes a TLS connection whose handshake has not ended
+	// this long after it was opened.
+	TLSHandshake time.Duration `yaml:"tls_handshake"`
 }
 
 // Audio is how callers' audio is cleaned up and mixed.
@@ -338,6 +347,9 @@ func Default() *Config {
 			PINBudgetBridge: 30,
 			PINQueue:        40,
 			KnownCallers:    30,
+			TCPPerSource:    20,
+			TCPIdle:         30 * time.Second,
+			TLSHandshake:    10 * time.Second,
 		},
 		DrainTimeout: 10 * time.Second,
 	}

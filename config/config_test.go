@@ -37,7 +37,8 @@ func TestDefault(t *testing.T) {
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Limits: Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour,
 			SetupPerSource: 10, SetupPerUser: 10,
-			PINBudget: 6, PINBudgetBridge: 30, PINQueue: 40, KnownCallers: 30},
+			PINBudget: 6, PINBudgetBridge: 30, PINQueue: 40, KnownCallers: 30,
+			TCPPerSource: 20, TCPIdle: 30 * time.Second, TLSHandshake: 10 * time.Second},
 		DrainTimeout: 10 * time.Second,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {

@@ -398,6 +398,10 @@ const (
 	maxPINBudget   = 600
 	maxPINQueue    = 10_000
 	maxKnownDays   = 365
+	maxTCPPerSrc   = 10_000
+	minConnTimeout = time.Second
+	maxTCPIdle     = 10 * time.Minute
+	maxHandshake   = 2 * time.Minute
 )
 
 func (v *validator) limits(l *Limits) {
@@ -433,6 +437,15 @@ func (v *validator) limits(l *Limits) {
 	}
 	if l.KnownCallers < 0 || l.KnownCallers > maxKnownDays {
 		v.add("limits.known_callers", "%d must be from 0 (off) to %d (days)", l.KnownCallers, maxKnownDays)
+	}
+	if l.TCPPerSource < 0 || l.TCPPerSource > maxTCPPerSrc {
+		v.add("limits.tcp_per_source", "%d must be from 0 (off) to %d (connections)", l.TCPPerSource, maxTCPPerSrc)
+	}
+	if l.TCPIdle < minConnTimeout || l.TCPIdle > maxTCPIdle {
+		v.add("limits.tcp_idle", "%s must be from %s to %s", shortDuration(l.TCPIdle), shortDuration(minConnTimeout), shortDuration(maxTCPIdle))
+	}
+	if l.TLSHandshake < minConnTimeout || l.TLSHandshake > maxHandshake {
+		v.add("limits.tls_handshake", "%s must be from %s to %s", shortDuration(l.TLSHandshake), shortDuration(minConnTimeout), shortDuration(maxHandshake))
 	}
 }
 

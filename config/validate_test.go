@@ -181,6 +181,12 @@ sip: {external_address: bad_host}
 			"limits.setup_per_source: -1 must be from 0 (off) to 10000 (calls)",
 			"limits.setup_per_user: 10001 must be from 0 (off) to 10000 (calls)",
 		}},
+		{"limits connections", "limits: {tcp_per_source: -1, tcp_idle: 0s, tls_handshake: 3m}\n" + okGroups, []string{
+			"limits.tcp_per_source: -1 must be from 0 (off) to 10000 (connections)",
+			"limits.tcp_idle: 0s must be from 1s to 10m",
+			"limits.tls_handshake: 3m must be from 1s to 2m",
+		}},
+		{"limits connections at their bounds", "limits: {tcp_per_source: 10000, tcp_idle: 10m, tls_handshake: 1s}\n" + okGroups, nil},
 		{"limits negative", "limits: {source_rate: -1, max_call: -1s}\n" + okGroups, []string{
 			"limits.source_rate: -1 must be from 0 (off) to 10000 (requests per second)",
 			"limits.max_call: -1s must be 0s (no limit) or from 1s to 168h",

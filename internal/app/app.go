@@ -226,6 +226,9 @@ func sipLimits(cfg *config.Config) sipua.Limits {
 		DropScanners:   cfg.SIP.DropScanners,
 		SetupPerSource: l.SetupPerSource,
 		SetupPerUser:   l.SetupPerUser,
+		TCPPerSource:   l.TCPPerSource,
+		TCPIdle:        l.TCPIdle,
+		TLSHandshake:   l.TLSHandshake,
 	}
 }
 

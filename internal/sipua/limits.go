@@ -55,6 +55,15 @@ type Limits struct {
 	SetupPerSource int
 	// SetupPerUser is the same for the calls of one sip.users account.
 	SetupPerUser int
+	// TCPPerSource caps the TCP and TLS connections one untrusted source
+	// address (IPv6: its /64) may hold open; more are closed at once. 0
+	// is no cap.
+	TCPPerSource int
+	// TCPIdle closes an untrusted connection that has not carried a
+	// complete request this long after it was accepted. 0 is off.
+	TCPIdle time.Duration
+	// TLSHandshake bounds a TLS handshake (0: a minute).
+	TLSHandshake time.Duration
 }
 
 // Reasons a request is dropped unanswered, as Events.RequestDropped (and,

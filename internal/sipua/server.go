@@ -143,6 +143,11 @@ type Server struct {
 	rateDrops, scanDrops, fullRefused, strangerDrops, setupRefused atomic.Int64
 
 	setup *setupTable // calls not yet admitted, by source and account
+	conns *connTable  // TCP and TLS connections, by source (conns.go)
+	// Connections refused or closed by the guard since the last log line
+	// of each kind, and when that was.
+	capRefused, idleClosed, handshakeClosed atomic.Int64
+	capLog, idleLog, handshakeLog           atomic.Int64
 }
 
 // boundListener is a listener as bound, with its socket's address as sipgo
@@ -218,7 +223,7 @@ func New(cfg Config) (*Server, error) {
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable()}
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable(), conns: newConnTable()}
 	s.SetLimits(cfg.Limits)
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
@@ -320,6 +325,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 		if s.screenRequest(req) || !s.wellFormed(req, tx) {
 			return
 		}
+		if reliable(req.Transport()) {
+			s.conns.proven(req.Source())
+		}
 		h(req, tx)
 	}
 }
@@ -366,13 +374,14 @@ func (s *Server) listen(l Listener) error {
 		}
 		ta := ln.Addr().(*net.TCPAddr)
 		ap := ta.AddrPort()
+		gl := s.guardListener(ln, nil)
 		s.addBound(boundListener{Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
-			sip.Addr{IP: ta.IP, Port: ta.Port}}, ln.Close)
+			sip.Addr{IP: ta.IP, Port: ta.Port}}, gl.Close)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.recoverGoroutine("tcp listener")
-			_ = s.srv.ServeTCP(ln)
+			_ = s.srv.ServeTCP(gl)
 		}()
 	case "tls":
 		if s.cfg.TLS == nil {
@@ -384,9 +393,11 @@ func (s *Server) listen(l Listener) error {
 		}
 		ta := ln.Addr().(*net.TCPAddr)
 		ap := ta.AddrPort()
+		// The guard does the handshake (with its deadline) before sipgo
+		// sees the connection.
+		tl := s.guardListener(ln, serverTLS(s.cfg.TLS))
 		s.addBound(boundListener{Listener{"tls", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
-			sip.Addr{IP: ta.IP, Port: ta.Port}}, ln.Close)
-		tl := tls.NewListener(ln, serverTLS(s.cfg.TLS))
+			sip.Addr{IP: ta.IP, Port: ta.Port}}, tl.Close)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

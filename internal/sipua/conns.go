@@ -1,0 +1,293 @@
+package sipua
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connections. A TCP or TLS connection costs a descriptor and a goroutine
+// for as long as it is open, and sipgo keeps one open for as long as the
+// peer does: 200 idle TCP connections and 50 TLS ones that never finished
+// their handshake stayed open for minutes. So every accepted connection
+// goes through a guardedListener first:
+//   - an untrusted source (IPv6: its /64) may hold Limits.TCPPerSource
+//     connections at once, over TCP and TLS together; more are closed at
+//     once, before any byte is read;
+//   - a TLS handshake must end within Limits.TLSHandshake, before the
+//     connection is handed to sipgo;
+//   - an untrusted connection that has not carried a complete request
+//     within Limits.TCPIdle of its accept is closed. One that has is the
+//     peer's (its calls' BYEs go back on it) and stays as long as the peer
+//     keeps it.
+// Trusted sources are neither capped nor timed out: the PBX carries
+// everyone's calls.
+
+// connTable counts the open connections per source and finds a connection
+// by its remote address, as sipgo gives it in a request's Source.
+type connTable struct {
+	mu       sync.Mutex
+	bySource map[netip.Prefix]int
+	byRemote map[string]*guardedConn
+}
+
+func newConnTable() *connTable {
+	return &connTable{bySource: map[netip.Prefix]int{}, byRemote: map[string]*guardedConn{}}
+}
+
+// add counts a connection of an untrusted source, unless the source holds
+// max already (max 0: no cap).
+func (t *connTable) add(key netip.Prefix, max int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if max > 0 && t.bySource[key] >= max {
+		return false
+	}
+	t.bySource[key]++
+	return true
+}
+
+func (t *connTable) track(c *guardedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.byRemote[c.remote] = c
+}
+
+func (t *connTable) remove(c *guardedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byRemote[c.remote] == c {
+		delete(t.byRemote, c.remote)
+	}
+	if c.counted {
+		if t.bySource[c.key]--; t.bySource[c.key] <= 0 {
+			delete(t.bySource, c.key)
+		}
+	}
+}
+
+// proven marks the connection from remote as having carried a complete
+// request: the idle timeout no longer applies to it.
+func (t *connTable) proven(remote string) {
+	t.mu.Lock()
+	c := t.byRemote[remote]
+	t.mu.Unlock()
+	if c != nil {
+		c.prove()
+	}
+}
+
+// size returns the open connections and the sources counted.
+func (t *connTable) size() (conns, sources int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byRemote), len(t.bySource)
+}
+
+// guardedConn is an accepted connection under the idle timeout until it
+// carries a complete request.
+type guardedConn struct {
+	net.Conn
+	t       *connTable
+	s       *Server
+	remote  string
+	key     netip.Prefix
+	counted bool // in t.bySource
+
+	mu        sync.Mutex
+	idleUntil time.Time // zero once proven, and for trusted sources
+	closeOnce sync.Once
+}
+
+// Read applies the idle deadline until the connection is proven. A read
+// that hits it ends the connection as if the peer had closed it, so sipgo
+// closes it without logging an error for each.
+func (c *guardedConn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	until := c.idleUntil
+	if !until.IsZero() {
+		_ = c.Conn.SetReadDeadline(until)
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(b)
+	if err != nil && !until.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.mu.Lock()
+		idle := !c.idleUntil.IsZero()
+		c.mu.Unlock()
+		if idle {
+			c.s.connClosed(&c.s.idleLog, &c.s.idleClosed, "SIP connection closed: no complete request within limits.tcp_idle", c.key)
+			return n, io.EOF
+		}
+	}
+	return n, err
+}
+
+// prove lifts the idle deadline, from any goroutine: a Read blocked on it
+// is released from it at once.
+func (c *guardedConn) prove() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idleUntil.IsZero() {
+		return
+	}
+	c.idleUntil = time.Time{}
+	_ = c.Conn.SetReadDeadline(time.Time{})
+}
+
+func (c *guardedConn) Close() error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		c.t.remove(c)
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// maxHandshake bounds a TLS handshake when Limits.TLSHandshake is off: a
+// trusted peer's handshake must end too.
+const maxHandshake = time.Minute
+
+// guardedListener hands sipgo the connections that pass the checks above.
+// Accepting, and the TLS handshakes, run in goroutines of their own, so a
+// slow or silent client never holds up the next one.
+type guardedListener struct {
+	net.Listener
+	s     *Server
+	tls   *tls.Config // nil for TCP
+	ready chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (s *Server) guardListener(inner net.Listener, tlsCfg *tls.Config) *guardedListener {
+	l := &guardedListener{Listener: inner, s: s, tls: tlsCfg, ready: make(chan net.Conn), done: make(chan struct{})}
+	s.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+// Accept returns the next connection that passed, or net.ErrClosed once
+// the listener is closed.
+func (l *guardedListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *guardedListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func (l *guardedListener) acceptLoop() {
+	defer l.s.wg.Done()
+	defer l.s.recoverGoroutine("connection guard")
+	backoff := 5 * time.Millisecond
+	for {
+		raw, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				_ = l.Close()
+				return
+			}
+			// Out of descriptors, most likely: wait, as net/http does.
+			l.s.log.Warn("SIP accept failed", "error", err)
+			select {
+			case <-time.After(backoff):
+			case <-l.done:
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		if c := l.admit(raw); c != nil {
+			l.s.wg.Add(1)
+			go l.finish(c)
+		}
+	}
+}
+
+// admit counts a new connection and wraps it, or closes it at once when
+// its source holds the most it may.
+func (l *guardedListener) admit(raw net.Conn) *guardedConn {
+	ap, err := netip.ParseAddrPort(raw.RemoteAddr().String())
+	if err != nil {
+		_ = raw.Close()
+		return nil
+	}
+	src := ap.Addr().Unmap()
+	lim := l.s.limits.Load()
+	c := &guardedConn{Conn: raw, t: l.s.conns, s: l.s, remote: raw.RemoteAddr().String(), key: sourceKey(src)}
+	if !l.s.gate.trustedSource(src) {
+		if !l.s.conns.add(c.key, lim.TCPPerSource) {
+			_ = raw.Close()
+			l.s.connClosed(&l.s.capLog, &l.s.capRefused, "SIP connection refused: limits.tcp_per_source reached", c.key)
+			return nil
+		}
+		c.counted = true
+		if lim.TCPIdle > 0 {
+			c.idleUntil = time.Now().Add(lim.TCPIdle)
+		}
+	}
+	l.s.conns.track(c)
+	return c
+}
+
+// finish does the TLS handshake, within Limits.TLSHandshake, and hands the
+// connection to Accept.
+func (l *guardedListener) finish(c *guardedConn) {
+	defer l.s.wg.Done()
+	defer l.s.recoverGoroutine("connection handshake")
+	var conn net.Conn = c
+	if l.tls != nil {
+		tc := tls.Server(c, l.tls)
+		d := l.s.limits.Load().TLSHandshake
+		if d <= 0 {
+			d = maxHandshake
+		}
+		ctx, cancel := context.WithTimeout(l.s.ctx, d)
+		err := tc.HandshakeContext(ctx)
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err != nil {
+			_ = tc.Close()
+			_ = c.Close()
+			if timedOut {
+				l.s.connClosed(&l.s.handshakeLog, &l.s.handshakeClosed, "SIP connection closed: TLS handshake not done within limits.tls_handshake", c.key)
+			}
+			return
+		}
+		conn = tc
+	}
+	select {
+	case l.ready <- conn:
+	case <-l.done:
+		_ = conn.Close()
+	}
+}
+
+// connClosed counts a connection refused or closed by the guard, and logs
+// such closes at most once a minute per kind.
+func (s *Server) connClosed(last, n *atomic.Int64, msg string, key netip.Prefix) {
+	n.Add(1)
+	now := time.Now().UnixNano()
+	if l := last.Load(); now-l > int64(time.Minute) && last.CompareAndSwap(l, now) {
+		s.log.Warn(msg, "source", key.String(), "closed", n.Swap(0))
+	}
+}
