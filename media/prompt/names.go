@@ -37,6 +37,9 @@ const (
 	FacilitatorJoined = "facilitator_joined"
 	// FacilitatorLeft: "The facilitator has left. The session will end soon unless they return."
 	FacilitatorLeft = "facilitator_left"
+	// FacilitatorGone: "The facilitator has left." (peer-led rooms, which
+	// go on without one)
+	FacilitatorGone = "facilitator_gone"
 	// FacilitatorOnly: "That key is for the facilitator."
 	FacilitatorOnly = "facilitator_only"
 	// EveryoneMuted: "The facilitator has muted everyone."

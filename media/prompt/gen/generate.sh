@@ -15,9 +15,10 @@
 #   ONLY=name     regenerate that one prompt in place, leaving the others
 #                 (and hold_music.wav) as committed.
 #
-# please_hold.wav was made with `VOICE=espeak ONLY=please_hold` (espeak-ng
-# 1.51 and sox from Debian 12; festvox-us-slt-hts was not available), so it
-# is the one prompt in another voice until the next full run.
+# please_hold.wav was made with `VOICE=espeak ONLY=please_hold` and
+# facilitator_gone.wav with `VOICE=espeak ONLY=facilitator_gone` (espeak-ng
+# 1.51 and sox from Debian 12; festvox-us-slt-hts was not available), so
+# they are the prompts in another voice until the next full run.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
