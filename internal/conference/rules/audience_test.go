@@ -87,13 +87,15 @@ func TestConfigDefaults(t *testing.T) {
 		ShareLimit: DefaultShareLimit, RejoinWindow: DefaultRejoinWindow, StarTimeout: DefaultStarTimeout,
 		MenuTimeout: DefaultMenuTimeout, AnnounceEvery: DefaultAnnounceEvery, FloorGrace: DefaultFloorGrace,
 		TalkReminderAfter: DefaultTalkReminderAfter, ReminderEvery: DefaultReminderEvery,
+		OpenTalkAfter: DefaultOpenTalkAfter,
 	}
 	if got != want {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
 	// Set timings are kept.
 	custom := Config{LedBy: LedByFacilitator, MaxMembers: 5, ShareLimit: mn, EndGrace: sec, RejoinWindow: 1,
-		StarTimeout: 2, MenuTimeout: 3, AnnounceEvery: 4, FloorGrace: 5, TalkReminderAfter: 6, ReminderEvery: 7}
+		StarTimeout: 2, MenuTimeout: 3, AnnounceEvery: 4, FloorGrace: 5, TalkReminderAfter: 6, ReminderEvery: 7,
+		OpenTalkAfter: 8}
 	if got := custom.withDefaults(); got != custom {
 		t.Errorf("custom %+v changed to %+v", custom, got)
 	}

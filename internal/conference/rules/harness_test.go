@@ -430,6 +430,9 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 	if s.lobby && s.facs > 0 {
 		t.Errorf("%s: lobby with a facilitator present", label)
 	}
+	if !s.openAt.IsZero() && (s.facLed || s.facs > 0) {
+		t.Errorf("%s: return to open talk pending with facilitator-led %v, %d facilitators", label, s.facLed, s.facs)
+	}
 	// The deadline bound is never late, and NextDeadline is exact.
 	exact, ok := s.earliest()
 	if ok && (!s.hasNext || s.next.After(exact)) {

@@ -1,7 +1,8 @@
 // Package rules is the pure state machine of one group's session: seats,
 // roles, mutes, lecture mode, the floor, raised hands, the lobby and
-// waiting, removal, the lock, the share timer, facilitator presence with its
-// grace period, and rejoin after a dropped call.
+// waiting, removal, the lock, the share timer, facilitator presence (the
+// grace of a facilitator-led session, the return to open talk of a
+// peer-led one), and rejoin after a dropped call.
 //
 // It has no goroutines, no I/O and no audio, and it never reads a clock:
 // every call carries the time it happens at. It answers with Effects that
@@ -91,7 +92,9 @@ const (
 	// facilitator joins, and the session ends EndGrace after the last
 	// facilitator leaves.
 	LedByFacilitator = "facilitator"
-	// LedByPeer: the room starts at once and goes on without a facilitator.
+	// LedByPeer: the room starts at once and goes on without a facilitator;
+	// OpenTalkAfter the last one leaves, what only a facilitator could undo
+	// is undone (see Session.Leave).
 	LedByPeer = "peer"
 )
 
@@ -105,6 +108,7 @@ const (
 	DefaultFloorGrace        = 30 * time.Second
 	DefaultTalkReminderAfter = 2 * time.Second
 	DefaultReminderEvery     = time.Minute
+	DefaultOpenTalkAfter     = time.Minute
 )
 
 // Config is the part of a group's configuration a session follows, plus the
@@ -144,6 +148,9 @@ type Config struct {
 	TalkReminderAfter time.Duration
 	// ReminderEvery: at most one reminder per caller per this period.
 	ReminderEvery time.Duration
+	// OpenTalkAfter: a peer-led session whose last facilitator left and
+	// none came back within it returns to open talk.
+	OpenTalkAfter time.Duration
 }
 
 // withDefaults fills zero and negative timings.
@@ -161,6 +168,7 @@ func (c Config) withDefaults() Config {
 	def(&c.FloorGrace, DefaultFloorGrace)
 	def(&c.TalkReminderAfter, DefaultTalkReminderAfter)
 	def(&c.ReminderEvery, DefaultReminderEvery)
+	def(&c.OpenTalkAfter, DefaultOpenTalkAfter)
 	if c.EndGrace < 0 {
 		c.EndGrace = 0
 	}

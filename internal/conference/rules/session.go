@@ -91,6 +91,7 @@ type Session struct {
 	chimeAt    time.Time
 	floorEndAt time.Time
 	graceAt    time.Time // facilitator-led: end then unless one returns
+	openAt     time.Time // peer-led: back to open talk then unless one returns
 
 	removed map[string]struct{}
 	rejoin  map[string]memo
@@ -229,12 +230,13 @@ func (s *Session) NextDeadline() (time.Time, bool) {
 }
 
 // Tick fires every timer due at now: star and menu timeouts, lobby and
-// waiting announcements, muted-talker reminders, the share timer, and the
-// facilitator grace. The other methods run due timers too (Join, Key and
-// Talking before their event, Leave right after taking the caller out), so
-// a late Tick never lets an event overtake an expired timer. Cheap when
-// nothing is due: no allocation, and no scan of the callers unless a timer
-// was cancelled since the last one.
+// waiting announcements, muted-talker reminders, the share timer, the
+// facilitator grace, and a peer-led session's return to open talk. The
+// other methods run due timers too (Join, Key and Talking before their
+// event, Leave right after taking the caller out), so a late Tick never
+// lets an event overtake an expired timer. Cheap when nothing is due: no
+// allocation, and no scan of the callers unless a timer was cancelled
+// since the last one.
 func (s *Session) Tick(now time.Time) []Effect {
 	return s.advance(now)
 }
@@ -362,8 +364,13 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 // facilitatorArrived is what a facilitator's arrival (seat, now counted in
 // s.facs) changes: the first one ends the lobby, bringing lobby members into
 // the room; one arriving during the grace cancels it and the room, but seat,
-// hears "The facilitator has joined".
+// hears "The facilitator has joined". In a peer-led session it cancels a
+// pending return to open talk, silently: nobody was told it was coming.
 func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Effect {
+	if !s.openAt.IsZero() {
+		s.openAt = time.Time{}
+		s.dirty = true
+	}
 	if s.lobby {
 		s.lobby = false
 		for _, o := range s.live {
@@ -388,6 +395,20 @@ func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Ef
 // room hears a leave chime, and in a facilitator-led session the last
 // facilitator leaving starts the grace: the room hears "The facilitator has
 // left ..." and the session ends EndGrace later unless a facilitator joins.
+//
+// In a peer-led session the last facilitator leaving starts OpenTalkAfter,
+// silently (a dropped call is often back within it): unless a facilitator
+// joins or is made before it runs out, the session returns to open talk,
+// undoing what nobody left could undo. Lecture mode goes off, the floor is
+// cleared, the lock is lifted, and facilitator mutes become self-mutes (of
+// the callers present and of those remembered for rejoin). Callers in the
+// room hear "The facilitator has left. Everyone may speak now.", followed
+// for a caller whose mute was converted by "You are muted. Press star 6 to
+// unmute."; callers in waiting stay there and hear "The facilitator has
+// left." That is said only when something was undone or someone is
+// waiting. The share timer, raised hands and waiting placements are kept,
+// and a facilitator who joins later finds the room as it is then.
+//
 // When no caller is left (other than ones being hung up) the session is
 // Ended, with no effects.
 //
@@ -437,13 +458,61 @@ func (s *Session) leave(seat int, now time.Time) []Effect {
 		return out
 	}
 	out = s.chime(out, ChimeLeave, c.seat)
-	if s.facLed && c.role == Facilitator && s.facs == 0 && !s.lobby {
+	if c.role != Facilitator || s.facs > 0 {
+		return out
+	}
+	switch {
+	case !s.facLed:
+		s.openAt = now.Add(s.cfg.OpenTalkAfter)
+		s.schedule(s.openAt)
+	case !s.lobby:
 		if s.cfg.EndGrace <= 0 {
 			return append(out, s.end(ReasonGraceExpired)...)
 		}
 		out = s.sayRoom(out, 0, prompt.FacilitatorLeft)
 		s.graceAt = now.Add(s.cfg.EndGrace)
 		s.schedule(s.graceAt)
+	}
+	return out
+}
+
+// openTalk returns a peer-led session without a facilitator to open talk
+// (see Leave).
+func (s *Session) openTalk(out []Effect, now time.Time) []Effect {
+	s.openAt = time.Time{}
+	s.dirty = true
+	undone := s.lecture || s.locked || s.floor != 0
+	s.lecture, s.locked = false, false
+	if s.floor != 0 {
+		s.setFloor(0, now)
+	}
+	var converted []*caller
+	for _, c := range s.live {
+		if c.facMuted && !c.departing {
+			c.facMuted, c.selfMuted = false, true
+			converted = append(converted, c)
+		}
+	}
+	for id, m := range s.rejoin {
+		if m.facMuted {
+			m.facMuted, m.selfMuted = false, true
+			s.rejoin[id] = m
+		}
+	}
+	undone = undone || len(converted) > 0
+	s.refreshAll(now)
+	for _, c := range s.live {
+		switch {
+		case c.departing:
+		case c.placement == Waiting:
+			out = append(out, say(c.seat, false, prompt.FacilitatorGone))
+		case c.placement == InRoom && undone:
+			phrase := []string{prompt.FacilitatorGone, prompt.EveryoneMaySpeak}
+			if slices.Contains(converted, c) {
+				phrase = append(phrase, prompt.ReminderUnmute)
+			}
+			out = append(out, say(c.seat, false, phrase...))
+		}
 	}
 	return out
 }
@@ -566,6 +635,9 @@ func (s *Session) earliest() (time.Time, bool) {
 	if !s.graceAt.IsZero() {
 		consider(s.graceAt)
 	}
+	if !s.openAt.IsZero() {
+		consider(s.openAt)
+	}
 	if !s.chimeAt.IsZero() {
 		consider(s.chimeAt)
 	}
@@ -598,6 +670,9 @@ func (s *Session) advance(now time.Time) []Effect {
 		return s.end(ReasonGraceExpired)
 	}
 	var out []Effect
+	if !s.openAt.IsZero() && !now.Before(s.openAt) {
+		out = s.openTalk(out, now)
+	}
 	if s.floor != 0 {
 		if !s.chimeAt.IsZero() && !now.Before(s.chimeAt) {
 			s.chimeAt = time.Time{}
@@ -651,7 +726,7 @@ func (s *Session) forget(now time.Time) {
 // finish marks the session over with nobody left to tell.
 func (s *Session) finish() {
 	s.ended = true
-	s.graceAt, s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}, time.Time{}
+	s.graceAt, s.openAt, s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	s.hasNext, s.dirty = false, false
 	s.floor, s.hands = 0, nil
 	for _, c := range s.live {
