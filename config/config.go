@@ -153,8 +153,13 @@ type RTP struct {
 	// nothing for a long time.
 	HoldTimeout time.Duration `yaml:"hold_timeout"`
 	// SRTP is when media is encrypted (SDES, AES_CM_128_HMAC_SHA1_80):
-	// SRTPOff, SRTPOffer or SRTPRequire.
+	// SRTPOff, SRTPOffer or SRTPRequire. The keys travel in the SDP, so
+	// they are taken and given only over SIP on TLS.
 	SRTP string `yaml:"srtp"`
+	// SRTPOverUDP lets SRTP keys travel over UDP and TCP SIP too, in
+	// clear: anyone on the path can read them and decrypt those calls.
+	// Only for a network path the operator trusts.
+	SRTPOverUDP bool `yaml:"srtp_over_udp"`
 }
 
 // rtp.srtp values.

@@ -72,7 +72,10 @@ func TestTLSAndSRTPRules(t *testing.T) {
 			`sip.listen[1]: "tls:127.0.0.1:5061" takes the TCP port of sip.listen[0]`}},
 		{"udp and tls on one port", `sip: {listen: ["udp:127.0.0.1:5061", "tls:127.0.0.1:5061"], tls: {cert: $TMP/cert.pem, key: $TMP/key.pem}}`, nil},
 		{"srtp off", "rtp: {srtp: off}", nil},
-		{"srtp require", "rtp: {srtp: require}", nil},
+		{"srtp require without tls", "rtp: {srtp: require}", []string{
+			"rtp.srtp: require needs a tls: listener in sip.listen: SRTP keys travel in the SDP, which is in clear over udp and tcp (rtp.srtp_over_udp: true allows it anyway, exposing the keys)"}},
+		{"srtp require over udp allowed", "rtp: {srtp: require, srtp_over_udp: true}", nil},
+		{"srtp require with tls", tlsListen + `, tls: {cert: $TMP/cert.pem, key: $TMP/key.pem}}` + "\nrtp: {srtp: require}", nil},
 		{"srtp bad", "rtp: {srtp: sometimes}", []string{`rtp.srtp: "sometimes" must be off, offer or require`}},
 	}
 	for _, tt := range tests {

@@ -50,6 +50,7 @@ func (c *Config) Validate() error {
 	var v validator
 	v.sip(&c.SIP)
 	v.rtp(&c.RTP)
+	v.srtpTransport(c)
 	v.audio(&c.Audio)
 	if f := c.Log.Format; f != LogFormatText && f != LogFormatJSON {
 		v.add("log.format", "%s must be text or json", quote(f))
@@ -62,6 +63,21 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return v.errs
+}
+
+// srtpTransport refuses rtp.srtp: require without a tls: listener: SDES
+// keys in SDP over UDP or TCP can be read on the path, and the bridge
+// takes them over TLS only unless rtp.srtp_over_udp says otherwise.
+func (v *validator) srtpTransport(c *Config) {
+	if c.RTP.SRTP != SRTPRequire || c.RTP.SRTPOverUDP {
+		return
+	}
+	for _, l := range c.SIP.Listeners() {
+		if l.Transport == "tls" {
+			return
+		}
+	}
+	v.add("rtp.srtp", "require needs a tls: listener in sip.listen: SRTP keys travel in the SDP, which is in clear over udp and tcp (rtp.srtp_over_udp: true allows it anyway, exposing the keys)")
 }
 
 // Bounds of the audio settings: a jitter buffer under 10 ms cannot absorb

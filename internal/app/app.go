@@ -192,6 +192,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
 		SRTP:                 srtpMode,
+		SRTPOverUDP:          cfg.RTP.SRTPOverUDP,
 		TLS:                  tlsCfg,
 		Limits:               sipLimits(cfg),
 		Events: sipua.Events{
@@ -541,6 +542,9 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if running.RTP.SRTP != next.RTP.SRTP {
 		keys = append(keys, "rtp.srtp")
+	}
+	if running.RTP.SRTPOverUDP != next.RTP.SRTPOverUDP {
+		keys = append(keys, "rtp.srtp_over_udp")
 	}
 	if !reflect.DeepEqual(running.SIP.TLS, next.SIP.TLS) {
 		keys = append(keys, "sip.tls")

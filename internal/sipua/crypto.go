@@ -129,6 +129,68 @@ func newSRTPKey() ([]byte, error) {
 	return k, nil
 }
 
+// SDES keys travel in the SDP, in clear unless SIP runs over TLS: anyone on
+// the path of a UDP or TCP offer can read them and decrypt the call. So
+// a=crypto is taken only from offers that came over TLS, unless
+// Config.SRTPOverUDP says otherwise (rtp.srtp_over_udp).
+
+// errSRTPNeedsTLS refuses an offer under SRTPRequire that did not come over
+// TLS.
+var errSRTPNeedsTLS = fmt.Errorf("%w: SRTP keys over TLS only, and rtp.srtp is require", ErrNoSRTP)
+
+// srtpFor returns the SRTP policy for an offer that came over transport:
+// the configured one over TLS (or with SRTPOverUDP); elsewhere SRTPOff for
+// SRTPOffer (plain RTP, or 488 to an offer of SRTP only), and
+// errSRTPNeedsTLS for SRTPRequire.
+func (s *Server) srtpFor(transport string) (SRTPMode, error) {
+	mode := s.cfg.SRTP
+	switch {
+	case mode == SRTPOff || s.cfg.SRTPOverUDP || strings.EqualFold(transport, "tls"):
+		return mode, nil
+	case mode == SRTPRequire:
+		return mode, errSRTPNeedsTLS
+	}
+	return SRTPOff, nil
+}
+
+// parseOffer reads an offer that came over transport under srtpFor's
+// policy.
+func (s *Server) parseOffer(body []byte, transport string) (Media, error) {
+	mode, err := s.srtpFor(transport)
+	if err != nil {
+		return Media{DTMFPT: -1}, err
+	}
+	m, err := ParseOfferSRTP(body, mode)
+	if err != nil && mode != s.cfg.SRTP && errors.Is(err, ErrNoSRTP) {
+		err = fmt.Errorf("%w: SRTP keys over TLS only, and only SRTP was offered over %s", ErrNoSRTP, strings.ToLower(transport))
+	}
+	return m, err
+}
+
+// warnSRTP says at start what the SRTP policy and the listeners mean for
+// keys on the wire.
+func (s *Server) warnSRTP() {
+	if s.cfg.SRTP == SRTPOff {
+		return
+	}
+	var tls, clear bool
+	for _, l := range s.cfg.Listeners {
+		if l.Transport == "tls" {
+			tls = true
+		} else {
+			clear = true
+		}
+	}
+	switch {
+	case clear && s.cfg.SRTPOverUDP:
+		s.log.Warn("SRTP keys are exchanged in clear over udp/tcp SIP: anyone on the path can decrypt those calls",
+			"key", "rtp.srtp_over_udp", "srtp", s.cfg.SRTP.String())
+	case !tls:
+		s.log.Warn("SRTP needs SIP over TLS (a tls: listener in sip.listen): no call will be encrypted",
+			"key", "rtp.srtp", "srtp", s.cfg.SRTP.String())
+	}
+}
+
 // ParseSRTPMode reads an rtp.srtp value: "off", "offer" or "require".
 func ParseSRTPMode(s string) (SRTPMode, error) {
 	switch s {

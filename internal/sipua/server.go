@@ -83,8 +83,11 @@ type Config struct {
 	// Register, when set, registers the server to a PBX as an extension.
 	Register *Register
 	// SRTP is when calls are encrypted (SDES); the zero value is
-	// SRTPOffer: SRTP when the caller offers it.
+	// SRTPOffer: SRTP when the caller offers it. Keys are taken and given
+	// only over TLS (crypto.go).
 	SRTP SRTPMode
+	// SRTPOverUDP lets SDES keys travel over UDP and TCP SIP, in clear.
+	SRTPOverUDP bool
 	// TLS serves the listeners of transport "tls"; required when there
 	// are any. It needs at least one certificate; TLS 1.2 is the least
 	// version accepted whatever it says.
@@ -225,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable(), conns: newConnTable()}
 	s.SetLimits(cfg.Limits)
+	s.warnSRTP()
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
 			cancel()
@@ -652,16 +656,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	body := req.Body()
 	late := len(body) == 0
 	var offer Media
-	if !late {
-		// inspect refused a body that is not SDP (415).
-		var err error
-		offer, err = ParseOfferSRTP(body, s.cfg.SRTP)
-		if err != nil {
-			hold.release()
-			s.log.Info("call rejected", "reason", "sdp", "error", err)
-			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
-			return
-		}
+	// inspect refused a body that is not SDP (415). A late offer under
+	// rtp.srtp require is refused the same way when our offer's key could
+	// not travel over TLS.
+	_, err = s.srtpFor(req.Transport())
+	if err == nil && !late {
+		offer, err = s.parseOffer(body, req.Transport())
+	}
+	if err != nil {
+		hold.release()
+		s.log.Info("call rejected", "reason", "sdp", "error", err)
+		s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		return
 	}
 
 	call, err := s.newCall(req, tx, late, user)
@@ -1160,12 +1166,13 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	body := req.Body()
 	late := len(body) == 0
 	var offer Media
-	if !late {
-		var err error
-		if offer, err = ParseOfferSRTP(body, s.cfg.SRTP); err != nil {
-			s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
-			return
-		}
+	_, err := s.srtpFor(req.Transport())
+	if err == nil && !late {
+		offer, err = s.parseOffer(body, req.Transport())
+	}
+	if err != nil {
+		s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		return
 	}
 	if ct := req.Contact(); ct != nil {
 		c.mu.Lock()
