@@ -26,7 +26,7 @@
 // Digits go as RFC 4733 events (DigitRFC4733), SIP INFO with
 // application/dtmf-relay or application/dtmf bodies (DigitInfoRelay,
 // DigitInfo) or in-band dual tones (DigitInband), covering the phones in
-// the field notes. Hold and Resume send re-INVITEs with a=sendonly and
+// docs/ARCHITECTURE.md, "Real SIP peers". Hold and Resume send re-INVITEs with a=sendonly and
 // a=sendrecv. DialAsync and Attempt.Cancel exercise CANCEL before answer.
 //
 // Config.Transport "tls" calls over TLS (Config.TLSConfig says which

@@ -167,8 +167,8 @@ const (
 	admitProbation                  // a candidate source still on probation
 )
 
-// latch decides which source address a stream accepts (DESIGN.md,
-// "Latching"). The SDP address is trusted at once. Another source is
+// latch decides which source address a stream accepts
+// (docs/DECISIONS.md, D3). The SDP address is trusted at once. Another source is
 // considered only when the current one has been silent for a second (or
 // has never sent, as when a NAT rewrote the caller's address), and is
 // latched after probationPackets consecutive in-sequence packets with one

@@ -4,7 +4,7 @@
 // because that is what PBXs and carriers expect and what makes latching
 // safe. The sockets are not read by a goroutine per call: at 20 ms pacing a
 // goroutine wake-up per packet costs more than the packet itself (see
-// FIELD-NOTES.md). Instead a few poller goroutines each own an epoll
+// docs/DECISIONS.md, D1). Instead a few poller goroutines each own an epoll
 // instance and, every 2 ms, read every socket that is readable (see poller
 // for why they never block in epoll_wait). Received audio is checked
 // against the latched source, decoded from G.711 and placed in the

@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// TestWhoIsHeard walks DESIGN.md's table of who is heard row by row: each
+// TestWhoIsHeard walks docs/ARCHITECTURE.md, "Who is heard", row by row: each
 // condition set by its owner and cleared by its owner, for both roles.
 func TestWhoIsHeard(t *testing.T) {
 	// Seats: 1 facilitator, 2 member, 3 facilitator, 4 member.

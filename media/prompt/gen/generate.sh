@@ -7,7 +7,7 @@
 # at: 8 kHz mono 16-bit signed PCM WAV.
 #
 # Voice: festival with Debian's HTS voice, which sounds far calmer and more
-# natural than espeak-ng's formant voice (see DESIGN.md "Audio decisions").
+# natural than espeak-ng's formant voice (see docs/DECISIONS.md, D15).
 #
 # Environment:
 #   VOICE=espeak  synthesize with espeak-ng (US English, female variant,
