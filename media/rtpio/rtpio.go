@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package rtpio carries RTP audio over UDP for thousands of calls at once.
 //
 // Each call gets its own port pair (RTP on an even port P, RTCP on P+1),
