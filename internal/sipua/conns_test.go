@@ -249,12 +249,9 @@ func TestConnectionCapPerSource(t *testing.T) {
 	}
 }
 
-
 // poll waits until cond holds or d passes; the test's own checks follow.
 func poll(d time.Duration, cond func() bool) {
 	for deadline := time.Now().Add(d); !cond() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-
