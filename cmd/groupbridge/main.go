@@ -152,8 +152,11 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
-			warnFileMode(args[0], func(w string) { fmt.Fprintln(stderr, "warning:", w) })
+			warn := func(w string) { fmt.Fprintln(stderr, "warning:", w) }
+			warnFileMode(args[0], warn)
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
+			// Warnings, not errors: short PINs are the operator's choice.
+			reportPINs(cfg, stdout, warn)
 			return nil
 		},
 	}, &cobra.Command{

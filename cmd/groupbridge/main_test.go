@@ -129,7 +129,9 @@ func TestConfigCheckWarnsOnReadableFile(t *testing.T) {
 			t.Errorf("%04o: exit %d, stdout %q", row.mode, code, out)
 		}
 		warned := strings.Contains(errOut, "warning: "+file+" is readable by every user")
-		if warned != row.warn || (!row.warn && errOut != "") {
+		// The demo's 4-digit member PIN adds its own warning
+		// (TestConfigCheckPINGuessing); only the file mode matters here.
+		if warned != row.warn || (!row.warn && strings.Contains(errOut, "readable")) {
 			t.Errorf("%04o: stderr %q, want a warning: %v", row.mode, errOut, row.warn)
 		}
 		if strings.Contains(errOut, "1234") || strings.Contains(errOut, "654321") {
@@ -169,5 +171,69 @@ func TestServeWarnsOnReadableFile(t *testing.T) {
 		if p.err != nil {
 			t.Errorf("%04o: exit %v", row.mode, p.err)
 		}
+	}
+}
+
+// config check prints the expected time to guess a PIN from each number
+// at limits.pin_budget and warns, by key and never by value, about PINs
+// to lengthen when a number holds under 30 days; warnings keep exit 0.
+func TestConfigCheckPINGuessing(t *testing.T) {
+	dir := t.TempDir()
+	three := ""
+	for i, p := range [][2]string{{"482193", "917355"}, {"503817", "226491"}, {"771502", "390648"}} {
+		three += fmt.Sprintf("  - {name: G%d, member_pin: %q, facilitator_pin: %q, led_by: peer}\n", i, p[0], p[1])
+	}
+	tests := []struct {
+		name     string
+		yaml     string
+		out      []string
+		warn     []string
+		noWarn   bool
+		mustNotC []string
+	}{
+		{"the demo: a 4-digit member PIN", string(config.EmbeddedYAML()),
+			[]string{"at limits.pin_budget 6 wrong PINs a minute", "the shared access number (any number no group claims), 2 PINs: 13.9 hours"},
+			[]string{"warning: PINs reachable from the shared access number (any number no group claims) can be guessed in 13.9 hours on average (under 30 days): lengthen groups[0].member_pin to 6 digits or more"},
+			false, []string{"1234", "654321"}},
+		{"6-digit PINs on the group's own number", "groups:\n  - {name: A, number: \"1001\", member_pin: \"482193\", facilitator_pin: \"917355\", led_by: peer}\n",
+			[]string{"the shared access number (any number no group claims), 2 PINs: 38.6 days", "groups[0].number, 2 PINs: 38.6 days"},
+			nil, true, []string{"482193", "917355"}},
+		{"three groups of 6-digit PINs on the shared number", "groups:\n" + three,
+			[]string{"6 PINs: 16.5 days"},
+			[]string{"lengthen groups[0].member_pin, groups[0].facilitator_pin, groups[1].member_pin, groups[1].facilitator_pin, groups[2].member_pin, groups[2].facilitator_pin to 7 digits or more"},
+			false, []string{"482193", "390648"}},
+		{"the same at a budget of 1 a minute", "limits: {pin_budget: 1}\ngroups:\n" + three,
+			[]string{"at limits.pin_budget 1 wrong PINs a minute", "6 PINs: 99.2 days"},
+			nil, true, nil},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+			if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, code := run("config", "check", file)
+			if code != 0 {
+				t.Fatalf("exit %d, want 0 (warnings are not errors)\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			for _, w := range tc.out {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.warn {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			if tc.noWarn && strings.Contains(errOut, "warning: PINs") {
+				t.Errorf("warned about PINs that hold over 30 days:\n%s", errOut)
+			}
+			for _, s := range tc.mustNotC {
+				if strings.Contains(out+errOut, s) {
+					t.Errorf("output shows the PIN %q", s)
+				}
+			}
+		})
 	}
 }
