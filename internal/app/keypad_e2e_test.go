@@ -226,3 +226,78 @@ func TestRemovedCallerCannotRejoin(t *testing.T) {
 	}
 	logs.waitCount(t, 5*time.Second, 1, "call not admitted", "outcome", "removed")
 }
+
+// Issue 11.1: the chair of a peer-led meeting turns lecture mode on and
+// hangs up. Nobody left can turn it off, so the bridge does, a minute
+// later (the chair may call back within it): a member's tone reaches
+// another member again within 65 s of the hang-up. Waits in real time.
+func TestPeerChairDropsDuringLecture(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	phones := joinRoom(t, a, logs, 1000071, "654321", "1234", "1234")
+	f, m, l := phones[0], phones[1], phones[2]
+	m.SendTone(440, -20)
+	time.Sleep(3 * time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Fatalf("before lecture mode the member is heard at %.1f dBFS", lv)
+	}
+	keys(t, f, "*5")
+	time.Sleep(time.Second)
+	if lv := levelOver(l, time.Second, 440); lv > gone {
+		t.Fatalf("in lecture mode the member is still heard at %.1f dBFS", lv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hungUp := time.Now()
+	logs.waitCount(t, 5*time.Second, 1, "left", "seat", "1")
+
+	// Well inside the minute the room is still as the chair left it, and
+	// silent for the member whose tone nobody hears.
+	time.Sleep(time.Until(hungUp.Add(45 * time.Second)))
+	quiet := time.Now()
+	if lv := levelOver(l, time.Second, 440); lv > gone {
+		t.Fatalf("%v after the chair hung up the member is heard at %.1f dBFS: lecture mode ended early",
+			time.Since(hungUp).Round(time.Second), lv)
+	}
+	if lv := rmsOf(m.Received(quiet)); lv > gone {
+		t.Fatalf("the member hears %.1f dBFS before the return to open talk, want silence", lv)
+	}
+	var back time.Duration
+	for time.Since(hungUp) < 65*time.Second {
+		time.Sleep(250 * time.Millisecond)
+		if levels(l, hungUp, time.Second, 440)[0] >= audible {
+			back = time.Since(hungUp)
+			break
+		}
+	}
+	if back == 0 {
+		t.Fatalf("65 s after the chair hung up in lecture mode the member is still unheard (%.1f dBFS)",
+			levels(l, hungUp, time.Second, 440)[0])
+	}
+	t.Logf("the member is heard again %v after the chair hung up", back.Round(10*time.Millisecond))
+	// A steady tone, not a moment of speech at 440 Hz: still heard once
+	// the announcement has played.
+	said := hungUp.Add(back - time.Second)
+	time.Sleep(4 * time.Second)
+	if lv := levelOver(l, time.Second, 440); lv < audible {
+		t.Errorf("after the return to open talk the member is heard at %.1f dBFS only", lv)
+	}
+	// The member hears nobody (the other member is silent), so what
+	// reaches them now is the room's sentence, "The facilitator has left.
+	// Everyone may speak now." (about 3.9 s of speech): loud, and spread
+	// over the band, unlike a tone (whose level at its frequency would be
+	// its whole level).
+	heard := m.Received(said)
+	if len(heard) > 4*8000 {
+		heard = heard[:4*8000]
+	}
+	lv, at440 := rmsOf(heard), levels2(heard, 440)
+	t.Logf("the member hears %.1f dBFS over the 4 s of the announcement (%.1f dBFS at 440 Hz)", lv, at440)
+	if lv < -40 || at440 > lv-15 {
+		t.Errorf("the member heard %.1f dBFS (%.1f at 440 Hz) around the return to open talk, want the announcement",
+			lv, at440)
+	}
+}
