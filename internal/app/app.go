@@ -461,12 +461,18 @@ func (a *App) keyed(kind string, parts ...string) string {
 // sip.users account) that user and the source address, by its /64 for
 // IPv6 since anyone holding one address of a /64 holds them all.
 func (a *App) caller(c *sipua.Call, id string) guard.Caller {
+	return a.callerOf(id, c.User(), c.SourceIP())
+}
+
+// callerOf is caller from the call's parts: its number's identity, the
+// authenticated user ("" when trusted) and the source address.
+func (a *App) callerOf(id, user string, ip netip.Addr) guard.Caller {
 	g := guard.Caller{Number: id}
-	if c.User() == "" {
+	if user == "" {
 		return g // a trusted PBX: the source carries everyone's calls
 	}
-	g.User = a.keyed("user", c.User())
-	if ip := c.SourceIP(); ip.IsValid() {
+	g.User = a.keyed("user", user)
+	if ip.IsValid() {
 		src := ip.String()
 		if ip.Is6() {
 			src = netip.PrefixFrom(ip, 64).Masked().String()

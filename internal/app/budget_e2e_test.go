@@ -120,3 +120,38 @@ func TestPINGuessingRotatingNumbersIsThrottled(t *testing.T) {
 		t.Errorf("first-time caller joined after %v under attack: a right PIN answered sooner than a wrong one", d)
 	}
 }
+
+// A digest-authenticated caller is limited by its account, not by the
+// caller number it puts in From: alice guessing from a new number each
+// call is blocked at her tenth wrong PIN, and so is her next call from yet
+// another number; bob, another account, still gets in.
+func TestPINGuessingDigestUserRotatingNumbers(t *testing.T) {
+	t.Parallel()
+	users := "  trusted: [\"127.0.0.1/32\"]\n  users: [{name: alice, password: \"correct horse\"}, {name: bob, password: \"battery staple\"}]"
+	// The number budget is raised: this test is about the per-user limit.
+	a, logs := startApp(t, testYAML(users, "")+"\nlimits: {pin_budget: 600, pin_budget_bridge: 100000}\n")
+	for i := range 3 {
+		code, c := dialRawAuth(t, a, fmt.Sprintf("+155571000%02d", i), "127.0.0.2", "alice", "correct horse")
+		if code != 200 {
+			t.Fatalf("alice's call %d answered %d", i, code)
+		}
+		c.keys("9991#9992#9993#")
+		logs.waitCount(t, 10*time.Second, i+1, "call not admitted", "outcome", "wrong-pin")
+	}
+	// The fourth number's first guess is alice's tenth.
+	_, c := dialRawAuth(t, a, "+15557100003", "127.0.0.2", "alice", "correct horse")
+	c.keys("9994#")
+	logs.waitCount(t, 10*time.Second, 1, "call not admitted", "outcome", "pin-blocked")
+	// A fifth number is refused before the PIN prompt.
+	if code, _ := dialRawAuth(t, a, "+15557100004", "127.0.0.2", "alice", "correct horse"); code != 200 {
+		t.Fatalf("alice's fifth call answered %d", code)
+	}
+	logs.waitCount(t, 10*time.Second, 2, "call not admitted", "outcome", "pin-blocked")
+	// Bob is another account.
+	code, b := dialRawAuth(t, a, "+15557100005", "127.0.0.3", "bob", "battery staple")
+	if code != 200 {
+		t.Fatalf("bob's call answered %d", code)
+	}
+	b.keys("1234#")
+	logs.waitCount(t, 10*time.Second, 1, "call joined")
+}
