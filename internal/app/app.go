@@ -748,7 +748,7 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 			known = append(known, a.knownKey(id, g.Name))
 		}
 	}
-	gate := a.budget.Gate(dialedGroup, a.budget.Known(time.Now(), known...))
+	gate := a.budget.Gate(dialedGroup, time.Now(), known...)
 	defer gate.Close()
 	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed(), Gate: gate})
 	timer := time.NewTimer(time.Hour)
@@ -790,7 +790,7 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 			if alarm.Raised() {
 				a.pinAlarm(alarm, dialedGroup)
 			}
-			if a.budget.Fail(dialedGroup, now) {
+			if gate.Fail(now) {
 				a.underAttack(dialedGroup)
 			}
 		}

@@ -61,7 +61,8 @@ func (c *BudgetConfig) interval() time.Duration { return time.Minute / time.Dura
 // delay that grows with the failure rate and no sooner than one interval
 // after the previous answer. The turn is fixed before the PIN is checked, so
 // a right PIN is answered exactly as late as a wrong one would have been.
-// Callers known to the group skip the queue.
+// Callers known to the group skip the queue until they enter a wrong PIN
+// (so a spoofed regular's number buys one unpaced guess, not ten).
 type Budget struct {
 	mu     sync.Mutex
 	cfg    BudgetConfig
@@ -257,17 +258,37 @@ func (b *Budget) Waiting(number string, now time.Time) int {
 // owns it); Close it when the call ends.
 type Gate struct {
 	b      *Budget
+	number string
 	s      *scope
+	keys   []string // the caller's known-caller keys
 	known  bool
 	ticket *ticket
 }
 
 // Gate returns the gate of a call to number ("" for the shared access
-// number); known skips the pacing.
-func (b *Budget) Gate(number string, known bool) *Gate {
+// number). The caller is known, and skips the pacing, if any of knownKeys
+// (keyed hashes of its identity and each group the number reaches) is
+// remembered.
+func (b *Budget) Gate(number string, now time.Time, knownKeys ...string) *Gate {
+	known := b.Known(now, knownKeys...)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return &Gate{b: b, s: b.scope(number), known: known}
+	return &Gate{b: b, number: number, s: b.scope(number), keys: knownKeys, known: known}
+}
+
+// Fail records a wrong PIN on the call (Budget.Fail for its number). A
+// known caller is forgotten: whoever it is now waits its turn like anyone
+// until it enters the PIN again.
+func (g *Gate) Fail(now time.Time) (started bool) {
+	if g.known {
+		g.known = false
+		g.b.mu.Lock()
+		for _, k := range g.keys {
+			delete(g.b.known, k)
+		}
+		g.b.mu.Unlock()
+	}
+	return g.b.Fail(g.number, now)
 }
 
 // Admit is asked when the caller has submitted a PIN, before it is

@@ -78,7 +78,7 @@ func TestBudgetDelayGrowsWithRate(t *testing.T) {
 			b := NewBudget(BudgetConfig{})
 			fails(b, "g1", t0, 10*time.Second, tc.rate)
 			now := t0.Add(20 * time.Second)
-			g := b.Gate("g1", false)
+			g := b.Gate("g1", now)
 			if wait, ok := g.Admit(now); !wait || !ok {
 				t.Fatalf("Admit = %v, %v under attack", wait, ok)
 			}
@@ -105,7 +105,7 @@ func TestBudgetQueue(t *testing.T) {
 	now := t0.Add(2 * time.Second)
 	var gates []*Gate
 	for i := range 5 {
-		g := b.Gate("g1", false)
+		g := b.Gate("g1", now)
 		wait, ok := g.Admit(now.Add(time.Duration(i) * time.Millisecond))
 		if i < 4 && (!wait || !ok) {
 			t.Fatalf("attempt %d: wait %v ok %v, want queued", i, wait, ok)
@@ -124,7 +124,7 @@ func TestBudgetQueue(t *testing.T) {
 	// The third caller hangs up: a place frees, the others move up.
 	gates[2].Close()
 	gates = append(gates[:2], gates[3])
-	late := b.Gate("g1", false)
+	late := b.Gate("g1", now)
 	if wait, ok := late.Admit(now.Add(time.Second)); !wait || !ok {
 		t.Fatal("no place after a caller left the queue")
 	}
@@ -154,7 +154,7 @@ func TestGateReadyEstimate(t *testing.T) {
 	now := t0.Add(time.Second)
 	var gates []*Gate
 	for range 3 {
-		g := b.Gate("", false)
+		g := b.Gate("", now)
 		g.Admit(now)
 		gates = append(gates, g)
 	}
@@ -192,11 +192,22 @@ func TestBudgetKnownCallers(t *testing.T) {
 	// A known caller is answered at once under attack; others queue.
 	fails(b, "g1", t0, time.Second, 20)
 	now := t0.Add(2 * time.Second)
-	if wait, ok := b.Gate("g1", true).Admit(now); wait || !ok {
+	b.Remember("regular", now)
+	known := b.Gate("g1", now, "other-group", "regular")
+	if wait, ok := known.Admit(now); wait || !ok {
 		t.Fatalf("known caller: wait %v ok %v", wait, ok)
 	}
-	if wait, _ := b.Gate("g1", false).Admit(now); !wait {
+	if wait, _ := b.Gate("g1", now, "stranger").Admit(now); !wait {
 		t.Fatal("unknown caller not queued under attack")
+	}
+	// A wrong PIN from a known caller's number (spoofed, perhaps) makes it
+	// a stranger: this call's next try and its next call wait their turn.
+	known.Fail(now)
+	if wait, _ := known.Admit(now); !wait {
+		t.Fatal("known caller not queued after a wrong PIN")
+	}
+	if b.Known(now, "regular") {
+		t.Fatal("still known after a wrong PIN")
 	}
 
 	off := NewBudget(BudgetConfig{KnownFor: -1})
@@ -210,7 +221,7 @@ func TestBudgetKnownCallers(t *testing.T) {
 func TestGateNoAttack(t *testing.T) {
 	b := NewBudget(BudgetConfig{})
 	fails(b, "g1", t0, 30*time.Second, 6)
-	g := b.Gate("g1", false)
+	g := b.Gate("g1", t0)
 	if wait, ok := g.Admit(t0.Add(31 * time.Second)); wait || !ok {
 		t.Fatalf("wait %v ok %v without an attack", wait, ok)
 	}

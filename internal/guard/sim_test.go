@@ -103,14 +103,14 @@ type call struct {
 	busy     bool // turned away by a full queue
 }
 
-func (b *bridge) dial(now time.Time, who guard.Caller, dialed string, known bool) *call {
+func (b *bridge) dial(now time.Time, who guard.Caller, dialed string, knownKeys []string) *call {
 	scope, _ := b.scope(dialed)
 	c := &call{b: b, who: who, dialed: dialed, scope: scope, started: now}
 	if blocked, _ := b.pins.Blocked(who, now); blocked {
 		c.ended = true
 		return c
 	}
-	c.gate = b.budget.Gate(scope, known)
+	c.gate = b.budget.Gate(scope, now, knownKeys...)
 	c.m = ivr.New(ivr.Config{Groups: b.groups, Dialed: dialed, Gate: c.gate})
 	return c
 }
@@ -193,6 +193,7 @@ func (c *call) apply(now time.Time, acts []ivr.Action) {
 		case ivr.ActJoin:
 			c.joined, c.joinedAt = true, now
 			c.gate.Close()
+			c.b.budget.Remember(c.who.Number+"/"+c.b.names[a.Group], now)
 		case ivr.ActHangup:
 			c.ended = true
 			c.gate.Close()
@@ -212,7 +213,7 @@ func (c *call) countFailures(now time.Time) {
 		if blocked, _ := c.b.pins.Fail(c.who, c.scope, now); blocked {
 			c.ended = true
 		}
-		c.b.budget.Fail(c.scope, now)
+		c.gate.Fail(now)
 	}
 }
 
@@ -242,7 +243,7 @@ func newAttack(b *bridge, dialed string, guesses func() string, now time.Time) *
 
 func (a *attack) newCall(now time.Time) *call {
 	a.numbers++
-	c := a.b.dial(now, guard.Caller{Number: "attacker-" + strconv.Itoa(a.numbers)}, a.dialed, false)
+	c := a.b.dial(now, guard.Caller{Number: "attacker-" + strconv.Itoa(a.numbers)}, a.dialed, nil)
 	c.perKey = attackKey
 	c.source = a.guesses
 	if !c.ended {
@@ -310,8 +311,7 @@ func (a *attack) run(until time.Time, stopAtHit bool) time.Time {
 // legit places a legitimate caller's call and returns it; the attack's
 // run drives it.
 func (a *attack) legit(now time.Time, id, pin string) *call {
-	known := a.b.budget.Known(now, a.b.knownKeys(id, a.dialed)...)
-	c := a.b.dial(now, guard.Caller{Number: id}, a.dialed, known)
+	c := a.b.dial(now, guard.Caller{Number: id}, a.dialed, a.b.knownKeys(id, a.dialed))
 	c.source = func() string { return pin }
 	c.perKey, c.waitEnd = humanKey, true
 	c.apply(now, c.m.Start(now))
