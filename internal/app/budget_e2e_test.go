@@ -155,3 +155,34 @@ func TestPINGuessingDigestUserRotatingNumbers(t *testing.T) {
 	b.keys("1234#")
 	logs.waitCount(t, 10*time.Second, 1, "call joined")
 }
+
+// Under attack, a caller beyond limits.pin_queue hears "Please try again
+// later." and is hung up with its PIN unchecked (outcome pin-busy).
+func TestPINQueueFullTurnsCallersAway(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", "")+"\nlimits: {pin_budget: 1, pin_queue: 1}\n")
+	// Two wrong PINs in a minute pass a budget of 1.
+	first := dial(t, a, softphone.Config{Caller: "+15557200001"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = first.SendDigits(ctx, "9991#9992#", softphone.DigitRFC4733)
+	logs.waitCount(t, 10*time.Second, 1, "PIN guessing: wrong PINs past the budget; PIN answers now wait their turn", "scope", "shared")
+	// The first call's next guess takes the one place in the queue...
+	_ = first.SendDigits(ctx, "9993#", softphone.DigitRFC4733)
+	time.Sleep(500 * time.Millisecond)
+	// ...so the next caller's is turned away.
+	second := dial(t, a, softphone.Config{Caller: "+15557200002"})
+	_ = second.SendDigits(ctx, "1234#", softphone.DigitRFC4733)
+	select {
+	case <-second.Done():
+	case <-ctx.Done():
+		t.Fatal("caller beyond the queue not hung up")
+	}
+	logs.waitCount(t, 5*time.Second, 1, "call not admitted", "outcome", "pin-busy")
+	if v := appMetric(t, a, `groupbridge_calls_total{outcome="pin-busy"}`); v != 1 {
+		t.Errorf(`calls_total{outcome="pin-busy"} = %v, want 1`, v)
+	}
+	if n := logs.count(t, "call joined"); n != 0 {
+		t.Errorf("%d joined: the turned-away PIN was checked", n)
+	}
+}
