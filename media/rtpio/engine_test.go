@@ -97,11 +97,10 @@ func TestOpenExhaustsAndReturnsPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := a.LocalAddr(), netip.AddrPortFrom(loop4, uint16(e.firstPort)); got != want {
-		t.Errorf("first stream at %s, want %s", got, want)
-	}
-	if got, want := b.LocalAddr().Port(), uint16(e.firstPort+2); got != want {
-		t.Errorf("second stream at port %d, want %d", got, want)
+	got := []int{int(a.LocalAddr().Port()), int(b.LocalAddr().Port())}
+	slices.Sort(got)
+	if want := []int{e.firstPort, e.firstPort + 2}; !slices.Equal(got, want) || a.LocalAddr().Addr() != loop4 {
+		t.Errorf("streams at %s and %s, want ports %v of %s", a.LocalAddr(), b.LocalAddr(), want, loop4)
 	}
 	if _, err := e.Open(pcmu(netip.AddrPort{})); !errors.Is(err, ErrNoPorts) {
 		t.Fatalf("third Open: %v, want ErrNoPorts", err)
@@ -117,7 +116,7 @@ func TestOpenExhaustsAndReturnsPorts(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	if c.LocalAddr() != a.LocalAddr() {
-		t.Errorf("reopened at %s, want the freed %s", c.LocalAddr(), a.LocalAddr())
+		t.Errorf("reopened at %s, want the freed %s (the only free pair, however recently freed)", c.LocalAddr(), a.LocalAddr())
 	}
 	// The freed ports are bound again by the new stream.
 	if _, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(c.LocalAddr())); err == nil {
@@ -125,23 +124,67 @@ func TestOpenExhaustsAndReturnsPorts(t *testing.T) {
 	}
 }
 
-func TestOpenRotatesThroughRange(t *testing.T) {
+// A just-freed pair is handed out again only when no other is free.
+func TestOpenRestsFreedPorts(t *testing.T) {
 	e := testEngine(t, 3)
-	var ports []int
-	for range 6 {
+	seen := map[int]bool{}
+	for i := range 6 {
 		s, err := e.Open(pcmu(netip.AddrPort{}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ports = append(ports, int(s.LocalAddr().Port())-e.firstPort)
+		port := int(s.LocalAddr().Port())
+		if i < 3 && seen[port] {
+			t.Fatalf("open %d: port %d handed out again while another pair had never been used", i, port)
+		}
+		seen[port] = true
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := []int{0, 2, 4, 0, 2, 4}
-	for i := range want {
-		if ports[i] != want[i] {
-			t.Fatalf("ports (offsets from %d) = %v, want %v: a just-freed port must not be handed out first", e.firstPort, ports, want)
+}
+
+// Ports are picked at random: the order of a run of calls is neither the
+// order of the range nor the same twice. With 1000 pairs, 20 calls in
+// ascending order, or two engines agreeing on all 20, has a chance below
+// 1e-18.
+func TestOpenPicksPortsAtRandom(t *testing.T) {
+	run := func() []int {
+		e := testEngine(t, 1000)
+		var ports []int
+		for range 20 {
+			s, err := e.Open(pcmu(netip.AddrPort{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports = append(ports, int(s.LocalAddr().Port()))
+			if p := ports[len(ports)-1]; p%2 != 0 || p < e.firstPort || p >= e.firstPort+2*e.pairs {
+				t.Fatalf("port %d is not an even port of the range", p)
+			}
+		}
+		return ports
+	}
+	a, b := run(), run()
+	if slices.IsSorted(a) {
+		t.Errorf("ports handed out in order: %v", a)
+	}
+	if slices.Equal(a, b) {
+		t.Errorf("two engines handed out the same ports: %v", a)
+	}
+}
+
+func TestRandomWalkVisitsEveryIndexOnce(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 6, 12, 97, 1000} {
+		for range 20 {
+			start, step := randomWalk(n)
+			seen := make([]bool, n)
+			for k := range n {
+				i := (start + k*step) % n
+				if seen[i] {
+					t.Fatalf("n=%d start=%d step=%d: index %d visited twice", n, start, step, i)
+				}
+				seen[i] = true
+			}
 		}
 	}
 }

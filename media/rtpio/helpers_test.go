@@ -234,7 +234,7 @@ func bareStream(p Params) *Stream {
 		rtcpInterval: defaultRTCPInterval,
 	}
 	e.pollers = []*poller{newPollerState(e, 0, -1)}
-	return e.newStream(p, 0, 40000, -1, -1)
+	return e.newStream(p, allowedNets(p.Allowed), 0, 40000, -1, -1)
 }
 
 // rtpHeader is a version 2 header with the given fields.

@@ -22,8 +22,16 @@ const (
 	// strictrtp probation uses the same order of magnitude).
 	probationPackets = 4
 	// relatchSilence is how long the latched source must have been silent
-	// before another source may start probation.
+	// before another port of an allowed address may start probation.
 	relatchSilence = time.Second
+	// maxSeqAhead bounds how far ahead of the stream a packet with its SSRC
+	// from a new port may be for a NAT rebinding to be followed: the few
+	// packets lost while the NAT made its new mapping, and the same order
+	// as RFC 3550's misorder allowance.
+	maxSeqAhead = 100
+	// strangerLogEvery spaces the log lines about strangers' packets of one
+	// stream: a spray at a call's port is one line a minute, not thousands.
+	strangerLogEvery = time.Minute
 )
 
 // handle processes one received RTP datagram of s. pkt aliases the
@@ -53,6 +61,10 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	}
 	h := &p.pkt.Header
 	switch s.rx.latch.admit(from, h.SSRC, h.SequenceNumber, now) {
+	case admitStranger:
+		s.count(dropForeignSource)
+		s.stranger(from, now)
+		return
 	case admitForeign:
 		s.count(dropForeignSource)
 		return
@@ -125,9 +137,26 @@ func (s *Stream) audio(p *poller, h *rtp.Header, payload []byte, now time.Time) 
 // s.rx.mu; tx.mu nests inside it.
 func (s *Stream) latched(from netip.AddrPort) {
 	s.tx.mu.Lock()
-	s.setDst(from)
+	if from != s.tx.remote {
+		s.setDst(from)
+	}
 	s.tx.mu.Unlock()
-	s.e.log.Info("rtpio: latched new media source", "port", s.port, "source", from, "sdp", s.rx.sdp)
+	s.log.Info("rtpio: latched new media source", "port", s.port, "source", from, "sdp", s.rx.sdp)
+}
+
+// stranger notes an RTP or RTCP packet from an address that is not
+// allowed. The first of a burst is logged, then at most one line per
+// strangerLogEvery with the number dropped since: an attack is visible
+// without flooding the log. Nothing of the packet is logged. The caller
+// holds s.rx.mu.
+func (s *Stream) stranger(from netip.AddrPort, now time.Time) {
+	s.rx.strangers++
+	if !s.rx.strangerLog.IsZero() && now.Sub(s.rx.strangerLog) < strangerLogEvery {
+		return
+	}
+	s.log.Warn("rtpio: dropped media from an address the call did not name",
+		"port", s.port, "source", from, "packets", s.rx.strangers)
+	s.rx.strangerLog, s.rx.strangers = now, 0
 }
 
 // validRTP checks what pion's parser would reject, without allocating: RTP
@@ -164,25 +193,38 @@ type admission uint8
 
 const (
 	admitOK        admission = iota // from the current source
-	admitLatched                    // completed probation: now the current source
-	admitForeign                    // another source while the current one is active
+	admitLatched                    // a new current source: probation passed, or a NAT rebinding followed
+	admitForeign                    // an allowed address, but not the current source
+	admitStranger                   // an address the call's signalling never named
 	admitProbation                  // a candidate source still on probation
 )
 
-// latch decides which source address a stream accepts
-// (docs/DECISIONS.md, D3). The SDP address is trusted at once. Another source is
-// considered only when the current one has been silent for a second (or
-// has never sent, as when a NAT rewrote the caller's address), and is
-// latched after probationPackets consecutive in-sequence packets with one
-// SSRC. A stranger spraying the port while the caller talks is therefore
-// never accepted and never sent to.
+// latch decides which source a stream accepts (docs/DECISIONS.md, D3).
+// Only allowed addresses are ever considered: the SDP address and the
+// prefixes the SIP layer allows (the address the call's SIP came from,
+// rtp.media_sources). Anyone else is a stranger, however long the caller
+// is silent.
 //
-// Two sources taking turns restart each other's probation, so an attacker
-// interleaving packets with a caller behind NAT can delay latching, but
-// never hear anything.
+// Within the allowed addresses the SDP address is trusted at once, until
+// another source has been latched. A packet from a new port with the
+// current SSRC, its sequence number a little ahead, is a NAT rebinding and
+// is followed at once. Any other new source (a new port, or a new SSRC from
+// the current address as when a PBX transfers the call) is latched after
+// probationPackets consecutive in-sequence packets with one SSRC, and only
+// once the current source has gone quiet: for a new SSRC from the current
+// address nothing from the old SSRC may arrive during probation; for a new
+// port the current source must have been silent for relatchSilence (or
+// never have sent, as when a NAT rewrote the caller's address).
 type latch struct {
+	sdp   netip.AddrPort // the SDP address; zero when none
+	sdpIP netip.Addr     // its IP, always allowed; invalid when none or unspecified
+	allow []netip.Prefix // further allowed networks
+
 	cur     netip.AddrPort // accepted source; zero when none is known
 	curLast time.Time      // last packet from cur; zero if it never sent
+	known   bool           // ssrc and seq hold cur's stream (a packet was accepted)
+	ssrc    uint32
+	seq     uint16 // the highest sequence number accepted from ssrc
 
 	cand     netip.AddrPort // source on probation
 	candSSRC uint32
@@ -190,19 +232,60 @@ type latch struct {
 	candN    int // in-sequence packets seen from cand; 0 = no candidate
 }
 
-// reset trusts the SDP address sdp (possibly zero) and forgets probation.
-func (l *latch) reset(sdp netip.AddrPort) {
-	*l = latch{cur: sdp}
+// reset trusts the SDP address sdp (possibly zero), allows it and the
+// networks of allow (kept, not copied), and forgets everything learnt.
+func (l *latch) reset(sdp netip.AddrPort, allow []netip.Prefix) {
+	*l = latch{sdp: sdp, cur: sdp, allow: allow}
+	if a := sdp.Addr(); sdp.IsValid() && !a.IsUnspecified() {
+		l.sdpIP = a
+	}
+}
+
+// setAllowed replaces the allowed networks. What was learnt stays as long
+// as the current source is still allowed.
+func (l *latch) setAllowed(allow []netip.Prefix) {
+	l.allow = allow
+	if l.cur.IsValid() && !l.allowed(l.cur.Addr()) {
+		l.reset(l.sdp, allow)
+	}
+}
+
+// allowed reports whether media may come from a.
+func (l *latch) allowed(a netip.Addr) bool {
+	if a == l.sdpIP {
+		return a.IsValid()
+	}
+	for _, p := range l.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // admit rules on a packet from source from.
 func (l *latch) admit(from netip.AddrPort, ssrc uint32, seq uint16, now time.Time) admission {
-	if l.cur.IsValid() && from == l.cur {
-		l.curLast = now
-		l.candN = 0
+	if !l.allowed(from.Addr()) {
+		return admitStranger
+	}
+	if from == l.cur && (!l.known || ssrc == l.ssrc) {
+		l.accept(ssrc, seq, now)
 		return admitOK
 	}
-	if !l.curLast.IsZero() && now.Sub(l.curLast) < relatchSilence {
+	if l.known && ssrc == l.ssrc && from != l.cur {
+		// The same stream from a new port: a NAT rebinding, followed at
+		// once if it goes on where the stream was. A packet of the old
+		// port that arrives late is behind, and so foreign.
+		if d := seq - l.seq; d >= 1 && d <= maxSeqAhead {
+			l.cur = from
+			l.accept(ssrc, seq, now)
+			return admitLatched
+		}
+	}
+	if from == l.cur {
+		// A new SSRC from the current address. Quiet means the old SSRC
+		// sends nothing while the new one is on probation; see accept.
+	} else if !l.curLast.IsZero() && now.Sub(l.curLast) < relatchSilence {
 		return admitForeign
 	}
 	if l.candN > 0 && from == l.cand && ssrc == l.candSSRC && seq == l.candSeq+1 {
@@ -214,6 +297,17 @@ func (l *latch) admit(from netip.AddrPort, ssrc uint32, seq uint16, now time.Tim
 	if l.candN < probationPackets {
 		return admitProbation
 	}
-	l.cur, l.curLast, l.candN = from, now, 0
+	l.cur = from
+	l.known = false
+	l.accept(ssrc, seq, now)
 	return admitLatched
+}
+
+// accept records a packet of the current source; it ends any probation,
+// since the current source is plainly not quiet.
+func (l *latch) accept(ssrc uint32, seq uint16, now time.Time) {
+	if !l.known || int16(seq-l.seq) > 0 {
+		l.seq = seq
+	}
+	l.known, l.ssrc, l.curLast, l.candN = true, ssrc, now, 0
 }

@@ -16,8 +16,12 @@ import (
 
 func TestLatchAdmit(t *testing.T) {
 	sdp := netip.MustParseAddrPort("192.0.2.10:4000")
-	nat := netip.MustParseAddrPort("198.51.100.7:31000")
+	nat := netip.MustParseAddrPort("198.51.100.7:31000")   // the phone's public address, where its SIP came from
+	moved := netip.MustParseAddrPort("198.51.100.7:31502") // the same phone after a NAT rebinding
+	other := netip.MustParseAddrPort("198.51.100.7:40000") // another device behind the same NAT
 	evil := netip.MustParseAddrPort("203.0.113.66:5000")
+	sip := []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}
+	const s = time.Second
 	type step struct {
 		at   time.Duration // since the start
 		from netip.AddrPort
@@ -28,14 +32,15 @@ func TestLatchAdmit(t *testing.T) {
 	tests := []struct {
 		name  string
 		sdp   netip.AddrPort
+		allow []netip.Prefix
 		steps []step
 		cur   netip.AddrPort // latched source after the steps
 	}{
-		{"SDP source accepted at once", sdp, []step{
+		{"SDP source accepted at once", sdp, nil, []step{
 			{0, sdp, 1, 10, admitOK},
 			{20 * time.Millisecond, sdp, 1, 11, admitOK},
 		}, sdp},
-		{"NAT: four in-sequence packets latch", sdp, []step{
+		{"NAT: four in-sequence packets from the SIP address latch", sdp, sip, []step{
 			{0, nat, 7, 100, admitProbation},
 			{20 * time.Millisecond, nat, 7, 101, admitProbation},
 			{40 * time.Millisecond, nat, 7, 102, admitProbation},
@@ -43,13 +48,54 @@ func TestLatchAdmit(t *testing.T) {
 			{80 * time.Millisecond, nat, 7, 104, admitOK},
 			{100 * time.Millisecond, sdp, 1, 1, admitForeign}, // the SDP address lost its trust
 		}, nat},
-		{"late offer: no SDP address yet", netip.AddrPort{}, []step{
-			{0, nat, 7, 65534, admitProbation},
-			{1, nat, 7, 65535, admitProbation},
-			{2, nat, 7, 0, admitProbation}, // sequence wraps
-			{3, nat, 7, 1, admitLatched},
+		{"stranger before the caller's first packet", sdp, sip, []step{
+			{0, evil, 9, 500, admitStranger},
+			{1, evil, 9, 501, admitStranger},
+			{2, evil, 9, 502, admitStranger},
+			{3, evil, 9, 503, admitStranger},
+			{4, evil, 9, 504, admitStranger},
+			{5, sdp, 1, 10, admitOK},
+		}, sdp},
+		{"stranger while the caller talks", sdp, sip, []step{
+			{0, sdp, 1, 10, admitOK},
+			{1, evil, 9, 500, admitStranger},
+			{2, evil, 9, 501, admitStranger},
+			{3, evil, 9, 502, admitStranger},
+			{4, evil, 9, 503, admitStranger},
+			{time.Second - 1, sdp, 1, 11, admitOK},
+		}, sdp},
+		{"stranger after 1.2 s and 10 s of silence", sdp, sip, []step{
+			{0, sdp, 1, 10, admitOK},
+			{1200 * time.Millisecond, evil, 9, 500, admitStranger},
+			{1220 * time.Millisecond, evil, 9, 501, admitStranger},
+			{1240 * time.Millisecond, evil, 9, 502, admitStranger},
+			{1260 * time.Millisecond, evil, 9, 503, admitStranger},
+			{1280 * time.Millisecond, evil, 9, 504, admitStranger},
+			{10 * s, evil, 9, 505, admitStranger},
+			{10*s + 20*time.Millisecond, evil, 9, 506, admitStranger},
+			{10*s + 40*time.Millisecond, evil, 9, 507, admitStranger},
+			{10*s + 60*time.Millisecond, evil, 9, 508, admitStranger},
+			{10*s + 80*time.Millisecond, evil, 9, 509, admitStranger},
+			{10*s + 100*time.Millisecond, sdp, 1, 11, admitOK},
+		}, sdp},
+		{"late offer: the SIP address latches", netip.AddrPort{}, sip, []step{
+			{0, evil, 9, 1, admitStranger},
+			{1, nat, 7, 65534, admitProbation},
+			{2, nat, 7, 65535, admitProbation},
+			{3, nat, 7, 0, admitProbation}, // sequence wraps
+			{4, nat, 7, 1, admitLatched},
 		}, nat},
-		{"probation restarts on a gap", sdp, []step{
+		{"nothing allowed: nothing latches", netip.AddrPort{}, nil, []step{
+			{0, nat, 7, 1, admitStranger},
+			{1, nat, 7, 2, admitStranger},
+			{2, nat, 7, 3, admitStranger},
+			{3, nat, 7, 4, admitStranger},
+			{4, nat, 7, 5, admitStranger},
+		}, netip.AddrPort{}},
+		{"hold address (0.0.0.0) allows nothing", netip.MustParseAddrPort("0.0.0.0:4000"), nil, []step{
+			{0, netip.MustParseAddrPort("0.0.0.0:4000"), 7, 1, admitStranger},
+		}, netip.MustParseAddrPort("0.0.0.0:4000")},
+		{"probation restarts on a gap", sdp, sip, []step{
 			{0, nat, 7, 100, admitProbation},
 			{1, nat, 7, 101, admitProbation},
 			{2, nat, 7, 103, admitProbation}, // 102 lost: count starts again at 103
@@ -57,7 +103,7 @@ func TestLatchAdmit(t *testing.T) {
 			{4, nat, 7, 105, admitProbation},
 			{5, nat, 7, 106, admitLatched},
 		}, nat},
-		{"probation restarts on a new SSRC", sdp, []step{
+		{"probation restarts on a new SSRC", sdp, sip, []step{
 			{0, nat, 7, 100, admitProbation},
 			{1, nat, 7, 101, admitProbation},
 			{2, nat, 8, 102, admitProbation},
@@ -65,62 +111,149 @@ func TestLatchAdmit(t *testing.T) {
 			{4, nat, 8, 104, admitProbation},
 			{5, nat, 8, 105, admitLatched},
 		}, nat},
-		{"probation restarts on a repeat", sdp, []step{
+		{"probation restarts on a repeat", sdp, sip, []step{
 			{0, nat, 7, 100, admitProbation},
 			{1, nat, 7, 101, admitProbation},
 			{2, nat, 7, 101, admitProbation},
 			{3, nat, 7, 102, admitProbation},
 			{4, nat, 7, 103, admitProbation},
 		}, sdp},
-		{"interleaved sources restart each other", sdp, []step{
+		{"interleaved allowed sources restart each other", sdp, sip, []step{
 			{0, nat, 7, 100, admitProbation},
-			{1, evil, 9, 500, admitProbation},
+			{1, other, 9, 500, admitProbation},
 			{2, nat, 7, 101, admitProbation},
-			{3, evil, 9, 501, admitProbation},
+			{3, other, 9, 501, admitProbation},
 			{4, nat, 7, 102, admitProbation},
-			{5, evil, 9, 502, admitProbation},
+			{5, other, 9, 502, admitProbation},
 			{6, nat, 7, 103, admitProbation},
 		}, sdp},
-		{"stranger while the caller talks", sdp, []step{
+		{"NAT rebinding with the same SSRC is followed at once", sdp, sip, []step{
+			{0, nat, 7, 100, admitProbation},
+			{20 * time.Millisecond, nat, 7, 101, admitProbation},
+			{40 * time.Millisecond, nat, 7, 102, admitProbation},
+			{60 * time.Millisecond, nat, 7, 103, admitLatched},
+			{80 * time.Millisecond, nat, 7, 104, admitOK},
+			{100 * time.Millisecond, moved, 7, 107, admitLatched}, // two packets lost in the NAT
+			{120 * time.Millisecond, moved, 7, 108, admitOK},
+			{121 * time.Millisecond, nat, 7, 105, admitForeign}, // a straggler of the old mapping
+			{140 * time.Millisecond, moved, 7, 109, admitOK},
+		}, moved},
+		{"a rebinding must continue the sequence", sdp, nil, []step{
+			{0, sdp, 7, 100, admitOK},
+			{20 * time.Millisecond, netip.AddrPortFrom(sdp.Addr(), 4002), 7, 100, admitForeign}, // a copy, not a continuation
+			{40 * time.Millisecond, netip.AddrPortFrom(sdp.Addr(), 4002), 7, 99, admitForeign},
+			{60 * time.Millisecond, netip.AddrPortFrom(sdp.Addr(), 4002), 7, 100 + maxSeqAhead + 1, admitForeign},
+			{80 * time.Millisecond, netip.AddrPortFrom(sdp.Addr(), 4002), 8, 101, admitForeign}, // another SSRC
+			{100 * time.Millisecond, netip.AddrPortFrom(sdp.Addr(), 4002), 7, 100 + maxSeqAhead, admitLatched},
+		}, netip.AddrPortFrom(sdp.Addr(), 4002)},
+		{"another port of an allowed address: only after a second of quiet", sdp, sip, []step{
 			{0, sdp, 1, 10, admitOK},
-			{1, evil, 9, 500, admitForeign},
-			{2, evil, 9, 501, admitForeign},
-			{3, evil, 9, 502, admitForeign},
-			{4, evil, 9, 503, admitForeign},
-			{999 * time.Millisecond, evil, 9, 504, admitForeign},
-			{time.Second - 1, sdp, 1, 11, admitOK},
-			{1999 * time.Millisecond, evil, 9, 505, admitForeign},
-		}, sdp},
-		{"re-latch after a second of silence", sdp, []step{
-			{0, sdp, 1, 10, admitOK},
-			{time.Second, nat, 7, 1, admitProbation},
-			{time.Second + 1, nat, 7, 2, admitProbation},
-			{time.Second + 2, nat, 7, 3, admitProbation},
-			{time.Second + 3, nat, 7, 4, admitLatched},
+			{999 * time.Millisecond, other, 9, 1, admitForeign},
+			{time.Second, other, 9, 2, admitProbation},
+			{time.Second + 1, other, 9, 3, admitProbation},
+			{time.Second + 2, other, 9, 4, admitProbation},
+			{time.Second + 3, other, 9, 5, admitLatched},
 			{time.Second + 4, sdp, 1, 11, admitForeign},
-		}, nat},
-		{"the latched source's return ends probation", sdp, []step{
+		}, other},
+		{"the latched source's return ends probation", sdp, sip, []step{
 			{0, sdp, 1, 10, admitOK},
-			{2 * time.Second, nat, 7, 1, admitProbation},
-			{2*time.Second + 1, nat, 7, 2, admitProbation},
-			{2*time.Second + 2, sdp, 1, 11, admitOK},
-			{2*time.Second + 3, nat, 7, 3, admitForeign},
+			{2 * s, nat, 7, 1, admitProbation},
+			{2*s + 1, nat, 7, 2, admitProbation},
+			{2*s + 2, sdp, 1, 11, admitOK},
+			{2*s + 3, nat, 7, 3, admitForeign},
+		}, sdp},
+		{"a new SSRC from the same address once the old one is quiet (PBX transfer)", sdp, nil, []step{
+			{0, sdp, 1, 10, admitOK},
+			{20 * time.Millisecond, sdp, 1, 11, admitOK},
+			{40 * time.Millisecond, sdp, 2, 5000, admitProbation},
+			{60 * time.Millisecond, sdp, 2, 5001, admitProbation},
+			{80 * time.Millisecond, sdp, 2, 5002, admitProbation},
+			{100 * time.Millisecond, sdp, 2, 5003, admitLatched},
+			{120 * time.Millisecond, sdp, 2, 5004, admitOK},
+			{140 * time.Millisecond, sdp, 1, 12, admitProbation}, // the old stream is now the newcomer
+			{160 * time.Millisecond, sdp, 2, 5005, admitOK},
+		}, sdp},
+		{"a new SSRC from the same address while the old one sends", sdp, nil, []step{
+			{0, sdp, 1, 10, admitOK},
+			{1, sdp, 2, 5000, admitProbation},
+			{2, sdp, 2, 5001, admitProbation},
+			{3, sdp, 1, 11, admitOK},
+			{4, sdp, 2, 5002, admitProbation},
+			{5, sdp, 2, 5003, admitProbation},
+			{6, sdp, 2, 5004, admitProbation},
+			{7, sdp, 1, 12, admitOK},
 		}, sdp},
 	}
 	start := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var l latch
-			l.reset(tt.sdp)
+			l.reset(tt.sdp, tt.allow)
 			for i, st := range tt.steps {
 				if got := l.admit(st.from, st.ssrc, st.seq, start.Add(st.at)); got != st.want {
-					t.Fatalf("step %d (%s seq %d): got %d, want %d", i, st.from, st.seq, got, st.want)
+					t.Fatalf("step %d (%s ssrc %d seq %d): got %d, want %d", i, st.from, st.ssrc, st.seq, got, st.want)
 				}
 			}
 			if l.cur != tt.cur {
 				t.Errorf("latched %s, want %s", l.cur, tt.cur)
 			}
 		})
+	}
+}
+
+// A new allowed set keeps a latched source that is still allowed and
+// falls back to the SDP address when it is not.
+func TestLatchSetAllowed(t *testing.T) {
+	sdp := netip.MustParseAddrPort("192.0.2.10:4000")
+	nat := netip.MustParseAddrPort("198.51.100.7:31000")
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var l latch
+	l.reset(sdp, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")})
+	for i := range probationPackets {
+		l.admit(nat, 7, uint16(i), now)
+	}
+	if l.cur != nat {
+		t.Fatalf("latched %s, want %s", l.cur, nat)
+	}
+	l.setAllowed([]netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")})
+	if l.cur != nat {
+		t.Errorf("still allowed: latched %s, want %s", l.cur, nat)
+	}
+	if got := l.admit(nat, 7, probationPackets, now); got != admitOK {
+		t.Errorf("still allowed: packet %d, want admitOK", got)
+	}
+	l.setAllowed(nil)
+	if l.cur != sdp {
+		t.Errorf("no longer allowed: latched %s, want the SDP address %s", l.cur, sdp)
+	}
+	if got := l.admit(nat, 7, probationPackets+1, now); got != admitStranger {
+		t.Errorf("no longer allowed: packet %d, want admitStranger", got)
+	}
+}
+
+func TestAllowedNets(t *testing.T) {
+	in := []netip.Prefix{
+		netip.MustParsePrefix("::ffff:192.0.2.0/120"),
+		netip.MustParsePrefix("198.51.100.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	got := allowedNets(in)
+	want := []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("198.51.100.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("allowedNets = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("allowedNets = %v, want %v", got, want)
+		}
+	}
+	got[0] = netip.Prefix{}
+	if in[0] != netip.MustParsePrefix("::ffff:192.0.2.0/120") {
+		t.Error("allowedNets shares the caller's slice")
 	}
 }
 

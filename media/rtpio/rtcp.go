@@ -339,12 +339,17 @@ func (p *poller) parseRTCP(pkt []byte, ours uint32) (f rtcpFindings, ok bool) {
 // handleRTCP processes one datagram received on the RTCP port. Only RTCP
 // from the latched source's address is used (from any port: RTCP comes
 // from a different one than RTP, and NATs map it on their own), so a
-// stranger can neither keep a dead call open nor feed it false figures.
+// stranger can neither keep a dead call open nor feed it false figures;
+// datagrams from addresses that are not allowed at all are logged as
+// strangers' (Stream.stranger).
 // truncated says the datagram did not fit the receive buffer. The caller
 // holds s.rx.mu.
 func (s *Stream) handleRTCP(p *poller, pkt []byte, truncated bool, from netip.AddrPort, now time.Time) {
 	if cur := s.rx.latch.cur; !cur.IsValid() || from.Addr() != cur.Addr() {
 		s.countRTCP(rtcpForeign)
+		if !s.rx.latch.allowed(from.Addr()) {
+			s.stranger(from, now)
+		}
 		return
 	}
 	if s.rx.srtp != nil && !truncated {

@@ -9,7 +9,8 @@
 // docs/DECISIONS.md, D1). Instead a few poller goroutines each own an epoll
 // instance and, every 2 ms, read every socket that is readable (see poller
 // for why they never block in epoll_wait). Received audio is checked
-// against the latched source, decoded from G.711 and placed in the
+// against the latched source (only addresses the call's signalling named
+// are ever latched; see latch), decoded from G.711 and placed in the
 // stream's adaptive jitter buffer
 // (media/jitter), from which the mixing clock reads it in order, with
 // losses concealed, with Stream.ReadFrame, where key tones in the audio of
@@ -69,7 +70,8 @@ type Config struct {
 	// JitterMin and JitterMax bound the adaptive delay of every stream's
 	// jitter buffer; 0 takes the buffer's defaults (20 and 200 ms).
 	JitterMin, JitterMax time.Duration
-	// Logger receives rare events (latching, poller trouble); nil discards.
+	// Logger receives rare events (latching, strangers' packets, poller
+	// trouble); nil discards.
 	Logger *slog.Logger
 }
 
@@ -111,9 +113,9 @@ type Engine struct {
 	stop chan struct{} // closed by Close: the pollers return
 	wg   sync.WaitGroup
 
-	mu     sync.Mutex // guards inUse, cursor, closed
+	mu     sync.Mutex // guards inUse, freed, closed
 	inUse  []bool
-	cursor int // the pair index the next allocation starts from
+	freed  []time.Time // when each pair was last released; zero: never
 	closed bool
 
 	closeOnce sync.Once
@@ -162,6 +164,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		pairs:     pairs,
 		slots:     make([]atomic.Pointer[Stream], pairs),
 		inUse:     make([]bool, pairs),
+		freed:     make([]time.Time, pairs),
 		stop:      make(chan struct{}),
 
 		cname:        newCNAME(),

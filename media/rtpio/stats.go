@@ -55,18 +55,20 @@ type RTCPStats struct {
 	// buffer; dropped.
 	Malformed uint64
 	// Foreign: datagrams from any other address, or while no source is
-	// known; ignored.
+	// known; ignored (those from addresses not allowed at all are logged
+	// as strangers', at most once a minute per stream).
 	Foreign uint64
 }
 
 // Drops counts discarded packets by reason.
 type Drops struct {
-	// ForeignSource: RTP from an address other than the latched source
-	// while that source is active (sent within the last second).
+	// ForeignSource: RTP from an address that is not allowed (neither the
+	// SDP address nor Params.Allowed: never accepted), or from another
+	// allowed port or SSRC while the latched source is active.
 	ForeignSource uint64
-	// Probation: RTP from a new source that is not (yet) latched: it needs
-	// four in-sequence packets with one SSRC after the latched source has
-	// been silent for a second.
+	// Probation: RTP from a new allowed source that is not (yet) latched:
+	// it needs four in-sequence packets with one SSRC once the latched
+	// source has gone quiet.
 	Probation uint64
 	// Malformed: not RTP version 2, truncated, bad padding or extension,
 	// empty or oversized payload.

@@ -5,6 +5,7 @@ package rtpio
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -26,8 +27,17 @@ import (
 type Params struct {
 	// Remote is the media address from SDP. It may be the zero value when
 	// it is not known yet (an INVITE without an offer); the stream then
-	// latches the first source that passes probation.
+	// latches the first allowed source that passes probation.
 	Remote netip.AddrPort
+	// Allowed are the networks besides Remote's address that media (RTP
+	// and RTCP) may come from: the address the call's SIP came from and
+	// any the operator lists. Packets from every other address are dropped
+	// whatever the caller does, and never latched. Nil allows Remote's
+	// address alone.
+	Allowed []netip.Prefix
+	// CallID is the call's log id, carried by the stream's log lines.
+	// Update ignores it.
+	CallID string
 	// Codec is used both to decode received audio and to encode sent audio.
 	Codec g711.Codec
 	// AudioPT is the payload type of audio, normally uint8(Codec).
@@ -65,10 +75,29 @@ func (p *Params) validate() error {
 	if p.DTMFPT == int(p.AudioPT) {
 		return fmt.Errorf("rtpio: telephone-event and audio share payload type %d", p.AudioPT)
 	}
+	for _, a := range p.Allowed {
+		if !a.IsValid() {
+			return fmt.Errorf("rtpio: allowed network %v is not valid", a)
+		}
+	}
 	if p.SRTP != nil {
 		return p.SRTP.validate()
 	}
 	return nil
+}
+
+// allowedNets copies a into a slice the stream owns, with IPv4-mapped
+// networks turned into IPv4 ones: received sources are unmapped, and
+// Prefix.Contains never matches across families.
+func allowedNets(a []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(a))
+	for _, p := range a {
+		if ip := p.Addr(); ip.Is4In6() {
+			p = netip.PrefixFrom(ip.Unmap(), max(p.Bits()-96, 0)).Masked()
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // normalRemote unmaps IPv4-mapped addresses (received sources are unmapped
@@ -87,6 +116,7 @@ func normalRemote(a netip.AddrPort) netip.AddrPort {
 type Stream struct {
 	e      *Engine
 	p      *poller
+	log    *slog.Logger // the engine's, with the call's id
 	slot   int
 	gen    uint32 // matches the epoll event data; see Engine.gen
 	port   int
@@ -115,7 +145,11 @@ type Stream struct {
 		recv    bool
 		sdp     netip.AddrPort
 		latch   latch
-		dtmf    dtmf.Decoder
+		// strangerLog is when strangers' packets were last logged, and
+		// strangers how many were dropped since (see Stream.stranger).
+		strangerLog time.Time
+		strangers   uint64
+		dtmf        dtmf.Decoder
 		// srtp decrypts with the caller's key; nil for plain RTP. keys
 		// are the ones in use, so that Update rebuilds only on a change.
 		srtp *srtp.Context
@@ -193,11 +227,12 @@ const rtpHeaderLen = 12
 const markerGap = 60 * time.Millisecond
 
 // Open binds a free port pair (RTP on even port P, RTCP on P+1) and
-// registers both sockets with a poller. Allocation rotates through the
-// range, so a port freed by Close is handed out again only after the rest
-// of the range has been offered: a late packet of the old call never
-// reaches a new one. A port already bound by another socket is skipped.
-// It returns ErrNoPorts when no pair is free and ErrClosed after Close.
+// registers both sockets with a poller. The pair is picked at random, so
+// that an outsider cannot tell which port the next call gets; a pair freed
+// less than reuseDelay ago is handed out only when no other is free, so a
+// late packet of the old call does not reach a new one. A port already
+// bound by another socket is skipped. It returns ErrNoPorts when no pair is
+// free and ErrClosed after Close.
 func (e *Engine) Open(p Params) (*Stream, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -206,44 +241,80 @@ func (e *Engine) Open(p Params) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	allow := allowedNets(p.Allowed)
+	log := e.log
+	if p.CallID != "" {
+		log = log.With("call", p.CallID)
+	}
+	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil, ErrClosed
 	}
-	for k := range e.pairs {
-		i := (e.cursor + k) % e.pairs
-		if e.inUse[i] {
-			continue
-		}
-		port := e.firstPort + 2*i
-		rtpFd, err := e.bind(port)
-		if errors.Is(err, unix.EADDRINUSE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		rtcpFd, err := e.bind(port + 1)
-		if err != nil {
-			_ = unix.Close(rtpFd)
+	start, stride := randomWalk(e.pairs)
+	for pass := range 2 {
+		for k := range e.pairs {
+			i := (start + k*stride) % e.pairs
+			if e.inUse[i] || pass == 0 && !e.freed[i].IsZero() && now.Sub(e.freed[i]) < reuseDelay {
+				continue
+			}
+			port := e.firstPort + 2*i
+			rtpFd, err := e.bind(port)
 			if errors.Is(err, unix.EADDRINUSE) {
 				continue
 			}
-			return nil, err
+			if err != nil {
+				return nil, err
+			}
+			rtcpFd, err := e.bind(port + 1)
+			if err != nil {
+				_ = unix.Close(rtpFd)
+				if errors.Is(err, unix.EADDRINUSE) {
+					continue
+				}
+				return nil, err
+			}
+			s := e.newStream(p, allow, i, port, rtpFd, rtcpFd)
+			s.log = log
+			s.tx.srtp, s.rx.srtp, s.rx.keys = srtpOut, srtpIn, p.SRTP
+			if err := s.register(); err != nil {
+				_ = unix.Close(rtpFd)
+				_ = unix.Close(rtcpFd)
+				return nil, err
+			}
+			e.inUse[i] = true
+			return s, nil
 		}
-		s := e.newStream(p, i, port, rtpFd, rtcpFd)
-		s.tx.srtp, s.rx.srtp, s.rx.keys = srtpOut, srtpIn, p.SRTP
-		if err := s.register(); err != nil {
-			_ = unix.Close(rtpFd)
-			_ = unix.Close(rtcpFd)
-			return nil, err
-		}
-		e.inUse[i] = true
-		e.cursor = (i + 1) % e.pairs
-		return s, nil
 	}
 	return nil, ErrNoPorts
+}
+
+// reuseDelay is how long a freed port pair rests while others are free:
+// longer than a packet of the old call can still be on its way.
+const reuseDelay = 10 * time.Second
+
+// randomWalk returns a random start and a random step coprime with n, so
+// that start + k*step (mod n) for k = 0..n-1 visits every index once, in
+// an order an outsider cannot predict.
+func randomWalk(n int) (start, step int) {
+	start = rand.IntN(n)
+	if n <= 2 {
+		return start, 1
+	}
+	for {
+		step = 1 + rand.IntN(n-1)
+		if gcd(step, n) == 1 {
+			return start, step
+		}
+	}
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // bind makes one non-blocking UDP socket bound to the engine address.
@@ -274,9 +345,10 @@ func (e *Engine) bind(port int) (int, error) {
 
 // newStream builds a stream around two bound sockets; it is not yet
 // visible to pollers.
-func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
+func (e *Engine) newStream(p Params, allow []netip.Prefix, slot, port, rtpFd, rtcpFd int) *Stream {
 	s := &Stream{
 		e:      e,
+		log:    e.log,
 		p:      e.pollers[int(e.next.Add(1)-1)%len(e.pollers)],
 		slot:   slot,
 		gen:    e.gen.Add(1) & 0x7fffffff, // 31 bits: the low bit of the event data says RTP/RTCP
@@ -291,7 +363,7 @@ func (e *Engine) newStream(p Params, slot, port, rtpFd, rtcpFd int) *Stream {
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
 	s.rx.recv = true
 	s.rx.sdp = remote
-	s.rx.latch.reset(remote)
+	s.rx.latch.reset(remote, allow)
 	s.play.buf = jitter.New(jitter.Config{MinDelay: e.cfg.JitterMin, MaxDelay: e.cfg.JitterMax})
 	s.setInband(p)
 	s.tx.send = true
@@ -355,16 +427,19 @@ func (s *Stream) LocalAddr() netip.AddrPort {
 }
 
 // Update applies a re-negotiation (re-INVITE). The codec and payload types
-// take effect with the next packet. A changed Remote resets latching: the
-// new SDP address is trusted at once and sending goes there. An invalid
+// take effect with the next packet. Allowed replaces the allowed networks
+// (a source latched before stays while it is allowed). A changed Remote
+// resets latching: the new SDP address is trusted at once and sending goes
+// there. An invalid
 // Params (a codec other than G.711, bad payload types) is ignored with a
 // logged warning, as the SIP layer should have refused it.
 func (s *Stream) Update(p Params) {
 	if err := p.validate(); err != nil {
-		s.e.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
+		s.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
 		return
 	}
 	remote := normalRemote(p.Remote)
+	allow := allowedNets(p.Allowed)
 	s.rx.mu.Lock()
 	defer s.rx.mu.Unlock()
 	if s.rx.closed {
@@ -379,7 +454,7 @@ func (s *Stream) Update(p Params) {
 		var srtpIn *srtp.Context
 		var err error
 		if srtpOut, srtpIn, err = srtpContexts(p.SRTP); err != nil {
-			s.e.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
+			s.log.Warn("rtpio: update ignored", "port", s.port, "err", err)
 			return
 		}
 		s.rx.srtp, s.rx.keys = srtpIn, p.SRTP
@@ -391,7 +466,9 @@ func (s *Stream) Update(p Params) {
 	moved := remote != s.rx.sdp
 	if moved {
 		s.rx.sdp = remote
-		s.rx.latch.reset(remote)
+		s.rx.latch.reset(remote, allow)
+	} else {
+		s.rx.latch.setAllowed(allow)
 	}
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
@@ -400,8 +477,10 @@ func (s *Stream) Update(p Params) {
 	if rekey {
 		s.tx.srtp = srtpOut
 	}
-	if moved {
-		s.setDst(remote)
+	if cur := s.rx.latch.cur; moved || cur != s.tx.remote {
+		// Also when the latched source is no longer allowed: sending
+		// goes back to the SDP address.
+		s.setDst(cur)
 	}
 }
 
@@ -649,6 +728,7 @@ func (e *Engine) release(s *Stream) {
 	s.play.mu.Unlock()
 	e.mu.Lock()
 	e.inUse[s.slot] = false
+	e.freed[s.slot] = time.Now()
 	e.mu.Unlock()
 }
 

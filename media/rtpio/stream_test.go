@@ -3,9 +3,13 @@
 package rtpio
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,10 +122,12 @@ func otherLoopback(t *testing.T) *peer {
 	return newPeer(t, netip.MustParseAddr("127.0.0.2"))
 }
 
+// Another port of an allowed address (here the SDP address's) is latched
+// once the current source has been silent for a second.
 func TestRelatchAfterSilence(t *testing.T) {
 	e := testEngine(t, 1)
 	caller := newPeer(t, loop4)
-	other := otherLoopback(t) // e.g. the same phone after a NAT rebinding
+	other := newPeer(t, loop4) // e.g. the same phone after a NAT rebinding that restarted its stream
 	s, err := e.Open(pcmu(caller.addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +152,177 @@ func TestRelatchAfterSilence(t *testing.T) {
 	s.WriteFrame(frameOf(0))
 	other.recv()
 	caller.expectSilence(50 * time.Millisecond)
-	caller.send(s.LocalAddr(), 0, payload) // the old source is now the stranger
+	caller.send(s.LocalAddr(), 0, payload) // the old source is now foreign
 	waitIn(t, s, 2+2*probationPackets)
 	if st := s.Stats(); st.Dropped.ForeignSource != probationPackets+1 {
 		t.Errorf("old source after re-latch: drops %+v", st.Dropped)
+	}
+}
+
+// strangerPeer is a peer on 127.0.0.2, an address no call names; the test
+// is skipped where the loopback has no such address.
+func strangerPeer(t *testing.T) *peer {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this loopback: %v", err)
+	}
+	_ = c.Close()
+	return newPeer(t, netip.MustParseAddr("127.0.0.2"))
+}
+
+// logEngine is testEngine with its log in a buffer.
+func logEngine(t *testing.T, pairs int) (*Engine, *lockedBuffer) {
+	t.Helper()
+	lo, hi := freeRange(t, loop4, pairs)
+	var buf lockedBuffer
+	e, err := NewEngine(Config{Address: loop4, PortMin: lo, PortMax: hi, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e, &buf
+}
+
+// lockedBuffer is a log sink written from the pollers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A stranger, an address neither the SDP nor the allowed networks name,
+// is never latched: not before the caller's first packet, not while it
+// talks, not after it has been silent for longer than relatchSilence. Its
+// packets are counted, and logged once with the call's id.
+func TestStrangerNeverLatchedEvenAfterSilence(t *testing.T) {
+	e, logs := logEngine(t, 1)
+	caller := newPeer(t, loop4)
+	stranger := strangerPeer(t)
+	p := pcmu(caller.addr())
+	p.Allowed = []netip.Prefix{netip.PrefixFrom(loop4, 32)} // where its SIP came from
+	p.CallID = "c4ll1d"
+	s, err := e.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	spray := func(n int) {
+		for range n { // in sequence, one SSRC: it would pass probation
+			stranger.send(s.LocalAddr(), 0, payload)
+		}
+	}
+	spray(10) // before the caller's first packet
+	caller.send(s.LocalAddr(), 0, payload)
+	spray(10) // while it talks
+	waitIn(t, s, 21)
+	time.Sleep(relatchSilence + 200*time.Millisecond)
+	spray(10) // after 1.2 s of silence
+	waitIn(t, s, 31)
+	// RTCP from the stranger is refused too.
+	stranger.sendRaw(netip.AddrPortFrom(loop4, s.LocalAddr().Port()+1), []byte{0x80, 201, 0, 1, 0, 0, 0, 1})
+	deadline := time.Now().Add(2 * time.Second)
+	for s.Stats().RTCP.Foreign == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.WriteFrame(frameOf(0))
+	if _, from := caller.recv(); from != s.LocalAddr() {
+		t.Fatalf("caller got a packet from %s", from)
+	}
+	stranger.expectSilence(200 * time.Millisecond)
+	st := s.Stats()
+	if st.Latched != caller.addr() || st.Dropped.ForeignSource != 30 || st.Dropped.Probation != 0 || st.RTCP.Foreign != 1 {
+		t.Errorf("latched %s, drops %+v, RTCP %+v; want the caller, 30 foreign RTP and 1 foreign RTCP", st.Latched, st.Dropped, st.RTCP)
+	}
+	if got := st.Playout.Accepted; got != 1 {
+		t.Errorf("buffered %d packets, want the caller's 1", got)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "rtpio: dropped media from an address the call did not name"); n != 1 {
+		t.Errorf("%d log lines about the stranger, want 1 a minute:\n%s", n, out)
+	}
+	if !strings.Contains(out, "call=c4ll1d") || !strings.Contains(out, "source=127.0.0.2:") {
+		t.Errorf("the stranger's log line lacks the call id or its source:\n%s", out)
+	}
+}
+
+// A caller whose NAT maps it to a new port mid-call, its stream going on
+// with the same SSRC and sequence, is followed at once both ways.
+func TestNATRebindingFollowed(t *testing.T) {
+	e, logs := logEngine(t, 1)
+	caller := newPeer(t, loop4)
+	p := pcmu(caller.addr())
+	p.CallID = "n4t"
+	s, err := e.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	for range 3 {
+		caller.send(s.LocalAddr(), 0, payload)
+	}
+	waitIn(t, s, 3)
+	rebound := newPeer(t, loop4)
+	rebound.ssrc, rebound.seq, rebound.ts = caller.ssrc, caller.seq+2, caller.ts+320 // two lost in the NAT
+	rebound.send(s.LocalAddr(), 0, payload)
+	waitIn(t, s, 4)
+	if st := s.Stats(); st.Latched != rebound.addr() || st.Dropped != (Drops{}) || st.Playout.Accepted != 4 {
+		t.Fatalf("after the rebinding: latched %s, drops %+v, %d buffered; want %s, none dropped, 4", st.Latched, st.Dropped, st.Playout.Accepted, rebound.addr())
+	}
+	s.WriteFrame(frameOf(0))
+	if _, from := rebound.recv(); from != s.LocalAddr() {
+		t.Fatalf("rebound caller got a packet from %s", from)
+	}
+	caller.expectSilence(50 * time.Millisecond)
+	if !strings.Contains(logs.String(), "call=n4t") {
+		t.Errorf("the latching log line lacks the call id:\n%s", logs.String())
+	}
+}
+
+// A re-INVITE's new allowed set takes effect: a source latched from a
+// network no longer allowed is dropped, and sending goes back to the SDP
+// address.
+func TestUpdateReplacesAllowed(t *testing.T) {
+	e := testEngine(t, 1)
+	sdp := newPeer(t, loop4)
+	third := strangerPeer(t)
+	p := pcmu(sdp.addr())
+	p.Allowed = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	s, err := e.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := tone(g711.PCMU, 160, 0)
+	for range probationPackets {
+		third.send(s.LocalAddr(), 0, payload)
+	}
+	waitIn(t, s, probationPackets)
+	if st := s.Stats(); st.Latched != third.addr() {
+		t.Fatalf("allowed source not latched: %s", st.Latched)
+	}
+	p.Allowed = nil
+	s.Update(p)
+	if st := s.Stats(); st.Latched != sdp.addr() {
+		t.Fatalf("after the update: latched %s, want the SDP address %s", st.Latched, sdp.addr())
+	}
+	s.WriteFrame(frameOf(0))
+	sdp.recv()
+	third.expectSilence(50 * time.Millisecond)
+	third.send(s.LocalAddr(), 0, payload)
+	waitIn(t, s, probationPackets+1)
+	if st := s.Stats(); st.Dropped.ForeignSource != 1 {
+		t.Errorf("drops %+v, want the no longer allowed source's packet foreign", st.Dropped)
 	}
 }
 
@@ -330,20 +503,20 @@ func TestOtherPacketsCounted(t *testing.T) {
 		t.Errorf("engine stats %+v differ from its only stream's %+v", es, st.Stats)
 	}
 
-	// RTCP from a stranger is counted but proves nothing.
-	stranger := otherLoopback(t)
-	if stranger.addr().Addr() == p.addr().Addr() {
+	// RTCP from a third is counted but proves nothing.
+	third := otherLoopback(t)
+	if third.addr().Addr() == p.addr().Addr() {
 		return // no second loopback address: RTCP is matched by address only
 	}
 	activity := s.LastActivity()
 	before := s.Stats()
-	stranger.sendRaw(rtcpDst, []byte{0x80, 201, 0, 1, 0, 0, 0, 1})
+	third.sendRaw(rtcpDst, []byte{0x80, 201, 0, 1, 0, 0, 0, 1})
 	waitIn(t, s, before.PacketsIn+1)
 	if !s.LastActivity().Equal(activity) {
-		t.Error("RTCP from a stranger counted as activity")
+		t.Error("RTCP from a third counted as activity")
 	}
 	if after := s.Stats().RTCP; after.Foreign != before.RTCP.Foreign+1 || after.Received != before.RTCP.Received {
-		t.Errorf("RTCP from a stranger: %+v before, %+v after; want one more Foreign", before.RTCP, after)
+		t.Errorf("RTCP from a third: %+v before, %+v after; want one more Foreign", before.RTCP, after)
 	}
 }
 
@@ -487,7 +660,7 @@ func TestDuplicatesDropped(t *testing.T) {
 func TestStrangerIsNeverLatched(t *testing.T) {
 	e := testEngine(t, 1)
 	caller := newPeer(t, loop4)
-	stranger := otherLoopback(t)
+	third := otherLoopback(t)
 	s, err := e.Open(pcmu(caller.addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +669,7 @@ func TestStrangerIsNeverLatched(t *testing.T) {
 	for range 10 {
 		caller.send(s.LocalAddr(), 0, payload)
 		for range 3 { // in sequence, one SSRC: it would pass probation
-			stranger.send(s.LocalAddr(), 0, payload)
+			third.send(s.LocalAddr(), 0, payload)
 		}
 	}
 	waitIn(t, s, 40)
@@ -508,7 +681,7 @@ func TestStrangerIsNeverLatched(t *testing.T) {
 			t.Fatalf("caller got a packet from %s", from)
 		}
 	}
-	stranger.expectSilence(200 * time.Millisecond)
+	third.expectSilence(200 * time.Millisecond)
 	st := s.Stats()
 	if st.Latched != caller.addr() || st.Dropped.ForeignSource != 30 || st.Dropped.Probation != 0 {
 		t.Errorf("latched %s, drops %+v; want the caller and 30 foreign", st.Latched, st.Dropped)
