@@ -160,6 +160,13 @@ type RTP struct {
 	// clear: anyone on the path can read them and decrypt those calls.
 	// Only for a network path the operator trusts.
 	SRTPOverUDP bool `yaml:"srtp_over_udp"`
+	// MediaSources lists networks (CIDR, or a single IP) that callers'
+	// media may also come from. Media is accepted only from the address in
+	// the caller's SDP and the address its SIP came from; this is for the
+	// rare trunk whose media comes from a third address, or softphones
+	// behind NAT reaching groupbridge through a SIP proxy. See
+	// MediaSourcePrefixes.
+	MediaSources []string `yaml:"media_sources"`
 }
 
 // rtp.srtp values.

@@ -396,7 +396,7 @@ sip:
   trusted: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1"]
   users: [{name: alice, password: "correct horse"}]
   register: {registrar: "sip:pbx.example.org:5060", user: "1042", password: secret}
-rtp: {external_address: 203.0.113.9}
+rtp: {external_address: 203.0.113.9, media_sources: ["203.0.113.16/28", "198.51.100.9"]}
 ` + okGroups))
 	if err != nil {
 		t.Fatal(err)
@@ -417,6 +417,10 @@ rtp: {external_address: 203.0.113.9}
 	}
 	if c.RTP.ExternalAddress != "203.0.113.9" {
 		t.Errorf("rtp.external_address = %q", c.RTP.ExternalAddress)
+	}
+	wantMedia := []netip.Prefix{netip.MustParsePrefix("203.0.113.16/28"), netip.MustParsePrefix("198.51.100.9/32")}
+	if got := c.RTP.MediaSourcePrefixes(); !slices.Equal(got, wantMedia) {
+		t.Errorf("MediaSourcePrefixes() = %v, want %v", got, wantMedia)
 	}
 
 	// Nobody trusted is not the same as "not set": the result is not nil.

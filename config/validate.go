@@ -347,6 +347,19 @@ func (s SIP) TrustedPrefixes() []netip.Prefix {
 	return out
 }
 
+// MediaSourcePrefixes returns the parsed rtp.media_sources entries, an IP
+// alone as a one-host prefix. It assumes a validated configuration and
+// leaves out any entry that does not parse.
+func (r RTP) MediaSourcePrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, e := range r.MediaSources {
+		if p, ok := parseTrusted(e); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // sipUser reports whether s is made of the characters RFC 3261 allows
 // unescaped in the user part of a SIP URI (unreserved and user-unreserved).
 // They need no quoting in a URI or in a digest user name.
@@ -393,6 +406,11 @@ func (v *validator) rtp(r *RTP) {
 	}
 	if r.HoldTimeout <= 0 {
 		v.add("rtp.hold_timeout", "%s must be above 0s", shortDuration(r.HoldTimeout))
+	}
+	for i, e := range r.MediaSources {
+		if _, ok := parseTrusted(e); !ok {
+			v.add(fmt.Sprintf("rtp.media_sources[%d]", i), "%s is not a CIDR or an IP address", quote(e))
+		}
 	}
 	switch r.SRTP {
 	case SRTPOff, SRTPOffer, SRTPRequire:

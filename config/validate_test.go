@@ -234,6 +234,13 @@ sip: {external_address: bad_host}
 			`sip.trusted[6]: "" is not a CIDR`,
 		}},
 		{"trusted is text", "sip: {trusted: 10.0.0.0/8}\n" + okGroups, []string{`sip.trusted: expected a list, found "10.0.0.0/8"`}},
+		// rtp.media_sources
+		{"media sources good", `rtp: {media_sources: ["203.0.113.0/28", "198.51.100.9", "2001:db8::/48"]}` + "\n" + okGroups, nil},
+		{"media sources bad", `rtp: {media_sources: ["203.0.113.0/28", "sbc.example.org", "10.0.0.0/33", ""]}` + "\n" + okGroups, []string{
+			`rtp.media_sources[1]: "sbc.example.org" is not a CIDR or an IP address`,
+			`rtp.media_sources[2]: "10.0.0.0/33" is not a CIDR or an IP address`,
+			`rtp.media_sources[3]: "" is not a CIDR or an IP address`,
+		}},
 
 		// sip.users: names unique, passwords never echoed
 		{"users good", `

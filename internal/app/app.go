@@ -191,6 +191,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Users:                users,
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
+		MediaSources:         cfg.RTP.MediaSourcePrefixes(),
 		SRTP:                 srtpMode,
 		SRTPOverUDP:          cfg.RTP.SRTPOverUDP,
 		TLS:                  tlsCfg,
@@ -551,6 +552,9 @@ func restartKeys(running, next *config.Config) []string {
 	}
 	if running.RTP.SRTPOverUDP != next.RTP.SRTPOverUDP {
 		keys = append(keys, "rtp.srtp_over_udp")
+	}
+	if !slices.Equal(running.RTP.MediaSources, next.RTP.MediaSources) {
+		keys = append(keys, "rtp.media_sources")
 	}
 	if !reflect.DeepEqual(running.SIP.TLS, next.SIP.TLS) {
 		keys = append(keys, "sip.tls")

@@ -18,6 +18,7 @@ type rawDialog struct {
 	callID  string
 	fromTag string
 	toHdr   string // To header of the 2xx, with the bridge's tag
+	answer  string // the latest 2xx to an INVITE
 	cseq    int
 }
 
@@ -80,6 +81,7 @@ func (d *rawDialog) invite(sdp string) {
 		if code != 200 {
 			d.t.Fatalf("INVITE answered %d", code)
 		}
+		d.answer = msg
 		for _, line := range strings.Split(msg, "\r\n") {
 			if strings.HasPrefix(line, "To:") {
 				d.toHdr = line

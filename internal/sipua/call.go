@@ -161,15 +161,32 @@ func (c *Call) applyMedia(m Media) {
 	c.mu.Unlock()
 	c.stream.Update(rtpio.Params{
 		Remote:  m.Addr,
+		Allowed: c.mediaAllowed(),
 		Codec:   m.Codec,
 		AudioPT: m.AudioPT,
 		DTMFPT:  m.DTMFPT,
 		OnDigit: c.pushDigit,
 		SRTP:    m.SRTP.Keys(),
+		CallID:  c.id,
 	})
 	send := m.Direction.WeSend() && !m.Hold
 	recv := m.Direction.WeReceive() && !m.Hold
 	c.stream.SetDirection(send, recv)
+}
+
+// mediaAllowed is where the call's media may come from besides the
+// address in its SDP (which the stream allows itself): the address its SIP
+// came from, which is the PBX for a call through one and the public
+// address of a phone behind NAT, and Config.MediaSources. Every accepted
+// offer or answer passes it again with the new SDP address, so media
+// follows the dialog.
+func (c *Call) mediaAllowed() []netip.Prefix {
+	allow := make([]netip.Prefix, 0, 1+len(c.srv.cfg.MediaSources))
+	if ap, err := netip.ParseAddrPort(c.source); err == nil {
+		a := ap.Addr().Unmap()
+		allow = append(allow, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return append(allow, c.srv.cfg.MediaSources...)
 }
 
 // timeout returns how long this call may go without media.

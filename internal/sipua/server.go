@@ -73,6 +73,10 @@ type Config struct {
 	// MediaExternalAddress, when set, goes in SDP (c= and o=) instead of
 	// ExternalAddress: for media that leaves by another address.
 	MediaExternalAddress string
+	// MediaSources are networks callers' media may come from besides
+	// their SDP address and the address their SIP came from
+	// (rtp.media_sources); media from anywhere else is dropped.
+	MediaSources []netip.Prefix
 	// Trusted lists the networks whose requests need no authentication.
 	// Nil means loopback only (127.0.0.0/8 and ::1); an empty non-nil slice
 	// trusts nobody. The registrar's addresses are always trusted.
@@ -934,7 +938,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 			}
 		}
 	}
-	stream, err := s.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit})
+	stream, err := s.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: c.mediaAllowed(), CallID: c.id})
 	if err != nil {
 		cancel(err)
 		return nil, err

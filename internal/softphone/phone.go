@@ -710,7 +710,19 @@ func (p *Phone) Codec() g711.Codec { return p.stream.mediaParams().codec }
 func (p *Phone) TelephoneEvent() int { return p.stream.mediaParams().eventPT }
 
 // LocalRTP returns the phone's RTP socket address.
-func (p *Phone) LocalRTP() netip.AddrPort { return p.stream.local }
+func (p *Phone) LocalRTP() netip.AddrPort {
+	if c := p.stream.nat.Load(); c != nil {
+		return c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	return p.stream.local
+}
+
+// RebindRTP moves the phone's RTP to a new port of the same address
+// without telling the bridge, as a NAT does when it drops a mapping and
+// makes a new one mid-call: the old socket is closed, so whatever is sent
+// to it is lost, and the stream goes on from the new port with the same
+// SSRC and sequence numbers (and SRTP context). It returns the new address.
+func (p *Phone) RebindRTP() (netip.AddrPort, error) { return p.stream.rebind() }
 
 // RemoteRTP returns where the phone sends RTP: the address in the bridge's
 // latest SDP.

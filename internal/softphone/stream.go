@@ -142,6 +142,10 @@ type mediaParams struct {
 type stream struct {
 	conn  *net.UDPConn
 	local netip.AddrPort
+	// nat, once set by rebind, is the socket the phone uses instead of
+	// conn, as after a NAT rebinding; natMu orders rebind with close.
+	nat   atomic.Pointer[net.UDPConn]
+	natMu sync.Mutex
 	epoch time.Time
 	log   *slog.Logger
 	ssrc  uint32
@@ -204,8 +208,41 @@ func newStream(ip netip.Addr, keep time.Duration, log *slog.Logger) (*stream, er
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.kernelTimes = enableTimestamps(conn)
 	s.wg.Add(1)
-	go s.receiveLoop()
+	go s.receiveLoop(conn)
 	return s, nil
+}
+
+// socket is the UDP socket in use: conn, or the one of the latest rebind.
+func (s *stream) socket() *net.UDPConn {
+	if c := s.nat.Load(); c != nil {
+		return c
+	}
+	return s.conn
+}
+
+// rebind moves the stream to a new port of the same address without a
+// word to the peer, as a NAT does when it drops a mapping and makes a new
+// one: the socket in use is closed (what is sent to it is lost) and the
+// stream goes on from the new one, with the same SSRC and sequence.
+func (s *stream) rebind() (netip.AddrPort, error) {
+	s.natMu.Lock()
+	defer s.natMu.Unlock()
+	select {
+	case <-s.quit:
+		return netip.AddrPort{}, net.ErrClosed
+	default:
+	}
+	old := s.socket()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.local.Addr(), 0)))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("softphone: rebind RTP socket on %s: %w", s.local.Addr(), err)
+	}
+	enableTimestamps(conn)
+	s.nat.Store(conn)
+	s.wg.Add(1)
+	go s.receiveLoop(conn)
+	_ = old.Close()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort(), nil
 }
 
 // newStreamState builds everything but the socket, for tests and benchmarks
@@ -260,6 +297,11 @@ func (s *stream) close() {
 		if s.conn != nil {
 			_ = s.conn.Close() // unblocks the receiver
 		}
+		s.natMu.Lock()
+		if c := s.nat.Load(); c != nil {
+			_ = c.Close()
+		}
+		s.natMu.Unlock()
 		s.wg.Wait()
 		s.txMu.Lock()
 		if p := s.plan; p != nil {
@@ -326,7 +368,7 @@ func (s *stream) sendLoop() {
 
 // write sends one datagram; a closed socket is the call ending, not news.
 func (s *stream) write(b []byte, dst netip.AddrPort) {
-	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil && !errors.Is(err, net.ErrClosed) {
+	if _, err := s.socket().WriteToUDPAddrPort(b, dst); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Debug("RTP send failed", "to", dst, "error", err)
 	}
 }
@@ -499,14 +541,14 @@ func (s *stream) setSource(src audioSource) {
 	s.txMu.Unlock()
 }
 
-func (s *stream) receiveLoop() {
+func (s *stream) receiveLoop(conn *net.UDPConn) {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
 	dec := make([]byte, 2048)
 	oob := make([]byte, 64)
 	var hdr rtp.Header
 	for {
-		n, oobn, _, _, err := s.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, _, _, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -568,3 +568,74 @@ func BenchmarkStore(b *testing.B) {
 		n++
 	}
 }
+
+// After rebind the stream sends from a new port of the same address with
+// the same SSRC and the next sequence numbers, receives there, and no
+// longer on the old port.
+func TestStreamRebind(t *testing.T) {
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s, err := newStream(netip.MustParseAddr("127.0.0.1"), time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	s.start(mediaParams{remote: peer.LocalAddr().(*net.UDPAddr).AddrPort(), codec: g711.PCMU, eventPT: -1, send: true})
+	read := func() (rtp.Header, netip.AddrPort) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h rtp.Header
+		if _, err := h.Unmarshal(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		return h, from
+	}
+	before, from := read()
+	if from != s.local {
+		t.Fatalf("first packet from %s, want %s", from, s.local)
+	}
+	old := s.local
+	moved, err := s.rebind()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Addr() != old.Addr() || moved.Port() == old.Port() {
+		t.Fatalf("rebound to %s from %s, want another port of the same address", moved, old)
+	}
+	var after rtp.Header
+	for from != moved {
+		after, from = read()
+	}
+	if after.SSRC != before.SSRC || after.SequenceNumber-before.SequenceNumber > 20 {
+		t.Errorf("after the rebind: SSRC %x seq %d, before: SSRC %x seq %d; want the same stream going on", after.SSRC, after.SequenceNumber, before.SSRC, before.SequenceNumber)
+	}
+	audio := pkt{ssrc: 9, seq: 1, ts: 0, val: 1000}.marshal(t)
+	if _, err := peer.WriteToUDPAddrPort(audio, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.WriteToUDPAddrPort(pkt{ssrc: 9, seq: 2, ts: 160, val: 1000}.marshal(t), moved); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if got, _, _ := s.rtpStats(); got > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing received on the new port")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got, _, _ := s.rtpStats(); got != 1 {
+		t.Errorf("received %d packets, want only the one sent to the new port", got)
+	}
+}
