@@ -441,3 +441,29 @@ func sockaddrOf(r *rawAddr) unix.Sockaddr {
 		return &unix.SockaddrInet6{Port: int(netToHost16(r.sa.Port)), Addr: r.sa.Addr}
 	}
 }
+
+// Dropping a stranger's packet allocates nothing: a spray at a call's
+// port costs what any dropped packet costs (the log line comes at most
+// once a minute).
+func TestStrangerDropAllocatesNothing(t *testing.T) {
+	caller := netip.MustParseAddrPort("127.0.0.1:5000")
+	s := bareStream(Params{Remote: caller, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Codec: g711.PCMU, DTMFPT: 101})
+	var b [200]byte
+	h := rtpHeader(0, 1, 160, 77)
+	n, _ := h.MarshalTo(b[:])
+	pkt := b[:n+160]
+	stranger := netip.MustParseAddrPort("127.0.0.2:6000")
+	now := time.Now()
+	handle := func() {
+		s.rx.mu.Lock()
+		s.handle(s.p, pkt, stranger, now)
+		s.rx.mu.Unlock()
+	}
+	handle() // the first of the burst is logged
+	if allocs := testing.AllocsPerRun(100, handle); allocs != 0 {
+		t.Errorf("a stranger's packet allocates %v times", allocs)
+	}
+	if got := s.c.snapshot().Dropped.ForeignSource; got != 102 {
+		t.Errorf("%d foreign-source drops, want 102", got)
+	}
+}
