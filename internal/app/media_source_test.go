@@ -385,3 +385,52 @@ func TestE2ESSRCChangeFromSamePBX(t *testing.T) {
 		t.Errorf("the PBX's new stream is heard at %.1f dBFS only", l)
 	}
 }
+
+// rtp.media_sources lets media come from an address the signalling never
+// named: here a phone behind a proxy (SIP from 127.0.0.1, the proxy) whose
+// SDP holds a private address (192.0.2.10) while its media comes from
+// 127.0.0.4. Listed, that address is latched and hears the room; not
+// listed, it is a stranger like any other.
+func TestE2EMediaSourcesAllowsAListedAddress(t *testing.T) {
+	t.Parallel()
+	for _, listed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("listed=%v", listed), func(t *testing.T) {
+			y := testYAML("", "")
+			if listed {
+				y = strings.Replace(y, "rtp:\n", "rtp:\n  media_sources: [127.0.0.4/32]\n", 1)
+			}
+			a, logs := startApp(t, y)
+			listener := dial(t, a, softphone.Config{Caller: "+15550007401"})
+			enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
+			listener.SendTone(440, -20)
+
+			media := loopbackUDP(t, "127.0.0.4")
+			d := newRawDialog(t, sipAddr(t, a, "udp"))
+			d.invite(sdpAt("192.0.2.10", 4000))
+			m := answerPort.FindStringSubmatch(d.answer)
+			if m == nil {
+				t.Fatalf("200 without an audio port:\n%s", d.answer)
+			}
+			port, _ := strconv.Atoi(m[1])
+			for _, k := range []byte("1234#") {
+				d.info(k)
+				time.Sleep(150 * time.Millisecond)
+			}
+			logs.waitCount(t, 10*time.Second, 2, "call joined")
+			back := countRTP(t, media)
+			start := time.Now()
+			stop := toneFrom(t, media, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, 1000, 0x4ed1a)
+			time.Sleep(4 * time.Second)
+			stop()
+			// From 3 s after the join: the room's prompt about it is over.
+			l := maxLevel(listener, start.Add(3*time.Second), 1000)
+			t.Logf("the room hears 127.0.0.4's 1 kHz at %.1f dBFS; 127.0.0.4 received %d packets", l, back.Load())
+			if listed && (l < -30 || back.Load() < 50) {
+				t.Errorf("listed in rtp.media_sources, 127.0.0.4 is heard at %.1f dBFS and received %d packets; want heard and the room's audio", l, back.Load())
+			}
+			if !listed && (l > -50 || back.Load() != 0) {
+				t.Errorf("not listed, 127.0.0.4 is heard at %.1f dBFS and received %d packets; want neither", l, back.Load())
+			}
+		})
+	}
+}
