@@ -47,7 +47,7 @@ type Call struct {
 	routeSet     []sip.Uri
 	morePeers    []netip.Addr // addresses the call's account answered a challenge from (dialog.go)
 	remoteCSeq   uint32
-	pending      *pendingAnswer // an answered INVITE/re-INVITE waiting for its ACK
+	pending      *pendingAnswer // the caller's INVITE/re-INVITE not yet answered and ACKed
 	media        Media
 	local        Local
 	direction    Direction
@@ -56,11 +56,13 @@ type Call struct {
 	endReason    string
 }
 
-// pendingAnswer is a 2xx to an INVITE that waits for its ACK.
+// pendingAnswer is an INVITE of the caller's being answered, then its 2xx
+// waiting for the ACK.
 type pendingAnswer struct {
-	cseq  uint32
-	acked chan *sip.Request // receives the ACK (buffered 1)
-	offer bool              // our 2xx carried an offer: the ACK must carry the answer
+	cseq     uint32
+	acked    chan *sip.Request // receives the ACK (buffered 1)
+	offer    bool              // our 2xx carried an offer: the ACK must carry the answer
+	answered bool              // the 2xx is on its way (guarded by Call.mu): only now can an ACK come
 }
 
 // ID returns the call's log id: random, so it reveals nothing about the caller.

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -741,7 +742,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		sdpBody = BuildAnswer(call.local, offer)
 	}
-	pend := &pendingAnswer{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), offer: late}
+	pend := &pendingAnswer{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), offer: late, answered: true}
 	call.pending = pend
 	call.mu.Unlock()
 
@@ -1149,26 +1150,48 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.mu.Lock()
-	seq := req.CSeq().SeqNo
-	switch {
-	case c.endReason != "":
-		c.mu.Unlock()
+	ended := c.endReason != ""
+	c.mu.Unlock()
+	if ended {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
+	}
+	// The CSeq order (12.2.2) comes before the dialog's state: a request
+	// older than one already taken is refused with 500 whatever is in
+	// progress, since a 491 would invite the caller to retry it.
+	if !s.inOrder(c, req, tx) {
+		return
+	}
+	seq := req.CSeq().SeqNo
+	body := req.Body()
+	late := len(body) == 0
+	c.mu.Lock()
+	switch {
+	case c.pending != nil && !c.pending.answered, c.pending == nil && !c.confirmed:
+		// Our final response to an earlier INVITE has not gone out
+		// (RFC 3261 14.2): 500 with a random Retry-After of 0-10 s.
+		c.mu.Unlock()
+		s.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", strconv.FormatUint(randUint64()%11, 10)))
+		return
 	case c.pending != nil:
+		// Our 2xx waits for its ACK: that INVITE transaction, and its
+		// offer/answer exchange, is still in progress.
 		c.mu.Unlock()
 		s.respond(req, tx, 491, "Request Pending")
 		return
-	case seq <= c.remoteCSeq:
-		c.mu.Unlock()
-		s.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
 	}
-	c.remoteCSeq = seq
+	// Taken from here on, until our 2xx is ACKed or given up on.
+	pend := &pendingAnswer{cseq: seq, acked: make(chan *sip.Request, 1), offer: late}
+	c.pending = pend
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending == pend {
+			c.pending = nil
+		}
+		c.mu.Unlock()
+	}()
 
-	body := req.Body()
-	late := len(body) == 0
 	var offer Media
 	_, err := s.srtpFor(req.Transport())
 	if err == nil && !late {
@@ -1211,8 +1234,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		sdpBody = BuildAnswer(c.local, offer)
 	}
-	pend := &pendingAnswer{cseq: seq, acked: make(chan *sip.Request, 1), offer: late}
-	c.pending = pend
+	pend.answered = true
 	c.mu.Unlock()
 	if !late {
 		c.applyMedia(offer)
@@ -1230,11 +1252,6 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	for {
 		select {
 		case ack := <-pend.acked:
-			c.mu.Lock()
-			if c.pending == pend {
-				c.pending = nil
-			}
-			c.mu.Unlock()
 			if late {
 				c.mu.Lock()
 				key := c.local.OfferKey
@@ -1250,11 +1267,6 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 				interval = min(2*interval, t2)
 			}
 		case <-deadline:
-			c.mu.Lock()
-			if c.pending == pend {
-				c.pending = nil
-			}
-			c.mu.Unlock()
 			return
 		case <-c.ctx.Done():
 			return
@@ -1273,7 +1285,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	p := c.pending
 	c.mu.Unlock()
-	if p != nil && p.cseq == req.CSeq().SeqNo {
+	if p != nil && p.answered && p.cseq == req.CSeq().SeqNo {
 		select {
 		case p.acked <- req:
 		default:
@@ -1381,8 +1393,8 @@ func knownMethod(m sip.RequestMethod) bool {
 // becomes. One that is not is out of order and refused with 500; it
 // reports whether the request may go on. A retransmission of a request
 // already taken never gets here: sipgo's transaction layer absorbs it
-// and resends our answer. A re-INVITE is checked in onReinvite, together
-// with the dialog's other state.
+// and resends our answer. onReinvite checks a re-INVITE here first, then
+// against the INVITE transaction in progress.
 func (s *Server) inOrder(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
 	cs := req.CSeq()
 	if cs == nil {

@@ -244,6 +244,205 @@ func TestInDialogCSeqOrder(t *testing.T) {
 	}
 }
 
+// A re-INVITE is judged by its CSeq first: at or below the last one taken
+// it is out of order (RFC 3261 12.2.2), 500, whatever is in progress; a
+// 491 would ask the caller to retry a request that can never succeed.
+// Only then by the INVITE transaction in progress (14.2): before our final
+// response to the earlier INVITE, 500 with a Retry-After of 0-10 s; while
+// our 2xx waits for its ACK, 491. A refusal leaves the dialog as it was:
+// once the ACK is in, a later re-INVITE is answered 200.
+func TestReinviteOrderBeforePending(t *testing.T) {
+	const (
+		ringing             = "ringing"
+		ackHeldBack         = "2xx sent, ACK held back"
+		reinviteAckHeldBack = "re-INVITE's 2xx sent, ACK held back"
+		confirmed           = "confirmed"
+	)
+	tests := []struct {
+		state      string
+		offset     int // the re-INVITE's CSeq minus the last INVITE's
+		want       int
+		retryAfter bool // 14.2's 500, not 12.2.2's
+	}{
+		{ringing, -1, 500, false},
+		{ringing, 0, 500, false},
+		{ringing, 1, 500, true},
+		{ackHeldBack, -1, 500, false},
+		{ackHeldBack, 0, 500, false},
+		{ackHeldBack, 1, 491, false},
+		{reinviteAckHeldBack, -1, 500, false},
+		{reinviteAckHeldBack, 0, 500, false},
+		{reinviteAckHeldBack, 1, 491, false},
+		{confirmed, -1, 500, false},
+		{confirmed, 0, 500, false},
+		{confirmed, 1, 200, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.state+"/"+strconv.Itoa(tc.offset), func(t *testing.T) {
+			t.Parallel()
+			s := testServer(t, func(c *Config) {
+				c.AckTimeout = 30 * time.Second // the held-back ACK must not end the call
+				if tc.state == ringing {
+					c.AnswerDelay = 4 * time.Second
+				}
+			})
+			p := newPeer(t, loopback, sipAddr(t, s, "udp"))
+			id := callID()
+			first := p.fill(invite(id, 10))
+			p.send(first)
+			var dlg *sip.Response // a response carrying our To tag
+			if tc.state == ringing {
+				for dlg == nil {
+					m := p.read(5 * time.Second)
+					if m == nil {
+						t.Fatal("no 180 to the INVITE")
+					}
+					if res, ok := m.(*sip.Response); ok && res.StatusCode == 180 {
+						dlg = res
+					}
+				}
+			} else if dlg = p.finalOf(branchOf(t, first)); dlg == nil || dlg.StatusCode != 200 {
+				t.Fatalf("INVITE answered %v", dlg)
+			}
+			last := 10
+			reinvite := func(cseq int) string {
+				return reInvite(id, dlg, cseq)
+			}
+			if tc.state == confirmed || tc.state == reinviteAckHeldBack {
+				p.send(p.fill(ack(id, 10, dlg)))
+				waitAcked(t, s)
+			}
+			if tc.state == reinviteAckHeldBack {
+				last = 11
+				if res := p.exchange(reinvite(last)); res == nil || res.StatusCode != 200 {
+					t.Fatalf("re-INVITE answered %v", res)
+				}
+			}
+
+			res := p.exchange(reinvite(last + tc.offset))
+			if res == nil || res.StatusCode != tc.want {
+				t.Fatalf("re-INVITE with CSeq %d answered %v, want %d", last+tc.offset, res, tc.want)
+			}
+			checkReason(t, res)
+			ra := res.GetHeader("Retry-After")
+			switch {
+			case tc.retryAfter && ra == nil:
+				t.Errorf("500 without Retry-After")
+			case tc.retryAfter:
+				if n, err := strconv.Atoi(ra.Value()); err != nil || n < 0 || n > 10 {
+					t.Errorf("Retry-After %q, want 0-10 s", ra.Value())
+				}
+			case ra != nil:
+				t.Errorf("%d with Retry-After %q: retrying cannot help", tc.want, ra.Value())
+			}
+			if tc.want == 500 && !tc.retryAfter {
+				if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "CSeq out of order") {
+					t.Errorf("out-of-order 500 with Warning %v", w)
+				}
+			}
+
+			// Complete what was in progress; the dialog goes on.
+			switch tc.state {
+			case ringing:
+				if dlg = p.finalOf(branchOf(t, first)); dlg == nil || dlg.StatusCode != 200 {
+					t.Fatalf("INVITE answered %v after the re-INVITE", dlg)
+				}
+				p.send(p.fill(ack(id, 10, dlg)))
+			case ackHeldBack, reinviteAckHeldBack:
+				p.send(p.fill(ack(id, last, dlg)))
+			case confirmed:
+				if tc.want == 200 {
+					p.send(p.fill(ack(id, last+tc.offset, dlg)))
+				}
+			}
+			waitAcked(t, s)
+			next := last + 5
+			if res := p.exchange(reinvite(next)); res == nil || res.StatusCode != 200 {
+				t.Fatalf("re-INVITE after the ACK answered %v", res)
+			}
+			p.send(p.fill(ack(id, next, dlg)))
+			waitAcked(t, s)
+		})
+	}
+}
+
+// reInvite is a re-INVITE template inside the dialog that dlg (a response
+// with our To tag) belongs to.
+func reInvite(callID string, dlg *sip.Response, cseq int) string {
+	return "INVITE sip:groupbridge@{dst} SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP {src};branch=z9hG4bK-{rand};rport\r\n" +
+		"From: <sip:alice@{srcip}>;tag=f" + callID + "\r\n" +
+		dlg.To().String() + "\r\n" +
+		"Call-ID: " + callID + "\r\n" +
+		"CSeq: " + strconv.Itoa(cseq) + " INVITE\r\n" +
+		"Contact: <sip:alice@{src}>\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"Content-Type: application/sdp\r\n\r\n" + testSDP
+}
+
+// branchOf is the branch of a filled request's Via.
+func branchOf(t *testing.T, msg string) string {
+	t.Helper()
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.(*sip.Request).Via().Params.Get("branch")
+	return b
+}
+
+// exchange sends msg (a template) and returns the final response to it.
+func (p *peer) exchange(msg string) *sip.Response {
+	p.t.Helper()
+	msg = p.fill(msg)
+	p.send(msg)
+	return p.finalOf(branchOf(p.t, msg))
+}
+
+// finalOf reads until the final response of the request with branch, or
+// nil after 10 s. It passes over others: a retransmitted 2xx to an INVITE
+// whose ACK is held back has the CSeq of a stale re-INVITE.
+func (p *peer) finalOf(branch string) *sip.Response {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := p.read(time.Until(deadline))
+		if m == nil {
+			return nil
+		}
+		if res, ok := m.(*sip.Response); ok && res.StatusCode >= 200 {
+			if b, _ := res.Via().Params.Get("branch"); b == branch {
+				return res
+			}
+		}
+	}
+}
+
+// waitAcked waits until no call of s has an INVITE in progress: the ACK
+// just sent has been taken (sipgo hands each message to its own goroutine,
+// so a request sent after it may be served first).
+func waitAcked(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		busy := false
+		s.mu.Lock()
+		for _, c := range s.calls {
+			c.mu.Lock()
+			busy = busy || c.pending != nil
+			c.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ACK was not taken within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Answers longer than sipgo's default UDP bound (1,300 bytes) go out over
 // UDP: an OPTIONS and an INVITE that crossed many proxies (their Vias
 // come back in the answer) are answered whatever their size, up to what
