@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
@@ -60,7 +60,7 @@ type proc struct {
 }
 
 func configYAML(groups string) string {
-	base := 20000 + 2*rand.IntN(4000)
+	base := testports.Shared(100) // ports no other process's test holds
 	return fmt.Sprintf(`sip:
   listen: ["udp:127.0.0.1:0"]
 rtp:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/tone"
 	"github.com/pion/rtp"
@@ -326,8 +327,8 @@ func TestE2EExternalAddressInContactAndSDP(t *testing.T) {
 
 func TestE2EPortRangeExhaustedIs503(t *testing.T) {
 	t.Parallel()
-	lo, _ := rtpRange()
-	// One RTP/RTCP pair only: the second call finds no port.
+	// One RTP/RTCP pair only, this test's own: the second call finds no port.
+	lo := testports.Range(t, 2)
 	a, _ := startApp(t, testYAMLPorts("", "", lo, lo+1))
 	dial(t, a, softphone.Config{Caller: "+15550000020"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

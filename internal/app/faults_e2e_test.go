@@ -13,6 +13,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
@@ -128,34 +129,6 @@ func noSecrets(t *testing.T, logs *syncBuffer, secrets ...string) {
 	}
 }
 
-// freePorts returns the first of n consecutive UDP ports on 127.0.0.1,
-// even, that were all free a moment ago: a test whose whole RTP range is a
-// pair or two must not meet a port another test or process holds.
-func freePorts(t *testing.T, n int) int {
-	t.Helper()
-	for range 200 {
-		lo, _ := rtpRange()
-		var held []*net.UDPConn
-		ok := true
-		for p := lo; p < lo+n; p++ {
-			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, c)
-		}
-		for _, c := range held {
-			_ = c.Close()
-		}
-		if ok {
-			return lo
-		}
-	}
-	t.Fatalf("no %d free consecutive ports", n)
-	return 0
-}
-
 // A caller that vanishes without a BYE (its RTP stops and its sockets
 // close, so our BYE meets ICMP port unreachable) is hung up after
 // rtp.timeout; "call ended" names the reason and only the masked caller,
@@ -163,7 +136,7 @@ func freePorts(t *testing.T, n int) int {
 // back in the pool: with a range of two port pairs a third call gets in.
 func TestFaultVanishedCallerIsHungUpAfterRTPTimeout(t *testing.T) {
 	t.Parallel()
-	lo := freePorts(t, 4)
+	lo := testports.Range(t, 4)
 	y := strings.Replace(testYAMLPorts("", "", lo, lo+3), "timeout: 10s", "timeout: 2s", 1)
 	a, logs := startApp(t, y)
 	const vanisher = "+15556100002"
@@ -239,7 +212,7 @@ func goroutines(funcs ...string) (int, map[string]int) {
 // bounded by 64*T1 in sipua) still retransmits to the silent peer.
 // Not parallel: it counts the process's goroutines.
 func TestFaultPeerThatNeverAnswersOurByeFreesTheCall(t *testing.T) {
-	lo := freePorts(t, 4)
+	lo := testports.Range(t, 4)
 	a, logs := startApp(t, testYAMLPorts("", "", lo, lo+3))
 	h := a.AdminHandler("tok")
 	const mute = "+15556200002"
@@ -313,7 +286,7 @@ func TestFaultPeerThatNeverAnswersOurByeFreesTheCall(t *testing.T) {
 // and takes calls again once a port pair is free.
 func TestFaultPortRangeExhaustedAnswers503ThenRecovers(t *testing.T) {
 	t.Parallel()
-	lo := freePorts(t, 2)
+	lo := testports.Range(t, 2)
 	a, logs := startApp(t, testYAMLPorts("", "", lo, lo+1))
 	first := dial(t, a, softphone.Config{Caller: "+15556300001"})
 	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
@@ -85,10 +84,12 @@ func (b *syncBuffer) waitCount(t *testing.T, d time.Duration, want int, msg stri
 	t.Fatalf("waited %v for %d %q %v records, have %d; log:\n%s", d, want, msg, kv, b.count(t, msg, kv...), b.String())
 }
 
-// rtpRange picks a random port range for one test's RTP, under the
-// kernel's ephemeral range; the pool skips ports that are taken anyway.
+// rtpRange picks a port range for one test's RTP from this process's
+// pool (testports.Shared): tests of this package may overlap, which the
+// RTP pool handles by passing over a bound port, but no other process's
+// and no test's own range (testports.Range) lies in it.
 func rtpRange() (int, int) {
-	base := 20000 + 2*rand.IntN(4000)
+	base := testports.Shared(200)
 	return base, base + 199
 }
 
@@ -170,15 +171,11 @@ func sipAddr(t *testing.T, a *App, transport string) string {
 	return ""
 }
 
-// freeUDPPort returns a port that was free a moment ago.
+// freeUDPPort returns a port for a peer program (sipp, Kamailio) that
+// belongs to t until it ends (testports.Port).
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return testports.Port(t)
 }
 
 // A broken operator prompt is refused at start-up with a clear error.

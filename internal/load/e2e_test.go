@@ -12,6 +12,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/app"
+	"github.com/groupbridge/groupbridge/internal/testports"
 )
 
 // reflectorChildEnv makes the test binary serve the reflector, so that the
@@ -47,10 +48,10 @@ func reflectorCmd(n int) *exec.Cmd {
 }
 
 // startBridge runs the whole bridge in-process with two peer rooms on
-// loopback ports the kernel picks.
+// loopback SIP ports the kernel picks and RTP ports of the test's own.
 func startBridge(t *testing.T) string {
 	t.Helper()
-	base := 40000 + 2*(os.Getpid()%2000) // away from other tests' ranges; taken ports are skipped
+	base := testports.Range(t, 100)
 	yaml := fmt.Sprintf(`
 sip:
   listen: ["udp:127.0.0.1:0"]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -14,14 +13,16 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 // testServer starts a Server on udp 127.0.0.1:0 with a real RTP engine on
-// a random loopback port range; mod may change the configuration first. The
-// handler holds each call until it ends. Both are shut down with the test.
+// a loopback port range of the test's own (testports.Range); mod may
+// change the configuration first. The handler holds each call until it
+// ends. Both are shut down with the test.
 func testServer(t *testing.T, mod func(*Config)) *Server {
 	t.Helper()
 	s := newTestServer(t, mod)
@@ -35,7 +36,7 @@ func testServer(t *testing.T, mod func(*Config)) *Server {
 // server's unexported knobs first.
 func newTestServer(t *testing.T, mod func(*Config)) *Server {
 	t.Helper()
-	lo := 20000 + 2*rand.IntN(10000)
+	lo := testports.Range(t, 200)
 	engine, err := rtpio.NewEngine(rtpio.Config{Address: loopback, PortMin: lo, PortMax: lo + 199})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@ package sipua
 
 import (
 	"context"
-	"net"
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,15 +43,10 @@ func runSipp(t *testing.T, scenario, target string, args ...string) {
 	}
 }
 
-// freeUDPPort returns a port that was free a moment ago.
+// freeUDPPort returns a port for sipp that belongs to t until it ends.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return testports.Port(t)
 }
 
 func TestSippDigest(t *testing.T) {

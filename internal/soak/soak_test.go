@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/app"
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testports"
 )
 
 // The soak's shape and bounds.
@@ -380,35 +380,15 @@ groups:%s`, lo, lo+rtpPorts-1, rtpTimeout, g.String())
 // for calls whose ports are still held while their successors start.
 const rtpPorts = 1200
 
-// freeRange finds n consecutive UDP ports on 127.0.0.1, starting even, that
-// are all free now: below the kernel's ephemeral range (where the
-// softphones' own RTP sockets are) and above 10000, tried at random
-// places. Other tests and load runs on the same machine hold RTP ranges of
-// their own; the bridge's pool would skip their ports, but a range that is
-// half taken would refuse calls with 503 and spoil the soak.
+// freeRange returns n consecutive ports, starting even, that belong to the
+// soak until it ends (testports.Range): below the kernel's ephemeral range,
+// where the softphones' own RTP sockets are, and held by no other test or
+// load run that uses testports. The bridge's pool would skip a taken
+// port, but a range that is half taken would refuse calls with 503 and
+// spoil the soak.
 func freeRange(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
-		lo := 10000 + 2*rand.IntN((32000-10000-n)/2)
-		if portsFree(lo, n) {
-			return lo
-		}
-	}
-	t.Fatalf("no %d free consecutive UDP ports between 10000 and 32000", n)
-	return 0
-}
-
-// portsFree reports whether every UDP port lo..lo+n-1 on 127.0.0.1 can be
-// bound now.
-func portsFree(lo, n int) bool {
-	for p := lo; p < lo+n; p++ {
-		c, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-	}
-	return true
+	return testports.Range(t, n)
 }
 
 // phase runs every slot's calls from now for d, each caller staying for
