@@ -18,7 +18,10 @@ type Source string
 
 // The sources of an identity.
 const (
-	SourceNone        Source = "none" // nobody named: anonymous for this call only
+	SourceNone Source = "none" // a withheld or missing number
+	// SourceNoIdentity: the source's From names nobody (Headers.NoFrom)
+	// and no header asserted anyone: anonymous for this call only.
+	SourceNoIdentity  Source = "no-identity"
 	SourceFrom        Source = "from"
 	SourcePAI         Source = "p-asserted-identity"
 	SourceRemoteParty Source = "remote-party-id"
@@ -72,7 +75,7 @@ func Resolve(h Headers) Identity {
 		}
 	}
 	if h.NoFrom {
-		return Identity{Source: SourceNone}
+		return Identity{Source: SourceNoIdentity}
 	}
 	n := ""
 	if v := firstAddress(h.From); v != nil {

@@ -151,11 +151,11 @@ func TestResolve(t *testing.T) {
 		{"RPID privacy=full", Headers{From: from, RPID: []string{rpid + ";privacy=full"}, Assert: true},
 			Identity{Number: "+15552222222", Private: true, Source: SourceRemoteParty}},
 		{"no identity source: anonymous per call", Headers{From: from, NoFrom: true, Assert: true},
-			Identity{Source: SourceNone}},
+			Identity{Source: SourceNoIdentity}},
 		{"no identity source that asserts", Headers{From: from, PAI: []string{pai}, NoFrom: true, Assert: true},
 			Identity{Number: "+15551111111", Source: SourcePAI}},
 		{"no identity, untrusted PAI ignored", Headers{From: from, PAI: []string{pai}, NoFrom: true},
-			Identity{Source: SourceNone}},
+			Identity{Source: SourceNoIdentity}},
 		{"separators in From", Headers{From: `<tel:+1-555-000-0000>;tag=1`},
 			Identity{Number: "+15550000000", Source: SourceFrom}},
 	}
@@ -176,7 +176,7 @@ func FuzzResolve(f *testing.F) {
 	f.Fuzz(func(t *testing.T, from, pai, rpid, privacy string, assert bool) {
 		id := Resolve(Headers{From: from, PAI: []string{pai}, RPID: []string{rpid}, Privacy: []string{privacy}, Assert: assert})
 		if id.Number == "" {
-			if id.Source != SourceNone {
+			if id.Source != SourceNone && id.Source != SourceNoIdentity {
 				t.Fatalf("no number but source %q", id.Source)
 			}
 			return
