@@ -59,6 +59,16 @@ type SIP struct {
 	// bridge. The registrar of Register is trusted too. Any other source
 	// must authenticate as one of Users, or is refused. See TrustedPrefixes.
 	Trusted []string `yaml:"trusted"`
+	// AssertIdentity lists the sources (CIDR, a single IP, or
+	// AssertTrusted for all of Trusted and the registrar) whose
+	// P-Asserted-Identity and Remote-Party-ID name the caller: RFC 3325's
+	// trust domain, the PBXs that police these headers. Only trusted
+	// sources are ever believed, whatever this lists. See AssertPrefixes.
+	AssertIdentity []string `yaml:"assert_identity"`
+	// NoIdentity lists the sources (CIDR or a single IP) whose From names
+	// nobody (a PBX that puts one number in every From): without an
+	// asserted identity their callers are anonymous for each call.
+	NoIdentity []string `yaml:"no_identity"`
 	// Users are the accounts softphones calling from untrusted addresses
 	// authenticate as (SIP digest).
 	Users []User `yaml:"users"`
@@ -185,10 +195,25 @@ const (
 	LogFormatJSON = "json"
 )
 
+// AssertTrusted in sip.assert_identity stands for every trusted source.
+const AssertTrusted = "trusted"
+
+// How log lines and the admin API name a caller (log.callers).
+const (
+	// LogCallersTag names a caller by a short tag from its keyed identity:
+	// stable within a day of one run, never the number.
+	LogCallersTag = "tag"
+	// LogCallersMasked shows the number's first and last four digits.
+	LogCallersMasked = "masked"
+)
+
 // Log is how the bridge logs.
 type Log struct {
 	// Format is LogFormatText or LogFormatJSON.
 	Format string `yaml:"format"`
+	// Callers is LogCallersTag or LogCallersMasked: how log lines and the
+	// admin API name a caller.
+	Callers string `yaml:"callers"`
 }
 
 // Prompts chooses the spoken prompts.
@@ -325,10 +350,11 @@ type Audio struct {
 func Default() *Config {
 	return &Config{
 		SIP: SIP{
-			Listen:       []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
-			UserAgent:    "groupbridge",
-			Trusted:      []string{"127.0.0.0/8", "::1/128"},
-			DropScanners: true,
+			Listen:         []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent:      "groupbridge",
+			Trusted:        []string{"127.0.0.0/8", "::1/128"},
+			AssertIdentity: []string{AssertTrusted},
+			DropScanners:   true,
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",
@@ -344,7 +370,7 @@ func Default() *Config {
 			MaxTalkers: 4,
 			AGC:        true,
 		},
-		Log:     Log{Format: LogFormatText},
+		Log:     Log{Format: LogFormatText, Callers: LogCallersTag},
 		Prompts: Prompts{Language: "en"},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Limits: Limits{

@@ -18,10 +18,11 @@ import (
 func TestDefault(t *testing.T) {
 	want := &Config{
 		SIP: SIP{
-			Listen:       []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
-			UserAgent:    "groupbridge",
-			Trusted:      []string{"127.0.0.0/8", "::1/128"},
-			DropScanners: true,
+			Listen:         []string{"udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"},
+			UserAgent:      "groupbridge",
+			Trusted:        []string{"127.0.0.0/8", "::1/128"},
+			AssertIdentity: []string{"trusted"},
+			DropScanners:   true,
 		},
 		RTP: RTP{
 			Address:     "0.0.0.0",
@@ -32,7 +33,7 @@ func TestDefault(t *testing.T) {
 			SRTP:        SRTPOffer,
 		},
 		Audio:   Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
-		Log:     Log{Format: "text"},
+		Log:     Log{Format: "text", Callers: "tag"},
 		Prompts: Prompts{Language: "en"},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Limits: Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour,
@@ -441,6 +442,22 @@ rtp: {external_address: 203.0.113.9, media_sources: ["203.0.113.16/28", "198.51.
 	}
 	if c.SIP.Register != nil {
 		t.Errorf("default register = %+v, want nil", c.SIP.Register)
+	}
+	// Identity headers: by default from every trusted source; a list
+	// narrows that; From names somebody unless no_identity says otherwise.
+	if p, all := c.SIP.AssertPrefixes(); !all || len(p) != 0 || len(c.SIP.NoIdentityPrefixes()) != 0 {
+		t.Errorf("default AssertPrefixes() = %v, %v; NoIdentityPrefixes() = %v", p, all, c.SIP.NoIdentityPrefixes())
+	}
+	c, err = Parse([]byte(`sip: {assert_identity: ["10.0.0.5", "2001:db8::/64"], no_identity: ["192.0.2.0/24"]}` + "\n" + okGroups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, all := c.SIP.AssertPrefixes()
+	if all || !slices.Equal(p, []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("2001:db8::/64")}) {
+		t.Errorf("AssertPrefixes() = %v, %v", p, all)
+	}
+	if got := c.SIP.NoIdentityPrefixes(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}) {
+		t.Errorf("NoIdentityPrefixes() = %v", got)
 	}
 }
 

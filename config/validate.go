@@ -55,6 +55,9 @@ func (c *Config) Validate() error {
 	if f := c.Log.Format; f != LogFormatText && f != LogFormatJSON {
 		v.add("log.format", "%s must be text or json", quote(f))
 	}
+	if f := c.Log.Callers; f != LogCallersTag && f != LogCallersMasked {
+		v.add("log.callers", "%s must be tag or masked", quote(f))
+	}
 	v.prompts(&c.Prompts)
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
@@ -151,6 +154,16 @@ func (v *validator) sip(s *SIP) {
 	for i, e := range s.Trusted {
 		if _, ok := parseTrusted(e); !ok {
 			v.add(fmt.Sprintf("sip.trusted[%d]", i), "%s is not a CIDR", quote(e))
+		}
+	}
+	for i, e := range s.AssertIdentity {
+		if _, ok := parseTrusted(e); !ok && e != AssertTrusted {
+			v.add(fmt.Sprintf("sip.assert_identity[%d]", i), "%s is not a CIDR or %q", quote(e), AssertTrusted)
+		}
+	}
+	for i, e := range s.NoIdentity {
+		if _, ok := parseTrusted(e); !ok {
+			v.add(fmt.Sprintf("sip.no_identity[%d]", i), "%s is not a CIDR", quote(e))
 		}
 	}
 	v.users(s.Users)
@@ -340,6 +353,32 @@ func parseTrusted(s string) (netip.Prefix, bool) {
 func (s SIP) TrustedPrefixes() []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(s.Trusted))
 	for _, e := range s.Trusted {
+		if p, ok := parseTrusted(e); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// AssertPrefixes returns the parsed sip.assert_identity entries, and
+// whether the list holds AssertTrusted (every trusted source). It assumes
+// a validated configuration.
+func (s SIP) AssertPrefixes() (prefixes []netip.Prefix, trusted bool) {
+	for _, e := range s.AssertIdentity {
+		if e == AssertTrusted {
+			trusted = true
+		} else if p, ok := parseTrusted(e); ok {
+			prefixes = append(prefixes, p)
+		}
+	}
+	return prefixes, trusted
+}
+
+// NoIdentityPrefixes returns the parsed sip.no_identity entries. It
+// assumes a validated configuration.
+func (s SIP) NoIdentityPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, e := range s.NoIdentity {
 		if p, ok := parseTrusted(e); ok {
 			out = append(out, p)
 		}

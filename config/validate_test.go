@@ -234,6 +234,15 @@ sip: {external_address: bad_host}
 			`sip.trusted[6]: "" is not a CIDR`,
 		}},
 		{"trusted is text", "sip: {trusted: 10.0.0.0/8}\n" + okGroups, []string{`sip.trusted: expected a list, found "10.0.0.0/8"`}},
+		// sip.assert_identity and sip.no_identity
+		{"assert_identity good", `sip: {assert_identity: ["trusted", "10.0.0.5", "2001:db8::/64"], no_identity: ["192.0.2.7", "10.1.0.0/16"]}` + "\n" + okGroups, nil},
+		{"assert_identity none", "sip: {assert_identity: [], no_identity: []}\n" + okGroups, nil},
+		{"assert_identity bad", `sip: {assert_identity: ["trusted", "pbx.example.org", "all"], no_identity: ["trusted", "10.0.0.0/33"]}` + "\n" + okGroups, []string{
+			`sip.assert_identity[1]: "pbx.example.org" is not a CIDR or "trusted"`,
+			`sip.assert_identity[2]: "all" is not a CIDR or "trusted"`,
+			`sip.no_identity[0]: "trusted" is not a CIDR`,
+			`sip.no_identity[1]: "10.0.0.0/33" is not a CIDR`,
+		}},
 		// rtp.media_sources
 		{"media sources good", `rtp: {media_sources: ["203.0.113.0/28", "198.51.100.9", "2001:db8::/48"]}` + "\n" + okGroups, nil},
 		{"media sources bad", `rtp: {media_sources: ["203.0.113.0/28", "sbc.example.org", "10.0.0.0/33", ""]}` + "\n" + okGroups, []string{
@@ -366,6 +375,8 @@ sip:
 		// log and prompts
 		{"log format", "log: {format: xml}\n" + okGroups, []string{`log.format: "xml" must be text or json`}},
 		{"log json", "log: {format: json}\n" + okGroups, nil},
+		{"log callers", "log: {callers: full}\n" + okGroups, []string{`log.callers: "full" must be tag or masked`}},
+		{"log callers masked", "log: {callers: masked}\n" + okGroups, nil},
 		{"prompts language", "prompts: {language: fr}\n" + okGroups, []string{`prompts.language: "fr" is not built in (built in: en)`}},
 		{"prompts dir ok", "prompts: {dir: $TMP/prompts}\n" + okGroups, nil},
 		{"prompts dir missing", "prompts: {dir: $TMP/none}\n" + okGroups, []string{"prompts.dir: $TMP/none: no such directory"}},
