@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
@@ -21,7 +22,8 @@ type Call struct {
 	srv       *Server
 	id        string // short random id for logs; never derived from the caller
 	dialogID  string
-	caller    string
+	ident     callerid.Identity // who is calling; never logged (see label)
+	label     string            // how log lines name the caller (Config.CallerLabel)
 	dialed    string
 	transport string
 	source    string   // where the INVITE came from: in-dialog requests go here
@@ -68,9 +70,33 @@ type pendingAnswer struct {
 // ID returns the call's log id: random, so it reveals nothing about the caller.
 func (c *Call) ID() string { return c.id }
 
-// Caller returns the caller's number (From user). It is for recognising a
-// caller (through an HMAC) and must never be logged; use logging.MaskCaller.
-func (c *Call) Caller() string { return c.caller }
+// Caller returns the caller's number, normalised: from P-Asserted-Identity
+// or Remote-Party-ID when the source may assert one (Config.AssertIdentity),
+// else from the From user; "" when nobody is named. It is for recognising
+// a caller (through an HMAC) and must never be logged; use Label.
+func (c *Call) Caller() string { return c.ident.Number }
+
+// CallerPrivate reports whether the caller asked to withhold their
+// identity (Privacy: id): Caller still tells them apart, but nothing shown
+// may be derived from it.
+func (c *Call) CallerPrivate() bool { return c.ident.Private }
+
+// NoIdentity reports whether the call's source names nobody (it is in
+// Config.NoIdentity and asserted no identity): Caller is "" and the caller
+// is anonymous for this call only.
+func (c *Call) NoIdentity() bool { return c.ident.Source == callerid.SourceNoIdentity }
+
+// Label returns how log lines name the caller (Config.CallerLabel), fixed
+// when the call was set up.
+func (c *Call) Label() string { return c.label }
+
+// shown is the number that may be shown masked: none when withheld.
+func (c *Call) shown() string {
+	if c.ident.Private {
+		return ""
+	}
+	return c.ident.Number
+}
 
 // Dialed returns the user part of the Request-URI: the number that was dialled.
 func (c *Call) Dialed() string { return c.dialed }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/rtpio"
@@ -82,6 +83,19 @@ type Config struct {
 	// Nil means loopback only (127.0.0.0/8 and ::1); an empty non-nil slice
 	// trusts nobody. The registrar's addresses are always trusted.
 	Trusted []netip.Prefix
+	// AssertIdentity lists the trusted sources whose P-Asserted-Identity
+	// and Remote-Party-ID name the caller (RFC 3325's trust domain);
+	// AssertTrusted adds every trusted source. The headers of a caller
+	// who authenticated (an untrusted source) are never believed.
+	AssertIdentity []netip.Prefix
+	AssertTrusted  bool
+	// NoIdentity lists the sources whose From names nobody (one number in
+	// every From): without an asserted identity the caller is anonymous
+	// for the call.
+	NoIdentity []netip.Prefix
+	// CallerLabel names a call's caller in log lines, once when the call
+	// is set up; nil shows the masked number (logging.MaskCaller).
+	CallerLabel func(*Call) string
 	// Users may authenticate (digest) from untrusted addresses; with none,
 	// untrusted sources get 403.
 	Users []User
@@ -711,7 +725,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		select {
 		case <-time.After(s.cfg.AnswerDelay):
 		case <-cancelled:
-			s.log.Info("call cancelled", "call", call.id, "caller", logging.MaskCaller(call.caller))
+			s.log.Info("call cancelled", "call", call.id, "caller", call.label)
 			fail("cancelled")
 			return
 		case <-tx.Done():
@@ -755,7 +769,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !s.answerAndAwaitAck(call, req, tx, sdpBody, pend, cancelled) {
 		return
 	}
-	s.log.Info("call answered", "call", call.id, "caller", logging.MaskCaller(call.caller),
+	s.log.Info("call answered", "call", call.id, "caller", call.label, "identity", string(call.ident.Source),
 		"transport", strings.ToLower(call.transport), "codec", call.Codec().String())
 	s.wg.Add(1)
 	go s.runCall(call)
@@ -904,7 +918,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		srv:        s,
 		id:         newCallID(),
 		dialogID:   id,
-		caller:     req.From().Address.User,
+		ident:      s.identify(req, source, user),
 		dialed:     dialedNumber(&req.Recipient),
 		transport:  req.Transport(),
 		source:     source,
@@ -922,6 +936,11 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		media:      Media{DTMFPT: -1},
 	}
 	c.localCSeq.Store(uint32(randUint64() & 0x7fff))
+	if s.cfg.CallerLabel != nil {
+		c.label = s.cfg.CallerLabel(c)
+	} else {
+		c.label = logging.MaskCaller(c.shown())
+	}
 	if ct := req.Contact(); ct != nil {
 		c.remoteTarget = ct.Address
 	} else {
@@ -960,6 +979,50 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 	s.calls[id] = c
 	s.mu.Unlock()
 	return c, nil
+}
+
+// identify reads who a call is from (package callerid). Identity headers
+// count only from a trusted source (user "") that AssertIdentity names;
+// the From of a source in NoIdentity names nobody.
+func (s *Server) identify(req *sip.Request, source, user string) callerid.Identity {
+	var src netip.Addr
+	if ap, err := netip.ParseAddrPort(source); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	h := callerid.Headers{
+		// The URI alone: a display name is never read for a number.
+		From:    "<" + req.From().Address.String() + ">",
+		Privacy: headerValues(req, "Privacy"),
+		NoFrom:  inPrefixes(s.cfg.NoIdentity, src),
+	}
+	if user == "" && (s.cfg.AssertTrusted || inPrefixes(s.cfg.AssertIdentity, src)) {
+		h.Assert = true
+		h.PAI = headerValues(req, "P-Asserted-Identity")
+		h.RPID = headerValues(req, "Remote-Party-ID")
+	}
+	return callerid.Resolve(h)
+}
+
+// headerValues returns the values of every header line called name.
+func headerValues(req *sip.Request, name string) []string {
+	var out []string
+	for _, h := range req.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
+}
+
+// inPrefixes reports whether a is inside one of ps.
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialedNumber is the number a Request-URI calls: the user part of a sip
@@ -1137,7 +1200,7 @@ func (s *Server) runCall(c *Call) {
 		}
 		c.Hangup("handler-done")
 		s.release(c)
-		s.log.Info("call ended", "call", c.id, "caller", logging.MaskCaller(c.caller),
+		s.log.Info("call ended", "call", c.id, "caller", c.label,
 			"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
 	}()
 	s.cfg.Handler.ServeCall(c)
