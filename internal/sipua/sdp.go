@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/pion/sdp/v3"
 )
@@ -116,7 +117,9 @@ func ParseOfferSRTP(body []byte, mode SRTPMode) (Media, error) {
 	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
-		return m, fmt.Errorf("%w: %v", ErrBadSDP, shorten(err.Error()))
+		// pion quotes the offending text, which may hold a caller's
+		// number or a PIN: the same redaction as library log lines.
+		return m, fmt.Errorf("%w: %v", ErrBadSDP, shorten(logging.RedactDigits(err.Error())))
 	}
 	lines := make([]mline, len(sd.MediaDescriptions))
 	for i, md := range sd.MediaDescriptions {
@@ -150,7 +153,7 @@ func ParseOfferSRTP(body []byte, mode SRTPMode) (Media, error) {
 			continue
 		default:
 			if firstErr == nil && proto != protoAVP {
-				firstErr = fmt.Errorf("%w: transport %q (want RTP/AVP or RTP/SAVP)", ErrNoCommonCodec, shorten(proto))
+				firstErr = fmt.Errorf("%w: transport %q (want RTP/AVP or RTP/SAVP)", ErrNoCommonCodec, shorten(logging.RedactDigits(proto)))
 			}
 			continue
 		}

@@ -140,3 +140,27 @@ func FuzzParseOffer(f *testing.F) {
 		}
 	})
 }
+
+// A malformed offer's error goes to the log and the Warning header: the
+// text pion quotes from the offer loses its digit runs, which may be a
+// caller's number or a PIN.
+func TestParseOfferErrorRedacted(t *testing.T) {
+	const secret = "5557654321"
+	bodies := []string{
+		"v=0\r\no=- +1" + secret + " 73915\r\nm=audio x RTP/AVP zz\r\n",
+		"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP+1" + secret + " 0\r\n",
+		"v=1" + secret + "\r\n",
+		"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/X" + secret + " 0\r\na=rtpmap:0 PCMU/8000\r\n",
+	}
+	for _, b := range bodies {
+		_, err := ParseOfferSRTP([]byte(b), SRTPOffer)
+		if err == nil {
+			t.Fatalf("%q parsed", b)
+		}
+		for i := 0; i+4 <= len(secret); i++ {
+			if strings.Contains(err.Error(), secret[i:i+4]) {
+				t.Errorf("error %q holds the offer's digits %q", err, secret[i:i+4])
+			}
+		}
+	}
+}
