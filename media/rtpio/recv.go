@@ -282,10 +282,10 @@ func (l *latch) admit(from netip.AddrPort, ssrc uint32, seq uint16, now time.Tim
 			return admitLatched
 		}
 	}
-	if from == l.cur {
-		// A new SSRC from the current address. Quiet means the old SSRC
-		// sends nothing while the new one is on probation; see accept.
-	} else if !l.curLast.IsZero() && now.Sub(l.curLast) < relatchSilence {
+	// A new SSRC from the current address goes on probation at once: the
+	// old SSRC is quiet as long as it sends nothing meanwhile (accept ends
+	// probation). Another port waits for a second of silence.
+	if from != l.cur && !l.curLast.IsZero() && now.Sub(l.curLast) < relatchSilence {
 		return admitForeign
 	}
 	if l.candN > 0 && from == l.cand && ssrc == l.candSSRC && seq == l.candSeq+1 {
