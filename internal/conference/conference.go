@@ -85,8 +85,10 @@ type Audio struct {
 
 // Conference is the set of live rooms.
 type Conference struct {
-	clock   *clock.Clock
-	prompts *prompt.Set
+	clock *clock.Clock
+	// prompts is swapped whole by SetPrompts (a reload) while rooms read
+	// it on the clock goroutine; a Set is never changed once shared.
+	prompts atomic.Pointer[prompt.Set]
 	log     *slog.Logger
 	audio   Audio
 
@@ -111,8 +113,15 @@ func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger, audio Audio) *
 	if audio.MaxTalkers <= 0 {
 		audio.MaxTalkers = 4
 	}
-	return &Conference{clock: clk, prompts: prompts, log: log, audio: audio, rooms: map[string]*Room{}}
+	c := &Conference{clock: clk, log: log, audio: audio, rooms: map[string]*Room{}}
+	c.prompts.Store(prompts)
+	return c
 }
+
+// SetPrompts makes every room, the running ones included, speak from
+// prompts from its next announcement on (a reload of prompts.dir).
+// Announcements already playing finish with the clips they started with.
+func (c *Conference) SetPrompts(prompts *prompt.Set) { c.prompts.Store(prompts) }
 
 // JoinRequest is a caller about to enter a room.
 type JoinRequest struct {

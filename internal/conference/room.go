@@ -590,7 +590,7 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		case rules.HoldMusic:
 			if m := r.bySeat[e.Seat]; m != nil {
 				if e.On {
-					if clip, ok := r.conf.prompts.Clip(prompt.HoldMusic); ok {
+					if clip, ok := r.conf.prompts.Load().Clip(prompt.HoldMusic); ok {
 						m.player.Loop(clip)
 					}
 				} else {
@@ -614,12 +614,13 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 // speak turns a phrase (prompt names, numbers as digits) into clips.
 func (r *Room) speak(phrase []string) [][]int16 {
 	clips := make([][]int16, 0, len(phrase)+2)
+	prompts := r.conf.prompts.Load() // one set for the whole phrase
 	for _, w := range phrase {
 		if n, err := strconv.Atoi(w); err == nil && w != "" && w[0] >= '0' && w[0] <= '9' {
-			clips = append(clips, r.conf.prompts.Number(n)...)
+			clips = append(clips, prompts.Number(n)...)
 			continue
 		}
-		if c, ok := r.conf.prompts.Clip(w); ok {
+		if c, ok := prompts.Clip(w); ok {
 			clips = append(clips, c)
 		}
 	}
