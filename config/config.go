@@ -26,7 +26,8 @@ import (
 
 // Config is a whole groupbridge configuration. The yaml tags are the file's
 // keys; the decoder walks them by reflection, so a field added here is a key
-// of the file (add it to default.yaml and Validate too).
+// of the file (add it to default.yaml and Validate too). The reload tags say
+// what a reload does with each key (see ReloadLive).
 type Config struct {
 	SIP     SIP     `yaml:"sip"`
 	RTP     RTP     `yaml:"rtp"`
@@ -37,61 +38,62 @@ type Config struct {
 	Limits  Limits  `yaml:"limits"`
 	// DrainTimeout bounds a stop (SIGTERM): callers are told the line is
 	// closing and every call is hung up within it.
-	DrainTimeout time.Duration `yaml:"drain_timeout"`
-	Groups       []Group       `yaml:"groups"`
+	DrainTimeout time.Duration `yaml:"drain_timeout" reload:"live"`
+	Groups       []Group       `yaml:"groups" reload:"live"`
 }
 
 // SIP is where and how the bridge speaks SIP.
 type SIP struct {
 	// Listen holds "transport:host:port" entries; see ParseListener.
-	Listen []string `yaml:"listen"`
+	Listen []string `yaml:"listen" reload:"restart"`
 	// ExternalAddress is the public IP or host name put in Contact and SDP
 	// when the bridge sits behind NAT; empty means the local address.
-	ExternalAddress string `yaml:"external_address"`
-	// UserAgent is sent in User-Agent and Server headers.
-	UserAgent string `yaml:"user_agent"`
+	ExternalAddress string `yaml:"external_address" reload:"restart"`
+	// UserAgent is sent in User-Agent and Server headers. It is also the
+	// digest realm, so it changes only at a restart.
+	UserAgent string `yaml:"user_agent" reload:"restart"`
 	// AnswerDelay rings (180 Ringing) this long before answering; 0
 	// answers at once. Some PBXs want a ring before the answer, and it
 	// gives a caller's CANCEL a window.
-	AnswerDelay time.Duration `yaml:"answer_delay"`
+	AnswerDelay time.Duration `yaml:"answer_delay" reload:"live"`
 	// Trusted lists the networks (CIDR, or a single IP) whose calls are
 	// answered without authentication: the PBX or trunk in front of the
 	// bridge. The registrar of Register is trusted too. Any other source
 	// must authenticate as one of Users, or is refused. See TrustedPrefixes.
-	Trusted []string `yaml:"trusted"`
+	Trusted []string `yaml:"trusted" reload:"restart"`
 	// AssertIdentity lists the sources (CIDR, a single IP, or
 	// AssertTrusted for all of Trusted and the registrar) whose
 	// P-Asserted-Identity and Remote-Party-ID name the caller: RFC 3325's
 	// trust domain, the PBXs that police these headers. Only trusted
 	// sources are ever believed, whatever this lists. See AssertPrefixes.
-	AssertIdentity []string `yaml:"assert_identity"`
+	AssertIdentity []string `yaml:"assert_identity" reload:"restart"`
 	// NoIdentity lists the sources (CIDR or a single IP) whose From names
 	// nobody (a PBX that puts one number in every From): without an
 	// asserted identity their callers are anonymous for each call.
-	NoIdentity []string `yaml:"no_identity"`
+	NoIdentity []string `yaml:"no_identity" reload:"restart"`
 	// Users are the accounts softphones calling from untrusted addresses
 	// authenticate as (SIP digest).
-	Users []User `yaml:"users"`
+	Users []User `yaml:"users" reload:"restart"`
 	// Register, when set, registers the bridge to a PBX as an extension.
 	// Nil (null in the file, the default) registers nowhere.
-	Register *Register `yaml:"register"`
+	Register *Register `yaml:"register" reload:"restart"`
 	// TLS holds the certificate of the tls: listeners; required when
 	// Listen has one. Nil (null in the file, the default) is none.
-	TLS *TLS `yaml:"tls"`
+	TLS *TLS `yaml:"tls" reload:"restart"`
 	// DropScanners drops, without any answer, requests from untrusted
 	// sources whose User-Agent (or From) names a known SIP scanner
 	// (friendly-scanner, sipvicious, sipcli and the like): an answer only
 	// tells the scanner that something is there.
-	DropScanners bool `yaml:"drop_scanners"`
+	DropScanners bool `yaml:"drop_scanners" reload:"live"`
 }
 
 // TLS is the sip.tls section: the certificate the bridge presents on its
 // tls: listeners.
 type TLS struct {
 	// Cert is a PEM file with the certificate, then any intermediates.
-	Cert string `yaml:"cert"`
+	Cert string `yaml:"cert" reload:"restart"`
 	// Key is a PEM file with the certificate's private key.
-	Key string `yaml:"key"`
+	Key string `yaml:"key" reload:"restart"`
 }
 
 // Load reads the certificate and key into a server configuration that
@@ -116,27 +118,27 @@ func (t *TLS) Load() (*tls.Config, error) {
 // User is one sip.users account.
 type User struct {
 	// Name is the digest user name.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" reload:"restart"`
 	// Password is the digest password. Secret.
-	Password string `yaml:"password" secret:"password"`
+	Password string `yaml:"password" secret:"password" reload:"restart"`
 }
 
 // Register is the sip.register section: the bridge registers to a PBX as an
 // extension so that the PBX sends that extension's calls to the bridge.
 type Register struct {
 	// Registrar is the PBX's SIP URI: sip:host or sip:host:port.
-	Registrar string `yaml:"registrar"`
+	Registrar string `yaml:"registrar" reload:"restart"`
 	// User is the extension to register (the user part of the
 	// address-of-record and of our Contact) and the digest user name.
-	User string `yaml:"user"`
+	User string `yaml:"user" reload:"restart"`
 	// Password answers the registrar's digest challenge. Secret.
-	Password string `yaml:"password" secret:"password"`
+	Password string `yaml:"password" secret:"password" reload:"restart"`
 	// Expires is the registration lifetime asked for; it is refreshed at
 	// 80% of what the registrar grants.
-	Expires time.Duration `yaml:"expires"`
+	Expires time.Duration `yaml:"expires" reload:"restart"`
 	// Transport is udp or tcp; empty means udp when sip.listen has a udp
 	// entry, else tcp.
-	Transport string `yaml:"transport"`
+	Transport string `yaml:"transport" reload:"restart"`
 }
 
 // DefaultRegister returns a sip.register section with every key at its
@@ -148,35 +150,35 @@ func DefaultRegister() Register {
 // RTP is where the media sockets bind and when a silent call is dropped.
 type RTP struct {
 	// Address is the IP the RTP sockets bind to.
-	Address string `yaml:"address"`
+	Address string `yaml:"address" reload:"restart"`
 	// ExternalAddress, when set, is the IP or host name put in SDP (c= and
 	// o=) instead of sip.external_address: for media that leaves through
 	// another NAT or address than signalling.
-	ExternalAddress string `yaml:"external_address"`
+	ExternalAddress string `yaml:"external_address" reload:"restart"`
 	// PortMin and PortMax bound the ports used, both inclusive. Each call
 	// takes an even port for RTP and the odd one above it for RTCP.
-	PortMin int `yaml:"port_min"`
-	PortMax int `yaml:"port_max"`
+	PortMin int `yaml:"port_min" reload:"restart"`
+	PortMax int `yaml:"port_max" reload:"restart"`
 	// Timeout hangs up a call that sends no RTP for this long.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" reload:"restart"`
 	// HoldTimeout is the same for a call on hold, which may rightly send
 	// nothing for a long time.
-	HoldTimeout time.Duration `yaml:"hold_timeout"`
+	HoldTimeout time.Duration `yaml:"hold_timeout" reload:"restart"`
 	// SRTP is when media is encrypted (SDES, AES_CM_128_HMAC_SHA1_80):
 	// SRTPOff, SRTPOffer or SRTPRequire. The keys travel in the SDP, so
 	// they are taken and given only over SIP on TLS.
-	SRTP string `yaml:"srtp"`
+	SRTP string `yaml:"srtp" reload:"restart"`
 	// SRTPOverUDP lets SRTP keys travel over UDP and TCP SIP too, in
 	// clear: anyone on the path can read them and decrypt those calls.
 	// Only for a network path the operator trusts.
-	SRTPOverUDP bool `yaml:"srtp_over_udp"`
+	SRTPOverUDP bool `yaml:"srtp_over_udp" reload:"restart"`
 	// MediaSources lists networks (CIDR, or a single IP) that callers'
 	// media may also come from. Media is accepted only from the address in
 	// the caller's SDP and the address its SIP came from; this is for the
 	// rare trunk whose media comes from a third address, or softphones
 	// behind NAT reaching groupbridge through a SIP proxy. See
 	// MediaSourcePrefixes.
-	MediaSources []string `yaml:"media_sources"`
+	MediaSources []string `yaml:"media_sources" reload:"restart"`
 }
 
 // rtp.srtp values.
@@ -210,20 +212,20 @@ const (
 // Log is how the bridge logs.
 type Log struct {
 	// Format is LogFormatText or LogFormatJSON.
-	Format string `yaml:"format"`
+	Format string `yaml:"format" reload:"restart"`
 	// Callers is LogCallersTag or LogCallersMasked: how log lines and the
 	// admin API name a caller.
-	Callers string `yaml:"callers"`
+	Callers string `yaml:"callers" reload:"restart"`
 }
 
 // Prompts chooses the spoken prompts.
 type Prompts struct {
 	// Language picks a built-in prompt set; see BuiltinLanguages.
-	Language string `yaml:"language"`
+	Language string `yaml:"language" reload:"live"`
 	// Dir, when set, is a directory of the operator's own recordings that
 	// override the built-in ones. A relative path is taken from the working
 	// directory.
-	Dir string `yaml:"dir"`
+	Dir string `yaml:"dir" reload:"live"`
 }
 
 // BuiltinLanguages lists the prompt sets compiled into groupbridge.
@@ -241,37 +243,37 @@ const (
 // from DefaultGroup, so it only needs the keys that differ.
 type Group struct {
 	// Name is shown to operators (never to callers); unique, case-insensitively.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" reload:"live"`
 	// Number, when set, is a dialled number (the Request-URI user) that lands
 	// in this group; only this group's PINs are then accepted.
-	Number string `yaml:"number"`
+	Number string `yaml:"number" reload:"live"`
 	// MemberPIN admits a caller as a member. Secret.
-	MemberPIN string `yaml:"member_pin" secret:"PIN"`
+	MemberPIN string `yaml:"member_pin" secret:"PIN" reload:"live"`
 	// FacilitatorPIN admits a caller as a facilitator. Secret.
-	FacilitatorPIN string `yaml:"facilitator_pin" secret:"PIN"`
+	FacilitatorPIN string `yaml:"facilitator_pin" secret:"PIN" reload:"live"`
 	// LedBy is LedByFacilitator or LedByPeer.
-	LedBy string `yaml:"led_by"`
+	LedBy string `yaml:"led_by" reload:"live"`
 	// MaxMembers caps members in the room or waiting; facilitators always get in.
-	MaxMembers int `yaml:"max_members"`
+	MaxMembers int `yaml:"max_members" reload:"live"`
 	// ShareMinutes is the share timer's limit for one floor grant.
-	ShareMinutes int `yaml:"share_minutes"`
+	ShareMinutes int `yaml:"share_minutes" reload:"live"`
 	// EndGrace is how long a facilitator-led room waits for a facilitator
 	// to come back before the session ends.
-	EndGrace time.Duration `yaml:"end_grace"`
+	EndGrace time.Duration `yaml:"end_grace" reload:"live"`
 }
 
 // Admin is the operator's HTTP listener: /healthz, /metrics, /api/...
 type Admin struct {
 	// Listen is host:port; "" turns the listener off.
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" reload:"restart"`
 	// Token is the bearer token every /api and /metrics request must
 	// carry; required when Listen is not a loopback address.
-	Token string `yaml:"token" secret:"token"`
+	Token string `yaml:"token" secret:"token" reload:"restart"`
 	// Hosts are the names and addresses the API answers to in a request's
 	// Host header, with any port; empty: Listen's address and localhost,
 	// 127.0.0.1 and ::1. Required when Listen is a wildcard address: a web
 	// page that renames itself to this machine (DNS rebinding) is refused.
-	Hosts []string `yaml:"hosts"`
+	Hosts []string `yaml:"hosts" reload:"restart"`
 }
 
 // Limits are the defences against abuse: PIN guessing and SIP floods.
@@ -281,68 +283,68 @@ type Limits struct {
 	// calls to one group's number, above which an alarm is raised (a
 	// metric and a log line): many callers each guessing a little are an
 	// attack that no per-caller limit sees.
-	PINFailureAlarm int `yaml:"pin_failure_alarm"`
+	PINFailureAlarm int `yaml:"pin_failure_alarm" reload:"live"`
 	// SourceRate is the SIP requests per second one untrusted source
 	// address may send on average (a token bucket of SourceBurst); more
 	// are dropped unanswered. 0 turns the per-source limit off. Trusted
 	// sources and the registrar are exempt: the PBX carries everyone's
 	// calls.
-	SourceRate int `yaml:"source_rate"`
+	SourceRate int `yaml:"source_rate" reload:"live"`
 	// SourceBurst is how many requests an untrusted source may send at
 	// once before SourceRate applies.
-	SourceBurst int `yaml:"source_burst"`
+	SourceBurst int `yaml:"source_burst" reload:"live"`
 	// MaxCalls caps the calls up or being set up, from every source;
 	// beyond it an INVITE gets 503 with Retry-After.
-	MaxCalls int `yaml:"max_calls"`
+	MaxCalls int `yaml:"max_calls" reload:"live"`
 	// MaxCall ends (BYE) a call that has lasted this long; 0 is no limit.
-	MaxCall time.Duration `yaml:"max_call"`
+	MaxCall time.Duration `yaml:"max_call" reload:"live"`
 	// SetupPerSource caps the calls of one untrusted source address (IPv6:
 	// its /64) being set up or at the PIN prompt; more get 503. Each holds
 	// RTP ports, so one source could otherwise take the whole range. 0 is
 	// off; sip.trusted sources are bounded by MaxCalls only.
-	SetupPerSource int `yaml:"setup_per_source"`
+	SetupPerSource int `yaml:"setup_per_source" reload:"live"`
 	// SetupPerUser is the same for the calls of one sip.users account.
-	SetupPerUser int `yaml:"setup_per_user"`
+	SetupPerUser int `yaml:"setup_per_user" reload:"live"`
 	// PINBudget is the wrong PINs a minute to one number (a group's own
 	// number, or the shared access number) that pass unhindered. Past it
 	// the number is under attack: PIN answers wait their turn, one every
 	// minute/PINBudget, whatever caller numbers the guesses come from.
 	// It sets how long PINs hold out (config check prints it).
-	PINBudget int `yaml:"pin_budget"`
+	PINBudget int `yaml:"pin_budget" reload:"live"`
 	// PINBudgetBridge is the same over all numbers together: past it every
 	// number is under attack.
-	PINBudgetBridge int `yaml:"pin_budget_bridge"`
+	PINBudgetBridge int `yaml:"pin_budget_bridge" reload:"live"`
 	// PINQueue caps the calls of one number waiting for their PIN's answer
 	// under attack; a caller beyond it hears "Please try again later."
-	PINQueue int `yaml:"pin_queue"`
+	PINQueue int `yaml:"pin_queue" reload:"live"`
 	// KnownCallers is the days a caller who entered a group's PIN is known
 	// to that group and skips the waiting under attack (remembered as a
 	// keyed hash, in memory only); 0 turns it off.
-	KnownCallers int `yaml:"known_callers"`
+	KnownCallers int `yaml:"known_callers" reload:"live"`
 	// TCPPerSource caps the TCP and TLS connections one untrusted address
 	// (IPv6: its /64) may hold open; more are closed at once. 0 is off.
-	TCPPerSource int `yaml:"tcp_per_source"`
+	TCPPerSource int `yaml:"tcp_per_source" reload:"live"`
 	// TCPIdle closes an untrusted TCP or TLS connection that has not
 	// carried a complete SIP request this long after it was opened.
-	TCPIdle time.Duration `yaml:"tcp_idle"`
+	TCPIdle time.Duration `yaml:"tcp_idle" reload:"live"`
 	// TLSHandshake closes a TLS connection whose handshake has not ended
 	// this long after it was opened.
-	TLSHandshake time.Duration `yaml:"tls_handshake"`
+	TLSHandshake time.Duration `yaml:"tls_handshake" reload:"live"`
 }
 
 // Audio is how callers' audio is cleaned up and mixed.
 type Audio struct {
 	// JitterMin and JitterMax bound the adaptive jitter buffer's delay.
-	JitterMin time.Duration `yaml:"jitter_min"`
-	JitterMax time.Duration `yaml:"jitter_max"`
+	JitterMin time.Duration `yaml:"jitter_min" reload:"restart"`
+	JitterMax time.Duration `yaml:"jitter_max" reload:"restart"`
 	// MaxTalkers is how many of the loudest talkers are mixed at once;
 	// quieter open lines wait their turn instead of adding noise.
-	MaxTalkers int `yaml:"max_talkers"`
+	MaxTalkers int `yaml:"max_talkers" reload:"restart"`
 	// AGC brings every talker toward a common speech level (within 6 dB)
 	// with a limiter, so a shouting caller never clips the room.
-	AGC bool `yaml:"agc"`
+	AGC bool `yaml:"agc" reload:"restart"`
 	// ComfortNoise sends very low-level noise instead of digital silence.
-	ComfortNoise bool `yaml:"comfort_noise"`
+	ComfortNoise bool `yaml:"comfort_noise" reload:"restart"`
 }
 
 // Default returns the built-in configuration: every key at its default and no
