@@ -98,7 +98,7 @@ func serve(cfg *config.Config, file string, logOut io.Writer) error {
 			continue
 		}
 		a.Logger().Info("stopping", "signal", sig.String())
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), a.DrainTimeout())
 		err := a.Shutdown(ctx)
 		cancel()
 		if err != nil {

@@ -17,8 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -491,10 +489,11 @@ func (a *App) knownKey(id, group string) string {
 	return a.keyed("known", id, group)
 }
 
-// Reload applies a new configuration's groups and prompts to calls that
-// start from now on; live sessions go on as they are, a removed group's
-// session runs to its end. Settings that need a restart (listen addresses,
-// RTP address and ports) are reported and kept.
+// Reload applies a new configuration's live keys (config.ReloadLive):
+// groups and PINs to calls that start from now on, prompts to every room
+// from its next announcement on, the limits at once. Live sessions go on;
+// a removed group's session runs to its end. A changed key that needs a
+// restart is named in the log and keeps its running value.
 func (a *App) Reload(cfg *config.Config) error {
 	a.reload.Lock()
 	defer a.reload.Unlock()
@@ -506,89 +505,29 @@ func (a *App) Reload(cfg *config.Config) error {
 		return err
 	}
 	old := a.state.Load().cfg
-	for _, k := range restartKeys(a.cfg, cfg) {
-		a.log.Warn("reload: this setting needs a restart; keeping the running value", "key", k)
+	// Restart keys against the running values (as started): a change is
+	// reported at every reload until the restart. Live keys against the
+	// last reload.
+	if _, restart := config.ReloadChanges(a.cfg, cfg); len(restart) > 0 {
+		a.log.Warn("reload: these settings need a restart; keeping the running values", "keys", strings.Join(restart, ","))
+	}
+	if live, _ := config.ReloadChanges(old, cfg); len(live) > 0 {
+		a.log.Info("reload: applied", "keys", strings.Join(live, ","))
 	}
 	// The limits apply at once: an operator under attack tightens them
 	// without cutting off the calls in progress.
-	for _, k := range liveKeys(old, cfg) {
-		a.log.Info("reload: applied", "key", k)
-	}
 	a.sip.SetLimits(sipLimits(cfg))
+	a.sip.SetAnswerDelay(cfg.SIP.AnswerDelay)
 	a.guard.SetAlarmRate(cfg.Limits.PINFailureAlarm)
 	a.budget.SetConfig(budgetConfig(cfg))
 	a.state.Store(newState(cfg, prompts))
+	a.conf.SetPrompts(prompts)
 	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
 	return nil
 }
 
-// restartKeys names the settings that differ between the running and the
-// new configuration but only take effect at start.
-func restartKeys(running, next *config.Config) []string {
-	var keys []string
-	if !slices.Equal(running.SIP.Listen, next.SIP.Listen) {
-		keys = append(keys, "sip.listen")
-	}
-	if running.SIP.ExternalAddress != next.SIP.ExternalAddress {
-		keys = append(keys, "sip.external_address")
-	}
-	if !slices.Equal(running.SIP.Trusted, next.SIP.Trusted) {
-		keys = append(keys, "sip.trusted")
-	}
-	if !slices.Equal(running.SIP.Users, next.SIP.Users) {
-		keys = append(keys, "sip.users")
-	}
-	if !reflect.DeepEqual(running.SIP.Register, next.SIP.Register) {
-		keys = append(keys, "sip.register")
-	}
-	if !reflect.DeepEqual(running.Admin, next.Admin) {
-		keys = append(keys, "admin")
-	}
-	if running.RTP.ExternalAddress != next.RTP.ExternalAddress {
-		keys = append(keys, "rtp.external_address")
-	}
-	if running.RTP.SRTP != next.RTP.SRTP {
-		keys = append(keys, "rtp.srtp")
-	}
-	if running.RTP.SRTPOverUDP != next.RTP.SRTPOverUDP {
-		keys = append(keys, "rtp.srtp_over_udp")
-	}
-	if !slices.Equal(running.RTP.MediaSources, next.RTP.MediaSources) {
-		keys = append(keys, "rtp.media_sources")
-	}
-	if !reflect.DeepEqual(running.SIP.TLS, next.SIP.TLS) {
-		keys = append(keys, "sip.tls")
-	}
-	if running.RTP.Address != next.RTP.Address {
-		keys = append(keys, "rtp.address")
-	}
-	if running.RTP.PortMin != next.RTP.PortMin || running.RTP.PortMax != next.RTP.PortMax {
-		keys = append(keys, "rtp.port_min/port_max")
-	}
-	if running.RTP.Timeout != next.RTP.Timeout || running.RTP.HoldTimeout != next.RTP.HoldTimeout {
-		keys = append(keys, "rtp.timeout/hold_timeout")
-	}
-	if running.Audio != next.Audio {
-		keys = append(keys, "audio")
-	}
-	if running.Log != next.Log {
-		keys = append(keys, "log")
-	}
-	return keys
-}
-
-// liveKeys names the settings a reload changes at once, besides groups
-// and prompts: the abuse limits.
-func liveKeys(running, next *config.Config) []string {
-	var keys []string
-	if running.Limits != next.Limits {
-		keys = append(keys, "limits")
-	}
-	if running.SIP.DropScanners != next.SIP.DropScanners {
-		keys = append(keys, "sip.drop_scanners")
-	}
-	return keys
-}
+// DrainTimeout is drain_timeout as last loaded: how long a stop may take.
+func (a *App) DrainTimeout() time.Duration { return a.state.Load().cfg.DrainTimeout }
 
 // Drain stops taking new calls (503); calls in progress go on until their
 // sessions end by themselves.

@@ -168,8 +168,8 @@ func TestMaxCalls503RetryAfter(t *testing.T) {
 	if err := a.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	logs.waitCount(t, 2*time.Second, 1, "reload: applied", "key", "limits")
-	if n := logs.count(t, "reload: this setting needs a restart; keeping the running value"); n != 0 {
+	logs.waitCount(t, 2*time.Second, 1, "reload: applied", "keys", "limits.max_calls")
+	if n := logs.count(t, "reload: these settings need a restart; keeping the running values"); n != 0 {
 		t.Errorf("a limits change was reported as needing a restart")
 	}
 	dial(t, a, softphone.Config{Caller: "+15556000004"})
@@ -178,6 +178,11 @@ func TestMaxCalls503RetryAfter(t *testing.T) {
 // Every limit is live on reload: none is reported as restart-only, and
 // each change is named.
 func TestLimitsAreLiveOnReload(t *testing.T) {
+	for key, class := range config.ReloadKeys() {
+		if strings.HasPrefix(key, "limits.") && class != config.ReloadLive {
+			t.Errorf("%s is %q on reload, want live", key, class)
+		}
+	}
 	base := func() *config.Config {
 		c := config.Default()
 		c.Groups = []config.Group{config.DefaultGroup()}
@@ -189,22 +194,23 @@ func TestLimitsAreLiveOnReload(t *testing.T) {
 		live   []string
 	}{
 		{"nothing", func(*config.Config) {}, nil},
-		{"pin_failure_alarm", func(c *config.Config) { c.Limits.PINFailureAlarm = 5 }, []string{"limits"}},
-		{"source_rate", func(c *config.Config) { c.Limits.SourceRate = 0 }, []string{"limits"}},
-		{"source_burst", func(c *config.Config) { c.Limits.SourceBurst = 3 }, []string{"limits"}},
-		{"max_calls", func(c *config.Config) { c.Limits.MaxCalls = 3 }, []string{"limits"}},
-		{"max_call", func(c *config.Config) { c.Limits.MaxCall = time.Hour }, []string{"limits"}},
+		{"pin_failure_alarm", func(c *config.Config) { c.Limits.PINFailureAlarm = 5 }, []string{"limits.pin_failure_alarm"}},
+		{"source_rate", func(c *config.Config) { c.Limits.SourceRate = 0 }, []string{"limits.source_rate"}},
+		{"source_burst", func(c *config.Config) { c.Limits.SourceBurst = 3 }, []string{"limits.source_burst"}},
+		{"max_calls", func(c *config.Config) { c.Limits.MaxCalls = 3 }, []string{"limits.max_calls"}},
+		{"max_call", func(c *config.Config) { c.Limits.MaxCall = time.Hour }, []string{"limits.max_call"}},
 		{"drop_scanners", func(c *config.Config) { c.SIP.DropScanners = false }, []string{"sip.drop_scanners"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			next := base()
 			tc.change(next)
-			if got := restartKeys(base(), next); len(got) != 0 {
-				t.Errorf("restartKeys = %v, want none", got)
+			live, restart := config.ReloadChanges(base(), next)
+			if len(restart) != 0 {
+				t.Errorf("restart keys %v, want none", restart)
 			}
-			if got := liveKeys(base(), next); strings.Join(got, ",") != strings.Join(tc.live, ",") {
-				t.Errorf("liveKeys = %v, want %v", got, tc.live)
+			if strings.Join(live, ",") != strings.Join(tc.live, ",") {
+				t.Errorf("live keys %v, want %v", live, tc.live)
 			}
 		})
 	}

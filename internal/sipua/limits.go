@@ -120,6 +120,10 @@ func (s *Server) SetLimits(l Limits) {
 	s.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
 }
 
+// SetAnswerDelay changes how long calls that arrive from now on ring
+// before they are answered (Config.AnswerDelay).
+func (s *Server) SetAnswerDelay(d time.Duration) { s.answerDelay.Store(int64(d)) }
+
 // bucket is one source's token bucket.
 type bucket struct {
 	tokens float64

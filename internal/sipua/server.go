@@ -155,6 +155,7 @@ type Server struct {
 	digitsDropped atomic.Int64
 	refusedLog    atomic.Int64 // unix nanos of the last "refused" log line, to rate-limit it
 
+	answerDelay      atomic.Int64 // Config.AnswerDelay, as changed by SetAnswerDelay
 	limits           atomic.Pointer[Limits]
 	limiter          *sourceLimiter
 	rateLog, scanLog atomic.Int64 // unix nanos of the last drop log line, per reason
@@ -247,6 +248,7 @@ func New(cfg Config) (*Server, error) {
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable(), conns: newConnTable()}
 	s.SetLimits(cfg.Limits)
+	s.SetAnswerDelay(cfg.AnswerDelay)
 	s.warnSRTP()
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
@@ -720,10 +722,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.release(call)
 	}
 
-	if s.cfg.AnswerDelay > 0 {
+	if delay := time.Duration(s.answerDelay.Load()); delay > 0 {
 		s.respondInvite(call, req, tx, 180, "Ringing", nil)
 		select {
-		case <-time.After(s.cfg.AnswerDelay):
+		case <-time.After(delay):
 		case <-cancelled:
 			s.log.Info("call cancelled", "call", call.id, "caller", call.label)
 			fail("cancelled")
