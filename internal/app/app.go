@@ -726,6 +726,13 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 	failed := func() bool {
 		blocked := false
 		for ; tries < m.Tries(); tries++ {
+			// For "it never let me in": who, which try, which number;
+			// never the digits typed.
+			attrs := []any{"call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "try", tries + 1}
+			if dialedGroup != "" {
+				attrs = append(attrs, "group", dialedGroup)
+			}
+			a.log.Info("wrong PIN", attrs...)
 			a.metrics.PINFailure(dialedGroup != "")
 			now := time.Now()
 			b, alarm := a.guard.Fail(who, dialedGroup, now)
