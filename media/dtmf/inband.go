@@ -334,21 +334,44 @@ const maxSpans = 8
 // NewFilter. A Detector belongs to one caller's stream and is not safe for
 // concurrent use. It never allocates after creation.
 type Detector struct {
-	// Goertzel output of the last winChunks chunks: s[L-1] − e^{-jω}s[L-2].
-	chunks   [winChunks][nBins]complex128
-	energy   [winChunks]float64 // Σx² of each chunk
-	head     int                // index of the oldest chunk in the ring
-	nChunks  int64              // chunks seen
-	pos      int64              // samples seen
-	cur      toneRun
-	spans    [maxSpans]span // finished muteworthy runs, newest at spans[(nSpans-1)%maxSpans]
-	nSpans   int
-	toneLive bool // a muteworthy run hit inside the latest frame
-	// hist holds the latest histLen samples, oldest first at histHead,
-	// for the tests run once per candidate press.
-	hist     [histLen]int16
-	histHead int
+	// Goertzel output of the last winChunks chunks: s[L-1] − e^{-jω}s[L-2],
+	// computed only when a window needs it (see have).
+	chunks  [winChunks][nBins]complex128
+	mags    [winChunks][nTones]float64 // magnitudes of the chunks' outputs at the tones, for bounds
+	have    [winChunks]uint8           // what of each chunk is computed: bit g for group g, then the mags
+	at      [winChunks]int             // where each chunk's samples start in hist
+	energy  [winChunks]int64           // Σx² of each chunk
+	winE    int64                      // Σx² of the latest window: the sum of energy
+	head    int                        // index of the oldest chunk in the ring
+	nChunks int64                      // chunks seen
+	pos     int64                      // samples seen
+	cur     toneRun
+	spans   [maxSpans]span // finished muteworthy runs, newest at spans[(nSpans-1)%maxSpans]
+	nSpans  int
+	// toneLive: a muteworthy run hit inside the latest frame.
+	toneLive bool
+	// noGate analyses every window in full, as before the gate existed:
+	// tests compare the two.
+	noGate bool
+	// Windows that passed the energy gate, and that were analysed
+	// exactly: tests check that the gate does its work.
+	gated, analysed int64
+	// hist holds the previous frame and the current one, whose samples
+	// up to histEnd have been taken in: the chunks of a window are
+	// analysed from here when needed, and the tests run once per candidate
+	// press use the latest histLen samples.
+	hist    [2 * pcm.FrameSamples]int16
+	histEnd int
+	// m is the latest window's analysis, kept here as it is too large to
+	// clear for every window.
+	m measure
 }
+
+// Bits of Detector.have beyond the four groups' Goertzel outputs.
+const (
+	haveRowMags = 1 << (4 + iota)
+	haveColMags
+)
 
 // histLen samples (20 ms) are kept for the neighbour-partial test.
 const histLen = pcm.FrameSamples
@@ -367,8 +390,15 @@ func NewDetector() *Detector { return &Detector{} }
 // Process does not allocate.
 func (d *Detector) Process(f *pcm.Frame) (digit byte, ok bool) {
 	d.toneLive = false
+	// The current frame becomes the previous one.
+	copy(d.hist[:pcm.FrameSamples], d.hist[pcm.FrameSamples:])
+	copy(d.hist[pcm.FrameSamples:], f[:])
+	for i := range d.at {
+		d.at[i] -= pcm.FrameSamples
+	}
 	for c := range frameChunks {
-		d.goertzelChunk(f[c*chunkLen : (c+1)*chunkLen])
+		d.histEnd = pcm.FrameSamples + (c+1)*chunkLen
+		d.addChunk(d.histEnd - chunkLen)
 		if d.nChunks >= winChunks {
 			if dg, got := d.window(); got {
 				digit, ok = dg, true
@@ -389,31 +419,106 @@ func (d *Detector) Process(f *pcm.Frame) (digit byte, ok bool) {
 // that fails the strict tests, is not one.
 func (d *Detector) ToneActive() bool { return d.toneLive }
 
-// goertzelChunk runs the recurrence for every bin over one chunk and
-// stores its output in the ring, replacing the oldest chunk.
-func (d *Detector) goertzelChunk(x []int16) {
-	for _, v := range x {
-		d.hist[d.histHead] = v
-		d.histHead = (d.histHead + 1) % histLen
-	}
-	var s1, s2 [nBins]float64
-	var e float64
-	for _, v := range x {
-		fv := float64(v)
-		e += fv * fv
-		for i := range nBins {
-			s1[i], s2[i] = fv+coef[i]*s1[i]-s2[i], s1[i]
-		}
-	}
-	// The ring's oldest slot receives the newest chunk.
+// addChunk enters the chunk at hist[from:] in the ring, replacing the
+// oldest chunk. Its spectrum is left for a window that needs it: most
+// windows of speech, and all of silence and line noise, are rejected by
+// cheaper tests first (see classifyWindow).
+func (d *Detector) addChunk(from int) {
 	slot := d.head
-	for i := range nBins {
-		d.chunks[slot][i] = complex(s1[i], 0) - back[i]*complex(s2[i], 0)
+	d.at[slot] = from
+	// Squares of int16 and their sums over a window are exact integers:
+	// windowEnergy is bit for bit the float64 sum of squares.
+	var e int64
+	for _, v := range d.hist[from : from+chunkLen] {
+		e += int64(v) * int64(v)
 	}
+	d.winE += e - d.energy[slot]
 	d.energy[slot] = e
+	d.have[slot] = 0
 	d.head = (d.head + 1) % winChunks
 	d.nChunks++
-	d.pos += int64(len(x))
+	d.pos += chunkLen
+}
+
+// Bin groups of four, the unit in which chunks are analysed: the rows,
+// the columns, and the second harmonics of each.
+const (
+	groupRows = iota
+	groupCols
+	groupRowHarmonics
+	groupColHarmonics
+)
+
+// chunkBins makes sure the ring slot's Goertzel outputs for bin group g
+// are computed, from the chunk's samples in hist.
+func (d *Detector) chunkBins(slot, g int) {
+	if d.have[slot]&(1<<g) != 0 {
+		return
+	}
+	goertzel4(d.hist[d.at[slot]:d.at[slot]+chunkLen], 4*g, &d.chunks[slot])
+	d.have[slot] |= 1 << g
+}
+
+// goertzel4 runs the recurrence for bins from..from+3 over one chunk and
+// stores s[L-1] − e^{-jω}s[L-2] for each. Four bins per pass keep the
+// recurrence's state in registers.
+func goertzel4(x []int16, from int, out *[nBins]complex128) {
+	c0, c1, c2, c3 := coef[from], coef[from+1], coef[from+2], coef[from+3]
+	var a1, a2, b1, b2, e1, e2, g1, g2 float64
+	for _, v := range x {
+		fv := float64(v)
+		a1, a2 = fv+c0*a1-a2, a1
+		b1, b2 = fv+c1*b1-b2, b1
+		e1, e2 = fv+c2*e1-e2, e1
+		g1, g2 = fv+c3*g1-g2, g1
+	}
+	out[from] = complex(a1, 0) - back[from]*complex(a2, 0)
+	out[from+1] = complex(b1, 0) - back[from+1]*complex(b2, 0)
+	out[from+2] = complex(e1, 0) - back[from+2]*complex(e2, 0)
+	out[from+3] = complex(g1, 0) - back[from+3]*complex(g2, 0)
+}
+
+// chunkMags makes sure the slot's Goertzel outputs for the tones of group
+// g (rows, columns) and their magnitudes are computed.
+func (d *Detector) chunkMags(slot, g int) {
+	bit := uint8(haveRowMags << g)
+	if d.have[slot]&bit != 0 {
+		return
+	}
+	d.chunkBins(slot, g)
+	for k := 4 * g; k < 4*g+4; k++ {
+		z := d.chunks[slot][k]
+		d.mags[slot][k] = math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
+	}
+	d.have[slot] |= bit
+}
+
+// boundSlack covers rounding in boundPower against analyse: both add six
+// terms of the same magnitudes, so a relative 1e-9 is far more than
+// enough.
+const boundSlack = 1 + 1e-9
+
+// boundPower returns an upper bound on the window power (as analyse
+// computes it) of the strongest tone of group g (rows, columns): the
+// window's DFT is the sum of its chunks', turned in phase, so its
+// magnitude is at most the sum of theirs. The bound is exact for a steady
+// tone on the bin and well above the power for speech, whose partials
+// do not stay in phase across the window.
+func (d *Detector) boundPower(g int, slots *[winChunks]int) float64 {
+	const norm = 2.0 / (winLen * winLen)
+	for _, sl := range slots {
+		d.chunkMags(sl, g)
+	}
+	var best float64
+	for k := 4 * g; k < 4*g+4; k++ {
+		var sum float64
+		for _, sl := range slots {
+			sum += d.mags[sl][k]
+		}
+		best = max(best, sum)
+	}
+	best *= boundSlack
+	return norm * best * best
 }
 
 // measure holds one window's analysis.
@@ -423,18 +528,23 @@ type measure struct {
 	total float64            // mean square of the window
 }
 
-// analyse combines the ring's chunks into the window's spectrum.
-func (d *Detector) analyse(m *measure) {
+// windowEnergy returns the mean square of the window.
+func (d *Detector) windowEnergy() float64 { return float64(d.winE) / winLen }
+
+// analyse combines the ring's chunks into the window's spectrum at the
+// bins of groups [from, to), computing the chunks' outputs first where
+// needed.
+func (d *Detector) analyse(m *measure, slots *[winChunks]int, from, to int) {
 	const norm = 2.0 / (winLen * winLen) // a sine of amplitude A gives |X| = A·N/2; power A²/2
-	var e float64
-	for c := range winChunks {
-		e += d.energy[(d.head+c)%winChunks]
+	for g := from; g < to; g++ {
+		for _, sl := range slots {
+			d.chunkBins(sl, g)
+		}
 	}
-	m.total = e / winLen
-	for i := range nBins {
+	for i := 4 * from; i < 4*to; i++ {
 		var a, b complex128
-		for c := range winChunks {
-			v := d.chunks[(d.head+c)%winChunks][i] * place[i][c]
+		for c, sl := range slots {
+			v := d.chunks[sl][i] * place[i][c]
 			if c < winChunks/2 {
 				a += v
 			} else {
@@ -449,27 +559,108 @@ func (d *Detector) analyse(m *measure) {
 	}
 }
 
+// gateLevel is the window energy (mean square) below which no window can
+// hit: by Cauchy-Schwarz a tone power estimate is at most twice the
+// window's mean square, so a hit needs at least hitLevel/2; a further
+// factor of two (-44 dBm0, 14 dB below MinLevelDBm0) leaves room for
+// rounding.
+var gateLevel = hitLevel / 4
+
+// gateEnergy is gateLevel as a sum of squares over the window.
+var gateEnergy = int64(gateLevel * winLen)
+
+// classifyWindow analyses the window ending at d.pos as far as needed and
+// returns the key it hits (see classify) or 0. Cheap necessary conditions
+// come first, each implied by classify's tests, so a window they reject
+// could not have hit: a window energy of at least gateLevel, then bounds
+// on the strongest column's and row's power that must reach hitLevel and
+// together half the window's energy. Only then is the window analysed
+// exactly, and its second harmonics only when the tones pass.
+func (d *Detector) classifyWindow(m *measure) uint8 {
+	if d.winE < gateEnergy && !d.noGate {
+		return 0
+	}
+	m.total = d.windowEnergy()
+	var slots [winChunks]int
+	for c := range slots {
+		slots[c] = (d.head + c) % winChunks
+	}
+	if d.noGate {
+		d.gated++
+		d.analysed++
+		d.analyse(m, &slots, groupRows, groupColHarmonics+1)
+		return classify(m)
+	}
+	d.gated++
+	// The columns first: speech is mostly weak above 1.2 kHz.
+	cols := d.boundPower(groupCols, &slots)
+	if cols < hitLevel {
+		return 0
+	}
+	d.analyse(m, &slots, groupCols, groupCols+1)
+	cols = max(m.power[4], m.power[5], m.power[6], m.power[7])
+	if cols < hitLevel {
+		return 0
+	}
+	rows := d.boundPower(groupRows, &slots)
+	if rows < hitLevel || rows+cols < energyShare*m.total {
+		return 0
+	}
+	d.analysed++
+	d.analyse(m, &slots, groupRows, groupRows+1)
+	r, c, ok := classifyTones(m)
+	if !ok {
+		return 0
+	}
+	d.analyse(m, &slots, groupRowHarmonics, groupColHarmonics+1)
+	if !harmonicsOK(m, r, c) {
+		return 0
+	}
+	return uint8(1 + r*4 + c)
+}
+
 // classify applies the per-window tests and returns the key (1 + row*4 +
 // column) the window hits, or 0.
 func classify(m *measure) uint8 {
+	r, c, ok := classifyTones(m)
+	if !ok || !harmonicsOK(m, r, c) {
+		return 0
+	}
+	return uint8(1 + r*4 + c)
+}
+
+// classifyTones applies the per-window tests on the tones themselves:
+// level, the strongest row (column) well above the others, twist, and the
+// pair's share of the window's energy. It returns the strongest row and
+// column and whether they pass.
+func classifyTones(m *measure) (r, c int, ok bool) {
 	r, r2 := best2(m.power[0:4])
 	c, c2 := best2(m.power[4:8])
 	pr, pc := m.power[r], m.power[4+c]
 	switch {
 	case pr < hitLevel || pc < hitLevel:
-		return 0
+		return r, c, false
 	case pr < relRatio*m.power[r2] || pc < relRatio*m.power[4+c2]:
-		return 0
+		return r, c, false
 	case pr > hitNormal*pc || pc > hitRev*pr:
-		return 0
+		return r, c, false
 	case pr+pc < energyShare*m.total:
-		return 0
-	case m.power[nTones+4+c] > harmRatio*pc:
-		return 0
-	case !skipRowHarmonic[r][c] && m.power[nTones+r] > harmRatio*pr:
-		return 0
+		return r, c, false
 	}
-	return uint8(1 + r*4 + c)
+	return r, c, true
+}
+
+// harmonicsOK applies the per-window test on the second harmonics of row
+// r and column c: each 10 dB below its tone.
+func harmonicsOK(m *measure, r, c int) bool {
+	pr, pc := m.power[r], m.power[4+c]
+	switch {
+	case m.power[nTones+4+c] > harmRatio*pc:
+		return false
+	case !skipRowHarmonic[r][c] && m.power[nTones+r] > harmRatio*pr:
+		return false
+	}
+	return true
 }
 
 // best2 returns the indexes of the largest and second largest of p.
@@ -492,9 +683,8 @@ func best2(p []float64) (first, second int) {
 // window analyses the window ending at d.pos and advances the run; it
 // returns a digit when this window confirms a press.
 func (d *Detector) window() (byte, bool) {
-	var m measure
-	d.analyse(&m)
-	key := classify(&m)
+	m := &d.m
+	key := d.classifyWindow(m)
 	wStart, wEnd := d.pos-winLen, d.pos
 	r := &d.cur
 
@@ -526,7 +716,7 @@ func (d *Detector) window() (byte, bool) {
 	r.end = wEnd
 	r.lastStart, r.lastStrength = wStart, strength
 	r.hits++
-	return d.addHit(&m)
+	return d.addHit(m)
 }
 
 // endIfGap ends the current run once its gap is long enough.
@@ -735,8 +925,9 @@ func (fl *Filter) Process(in, out *pcm.Frame) (digit byte, ok bool) {
 func (d *Detector) histPower(hz float64) float64 {
 	c := 2 * math.Cos(omega(hz))
 	var s1, s2 float64
+	h := d.hist[d.histEnd-histLen : d.histEnd]
 	for i := range histLen {
-		x := float64(d.hist[(d.histHead+i)%histLen]) * hann[i]
+		x := float64(h[i]) * hann[i]
 		s1, s2 = x+c*s1-s2, s1
 	}
 	p := s1*s1 + s2*s2 - c*s1*s2
