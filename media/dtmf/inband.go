@@ -478,19 +478,15 @@ func goertzel4(x []int16, from int, out *[nBins]complex128) {
 	out[from+3] = complex(g1, 0) - back[from+3]*complex(g2, 0)
 }
 
-// chunkMags makes sure the slot's Goertzel outputs for the tones of group
-// g (rows, columns) and their magnitudes are computed.
+// chunkMags computes the slot's magnitudes of the Goertzel outputs for
+// the tones of group g (rows, columns), and the outputs if needed.
 func (d *Detector) chunkMags(slot, g int) {
-	bit := uint8(haveRowMags << g)
-	if d.have[slot]&bit != 0 {
-		return
-	}
 	d.chunkBins(slot, g)
 	for k := 4 * g; k < 4*g+4; k++ {
 		z := d.chunks[slot][k]
 		d.mags[slot][k] = math.Sqrt(real(z)*real(z) + imag(z)*imag(z))
 	}
-	d.have[slot] |= bit
+	d.have[slot] |= haveRowMags << g
 }
 
 // boundSlack covers rounding in boundPower against analyse: both add six
@@ -506,18 +502,19 @@ const boundSlack = 1 + 1e-9
 // do not stay in phase across the window.
 func (d *Detector) boundPower(g int, slots *[winChunks]int) float64 {
 	const norm = 2.0 / (winLen * winLen)
+	bit := uint8(haveRowMags << g)
+	var s0, s1, s2, s3 float64
 	for _, sl := range slots {
-		d.chunkMags(sl, g)
-	}
-	var best float64
-	for k := 4 * g; k < 4*g+4; k++ {
-		var sum float64
-		for _, sl := range slots {
-			sum += d.mags[sl][k]
+		if d.have[sl]&bit == 0 {
+			d.chunkMags(sl, g)
 		}
-		best = max(best, sum)
+		m := (*[4]float64)(d.mags[sl][4*g:])
+		s0 += m[0]
+		s1 += m[1]
+		s2 += m[2]
+		s3 += m[3]
 	}
-	best *= boundSlack
+	best := max(s0, s1, s2, s3) * boundSlack
 	return norm * best * best
 }
 
