@@ -489,19 +489,19 @@ func (d *Detector) chunkMags(slot, g int) {
 	d.have[slot] |= haveRowMags << g
 }
 
-// boundSlack covers rounding in boundPower against analyse: both add six
+// boundSlack covers rounding in boundPowers against binPower: both add six
 // terms of the same magnitudes, so a relative 1e-9 is far more than
 // enough.
 const boundSlack = 1 + 1e-9
 
-// boundPower returns an upper bound on the window power (as analyse
-// computes it) of the strongest tone of group g (rows, columns): the
+// boundPowers returns upper bounds on the window powers (as binPower
+// computes them) of the four tones of group g (rows, columns): the
 // window's DFT is the sum of its chunks', turned in phase, so its
-// magnitude is at most the sum of theirs. The bound is exact for a steady
-// tone on the bin and well above the power for speech, whose partials
-// do not stay in phase across the window.
-func (d *Detector) boundPower(g int, slots *[winChunks]int) float64 {
-	const norm = 2.0 / (winLen * winLen)
+// magnitude is at most the sum of theirs. A bound is exact for a steady
+// tone on the bin and well above the power for speech, whose partials do
+// not stay in phase across the window.
+func (d *Detector) boundPowers(g int, slots *[winChunks]int) [4]float64 {
+	const norm = 2.0 / (winLen * winLen) * boundSlack * boundSlack
 	bit := uint8(haveRowMags << g)
 	var s0, s1, s2, s3 float64
 	for _, sl := range slots {
@@ -514,8 +514,21 @@ func (d *Detector) boundPower(g int, slots *[winChunks]int) float64 {
 		s2 += m[2]
 		s3 += m[3]
 	}
-	best := max(s0, s1, s2, s3) * boundSlack
-	return norm * best * best
+	return [4]float64{norm * s0 * s0, norm * s1 * s1, norm * s2 * s2, norm * s3 * s3}
+}
+
+// strongest returns the window power of the strongest tone of group g
+// (rows, columns) if it reaches hitLevel, computing it only for the tones
+// whose bound allows that, and whether it does.
+func (d *Detector) strongest(g int, slots *[winChunks]int) (float64, bool) {
+	var best float64
+	for k, b := range d.boundPowers(g, slots) {
+		if b >= hitLevel {
+			_, _, p := d.binPower(4*g+k, slots)
+			best = max(best, p)
+		}
+	}
+	return best, best >= hitLevel
 }
 
 // measure holds one window's analysis.
@@ -532,28 +545,34 @@ func (d *Detector) windowEnergy() float64 { return float64(d.winE) / winLen }
 // bins of groups [from, to), computing the chunks' outputs first where
 // needed.
 func (d *Detector) analyse(m *measure, slots *[winChunks]int, from, to int) {
-	const norm = 2.0 / (winLen * winLen) // a sine of amplitude A gives |X| = A·N/2; power A²/2
 	for g := from; g < to; g++ {
 		for _, sl := range slots {
 			d.chunkBins(sl, g)
 		}
 	}
 	for i := 4 * from; i < 4*to; i++ {
-		var a, b complex128
-		for c, sl := range slots {
-			v := d.chunks[sl][i] * place[i][c]
-			if c < winChunks/2 {
-				a += v
-			} else {
-				b += v
-			}
-		}
-		x := a + b
-		m.power[i] = norm * (real(x)*real(x) + imag(x)*imag(x))
+		a, b, p := d.binPower(i, slots)
+		m.power[i] = p
 		if i < nTones {
 			m.a[i], m.b[i] = a, b
 		}
 	}
+}
+
+// binPower returns the DFT of the window's first and second halves and
+// the window's power at bin i, from the chunks' outputs.
+func (d *Detector) binPower(i int, slots *[winChunks]int) (a, b complex128, power float64) {
+	const norm = 2.0 / (winLen * winLen) // a sine of amplitude A gives |X| = A·N/2; power A²/2
+	for c, sl := range slots {
+		v := d.chunks[sl][i] * place[i][c]
+		if c < winChunks/2 {
+			a += v
+		} else {
+			b += v
+		}
+	}
+	x := a + b
+	return a, b, norm * (real(x)*real(x) + imag(x)*imag(x))
 }
 
 // gateLevel is the window energy (mean square) below which no window can
@@ -589,22 +608,18 @@ func (d *Detector) classifyWindow(m *measure) uint8 {
 		return classify(m)
 	}
 	d.gated++
-	// The columns first: speech is mostly weak above 1.2 kHz.
-	cols := d.boundPower(groupCols, &slots)
-	if cols < hitLevel {
+	// The columns first: speech is mostly weak above 1.2 kHz. The
+	// strongest row and column are those classifyTones tests.
+	cols, ok := d.strongest(groupCols, &slots)
+	if !ok {
 		return 0
 	}
-	d.analyse(m, &slots, groupCols, groupCols+1)
-	cols = max(m.power[4], m.power[5], m.power[6], m.power[7])
-	if cols < hitLevel {
-		return 0
-	}
-	rows := d.boundPower(groupRows, &slots)
-	if rows < hitLevel || rows+cols < energyShare*m.total {
+	rows, ok := d.strongest(groupRows, &slots)
+	if !ok || rows+cols < energyShare*m.total {
 		return 0
 	}
 	d.analysed++
-	d.analyse(m, &slots, groupRows, groupRows+1)
+	d.analyse(m, &slots, groupRows, groupCols+1)
 	r, c, ok := classifyTones(m)
 	if !ok {
 		return 0
