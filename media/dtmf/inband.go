@@ -47,6 +47,14 @@ import (
 // there, so the strict tests also look for the partials such a voice has
 // on either side, at 2·f_row − f_col and 2·f_col − f_row, where a pair of
 // pure key tones has nothing.
+//
+// Cost. Most windows of what a caller sends (silence, line noise, most of
+// speech) cannot pass the per-window tests, and cheap tests implied by
+// them say so before any spectral analysis: the window's energy, then a
+// bound on the strongest column's and row's power from the chunks'
+// magnitudes (see classifyWindow). A chunk's Goertzel outputs are computed
+// only when a window needs them. None of this changes a result: a window
+// these tests reject could not have hit.
 
 const (
 	chunkLen    = 20                          // samples per chunk: 2.5 ms, the window hop
@@ -489,9 +497,9 @@ func (d *Detector) chunkMags(slot, g int) {
 	d.have[slot] |= haveRowMags << g
 }
 
-// boundSlack covers rounding in boundPowers against binPower: both add six
-// terms of the same magnitudes, so a relative 1e-9 is far more than
-// enough.
+// boundSlack covers rounding in boundPowers against binPower: they differ
+// only by rounding, a few parts in 1e16 of the sum of the magnitudes, so
+// a relative 1e-9 is far more than enough.
 const boundSlack = 1 + 1e-9
 
 // boundPowers returns upper bounds on the window powers (as binPower
@@ -577,9 +585,11 @@ func (d *Detector) binPower(i int, slots *[winChunks]int) (a, b complex128, powe
 
 // gateLevel is the window energy (mean square) below which no window can
 // hit: by Cauchy-Schwarz a tone power estimate is at most twice the
-// window's mean square, so a hit needs at least hitLevel/2; a further
-// factor of two (-44 dBm0, 14 dB below MinLevelDBm0) leaves room for
-// rounding.
+// window's mean square, so a hit needs at least hitLevel/2. A further
+// factor of two, far more than rounding needs, puts the gate at -44 dBm0,
+// 14 dB below MinLevelDBm0. Every window that could hit is analysed, the
+// first of a tone included, so a run starts where it did without the gate
+// and a Filter cuts the tone from the same sample.
 var gateLevel = hitLevel / 4
 
 // gateEnergy is gateLevel as a sum of squares over the window.
