@@ -61,9 +61,9 @@ func yamlKey(f reflect.StructField) string {
 	return name
 }
 
-// ReloadKeys returns every key with its reload class, in file order: the
-// sections' keys one by one, a list or an optional section (groups,
-// sip.register) as one key.
+// ReloadKeys maps every key to its reload class: the sections' keys one by
+// one, a list or an optional section (groups, sip.register) as one key, as
+// ReloadChanges names them.
 func ReloadKeys() map[string]string {
 	keys := map[string]string{}
 	walkReload(reflect.TypeFor[Config](), "", "", func(key, class string, top bool) {
