@@ -1,6 +1,8 @@
 package app
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,10 @@ import (
 
 // A talker behind 5% loss and 40 ms jitter (which also reorders) is heard
 // without holes: the bridge's jitter buffer reorders and its concealment
-// fills the losses. Judged on the listener's RTP timestamps.
+// fills the losses. Judged on the listener's RTP timestamps, over a 6 s
+// window in which the machine kept up (machineKeptUp): a talker starved of
+// CPU in this process skips the frames it could not send on time, and
+// the holes they leave measure the machine, not the jitter buffer.
 func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 	t.Parallel()
 	a, logs := startApp(t, testYAML("", ""))
@@ -24,35 +29,80 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 	enter(t, logs, talker, "1234", softphone.DigitInfoRelay, 1)
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 2)
 	talker.SendTone(1000, -20)
-	time.Sleep(3 * time.Second) // join prompts over, jitter buffer adapted
-	start := time.Now()
-	_, lateBefore, _ := a.clock.Stats()
-	time.Sleep(6 * time.Second)
-	_, lateAfter, _ := a.clock.Stats()
-	got := listener.Received(start)
-	trim := 200 * 8 // 200 ms each end: packets in flight are not losses
-	if len(got) < 2*trim+8000 {
-		t.Fatalf("received only %d samples", len(got))
+	settle := 3 * time.Second // join prompts over, jitter buffer adapted
+	const tries = 3
+	for try := 1; ; try++ {
+		// The settling counts: a stall just before the window leaves the
+		// jitter buffer adapting in it.
+		mark := stallMark(a, talker)
+		time.Sleep(settle)
+		start := time.Now()
+		time.Sleep(6 * time.Second)
+		if why := mark.since(); why != "" {
+			if try == tries {
+				t.Skipf("no window in %d where the machine kept up (%s): nothing to judge the bridge by", tries, why)
+			}
+			t.Logf("window %d not judged: %s", try, why)
+			settle = 2 * time.Second
+			continue
+		}
+		got := listener.Received(start)
+		trim := 200 * 8 // 200 ms each end: packets in flight are not losses
+		if len(got) < 2*trim+8000 {
+			t.Fatalf("received only %d samples", len(got))
+		}
+		got = got[trim : len(got)-trim]
+		frac, gap := softphone.ToneBlocks(got, 1000, 50*time.Millisecond, -30)
+		sent, dropped, _, reordered := talker.ImpairStats()
+		t.Logf("impairment: %d sent, %d dropped, %d reordered; tone in %.1f%% of 50 ms blocks, longest gap %v",
+			sent, dropped, reordered, 100*frac, gap)
+		if frac < 0.95 {
+			t.Errorf("tone above -30 dBFS in %.1f%% of 50 ms blocks, want at least 95%%", 100*frac)
+		}
+		if gap > 60*time.Millisecond {
+			t.Errorf("longest gap %v, want at most 60 ms", gap)
+		}
+		return
 	}
-	got = got[trim : len(got)-trim]
-	frac, gap := softphone.ToneBlocks(got, 1000, 50*time.Millisecond, -30)
-	sent, dropped, _, reordered := talker.ImpairStats()
-	t.Logf("impairment: %d sent, %d dropped, %d reordered; tone in %.1f%% of 50 ms blocks, longest gap %v",
-		sent, dropped, reordered, 100*frac, gap)
-	if frac < 0.95 {
-		t.Errorf("tone above -30 dBFS in %.1f%% of 50 ms blocks, want at least 95%%", 100*frac)
+}
+
+// stalls is what machineKeptUp compares: the bridge's late clock ticks
+// and each phone's frames sent late or never.
+type stalls struct {
+	a      *App
+	phones []*softphone.Phone
+	clock  int64
+	late   []int
+	skip   []int
+}
+
+// stallMark notes the stalls so far of a's mixing clock and of phones.
+func stallMark(a *App, phones ...*softphone.Phone) stalls {
+	s := stalls{a: a, phones: phones}
+	_, s.clock, _ = a.clock.Stats()
+	for _, p := range phones {
+		l, k := p.SendStalls()
+		s.late, s.skip = append(s.late, l), append(s.skip, k)
 	}
-	switch {
-	case gap <= 60*time.Millisecond:
-	case lateAfter > lateBefore:
-		// The whole process (talker, listener and bridge) was starved for
-		// more than a 20 ms tick: the gap measures the machine, not the
-		// jitter buffer. The share of blocks heard is still judged.
-		t.Logf("longest gap %v not judged: the mixing clock fell more than a tick behind %d times (machine overloaded)",
-			gap, lateAfter-lateBefore)
-	default:
-		t.Errorf("longest gap %v, want at most 60 ms", gap)
+	return s
+}
+
+// since says how the machine fell behind since the mark, "" if it kept
+// up: the mixing clock started no tick a period late and no phone sent a
+// frame more than a frame late or skipped one. Any of these starves the
+// audio for reasons outside the bridge's jitter buffer and mixing.
+func (s stalls) since() string {
+	now := stallMark(s.a, s.phones...)
+	var why []string
+	if n := now.clock - s.clock; n > 0 {
+		why = append(why, fmt.Sprintf("the mixing clock fell a tick behind %d times", n))
 	}
+	for i := range s.phones {
+		if l, k := now.late[i]-s.late[i], now.skip[i]-s.skip[i]; l > 0 || k > 0 {
+			why = append(why, fmt.Sprintf("phone %d sent %d frames late and skipped %d", i+1, l, k))
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // A caller whose phone did not negotiate telephone-event types its PIN and

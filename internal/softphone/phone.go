@@ -775,6 +775,14 @@ func (p *Phone) ImpairStats() (sent, dropped, duplicated, reordered int) {
 // authentication (always 0 without Config.SRTP).
 func (p *Phone) SRTPFailed() int { return int(p.stream.srtpFailed.Load()) }
 
+// SendStalls returns how many frames this phone sent more than a frame
+// (20 ms) after their time and how many it never sent because it fell
+// more than 100 ms behind. Either means the phone's own process was
+// starved of CPU: what the peer heard then measures the machine.
+func (p *Phone) SendStalls() (late, skipped int) {
+	return int(p.stream.lateFrames.Load()), int(p.stream.skippedFrames.Load())
+}
+
 // RTPStats returns the RTP packets received (of any payload type) and the
 // packets lost by sequence number, as an RTCP receiver report counts them.
 func (p *Phone) RTPStats() (received, lost int) {

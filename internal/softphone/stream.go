@@ -188,6 +188,11 @@ type stream struct {
 	// srtpPending drops everything received until rxSRTP is set: an SRTP
 	// packet racing the 200 OK parses as RTP and would be kept as noise.
 	srtpPending atomic.Bool
+	// lateFrames counts frames sent (or handed to the impairment) more
+	// than a frame after their time, skippedFrames those never sent
+	// because the sender fell maxLagFrames behind: this process, not the
+	// peer, was starved.
+	lateFrames, skippedFrames atomic.Int64
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -331,7 +336,12 @@ func (s *stream) sendLoop() {
 		now := time.Since(start)
 		due := int64(now / pcm.FrameDuration)
 		if due-n > maxLagFrames {
+			s.skippedFrames.Add(due - n)
 			n = due
+		}
+		if due > n {
+			// Frame n's time was due·20 ms ago or more.
+			s.lateFrames.Add(due - n)
 		}
 		for ; n <= due; n++ {
 			b, dst, ok := s.nextPacket(n)

@@ -639,3 +639,39 @@ func TestStreamRebind(t *testing.T) {
 		t.Errorf("received %d packets, want only the one sent to the new port", got)
 	}
 }
+
+// A sender held up (here: its next frame waits for the stream's lock, as
+// when the process is starved of CPU) counts the frames it then sends
+// late, and past 100 ms those it skips: a test can tell that its own
+// process, not the peer, fell behind.
+func TestSendStalls(t *testing.T) {
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s := startTestStream(t, peer.LocalAddr().(*net.UDPAddr).AddrPort(), g711.PCMU)
+	time.Sleep(100 * time.Millisecond)
+	stalls := func() int64 { return s.lateFrames.Load() + s.skippedFrames.Load() }
+	tests := []struct {
+		hold       time.Duration
+		minStalls  int64 // late or skipped
+		minSkipped int64
+	}{
+		{60 * time.Millisecond, 1, 0},
+		{400 * time.Millisecond, 15, 15},
+	}
+	for _, tc := range tests {
+		stalls0, skipped0 := stalls(), s.skippedFrames.Load()
+		s.txMu.Lock()
+		time.Sleep(tc.hold)
+		s.txMu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		if n := stalls() - stalls0; n < tc.minStalls {
+			t.Errorf("held %v: %d frames late or skipped, want at least %d", tc.hold, n, tc.minStalls)
+		}
+		if n := s.skippedFrames.Load() - skipped0; n < tc.minSkipped {
+			t.Errorf("held %v: %d frames skipped, want at least %d", tc.hold, n, tc.minSkipped)
+		}
+	}
+}
