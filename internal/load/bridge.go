@@ -23,6 +23,7 @@ type caller struct {
 	err     error
 
 	rx0, lost0 int
+	stalls0    int // frames sent late or skipped before the window
 }
 
 // toneFreq is the tone of the k-th caller of a room: 50 Hz apart from
@@ -107,6 +108,8 @@ func runBridge(ctx context.Context, opts Options) (*Report, error) {
 	t0 := time.Now()
 	for _, c := range up {
 		c.rx0, c.lost0 = c.phone.RTPStats()
+		late, skipped := c.phone.SendStalls()
+		c.stalls0 = late + skipped
 		c.phone.ResetArrivalIntervals()
 	}
 	log.Info("measuring", "window", opts.Duration.String(), "calls_up", len(up))
@@ -235,9 +238,22 @@ func setupReport(callers []*caller, start time.Time) *Setups {
 // room-mate in at least 90% of the 100 ms blocks of the span before end
 // (inside the window, so join prompts are over). With
 // max_talkers the bridge mixes only a few of many equally loud talkers, so
-// the check asks for any room-mate, not a particular one.
+// the check asks for any room-mate, not a particular one. It also counts
+// the frames the sampled rooms' callers sent late or skipped in the window.
 func toneCheck(callers []*caller, end time.Time, span time.Duration) *ToneCheck {
 	tc := &ToneCheck{WorstFraction: 1}
+	sampledRooms := map[int]bool{}
+	for _, l := range callers {
+		if l.sampled && l.phone != nil {
+			sampledRooms[l.room] = true
+		}
+	}
+	for _, o := range callers {
+		if sampledRooms[o.room] && o.phone != nil {
+			late, skipped := o.phone.SendStalls()
+			tc.TalkerStalls += late + skipped - o.stalls0
+		}
+	}
 	for _, l := range callers {
 		if !l.sampled || l.phone == nil {
 			continue

@@ -145,6 +145,10 @@ type ToneCheck struct {
 	Heard int `json:"heard"`
 	// WorstFraction is the lowest such fraction among the sampled.
 	WorstFraction float64 `json:"worst_fraction"`
+	// TalkerStalls counts the frames the sampled rooms' callers sent more
+	// than 20 ms late or skipped during the window: the load tool itself
+	// was starved of CPU, and a shortfall above may be its own.
+	TalkerStalls int `json:"talker_stalls"`
 }
 
 // Report is what a load run measured.
@@ -240,6 +244,9 @@ func (r *Report) writeRows(b *strings.Builder, _ string) {
 	if t := r.Tone; t != nil {
 		row("tone check", "%d of %d sampled listeners hear their room (worst %.0f%% of blocks)",
 			t.Heard, t.Sampled, 100*t.WorstFraction)
+		if t.TalkerStalls > 0 {
+			row("talker stalls", "%d frames sent late or not at all in the sampled rooms (the load tool was starved)", t.TalkerStalls)
+		}
 	}
 	if c := r.TargetCPU; c != nil {
 		row("CPU (target)", "pid %d: %.2f s = %.0f µs per caller-second", c.PID, c.Seconds, c.MicrosPerCallerSecond)

@@ -206,7 +206,7 @@ func TestRoomsAndTones(t *testing.T) {
 func TestWriteText(t *testing.T) {
 	r := &Report{Target: "127.0.0.1:5060", Transport: "udp", Calls: 2, Rooms: 1, Window: 5, Up: 2,
 		Setups:    &Setups{Attempted: 2, Succeeded: 1, PerSecond: 2, Failures: map[string]int{"status 503": 1}},
-		Tone:      &ToneCheck{Sampled: 1, Heard: 1, WorstFraction: 1},
+		Tone:      &ToneCheck{Sampled: 1, Heard: 1, WorstFraction: 1, TalkerStalls: 3},
 		TargetCPU: &CPU{PID: 7, Seconds: 1, MicrosPerCallerSecond: 100},
 		Reflector: &Report{Calls: 2, Window: 5, TargetCPU: &CPU{PID: 8, MicrosPerCallerSecond: 50}},
 		Ratio:     2,
@@ -215,7 +215,7 @@ func TestWriteText(t *testing.T) {
 	if err := r.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 of 2", "status 503: 1", "1 of 1 sampled", "100 µs per caller-second", "reference reflector", "2.00x"} {
+	for _, want := range []string{"1 of 2", "status 503: 1", "1 of 1 sampled", "3 frames sent late", "100 µs per caller-second", "reference reflector", "2.00x"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
