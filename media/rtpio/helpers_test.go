@@ -4,66 +4,41 @@ package rtpio
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 	"golang.org/x/sys/unix"
 
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
 var loop4 = netip.MustParseAddr("127.0.0.1")
 
-// freeRange finds pairs free RTP/RTCP port pairs on addr: a random even
-// base whose whole range binds right now. Tests use it so that they never
-// depend on fixed ports. The range lies between 20000 and the kernel's
-// ephemeral ports when there is room, so that sockets bound to port 0
-// elsewhere on the machine are unlikely to land in it.
+// freeRange returns pairs RTP/RTCP port pairs that belong to the test
+// until it ends (testports.Range): below the kernel's ephemeral ports, and
+// held by no other test of the repository, here or in another process, so
+// that a test's whole range is its own even while its engine has not
+// bound it.
 func freeRange(t testing.TB, addr netip.Addr, pairs int) (lo, hi int) {
 	t.Helper()
-	top := portTop(pairs)
-	for range 100 {
-		base := 20000 + 2*rand.IntN((top-20000)/2-pairs)
-		var conns []*net.UDPConn
-		ok := true
-		for port := base; port < base+2*pairs; port++ {
-			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
-			if err != nil {
-				ok = false
-				break
-			}
-			conns = append(conns, c)
+	lo = testports.Range(t, 2*pairs)
+	for port := lo; port < lo+2*pairs; port++ {
+		// The blocks were checked on 127.0.0.1; an engine on another
+		// address needs its ports free there too.
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+		if err != nil {
+			t.Fatalf("port %d of the test's own range is taken on %s: %v", port, addr, err)
 		}
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		if ok {
-			return base, base + 2*pairs - 1
-		}
+		_ = c.Close()
 	}
-	t.Fatalf("no free range of %d port pairs on %s", pairs, addr)
-	return 0, 0
-}
-
-// portTop is the end of the range tests take fixed ports from: the start
-// of the kernel's ephemeral ports when there is room below it.
-func portTop(pairs int) int {
-	top := 60000
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var low, high int
-		if _, err := fmt.Sscan(string(b), &low, &high); err == nil && low-2*pairs > 25000 {
-			top = low
-		}
-	}
-	return top
+	return lo, lo + 2*pairs - 1
 }
 
 // testEngine starts an engine on 127.0.0.1 over pairs free port pairs and

@@ -5,7 +5,6 @@ package rtpio
 import (
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/pion/rtcp"
 
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
@@ -361,26 +361,21 @@ func TestHandleRTCPFigures(t *testing.T) {
 }
 
 // listenPair binds an RTP/RTCP socket pair on adjacent ports, as a phone
-// does.
+// does, on ports of the test's own (testports.Range).
 func listenPair(t testing.TB) (rtpConn, rtcpConn *net.UDPConn) {
 	t.Helper()
-	top := portTop(1)
-	for range 100 {
-		port := 20000 + 2*rand.IntN((top-20000)/2-1)
-		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loop4, uint16(port))))
-		if err != nil {
-			continue
-		}
-		b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loop4, uint16(port+1))))
-		if err != nil {
-			_ = a.Close()
-			continue
-		}
-		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-		return a, b
+	port := testports.Range(t, 2)
+	a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loop4, uint16(port))))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port pair")
-	return nil, nil
+	b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loop4, uint16(port+1))))
+	if err != nil {
+		_ = a.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return a, b
 }
 
 // readRTCP reads datagrams from c until one is a report of s, writing a
