@@ -19,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
@@ -64,25 +65,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freePort returns a port that was free on 127.0.0.1 for network. sipp
-// cannot be handed a socket, so the port is released before sipp binds it;
-// startSipp retries if another process took it in between.
-func freePort(t *testing.T, network string) int {
+// freePort returns a port for sipp that belongs to the test until it
+// ends (testports.Port, checked for UDP and TCP): below the kernel's
+// ephemeral ports, so a socket bound to port 0 meanwhile cannot take it.
+// startSipp still retries if a program outside the tests took it.
+func freePort(t *testing.T) int {
 	t.Helper()
-	if network == "tcp" {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return testports.Port(t)
 }
 
 // startSipp runs sipp as UAS for one call: scenario is "uas" for the
@@ -96,8 +85,8 @@ func startSipp(t *testing.T, transport, scenario string, extra ...string) *sipp 
 	}
 	var lastOut string
 	for range 3 {
-		port := freePort(t, transport)
-		mport := freePort(t, "udp")
+		port := freePort(t)
+		mport := freePort(t)
 		args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port),
 			"-mi", "127.0.0.1", "-mp", strconv.Itoa(mport), "-rtp_echo",
 			"-m", "1", "-nostdin", "-timeout", "30", "-timeout_error"}
