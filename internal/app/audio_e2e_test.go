@@ -76,10 +76,13 @@ type stalls struct {
 	skip   []int
 }
 
-// stallMark notes the stalls so far of a's mixing clock and of phones.
+// stallMark notes the stalls so far of a's mixing clock (none when a is
+// nil) and of phones.
 func stallMark(a *App, phones ...*softphone.Phone) stalls {
 	s := stalls{a: a, phones: phones}
-	_, s.clock, _ = a.clock.Stats()
+	if a != nil {
+		_, s.clock, _ = a.clock.Stats()
+	}
 	for _, p := range phones {
 		l, k := p.SendStalls()
 		s.late, s.skip = append(s.late, l), append(s.skip, k)
