@@ -75,6 +75,11 @@ type Caller struct {
 	// Source is the hash of an untrusted source address (its /64 for IPv6);
 	// "" for a trusted PBX, which carries everyone's calls.
 	Source string
+	// PerCall marks a caller known for this call only (a source that names
+	// nobody, sip.no_identity): no number record, withheld numbers' shared
+	// one included, so one guesser never blocks that PBX's other callers.
+	// Budget's limits per dialled number still hold.
+	PerCall bool
 }
 
 // keys are the records a caller's failures go to, with their limits.
@@ -83,9 +88,11 @@ func (g *PINGuard) keys(c Caller) (keys [3]string, limits [3]int, n int) {
 		keys[n], limits[n] = k, limit
 		n++
 	}
-	if c.Number == "" {
+	switch {
+	case c.PerCall:
+	case c.Number == "":
 		add("", g.cfg.AnonFailures)
-	} else {
+	default:
 		add("n:"+c.Number, g.cfg.Failures)
 	}
 	if c.User != "" {
@@ -96,6 +103,10 @@ func (g *PINGuard) keys(c Caller) (keys [3]string, limits [3]int, n int) {
 	}
 	return keys, limits, n
 }
+
+// Memory is how long a failure can matter to a caller: Window, then a
+// Lockout that may start at its end.
+func (g *PINGuard) Memory() time.Duration { return g.cfg.Window + g.cfg.Lockout }
 
 // record is one caller's recent failures.
 type record struct {

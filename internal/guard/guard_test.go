@@ -41,6 +41,37 @@ func TestCallerBlockedAfterTenFailures(t *testing.T) {
 	}
 }
 
+// A caller known for one call only (sip.no_identity) has no number
+// record: however much it guesses, neither it nor withheld callers are
+// blocked (the per-number Budget is what limits it), while an
+// authenticated user's own records still count.
+func TestPerCallCallerHasNoNumberRecord(t *testing.T) {
+	g := New(Config{})
+	if g.Memory() != 30*time.Minute {
+		t.Errorf("Memory() = %v, want Window + Lockout = 30m", g.Memory())
+	}
+	pbx := Caller{PerCall: true}
+	for i := range 100 {
+		if blocked, _ := g.Fail(pbx, "", t0.Add(time.Duration(i)*time.Second)); blocked {
+			t.Fatalf("a per-call caller blocked after %d failures", i+1)
+		}
+	}
+	if b, _ := g.Blocked(Caller{}, t0.Add(2*time.Minute)); b {
+		t.Fatal("per-call callers filled the withheld numbers' shared record")
+	}
+	if n := g.Callers(); n != 0 {
+		t.Fatalf("%d records kept for per-call callers", n)
+	}
+	user := Caller{PerCall: true, User: "u"}
+	blocked := false
+	for i := range 10 {
+		blocked, _ = g.Fail(user, "", t0.Add(time.Duration(i)*time.Second))
+	}
+	if !blocked {
+		t.Fatal("a per-call caller's digest user was not blocked after 10 failures")
+	}
+}
+
 func TestLockoutExpiresAndOthersUnaffected(t *testing.T) {
 	g := New(Config{})
 	for i := range 10 {
