@@ -50,6 +50,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/logging"
 )
 
 // Rooms is what the API reads and acts on; *conference.Conference is one.
@@ -394,11 +395,12 @@ func (h *handler) rooms(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// maskedOnly passes a caller through only in a masked form
-// (logging.MaskCaller's "+1•••••4567", "•••67", "a•••" or "anonymous"):
-// a caller number that reached this far by mistake is not shown.
+// maskedOnly passes a caller through only as a tag (logging.Tags, the
+// default of log.callers) or in a masked form (logging.MaskCaller's
+// "+1•••••4567", "•••67", "a•••" or "anonymous"): a caller number that
+// reached this far by mistake is not shown.
 func maskedOnly(caller string) string {
-	if caller == "" || caller == "anonymous" {
+	if caller == "" || logging.IsTag(caller) {
 		return caller
 	}
 	digits := 0

@@ -280,9 +280,9 @@ func TestHealthMetricsDrain(t *testing.T) {
 	}
 }
 
-// maskedCaller is the only shape a caller may take in an answer:
-// logging.MaskCaller's forms.
-var maskedCaller = regexp.MustCompile(`^(\+?\d•••••\d{4}|•••\d{0,2}|.•••|anonymous|)$`)
+// maskedCaller is the only shape a caller may take in an answer: a tag
+// (logging.Tags) or logging.MaskCaller's forms.
+var maskedCaller = regexp.MustCompile(`^(\+?\d•••••\d{4}|•••\d{0,2}|.•••|anonymous|[bcdfghjkmnpqrstvwxz]{7}|)$`)
 
 func TestRoomsAnswer(t *testing.T) {
 	started := time.Date(2025, 1, 7, 19, 0, 0, 0, time.FixedZone("x", 3600))
@@ -368,6 +368,9 @@ func TestMaskedOnly(t *testing.T) {
 		{"alice", "•••"},
 		{"+1•••••45678", "•••"},
 		{"12•••••345678", "•••"},
+		{"kqzmbtw", "kqzmbtw"}, // a tag
+		{"kqzmbtwx", "•••"},
+		{"abcdefg", "•••"},
 	}
 	for _, row := range rows {
 		if got := maskedOnly(row.in); got != row.want {

@@ -25,6 +25,7 @@ import (
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/admin"
 	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/internal/lobby"
@@ -64,6 +65,7 @@ type App struct {
 	admin   *http.Server    // nil when admin.listen is ""
 	adminLn net.Listener
 	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
+	tags    *logging.Tags
 	reload  sync.Mutex
 }
 
@@ -139,6 +141,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
 	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
+	// A caller's tag outlives midnight as long as a rejoin or a run of
+	// wrong PINs may still link their calls.
+	a.tags = logging.NewTags(max(rules.DefaultRejoinWindow, a.guard.Memory()), time.Local)
 	a.budget = guard.NewBudget(budgetConfig(cfg))
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
@@ -172,6 +177,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	for _, l := range cfg.SIP.Listeners() {
 		listeners = append(listeners, sipua.Listener{Transport: l.Transport, Addr: l.Addr})
 	}
+	assertPrefixes, assertTrusted := cfg.SIP.AssertPrefixes()
 	a.sip, err = sipua.New(sipua.Config{
 		Listeners:       listeners,
 		ExternalAddress: cfg.SIP.ExternalAddress,
@@ -186,6 +192,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AckTimeout:      opts.ackTimeout,
 		// Never nil: an empty list means "trust nobody".
 		Trusted:              cfg.SIP.TrustedPrefixes(),
+		AssertIdentity:       assertPrefixes,
+		AssertTrusted:        assertTrusted,
+		NoIdentity:           cfg.SIP.NoIdentityPrefixes(),
+		CallerLabel:          a.label,
 		Users:                users,
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
@@ -428,14 +438,37 @@ func (a *App) onTickPanic(t clock.Ticker, recovered any) {
 
 // identity recognises a caller who calls back without storing their
 // number: an HMAC under a key made at each start and kept in memory only (a
-// plain hash of a phone number is reversed by trying every number). Callers
-// without a number get "" and are told apart by their call only.
-func (a *App) identity(caller string) string {
-	switch strings.ToLower(caller) {
-	case "", "anonymous", "unknown", "restricted", "private", "unavailable":
+// plain hash of a phone number is reversed by trying every number). The
+// key lasts the whole run, so rejoins, removals, PIN limits and known
+// callers hold across the log tags' daily change. Callers without a
+// number, and every caller of a source that names nobody
+// (sip.no_identity), get "" and are told apart by their call only.
+func (a *App) identity(c *sipua.Call) string {
+	if c.NoIdentity() {
 		return ""
 	}
-	return a.keyed("", caller)
+	return a.identityOf(c.Caller())
+}
+
+// identityOf is identity for a normalised number ("" for none).
+func (a *App) identityOf(number string) string {
+	if number == "" {
+		return ""
+	}
+	return a.keyed("", number)
+}
+
+// label is how log lines and the admin API name a call's caller
+// (log.callers): a tag of the identity by default, the masked number when
+// asked; "anonymous" when the number is withheld (Privacy: id) or none.
+func (a *App) label(c *sipua.Call) string {
+	if c.CallerPrivate() || c.NoIdentity() || c.Caller() == "" {
+		return logging.Anonymous
+	}
+	if a.cfg.Log.Callers == config.LogCallersMasked {
+		return logging.MaskCaller(c.Caller())
+	}
+	return a.tags.Tag(a.identityOf(c.Caller()), time.Now())
 }
 
 // keyed is the HMAC of the parts under the per-start key; kind keeps the
@@ -460,7 +493,9 @@ func (a *App) keyed(kind string, parts ...string) string {
 // sip.users account) that user and the source address, by its /64 for
 // IPv6 since anyone holding one address of a /64 holds them all.
 func (a *App) caller(c *sipua.Call, id string) guard.Caller {
-	return a.callerOf(id, c.User(), c.SourceIP())
+	g := a.callerOf(id, c.User(), c.SourceIP())
+	g.PerCall = c.NoIdentity()
+	return g
 }
 
 // callerOf is caller from the call's parts: its number's identity, the
@@ -577,10 +612,11 @@ func (a *App) underAttack(group string) {
 // ServeCall carries an answered call through the PIN prompt into its room.
 func (a *App) ServeCall(c *sipua.Call) {
 	st := a.state.Load()
-	id := a.identity(c.Caller())
+	id := a.identity(c)
 	who := a.caller(c, id)
+	defer func() { a.tags.Touch(id, time.Now()) }()
 	if blocked, _ := a.guard.Blocked(who, time.Now()); blocked {
-		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", "pin-blocked")
+		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", "pin-blocked")
 		a.metrics.CallOutcome("pin-blocked")
 		a.sayAndHangup(c, st, "pin-blocked", prompt.TryLater)
 		return
@@ -590,14 +626,14 @@ func (a *App) ServeCall(c *sipua.Call) {
 	join, reason := a.runIVR(c, entry, st, id, who)
 	if reason == "pin-blocked" {
 		entry.Leave()
-		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
+		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", reason)
 		a.metrics.CallOutcome(reason)
 		a.sayAndHangup(c, st, reason, prompt.TryLater)
 		return
 	}
 	if join == nil {
 		if reason != "" {
-			a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "outcome", reason)
+			a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", reason)
 			a.metrics.CallOutcome(reason)
 			c.Hangup(reason)
 		} else {
@@ -615,7 +651,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
 		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
 	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: id,
-		Masked: logging.MaskCaller(c.Caller()), CallID: c.ID()})
+		Masked: c.Label(), CallID: c.ID()})
 	if err != nil {
 		outcome, clip := "join-failed", prompt.Goodbye
 		switch {
@@ -626,7 +662,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 		case errors.Is(err, conference.ErrRemoved):
 			outcome, clip = "removed", prompt.RemovedYou
 		}
-		a.log.Info("call not admitted", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name, "outcome", outcome)
+		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "group", g.Name, "outcome", outcome)
 		a.metrics.CallOutcome(outcome)
 		a.sayAndHangup(c, st, outcome, clip)
 		return
@@ -637,7 +673,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
 	a.budget.Remember(a.knownKey(id, g.Name), time.Now())
 	a.metrics.CallOutcome("joined")
-	a.log.Info("call joined", "call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "group", g.Name,
+	a.log.Info("call joined", "call", c.ID(), "caller", c.Label(), "group", g.Name,
 		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
 	for {
 		select {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference"
-	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/tone"
@@ -50,7 +49,7 @@ func waitMetric(t *testing.T, a *App, d time.Duration, series string, want float
 // "call joined" record.
 func callID(t *testing.T, logs *syncBuffer, caller string) string {
 	t.Helper()
-	masked := logging.MaskCaller(caller)
+	masked := logs.caller(caller)
 	for _, r := range logs.records(t) {
 		if r["msg"] == "call joined" && r["caller"] == masked {
 			if id, ok := r["call"].(string); ok {
@@ -66,7 +65,7 @@ func callID(t *testing.T, logs *syncBuffer, caller string) string {
 // call id.
 func waitJoined(t *testing.T, logs *syncBuffer, caller string) string {
 	t.Helper()
-	logs.waitCount(t, 20*time.Second, 1, "call joined", "caller", logging.MaskCaller(caller))
+	logs.waitCount(t, 20*time.Second, 1, "call joined", "caller", logs.caller(caller))
 	return callID(t, logs, caller)
 }
 
@@ -172,8 +171,8 @@ func TestFaultVanishedCallerIsHungUpAfterRTPTimeout(t *testing.T) {
 		t.Fatalf("hung up %v after the caller vanished: before rtp.timeout (2s)", took)
 	}
 	for _, r := range logs.records(t) {
-		if r["msg"] == "call ended" && r["call"] == id && r["caller"] != logging.MaskCaller(vanisher) {
-			t.Errorf("call ended logs caller %v, want the masked %s", r["caller"], logging.MaskCaller(vanisher))
+		if r["msg"] == "call ended" && r["call"] == id && r["caller"] != logs.caller(vanisher) {
+			t.Errorf("call ended logs caller %v, want %s", r["caller"], logs.caller(vanisher))
 		}
 	}
 	waitMetric(t, a, 2*time.Second, "groupbridge_calls_active", 1)
@@ -369,7 +368,7 @@ func TestFaultPanicInOneCallEndsOnlyThatCall(t *testing.T) {
 	logs.waitCount(t, 5*time.Second, 1, "panic in call handler")
 	a.state.Store(good)
 	endedBy(t, c1, 5*time.Second)
-	logs.waitCount(t, 5*time.Second, 1, "call ended", "caller", logging.MaskCaller(ivrVictim), "reason", "handler-done")
+	logs.waitCount(t, 5*time.Second, 1, "call ended", "caller", logs.caller(ivrVictim), "reason", "handler-done")
 
 	// 2. The call's own part of the room's tick, once.
 	var victim atomic.Value

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/internal/callerid"
+	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/tone"
@@ -23,6 +25,28 @@ import (
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	app *App // whose log this is, when startApp made it: see caller
+}
+
+// caller is how the log names the caller of a call from number (the
+// From user): the app's tag or masked number (log.callers).
+func (b *syncBuffer) caller(number string) string {
+	if b.app == nil {
+		return logging.MaskCaller(number)
+	}
+	return b.app.callerName(number)
+}
+
+// callerName is how a's logs name the caller of a call from number.
+func (a *App) callerName(number string) string {
+	n := callerid.Normalize(number)
+	switch {
+	case n == "":
+		return logging.Anonymous
+	case a.cfg.Log.Callers == config.LogCallersMasked:
+		return logging.MaskCaller(n)
+	}
+	return a.tags.Tag(a.identityOf(n), time.Now())
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
@@ -146,6 +170,7 @@ func startAppWith(t *testing.T, yaml string, opts Options) (*App, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs.app = a
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}

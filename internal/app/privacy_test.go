@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +127,125 @@ func TestOutOfDialogRequests(t *testing.T) {
 			t.Errorf("%s: responses %v, want final %d", tc.name, codes, tc.want)
 		}
 	}
+}
+
+// Under the default log.callers (tag) nothing the bridge shows of a whole
+// call (every log line at debug level, the admin API's rooms while the
+// caller is in one, the metrics during and after) holds three consecutive
+// digits of the caller's number: not the masked "+1•••••4567" either,
+// which with the group and the time was a partial attendance list. The
+// test number is chosen so that none of its three-digit runs appears in
+// what a baseline call from another number showed (ports, call ids and
+// the like); timestamps, random call ids and metric values are left out,
+// being the clock's, the bridge's and the measurements' own digits.
+func TestPrivacyNoDigitsOfCallerInWholeCall(t *testing.T) {
+	t.Parallel()
+	const pin = "7391"
+	groups := `
+  - name: Private circle
+    member_pin: "` + pin + `"
+    led_by: peer
+`
+	a, logs := startAppWith(t, testYAML("", groups), Options{LogLevel: slog.LevelDebug})
+	h := a.AdminHandler("s3cret-token")
+	whole := func(number string, joins int) string {
+		mark := len(logs.String())
+		p := dial(t, a, softphone.Config{Caller: number})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := p.SendDigits(ctx, "0000#", softphone.DigitRFC4733); err != nil {
+			t.Fatal(err)
+		}
+		enter(t, logs, p, pin, softphone.DigitRFC4733, joins)
+		p.SendTone(440, -20)
+		time.Sleep(time.Second)
+		var shown strings.Builder
+		for _, path := range []string{"/api/rooms", "/metrics"} {
+			code, body := get(t, h, "GET", path, "s3cret-token")
+			if code != 200 {
+				t.Fatalf("GET %s: %d %s", path, code, body)
+			}
+			if path == "/metrics" {
+				body = metricSeries(body)
+			}
+			shown.WriteString(body + "\n")
+		}
+		if err := p.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		logs.waitCount(t, 5*time.Second, joins, "call ended")
+		_, body := get(t, h, "GET", "/metrics", "s3cret-token")
+		shown.WriteString(metricSeries(body))
+		return ownDigits(t, logs.String()[mark:]+shown.String())
+	}
+	baseline := whole("+15557000000", 1)
+	number := numberAvoiding(t, baseline)
+	out := whole(number, 2)
+	if !strings.Contains(out, `"call joined"`) || !strings.Contains(out, `"caller":"`) {
+		t.Fatalf("the call left no join with a caller in the log:\n%s", out)
+	}
+	digits := strings.TrimPrefix(number, "+")
+	for i := 0; i+3 <= len(digits); i++ {
+		run := digits[i : i+3]
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, run) {
+				t.Errorf("%q of the caller's number %s is shown: %s", run, number, line)
+			}
+		}
+	}
+}
+
+// metricSeries is a scrape without its sample values: the series' names
+// and labels are what could carry a number; the values are measurements
+// (bytes in use, packet counts) whose digits are the process's own.
+func metricSeries(scrape string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(scrape, "\n") {
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			line = line[:i]
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+var (
+	timestamps = regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+(Z|[+-]\d\d:\d\d)`)
+	callIDs    = regexp.MustCompile(`"call":"([^"]*)"`)
+	randomID   = regexp.MustCompile(`^[0-9a-f]{12}$`)
+)
+
+// ownDigits removes from shown the digits that are the bridge's own:
+// timestamps, and the random call ids (after checking that they are).
+func ownDigits(t *testing.T, shown string) string {
+	t.Helper()
+	for _, m := range callIDs.FindAllStringSubmatch(shown, -1) {
+		if !randomID.MatchString(m[1]) {
+			t.Fatalf("call id %q is not 12 random hex digits", m[1])
+		}
+		shown = strings.ReplaceAll(shown, m[1], "<call>")
+	}
+	return timestamps.ReplaceAllString(shown, "<time>")
+}
+
+// numberAvoiding returns a caller number none of whose three-digit runs
+// occurs in shown.
+func numberAvoiding(t *testing.T, shown string) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 11))
+	for range 100_000 {
+		d := []byte("1")
+		for len(d) < 11 {
+			d = append(d, byte('0'+r.IntN(10)))
+		}
+		ok := true
+		for i := 0; i+3 <= len(d) && ok; i++ {
+			ok = !strings.Contains(shown, string(d[i:i+3]))
+		}
+		if ok {
+			return "+" + string(d)
+		}
+	}
+	t.Fatalf("no number avoids the baseline's digit runs:\n%s", shown)
+	return ""
 }
