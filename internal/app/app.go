@@ -764,7 +764,7 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 		for ; tries < m.Tries(); tries++ {
 			// For "it never let me in": who, which try, which number;
 			// never the digits typed.
-			attrs := []any{"call", c.ID(), "caller", logging.MaskCaller(c.Caller()), "try", tries + 1}
+			attrs := []any{"call", c.ID(), "caller", c.Label(), "try", tries + 1}
 			if dialedGroup != "" {
 				attrs = append(attrs, "group", dialedGroup)
 			}
