@@ -196,6 +196,10 @@ type stream struct {
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
+	// recvDone is closed when the current receive loop has returned: a
+	// rebind waits for it, so the two loops never share the receive state
+	// (the SRTP context above all) at once.
+	recvDone chan struct{}
 	startOnce sync.Once
 	closeOnce sync.Once
 }
@@ -212,8 +216,7 @@ func newStream(ip netip.Addr, keep time.Duration, log *slog.Logger) (*stream, er
 	s.conn = conn
 	s.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.kernelTimes = enableTimestamps(conn)
-	s.wg.Add(1)
-	go s.receiveLoop(conn)
+	s.startReceiving(conn)
 	return s, nil
 }
 
@@ -244,10 +247,18 @@ func (s *stream) rebind() (netip.AddrPort, error) {
 	}
 	enableTimestamps(conn)
 	s.nat.Store(conn)
-	s.wg.Add(1)
-	go s.receiveLoop(conn)
-	_ = old.Close()
+	_ = old.Close() // ends the old receive loop
+	<-s.recvDone
+	s.startReceiving(conn)
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort(), nil
+}
+
+// startReceiving runs the receive loop on conn.
+func (s *stream) startReceiving(conn *net.UDPConn) {
+	done := make(chan struct{})
+	s.recvDone = done
+	s.wg.Add(1)
+	go s.receiveLoop(conn, done)
 }
 
 // newStreamState builds everything but the socket, for tests and benchmarks
@@ -551,8 +562,9 @@ func (s *stream) setSource(src audioSource) {
 	s.txMu.Unlock()
 }
 
-func (s *stream) receiveLoop(conn *net.UDPConn) {
+func (s *stream) receiveLoop(conn *net.UDPConn, done chan struct{}) {
 	defer s.wg.Done()
+	defer close(done)
 	buf := make([]byte, 2048)
 	dec := make([]byte, 2048)
 	oob := make([]byte, 64)
