@@ -194,12 +194,12 @@ type stream struct {
 	// peer, was starved.
 	lateFrames, skippedFrames atomic.Int64
 
-	quit      chan struct{}
-	wg        sync.WaitGroup
+	quit chan struct{}
+	wg   sync.WaitGroup
 	// recvDone is closed when the current receive loop has returned: a
 	// rebind waits for it, so the two loops never share the receive state
 	// (the SRTP context above all) at once.
-	recvDone chan struct{}
+	recvDone  chan struct{}
 	startOnce sync.Once
 	closeOnce sync.Once
 }
