@@ -113,8 +113,8 @@ func TestGateSkipsOrdinaryAudio(t *testing.T) {
 		{"silence", make([]int16, 10*sampleRate), 0, 0},
 		{"noise -60 dBm0", lineNoise(10*sampleRate, -60), 0, 0},
 		{"noise -50 dBm0", lineNoise(10*sampleRate, -50), 0, 0},
-		{"speech", s, 0.9, 0.2},
-		{"speech 12 dB down", scaled(s, 0.25), 0.8, 0.2},
+		{"speech", s, 0.9, 0.05},
+		{"speech 12 dB down", scaled(s, 0.25), 0.8, 0.05},
 	}
 	for _, tc := range tests {
 		d := NewDetector()

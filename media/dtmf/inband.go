@@ -344,15 +344,16 @@ const maxSpans = 8
 type Detector struct {
 	// Goertzel output of the last winChunks chunks: s[L-1] − e^{-jω}s[L-2],
 	// computed only when a window needs it (see have).
-	chunks  [winChunks][nBins]complex128
-	mags    [winChunks][nTones]float64 // magnitudes of the chunks' outputs at the tones, for bounds
-	have    [winChunks]uint8           // what of each chunk is computed: bit g for group g, then the mags
-	at      [winChunks]int             // where each chunk's samples start in hist
-	energy  [winChunks]int64           // Σx² of each chunk
-	winE    int64                      // Σx² of the latest window: the sum of energy
-	head    int                        // index of the oldest chunk in the ring
-	nChunks int64                      // chunks seen
-	pos     int64                      // samples seen
+	// Chunk n is in slot n%ringLen.
+	chunks  [ringLen][nBins]complex128
+	mags    [ringLen][nTones]float64 // magnitudes of the chunks' outputs at the tones, for bounds
+	have    [ringLen]uint8           // what of each chunk is computed: bit g for group g, then the mags
+	tag     [ringLen]int64           // the chunk whose results have describes
+	at      [ringLen]int             // where each chunk's samples start in hist
+	energy  [ringLen]int64           // Σx² of each chunk
+	winE    int64                    // Σx² of the latest window
+	nChunks int64                    // chunks seen
+	pos     int64                    // samples seen
 	cur     toneRun
 	spans   [maxSpans]span // finished muteworthy runs, newest at spans[(nSpans-1)%maxSpans]
 	nSpans  int
@@ -374,6 +375,10 @@ type Detector struct {
 	// clear for every window.
 	m measure
 }
+
+// ringLen is one chunk more than a window: the next chunk's outputs can
+// be computed with the newest's without overwriting the window's oldest.
+const ringLen = winChunks + 1
 
 // Bits of Detector.have beyond the four groups' Goertzel outputs.
 const (
@@ -432,7 +437,11 @@ func (d *Detector) ToneActive() bool { return d.toneLive }
 // windows of speech, and all of silence and line noise, are rejected by
 // cheaper tests first (see classifyWindow).
 func (d *Detector) addChunk(from int) {
-	slot := d.head
+	n := d.nChunks
+	slot := int(n % ringLen)
+	if d.tag[slot] != n {
+		d.tag[slot], d.have[slot] = n, 0
+	}
 	d.at[slot] = from
 	// Squares of int16 and their sums over a window are exact integers:
 	// windowEnergy is bit for bit the float64 sum of squares.
@@ -440,10 +449,9 @@ func (d *Detector) addChunk(from int) {
 	for _, v := range d.hist[from : from+chunkLen] {
 		e += int64(v) * int64(v)
 	}
-	d.winE += e - d.energy[slot]
+	// The chunk leaving the window, n-winChunks, is in the next slot.
+	d.winE += e - d.energy[(n+1)%ringLen]
 	d.energy[slot] = e
-	d.have[slot] = 0
-	d.head = (d.head + 1) % winChunks
 	d.nChunks++
 	d.pos += chunkLen
 }
@@ -458,13 +466,29 @@ const (
 )
 
 // chunkBins makes sure the ring slot's Goertzel outputs for bin group g
-// are computed, from the chunk's samples in hist.
+// are computed, from the chunk's samples in hist. For the newest chunk,
+// the next one's are computed alongside when its samples are in hist: the
+// two recurrences interleaved take little more time than one, which
+// waits on itself, and the next window mostly needs them.
 func (d *Detector) chunkBins(slot, g int) {
-	if d.have[slot]&(1<<g) != 0 {
+	bit := uint8(1 << g)
+	if d.have[slot]&bit != 0 {
 		return
 	}
-	goertzel4(d.hist[d.at[slot]:d.at[slot]+chunkLen], 4*g, &d.chunks[slot])
-	d.have[slot] |= 1 << g
+	x := d.hist[d.at[slot] : d.at[slot]+chunkLen]
+	n := d.nChunks // the next chunk
+	next := int(n % ringLen)
+	if slot != int((n-1)%ringLen) || d.histEnd+chunkLen > len(d.hist) {
+		goertzel4(x, 4*g, &d.chunks[slot])
+		d.have[slot] |= bit
+		return
+	}
+	if d.tag[next] != n {
+		d.tag[next], d.have[next] = n, 0
+	}
+	goertzel4x2(x, d.hist[d.histEnd:d.histEnd+chunkLen], 4*g, &d.chunks[slot], &d.chunks[next])
+	d.have[slot] |= bit
+	d.have[next] |= bit
 }
 
 // goertzel4 runs the recurrence for bins from..from+3 over one chunk and
@@ -484,6 +508,33 @@ func goertzel4(x []int16, from int, out *[nBins]complex128) {
 	out[from+1] = complex(b1, 0) - back[from+1]*complex(b2, 0)
 	out[from+2] = complex(e1, 0) - back[from+2]*complex(e2, 0)
 	out[from+3] = complex(g1, 0) - back[from+3]*complex(g2, 0)
+}
+
+// goertzel4x2 is goertzel4 for two chunks at once.
+func goertzel4x2(x, y []int16, from int, ox, oy *[nBins]complex128) {
+	c := (*[4]float64)(coef[from:])
+	y = y[:len(x)]
+	var a1, a2, b1, b2, e1, e2, g1, g2 float64
+	var p1, p2, q1, q2, r1, r2, t1, t2 float64
+	for n, v := range x {
+		fv, fw := float64(v), float64(y[n])
+		a1, a2 = fv+c[0]*a1-a2, a1
+		p1, p2 = fw+c[0]*p1-p2, p1
+		b1, b2 = fv+c[1]*b1-b2, b1
+		q1, q2 = fw+c[1]*q1-q2, q1
+		e1, e2 = fv+c[2]*e1-e2, e1
+		r1, r2 = fw+c[2]*r1-r2, r1
+		g1, g2 = fv+c[3]*g1-g2, g1
+		t1, t2 = fw+c[3]*t1-t2, t1
+	}
+	ox[from] = complex(a1, 0) - back[from]*complex(a2, 0)
+	ox[from+1] = complex(b1, 0) - back[from+1]*complex(b2, 0)
+	ox[from+2] = complex(e1, 0) - back[from+2]*complex(e2, 0)
+	ox[from+3] = complex(g1, 0) - back[from+3]*complex(g2, 0)
+	oy[from] = complex(p1, 0) - back[from]*complex(p2, 0)
+	oy[from+1] = complex(q1, 0) - back[from+1]*complex(q2, 0)
+	oy[from+2] = complex(r1, 0) - back[from+2]*complex(r2, 0)
+	oy[from+3] = complex(t1, 0) - back[from+3]*complex(t2, 0)
 }
 
 // chunkMags computes the slot's magnitudes of the Goertzel outputs for
@@ -609,7 +660,7 @@ func (d *Detector) classifyWindow(m *measure) uint8 {
 	m.total = d.windowEnergy()
 	var slots [winChunks]int
 	for c := range slots {
-		slots[c] = (d.head + c) % winChunks
+		slots[c] = int((d.nChunks - winChunks + int64(c)) % ringLen)
 	}
 	if d.noGate {
 		d.gated++
