@@ -131,6 +131,9 @@ type rxStats struct {
 	baseSeq  uint32
 	badSeq   uint32 // the sequence number that would confirm a restart
 	received uint64
+	// lostDone totals the losses of the streams counted before the
+	// latest restart (a new SSRC or a sequence jump), for Engine.Stats.
+	lostDone uint64
 
 	expectedPrior, receivedPrior uint64 // at our previous report
 	fraction                     uint8  // carried by our latest report
@@ -161,7 +164,7 @@ func (r *rxStats) restart(seq uint16) {
 // did that).
 func (r *rxStats) packet(ssrc uint32, seq uint16) {
 	if !r.ok || ssrc != r.ssrc {
-		*r = rxStats{ok: true, ssrc: ssrc, srSSRC: r.srSSRC, lsr: r.lsr, lsrAt: r.lsrAt}
+		*r = rxStats{ok: true, ssrc: ssrc, srSSRC: r.srSSRC, lsr: r.lsr, lsrAt: r.lsrAt, lostDone: r.lost()}
 		r.restart(seq)
 		r.received = 1
 		return
@@ -179,6 +182,7 @@ func (r *rxStats) packet(ssrc uint32, seq uint16) {
 			r.badSeq = (uint32(seq) + 1) & (seqMod - 1)
 			return
 		}
+		r.lostDone = r.lost()
 		r.restart(seq)
 	default: // a duplicate or a reordered packet
 	}
@@ -205,6 +209,17 @@ func (r *rxStats) arrival(ts, at uint32) {
 // expected is the number of packets expected so far (RFC 3550 A.3).
 func (r *rxStats) expected() uint64 {
 	return r.cycles + uint64(r.maxSeq) - uint64(r.baseSeq) + 1
+}
+
+// lost is the number of packets never received, over every stream of the
+// source since the start: each stream's expected minus received (RFC 3550
+// A.3, all payload types), a stream where duplicates outnumber losses
+// counting none.
+func (r *rxStats) lost() uint64 {
+	if !r.ok {
+		return r.lostDone
+	}
+	return r.lostDone + uint64(max(int64(r.expected())-int64(r.received), 0))
 }
 
 // heard reports whether packets arrived since our previous report: only

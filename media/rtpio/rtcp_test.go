@@ -599,3 +599,37 @@ func TestRTCPReportsLoss(t *testing.T) {
 		t.Errorf("nothing was dropped toward a, yet b's outbound is %+v", o)
 	}
 }
+
+// TestRxStatsLostAcrossRestarts: the loss total keeps what earlier streams
+// of the call lost when the source changes SSRC or jumps its sequence, and
+// a stream whose duplicates outnumber its losses subtracts nothing.
+func TestRxStatsLostAcrossRestarts(t *testing.T) {
+	type pkt struct {
+		ssrc uint32
+		seq  uint16
+	}
+	tests := []struct {
+		name string
+		pkts []pkt
+		want uint64
+	}{
+		{"clean", []pkt{{1, 10}, {1, 11}, {1, 12}}, 0},
+		{"gap", []pkt{{1, 10}, {1, 13}}, 2},
+		{"gap then new ssrc", []pkt{{1, 10}, {1, 13}, {2, 500}, {2, 501}}, 2},
+		{"gaps in both ssrcs", []pkt{{1, 10}, {1, 12}, {2, 500}, {2, 503}}, 3},
+		{"gap then sequence jump", []pkt{{1, 10}, {1, 12}, {1, 40000}, {1, 40001}, {1, 40003}}, 2},
+		{"duplicates do not offset a later stream's loss", []pkt{{1, 10}, {1, 10}, {1, 10}, {2, 7}, {2, 9}}, 1},
+		{"across the wrap", []pkt{{1, 65534}, {1, 65535}, {1, 1}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r rxStats
+			for _, p := range tt.pkts {
+				r.packet(p.ssrc, p.seq)
+			}
+			if got := r.lost(); got != tt.want {
+				t.Errorf("lost %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -253,11 +253,12 @@ func (e *Engine) Stats() Stats {
 		if s == nil {
 			continue
 		}
+		s.q.mu.Lock()
+		lost += s.q.in.lost()
+		s.q.mu.Unlock()
 		s.play.mu.Lock()
-		ps := s.play.buf.Stats()
+		depth += s.play.buf.Stats().CurrentDelay
 		s.play.mu.Unlock()
-		lost += ps.Lost
-		depth += ps.CurrentDelay
 		open++
 	}
 	for {

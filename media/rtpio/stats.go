@@ -35,8 +35,9 @@ type Stats struct {
 	// Concealed counts frames ReadFrame returned that were (partly) made
 	// up by loss concealment because audio was missing.
 	Concealed uint64
-	// Lost counts packets the jitter buffers found missing (sequence gaps).
-	// Engine-wide only; per-stream figures are in StreamStats.Playout.
+	// Lost counts packets never received: sequence gaps in the callers'
+	// streams, every payload type counted (RFC 3550 A.3). Engine-wide
+	// only; per-stream figures are in Quality().Inbound.
 	Lost uint64
 	// MeanPlayoutDelay is the mean current jitter-buffer delay over the
 	// open streams. Engine-wide only.

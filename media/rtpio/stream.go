@@ -723,9 +723,9 @@ func (e *Engine) release(s *Stream) {
 	e.slots[s.slot].CompareAndSwap(s, nil)
 	// Its losses stay in the engine's total; added only once Stats can no
 	// longer find it among the open streams, so never counted twice.
-	s.play.mu.Lock()
-	e.lostClosed.Add(s.play.buf.Stats().Lost)
-	s.play.mu.Unlock()
+	s.q.mu.Lock()
+	e.lostClosed.Add(s.q.in.lost())
+	s.q.mu.Unlock()
 	e.mu.Lock()
 	e.inUse[s.slot] = false
 	e.freed[s.slot] = time.Now()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -810,5 +811,89 @@ func TestUpdate(t *testing.T) {
 	s.Update(Params{Remote: natted.addr(), Codec: 3, DTMFPT: -1})
 	if st := s.Stats(); st.Latched != moved.addr() {
 		t.Errorf("an invalid Update changed the remote to %s", st.Latched)
+	}
+}
+
+// TestKeyPressesAreNotLost: RFC 4733 packets share the audio's sequence
+// numbers and go to the key decoder, not the jitter buffer; the loss figure
+// counts them as received (RFC 3550 A.3), so a clean call with key presses
+// loses nothing, while a real gap still counts.
+func TestKeyPressesAreNotLost(t *testing.T) {
+	tests := []struct {
+		name string
+		skip int // index into the datagrams of one never sent; -1: none
+		want uint64
+	}{
+		{"clean", -1, 0},
+		{"one audio packet missing", 25, 1},
+		{"one key packet missing", 12, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := socketEngine(t, 1)
+			p := newPeer(t, loop4)
+			digits := make(chan byte, 4)
+			prm := pcmu(p.addr())
+			prm.OnDigit = func(d byte) { digits <- d }
+			s, err := e.Open(prm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := s.LocalAddr()
+
+			// Audio, a press of 5, audio, a press of #, audio: one
+			// sequence, every packet in its 20 ms slot, the audio's
+			// timestamps going on after each press.
+			var sends []sendAt
+			slot := 0
+			audio := func(n int) {
+				sends = append(sends, idStream(t, p, g711.PCMU, 0, n, pcm.FrameDuration, func(i int) time.Duration {
+					return time.Duration(slot+i) * pcm.FrameDuration
+				})...)
+				slot += n
+			}
+			press := func(digit byte) {
+				code, _ := dtmf.EventCode(digit)
+				evs := dtmf.Press(code, 800, 0)
+				for i, ev := range evs {
+					var b [dtmf.EventLen]byte
+					if _, err := ev.MarshalTo(b[:]); err != nil {
+						t.Fatal(err)
+					}
+					h := rtpHeader(101, p.seq, p.ts, p.ssrc)
+					h.Marker = i == 0
+					sends = append(sends, sendAt{time.Duration(slot+min(i, len(evs)-3)) * pcm.FrameDuration, marshal(t, h, b[:])})
+					p.seq++
+				}
+				n := len(evs) - 2 // the three end packets share a slot
+				slot += n
+				p.ts += uint32(n * pcm.FrameSamples)
+			}
+			audio(10)
+			press('5')
+			audio(10)
+			press('#')
+			audio(10)
+			if tc.skip >= 0 {
+				sends = slices.Delete(sends, tc.skip, tc.skip+1)
+			}
+
+			paced(t, s, p, dst, sends, slot+5)
+			waitIn(t, s, uint64(len(sends)))
+			expectDigits(t, digits, "5#")
+			if got := e.Stats().Lost; got != tc.want {
+				t.Errorf("engine lost %d, want %d", got, tc.want)
+			}
+			if in := s.Quality().Inbound; in.Lost != int64(tc.want) || in.Received != uint64(len(sends)) {
+				t.Errorf("inbound %+v, want %d lost of %d received", in, tc.want, len(sends))
+			}
+			// A closed stream's losses stay in the total, counted once.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Stats().Lost; got != tc.want {
+				t.Errorf("after close: engine lost %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
