@@ -15,8 +15,9 @@
 // 3J + 10 ms rounded up to 10 ms (but no more than the lateness actually
 // seen plus 10 ms, which matters for pure reordering), within [MinDelay,
 // MaxDelay]. It rises at once, further still when a packet comes too late,
-// and falls by 10 ms at a time, a second apart, only after 5 s (10 s after
-// a late packet) of calm. The playout point follows the target without
+// and falls by 10 ms at a time, a second apart, only after 3 s of calm
+// (10 s when late packets or delay spikes recur), so one stall is
+// forgotten within 10 s. The playout point follows the target without
 // audible jumps: freely during silence; when audio is missing and more
 // delay is wanted, by concealing without moving on (so a packet that is
 // merely late still plays); otherwise by time-scaling a frame by a few
@@ -192,11 +193,18 @@ const (
 	// slower clock, within 2-4 s.
 	baseWindow = int64(2 * time.Second)
 	// growHold is how long the target stays up after it rose with the
-	// jitter, lateHold after a late packet; shrinkStep is the wait between
-	// 10 ms steps down after that.
-	growHold   = int64(5 * time.Second)
+	// jitter or after a lone spike, lateHold after recurring spikes;
+	// shrinkStep is the wait between 10 ms steps down after that.
+	growHold   = int64(3 * time.Second)
 	lateHold   = int64(10 * time.Second)
 	shrinkStep = int64(time.Second)
+	// A spike is a late packet or a transit change of more than spikeJump;
+	// spikes less than spikeCalm apart are one event (the burst after a
+	// stall). A lone event holds the target only growHold, so one stall
+	// of the machine or the path is forgotten within 10 s; an event that
+	// recurs within lateHold of the one before holds it lateHold.
+	spikeJump = int64(delayStep)
+	spikeCalm = int64(time.Second)
 	// resyncLate: a packet this much later than the base means the
 	// stream's timestamps no longer match its clock (the sender restarted
 	// or stalled): restart rather than drop everything as late.
@@ -252,7 +260,11 @@ type Buffer struct {
 	prevTransit int64
 	jitter      float64 // RFC 3550 J, ns
 	target      time.Duration
-	holdUntil   int64         // no shrinking of target before this
+	holdUntil   int64 // no shrinking of target before this
+	spikeAt     int64 // arrival of the latest spike; valid if spikeSeen
+	spikeSeen   bool
+	spikeRepeat bool          // the current spike event recurred within lateHold
+	steer       bool          // Pop is time-scaling the delay to the target
 	lateRun     int           // consecutive new packets that came too late
 	runTarget   time.Duration // the target before that run
 	runJitter   float64       // and the jitter estimate
@@ -502,6 +514,9 @@ func (b *Buffer) measure(transit, arr int64) {
 	d = min(d, resyncLate) // one step cannot be worse than a restart
 	b.prevTransit = transit
 	b.jitter += (float64(d) - b.jitter) / 16
+	if d > spikeJump {
+		b.spike(arr)
+	}
 
 	// The base is the least transit over the current and the previous
 	// window: the on-time reference that forgets old outliers.
@@ -543,7 +558,22 @@ func (b *Buffer) lateBump(lat, arr int64) {
 	if need > b.target {
 		b.target = need
 	}
-	b.holdUntil = max(b.holdUntil, arr+lateHold)
+	b.spike(arr)
+}
+
+// spike holds the target after a packet that came late or much later
+// than the one before: growHold for a lone event, lateHold when events
+// recur (a path that stalls every few seconds is not clean).
+func (b *Buffer) spike(arr int64) {
+	if !b.spikeSeen || arr-b.spikeAt > spikeCalm {
+		b.spikeRepeat = b.spikeSeen && arr-b.spikeAt < lateHold
+	}
+	b.spikeAt, b.spikeSeen = arr, true
+	hold := growHold
+	if b.spikeRepeat {
+		hold = lateHold
+	}
+	b.holdUntil = max(b.holdUntil, arr+hold)
 }
 
 // clampDelay bounds d to [MinDelay, MaxDelay].

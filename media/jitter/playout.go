@@ -12,6 +12,9 @@ const (
 	// before Pop corrects it; the mixing clock's own scheduling noise stays
 	// inside it.
 	deadband = 40
+	// settle: once corrected, the delay is steered to within 1 ms of the
+	// target, not left at the edge of the deadband.
+	settle = 8
 	// holdMin: when the delay is at least this far (10 ms) below the
 	// target, audio missing from a frame is concealed without moving the
 	// playout point past the gap, adding up to 20 ms of delay at once.
@@ -45,6 +48,12 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 		excess = 0
 	}
 	b.st.CurrentDelay = b.target + time.Duration(excess*nsPerSample)
+	switch {
+	case excess > deadband || excess < -deadband:
+		b.steer = true
+	case excess <= settle && excess >= -settle:
+		b.steer = false
+	}
 
 	out := b.hist[histLen:]
 
@@ -57,7 +66,7 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 		// conceal the rest of the frame and resume at the gap next time,
 		// so that if its packet is only late it still plays, later.
 		kind = b.render(out, true)
-	case b.plc.state == plcIdle && (excess > deadband || excess < -deadband) && b.scale(excess, out):
+	case b.steer && b.plc.state == plcIdle && b.scale(excess, out):
 		kind = Audio
 	default:
 		kind = b.render(out, false)
