@@ -270,3 +270,46 @@ func newBenchConference(b *testing.B) (*Conference, *clock.Clock) {
 	c.log = slog.New(slog.DiscardHandler)
 	return c, clk
 }
+
+// A caller who starts to talk is heard from the tick that carries their
+// first loud frame, at full level: the noise gate does not wait for the
+// talker detector to confirm a talkspurt, and the loudest-few choice lets a
+// newcomer in at once when there is room or when they are clearly louder
+// than the quietest talker mixed (issue 11, section 8).
+func TestOnsetHeardFromTheFirstFrame(t *testing.T) {
+	tests := []struct {
+		name   string
+		others []int16 // talking before the newcomer starts
+		start  int16   // the newcomer's level
+		want   int     // what a silent listener hears on the newcomer's first tick
+	}{
+		{"room with space", []int16{1000}, 3000, 1000 + 3000},
+		{"max_talkers reached, newcomer 12 dB louder than the quietest", []int16{1000, 2000, 3000, 4000}, 4000 * 4,
+			2000 + 3000 + 4000 + 16000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTestConference(t)
+			g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+			for _, lv := range tc.others {
+				joinNow(t, c, g, &fakeStream{level: lv}, Member)
+			}
+			newcomer, listener := &fakeStream{}, &fakeStream{}
+			joinNow(t, c, g, newcomer, Member)
+			joinNow(t, c, g, listener, Member)
+			settle(c)
+			newcomer.mu.Lock()
+			newcomer.level = tc.start
+			newcomer.mu.Unlock()
+			tickAll(c, time.Now())
+			listener.mu.Lock()
+			defer listener.mu.Unlock()
+			for i, s := range listener.last {
+				if int(s) != tc.want {
+					t.Fatalf("first tick, sample %d: listener hears %d, want %d (the newcomer's %d at full level)",
+						i, s, tc.want, tc.start)
+				}
+			}
+		})
+	}
+}

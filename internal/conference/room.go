@@ -285,6 +285,7 @@ func (r *Room) input(m *member, now time.Time, faults *Faults) bool {
 		r.apply(r.sess.Talking(m.seat, talking, now), now)
 	}
 	if !m.inMixer {
+		m.gate.Skip(in)
 		return false
 	}
 	h := got && r.sess.Heard(m.seat)
@@ -292,8 +293,12 @@ func (r *Room) input(m *member, now time.Time, faults *Faults) bool {
 		if r.conf.audio.AGC {
 			m.agc.Process(&m.mix.In, talking)
 		}
-		// The gate keeps open lines with only background noise out.
-		h = m.gate.Process(&m.mix.In, talking)
+		// The gate keeps open lines with only background noise out, and
+		// opens on a word's first loud frame (Voice Onset), not on the
+		// confirmed talkspurt, so no word loses its start.
+		h = m.gate.Process(&m.mix.In, m.talker.Voice())
+	} else {
+		m.gate.Skip(in)
 	}
 	m.mix.Heard = h
 	if m.own() {
@@ -390,6 +395,7 @@ func (r *Room) loudestOnly(n int) {
 	for _, m := range r.members {
 		if m.inMixer && m.mix.Heard && !m.picked {
 			m.mix.Heard = false
+			m.gate.Skip(&m.mix.In) // unheard: back in later with a fade, not a click
 		}
 	}
 }

@@ -28,7 +28,7 @@ func newPipeline() pipeline {
 func (p pipeline) process(f *pcm.Frame) bool {
 	talking, _ := p.talker.Process(f)
 	p.agc.Process(f, talking)
-	return p.gate.Process(f, talking)
+	return p.gate.Process(f, p.talker.Voice())
 }
 
 func TestProcessAllocatesNothing(t *testing.T) {
@@ -119,7 +119,11 @@ func BenchmarkGate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				f = frames[i%len(frames)]
-				g.Process(&f, tc.talking(i))
+				v := Quiet
+				if tc.talking(i) {
+					v = Talkspurt
+				}
+				g.Process(&f, v)
 				i++
 			}
 		})

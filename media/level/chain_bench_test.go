@@ -53,7 +53,7 @@ func BenchmarkCallerChain(b *testing.B) {
 				buf.Pop(&out, now.Add(60*time.Millisecond))
 				talking, _ := talker.Process(&out)
 				agc.Process(&out, talking)
-				gate.Process(&out, talking)
+				gate.Process(&out, talker.Voice())
 				i++
 			}
 		})

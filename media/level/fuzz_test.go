@@ -37,7 +37,8 @@ func FuzzPipeline(f *testing.F) {
 		ceiling := int(32767 * math.Pow(10, norm.LimiterDBFS/20))
 		p := pipeline{NewTalker(TalkerConfig{}), NewAGC(cfg), NewGate()}
 		// Repeat short inputs so the stages get past their onsets (a tone
-		// must last OnFrames before the gate opens and the gain moves).
+		// must last OnFrames before the talkspurt, the gate's hold and the
+		// gain's adaptation start).
 		for rep := 0; rep < 8 && len(data) > 0; rep++ {
 			for off := 0; off < len(data); off += 2 * pcm.FrameSamples {
 				var fr pcm.Frame

@@ -13,14 +13,16 @@
 //   - AGC: slow automatic gain toward a target speech level, adapted only
 //     while the caller talks, followed by a soft peak limiter without
 //     look-ahead so that no output sample reaches full scale.
-//   - Gate: a noise gate driven by the Talker's decision, with a hold time and
-//     short linear fades so that opening and closing never click.
+//   - Gate: a noise gate driven by the Talker's Voice: it opens on the first
+//     loud frame (an Onset, before the talkspurt is confirmed) so no word
+//     loses its start, holds after a talkspurt, and fades so that opening
+//     and closing never click.
 //
 // The intended order for one caller's frame f is
 //
-//	talking, changed := talker.Process(f) // measure the caller as sent
-//	agc.Process(f, talking)              // level and limit
-//	open := gate.Process(f, talking)     // fade or silence; mix f only if open
+//	talking, changed := talker.Process(f)   // measure the caller as sent
+//	agc.Process(f, talking)                // level and limit
+//	open := gate.Process(f, talker.Voice()) // fade or silence; mix f only if open
 //
 // The AGC measures before the gate so that the gate's fades never bias its
 // level estimate, and the gate only ever attenuates, so the limiter's

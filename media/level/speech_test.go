@@ -256,12 +256,13 @@ func TestSpeechGate(t *testing.T) {
 	tk, g := NewTalker(TalkerConfig{}), NewGate()
 	open := make([]bool, len(sc.frames))
 	for i := range sc.frames {
-		talking, _ := tk.Process(&sc.frames[i])
-		open[i] = g.Process(&sc.frames[i], talking)
+		tk.Process(&sc.frames[i])
+		open[i] = g.Process(&sc.frames[i], tk.Voice())
 	}
 	for k, sp := range sc.spans {
-		// Everything from the Talker's 60 ms onset on passes.
-		for i := loud[k] + DefaultOnFrames + 2; i < sp[1]; i++ {
+		// Everything from the sentence's first loud frame on passes: a
+		// word's start is not cut while the Talker confirms the talkspurt.
+		for i := loud[k]; i < sp[1]; i++ {
 			if !open[i] {
 				t.Errorf("sentence %d [%d, %d): gated at frame %d", k, sp[0], sp[1], i)
 			}

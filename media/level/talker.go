@@ -6,8 +6,9 @@ import "github.com/groupbridge/groupbridge/media/pcm"
 // line (around -20 dBFS active level) yet above the background of a quiet
 // room; the 10 dB gap to the off threshold is the hysteresis that keeps a
 // talker from flapping on the quiet ends of words. Three frames (60 ms)
-// ignore clicks and single-packet bursts; 25 frames (500 ms) bridge the
-// pauses between words so a sentence stays one talkspurt.
+// confirm a talkspurt, so clicks and single-packet bursts never count as
+// talk (the Gate still passes those frames: see Voice); 25 frames (500 ms)
+// bridge the pauses between words so a sentence stays one talkspurt.
 const (
 	DefaultOnDBFS    = -40.0
 	DefaultOffDBFS   = -50.0
@@ -64,6 +65,23 @@ func (c TalkerConfig) withDefaults() TalkerConfig {
 	return c
 }
 
+// Voice is what a Talker makes of the last frame, for the Gate.
+type Voice uint8
+
+const (
+	// Quiet: no talkspurt, and the frame is not part of a possible start of
+	// one.
+	Quiet Voice = iota
+	// Onset: not (yet) a talkspurt, but the frame is at or above the on
+	// threshold, or above the off threshold within OnFrames-1 frames of
+	// one that was. It may be a word's first syllable or a click; the Gate
+	// passes it either way, because waiting for confirmation would cut the
+	// word's start (docs/DECISIONS.md D11).
+	Onset
+	// Talkspurt: a confirmed talkspurt, its hangover included.
+	Talkspurt
+)
+
 // Talker decides whether one caller is talking, from the level of each frame
 // with hysteresis: talking starts after OnFrames consecutive frames at or
 // above OnDBFS and stops after OffFrames consecutive frames below OffDBFS.
@@ -77,6 +95,8 @@ type Talker struct {
 	onFrames, offFrames int
 	talking             bool
 	run                 int     // consecutive frames in favour of changing state
+	grace               int     // frames an onset stays open above offPower
+	voice               Voice   // the last frame's Voice
 	level               float64 // smoothed normalised power for LevelDBFS
 }
 
@@ -118,18 +138,42 @@ func (t *Talker) Process(f *pcm.Frame) (talking, changed bool) {
 	} else {
 		toward, need = p >= t.onPower, t.onFrames
 	}
-	if !toward {
+	changed = false
+	switch {
+	case !toward:
 		t.run = 0
-		return t.talking, false
+	case t.run+1 < need:
+		t.run++
+	default:
+		t.run = 0
+		t.talking = !t.talking
+		changed = true
 	}
-	t.run++
-	if t.run < need {
-		return t.talking, false
-	}
-	t.run = 0
-	t.talking = !t.talking
-	return t.talking, true
+	t.follow(p)
+	return t.talking, changed
 }
+
+// follow sets the Voice of a frame of power p, after the talking state.
+// The grace after a loud frame keeps a word's quieter second frame (a
+// consonant before its vowel) in; it is counted from the last loud frame,
+// so noise between the thresholds is never passed for long.
+func (t *Talker) follow(p float64) {
+	switch {
+	case t.talking:
+		t.voice, t.grace = Talkspurt, 0
+	case p >= t.onPower:
+		t.voice, t.grace = Onset, t.onFrames-1
+	case t.grace > 0 && p >= t.offPower:
+		t.voice = Onset
+		t.grace--
+	default:
+		t.voice, t.grace = Quiet, 0
+	}
+}
+
+// Voice reports what the last Process made of its frame: Talkspurt while
+// Talking, Onset for a frame that may start one, else Quiet.
+func (t *Talker) Voice() Voice { return t.voice }
 
 // Talking reports the state after the last Process.
 func (t *Talker) Talking() bool { return t.talking }
