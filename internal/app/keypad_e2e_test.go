@@ -301,3 +301,22 @@ func TestPeerChairDropsDuringLecture(t *testing.T) {
 			lv, at440)
 	}
 }
+
+// TestKeypadPressesAreNotLost: PINs and keys typed by RFC 4733 share the
+// audio's sequence numbers; on loopback nothing is lost, so the loss
+// metric must read 0 after a call full of key presses (issue 11, 7).
+func TestKeypadPressesAreNotLost(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	phones := joinRoom(t, a, logs, 1000041, "654321", "1234")
+	keys(t, phones[0], "*5*5")
+	keys(t, phones[1], "*6*6")
+	time.Sleep(500 * time.Millisecond)
+	s := scrape(t, a)
+	if in := metricValue(t, s, `groupbridge_rtp_packets_total{direction="in"}`); in < 100 {
+		t.Fatalf("only %v packets in", in)
+	}
+	if lost := metricValue(t, s, "groupbridge_rtp_lost_total"); lost != 0 {
+		t.Errorf("groupbridge_rtp_lost_total = %v on a clean loopback call with key presses", lost)
+	}
+}
