@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/tone"
 )
 
 // Audio on real phone networks: impairment, in-band keypad tones.
@@ -149,5 +151,80 @@ func TestInbandDigitsDetectedAndRemoved(t *testing.T) {
 	}
 	if lv := levelOver(l, time.Second, 440); lv > gone {
 		t.Errorf("in-band *6 did not mute the caller: heard at %.1f dBFS", lv)
+	}
+}
+
+// A talker who starts after silence is heard from the start (issue 11,
+// section 8): each 200 ms tone burst, beginning 7 ms into a frame after
+// silence, is heard by the listener for at least 190 ms. Judged on how
+// long the tone lasts in what the listener received (laid out by RTP
+// timestamp), not on when it arrived, so the jitter buffer's delay does not
+// enter; a burst during which the machine fell behind is not judged and is
+// sent again. Before the gate opened on the first loud frame, about 35 ms
+// of each burst were cut. A talker without telephone-event goes through the
+// in-band key filter's delay line as well.
+func TestSpeechOnsetsNotCut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		event  int
+		digits softphone.DigitMode
+	}{
+		{"telephone-event", 0, softphone.DigitRFC4733},
+		{"in-band key filter", -1, softphone.DigitInfoRelay},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, logs := startApp(t, testYAML("", ""))
+			talker := dial(t, a, softphone.Config{Caller: "+15552000021", TelephoneEvent: tc.event})
+			listener := dial(t, a, softphone.Config{Caller: "+15552000022"})
+			enter(t, logs, talker, "1234", tc.digits, 1)
+			enter(t, logs, listener, "1234", softphone.DigitRFC4733, 2)
+			time.Sleep(3 * time.Second) // join prompts and chimes over
+			onsetBursts(t, a, talker, listener)
+		})
+	}
+}
+
+// onsetBursts sends tone bursts after silence from talker and checks that
+// listener hears each for nearly as long as it was sent.
+func onsetBursts(t *testing.T, a *App, talker, listener *softphone.Phone) {
+	t.Helper()
+
+	const (
+		burst  = 200 * time.Millisecond
+		lead   = 56 // 7 ms of silence: the onset falls inside a frame
+		block  = 40 // 5 ms: the resolution of the judgement
+		want   = 190 * time.Millisecond
+		bursts = 4
+	)
+	samples := make([]int16, lead+int(burst*pcm.SampleRate/time.Second))
+	tone.NewSine(1000, -20).Read(samples[lead:])
+	judged := 0
+	for try := 0; judged < bursts && try < 3*bursts; try++ {
+		mark := stallMark(a, talker)
+		start := time.Now()
+		talker.SendSamples(samples)
+		time.Sleep(burst + 800*time.Millisecond) // the burst, the way through, and quiet
+		if why := mark.since(); why != "" {
+			t.Logf("burst %d not judged: %s", try+1, why)
+			continue
+		}
+		got := listener.Received(start)
+		blocks := 0
+		for i := 0; i+block <= len(got); i += block {
+			if tone.LevelDBFS(got[i:i+block], 1000) > -35 {
+				blocks++
+			}
+		}
+		heard := time.Duration(blocks) * block * time.Second / pcm.SampleRate
+		t.Logf("burst %d: %v sent, tone heard for %v", try+1, burst, heard)
+		if heard < want || heard > burst+2*block*time.Second/pcm.SampleRate {
+			t.Errorf("burst %d: tone heard for %v of %v sent, want at least %v (and no more than the burst)", try+1, heard, burst, want)
+		}
+		judged++
+	}
+	if judged == 0 {
+		t.Skip("no burst during which the machine kept up: nothing to judge the bridge by")
 	}
 }
