@@ -3,6 +3,7 @@ package sipua
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,5 +193,36 @@ func TestInDialogAuthenticatedNewAddress(t *testing.T) {
 	}
 	if r := call.EndReason(); r != "remote-bye" {
 		t.Errorf("end reason %q, want remote-bye", r)
+	}
+}
+
+// TestInfoDigitQueuedBeforeAnswer checks that a key sent by SIP INFO is
+// already queued for the handler when its 200 arrives: phones send the
+// next key on our answer, and sipgo serves each request on a goroutine of
+// its own, so a digit pushed after the answer could overtake or be
+// overtaken by the next one and turn a right PIN into a wrong one.
+func TestInfoDigitQueuedBeforeAnswer(t *testing.T) {
+	calls := make(chan *Call, 1)
+	s := testServer(t, func(c *Config) {
+		c.Handler = HandlerFunc(func(c *Call) { calls <- c; <-c.Context().Done() })
+	})
+	pbx := newPeer(t, loopback, sipAddr(t, s, "udp"))
+	id := callID()
+	call, res := oneCall(t, pbx, calls, id)
+	const keys = "0123456789*#0123456789*#0123456789*#0123456789*#"
+	for i := range len(keys) {
+		info := inDialog("INFO", id, 2+i, res, "")
+		info = strings.Replace(info, "Signal=5", "Signal="+keys[i:i+1], 1)
+		if r := pbx.request(info); r == nil || r.StatusCode != 200 {
+			t.Fatalf("INFO %d answered %v, want 200", i, r)
+		}
+		select {
+		case d := <-call.Digits():
+			if d != keys[i] {
+				t.Fatalf("key %d: got %q, want %q", i, d, keys[i])
+			}
+		default:
+			t.Fatalf("key %d (%q) answered 200 before it was queued", i, keys[i])
+		}
 	}
 }

@@ -1420,8 +1420,12 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	case err != nil:
 		s.respond(req, tx, 400, "Bad Request")
 	default:
-		s.respond(req, tx, 200, "OK")
+		// The digit is queued before the 200 goes out: a phone that sends
+		// its next INFO on our answer would otherwise race this goroutine
+		// (sipgo serves each request on its own), and a PIN could arrive
+		// out of order.
 		c.pushDigit(d)
+		s.respond(req, tx, 200, "OK")
 	}
 }
 
