@@ -4,6 +4,7 @@
 #   make bench   benchmarks of the mixer, RTP and codec paths
 #   make soak    200 callers joining and leaving for SOAK_DURATION (10m), then a leak check
 #   make bench-load  the load tool against the bridge and the reference reflector (BENCHMARKS.md)
+#   make bench-latency  delay through the bridge, measured on the wire (BENCHMARKS.md)
 GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
@@ -11,7 +12,7 @@ PKGS     := ./...
 TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core
 TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip
 
-.PHONY: all build run test test-deps unit bench bench-load soak fuzz lint prompts clean
+.PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts clean
 
 all: build
 
@@ -53,6 +54,22 @@ LOAD_RUNS   ?= 3
 bench-load:
 	./scripts/load-bench.sh 1000 100 $(LOAD_WINDOW) $(LOAD_RUNS)
 	./scripts/load-bench.sh 500 1 $(LOAD_WINDOW) $(LOAD_RUNS)
+
+# bench-latency: LATENCY_RUNS runs of about 40 s each of the bridge (in
+# process, loopback) between a baresip talker playing twenty 200 ms chirps
+# and a sipp listener, captured on lo by tcpdump: burst onset in to onset
+# out and the per-packet delay (BENCHMARKS.md). Needs root (tcpdump, and
+# sipp's RFC 4733 replay), baresip, sipp and tcpdump. Not part of test.
+LATENCY_RUNS ?= 3
+bench-latency:
+	@command -v tcpdump >/dev/null || { echo "bench-latency needs tcpdump (Debian: apt-get install tcpdump)"; exit 1; }
+	$(GO) test -c -o bin/app.test ./internal/app
+	@for i in $$(seq $(LATENCY_RUNS)); do \
+		(cd internal/app && GROUPBRIDGE_BENCH_LATENCY=1 ../../bin/app.test -test.run '^TestBenchLatency$$' -test.count 1 -test.v) \
+			>bin/latency-$$i.log 2>&1; rc=$$?; \
+		grep -E 'latency:|--- SKIP' bin/latency-$$i.log; \
+		if [ $$rc -ne 0 ]; then tail -40 bin/latency-$$i.log; exit $$rc; fi; \
+	done
 
 # soak: 200 callers joining and leaving the whole bridge (in-process, on
 # loopback) for SOAK_DURATION (10s-15m); then goroutines, open files and the

@@ -50,10 +50,9 @@ func startBaresip(t *testing.T) *baresip {
 	if err != nil {
 		t.Skip("baresip is not installed (Debian: apt-get install baresip-core)")
 	}
-	dir := t.TempDir()
 	// net_interface 127.0.0.1 keeps the SDP (and so the bridge's first RTP) on
 	// loopback; without it baresip advertises whatever it guesses.
-	config := strings.Join([]string{
+	return startBaresipWith(t, bin, []string{
 		"poll_method epoll",
 		"net_interface 127.0.0.1",
 		"sip_listen 127.0.0.1:0",
@@ -69,17 +68,22 @@ func startBaresip(t *testing.T) *baresip {
 		"module srtp.so",
 		"module_app account.so",
 		"module_app menu.so",
-		"",
-	}, "\n")
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
+	}, "<sip:baresip@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand;audio_codecs=PCMU\n")
+}
+
+// startBaresipWith runs baresip with the given config lines and accounts file.
+func startBaresipWith(t *testing.T, bin string, config []string, account string) *baresip {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(strings.Join(config, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	account := "<sip:baresip@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand;audio_codecs=PCMU\n"
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(account), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b := &baresip{cmd: exec.Command(bin, "-f", dir), out: &lockedOutput{}}
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	var err error
 	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
