@@ -60,14 +60,16 @@ bench-load:
 # and a sipp listener, captured on lo by tcpdump: burst onset in to onset
 # out and the per-packet delay (BENCHMARKS.md). Needs root (tcpdump, and
 # sipp's RFC 4733 replay), baresip, sipp and tcpdump. Not part of test.
+# LATENCY_JITTER_MIN=10ms runs it with another audio.jitter_min.
 LATENCY_RUNS ?= 3
+LATENCY_JITTER_MIN ?=
 bench-latency:
 	@command -v tcpdump >/dev/null || { echo "bench-latency needs tcpdump (Debian: apt-get install tcpdump)"; exit 1; }
 	$(GO) test -c -o bin/app.test ./internal/app
 	@for i in $$(seq $(LATENCY_RUNS)); do \
-		(cd internal/app && GROUPBRIDGE_BENCH_LATENCY=1 ../../bin/app.test -test.run '^TestBenchLatency$$' -test.count 1 -test.v) \
+		(cd internal/app && GROUPBRIDGE_BENCH_LATENCY=1 GROUPBRIDGE_BENCH_JITTER_MIN=$(LATENCY_JITTER_MIN) ../../bin/app.test -test.run '^TestBenchLatency$$' -test.count 1 -test.v) \
 			>bin/latency-$$i.log 2>&1; rc=$$?; \
-		grep -E 'latency:|--- SKIP' bin/latency-$$i.log; \
+		grep -E 'latency:|jitter_min:|captured|--- SKIP' bin/latency-$$i.log; \
 		if [ $$rc -ne 0 ]; then tail -40 bin/latency-$$i.log; exit $$rc; fi; \
 	done
 

@@ -53,7 +53,14 @@ func TestBenchLatency(t *testing.T) {
 	dir := t.TempDir()
 
 	lo, hi := rtpRange()
-	a, logs := startApp(t, testYAMLPorts("", "", lo, hi))
+	y := testYAMLPorts("", "", lo, hi)
+	// Only to see where the time goes (BENCHMARKS.md); the figures are
+	// for the default.
+	if jm := os.Getenv("GROUPBRIDGE_BENCH_JITTER_MIN"); jm != "" {
+		y += "\naudio:\n  jitter_min: " + jm + "\n"
+		t.Logf("audio.jitter_min: %s (not the default)", jm)
+	}
+	a, logs := startApp(t, y)
 	target := sipAddr(t, a, "udp")
 
 	// Capture every RTP packet into or out of the bridge's port range.
@@ -166,7 +173,8 @@ func TestBenchLatency(t *testing.T) {
 		}
 	}
 	r := measureLatency(in, out)
-	t.Logf("captured %d talker packets in, %d listener packets out", len(in), len(out))
+	t.Logf("captured %d talker packets in (RFC 3550 jitter %.1f ms, interval p10-p90 %s), %d listener packets out (interval p10-p90 %s)",
+		len(in), interarrivalJitter(in), intervalSpread(in), len(out), intervalSpread(out))
 	if r.bursts < benchBursts/2 {
 		t.Fatalf("only %d of %d bursts reached the listener", r.bursts, benchBursts)
 	}
@@ -497,4 +505,25 @@ func TestMeasureLatency(t *testing.T) {
 			}
 		})
 	}
+}
+
+// interarrivalJitter is the RFC 3550 (A.8) interarrival jitter at the end
+// of the capture, in ms.
+func interarrivalJitter(ps []rtpCapture) float64 {
+	var j float64
+	for i := 1; i < len(ps); i++ {
+		d := ms(ps[i].at-ps[i-1].at) - float64(int32(ps[i].ts-ps[i-1].ts))*1000/benchRate
+		j += (math.Abs(d) - j) / 16
+	}
+	return j
+}
+
+// intervalSpread gives the 10th and 90th percentiles of the gaps between
+// packets.
+func intervalSpread(ps []rtpCapture) string {
+	var g []float64
+	for i := 1; i < len(ps); i++ {
+		g = append(g, ms(ps[i].at-ps[i-1].at))
+	}
+	return fmt.Sprintf("%.1f-%.1f ms", quantile(g, 0.1), quantile(g, 0.9))
 }
