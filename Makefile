@@ -46,14 +46,21 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./media/... ./internal/...
 
-# bench-load: the two load scenarios of BENCHMARKS.md, LOAD_RUNS runs of
+# bench-load: the three load scenarios of BENCHMARKS.md, LOAD_RUNS runs of
 # LOAD_WINDOW each against a freshly started bridge and the reference
-# reflector (about 8 minutes with the defaults; loopback only).
+# reflector (the third: callers offering no telephone-event, PIN by SIP
+# INFO), then the same bridge under sipp callers with and without
+# telephone-event, interleaved (about 15 minutes with the defaults;
+# loopback only).
 LOAD_WINDOW ?= 30s
 LOAD_RUNS   ?= 3
+SIPP_CALLS  ?= 300
+SIPP_ROOMS  ?= 30
 bench-load:
 	./scripts/load-bench.sh 1000 100 $(LOAD_WINDOW) $(LOAD_RUNS)
 	./scripts/load-bench.sh 500 1 $(LOAD_WINDOW) $(LOAD_RUNS)
+	./scripts/load-bench.sh 1000 100 $(LOAD_WINDOW) $(LOAD_RUNS) info
+	./scripts/load-sipp.sh $(SIPP_CALLS) $(SIPP_ROOMS) $(LOAD_WINDOW) $(LOAD_RUNS)
 
 # bench-latency: LATENCY_RUNS runs of about 40 s each of the bridge (in
 # process, loopback) between a baresip talker playing twenty 200 ms chirps

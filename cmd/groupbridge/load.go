@@ -33,7 +33,7 @@ func newLoad(stdout, stderr io.Writer) *cobra.Command {
 		Long: `load places --calls softphone calls at --rate set-ups per second into --rooms
 rooms of a bridge on this machine (one member PIN per room in --pins, callers
 assigned round-robin), each caller sending its own tone and entering its PIN
-by RFC 4733. With every call up it measures for --duration: packets received
+by RFC 4733 (--digits info: by SIP INFO, offering no telephone-event). With every call up it measures for --duration: packets received
 per caller per second, receive-interval jitter, loss, whether sampled
 listeners hear their room, and with --pid the bridge's CPU per caller-second
 from /proc. --reflector also runs the reference reflector (one UDP socket
@@ -84,6 +84,7 @@ PINs are never printed.`,
 	f.IntVar(&opts.Rooms, "rooms", 1, "number of rooms (the target needs a group per room)")
 	f.StringVar(&pins, "pins", "", "member PINs, one per room, comma-separated (never printed)")
 	f.DurationVar(&opts.Duration, "duration", 60*time.Second, fmt.Sprintf("measuring window with every call up (at most %v)", load.MaxDuration))
+	f.StringVar(&opts.Digits, "digits", load.DigitsRFC4733, "how callers enter their PIN: rfc4733, or info (offer no telephone-event, PIN by SIP INFO: the bridge runs its in-band detector on every packet)")
 	f.Float64Var(&opts.Rate, "rate", 20, "call set-ups per second")
 	f.IntVar(&opts.PID, "pid", 0, "the bridge's process ID, to report its CPU per caller-second")
 	f.IntVar(&opts.Sample, "sample", 0, "listeners to tone-check (0: one per room, at most 20)")

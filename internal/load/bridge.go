@@ -127,7 +127,7 @@ func runBridge(ctx context.Context, opts Options) (*Report, error) {
 	self1, _ := procCPU(selfPID())
 
 	r := &Report{
-		Target: opts.Target, Transport: opts.Transport,
+		Target: opts.Target, Transport: opts.Transport, Digits: opts.Digits,
 		Calls: opts.Calls, Rooms: opts.Rooms, Window: window.Seconds(),
 		Setups: setups,
 	}
@@ -177,16 +177,21 @@ func setup(ctx context.Context, opts Options, c *caller) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	te, mode := 0, softphone.DigitRFC4733
+	if opts.Digits == DigitsInfo {
+		te, mode = -1, softphone.DigitInfo
+	}
 	t := time.Now()
 	p, err := softphone.Dial(dctx, softphone.Config{
 		Server:    opts.Target,
 		Transport: opts.Transport,
 		Dialed:    opts.Dialed,
 		// Distinct numbers, so that per-caller limits see distinct callers.
-		Caller: fmt.Sprintf("+1555%07d", c.idx),
-		Agent:  c.agent,
-		Keep:   keep,
-		Logger: opts.PhoneLogger,
+		Caller:         fmt.Sprintf("+1555%07d", c.idx),
+		Agent:          c.agent,
+		TelephoneEvent: te,
+		Keep:           keep,
+		Logger:         opts.PhoneLogger,
 	})
 	if err != nil {
 		c.cause, c.err = softphone.FailureCause(err), err
@@ -194,7 +199,7 @@ func setup(ctx context.Context, opts Options, c *caller) {
 	}
 	c.answer, c.answerT = time.Since(t), time.Now()
 	c.phone = p
-	if err := p.SendDigits(dctx, opts.PINs[c.room]+"#", softphone.DigitRFC4733); err != nil {
+	if err := p.SendDigits(dctx, opts.PINs[c.room]+"#", mode); err != nil {
 		c.cause = "digits"
 		hangup(p)
 		c.phone = nil

@@ -96,16 +96,27 @@ groups:
 	return ""
 }
 
-// Six callers in two rooms of a real bridge: every set-up succeeds, every
-// caller receives packets, and the sampled listeners hear their room.
+// Six callers in two rooms of a real bridge, with PINs by RFC 4733 and by
+// SIP INFO without telephone-event: every set-up succeeds, every caller
+// receives packets, and the sampled listeners hear their room (so every
+// PIN was taken).
 func TestLoadAgainstBridge(t *testing.T) {
 	t.Parallel()
+	for _, digits := range []string{DigitsRFC4733, DigitsInfo} {
+		t.Run(digits, func(t *testing.T) {
+			t.Parallel()
+			loadAgainstBridge(t, digits)
+		})
+	}
+}
+
+func loadAgainstBridge(t *testing.T, digits string) {
 	target := startBridge(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, Options{
 		Target: target, Calls: 6, Rooms: 2, PINs: []string{"2468", "13579"},
-		Duration: 2 * time.Second, Rate: 20, PID: os.Getpid(),
+		Duration: 2 * time.Second, Rate: 20, PID: os.Getpid(), Digits: digits,
 	})
 	if err != nil {
 		t.Fatal(err)

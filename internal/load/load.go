@@ -43,6 +43,12 @@ const (
 	toneDBFS = -20
 )
 
+// The ways a caller enters its PIN (Options.Digits).
+const (
+	DigitsRFC4733 = "rfc4733"
+	DigitsInfo    = "info"
+)
+
 // Options describe a run.
 type Options struct {
 	// Target is the bridge's SIP address, an IP literal on loopback and a
@@ -65,6 +71,11 @@ type Options struct {
 	Rate float64
 	// PID is the bridge's process, for its CPU; 0 skips it.
 	PID int
+	// Digits is how callers enter their PIN: "rfc4733" (default; the
+	// offer carries telephone-event) or "info" (the offer has no
+	// telephone-event, so the bridge runs its in-band detector on every
+	// packet, and the PIN goes by SIP INFO).
+	Digits string
 	// Sample is how many listeners get the tone check (0: one per room, at
 	// most 20). Their phones keep the last 10 s of audio.
 	Sample int
@@ -101,6 +112,11 @@ func (o *Options) validate() error {
 	case "", "udp", "tcp":
 	default:
 		return fmt.Errorf("load: --transport %q: want udp or tcp", o.Transport)
+	}
+	switch o.Digits {
+	case "", DigitsRFC4733, DigitsInfo:
+	default:
+		return fmt.Errorf("load: --digits %q: want %s or %s", o.Digits, DigitsRFC4733, DigitsInfo)
 	}
 	if o.Rate <= 0 || o.Rate > MaxRate {
 		return fmt.Errorf("load: --rate %v: want more than 0 and at most %d per second", o.Rate, MaxRate)
@@ -161,6 +177,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.Transport == "" {
 		opts.Transport = "udp"
+	}
+	if opts.Digits == "" {
+		opts.Digits = DigitsRFC4733
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -155,6 +155,7 @@ type ToneCheck struct {
 type Report struct {
 	Target    string  `json:"target,omitempty"`
 	Transport string  `json:"transport,omitempty"`
+	Digits    string  `json:"digits,omitempty"`
 	Calls     int     `json:"calls"`
 	Rooms     int     `json:"rooms,omitempty"`
 	Window    float64 `json:"window_seconds"`
@@ -195,8 +196,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if r.Target != "" {
-		fmt.Fprintf(&b, "groupbridge load: %d calls into %d rooms at %s (%s), window %.1f s\n",
-			r.Calls, r.Rooms, r.Target, r.Transport, r.Window)
+		fmt.Fprintf(&b, "groupbridge load: %d calls into %d rooms at %s (%s), PIN by %s, window %.1f s\n",
+			r.Calls, r.Rooms, r.Target, r.Transport, digitsName(r.Digits), r.Window)
 		r.writeRows(&b, "")
 	}
 	if f := r.Reflector; f != nil {
@@ -208,6 +209,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// digitsName says how the callers entered their PIN, in the report's
+// words.
+func digitsName(d string) string {
+	if d == DigitsInfo {
+		return "SIP INFO, no telephone-event offered"
+	}
+	return "RFC 4733"
 }
 
 func (r *Report) writeRows(b *strings.Builder, _ string) {

@@ -163,6 +163,8 @@ func TestValidate(t *testing.T) {
 		{"rate", func(o *Options) { o.Rate = 0 }, "--rate"},
 		{"rooms", func(o *Options) { o.Rooms = 11 }, "--rooms"},
 		{"transport", func(o *Options) { o.Transport = "sctp" }, "--transport"},
+		{"digits", func(o *Options) { o.Digits = "inband" }, "--digits"},
+		{"digits info", func(o *Options) { o.Digits = DigitsInfo }, ""},
 		{"no target", func(o *Options) { o.Target = "" }, "--target"},
 		{"reflector alone", func(o *Options) { o.Target, o.Reflector = "", true }, ""},
 	}
@@ -204,7 +206,7 @@ func TestRoomsAndTones(t *testing.T) {
 
 // The text report names every figure and never a PIN.
 func TestWriteText(t *testing.T) {
-	r := &Report{Target: "127.0.0.1:5060", Transport: "udp", Calls: 2, Rooms: 1, Window: 5, Up: 2,
+	r := &Report{Target: "127.0.0.1:5060", Transport: "udp", Digits: DigitsInfo, Calls: 2, Rooms: 1, Window: 5, Up: 2,
 		Setups:    &Setups{Attempted: 2, Succeeded: 1, PerSecond: 2, Failures: map[string]int{"status 503": 1}},
 		Tone:      &ToneCheck{Sampled: 1, Heard: 1, WorstFraction: 1, TalkerStalls: 3},
 		TargetCPU: &CPU{PID: 7, Seconds: 1, MicrosPerCallerSecond: 100},
@@ -215,7 +217,7 @@ func TestWriteText(t *testing.T) {
 	if err := r.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"1 of 2", "status 503: 1", "1 of 1 sampled", "3 frames sent late", "100 µs per caller-second", "reference reflector", "2.00x"} {
+	for _, want := range []string{"PIN by SIP INFO, no telephone-event", "1 of 2", "status 503: 1", "1 of 1 sampled", "3 frames sent late", "100 µs per caller-second", "reference reflector", "2.00x"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
