@@ -52,7 +52,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newServe(stderr io.Writer) *cobra.Command {
-	var file string
+	var file, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the bridge (without --config: the embedded default configuration)",
@@ -63,10 +63,19 @@ func newServe(stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					fmt.Fprintln(stderr, err)
+					return exitError{1}
+				}
+				defer stop()
+			}
 			return serve(cfg, file, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "configuration file (YAML)")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the running bridge to this file until it stops (for go tool pprof; benchmarks only)")
 	return cmd
 }
 
