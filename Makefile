@@ -50,8 +50,8 @@ bench:
 # LOAD_WINDOW each against a freshly started bridge and the reference
 # reflector (the third: callers offering no telephone-event, PIN by SIP
 # INFO), then the same bridge under sipp callers with and without
-# telephone-event, interleaved (about 15 minutes with the defaults;
-# loopback only).
+# telephone-event, interleaved (about 20 minutes with the defaults;
+# loopback only; sipp, espeak-ng and sox from make test-deps).
 LOAD_WINDOW ?= 30s
 LOAD_RUNS   ?= 3
 SIPP_CALLS  ?= 300

@@ -10,7 +10,8 @@
 # within each of RUNS rounds (default 3), then the medians and their ratio
 # are printed, and the top of the last run's CPU profile of each
 # (serve --cpuprofile). Everything stays on 127.0.0.1; sipp is bounded by
-# -m CALLS and -timeout.
+# -m CALLS and -timeout. With LOAD_PROFILES=DIR the binary and every run's
+# profile are kept there for go tool pprof.
 set -eu
 calls=${1:?calls}
 rooms=${2:?rooms}
@@ -128,6 +129,11 @@ while [ "$run" -le "$runs" ]; do
 		kill "$bridge"
 		wait "$bridge" || true
 		bridge=""
+		if [ -n "${LOAD_PROFILES:-}" ]; then
+			mkdir -p "$LOAD_PROFILES"
+			cp "$dir/groupbridge" "$LOAD_PROFILES/"
+			cp "$dir/$scen.pprof" "$LOAD_PROFILES/run$run-$scen.pprof"
+		fi
 		run_last=$run
 	done
 	run=$((run + 1))
@@ -141,6 +147,6 @@ for scen in te info; do
 	echo "== CPU profile of the bridge, run $run_last $scen (whole process life):"
 	go tool pprof -top -nodecount=15 "$dir/groupbridge" "$dir/$scen.pprof" 2>/dev/null | sed 's/^/  /'
 	echo "  in-band key detector (media/dtmf), cumulative:"
-	go tool pprof -top -cum -nodecount=400 "$dir/groupbridge" "$dir/$scen.pprof" 2>/dev/null |
+	go tool pprof -top -cum -nodefraction=0 -nodecount=1000 "$dir/groupbridge" "$dir/$scen.pprof" 2>/dev/null |
 		grep 'media/dtmf' | head -n 3 | sed 's/^/  /' || true
 done
