@@ -1,6 +1,7 @@
 package sipua
 
 import (
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -225,4 +226,53 @@ func TestInfoDigitQueuedBeforeAnswer(t *testing.T) {
 			t.Fatalf("key %d (%q) answered 200 before it was queued", i, keys[i])
 		}
 	}
+}
+
+// TestByeBeforeAckLogsEnd checks that a call answered and then ended by
+// a BYE that overtook its ACK (each request is served on a goroutine of
+// its own) is logged as ended, like any answered call: an operator
+// following a call, and the tests that wait for the line, saw nothing.
+func TestByeBeforeAckLogsEnd(t *testing.T) {
+	var logs syncLog
+	s := testServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	pbx := newPeer(t, loopback, sipAddr(t, s, "udp"))
+	id := callID()
+	res := pbx.request(invite(id, 1))
+	if res == nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE answered %v, want 200", res)
+	}
+	if r := pbx.request(inDialog("BYE", id, 2, res, "")); r == nil || r.StatusCode != 200 {
+		t.Fatalf("BYE answered %v, want 200", r)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l := logs.String(); strings.Contains(l, `msg="call ended"`) {
+			if !strings.Contains(l, "reason=remote-bye") {
+				t.Errorf("call ended without reason remote-bye:\n%s", l)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"call ended\" line for a call ended by a BYE before its ACK:\n%s", logs.String())
+		}
+	}
+}
+
+// syncLog is a log sink safe for the server's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

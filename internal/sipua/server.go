@@ -835,10 +835,14 @@ func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTr
 			s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
 			call.Hangup("no-ack")
 			s.release(call)
+			s.logEnded(call)
 			return false
 		case <-call.ctx.Done():
-			// BYE or CANCEL before the ACK (a BYE may overtake an ACK).
+			// BYE before the ACK: sipgo serves each request on a goroutine
+			// of its own, so a BYE may overtake the ACK it follows. The
+			// call was answered; its end is logged like any other.
 			s.release(call)
+			s.logEnded(call)
 			return false
 		case <-cancelled:
 			call.end("cancelled")
@@ -1202,10 +1206,15 @@ func (s *Server) runCall(c *Call) {
 		}
 		c.Hangup("handler-done")
 		s.release(c)
-		s.log.Info("call ended", "call", c.id, "caller", c.label,
-			"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
+		s.logEnded(c)
 	}()
 	s.cfg.Handler.ServeCall(c)
+}
+
+// logEnded logs the end of an answered call.
+func (s *Server) logEnded(c *Call) {
+	s.log.Info("call ended", "call", c.id, "caller", c.label,
+		"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
 }
 
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
