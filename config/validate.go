@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -478,48 +479,42 @@ const (
 )
 
 func (v *validator) limits(l *Limits) {
-	if l.PINFailureAlarm < 1 || l.PINFailureAlarm > maxPINAlarm {
-		v.add("limits.pin_failure_alarm", "%d must be from 1 to %d (wrong PINs per minute)", l.PINFailureAlarm, maxPINAlarm)
-	}
-	if l.SourceRate < 0 || l.SourceRate > maxSourceRate {
-		v.add("limits.source_rate", "%d must be from 0 (off) to %d (requests per second)", l.SourceRate, maxSourceRate)
-	}
-	if l.SourceBurst < 1 || l.SourceBurst > maxSourceBurst {
-		v.add("limits.source_burst", "%d must be from 1 to %d (requests)", l.SourceBurst, maxSourceBurst)
-	}
-	if l.MaxCalls < 1 || l.MaxCalls > maxMaxCalls {
-		v.add("limits.max_calls", "%d must be from 1 to %d", l.MaxCalls, maxMaxCalls)
-	}
+	v.count("limits.pin_failure_alarm", l.PINFailureAlarm, 1, maxPINAlarm, "wrong PINs per minute")
+	v.count("limits.source_rate", l.SourceRate, 0, maxSourceRate, "requests per second")
+	v.count("limits.source_burst", l.SourceBurst, 1, maxSourceBurst, "requests")
+	v.count("limits.max_calls", l.MaxCalls, 1, maxMaxCalls, "")
 	if l.MaxCall != 0 && (l.MaxCall < minMaxCall || l.MaxCall > maxMaxCall) {
 		v.add("limits.max_call", "%s must be 0s (no limit) or from %s to %s", shortDuration(l.MaxCall), shortDuration(minMaxCall), shortDuration(maxMaxCall))
 	}
-	if l.SetupPerSource < 0 || l.SetupPerSource > maxSetupCap {
-		v.add("limits.setup_per_source", "%d must be from 0 (off) to %d (calls)", l.SetupPerSource, maxSetupCap)
-	}
-	if l.SetupPerUser < 0 || l.SetupPerUser > maxSetupCap {
-		v.add("limits.setup_per_user", "%d must be from 0 (off) to %d (calls)", l.SetupPerUser, maxSetupCap)
-	}
-	if l.PINBudget < 1 || l.PINBudget > maxPINBudget {
-		v.add("limits.pin_budget", "%d must be from 1 to %d (wrong PINs per minute to one number)", l.PINBudget, maxPINBudget)
-	}
-	if l.PINBudgetBridge < 1 || l.PINBudgetBridge > maxPINAlarm {
-		v.add("limits.pin_budget_bridge", "%d must be from 1 to %d (wrong PINs per minute, bridge-wide)", l.PINBudgetBridge, maxPINAlarm)
-	}
-	if l.PINQueue < 1 || l.PINQueue > maxPINQueue {
-		v.add("limits.pin_queue", "%d must be from 1 to %d (calls waiting for a PIN answer)", l.PINQueue, maxPINQueue)
-	}
-	if l.KnownCallers < 0 || l.KnownCallers > maxKnownDays {
-		v.add("limits.known_callers", "%d must be from 0 (off) to %d (days)", l.KnownCallers, maxKnownDays)
-	}
-	if l.TCPPerSource < 0 || l.TCPPerSource > maxTCPPerSrc {
-		v.add("limits.tcp_per_source", "%d must be from 0 (off) to %d (connections)", l.TCPPerSource, maxTCPPerSrc)
-	}
+	v.count("limits.setup_per_source", l.SetupPerSource, 0, maxSetupCap, "calls")
+	v.count("limits.setup_per_user", l.SetupPerUser, 0, maxSetupCap, "calls")
+	v.count("limits.pin_budget", l.PINBudget, 1, maxPINBudget, "wrong PINs per minute to one number")
+	v.count("limits.pin_budget_bridge", l.PINBudgetBridge, 1, maxPINAlarm, "wrong PINs per minute, bridge-wide")
+	v.count("limits.pin_queue", l.PINQueue, 1, maxPINQueue, "calls waiting for a PIN answer")
+	v.count("limits.known_callers", l.KnownCallers, 0, maxKnownDays, "days")
+	v.count("limits.tcp_per_source", l.TCPPerSource, 0, maxTCPPerSrc, "connections")
 	if l.TCPIdle < minConnTimeout || l.TCPIdle > maxTCPIdle {
 		v.add("limits.tcp_idle", "%s must be from %s to %s", shortDuration(l.TCPIdle), shortDuration(minConnTimeout), shortDuration(maxTCPIdle))
 	}
 	if l.TLSHandshake < minConnTimeout || l.TLSHandshake > maxHandshake {
 		v.add("limits.tls_handshake", "%s must be from %s to %s", shortDuration(l.TLSHandshake), shortDuration(minConnTimeout), shortDuration(maxHandshake))
 	}
+}
+
+// count checks a whole-number setting against lo (0 meaning off) and hi;
+// unit, when set, says what is counted.
+func (v *validator) count(path string, n, lo, hi int, unit string) {
+	if n >= lo && n <= hi {
+		return
+	}
+	from := strconv.Itoa(lo)
+	if lo == 0 {
+		from = "0 (off)"
+	}
+	if unit != "" {
+		unit = " (" + unit + ")"
+	}
+	v.add(path, "%d must be from %s to %d%s", n, from, hi, unit)
 }
 
 // maxDrain bounds a stop: a service manager kills a process that takes
