@@ -180,6 +180,13 @@ func TestBenchLatency(t *testing.T) {
 	}
 	t.Logf("latency: onset in to onset out median %.1f ms p90 %.1f ms (%d bursts); packet delay median %.1f ms p90 %.1f ms (%d packets)",
 		r.onsetMedian, r.onsetP90, r.bursts, r.packetMedian, r.packetP90, r.packets)
+	// Each call's delay depends on its phase against the room's clock
+	// (docs/DECISIONS.md, D18): make bench-latency pools these over runs.
+	var sb strings.Builder
+	for _, d := range r.onsets {
+		fmt.Fprintf(&sb, " %.2f", d)
+	}
+	t.Logf("onsets ms:%s", sb.String())
 }
 
 // waitFor polls cond every 20 ms for up to d.
@@ -303,6 +310,7 @@ func parsePcapRTP(b []byte) ([]rtpCapture, error) {
 // latencyResult is what measureLatency found, in milliseconds.
 type latencyResult struct {
 	bursts, packets         int
+	onsets                  []float64 // each burst's onset in to onset out, ms
 	onsetMedian, onsetP90   float64
 	packetMedian, packetP90 float64
 }
@@ -328,7 +336,7 @@ func measureLatency(in, out []rtpCapture) latencyResult {
 			j++
 		}
 	}
-	r.bursts = len(od)
+	r.bursts, r.onsets = len(od), od
 	r.onsetMedian, r.onsetP90 = quantile(od, 0.5), quantile(od, 0.9)
 
 	// The talker's samples on one timeline indexed by RTP timestamp, and

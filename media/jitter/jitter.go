@@ -14,7 +14,9 @@
 // target delay follows the RFC 3550 interarrival jitter estimate J as
 // 3J + 10 ms rounded up to 10 ms (but no more than the lateness actually
 // seen plus 10 ms, which matters for pure reordering), within [MinDelay,
-// MaxDelay]. It rises at once, further still when a packet comes too late,
+// MaxDelay]. A packet plays at the first tick of the mixing clock a target
+// delay after it arrived; until the stream has been calm for 3 s, and after
+// a packet came too late, a frame later still. It rises at once, further still when a packet comes too late,
 // and falls by 10 ms at a time, a second apart, only after 3 s of calm
 // (10 s when late packets or delay spikes recur), so one stall is
 // forgotten within 10 s. The playout point follows the target without
@@ -162,10 +164,11 @@ type Stats struct {
 	// TargetDelay is the delay the buffer is steering toward.
 	TargetDelay time.Duration
 	// CurrentDelay is the extra delay measured at the last Pop: how long
-	// audio that arrived by the fastest recent path waits beyond the
-	// 20 ms frame Pop takes. It is what is buffered for an on-time stream.
-	// It follows TargetDelay to within a few milliseconds, lagging it
-	// while the buffer adapts.
+	// the newest packet a frame needs has waited since it arrived by the
+	// fastest recent path. It follows TargetDelay to within a few
+	// milliseconds, lagging it while the buffer adapts. Audio waits up to a
+	// frame more: until the stream has proved calm, a whole frame (see
+	// desired in playout.go).
 	CurrentDelay time.Duration
 	// Jitter is the RFC 3550 interarrival jitter estimate.
 	Jitter time.Duration
@@ -241,6 +244,7 @@ type Buffer struct {
 	refTS    uint32
 	maxSeq   int64
 	refPos   int64
+	refLen   int64 // the newest packet's length in samples
 	firstSeq int64
 	received uint64 // distinct sequence numbers received in this stream
 	seen     [seqWindow / 64]uint64
@@ -265,6 +269,11 @@ type Buffer struct {
 	spikeSeen   bool
 	spikeRepeat bool          // the current spike event recurred within lateHold
 	steer       bool          // Pop is time-scaling the delay to the target
+	lead        int64         // samples Pop may play ahead of target+frame (see desired)
+	leadOn      int64         // of which taken so far (in silence)
+	leadSet     bool          // lead was given to this stream
+	leadAt      time.Duration // the target the lead was set for
+	calmFrom    int64         // no lead before this
 	lateRun     int           // consecutive new packets that came too late
 	runTarget   time.Duration // the target before that run
 	runJitter   float64       // and the jitter estimate
@@ -382,7 +391,7 @@ func (b *Buffer) Push(ssrc uint32, seq uint16, ts uint32, marker bool, samples [
 	// The packet counts as received from here on, even if too late.
 	if dseq > 0 {
 		b.advanceSeq(ext)
-		b.refSeq, b.refTS, b.refPos = seq, ts, pos
+		b.refSeq, b.refTS, b.refPos, b.refLen = seq, ts, pos, int64(n)
 	}
 	b.markSeq(ext)
 	b.received++
@@ -425,7 +434,7 @@ func (b *Buffer) start(ssrc uint32, seq uint16, ts uint32, samples []int16, arri
 	b.target = b.minDelay
 	b.playPos = -samplesOf(b.target)
 	b.highPos = 0
-	b.restartStream(seq, ts, 0, 0)
+	b.restartStream(seq, ts, 0, int64(len(samples)), 0)
 	b.r.write(0, samples)
 	b.highPos = int64(len(samples))
 }
@@ -453,17 +462,24 @@ func (b *Buffer) resync(ssrc uint32, seq uint16, ts uint32, samples []int16, arr
 		b.r.clear()
 		pos = b.playPos + frame + samplesOf(b.target)
 		b.highPos = pos
+		b.dropLead()
 	}
-	b.restartStream(seq, ts, pos, arr-pos*nsPerSample)
+	b.restartStream(seq, ts, pos, n, arr-pos*nsPerSample)
 	b.r.write(pos, samples)
 	b.highPos = pos + n
 	return Resync
 }
 
+// dropLead takes back the frame of margin desired gives a calm stream.
+func (b *Buffer) dropLead() {
+	b.lead, b.leadOn, b.leadSet = 0, 0, false
+}
+
 // restartStream resets the sequence and timing references to a first
-// packet (seq, ts) placed at pos with the given transit.
-func (b *Buffer) restartStream(seq uint16, ts uint32, pos, transit int64) {
-	b.refSeq, b.refTS, b.refPos = seq, ts, pos
+// packet (seq, ts) of n samples placed at pos with the given transit.
+func (b *Buffer) restartStream(seq uint16, ts uint32, pos, n, transit int64) {
+	b.refSeq, b.refTS, b.refPos, b.refLen = seq, ts, pos, n
+	b.calmFrom = transit + pos*nsPerSample + growHold
 	b.maxSeq, b.firstSeq, b.received = 0, 0, 1
 	b.clearSeen()
 	b.markSeq(0)
@@ -558,6 +574,7 @@ func (b *Buffer) lateBump(lat, arr int64) {
 	if need > b.target {
 		b.target = need
 	}
+	b.dropLead()
 	b.spike(arr)
 }
 

@@ -39,7 +39,8 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 		return Silence
 	}
 	// excess > 0: more delay than the target (play faster); < 0: less.
-	desired := (now.Sub(b.epoch).Nanoseconds()-b.base-int64(b.target))/nsPerSample - frame
+	quiet := b.plc.faded() && b.r.count(b.playPos, frame) == 0
+	desired := b.desired(now, quiet)
 	excess := desired - b.playPos
 	if excess > samplesOf(b.maxDelay) {
 		// Far behind (the clock stalled, or a burst after a network
@@ -59,7 +60,7 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 
 	kind := Silence
 	switch {
-	case b.plc.faded() && b.r.count(b.playPos, frame) == 0 && b.silent(excess):
+	case quiet && b.silent(excess):
 		clear(out)
 	case excess < -holdMin && b.plc.state != plcNone && b.r.count(b.playPos, frame) != frame:
 		// Audio is missing and more delay is wanted: play up to the gap,
@@ -67,6 +68,8 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 		// so that if its packet is only late it still plays, later.
 		kind = b.render(out, true)
 	case b.steer && b.plc.state == plcIdle && b.scale(excess, out):
+		kind = Audio
+	case b.lead > b.leadOn && b.plc.state == plcIdle && b.takeLead(out):
 		kind = Audio
 	default:
 		kind = b.render(out, false)
@@ -79,28 +82,95 @@ func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
 	return kind
 }
 
+// desired is the playout point for the frame Pop plays at now; quiet says
+// the frame has nothing to play, so moving the playout point is inaudible.
+//
+// In the base's timeline sample p is due at base + p, and the frame
+// x-frame..x ends with the last sample due a target before now: audio waits
+// the target plus one frame. But a packet brings all its samples at once,
+// when its first is due, so the frame may end lead samples later, up to the
+// end of the packet holding x, and its newest packet still waits the whole
+// target: a packet then plays at the first tick a target after it arrived
+// (docs/DECISIONS.md, D18). Packets start every refLen samples from refPos
+// and x moves a frame per tick, so the lead that is safe at every tick
+// comes from the phase of x on the grid both lie on, g = gcd(refLen, frame).
+//
+// The lead is a frame of margin given back only to a stream that has
+// proved calm: none before growHold of it has passed or while a spike holds
+// the target, and none from a late packet until that is over again. Once
+// given, it follows the phase as clock drift slides it: less lead (more
+// delay) in the next quiet frame once the newest packet would wait settle
+// short of the target, at once when deadband short; more lead only when the
+// phase is clear of the edge where it wraps, so it never flaps between the
+// two ends of its range. Less delay is taken only in pauses (silent) and
+// quiet audio (takeLead): the lead never time-scales speech.
+func (b *Buffer) desired(now time.Time, quiet bool) int64 {
+	t := now.Sub(b.epoch).Nanoseconds()
+	x := (t - b.base - int64(b.target)) / nsPerSample
+	g := gcd(b.refLen, frame)
+	phase := mod(x-b.refPos, g)
+	safe := g - phase
+	// short: how far the newest packet the frame needs is due after x.
+	end := x + b.lead - 1
+	short := end - mod(end-b.refPos, g) - x
+	switch {
+	case !b.leadSet:
+		if t >= b.calmFrom && t >= b.holdUntil {
+			b.lead, b.leadSet = safe, true
+		}
+	case short > deadband || short > settle && quiet || b.leadAt != b.target:
+		// (A new target moves x by whole steps: the phase starts over.)
+		b.lead = safe
+	case safe-b.lead > g/2 && phase >= g/8:
+		b.lead = safe
+	}
+	b.leadAt = b.target
+	b.leadOn = min(b.leadOn, b.lead)
+	return x - frame + b.leadOn
+}
+
+// mod is a modulo m in [0, m).
+func mod(a, m int64) int64 {
+	if a %= m; a < 0 {
+		a += m
+	}
+	return a
+}
+
+// gcd is the greatest common divisor of two positive lengths.
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // silent handles a frame with nothing to play and nothing to conceal,
 // where moving the playout point is inaudible: it skips ahead toward the
-// target delay (never past buffered audio) or stays put to build delay.
-// It reports whether the frame is still silent after skipping; if audio
-// now starts inside it, the caller's other cases render it.
+// target delay and takes the lead not yet taken (never past buffered
+// audio), or stays put to build delay. It reports whether the frame is
+// still silent after skipping; if audio now starts inside it, the caller's
+// other cases render it.
 func (b *Buffer) silent(excess int64) bool {
-	if excess > 0 {
-		skip := excess
-		if i := b.r.first(b.playPos, int(min(skip, ringSize))); i >= 0 {
-			skip = int64(i)
-		}
-		b.playPos += skip
-		if b.r.count(b.playPos, frame) != 0 {
-			return false
-		}
-		excess -= skip
+	pend := b.lead - b.leadOn
+	want := excess + pend
+	if want <= 0 {
+		b.leadOn = b.lead
+		b.playPos += max(0, frame+want)
+		return true
 	}
-	adv := int64(frame)
-	if excess < 0 {
-		adv = max(0, frame+excess)
+	skip := want
+	if i := b.r.first(b.playPos, int(min(skip, ringSize))); i >= 0 {
+		skip = int64(i)
 	}
-	b.playPos += adv
+	b.playPos += skip
+	// What buffered audio kept from being skipped stays pending lead first,
+	// so that it is not time-scaled away.
+	b.leadOn = b.lead - min(pend, want-skip)
+	if b.r.count(b.playPos, frame) != 0 {
+		return false
+	}
+	b.playPos += frame
 	return true
 }
 
@@ -207,8 +277,38 @@ func (b *Buffer) scale(excess int64, out []int16) bool {
 		}
 		k = -int(min(int64(k), -excess))
 	}
+	b.r.read(b.src[:frame+k], b.playPos)
+	b.squeeze(out, frame+k)
+	return true
+}
+
+// takeLead takes up to maxScale samples of the lead not yet taken by
+// squeezing them into a frame of quiet audio (inaudible: phones that send
+// no pauses send quiet ones). It reports false (doing nothing) unless the
+// samples are all present and quiet.
+func (b *Buffer) takeLead(out []int16) bool {
+	k := int(min(b.lead-b.leadOn, maxScale))
 	m := frame + k
+	if b.r.count(b.playPos, m) != m {
+		return false
+	}
 	b.r.read(b.src[:m], b.playPos)
+	var pw int64
+	for _, v := range b.src[:m] {
+		pw += int64(v) * int64(v)
+	}
+	if pw/int64(m) >= quietPower {
+		return false
+	}
+	b.squeeze(out, m)
+	b.leadOn += int64(k)
+	return true
+}
+
+// squeeze plays the m source samples at the playout point (already read
+// into src) as one frame, by linear interpolation, which keeps the
+// waveform continuous at both ends, and moves past them.
+func (b *Buffer) squeeze(out []int16, m int) {
 	src := b.src[:m]
 	for i := range out {
 		x := i * (m - 1)
@@ -220,7 +320,6 @@ func (b *Buffer) scale(excess int64, out []int16) bool {
 		out[i] = int16(v)
 	}
 	b.consume(m)
-	return true
 }
 
 // consume removes n samples from the playout point on and moves past them.
