@@ -1,6 +1,7 @@
 package sipua
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -249,3 +250,50 @@ func randUint64() uint64 {
 
 // unspecified reports whether an address must be replaced by a real one.
 func unspecified(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }
+
+// localSDP writes our side of an offer/answer exchange, the one place our
+// SDP is made: the answer to offer, or, with none (an INVITE without an
+// offer, or an INVITE of ours), our offer. An offer of ours carries the
+// SRTP key in use, or under mode SRTPRequire a fresh one; it is kept in
+// c.local.OfferKey for takeAnswer. An answer to an offer that kept the
+// peer's key keeps ours, so that packets in flight while the peer reads it
+// still decrypt. Every description bumps the o= version (RFC 3264 8).
+func (c *Call) localSDP(offer *Media, mode SRTPMode) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.media.SRTP
+	var key []byte
+	switch {
+	case offer != nil:
+		if offer.SRTP != nil && cur != nil && offer.SRTP.Tag == cur.Tag && bytes.Equal(offer.SRTP.Remote, cur.Remote) {
+			offer.SRTP.Local = cur.Local
+		}
+	case cur != nil:
+		key = cur.Local
+	case mode == SRTPRequire:
+		var err error
+		if key, err = newSRTPKey(); err != nil {
+			return nil, err
+		}
+	}
+	c.local.Version++
+	c.local.OfferKey = key
+	if offer == nil {
+		return BuildOffer(c.local), nil
+	}
+	return BuildAnswer(c.local, *offer), nil
+}
+
+// takeAnswer reads the peer's answer to our offer (in the ACK of a 2xx
+// that carried it, or in the 2xx to our INVITE) and points the stream at it.
+func (c *Call) takeAnswer(body []byte) error {
+	c.mu.Lock()
+	key := c.local.OfferKey
+	c.mu.Unlock()
+	m, err := ParseAnswer(body, key)
+	if err != nil {
+		return err
+	}
+	c.applyMedia(m)
+	return nil
+}

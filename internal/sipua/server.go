@@ -11,7 +11,6 @@
 package sipua
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -114,6 +113,9 @@ type Config struct {
 	// Limits are the flood defences and the call caps (limits.go); the
 	// zero value turns them all off. SetLimits changes them later.
 	Limits Limits
+	// Clock runs the dialog layer's own timers (clock.go); nil is
+	// SystemClock.
+	Clock Clock
 }
 
 // Events are hooks the server calls as things happen, so that metrics
@@ -138,6 +140,7 @@ type Server struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
+	clock  Clock
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -215,6 +218,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 64 * t1
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
 	// sipgo logs raw messages on parse errors: everything it says goes
 	// through the redacting handler, and only warnings and worse.
 	lib := logging.Library(cfg.Logger, slog.LevelWarn, "sipgo")
@@ -245,7 +251,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
-	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client,
+	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, clock: cfg.Clock,
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable(), conns: newConnTable()}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
@@ -740,25 +746,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
-	var sdpBody []byte
-	var offerKey []byte
-	if late && s.cfg.SRTP == SRTPRequire {
-		if offerKey, err = newSRTPKey(); err != nil {
-			s.log.Error("call setup failed", "error", err)
-			s.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
-			fail("error")
-			return
-		}
+	var answerTo *Media
+	if !late {
+		answerTo = &offer
 	}
-	call.mu.Lock()
-	call.local.Version++
-	call.local.OfferKey = offerKey
-	if late {
-		sdpBody = BuildOffer(call.local)
-	} else {
-		sdpBody = BuildAnswer(call.local, offer)
+	sdpBody, err := call.localSDP(answerTo, s.cfg.SRTP)
+	if err != nil {
+		s.log.Error("call setup failed", "error", err)
+		s.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
+		fail("error")
+		return
 	}
 	pend := &pendingAnswer{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), offer: late, answered: true}
+	call.mu.Lock()
 	call.pending = pend
 	call.mu.Unlock()
 
@@ -768,8 +768,40 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	default:
 	}
-	if !s.answerAndAwaitAck(call, req, tx, sdpBody, pend, cancelled) {
+	ack, end := s.answerInvite(call, req, tx, sdpBody, pend, cancelled)
+	switch end {
+	case ackReceived:
+	case ackSendFailed:
+		fail("send-failed")
 		return
+	case ackTimedOut:
+		s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
+		call.Hangup("no-ack")
+		s.release(call)
+		s.logEnded(call)
+		return
+	case ackCallEnded:
+		// BYE before the ACK: sipgo serves each request on a goroutine
+		// of its own, so a BYE may overtake the ACK it follows. The
+		// call was answered; its end is logged like any other.
+		s.release(call)
+		s.logEnded(call)
+		return
+	case ackCancelled:
+		fail("cancelled")
+		return
+	case ackShutdown:
+		call.Hangup("shutdown")
+		s.release(call)
+		return
+	}
+	if late {
+		if err := call.takeAnswer(ack.Body()); err != nil {
+			s.log.Info("late offer answer unusable, hanging up", "call", call.id, "error", err)
+			call.Hangup("bad-ack-sdp")
+			s.release(call)
+			return
+		}
 	}
 	s.log.Info("call answered", "call", call.id, "caller", call.label, "identity", string(call.ident.Source),
 		"transport", strings.ToLower(call.transport), "codec", call.Codec().String())
@@ -781,79 +813,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func warningText(err error) string {
 	t := strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(err.Error())
 	return shorten(t)
-}
-
-// answerAndAwaitAck sends the 2xx and retransmits it (UDP: T1 doubling to
-// T2, as RFC 3261 13.3.1.4 asks of the UAS core) until the ACK comes; after
-// 64*T1 without one the call is ended with a BYE.
-func (s *Server) answerAndAwaitAck(call *Call, req *sip.Request, tx sip.ServerTransaction, body []byte, pend *pendingAnswer, cancelled <-chan struct{}) bool {
-	res := s.respondInvite(call, req, tx, 200, "OK", body)
-	if res == nil {
-		call.end("send-failed")
-		s.release(call)
-		return false
-	}
-	rel := reliable(call.transport)
-	interval := t1
-	retrans := time.NewTimer(interval)
-	defer retrans.Stop()
-	deadline := time.NewTimer(s.cfg.AckTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ack := <-pend.acked:
-			call.mu.Lock()
-			if call.pending == pend {
-				call.pending = nil
-			}
-			call.confirmed = true
-			call.mu.Unlock()
-			if pend.offer {
-				call.mu.Lock()
-				key := call.local.OfferKey
-				call.mu.Unlock()
-				answer, err := ParseAnswer(ack.Body(), key)
-				if err != nil {
-					s.log.Info("late offer answer unusable, hanging up", "call", call.id, "error", err)
-					call.Hangup("bad-ack-sdp")
-					s.release(call)
-					return false
-				}
-				call.applyMedia(answer)
-			}
-			return true
-		case <-retrans.C:
-			if !rel {
-				if err := tx.Respond(res); err != nil {
-					// The transaction is gone; resend on the transport directly.
-					_ = s.ua.TransportLayer().WriteMsg(res)
-				}
-				interval = min(2*interval, t2)
-			}
-			retrans.Reset(interval)
-		case <-deadline.C:
-			s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
-			call.Hangup("no-ack")
-			s.release(call)
-			s.logEnded(call)
-			return false
-		case <-call.ctx.Done():
-			// BYE before the ACK: sipgo serves each request on a goroutine
-			// of its own, so a BYE may overtake the ACK it follows. The
-			// call was answered; its end is logged like any other.
-			s.release(call)
-			s.logEnded(call)
-			return false
-		case <-cancelled:
-			call.end("cancelled")
-			s.release(call)
-			return false
-		case <-s.ctx.Done():
-			call.Hangup("shutdown")
-			s.release(call)
-			return false
-		}
-	}
 }
 
 // respondInvite answers the INVITE (or re-INVITE) req with our To tag,
@@ -1280,71 +1239,27 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.remoteTarget = ct.Address
 		c.mu.Unlock()
 	}
+	var answerTo *Media
+	if !late {
+		answerTo = &offer
+	}
+	sdpBody, err := c.localSDP(answerTo, s.cfg.SRTP)
+	if err != nil {
+		s.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
 	c.mu.Lock()
-	c.local.Version++
-	var sdpBody []byte
-	cur := c.media.SRTP
-	switch {
-	case late && cur != nil:
-		// Offer the key in use, so the session goes on unchanged.
-		c.local.OfferKey = cur.Local
-	case late && s.cfg.SRTP == SRTPRequire:
-		var err error
-		if c.local.OfferKey, err = newSRTPKey(); err != nil {
-			c.mu.Unlock()
-			s.respond(req, tx, 500, "Server Internal Error")
-			return
-		}
-	default:
-		c.local.OfferKey = nil
-	}
-	if !late && offer.SRTP != nil && cur != nil && offer.SRTP.Tag == cur.Tag && bytes.Equal(offer.SRTP.Remote, cur.Remote) {
-		// The caller kept its key: keep ours, so that packets in flight
-		// while it reads our answer still decrypt.
-		offer.SRTP.Local = cur.Local
-	}
-	if late {
-		sdpBody = BuildOffer(c.local)
-	} else {
-		sdpBody = BuildAnswer(c.local, offer)
-	}
 	pend.answered = true
 	c.mu.Unlock()
 	if !late {
 		c.applyMedia(offer)
 	}
 	s.log.Info("call media changed", "call", c.id, "hold", c.OnHold())
-	res := s.respondInvite(c, req, tx, 200, "OK", sdpBody)
-	if res == nil {
-		return
-	}
-	// Retransmit until ACK, as for the first INVITE, but a lost ACK on a
-	// re-INVITE is no reason to drop a caller who is in a session.
-	rel := reliable(c.transport)
-	interval := t1
-	deadline := time.After(s.cfg.AckTimeout)
-	for {
-		select {
-		case ack := <-pend.acked:
-			if late {
-				c.mu.Lock()
-				key := c.local.OfferKey
-				c.mu.Unlock()
-				if answer, err := ParseAnswer(ack.Body(), key); err == nil {
-					c.applyMedia(answer)
-				}
-			}
-			return
-		case <-time.After(interval):
-			if !rel {
-				_ = tx.Respond(res)
-				interval = min(2*interval, t2)
-			}
-		case <-deadline:
-			return
-		case <-c.ctx.Done():
-			return
-		}
+	// A lost ACK on a re-INVITE is no reason to drop a caller who is in
+	// a session: whatever ends the wait, the call goes on.
+	ack, end := s.answerInvite(c, req, tx, sdpBody, pend, nil)
+	if end == ackReceived && late {
+		_ = c.takeAnswer(ack.Body())
 	}
 }
 

@@ -1,0 +1,92 @@
+package sipua
+
+import (
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The wait for the ACK of a 2xx, written once for every INVITE a dialog
+// answers (the first one and re-INVITEs) so the two cannot drift.
+
+// ackEnd is why a wait for an ACK stopped.
+type ackEnd int
+
+const (
+	ackReceived   ackEnd = iota // the ACK came
+	ackSendFailed               // the 2xx could not be sent at all
+	ackTimedOut                 // Config.AckTimeout passed without it
+	ackCallEnded                // the call ended meanwhile (a BYE may overtake its ACK)
+	ackCancelled                // a CANCEL came before the 2xx went out
+	ackShutdown                 // the server is closing
+)
+
+// ackStops are the events that end a wait for an ACK besides the ACK
+// itself. A nil channel never fires.
+type ackStops struct {
+	ended, cancelled, shutdown <-chan struct{}
+}
+
+// awaitAck retransmits a 2xx with resend until the ACK arrives on acked:
+// over UDP at T1, doubling up to T2 (RFC 3261 13.3.1.4), not at all over a
+// reliable transport, which retransmits by itself. It gives up after
+// timeout (64*T1 by default) or when one of stops fires. One timer serves
+// every retransmission.
+func awaitAck(clk Clock, timeout time.Duration, reliable bool, resend func(),
+	acked <-chan *sip.Request, stops ackStops) (*sip.Request, ackEnd) {
+	interval := t1
+	retrans := clk.NewTimer(interval)
+	defer retrans.Stop()
+	deadline := clk.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case ack := <-acked:
+			return ack, ackReceived
+		case <-retrans.C():
+			if !reliable {
+				resend()
+				interval = min(2*interval, t2)
+			}
+			retrans.Reset(interval)
+		case <-deadline.C():
+			return nil, ackTimedOut
+		case <-stops.ended:
+			return nil, ackCallEnded
+		case <-stops.cancelled:
+			return nil, ackCancelled
+		case <-stops.shutdown:
+			return nil, ackShutdown
+		}
+	}
+}
+
+// answerInvite sends our 2xx (with body, our SDP) to the INVITE or
+// re-INVITE req of call c and waits for its ACK (awaitAck). A
+// retransmission goes on the transaction and, once sipgo has ended that,
+// straight to the transport. On the ACK the dialog is confirmed and pend
+// is done; what the ACK's SDP says is for the caller to take (takeAnswer).
+func (s *Server) answerInvite(c *Call, req *sip.Request, tx sip.ServerTransaction, body []byte,
+	pend *pendingAnswer, cancelled <-chan struct{}) (*sip.Request, ackEnd) {
+	res := s.respondInvite(c, req, tx, 200, "OK", body)
+	if res == nil {
+		return nil, ackSendFailed
+	}
+	resend := func() {
+		if err := tx.Respond(res); err != nil {
+			// The transaction is gone; resend on the transport directly.
+			_ = s.ua.TransportLayer().WriteMsg(res)
+		}
+	}
+	ack, end := awaitAck(s.clock, s.cfg.AckTimeout, reliable(c.transport), resend, pend.acked,
+		ackStops{ended: c.ctx.Done(), cancelled: cancelled, shutdown: s.ctx.Done()})
+	if end == ackReceived {
+		c.mu.Lock()
+		if c.pending == pend {
+			c.pending = nil
+		}
+		c.confirmed = true
+		c.mu.Unlock()
+	}
+	return ack, end
+}
