@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -66,9 +67,9 @@ func TestAgainstAConference(t *testing.T) {
 	identities := []string{"9f2c1e77aa01", "4be07d3c5510", "c0ffee123456"}
 	g := conference.Group{Name: "Tuesday Grief Circle", LedBy: "peer", MaxMembers: 30}
 	for i, n := range numbers {
-		role := conference.Member
+		role := group.Member
 		if i == 0 {
-			role = conference.Facilitator
+			role = group.Facilitator
 		}
 		if _, err := conf.Join(g, conference.JoinRequest{
 			Stream: silentStream{}, Role: role, Identity: identities[i], Masked: logging.MaskCaller(n), CallID: "c",

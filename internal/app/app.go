@@ -642,15 +642,11 @@ func (a *App) ServeCall(c *sipua.Call) {
 		return
 	}
 	g := st.cfg.Groups[join.Group]
-	role := conference.Member
-	if join.Role == ivr.RoleFacilitator {
-		role = conference.Facilitator
-	}
 	entry.Leave()
 	p, err := a.conf.Join(conference.Group{
 		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
 		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
-	}, conference.JoinRequest{Stream: c.Stream(), Role: role, Identity: id,
+	}, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
 		Masked: c.Label(), CallID: c.ID()})
 	if err != nil {
 		outcome, clip := "join-failed", prompt.Goodbye
@@ -674,7 +670,7 @@ func (a *App) ServeCall(c *sipua.Call) {
 	a.budget.Remember(a.knownKey(id, g.Name), time.Now())
 	a.metrics.CallOutcome("joined")
 	a.log.Info("call joined", "call", c.ID(), "caller", c.Label(), "group", g.Name,
-		"role", role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
+		"role", join.Role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
 	for {
 		select {
 		case d := <-c.Digits():

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
@@ -36,7 +37,7 @@ func BenchmarkRoomTick(b *testing.B) {
 			for i := range n {
 				s := &benchStream{talker: i < 4}
 				tone.NewSine(300+float64(100*i), -20).Fill(&s.f)
-				joinNow(b, c, g, s, Member)
+				joinNow(b, c, g, s, group.Member)
 			}
 			c.mu.Lock()
 			r := c.rooms["g"]

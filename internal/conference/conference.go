@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -36,23 +37,6 @@ type Stream interface {
 // streams get WriteFrame.
 type SharedWriter interface {
 	WriteShared(sh *g711.Shared)
-}
-
-// Role is what a caller may do in a room.
-type Role int
-
-// Roles.
-const (
-	Member Role = iota
-	Facilitator
-)
-
-// String names the role for logs and answers.
-func (r Role) String() string {
-	if r == Facilitator {
-		return "facilitator"
-	}
-	return "member"
 }
 
 // Group is the part of a group's configuration a room follows.
@@ -126,7 +110,7 @@ func (c *Conference) SetPrompts(prompts *prompt.Set) { c.prompts.Store(prompts) 
 // JoinRequest is a caller about to enter a room.
 type JoinRequest struct {
 	Stream Stream
-	Role   Role
+	Role   group.Role
 	// Identity recognises a caller who calls back (rejoin, removal): an
 	// HMAC of the caller number under a per-start key, or "" when the
 	// caller has no number. Never the number itself.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -54,7 +55,7 @@ func newTestConference(t testing.TB) (*Conference, *clock.Clock) {
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
-func joinNow(t testing.TB, c *Conference, g Group, s Stream, role Role) *Participant {
+func joinNow(t testing.TB, c *Conference, g Group, s Stream, role group.Role) *Participant {
 	t.Helper()
 	type res struct {
 		p   *Participant
@@ -103,9 +104,9 @@ func TestMixMinusThroughRoom(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	a, b, s := &fakeStream{level: 1000}, &fakeStream{level: 2000}, &fakeStream{}
-	joinNow(t, c, g, a, Member)
-	joinNow(t, c, g, b, Member)
-	joinNow(t, c, g, s, Facilitator)
+	joinNow(t, c, g, a, group.Member)
+	joinNow(t, c, g, b, group.Member)
+	joinNow(t, c, g, s, group.Facilitator)
 	settle(c)
 	if got := a.heard(); got != 2000 {
 		t.Errorf("A hears %d, want 2000 (B only)", got)
@@ -122,8 +123,8 @@ func TestSelfMuteAndLeave(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	a, b := &fakeStream{level: 1000}, &fakeStream{level: 0}
-	pa := joinNow(t, c, g, a, Member)
-	pb := joinNow(t, c, g, b, Member)
+	pa := joinNow(t, c, g, a, group.Member)
+	pb := joinNow(t, c, g, b, group.Member)
 	if pa.Seat() != 1 || pb.Seat() != 2 {
 		t.Fatalf("seats %d %d", pa.Seat(), pb.Seat())
 	}
@@ -177,7 +178,7 @@ func TestSelfMuteAndLeave(t *testing.T) {
 		tickAll(c, time.Now())
 		time.Sleep(time.Millisecond)
 	}
-	p := joinNow(t, c, g, &fakeStream{}, Member)
+	p := joinNow(t, c, g, &fakeStream{}, group.Member)
 	if p.Seat() != 1 {
 		t.Fatalf("new session seat %d", p.Seat())
 	}
@@ -186,10 +187,10 @@ func TestSelfMuteAndLeave(t *testing.T) {
 func TestFull(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 1}
-	joinNow(t, c, g, &fakeStream{}, Member)
+	joinNow(t, c, g, &fakeStream{}, group.Member)
 	ch := make(chan error, 1)
 	go func() {
-		_, err := c.Join(g, JoinRequest{Stream: &fakeStream{}, Role: Member})
+		_, err := c.Join(g, JoinRequest{Stream: &fakeStream{}, Role: group.Member})
 		ch <- err
 	}()
 	for {
@@ -200,7 +201,7 @@ func TestFull(t *testing.T) {
 				t.Fatalf("err %v, want ErrFull", err)
 			}
 			// A facilitator can always join.
-			joinNow(t, c, g, &fakeStream{}, Facilitator)
+			joinNow(t, c, g, &fakeStream{}, group.Facilitator)
 			return
 		default:
 			time.Sleep(time.Millisecond)
@@ -215,10 +216,10 @@ func TestOnlyTheLoudestTalkersAreMixed(t *testing.T) {
 	for _, lv := range []int16{1000, 2000, 3000, 4000, 5000, 6000} {
 		s := &fakeStream{level: lv}
 		talkers = append(talkers, s)
-		joinNow(t, c, g, s, Member)
+		joinNow(t, c, g, s, group.Member)
 	}
 	listener := &fakeStream{}
-	joinNow(t, c, g, listener, Member)
+	joinNow(t, c, g, listener, group.Member)
 	settle(c)
 	if got := listener.heard(); got != 3000+4000+5000+6000 {
 		t.Fatalf("listener hears %d, want the four loudest (18000)", got)
@@ -235,9 +236,9 @@ func TestGateKeepsQuietLinesOut(t *testing.T) {
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	// 100 is about -47 dBFS: an open line with background noise, below
 	// the talker threshold; it must not reach the mix.
-	joinNow(t, c, g, &fakeStream{level: 100}, Member)
+	joinNow(t, c, g, &fakeStream{level: 100}, group.Member)
 	listener := &fakeStream{}
-	joinNow(t, c, g, listener, Member)
+	joinNow(t, c, g, listener, group.Member)
 	settle(c)
 	if got := listener.heard(); got != 0 {
 		t.Fatalf("listener hears %d from a line below the talker threshold", got)
@@ -252,7 +253,7 @@ func TestComfortNoise(t *testing.T) {
 	c := New(clock.New(time.Hour, nil, nil), set, nil, Audio{MaxTalkers: 4, ComfortNoise: true})
 	g := Group{Name: "g", LedBy: "peer"}
 	a := &fakeStream{}
-	joinNow(t, c, g, a, Member)
+	joinNow(t, c, g, a, group.Member)
 	settle(c)
 	a.mu.Lock()
 	f := a.last
@@ -292,11 +293,11 @@ func TestOnsetHeardFromTheFirstFrame(t *testing.T) {
 			c, _ := newTestConference(t)
 			g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 			for _, lv := range tc.others {
-				joinNow(t, c, g, &fakeStream{level: lv}, Member)
+				joinNow(t, c, g, &fakeStream{level: lv}, group.Member)
 			}
 			newcomer, listener := &fakeStream{}, &fakeStream{}
-			joinNow(t, c, g, newcomer, Member)
-			joinNow(t, c, g, listener, Member)
+			joinNow(t, c, g, newcomer, group.Member)
+			joinNow(t, c, g, listener, group.Member)
 			settle(c)
 			newcomer.mu.Lock()
 			newcomer.level = tc.start

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -58,7 +59,7 @@ func joinAs(t *testing.T, c *Conference, g Group, s Stream, id string) *Particip
 	t.Helper()
 	ch := make(chan *Participant, 1)
 	go func() {
-		p, err := c.Join(g, JoinRequest{Stream: s, Role: Member, CallID: id})
+		p, err := c.Join(g, JoinRequest{Stream: s, Role: group.Member, CallID: id})
 		if err != nil {
 			t.Error(err)
 		}

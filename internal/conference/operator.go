@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // ErrNoSuchRoom means the group has no live session (nobody has called in,
@@ -247,7 +248,7 @@ func (r *Room) count() {
 		case rules.Lobby:
 			r.counted[countLobby]++
 		}
-		if r.sess.Role(m.seat) == rules.Facilitator {
+		if r.sess.Role(m.seat) == group.Facilitator {
 			r.counted[countFacilitators]++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
@@ -57,7 +58,7 @@ func roomOf(t testing.TB, c *Conference, name string) *Room {
 }
 
 // joinMasked joins like joinNow, with an identity and a masked caller.
-func joinMasked(t testing.TB, c *Conference, g Group, s Stream, role Role, identity, masked string) *Participant {
+func joinMasked(t testing.TB, c *Conference, g Group, s Stream, role group.Role, identity, masked string) *Participant {
 	t.Helper()
 	var p *Participant
 	var err error
@@ -88,9 +89,9 @@ func TestSnapshotShowsRoomsAndMaskedCallers(t *testing.T) {
 	}
 	tue := Group{Name: "Tuesday", LedBy: "peer", MaxMembers: 30}
 	wed := Group{Name: "Wednesday", LedBy: "facilitator", MaxMembers: 30, EndGrace: time.Minute}
-	joinMasked(t, c, tue, &fakeStream{}, Facilitator, "id-fac", "+1•••••0001")
-	pm := joinMasked(t, c, tue, &fakeStream{level: 3000}, Member, "id-member", "+4•••••4567")
-	joinMasked(t, c, wed, &fakeStream{}, Member, "", "anonymous")
+	joinMasked(t, c, tue, &fakeStream{}, group.Facilitator, "id-fac", "+1•••••0001")
+	pm := joinMasked(t, c, tue, &fakeStream{level: 3000}, group.Member, "id-member", "+4•••••4567")
+	joinMasked(t, c, wed, &fakeStream{}, group.Member, "", "anonymous")
 	pm.Key('*')
 	pm.Key('6')
 	if err := act(c, "Tuesday", rules.ActLectureOn, 0); err != nil {
@@ -128,9 +129,9 @@ func TestActThroughTheRoom(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "Grief Circle", LedBy: "peer", MaxMembers: 30}
 	fs, as, bs := &fakeStream{}, &fakeStream{level: 1000}, &fakeStream{}
-	joinMasked(t, c, g, fs, Facilitator, "f", "+1•••••0001")
-	pa := joinMasked(t, c, g, as, Member, "a", "+1•••••0002")
-	pb := joinMasked(t, c, g, bs, Member, "b", "+1•••••0003")
+	joinMasked(t, c, g, fs, group.Facilitator, "f", "+1•••••0001")
+	pa := joinMasked(t, c, g, as, group.Member, "a", "+1•••••0002")
+	pb := joinMasked(t, c, g, bs, group.Member, "b", "+1•••••0003")
 	settle(c)
 	if bs.heard() != 1000 {
 		t.Fatalf("B hears %d before the mute", bs.heard())
@@ -239,8 +240,8 @@ func TestMakeFacilitatorStartsALobby(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "facilitator", EndGrace: time.Minute}
 	as, bs := &fakeStream{level: 1000}, &fakeStream{}
-	pa := joinMasked(t, c, g, as, Member, "a", "")
-	joinMasked(t, c, g, bs, Member, "b", "")
+	pa := joinMasked(t, c, g, as, group.Member, "a", "")
+	joinMasked(t, c, g, bs, group.Member, "b", "")
 	if got := c.Stats(); got != (Stats{Rooms: 1, Lobby: 2}) {
 		t.Fatalf("stats in the lobby: %+v", got)
 	}
@@ -259,7 +260,7 @@ func TestMakeFacilitatorStartsALobby(t *testing.T) {
 func TestActAndSnapshotAfterClose(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer"}
-	p := joinMasked(t, c, g, &fakeStream{}, Member, "a", "")
+	p := joinMasked(t, c, g, &fakeStream{}, group.Member, "a", "")
 	if got := c.Stats(); got != (Stats{Rooms: 1, InRoom: 1}) {
 		t.Fatalf("stats %+v", got)
 	}
@@ -281,7 +282,7 @@ func TestActAndSnapshotAfterClose(t *testing.T) {
 func TestActOnAStoppedRoom(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer"}
-	joinMasked(t, c, g, &fakeStream{}, Member, "a", "")
+	joinMasked(t, c, g, &fakeStream{}, group.Member, "a", "")
 	r := roomOf(t, c, "g")
 	// Fill the queue so that only the stopped channel can answer.
 	for len(r.cmds) < cap(r.cmds) {
@@ -320,9 +321,9 @@ func busyRoom(tb testing.TB, n int) (*Conference, *Room) {
 	c.log = slog.New(slog.DiscardHandler)
 	g := Group{Name: "g", LedBy: "peer"}
 	for i := range n {
-		role := Member
+		role := group.Member
 		if i == 0 {
-			role = Facilitator
+			role = group.Facilitator
 		}
 		s := &fakeStream{}
 		if i%3 == 1 {

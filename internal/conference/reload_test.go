@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
@@ -68,7 +69,7 @@ func TestSetPromptsReachesRunningRooms(t *testing.T) {
 	c, _ := newTestConference(t)
 	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	s := &recordingStream{}
-	p := joinNow(t, c, g, s, Member)
+	p := joinNow(t, c, g, s, group.Member)
 	settle(c)
 
 	// A pattern no recorded voice holds: a ramp over 0.2 s.

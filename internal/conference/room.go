@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
@@ -42,7 +43,7 @@ type command struct {
 	kind     cmdKind
 	p        *Participant
 	stream   Stream
-	role     Role
+	role     group.Role
 	identity string
 	masked   string
 	digit    byte
@@ -472,11 +473,7 @@ func (r *Room) command(c command, now time.Time) {
 }
 
 func (r *Room) join(c command, now time.Time) error {
-	role := rules.Member
-	if c.role == Facilitator {
-		role = rules.Facilitator
-	}
-	res, effects := r.sess.Join(c.identity, role, now)
+	res, effects := r.sess.Join(c.identity, c.role, now)
 	switch res.Refused {
 	case rules.RefuseNone:
 	case rules.RefuseFull:

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
@@ -49,7 +50,7 @@ func TestListenersShareOneEncodedFrame(t *testing.T) {
 	l1, l2 := &sharedStream{}, &sharedStream{}
 	plain := &fakeStream{} // a stream without WriteShared still hears the mix
 	for _, s := range []Stream{talkerA, talkerB, l1, l2, plain} {
-		joinNow(t, c, g, s, Member)
+		joinNow(t, c, g, s, group.Member)
 	}
 	settle(c)
 	for _, s := range []*sharedStream{talkerA, talkerB, l1, l2} {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // fuzzKeys are the keys an op byte can press, plus one byte no keypad sends.
@@ -197,9 +199,9 @@ func checkJoinAndHist(t *testing.T, m *Machine, acts []Action, hist, prevHist []
 				t.Fatalf("join of group %d, not the dialled one", a.Group)
 			}
 			pin := g.MemberPIN
-			if a.Role == RoleFacilitator {
+			if a.Role == group.Facilitator {
 				pin = g.FacilitatorPIN
-			} else if a.Role != RoleMember {
+			} else if a.Role != group.Member {
 				t.Fatalf("join as %v", a.Role)
 			}
 			ok := pin != "" && (bytes.Equal(hist, []byte(pin)) || digit != 0 && bytes.Equal(prevHist, []byte(pin)))

@@ -38,11 +38,13 @@ import (
 	"crypto/subtle"
 	"strconv"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // Prompt names the Machine asks the driver to play. They are the names of
 // the built-in prompt set (media/prompt), repeated here so that this package
-// imports nothing but the standard library.
+// imports no media or I/O package.
 const (
 	// PromptWelcome: "Welcome. Please enter your group PIN, then press pound."
 	PromptWelcome = "welcome"
@@ -87,27 +89,6 @@ const GoodbyeTimeout = 10 * time.Second
 // submits the entry at once: it cannot be right, and a caller leaning on the
 // keypad should hear "not recognised" rather than nothing.
 const MaxDigits = 10
-
-// Role is what a PIN makes its caller in the room.
-type Role int
-
-const (
-	// RoleMember joined with the group's member PIN.
-	RoleMember Role = iota
-	// RoleFacilitator joined with the group's facilitator PIN.
-	RoleFacilitator
-)
-
-// String returns "member" or "facilitator".
-func (r Role) String() string {
-	switch r {
-	case RoleMember:
-		return "member"
-	case RoleFacilitator:
-		return "facilitator"
-	}
-	return "Role(" + strconv.Itoa(int(r)) + ")"
-}
 
 // Group is one group a caller may join, as far as PIN entry cares.
 type Group struct {
@@ -204,7 +185,7 @@ type Action struct {
 	// Group is the index into Config.Groups to join (ActJoin).
 	Group int
 	// Role is the role to join as (ActJoin).
-	Role Role
+	Role group.Role
 	// Reason is why the call ends (ActHangup): ReasonWrongPIN or
 	// ReasonNoInput.
 	Reason string
@@ -225,7 +206,7 @@ const (
 type pinRef struct {
 	pin   []byte
 	group int
-	role  Role
+	role  group.Role
 }
 
 // Machine is the PIN-entry dialogue of one call. It is not safe for
@@ -303,10 +284,10 @@ func New(cfg Config) *Machine {
 		// An empty PIN must never match: ConstantTimeCompare says two
 		// empty slices are equal.
 		if g.MemberPIN != "" {
-			m.pins = append(m.pins, pinRef{pin: []byte(g.MemberPIN), group: i, role: RoleMember})
+			m.pins = append(m.pins, pinRef{pin: []byte(g.MemberPIN), group: i, role: group.Member})
 		}
 		if g.FacilitatorPIN != "" {
-			m.pins = append(m.pins, pinRef{pin: []byte(g.FacilitatorPIN), group: i, role: RoleFacilitator})
+			m.pins = append(m.pins, pinRef{pin: []byte(g.FacilitatorPIN), group: i, role: group.Facilitator})
 		}
 	}
 	return m
@@ -494,11 +475,11 @@ func (m *Machine) submit(now time.Time) []Action {
 
 // verdict checks the entry and says what follows.
 func (m *Machine) verdict(now time.Time) []Action {
-	group, role, ok := m.match(m.entry[:m.n])
+	gi, role, ok := m.match(m.entry[:m.n])
 	m.clearEntry()
 	if ok {
 		m.st = stDone
-		return []Action{{Kind: ActJoin, Group: group, Role: role}}
+		return []Action{{Kind: ActJoin, Group: gi, Role: role}}
 	}
 	m.tries++
 	if m.tries >= m.maxTries {
@@ -521,7 +502,7 @@ func (m *Machine) silence(now time.Time) []Action {
 // stops at the first match and picks the result with ConstantTimeSelect,
 // so how long it takes does not depend on which PIN (if any) matched; only
 // the PIN lengths, which the configuration bounds anyway, can show.
-func (m *Machine) match(entry []byte) (group int, role Role, ok bool) {
+func (m *Machine) match(entry []byte) (gi int, role group.Role, ok bool) {
 	found, g, r := 0, 0, 0
 	for _, p := range m.pins {
 		eq := subtle.ConstantTimeCompare(entry, p.pin)
@@ -530,7 +511,7 @@ func (m *Machine) match(entry []byte) (group int, role Role, ok bool) {
 		r = subtle.ConstantTimeSelect(take, int(p.role), r)
 		found |= eq
 	}
-	return g, Role(r), found == 1
+	return g, group.Role(r), found == 1
 }
 
 // clearEntry forgets the typed digits, overwriting them so that a PIN does

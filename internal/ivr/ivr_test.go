@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // t0 is the fake clock's origin; scenario times are offsets from it.
@@ -59,15 +61,15 @@ func tick(at time.Duration, want ...Action) step { return step{at: at, ev: evTic
 // withNext adds a NextDeadline expectation to a step.
 func (s step) withNext(d dl) step { s.next = d; return s }
 
-func play(p ...string) Action     { return Action{Kind: ActPlay, Prompts: p} }
-func stop() Action                { return Action{Kind: ActStopPrompt} }
-func join(g int, r Role) Action   { return Action{Kind: ActJoin, Group: g, Role: r} }
-func hangup(reason string) Action { return Action{Kind: ActHangup, Reason: reason} }
-func welcome() Action             { return play(PromptWelcome) }
-func wrongAgain() Action          { return play(PromptPINWrong, PromptWelcome) }
-func wrongLast() Action           { return play(PromptPINWrong, PromptGoodbye) }
-func goodbye() Action             { return play(PromptGoodbye) }
-func hold() Action                { return play(PromptPleaseHold) }
+func play(p ...string) Action         { return Action{Kind: ActPlay, Prompts: p} }
+func stop() Action                    { return Action{Kind: ActStopPrompt} }
+func join(g int, r group.Role) Action { return Action{Kind: ActJoin, Group: g, Role: r} }
+func hangup(reason string) Action     { return Action{Kind: ActHangup, Reason: reason} }
+func welcome() Action                 { return play(PromptWelcome) }
+func wrongAgain() Action              { return play(PromptPINWrong, PromptWelcome) }
+func wrongLast() Action               { return play(PromptPINWrong, PromptGoodbye) }
+func goodbye() Action                 { return play(PromptGoodbye) }
+func hold() Action                    { return play(PromptPleaseHold) }
 
 // fakeGate answers the n-th waiting attempt at readyAt[n] (offsets from
 // t0), telling the Machine to ask every askEvery until then.
@@ -133,7 +135,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "4", stop()).withNext(next(6 * sec)),
 				keys(2*sec, "821").withNext(next(7 * sec)),
-				keys(3*sec, "#", join(0, RoleMember)).withNext(noNext),
+				keys(3*sec, "#", join(0, group.Member)).withNext(noNext),
 			},
 			wantDone: true,
 		},
@@ -142,7 +144,7 @@ func TestScenarios(t *testing.T) {
 			steps: []step{
 				start(0, welcome()),
 				done(4 * sec).withNext(next(9 * sec)),
-				keys(6*sec, "4821#", join(0, RoleMember)),
+				keys(6*sec, "4821#", join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -155,7 +157,7 @@ func TestScenarios(t *testing.T) {
 				keys(5*sec, "2").withNext(next(10 * sec)),
 				keys(5500*time.Millisecond, "1").withNext(next(10500 * time.Millisecond)),
 				tick(10499 * time.Millisecond),
-				tick(10500*time.Millisecond, join(0, RoleMember)).withNext(noNext),
+				tick(10500*time.Millisecond, join(0, group.Member)).withNext(noNext),
 			},
 			wantDone: true,
 		},
@@ -168,7 +170,7 @@ func TestScenarios(t *testing.T) {
 				// 8 s later: "48" was submitted at 7 s; the new 4 stops the
 				// "not recognised" prompt and starts a new entry.
 				keys(10*sec, "4", wrongAgain(), stop()).withNext(next(15 * sec)),
-				keys(11*sec, "821#", join(0, RoleMember)),
+				keys(11*sec, "821#", join(0, group.Member)),
 			},
 			wantDone:  true,
 			wantTries: 1,
@@ -209,7 +211,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "4822#", stop(), wrongAgain()),
 				keys(2*sec, "4", stop()),
-				keys(3*sec, "821#", join(0, RoleMember)),
+				keys(3*sec, "821#", join(0, group.Member)),
 			},
 			wantDone:  true,
 			wantTries: 1,
@@ -221,7 +223,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "1234#", stop(), wrongAgain()),
 				keys(2*sec, "55555#", stop(), wrongAgain()),
-				keys(3*sec, "917355#", stop(), join(0, RoleFacilitator)),
+				keys(3*sec, "917355#", stop(), join(0, group.Facilitator)),
 			},
 			wantDone:  true,
 			wantTries: 2,
@@ -232,7 +234,7 @@ func TestScenarios(t *testing.T) {
 			steps: []step{
 				start(0, welcome()),
 				keys(1*sec, "4821#", stop(), wrongAgain()),
-				keys(2*sec, "1234#", stop(), join(1, RoleMember)),
+				keys(2*sec, "1234#", stop(), join(1, group.Member)),
 			},
 			wantDone:  true,
 			wantTries: 1,
@@ -242,7 +244,7 @@ func TestScenarios(t *testing.T) {
 			cfg:  Config{Dialed: "999"},
 			steps: []step{
 				start(0, welcome()),
-				keys(1*sec, "1234#", stop(), join(1, RoleMember)),
+				keys(1*sec, "1234#", stop(), join(1, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -250,7 +252,7 @@ func TestScenarios(t *testing.T) {
 			name: "no dialled number: a group without a number is reachable",
 			steps: []step{
 				start(0, welcome()),
-				keys(1*sec, "55555#", stop(), join(2, RoleMember)),
+				keys(1*sec, "55555#", stop(), join(2, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -259,7 +261,7 @@ func TestScenarios(t *testing.T) {
 			steps: []step{
 				start(0, welcome()),
 				done(2 * sec),
-				keys(3*sec, "666666#", join(2, RoleFacilitator)),
+				keys(3*sec, "666666#", join(2, group.Facilitator)),
 			},
 			wantDone: true,
 		},
@@ -269,7 +271,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "12", stop()),
 				keys(2*sec, "*").withNext(next(7 * sec)),
-				keys(3*sec, "4821#", join(0, RoleMember)),
+				keys(3*sec, "4821#", join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -298,7 +300,7 @@ func TestScenarios(t *testing.T) {
 				done(4 * sec),
 				keys(5*sec, "#", welcome()),
 				done(8 * sec),
-				keys(9*sec, "4821#", join(0, RoleMember)),
+				keys(9*sec, "4821#", join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -308,7 +310,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "ABCD").withNext(noNext), // the prompt keeps playing
 				keys(2*sec, "4", stop()),
-				keys(3*sec, "8A2B1C#", join(0, RoleMember)),
+				keys(3*sec, "8A2B1C#", join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -318,7 +320,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "4821", stop()),
 				keys(5*sec, "D").withNext(next(6 * sec)),
-				tick(6*sec, join(0, RoleMember)),
+				tick(6*sec, join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -443,7 +445,7 @@ func TestScenarios(t *testing.T) {
 				start(0, welcome()),
 				keys(1*sec, "48", stop()),
 				done(2 * sec).withNext(next(6 * sec)),
-				keys(3*sec, "21#", join(0, RoleMember)),
+				keys(3*sec, "21#", join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -466,7 +468,7 @@ func TestScenarios(t *testing.T) {
 				keys(5*sec, "1234#"), // ignored while waiting
 				tick(6 * sec).withNext(next(11 * sec)),
 				tick(19 * sec),
-				tick(20*sec, join(0, RoleMember)).withNext(noNext),
+				tick(20*sec, join(0, group.Member)).withNext(noNext),
 			},
 			wantDone: true,
 		},
@@ -492,7 +494,7 @@ func TestScenarios(t *testing.T) {
 				keys(1*sec, "4822#", stop(), hold()).withNext(next(3 * sec)),
 				tick(3*sec, stop(), wrongAgain()),
 				keys(5*sec, "4821#", stop()).withNext(next(30 * sec)),
-				tick(30*sec, join(0, RoleMember)),
+				tick(30*sec, join(0, group.Member)),
 			},
 			wantDone:  true,
 			wantTries: 1,
@@ -512,7 +514,7 @@ func TestScenarios(t *testing.T) {
 			cfg:  Config{Gate: &fakeGate{}},
 			steps: []step{
 				start(0, welcome()),
-				keys(1*sec, "4821#", stop(), join(0, RoleMember)),
+				keys(1*sec, "4821#", stop(), join(0, group.Member)),
 			},
 			wantDone: true,
 		},
@@ -582,7 +584,7 @@ func TestNewCopiesConfig(t *testing.T) {
 	for _, d := range []byte("4821#") {
 		got = append(got, m.Digit(d, t0)...)
 	}
-	if want := []Action{stop(), join(0, RoleMember)}; !actionsEqual(got, want) {
+	if want := []Action{stop(), join(0, group.Member)}; !actionsEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
@@ -596,17 +598,17 @@ func TestMatch(t *testing.T) {
 	tests := []struct {
 		entry string
 		group int
-		role  Role
+		role  group.Role
 		ok    bool
 	}{
-		{"", 0, RoleMember, false}, // an empty entry never matches an empty PIN
-		{"1111", 0, RoleMember, true},
-		{"2222", 1, RoleMember, true},
-		{"333333", 1, RoleFacilitator, true},
-		{"444444", 2, RoleFacilitator, true},
-		{"111", 0, RoleMember, false},
-		{"11111", 0, RoleMember, false},
-		{"4444444", 0, RoleMember, false},
+		{"", 0, group.Member, false}, // an empty entry never matches an empty PIN
+		{"1111", 0, group.Member, true},
+		{"2222", 1, group.Member, true},
+		{"333333", 1, group.Facilitator, true},
+		{"444444", 2, group.Facilitator, true},
+		{"111", 0, group.Member, false},
+		{"11111", 0, group.Member, false},
+		{"4444444", 0, group.Member, false},
 	}
 	for _, tt := range tests {
 		g, r, ok := m.match([]byte(tt.entry))
@@ -643,9 +645,6 @@ func TestStrings(t *testing.T) {
 	tests := []struct {
 		got, want string
 	}{
-		{RoleMember.String(), "member"},
-		{RoleFacilitator.String(), "facilitator"},
-		{Role(7).String(), "Role(7)"},
 		{ActPlay.String(), "play"},
 		{ActStopPrompt.String(), "stop-prompt"},
 		{ActJoin.String(), "join"},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -188,7 +189,7 @@ func (s *Session) seatActionBy(out []Effect, a Action, t *caller, now time.Time)
 		}
 	case ActUnmute:
 		was := t.facMuted
-		grant := s.lecture && t.role == Member && t.placement == InRoom && s.floor != t.seat
+		grant := s.lecture && t.role == group.Member && t.placement == InRoom && s.floor != t.seat
 		if !was && !grant {
 			return out, nil
 		}
@@ -207,7 +208,7 @@ func (s *Session) seatActionBy(out []Effect, a Action, t *caller, now time.Time)
 			out = s.grantFloor(out, t, now)
 		}
 	case ActWait:
-		if t.role == Facilitator {
+		if t.role == group.Facilitator {
 			return out, ErrFacilitator
 		}
 		if t.placement == Waiting {
@@ -241,7 +242,7 @@ func (s *Session) seatActionBy(out []Effect, a Action, t *caller, now time.Time)
 		s.refresh(t, now)
 		out = append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom))
 	case ActRemove:
-		if t.role == Facilitator {
+		if t.role == group.Facilitator {
 			return out, ErrFacilitator
 		}
 		if t.departing {
@@ -257,10 +258,10 @@ func (s *Session) seatActionBy(out []Effect, a Action, t *caller, now time.Time)
 		if t.placement == Waiting {
 			return out, ErrWaiting
 		}
-		if t.role == Facilitator {
+		if t.role == group.Facilitator {
 			return out, nil
 		}
-		t.role = Facilitator
+		t.role = group.Facilitator
 		s.members--
 		s.facs++
 		s.lowerHand(t)

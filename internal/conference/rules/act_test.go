@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -26,7 +27,7 @@ var (
 	})
 )
 
-func role(r Role) func(SeatView) string {
+func role(r group.Role) func(SeatView) string {
 	return func(v SeatView) string {
 		if v.Role != r {
 			return "role " + v.Role.String() + ", want " + r.String()
@@ -149,7 +150,7 @@ func TestActSeat(t *testing.T) {
 			view(2, placed(Lobby)),
 			tick(31*sec, sayQ(2, pr.FacilitatorNotJoined)),
 			tick(40*sec, sayQ(1, pr.WaitingMessage)),
-			join(50*sec, "f", Facilitator, JoinResult{Seat: 3},
+			join(50*sec, "f", group.Facilitator, JoinResult{Seat: 3},
 				greet(3), music(2, false), sayQ(2, pr.FacilitatorJoined), chimeJ(3)),
 			view(1, placed(Waiting)),
 			act(51*sec, ActReturn, 1, nil, music(1, false), sayQ(1, pr.BackInRoom)),
@@ -163,7 +164,7 @@ func TestActSeat(t *testing.T) {
 			act(11*sec, ActMute, 2, ErrNoSeat),
 			leave(12*sec, 2),
 			act(13*sec, ActRemove, 2, ErrNoSeat),
-			join(14*sec, "s2", Member, JoinResult{Refused: RefuseRemoved}),
+			join(14*sec, "s2", group.Member, JoinResult{Refused: RefuseRemoved}),
 		)},
 		{"remove a waiting member stops the hold music", peer, script(
 			seats("FM"),
@@ -177,7 +178,7 @@ func TestActSeat(t *testing.T) {
 			sessionEnded,
 			act(11*sec, ActLock, 0, ErrEnded),
 			leave(12*sec, 1),
-			join(13*sec, "x", Member, JoinResult{Refused: RefuseEnded}),
+			join(13*sec, "x", group.Member, JoinResult{Refused: RefuseEnded}),
 		)},
 		{"removing everyone from the lobby ends the session", facLed, script(
 			seats("MM"),
@@ -193,7 +194,7 @@ func TestActSeat(t *testing.T) {
 			pre(act(5*sec, ActLectureOn, 0, nil), keys(5*sec, 2, "*9"), keys(6*sec, 1, "*8"), keys(6*sec, 3, "*9")),
 			act(10*sec, ActMakeFacilitator, 2, nil, sayQ(2, pr.YouAreFacilitator)),
 			act(10*sec, ActMakeFacilitator, 3, nil, sayQ(3, pr.YouAreFacilitator)),
-			view(2, role(Facilitator)),
+			view(2, role(group.Facilitator)),
 			view(2, func(v SeatView) string {
 				if v.Floor || v.Hand || !v.Heard {
 					return "not a heard facilitator without floor or hand"
@@ -214,7 +215,7 @@ func TestActSeat(t *testing.T) {
 			seats("FM"),
 			pre(act(5*sec, ActWait, 2, nil)),
 			act(10*sec, ActMakeFacilitator, 2, ErrWaiting),
-			view(2, role(Member)),
+			view(2, role(group.Member)),
 		)},
 		{"a peer room with no facilitator is given one", peer, script(
 			seats("MM"),
@@ -234,7 +235,7 @@ func TestActSeat(t *testing.T) {
 			heard(map[int]bool{1: true, 2: true, 3: false}),
 			tick(30*sec), // no lobby announcements left
 			tick(35*sec, sayQ(3, pr.WaitingMessage)),
-			join(40*sec, "n", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(40*sec, "n", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 			// The new facilitator leaving starts the grace as any would.
 			leave(50*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
 		)},
@@ -272,11 +273,11 @@ func TestActRoom(t *testing.T) {
 			seats("FM"),
 			act(10*sec, ActLock, 0, nil),
 			act(10*sec, ActLock, 7, nil), // the seat is ignored
-			join(11*sec, "x", Member, JoinResult{Refused: RefuseLocked}),
-			join(12*sec, "y", Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(11*sec, "x", group.Member, JoinResult{Refused: RefuseLocked}),
+			join(12*sec, "y", group.Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			act(13*sec, ActUnlock, 0, nil),
 			act(13*sec, ActUnlock, 0, nil),
-			join(14*sec, "x", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(14*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
 		{"lecture on and off, once each", peer, script(
 			seats("FMM"),
@@ -293,7 +294,7 @@ func TestActRoom(t *testing.T) {
 		{"lecture mode reaches the lobby too", facLed, script(
 			seats("M"),
 			act(10*sec, ActLectureOn, 0, nil, room(0, pr.EveryoneMuted)),
-			join(11*sec, "f", Facilitator, JoinResult{Seat: 2},
+			join(11*sec, "f", group.Facilitator, JoinResult{Seat: 2},
 				greet(2), music(1, false), sayQ(1, pr.FacilitatorJoined), chimeJ(2)),
 			heard(map[int]bool{1: false, 2: true}),
 		)},
@@ -304,7 +305,7 @@ func TestActRoom(t *testing.T) {
 			sessionEnded,
 			act(11*sec, ActEnd, 0, ErrEnded),
 			act(11*sec, ActMute, 1, ErrEnded),
-			join(12*sec, "x", Facilitator, JoinResult{Refused: RefuseEnded}),
+			join(12*sec, "x", group.Facilitator, JoinResult{Refused: RefuseEnded}),
 		)},
 		{"end in the lobby", facLed, script(
 			seats("MM"),

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -41,9 +42,6 @@ func TestAudience(t *testing.T) {
 
 func TestStrings(t *testing.T) {
 	rows := []struct{ got, want string }{
-		{Member.String(), "member"},
-		{Facilitator.String(), "facilitator"},
-		{Role(7).String(), "role(7)"},
 		{RefuseNone.String(), "none"},
 		{RefuseFull.String(), "full"},
 		{RefuseLocked.String(), "locked"},
@@ -106,9 +104,9 @@ func TestCustomTimings(t *testing.T) {
 	cfg := Config{LedBy: LedByFacilitator, EndGrace: 5 * sec, RejoinWindow: 10 * sec, StarTimeout: sec,
 		MenuTimeout: 2 * sec, AnnounceEvery: 4 * sec, TalkReminderAfter: sec, ReminderEvery: 3 * sec}
 	run(t, cfg, script(
-		join(0, "m", Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere), music(1, true), sayQ(1, pr.FacilitatorNotJoined)),
+		join(0, "m", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere), music(1, true), sayQ(1, pr.FacilitatorNotJoined)),
 		tick(4*sec, sayQ(1, pr.FacilitatorNotJoined)),
-		join(5*sec, "f", Facilitator, JoinResult{Seat: 2}, greet(2), music(1, false), sayQ(1, pr.FacilitatorJoined), chimeJ(2)),
+		join(5*sec, "f", group.Facilitator, JoinResult{Seat: 2}, greet(2), music(1, false), sayQ(1, pr.FacilitatorJoined), chimeJ(2)),
 		keys(6*sec, 1, "*"),
 		keys(7*sec, 1, "6"), // star expired after 1 s
 		keys(8*sec, 2, "*#", sayI(2, pr.EndConfirm)),
@@ -118,7 +116,7 @@ func TestCustomTimings(t *testing.T) {
 		tick(12*sec, sayQ(1, pr.ReminderUnmute)),
 		tick(15*sec, sayQ(1, pr.ReminderUnmute)),
 		leave(16*sec, 1, chimeL(1)),
-		join(26*sec, "m", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)), // window passed
+		join(26*sec, "m", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)), // window passed
 		leave(27*sec, 2, chimeL(2), room(0, pr.FacilitatorLeft)),
 		tick(32*sec, endAll(ReasonGraceExpired, 3)...),
 	))

@@ -3,6 +3,8 @@ package rules
 import (
 	"testing"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // bigSession returns a session with one facilitator and n members in the
@@ -16,10 +18,10 @@ func bigSession(tb testing.TB, n int, lobby bool) *Session {
 	}
 	s := New(cfg, t0)
 	if !lobby {
-		s.Join("f", Facilitator, t0)
+		s.Join("f", group.Facilitator, t0)
 	}
 	for i := range n {
-		if res, _ := s.Join("", Member, t0.Add(time.Duration(i)*time.Millisecond)); res.Refused != RefuseNone {
+		if res, _ := s.Join("", group.Member, t0.Add(time.Duration(i)*time.Millisecond)); res.Refused != RefuseNone {
 			tb.Fatalf("join %d refused: %v", i, res.Refused)
 		}
 	}

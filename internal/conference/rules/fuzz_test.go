@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 var actErrors = []error{ErrUnknownAction, ErrNoSeat, ErrFacilitator, ErrWaiting, ErrLobby, ErrEnded}
@@ -73,9 +75,9 @@ func fuzzSession(t *testing.T, data []byte) {
 			switch op % 8 {
 			case 0:
 				id := fuzzIDs[int(a)%len(fuzzIDs)]
-				role := Member
+				role := group.Member
 				if b%4 == 0 {
-					role = Facilitator
+					role = group.Facilitator
 				}
 				present := map[int]bool{}
 				for _, v := range s.View() {

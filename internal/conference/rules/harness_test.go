@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -44,7 +45,7 @@ type ev struct {
 	op    opKind
 	seat  int
 	id    string
-	role  Role
+	role  group.Role
 	keys  string
 	on    bool
 	res   JoinResult
@@ -55,7 +56,7 @@ type ev struct {
 	check func(*testing.T, *Session)
 }
 
-func join(at time.Duration, id string, r Role, res JoinResult, want ...Effect) ev {
+func join(at time.Duration, id string, r group.Role, res JoinResult, want ...Effect) ev {
 	return ev{at: at, op: opJoin, id: id, role: r, res: res, want: want}
 }
 
@@ -97,9 +98,9 @@ func pre(evs ...ev) []ev {
 func seats(roles string) []ev {
 	var out []ev
 	for i, r := range roles {
-		role := Member
+		role := group.Member
 		if r == 'F' {
-			role = Facilitator
+			role = group.Facilitator
 		}
 		out = append(out, join(time.Duration(i)*sec, fmt.Sprintf("s%d", i+1), role, JoinResult{Seat: i + 1}))
 	}
@@ -348,7 +349,7 @@ func checkEffects(t testing.TB, s *Session, effs []Effect, ids map[string]bool, 
 // wantHeard is the who-is-heard table, written again from View.
 func wantHeard(s *Session, v SeatView, departing bool) bool {
 	return !s.Ended() && !departing && v.Placement == InRoom && !v.SelfMuted && !v.FacilitatorMuted &&
-		(!s.Lecture() || v.Role == Facilitator || v.Floor)
+		(!s.Lecture() || v.Role == group.Facilitator || v.Floor)
 }
 
 // checkInvariants checks the session's internal consistency.
@@ -382,17 +383,17 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		}
 		if v.Floor {
 			floors++
-			if v.Role != Member || v.Placement != InRoom || c.departing {
+			if v.Role != group.Member || v.Placement != InRoom || c.departing {
 				t.Errorf("%s: floor held by %+v", label, v)
 			}
 		}
 		if v.Hand != inQueue[v.Seat] {
 			t.Errorf("%s: seat %d hand %v, queued %v", label, v.Seat, v.Hand, inQueue[v.Seat])
 		}
-		if v.Hand && (v.Role != Member || v.Placement != InRoom || c.departing) {
+		if v.Hand && (v.Role != group.Member || v.Placement != InRoom || c.departing) {
 			t.Errorf("%s: hand raised by %+v", label, v)
 		}
-		if v.Role == Facilitator && v.Placement != InRoom {
+		if v.Role == group.Facilitator && v.Placement != InRoom {
 			t.Errorf("%s: facilitator out of the room: %+v", label, v)
 		}
 		// A lobby caller an operator removed keeps their placement until
@@ -401,7 +402,7 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 			t.Errorf("%s: seat %d in the lobby after a facilitator joined", label, v.Seat)
 		}
 		if !c.departing {
-			if v.Role == Facilitator {
+			if v.Role == group.Facilitator {
 				facils++
 			} else {
 				members++
@@ -414,7 +415,7 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		}
 	}
 	for _, absent := range []int{-1, 0, len(s.bySeat), len(s.bySeat) + 5} {
-		if s.Heard(absent) || s.Placement(absent) != InRoom || s.Role(absent) != Member {
+		if s.Heard(absent) || s.Placement(absent) != InRoom || s.Role(absent) != group.Member {
 			t.Errorf("%s: absent seat %d has a state", label, absent)
 		}
 	}

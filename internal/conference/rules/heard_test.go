@@ -2,6 +2,8 @@ package rules
 
 import (
 	"testing"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // TestWhoIsHeard walks docs/ARCHITECTURE.md, "Who is heard", row by row: each
@@ -43,13 +45,13 @@ func TestWhoIsHeard(t *testing.T) {
 		{"lecture mode: floor taken by the share timer", peer, pre(keys(10*sec, 1, "*5*4"), keys(10*sec, 2, "*9"), keys(11*sec, 1, "*8"), tick(11*sec+3*mn+30*sec)), 2, false},
 		{"lecture mode off again (*5 *5)", peer, pre(keys(10*sec, 1, "*5*5")), 2, true},
 		{"lecture mode off keeps a self-mute", peer, pre(keys(10*sec, 2, "*6"), keys(10*sec, 1, "*5*5")), 2, false},
-		{"member joining in lecture mode", peer, pre(keys(10*sec, 1, "*5"), join(11*sec, "x", Member, JoinResult{Seat: 5})), 5, false},
+		{"member joining in lecture mode", peer, pre(keys(10*sec, 1, "*5"), join(11*sec, "x", group.Member, JoinResult{Seat: 5})), 5, false},
 
 		{"member in waiting (seat action 3)", peer, pre(keys(10*sec, 1, "*12#3")), 2, false},
 		{"member back from waiting (seat action 3 again)", peer, pre(keys(10*sec, 1, "*12#3"), keys(11*sec, 1, "*12#3")), 2, true},
 		{"member in waiting, lecture mode, given seat action 2: still waiting", peer, pre(keys(10*sec, 1, "*5*12#3"), keys(11*sec, 1, "*12#2")), 2, false},
 
-		{"member in the lobby", facLed, pre(join(20*sec, "x", Member, JoinResult{})), 0, false},
+		{"member in the lobby", facLed, pre(join(20*sec, "x", group.Member, JoinResult{})), 0, false},
 		{"member removed, still hanging up", peer, pre(keys(10*sec, 1, "*3"), keys(10*sec, 1, "1")), 4, false},
 		{"after the session ended", peer, pre(keys(10*sec, 1, "*#1")), 1, false},
 		{"absent seat", peer, nil, 9, false},
@@ -60,7 +62,7 @@ func TestWhoIsHeard(t *testing.T) {
 			seat := row.seat
 			if row.cfg.LedBy == LedByFacilitator {
 				// A lobby needs members before any facilitator.
-				steps = pre(join(0, "a", Member, JoinResult{Seat: 1}))
+				steps = pre(join(0, "a", group.Member, JoinResult{Seat: 1}))
 				seat = 1
 			}
 			steps = append(steps, row.steps...)

@@ -3,6 +3,7 @@ package rules
 import (
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -31,12 +32,12 @@ func placed(p Placement) func(SeatView) string {
 func TestJoin(t *testing.T) {
 	runAll(t, []scenario{
 		{"peer: member first, then member, then facilitator", peer, script(
-			join(0, "a", Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
-			join(sec, "b", Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
-			join(2*sec, "c", Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(0, "a", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
+			join(sec, "b", group.Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
+			join(2*sec, "c", group.Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			heard(map[int]bool{1: true, 2: true, 3: true}),
 			view(3, func(v SeatView) string {
-				if v.Role != Facilitator || !v.JoinedAt.Equal(t0.Add(2*sec)) {
+				if v.Role != group.Facilitator || !v.JoinedAt.Equal(t0.Add(2*sec)) {
 					return "not a facilitator joined at 2s"
 				}
 				return ""
@@ -49,15 +50,15 @@ func TestJoin(t *testing.T) {
 			}),
 		)},
 		{"peer: facilitator first, then member", peer, script(
-			join(0, "f", Facilitator, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
-			join(sec, "m", Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
+			join(0, "f", group.Facilitator, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
+			join(sec, "m", group.Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
 			heard(map[int]bool{1: true, 2: true}),
 		)},
 		{"facilitator-led: members first wait in the lobby, the facilitator brings them in", facLed, script(
-			join(0, "a", Member, JoinResult{Seat: 1},
+			join(0, "a", group.Member, JoinResult{Seat: 1},
 				greet(1, pr.FirstHere), music(1, true), sayQ(1, pr.FacilitatorNotJoined)),
 			// Not mixed with each other: no chime, nobody heard.
-			join(5*sec, "b", Member, JoinResult{Seat: 2},
+			join(5*sec, "b", group.Member, JoinResult{Seat: 2},
 				greet(2), music(2, true), sayQ(2, pr.FacilitatorNotJoined)),
 			heard(map[int]bool{1: false, 2: false}),
 			view(1, placed(Lobby)), view(2, placed(Lobby)),
@@ -76,7 +77,7 @@ func TestJoin(t *testing.T) {
 			keys(61*sec, 1, "*0", sayI(1, pr.HelpMember)),
 			// Talking in the lobby is no reason for a reminder.
 			talk(61*sec, 2, true),
-			join(62*sec, "f", Facilitator, JoinResult{Seat: 3},
+			join(62*sec, "f", group.Facilitator, JoinResult{Seat: 3},
 				greet(3),
 				music(1, false), sayQ(1, pr.FacilitatorJoined),
 				music(2, false), sayQ(2, pr.FacilitatorJoined),
@@ -85,7 +86,7 @@ func TestJoin(t *testing.T) {
 			view(1, placed(InRoom)), view(2, placed(InRoom)),
 			tick(65*sec), // seat 2's announcement is gone
 			tick(10*mn),
-			join(11*mn, "d", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(11*mn, "d", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 			heard(map[int]bool{4: true}),
 		)},
 		{"a late tick announces once and keeps the rhythm", facLed, script(
@@ -95,30 +96,30 @@ func TestJoin(t *testing.T) {
 			tick(125*sec, sayQ(1, pr.FacilitatorNotJoined)),
 		)},
 		{"facilitator-led: facilitator first", facLed, script(
-			join(0, "f", Facilitator, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
-			join(sec, "m", Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
+			join(0, "f", group.Facilitator, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
+			join(sec, "m", group.Member, JoinResult{Seat: 2}, greet(2), chimeJ(2)),
 			heard(map[int]bool{1: true, 2: true}),
 			view(2, placed(InRoom)),
 		)},
 		{"facilitator-led: a member arriving during the grace comes into the room", facLed, script(
 			seats("FM"),
 			leave(10*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
-			join(20*sec, "n", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(20*sec, "n", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			view(3, placed(InRoom)),
 			heard(map[int]bool{2: true, 3: true}),
 		)},
 		{"joining in lecture mode", peer, script(
 			seats("FM"),
 			keys(10*sec, 1, "*5", room(0, pr.EveryoneMuted)),
-			join(20*sec, "m3", Member, JoinResult{Seat: 3}, greet(3, pr.LectureRaiseHand), chimeJ(3)),
-			join(30*sec, "f4", Facilitator, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(20*sec, "m3", group.Member, JoinResult{Seat: 3}, greet(3, pr.LectureRaiseHand), chimeJ(3)),
+			join(30*sec, "f4", group.Facilitator, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 			heard(map[int]bool{1: true, 2: false, 3: false, 4: true}),
 		)},
 		{"seats are never reused", peer, script(
 			seats("MMM"),
 			leave(10*sec, 3, chimeL(3)),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(11*sec, "", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
 	})
 }
@@ -126,23 +127,23 @@ func TestJoin(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	runAll(t, []scenario{
 		{"removed identity refused; anonymous removal blocks only that call", peer, script(
-			pre(join(0, "f1", Facilitator, JoinResult{Seat: 1}),
-				join(sec, "m2", Member, JoinResult{Seat: 2}),
-				join(2*sec, "", Member, JoinResult{Seat: 3})),
+			pre(join(0, "f1", group.Facilitator, JoinResult{Seat: 1}),
+				join(sec, "m2", group.Member, JoinResult{Seat: 2}),
+				join(2*sec, "", group.Member, JoinResult{Seat: 3})),
 			keys(10*sec, 1, "*3", sayI(1, pr.Caller, "3", pr.ConfirmPress1)),
 			keys(11*sec, 1, "1", sayI(3, pr.RemovedYou), hang(3, ReasonRemoved), chimeL(3), sayI(1, pr.CallerRemoved)),
 			heard(map[int]bool{3: false}),
 			leave(12*sec, 3),
-			join(13*sec, "", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(13*sec, "", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 			keys(20*sec, 1, "*12#", sayI(1, pr.Caller, "2", pr.SeatMenu)),
 			keys(21*sec, 1, "4", sayI(1, pr.Caller, "2", pr.ConfirmPress1)),
 			keys(22*sec, 1, "1", sayI(2, pr.RemovedYou), hang(2, ReasonRemoved), chimeL(2), sayI(1, pr.CallerRemoved)),
 			leave(23*sec, 2),
-			join(24*sec, "m2", Member, JoinResult{Refused: RefuseRemoved}),
-			join(24*mn, "m2", Member, JoinResult{Refused: RefuseRemoved}),
+			join(24*sec, "m2", group.Member, JoinResult{Refused: RefuseRemoved}),
+			join(24*mn, "m2", group.Member, JoinResult{Refused: RefuseRemoved}),
 			// The facilitator PIN is the operator's trust: a facilitator
 			// sharing the number still gets in.
-			join(25*mn, "m2", Facilitator, JoinResult{Seat: 5}, greet(5), chimeJ(5)),
+			join(25*mn, "m2", group.Facilitator, JoinResult{Seat: 5}, greet(5), chimeJ(5)),
 		)},
 		{"locked: member refused, facilitator admitted", peer, script(
 			seats("FM"),
@@ -153,37 +154,37 @@ func TestRefusals(t *testing.T) {
 				}
 				return ""
 			}),
-			join(11*sec, "x", Member, JoinResult{Refused: RefuseLocked}),
-			join(11*sec, "", Member, JoinResult{Refused: RefuseLocked}),
-			join(12*sec, "y", Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(11*sec, "x", group.Member, JoinResult{Refused: RefuseLocked}),
+			join(11*sec, "", group.Member, JoinResult{Refused: RefuseLocked}),
+			join(12*sec, "y", group.Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			keys(13*sec, 1, "*7", sayI(1, pr.Unlocked)),
-			join(14*sec, "x", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(14*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
 		{"full: members capped, facilitators always in", Config{LedBy: LedByPeer, MaxMembers: 2}, script(
 			seats("MM"),
-			join(10*sec, "x", Member, JoinResult{Refused: RefuseFull}),
-			join(11*sec, "f", Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(10*sec, "x", group.Member, JoinResult{Refused: RefuseFull}),
+			join(11*sec, "f", group.Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			leave(12*sec, 2, chimeL(2)),
-			join(13*sec, "x", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(13*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
 		{"full counts lobby members", Config{LedBy: LedByFacilitator, MaxMembers: 1}, script(
 			seats("M"),
-			join(10*sec, "x", Member, JoinResult{Refused: RefuseFull}),
+			join(10*sec, "x", group.Member, JoinResult{Refused: RefuseFull}),
 		)},
 		{"full counts waiting members; a member made facilitator frees a place", Config{LedBy: LedByPeer, MaxMembers: 2}, script(
 			seats("FMM"),
 			pre(keys(10*sec, 1, "*13#3")),
 			view(3, placed(Waiting)),
-			join(11*sec, "x", Member, JoinResult{Refused: RefuseFull}),
+			join(11*sec, "x", group.Member, JoinResult{Refused: RefuseFull}),
 			pre(keys(12*sec, 1, "*12#5")),
-			join(13*sec, "x", Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(13*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
 		{"ended session refuses everyone", peer, script(
 			seats("FM"),
 			keys(10*sec, 1, "*#1", sayI(1, pr.EndConfirm), room(0, pr.SessionEnded), endE(ReasonEndedByFacilitator),
 				hang(1, ReasonEndedByFacilitator), hang(2, ReasonEndedByFacilitator)),
-			join(11*sec, "x", Member, JoinResult{Refused: RefuseEnded}),
-			join(11*sec, "y", Facilitator, JoinResult{Refused: RefuseEnded}),
+			join(11*sec, "x", group.Member, JoinResult{Refused: RefuseEnded}),
+			join(11*sec, "y", group.Facilitator, JoinResult{Refused: RefuseEnded}),
 		)},
 	})
 }
@@ -227,7 +228,7 @@ func TestFacilitatorPresence(t *testing.T) {
 		{"facilitator-led: the facilitator returns inside the grace", facLed, script(
 			seats("FMM"),
 			leave(10*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
-			join(60*sec, "s1", Facilitator, JoinResult{Seat: 1, Restored: true},
+			join(60*sec, "s1", group.Facilitator, JoinResult{Seat: 1, Restored: true},
 				greet(1), room(1, pr.FacilitatorJoined), chimeJ(1)),
 			tick(time10m),
 			notEnded,
@@ -235,7 +236,7 @@ func TestFacilitatorPresence(t *testing.T) {
 		{"facilitator-led: another facilitator arrives inside the grace", facLed, script(
 			seats("FM"),
 			leave(10*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
-			join(20*sec, "x", Facilitator, JoinResult{Seat: 3}, greet(3), room(3, pr.FacilitatorJoined), chimeJ(3)),
+			join(20*sec, "x", group.Facilitator, JoinResult{Seat: 3}, greet(3), room(3, pr.FacilitatorJoined), chimeJ(3)),
 			tick(time10m),
 			notEnded,
 		)},
@@ -243,14 +244,14 @@ func TestFacilitatorPresence(t *testing.T) {
 			seats("FMM"),
 			leave(5*sec, 3, chimeL(3)),
 			leave(10*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
-			join(20*sec, "s3", Member, JoinResult{Seat: 3, Restored: true}, greet(3), chimeJ(3)),
+			join(20*sec, "s3", group.Member, JoinResult{Seat: 3, Restored: true}, greet(3), chimeJ(3)),
 			tick(10*sec+2*mn, endAll(ReasonGraceExpired, 2, 3)...),
 		)},
 		{"facilitator-led: the facilitator comes back after the grace", facLed, script(
 			seats("FM"),
 			leave(10*sec, 1, chimeL(1), room(0, pr.FacilitatorLeft)),
 			// No Tick came in time: the join runs the grace first.
-			join(10*sec+2*mn, "s1", Facilitator, JoinResult{Refused: RefuseEnded}, endAll(ReasonGraceExpired, 2)...),
+			join(10*sec+2*mn, "s1", group.Facilitator, JoinResult{Refused: RefuseEnded}, endAll(ReasonGraceExpired, 2)...),
 			ended,
 		)},
 		{"facilitator-led: one of two facilitators leaves", facLed, script(
@@ -293,7 +294,7 @@ func TestFacilitatorPresence(t *testing.T) {
 			leave(10*sec, 1, chimeL(1)),
 			leave(11*sec, 2),
 			ended,
-			join(12*sec, "s1", Facilitator, JoinResult{Refused: RefuseEnded}),
+			join(12*sec, "s1", group.Facilitator, JoinResult{Refused: RefuseEnded}),
 		)},
 		{"facilitator-led: everyone leaves the lobby", facLed, script(
 			seats("MM"),
@@ -321,7 +322,7 @@ func TestNewSessionStartsOver(t *testing.T) {
 		t.Fatal("not ended")
 	}
 	run(t, peer, script(
-		join(time10m, "s2", Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
+		join(time10m, "s2", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
 		state(func(s *Session) string {
 			if s.Locked() || s.Lecture() || s.ShareTimer() {
 				return "state carried over"

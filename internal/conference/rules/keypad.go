@@ -3,6 +3,7 @@ package rules
 import (
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -137,17 +138,17 @@ func (s *Session) command(out []Effect, c *caller, digit byte, now time.Time) []
 	case '2':
 		return s.headCount(out, c)
 	case '0':
-		if c.role == Facilitator {
+		if c.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.HelpFacilitator))
 		}
 		return append(out, say(c.seat, true, prompt.HelpMember))
 	case '9':
-		if c.role != Member || c.placement != InRoom {
+		if c.role != group.Member || c.placement != InRoom {
 			return out
 		}
 		return s.toggleHand(out, c, now)
 	case '5', '8', '7', '3', '1', '4', '#':
-		if c.role != Facilitator {
+		if c.role != group.Facilitator {
 			return append(out, say(c.seat, true, prompt.FacilitatorOnly))
 		}
 		return s.facilitatorCommand(out, c, digit, now)
@@ -186,7 +187,7 @@ func (s *Session) headCount(out []Effect, c *caller) []Effect {
 	} else {
 		phrase = []string{prompt.ThereAre, num(n), prompt.PeopleOnCall}
 	}
-	if c.role == Facilitator {
+	if c.role == group.Facilitator {
 		talkers := 0
 		for _, o := range s.live {
 			if o != c && o.talking && o.heard {
@@ -241,7 +242,7 @@ func (s *Session) facilitatorCommand(out []Effect, c *caller, digit byte, now ti
 		return append(out, say(c.seat, true, prompt.Unlocked))
 	case '3':
 		for i := len(s.live) - 1; i >= 0; i-- {
-			if t := s.live[i]; t.role == Member && !t.departing {
+			if t := s.live[i]; t.role == group.Member && !t.departing {
 				return s.askRemove(out, c, t, now)
 			}
 		}
@@ -306,7 +307,7 @@ func (s *Session) confirmRemove(out []Effect, c *caller, now time.Time) []Effect
 	switch {
 	case t == nil:
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
-	case t.role == Facilitator: // made facilitator since the question
+	case t.role == group.Facilitator: // made facilitator since the question
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
 	out = s.remove(out, t, now)
@@ -359,7 +360,7 @@ func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time)
 		was := t.facMuted
 		t.facMuted = false
 		s.refresh(t, now)
-		granted := s.lecture && t.role == Member && t.placement == InRoom
+		granted := s.lecture && t.role == group.Member && t.placement == InRoom
 		if was {
 			// Nobody but the caller opens their microphone: a self-muted
 			// caller is told which key does.
@@ -374,7 +375,7 @@ func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time)
 		}
 		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsUnmuted))
 	case '3':
-		if t.role == Facilitator {
+		if t.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.Cancelled))
 		}
 		if t.placement == Waiting {
@@ -395,7 +396,7 @@ func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time)
 		out = append(out, hold(t.seat, true), say(t.seat, false, prompt.WaitingMessage))
 		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsWaiting))
 	case '4':
-		if t.role == Facilitator {
+		if t.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.Cancelled))
 		}
 		return s.askRemove(out, c, t, now)
@@ -403,8 +404,8 @@ func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time)
 		if t.placement != InRoom {
 			return append(out, say(c.seat, true, prompt.Cancelled))
 		}
-		if t.role == Member {
-			t.role = Facilitator
+		if t.role == group.Member {
+			t.role = group.Facilitator
 			s.members--
 			s.facs++
 			s.lowerHand(t)

@@ -3,6 +3,7 @@ package rules
 import (
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -480,7 +481,7 @@ func TestSeatMenu(t *testing.T) {
 			keys(10*sec, 1, "*12#5", sayI(1, pr.Caller, "2", pr.SeatMenu),
 				sayQ(2, pr.YouAreFacilitator), sayI(1, pr.Caller, "2", pr.IsFacilitator)),
 			view(2, func(v SeatView) string {
-				if v.Role != Facilitator || v.Floor || v.Hand || !v.Heard {
+				if v.Role != group.Facilitator || v.Floor || v.Hand || !v.Heard {
 					return "not a heard facilitator without floor or hand"
 				}
 				return ""
@@ -491,7 +492,7 @@ func TestSeatMenu(t *testing.T) {
 			pre(keys(13*sec, 1, "*13#3")),
 			keys(14*sec, 1, "*13#5", sayI(1, pr.Caller, "3", pr.SeatMenu), sayI(1, pr.Cancelled)),
 			view(3, func(v SeatView) string {
-				if v.Role != Member {
+				if v.Role != group.Member {
 					return "waiting caller made facilitator"
 				}
 				return ""
@@ -697,7 +698,7 @@ func TestRejoin(t *testing.T) {
 			seats("FMM"),
 			pre(keys(5*sec, 2, "*6*9"), keys(6*sec, 3, "*9")),
 			leave(30*sec, 2, chimeL(2)),
-			join(30*sec+2*mn-1, "s2", Member, JoinResult{Seat: 2, Restored: true},
+			join(30*sec+2*mn-1, "s2", group.Member, JoinResult{Seat: 2, Restored: true},
 				greet(2, pr.Muted, pr.HandRaised), chimeJ(2)),
 			view(2, func(v SeatView) string {
 				if !v.SelfMuted || !v.Hand || v.Heard {
@@ -713,14 +714,14 @@ func TestRejoin(t *testing.T) {
 			seats("FM"),
 			pre(keys(5*sec, 2, "*6")),
 			leave(30*sec, 2, chimeL(2)),
-			join(30*sec+2*mn, "s2", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(30*sec+2*mn, "s2", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			heard(map[int]bool{3: true}),
 		)},
 		{"a caller with no number is never restored", peer, script(
-			pre(join(0, "f", Facilitator, JoinResult{Seat: 1}), join(sec, "", Member, JoinResult{Seat: 2})),
+			pre(join(0, "f", group.Facilitator, JoinResult{Seat: 1}), join(sec, "", group.Member, JoinResult{Seat: 2})),
 			pre(keys(5*sec, 2, "*6")),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(11*sec, "", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 		)},
 		{"facilitator mute, role and waiting come back", peer, script(
 			seats("FMMM"),
@@ -728,12 +729,12 @@ func TestRejoin(t *testing.T) {
 			leave(10*sec, 2, chimeL(2)),
 			leave(10*sec, 3, chimeL(3)),
 			leave(10*sec, 4, chimeL(4)),
-			join(20*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.MutedByFacilitator), chimeJ(2)),
-			join(20*sec, "s3", Member, JoinResult{Seat: 3, Restored: true}, greet(3), chimeJ(3)),
-			join(20*sec, "s4", Member, JoinResult{Seat: 4, Restored: true},
+			join(20*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.MutedByFacilitator), chimeJ(2)),
+			join(20*sec, "s3", group.Member, JoinResult{Seat: 3, Restored: true}, greet(3), chimeJ(3)),
+			join(20*sec, "s4", group.Member, JoinResult{Seat: 4, Restored: true},
 				greet(4), music(4, true), sayQ(4, pr.WaitingMessage), chimeJ(4)),
 			view(3, func(v SeatView) string {
-				if v.Role != Facilitator {
+				if v.Role != group.Facilitator {
 					return "role not restored"
 				}
 				return ""
@@ -746,39 +747,39 @@ func TestRejoin(t *testing.T) {
 			seats("FM"),
 			pre(keys(5*sec, 1, "*7")),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
-			join(12*sec, "x", Member, JoinResult{Refused: RefuseLocked}),
+			join(11*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
+			join(12*sec, "x", group.Member, JoinResult{Refused: RefuseLocked}),
 		)},
 		{"a rejoin still counts against max_members", Config{LedBy: LedByPeer, MaxMembers: 1}, script(
 			seats("FM"),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "x", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
-			join(12*sec, "s2", Member, JoinResult{Refused: RefuseFull}),
+			join(11*sec, "x", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(12*sec, "s2", group.Member, JoinResult{Refused: RefuseFull}),
 			leave(13*sec, 3, chimeL(3)),
-			join(14*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
+			join(14*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
 		)},
 		{"a rejoin in lecture mode is told how to ask for the floor", peer, script(
 			seats("FM"),
 			pre(keys(5*sec, 1, "*5")),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.LectureRaiseHand), chimeJ(2)),
+			join(11*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.LectureRaiseHand), chimeJ(2)),
 		)},
 		{"lobby rejoin", facLed, script(
 			seats("MM"),
 			leave(10*sec, 2),
-			join(11*sec, "s2", Member, JoinResult{Seat: 2, Restored: true},
+			join(11*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true},
 				greet(2), music(2, true), sayQ(2, pr.FacilitatorNotJoined)),
 			leave(12*sec, 2),
-			join(13*sec, "f", Facilitator, JoinResult{Seat: 3},
+			join(13*sec, "f", group.Facilitator, JoinResult{Seat: 3},
 				greet(3), music(1, false), sayQ(1, pr.FacilitatorJoined), chimeJ(3)),
-			join(14*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
+			join(14*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
 			view(2, placed(InRoom)),
 		)},
 		{"the floor is not restored", peer, script(
 			seats("FM"),
 			pre(keys(5*sec, 1, "*5"), keys(5*sec, 2, "*9"), keys(6*sec, 1, "*8")),
 			leave(10*sec, 2, chimeL(2)),
-			join(11*sec, "s2", Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.LectureRaiseHand), chimeJ(2)),
+			join(11*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2, pr.LectureRaiseHand), chimeJ(2)),
 			heard(map[int]bool{2: false}),
 			state(noFloor),
 		)},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -80,10 +81,10 @@ func TestPeerOpenTalk(t *testing.T) {
 			seats("FM"),
 			pre(keys(5*sec, 1, "*7")),
 			leave(gone, 1, chimeL(1)),
-			join(30*sec, "new", Member, JoinResult{Refused: RefuseLocked}),
+			join(30*sec, "new", group.Member, JoinResult{Refused: RefuseLocked}),
 			tick(due, open(2)),
 			roomIs(false, false, 0),
-			join(due+sec, "new", Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
+			join(due+sec, "new", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 		)},
 		{"facilitator-muted members become self-muted", peer, script(
 			// 2 muted by the facilitator, 3 by themselves, 4 both.
@@ -143,7 +144,7 @@ func TestPeerOpenTalk(t *testing.T) {
 			leave(gone, 1, chimeL(1)),
 			tick(37*sec, sayQ(3, pr.WaitingMessage)),
 			tick(67*sec, sayQ(3, pr.WaitingMessage)),
-			join(due-1, "s1", Facilitator, JoinResult{Seat: 1, Restored: true}, greet(1), chimeJ(1)),
+			join(due-1, "s1", group.Facilitator, JoinResult{Seat: 1, Restored: true}, greet(1), chimeJ(1)),
 			tick(time10m, sayQ(3, pr.WaitingMessage)),
 			roomIs(true, true, 0),
 			view(2, mutes(false, true)),
@@ -155,7 +156,7 @@ func TestPeerOpenTalk(t *testing.T) {
 			pre(keys(5*sec, 1, "*5"), keys(5*sec, 1, "*7")),
 			leave(gone, 1, chimeL(1)),
 			// No Tick came in time: the join runs the timer first.
-			join(due, "s1", Facilitator, JoinResult{Seat: 1, Restored: true},
+			join(due, "s1", group.Facilitator, JoinResult{Seat: 1, Restored: true},
 				open(2), open(3), greet(1), chimeJ(1)),
 			roomIs(false, false, 0),
 			heard(map[int]bool{1: true, 2: true, 3: true}),
@@ -183,7 +184,7 @@ func TestPeerOpenTalk(t *testing.T) {
 			seats("FMM"),
 			pre(keys(5*sec, 1, "*5")),
 			leave(gone, 1, chimeL(1)),
-			join(30*sec, "x", Facilitator, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
+			join(30*sec, "x", group.Facilitator, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 			tick(time10m),
 			roomIs(true, false, 0),
 		)},
@@ -201,7 +202,7 @@ func TestPeerOpenTalk(t *testing.T) {
 			pre(keys(5*sec, 1, "*5")),
 			leave(5*sec, 3, chimeL(3)),
 			leave(gone, 1, chimeL(1)),
-			join(20*sec, "s3", Member, JoinResult{Seat: 3, Restored: true}, greet(3, pr.LectureRaiseHand), chimeJ(3)),
+			join(20*sec, "s3", group.Member, JoinResult{Seat: 3, Restored: true}, greet(3, pr.LectureRaiseHand), chimeJ(3)),
 			tick(due, open(2), open(3)),
 		)},
 		{"a facilitator-muted caller who dropped comes back self-muted", peer, script(
@@ -210,7 +211,7 @@ func TestPeerOpenTalk(t *testing.T) {
 			leave(8*sec, 3, chimeL(3)),
 			leave(gone, 1, chimeL(1)),
 			tick(due), // nobody present was muted: nothing to say
-			join(80*sec, "s3", Member, JoinResult{Seat: 3, Restored: true}, greet(3, pr.Muted), chimeJ(3)),
+			join(80*sec, "s3", group.Member, JoinResult{Seat: 3, Restored: true}, greet(3, pr.Muted), chimeJ(3)),
 			view(3, mutes(true, false)),
 			keys(81*sec, 3, "*6", sayI(3, pr.Unmuted)),
 			heard(map[int]bool{3: true}),

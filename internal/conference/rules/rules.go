@@ -63,28 +63,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
-
-// Role is what a caller may do in a session.
-type Role int
-
-// Roles. A facilitator PIN joins as Facilitator, a member PIN as Member;
-// seat action 5 makes a member a facilitator for the rest of the call.
-const (
-	Member Role = iota
-	Facilitator
-)
-
-// String names the role for logs.
-func (r Role) String() string {
-	switch r {
-	case Member:
-		return "member"
-	case Facilitator:
-		return "facilitator"
-	}
-	return "role(" + strconv.Itoa(int(r)) + ")"
-}
 
 // LedBy values of Config.LedBy.
 const (
@@ -376,7 +357,7 @@ func (e Effect) String() string {
 // SeatView is one present caller as View shows it.
 type SeatView struct {
 	Seat             int
-	Role             Role
+	Role             group.Role
 	Placement        Placement
 	SelfMuted        bool // by the caller (*6)
 	FacilitatorMuted bool // by a facilitator (seat action 1)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -28,7 +29,7 @@ const maxSeatDigits = 7
 type caller struct {
 	seat      int
 	identity  string // opaque key or "" (never spoken, never logged here)
-	role      Role
+	role      group.Role
 	placement Placement
 	joinedAt  time.Time
 
@@ -59,7 +60,7 @@ type caller struct {
 // memo is what a dropped caller gets back within RejoinWindow.
 type memo struct {
 	seat      int
-	role      Role
+	role      group.Role
 	placement Placement
 	selfMuted bool
 	facMuted  bool
@@ -176,11 +177,11 @@ func (s *Session) Lecture() bool { return s.lecture }
 func (s *Session) ShareTimer() bool { return s.timer }
 
 // Role returns seat's role; Member for a seat that is not present.
-func (s *Session) Role(seat int) Role {
+func (s *Session) Role(seat int) group.Role {
 	if c := s.get(seat); c != nil {
 		return c.role
 	}
-	return Member
+	return group.Member
 }
 
 // Audience appends to dst the seats that should carry out e now and
@@ -208,7 +209,7 @@ func (s *Session) Audience(e Effect, dst []int) []int {
 		}
 	case SayRoom, SayFacilitators:
 		for _, c := range s.live {
-			if !c.departing && c.seat != e.Seat && (e.Kind == SayRoom || c.role == Facilitator) {
+			if !c.departing && c.seat != e.Seat && (e.Kind == SayRoom || c.role == group.Facilitator) {
 				dst = append(dst, c.seat)
 			}
 		}
@@ -265,7 +266,7 @@ func (s *Session) Tick(now time.Time) []Effect {
 // into the room (hold music off, "The facilitator has joined"); a
 // facilitator coming back during the grace cancels it and the room hears
 // "The facilitator has joined". Callers in the room hear a join chime.
-func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, []Effect) {
+func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinResult, []Effect) {
 	out := s.advance(now)
 	if s.ended {
 		return JoinResult{Refused: RefuseEnded}, out
@@ -281,10 +282,10 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 			}
 		}
 	}
-	if restored && m.role == Facilitator {
-		role = Facilitator
+	if restored && m.role == group.Facilitator {
+		role = group.Facilitator
 	}
-	if role != Facilitator {
+	if role != group.Facilitator {
 		if _, bad := s.removed[identity]; bad && identity != "" {
 			return JoinResult{Refused: RefuseRemoved}, out
 		}
@@ -312,7 +313,7 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 	s.live = slices.Insert(s.live, i, c)
 
 	switch {
-	case role == Facilitator:
+	case role == group.Facilitator:
 		c.placement = InRoom
 		s.facs++
 	case restored && m.placement == Waiting:
@@ -325,7 +326,7 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 		c.placement = InRoom
 		s.members++
 	}
-	if restored && m.hand && role == Member && c.placement == InRoom {
+	if restored && m.hand && role == group.Member && c.placement == InRoom {
 		c.hand = true
 		s.hands = append(s.hands, c.seat)
 	}
@@ -343,7 +344,7 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 	if c.hand {
 		greet = append(greet, prompt.HandRaised)
 	}
-	if s.lecture && role == Member && c.placement == InRoom && !c.hand {
+	if s.lecture && role == group.Member && c.placement == InRoom && !c.hand {
 		greet = append(greet, prompt.LectureRaiseHand)
 	}
 	out = append(out, say(c.seat, false, greet...))
@@ -353,7 +354,7 @@ func (s *Session) Join(identity string, role Role, now time.Time) (JoinResult, [
 		s.schedule(c.announceAt)
 	}
 
-	if role == Facilitator {
+	if role == group.Facilitator {
 		out = s.facilitatorArrived(out, c.seat, now)
 	}
 	s.refresh(c, now)
@@ -433,7 +434,7 @@ func (s *Session) leave(seat int, now time.Time) []Effect {
 	if c.departing {
 		return out // counted out when told to hang up
 	}
-	if c.role == Facilitator {
+	if c.role == group.Facilitator {
 		s.facs--
 	} else {
 		s.members--
@@ -458,7 +459,7 @@ func (s *Session) leave(seat int, now time.Time) []Effect {
 		return out
 	}
 	out = s.chime(out, ChimeLeave, c.seat)
-	if c.role != Facilitator || s.facs > 0 {
+	if c.role != group.Facilitator || s.facs > 0 {
 		return out
 	}
 	switch {
@@ -549,7 +550,7 @@ func (s *Session) get(seat int) *caller {
 func (s *Session) computeHeard(c *caller) bool {
 	return !s.ended && !c.departing && c.placement == InRoom &&
 		!c.selfMuted && !c.facMuted &&
-		(!s.lecture || c.role == Facilitator || s.floor == c.seat)
+		(!s.lecture || c.role == group.Facilitator || s.floor == c.seat)
 }
 
 // refresh recomputes c's cached heard flag and its reminder timer; call it
@@ -587,7 +588,7 @@ func (s *Session) reminderPrompt(c *caller) string {
 		return ""
 	case c.selfMuted:
 		return prompt.ReminderUnmute
-	case c.role == Facilitator || c.hand:
+	case c.role == group.Facilitator || c.hand:
 		return ""
 	}
 	return prompt.ReminderRaiseHand
@@ -806,7 +807,7 @@ func (s *Session) sayRoom(out []Effect, leaveOut int, phrase ...string) []Effect
 // it.
 func (s *Session) sayFacilitators(out []Effect, leaveOut int, phrase ...string) []Effect {
 	for _, c := range s.live {
-		if !c.departing && c.role == Facilitator && c.seat != leaveOut {
+		if !c.departing && c.role == group.Facilitator && c.seat != leaveOut {
 			return append(out, Effect{Kind: SayFacilitators, Seat: leaveOut, Phrase: phrase})
 		}
 	}
