@@ -8,7 +8,8 @@
 // (sip.listen[1], groups[0].member_pin). Errors about secrets (PINs and
 // passwords) name the key and the rule, never the value.
 //
-// The package imports no other groupbridge package.
+// The package imports no other groupbridge package but internal/group,
+// the leaf that holds the group type the file decodes into.
 package config
 
 import (
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // Config is a whole groupbridge configuration. The yaml tags are the file's
@@ -231,36 +234,15 @@ type Prompts struct {
 // BuiltinLanguages lists the prompt sets compiled into groupbridge.
 var BuiltinLanguages = []string{"en"}
 
-// Who leads a group's sessions.
-const (
-	// LedByFacilitator groups hold members in waiting until a facilitator joins.
-	LedByFacilitator = "facilitator"
-	// LedByPeer groups start as soon as anyone joins.
-	LedByPeer = "peer"
-)
+// Group is one support group callers can join: group.Group, the one shape
+// of a group, with its YAML decoding (UnmarshalYAML) added. A group item in
+// a file starts from DefaultGroup, so it only needs the keys that differ.
+// Group(g) converts a config.Group to a group.Group at no cost; the keys are
+// the struct tags of group.Group.
+type Group group.Group
 
-// Group is one support group callers can join. A group item in a file starts
-// from DefaultGroup, so it only needs the keys that differ.
-type Group struct {
-	// Name is shown to operators (never to callers); unique, case-insensitively.
-	Name string `yaml:"name" reload:"live"`
-	// Number, when set, is a dialled number (the Request-URI user) that lands
-	// in this group; only this group's PINs are then accepted.
-	Number string `yaml:"number" reload:"live"`
-	// MemberPIN admits a caller as a member. Secret.
-	MemberPIN string `yaml:"member_pin" secret:"PIN" reload:"live"`
-	// FacilitatorPIN admits a caller as a facilitator. Secret.
-	FacilitatorPIN string `yaml:"facilitator_pin" secret:"PIN" reload:"live"`
-	// LedBy is LedByFacilitator or LedByPeer.
-	LedBy string `yaml:"led_by" reload:"live"`
-	// MaxMembers caps members in the room or waiting; facilitators always get in.
-	MaxMembers int `yaml:"max_members" reload:"live"`
-	// ShareMinutes is the share timer's limit for one floor grant.
-	ShareMinutes int `yaml:"share_minutes" reload:"live"`
-	// EndGrace is how long a facilitator-led room waits for a facilitator
-	// to come back before the session ends.
-	EndGrace time.Duration `yaml:"end_grace" reload:"live"`
-}
+// Runtime returns g as the packages that use a group take it.
+func (g Group) Runtime() group.Group { return group.Group(g) }
 
 // Admin is the operator's HTTP listener: /healthz, /metrics, /api/...
 type Admin struct {
@@ -399,7 +381,7 @@ func Default() *Config {
 // MemberPIN are empty and must be set.
 func DefaultGroup() Group {
 	return Group{
-		LedBy:        LedByPeer,
+		LedBy:        group.LedByPeer,
 		MaxMembers:   30,
 		ShareMinutes: 3,
 		EndGrace:     2 * time.Minute,

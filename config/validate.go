@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/groupbridge/groupbridge/internal/group"
 )
 
 // Limits the rules below enforce.
@@ -617,7 +619,7 @@ func (v *validator) groups(groups []Group) {
 		}
 		switch {
 		case g.FacilitatorPIN == "":
-			if g.LedBy == LedByFacilitator {
+			if g.LedBy == group.LedByFacilitator {
 				v.add(at("facilitator_pin"), "required when led_by is facilitator")
 			}
 		case !digits(g.FacilitatorPIN, facilitatorPINMin, facilitatorPINMax):
@@ -626,7 +628,7 @@ func (v *validator) groups(groups []Group) {
 			v.uniquePIN(pins, g.FacilitatorPIN, at("facilitator_pin"))
 		}
 
-		if g.LedBy != LedByFacilitator && g.LedBy != LedByPeer {
+		if g.LedBy != group.LedByFacilitator && g.LedBy != group.LedByPeer {
 			v.add(at("led_by"), "%s must be facilitator or peer", quote(g.LedBy))
 		}
 		if g.MaxMembers < 1 || g.MaxMembers > maxMaxMembers {

@@ -65,7 +65,7 @@ func TestAgainstAConference(t *testing.T) {
 	// forms may come out of the API.
 	numbers := []string{"+15551230001", "+15551234567", "0044207946"}
 	identities := []string{"9f2c1e77aa01", "4be07d3c5510", "c0ffee123456"}
-	g := conference.Group{Name: "Tuesday Grief Circle", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "Tuesday Grief Circle", LedBy: "peer", MaxMembers: 30}
 	for i, n := range numbers {
 		role := group.Member
 		if i == 0 {

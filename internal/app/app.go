@@ -26,6 +26,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/admin"
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/internal/lobby"
@@ -73,14 +74,14 @@ type App struct {
 // snapshot when it starts, so a reload never changes the rules mid-call.
 type state struct {
 	cfg     *config.Config
-	groups  []ivr.Group
+	groups  []group.Group // cfg.Groups as the call's packages take them
 	prompts *prompt.Set
 }
 
 func newState(cfg *config.Config, prompts *prompt.Set) *state {
 	st := &state{cfg: cfg, prompts: prompts}
-	for i, g := range cfg.Groups {
-		st.groups = append(st.groups, ivr.Group{Index: i, Number: g.Number, MemberPIN: g.MemberPIN, FacilitatorPIN: g.FacilitatorPIN})
+	for _, g := range cfg.Groups {
+		st.groups = append(st.groups, g.Runtime())
 	}
 	return st
 }
@@ -641,12 +642,9 @@ func (a *App) ServeCall(c *sipua.Call) {
 		}
 		return
 	}
-	g := st.cfg.Groups[join.Group]
+	g := st.groups[join.Group]
 	entry.Leave()
-	p, err := a.conf.Join(conference.Group{
-		Name: g.Name, LedBy: g.LedBy, MaxMembers: g.MaxMembers,
-		ShareMinutes: g.ShareMinutes, EndGrace: g.EndGrace,
-	}, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
+	p, err := a.conf.Join(g, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
 		Masked: c.Label(), CallID: c.ID()})
 	if err != nil {
 		outcome, clip := "join-failed", prompt.Goodbye
@@ -715,7 +713,7 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 	var known []string
 	for _, g := range st.groups {
 		if g.Number != "" && g.Number == c.Dialed() {
-			dialedGroup = st.cfg.Groups[g.Index].Name
+			dialedGroup = g.Name
 		}
 	}
 	for _, g := range st.cfg.Groups {

@@ -33,7 +33,7 @@ func BenchmarkRoomTick(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 			c, _ := newBenchConference(b)
-			g := Group{Name: "g", LedBy: "peer", MaxMembers: n}
+			g := group.Group{Name: "g", LedBy: "peer", MaxMembers: n}
 			for i := range n {
 				s := &benchStream{talker: i < 4}
 				tone.NewSine(300+float64(100*i), -20).Fill(&s.f)

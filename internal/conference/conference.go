@@ -39,15 +39,6 @@ type SharedWriter interface {
 	WriteShared(sh *g711.Shared)
 }
 
-// Group is the part of a group's configuration a room follows.
-type Group struct {
-	Name         string
-	LedBy        string // "facilitator" | "peer"
-	MaxMembers   int
-	ShareMinutes int
-	EndGrace     time.Duration
-}
-
 // ErrClosed means the conference is shutting down.
 var ErrClosed = errors.New("conference: closed")
 
@@ -125,7 +116,7 @@ type JoinRequest struct {
 // the first. It returns once the room has taken the caller in (within one
 // tick). A room that stops before taking the join (it was reset after a
 // panic) is replaced by a new session once.
-func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
+func (c *Conference) Join(g group.Group, req JoinRequest) (*Participant, error) {
 	p, err := c.join(g, req)
 	if errors.Is(err, errRoomStopped) {
 		p, err = c.join(g, req)
@@ -139,7 +130,7 @@ func (c *Conference) Join(g Group, req JoinRequest) (*Participant, error) {
 // errRoomStopped means the room stopped before it took a join.
 var errRoomStopped = errors.New("conference: room stopped")
 
-func (c *Conference) join(g Group, req JoinRequest) (*Participant, error) {
+func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -55,7 +55,7 @@ func newTestConference(t testing.TB) (*Conference, *clock.Clock) {
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
-func joinNow(t testing.TB, c *Conference, g Group, s Stream, role group.Role) *Participant {
+func joinNow(t testing.TB, c *Conference, g group.Group, s Stream, role group.Role) *Participant {
 	t.Helper()
 	type res struct {
 		p   *Participant
@@ -102,7 +102,7 @@ func settle(c *Conference) {
 
 func TestMixMinusThroughRoom(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	a, b, s := &fakeStream{level: 1000}, &fakeStream{level: 2000}, &fakeStream{}
 	joinNow(t, c, g, a, group.Member)
 	joinNow(t, c, g, b, group.Member)
@@ -121,7 +121,7 @@ func TestMixMinusThroughRoom(t *testing.T) {
 
 func TestSelfMuteAndLeave(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	a, b := &fakeStream{level: 1000}, &fakeStream{level: 0}
 	pa := joinNow(t, c, g, a, group.Member)
 	pb := joinNow(t, c, g, b, group.Member)
@@ -186,7 +186,7 @@ func TestSelfMuteAndLeave(t *testing.T) {
 
 func TestFull(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 1}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 1}
 	joinNow(t, c, g, &fakeStream{}, group.Member)
 	ch := make(chan error, 1)
 	go func() {
@@ -211,7 +211,7 @@ func TestFull(t *testing.T) {
 
 func TestOnlyTheLoudestTalkersAreMixed(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	var talkers []*fakeStream
 	for _, lv := range []int16{1000, 2000, 3000, 4000, 5000, 6000} {
 		s := &fakeStream{level: lv}
@@ -233,7 +233,7 @@ func TestOnlyTheLoudestTalkersAreMixed(t *testing.T) {
 
 func TestGateKeepsQuietLinesOut(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	// 100 is about -47 dBFS: an open line with background noise, below
 	// the talker threshold; it must not reach the mix.
 	joinNow(t, c, g, &fakeStream{level: 100}, group.Member)
@@ -251,7 +251,7 @@ func TestComfortNoise(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := New(clock.New(time.Hour, nil, nil), set, nil, Audio{MaxTalkers: 4, ComfortNoise: true})
-	g := Group{Name: "g", LedBy: "peer"}
+	g := group.Group{Name: "g", LedBy: "peer"}
 	a := &fakeStream{}
 	joinNow(t, c, g, a, group.Member)
 	settle(c)
@@ -291,7 +291,7 @@ func TestOnsetHeardFromTheFirstFrame(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newTestConference(t)
-			g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+			g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 			for _, lv := range tc.others {
 				joinNow(t, c, g, &fakeStream{level: lv}, group.Member)
 			}

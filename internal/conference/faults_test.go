@@ -55,7 +55,7 @@ func (l *syncLog) String() string {
 }
 
 // joinAs is joinNow with a call id.
-func joinAs(t *testing.T, c *Conference, g Group, s Stream, id string) *Participant {
+func joinAs(t *testing.T, c *Conference, g group.Group, s Stream, id string) *Participant {
 	t.Helper()
 	ch := make(chan *Participant, 1)
 	go func() {
@@ -105,7 +105,7 @@ func TestMemberPanicEndsOnlyThatCaller(t *testing.T) {
 			c, _ := newTestConference(t)
 			logs := &syncLog{}
 			c.log = slog.New(slog.NewTextHandler(logs, nil))
-			g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+			g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 			a, b := &fakeStream{level: 1000}, &fakeStream{level: 2000}
 			bad := &faultStream{fakeStream: fakeStream{level: 4000}}
 			joinAs(t, c, g, a, "a")
@@ -165,9 +165,9 @@ func TestRoomPanicResetsOnlyThatRoom(t *testing.T) {
 	defer clk.Stop()
 	defer c.Close()
 
-	join := func(group, id string, s Stream) *Participant {
+	join := func(name, id string, s Stream) *Participant {
 		t.Helper()
-		p, err := c.Join(Group{Name: group, LedBy: "peer"}, JoinRequest{Stream: s, CallID: id})
+		p, err := c.Join(group.Group{Name: name, LedBy: "peer"}, JoinRequest{Stream: s, CallID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestRoomPanicResetsOnlyThatRoom(t *testing.T) {
 // a new session instead of failing.
 func TestJoinIntoResetRoomRetries(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer"}
+	g := group.Group{Name: "g", LedBy: "peer"}
 	joinAs(t, c, g, &fakeStream{}, "first")
 	c.mu.Lock()
 	r := c.rooms["g"]

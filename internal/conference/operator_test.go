@@ -58,7 +58,7 @@ func roomOf(t testing.TB, c *Conference, name string) *Room {
 }
 
 // joinMasked joins like joinNow, with an identity and a masked caller.
-func joinMasked(t testing.TB, c *Conference, g Group, s Stream, role group.Role, identity, masked string) *Participant {
+func joinMasked(t testing.TB, c *Conference, g group.Group, s Stream, role group.Role, identity, masked string) *Participant {
 	t.Helper()
 	var p *Participant
 	var err error
@@ -87,8 +87,8 @@ func TestSnapshotShowsRoomsAndMaskedCallers(t *testing.T) {
 	if v := c.Snapshot(); len(v) != 0 || v == nil {
 		t.Fatalf("empty conference: %#v", v)
 	}
-	tue := Group{Name: "Tuesday", LedBy: "peer", MaxMembers: 30}
-	wed := Group{Name: "Wednesday", LedBy: "facilitator", MaxMembers: 30, EndGrace: time.Minute}
+	tue := group.Group{Name: "Tuesday", LedBy: "peer", MaxMembers: 30}
+	wed := group.Group{Name: "Wednesday", LedBy: "facilitator", MaxMembers: 30, EndGrace: time.Minute}
 	joinMasked(t, c, tue, &fakeStream{}, group.Facilitator, "id-fac", "+1•••••0001")
 	pm := joinMasked(t, c, tue, &fakeStream{level: 3000}, group.Member, "id-member", "+4•••••4567")
 	joinMasked(t, c, wed, &fakeStream{}, group.Member, "", "anonymous")
@@ -127,7 +127,7 @@ func TestSnapshotShowsRoomsAndMaskedCallers(t *testing.T) {
 
 func TestActThroughTheRoom(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "Grief Circle", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "Grief Circle", LedBy: "peer", MaxMembers: 30}
 	fs, as, bs := &fakeStream{}, &fakeStream{level: 1000}, &fakeStream{}
 	joinMasked(t, c, g, fs, group.Facilitator, "f", "+1•••••0001")
 	pa := joinMasked(t, c, g, as, group.Member, "a", "+1•••••0002")
@@ -238,7 +238,7 @@ func TestActThroughTheRoom(t *testing.T) {
 
 func TestMakeFacilitatorStartsALobby(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "facilitator", EndGrace: time.Minute}
+	g := group.Group{Name: "g", LedBy: "facilitator", EndGrace: time.Minute}
 	as, bs := &fakeStream{level: 1000}, &fakeStream{}
 	pa := joinMasked(t, c, g, as, group.Member, "a", "")
 	joinMasked(t, c, g, bs, group.Member, "b", "")
@@ -259,7 +259,7 @@ func TestMakeFacilitatorStartsALobby(t *testing.T) {
 
 func TestActAndSnapshotAfterClose(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer"}
+	g := group.Group{Name: "g", LedBy: "peer"}
 	p := joinMasked(t, c, g, &fakeStream{}, group.Member, "a", "")
 	if got := c.Stats(); got != (Stats{Rooms: 1, InRoom: 1}) {
 		t.Fatalf("stats %+v", got)
@@ -281,7 +281,7 @@ func TestActAndSnapshotAfterClose(t *testing.T) {
 // at once rather than after the bounded wait.
 func TestActOnAStoppedRoom(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer"}
+	g := group.Group{Name: "g", LedBy: "peer"}
 	joinMasked(t, c, g, &fakeStream{}, group.Member, "a", "")
 	r := roomOf(t, c, "g")
 	// Fill the queue so that only the stopped channel can answer.
@@ -319,7 +319,7 @@ func busyRoom(tb testing.TB, n int) (*Conference, *Room) {
 	tb.Helper()
 	c, _ := newTestConference(tb)
 	c.log = slog.New(slog.DiscardHandler)
-	g := Group{Name: "g", LedBy: "peer"}
+	g := group.Group{Name: "g", LedBy: "peer"}
 	for i := range n {
 		role := group.Member
 		if i == 0 {

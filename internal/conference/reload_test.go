@@ -67,7 +67,7 @@ func writeWAV(t *testing.T, file string, samples []int16) {
 // recording, sample for sample.
 func TestSetPromptsReachesRunningRooms(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	s := &recordingStream{}
 	p := joinNow(t, c, g, s, group.Member)
 	settle(c)

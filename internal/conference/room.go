@@ -104,7 +104,7 @@ func (m *member) own() bool {
 // is heard and what is said; the room mixes and speaks.
 type Room struct {
 	conf  *Conference
-	group Group
+	group group.Group // without its PINs: a room never needs them
 
 	cmds     chan command
 	stopped  chan struct{}
@@ -132,18 +132,14 @@ type Room struct {
 	counted   [nCounts]int64 // scratch for count
 }
 
-func newRoom(c *Conference, g Group, now time.Time) *Room {
+func newRoom(c *Conference, g group.Group, now time.Time) *Room {
+	g.MemberPIN, g.FacilitatorPIN = "", ""
 	return &Room{
 		conf:    c,
 		group:   g,
 		cmds:    make(chan command, 1024),
 		stopped: make(chan struct{}),
-		sess: rules.New(rules.Config{
-			LedBy:      g.LedBy,
-			MaxMembers: g.MaxMembers,
-			ShareLimit: time.Duration(g.ShareMinutes) * time.Minute,
-			EndGrace:   g.EndGrace,
-		}, now),
+		sess:    rules.New(rules.ConfigFor(g), now),
 		bySeat:  map[int]*member{},
 		byP:     map[*Participant]*member{},
 		mixer:   mixer.New(),

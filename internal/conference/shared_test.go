@@ -45,7 +45,7 @@ func (s *sharedStream) counts() (shared, own int) {
 // same mix, sent through WriteShared, and it is the right mix.
 func TestListenersShareOneEncodedFrame(t *testing.T) {
 	c, _ := newTestConference(t)
-	g := Group{Name: "g", LedBy: "peer", MaxMembers: 30}
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 	talkerA, talkerB := &sharedStream{fakeStream: fakeStream{level: 1000}}, &sharedStream{fakeStream: fakeStream{level: 2000}}
 	l1, l2 := &sharedStream{}, &sharedStream{}
 	plain := &fakeStream{} // a stream without WriteShared still hears the mix

@@ -1,13 +1,18 @@
-// Package group is the bridge's vocabulary of groups: what a caller can be
-// in a room (Role). It is the lowest project package: it imports only the
-// standard library, so the pure packages (ivr, conference/rules) and the
-// engines above them all speak of the same values without converting.
+// Package group is the bridge's vocabulary of groups: a group as configured
+// (Group) and what a caller can be in a room (Role). It is the lowest project package: it imports only
+// the standard library, so config, the pure packages (ivr, conference/rules)
+// and the engines above them all speak of the same values without
+// converting.
 //
-// It must not know how a group is configured on disk, how calls arrive, or
-// how a session is run: those live in config, sipua and conference.
+// It must not know how a file is read or checked (config), how calls arrive
+// (sipua), or how a session is run (conference): it holds values, not
+// behaviour.
 package group
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Role is what a caller may do in a room. A facilitator PIN joins as
 // Facilitator, a member PIN as Member; seat action 5 makes a member a
@@ -31,4 +36,45 @@ func (r Role) String() string {
 		return "facilitator"
 	}
 	return "Role(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Who leads a group's sessions (Group.LedBy).
+const (
+	// LedByFacilitator: members wait in the lobby until the first
+	// facilitator joins, and the session ends EndGrace after the last
+	// facilitator leaves.
+	LedByFacilitator = "facilitator"
+	// LedByPeer: the room starts at once and goes on without a
+	// facilitator.
+	LedByPeer = "peer"
+)
+
+// Group is one support group callers can join, as the configuration
+// decoded and validated it. It is the one shape of a group after decoding:
+// config.Group is this type with its YAML decoding added, the PIN dialogue
+// (ivr) and the rooms (conference) take it as it is, and the session rules
+// derive their settings from it (rules.ConfigFor).
+//
+// The struct tags are the configuration file's keys and reload rules, read
+// by config's decoder; they are kept on this one field list so that a key
+// added to a group is added once.
+type Group struct {
+	// Name is shown to operators (never to callers); unique, case-insensitively.
+	Name string `yaml:"name" reload:"live"`
+	// Number, when set, is a dialled number (the Request-URI user) that lands
+	// in this group; only this group's PINs are then accepted.
+	Number string `yaml:"number" reload:"live"`
+	// MemberPIN admits a caller as a member. Secret.
+	MemberPIN string `yaml:"member_pin" secret:"PIN" reload:"live"`
+	// FacilitatorPIN admits a caller as a facilitator. Secret.
+	FacilitatorPIN string `yaml:"facilitator_pin" secret:"PIN" reload:"live"`
+	// LedBy is LedByFacilitator or LedByPeer.
+	LedBy string `yaml:"led_by" reload:"live"`
+	// MaxMembers caps members in the room or waiting; facilitators always get in.
+	MaxMembers int `yaml:"max_members" reload:"live"`
+	// ShareMinutes is the share timer's limit for one floor grant.
+	ShareMinutes int `yaml:"share_minutes" reload:"live"`
+	// EndGrace is how long a facilitator-led room waits for a facilitator
+	// to come back before the session ends.
+	EndGrace time.Duration `yaml:"end_grace" reload:"live"`
 }

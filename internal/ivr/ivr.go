@@ -90,25 +90,12 @@ const GoodbyeTimeout = 10 * time.Second
 // keypad should hear "not recognised" rather than nothing.
 const MaxDigits = 10
 
-// Group is one group a caller may join, as far as PIN entry cares.
-type Group struct {
-	// Index is the caller's own identifier for the group; the Machine
-	// carries it along untouched and reports positions in Config.Groups.
-	Index int
-	// Number is the dialled number (Request-URI user) that names this
-	// group, or "" if none does.
-	Number string
-	// MemberPIN admits a caller as a member; "" admits nobody.
-	MemberPIN string
-	// FacilitatorPIN admits a caller as a facilitator; "" admits nobody.
-	FacilitatorPIN string
-}
-
 // Config sets up one call's PIN entry. Zero durations and counts take the
 // Default* values.
 type Config struct {
 	// Groups are all configured groups; ActJoin.Group indexes this slice.
-	Groups []Group
+	// Only their Number and PINs matter here.
+	Groups []group.Group
 	// Dialed is the Request-URI user of the call. If it equals some
 	// group's (non-empty) Number, only that group's PINs are accepted, so a
 	// group's own number cannot be used to guess other groups' PINs.

@@ -17,10 +17,10 @@ const sec = time.Second
 
 // testGroups: group 0 has its own number and both PINs, group 1 its own
 // number and no facilitator PIN, group 2 no number.
-var testGroups = []Group{
-	{Index: 10, Number: "100", MemberPIN: "4821", FacilitatorPIN: "917355"},
-	{Index: 11, Number: "200", MemberPIN: "1234"},
-	{Index: 12, Number: "", MemberPIN: "55555", FacilitatorPIN: "666666"},
+var testGroups = []group.Group{
+	{Number: "100", MemberPIN: "4821", FacilitatorPIN: "917355"},
+	{Number: "200", MemberPIN: "1234"},
+	{Number: "", MemberPIN: "55555", FacilitatorPIN: "666666"},
 }
 
 type evKind int
@@ -520,7 +520,7 @@ func TestScenarios(t *testing.T) {
 		},
 		{
 			name: "no groups: every PIN is wrong",
-			cfg:  Config{Groups: []Group{}, MaxTries: 1},
+			cfg:  Config{Groups: []group.Group{}, MaxTries: 1},
 			steps: []step{
 				start(0, welcome()),
 				keys(1*sec, "4821#", stop(), wrongLast()),
@@ -573,7 +573,7 @@ func TestScenarios(t *testing.T) {
 }
 
 func TestNewCopiesConfig(t *testing.T) {
-	groups := []Group{{Number: "1", MemberPIN: "4821"}}
+	groups := []group.Group{{Number: "1", MemberPIN: "4821"}}
 	m := New(Config{Groups: groups})
 	groups[0].MemberPIN = "9999"
 	m.Start(t0)
@@ -590,7 +590,7 @@ func TestNewCopiesConfig(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	m := New(Config{Groups: []Group{
+	m := New(Config{Groups: []group.Group{
 		{MemberPIN: "1111", FacilitatorPIN: ""},
 		{MemberPIN: "2222", FacilitatorPIN: "333333"},
 		{MemberPIN: "", FacilitatorPIN: "444444"},
@@ -621,7 +621,7 @@ func TestMatch(t *testing.T) {
 func TestMatchFirstWins(t *testing.T) {
 	// The configuration forbids duplicate PINs; if one slips through, the
 	// first group in order wins rather than the last.
-	m := New(Config{Groups: []Group{{MemberPIN: "7777"}, {MemberPIN: "7777"}}})
+	m := New(Config{Groups: []group.Group{{MemberPIN: "7777"}, {MemberPIN: "7777"}}})
 	if g, _, ok := m.match([]byte("7777")); !ok || g != 0 {
 		t.Fatalf("match = %d, %v; want 0, true", g, ok)
 	}

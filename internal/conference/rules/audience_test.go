@@ -91,7 +91,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("defaults %+v, want %+v", got, want)
 	}
 	// Set timings are kept.
-	custom := Config{LedBy: LedByFacilitator, MaxMembers: 5, ShareLimit: mn, EndGrace: sec, RejoinWindow: 1,
+	custom := Config{LedBy: group.LedByFacilitator, MaxMembers: 5, ShareLimit: mn, EndGrace: sec, RejoinWindow: 1,
 		StarTimeout: 2, MenuTimeout: 3, AnnounceEvery: 4, FloorGrace: 5, TalkReminderAfter: 6, ReminderEvery: 7,
 		OpenTalkAfter: 8}
 	if got := custom.withDefaults(); got != custom {
@@ -101,7 +101,7 @@ func TestConfigDefaults(t *testing.T) {
 
 // TestCustomTimings runs the timers with a configuration's own values.
 func TestCustomTimings(t *testing.T) {
-	cfg := Config{LedBy: LedByFacilitator, EndGrace: 5 * sec, RejoinWindow: 10 * sec, StarTimeout: sec,
+	cfg := Config{LedBy: group.LedByFacilitator, EndGrace: 5 * sec, RejoinWindow: 10 * sec, StarTimeout: sec,
 		MenuTimeout: 2 * sec, AnnounceEvery: 4 * sec, TalkReminderAfter: sec, ReminderEvery: 3 * sec}
 	run(t, cfg, script(
 		join(0, "m", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere), music(1, true), sayQ(1, pr.FacilitatorNotJoined)),

@@ -40,9 +40,9 @@ func fuzzSession(t *testing.T, data []byte) {
 	if len(data) < 3 {
 		return
 	}
-	cfg := Config{LedBy: LedByPeer, MaxMembers: int(data[1] % 4)}
+	cfg := Config{LedBy: group.LedByPeer, MaxMembers: int(data[1] % 4)}
 	if data[0]%2 == 1 {
-		cfg.LedBy = LedByFacilitator
+		cfg.LedBy = group.LedByFacilitator
 	}
 	cfg.EndGrace = time.Duration(data[2]) * sec
 	data = data[3:]

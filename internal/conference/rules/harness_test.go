@@ -22,8 +22,8 @@ const (
 )
 
 var (
-	peer   = Config{LedBy: LedByPeer}
-	facLed = Config{LedBy: LedByFacilitator, EndGrace: 2 * mn}
+	peer   = Config{LedBy: group.LedByPeer}
+	facLed = Config{LedBy: group.LedByFacilitator, EndGrace: 2 * mn}
 )
 
 type opKind int

@@ -60,7 +60,7 @@ func TestWhoIsHeard(t *testing.T) {
 		t.Run(row.name, func(t *testing.T) {
 			steps := append([]ev{}, base...)
 			seat := row.seat
-			if row.cfg.LedBy == LedByFacilitator {
+			if row.cfg.LedBy == group.LedByFacilitator {
 				// A lobby needs members before any facilitator.
 				steps = pre(join(0, "a", group.Member, JoinResult{Seat: 1}))
 				seat = 1

@@ -160,18 +160,18 @@ func TestRefusals(t *testing.T) {
 			keys(13*sec, 1, "*7", sayI(1, pr.Unlocked)),
 			join(14*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
-		{"full: members capped, facilitators always in", Config{LedBy: LedByPeer, MaxMembers: 2}, script(
+		{"full: members capped, facilitators always in", Config{LedBy: group.LedByPeer, MaxMembers: 2}, script(
 			seats("MM"),
 			join(10*sec, "x", group.Member, JoinResult{Refused: RefuseFull}),
 			join(11*sec, "f", group.Facilitator, JoinResult{Seat: 3}, greet(3), chimeJ(3)),
 			leave(12*sec, 2, chimeL(2)),
 			join(13*sec, "x", group.Member, JoinResult{Seat: 4}, greet(4), chimeJ(4)),
 		)},
-		{"full counts lobby members", Config{LedBy: LedByFacilitator, MaxMembers: 1}, script(
+		{"full counts lobby members", Config{LedBy: group.LedByFacilitator, MaxMembers: 1}, script(
 			seats("M"),
 			join(10*sec, "x", group.Member, JoinResult{Refused: RefuseFull}),
 		)},
-		{"full counts waiting members; a member made facilitator frees a place", Config{LedBy: LedByPeer, MaxMembers: 2}, script(
+		{"full counts waiting members; a member made facilitator frees a place", Config{LedBy: group.LedByPeer, MaxMembers: 2}, script(
 			seats("FMM"),
 			pre(keys(10*sec, 1, "*13#3")),
 			view(3, placed(Waiting)),
@@ -261,7 +261,7 @@ func TestFacilitatorPresence(t *testing.T) {
 			notEnded,
 			leave(time10m, 2, chimeL(2), room(0, pr.FacilitatorLeft)),
 		)},
-		{"facilitator-led with no grace ends at once", Config{LedBy: LedByFacilitator}, script(
+		{"facilitator-led with no grace ends at once", Config{LedBy: group.LedByFacilitator}, script(
 			seats("FMM"),
 			leave(10*sec, 1, cat(chimeL(1), endAll(ReasonGraceExpired, 2, 3))...),
 			ended,

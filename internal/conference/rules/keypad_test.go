@@ -535,7 +535,7 @@ func TestShareTimer(t *testing.T) {
 			tick(time10m),
 			view(2, hasFloor(true)),
 		)},
-		{"share_minutes from the config", Config{LedBy: LedByPeer, ShareLimit: mn}, script(
+		{"share_minutes from the config", Config{LedBy: group.LedByPeer, ShareLimit: mn}, script(
 			seats("FM"),
 			pre(keys(10*sec, 1, "*4*5"), keys(12*sec, 2, "*9")),
 			keys(20*sec, 1, "*8", room(0, pr.Caller, "2", pr.YouHaveTheFloor)),
@@ -750,7 +750,7 @@ func TestRejoin(t *testing.T) {
 			join(11*sec, "s2", group.Member, JoinResult{Seat: 2, Restored: true}, greet(2), chimeJ(2)),
 			join(12*sec, "x", group.Member, JoinResult{Refused: RefuseLocked}),
 		)},
-		{"a rejoin still counts against max_members", Config{LedBy: LedByPeer, MaxMembers: 1}, script(
+		{"a rejoin still counts against max_members", Config{LedBy: group.LedByPeer, MaxMembers: 1}, script(
 			seats("FM"),
 			leave(10*sec, 2, chimeL(2)),
 			join(11*sec, "x", group.Member, JoinResult{Seat: 3}, greet(3), chimeJ(3)),

@@ -243,7 +243,7 @@ func TestPeerOpenTalk(t *testing.T) {
 // TestOpenTalkAfterConfigured runs the return to open talk with a
 // configuration's own delay.
 func TestOpenTalkAfterConfigured(t *testing.T) {
-	cfg := Config{LedBy: LedByPeer, OpenTalkAfter: 5 * sec}
+	cfg := Config{LedBy: group.LedByPeer, OpenTalkAfter: 5 * sec}
 	run(t, cfg, script(
 		seats("FM"),
 		pre(keys(3*sec, 1, "*5")),

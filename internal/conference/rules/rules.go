@@ -67,18 +67,6 @@ import (
 	"github.com/groupbridge/groupbridge/internal/group"
 )
 
-// LedBy values of Config.LedBy.
-const (
-	// LedByFacilitator: members wait in the lobby until the first
-	// facilitator joins, and the session ends EndGrace after the last
-	// facilitator leaves.
-	LedByFacilitator = "facilitator"
-	// LedByPeer: the room starts at once and goes on without a facilitator;
-	// OpenTalkAfter the last one leaves, what only a facilitator could undo
-	// is undone (see Session.Leave).
-	LedByPeer = "peer"
-)
-
 // Defaults used for zero (or negative) timings in Config.
 const (
 	DefaultShareLimit        = 3 * time.Minute
@@ -92,10 +80,12 @@ const (
 	DefaultOpenTalkAfter     = time.Minute
 )
 
-// Config is the part of a group's configuration a session follows, plus the
-// timings of its rules (tests shorten nothing: the clock is injected).
+// Config is the part of a group's configuration a session follows, derived
+// from group.Group by ConfigFor, plus the timings of its rules (tests
+// shorten nothing: the clock is injected). It is the engine's settings, not
+// another shape of a group: it has no name, number or PINs.
 type Config struct {
-	// LedBy is LedByFacilitator or LedByPeer; anything other than
+	// LedBy is group.LedByFacilitator or group.LedByPeer; anything other than
 	// "facilitator" is peer-led (the config package validates the value).
 	LedBy string
 	// MaxMembers caps members present (in the room, waiting or in the
@@ -132,6 +122,17 @@ type Config struct {
 	// OpenTalkAfter: a peer-led session whose last facilitator left and
 	// none came back within it returns to open talk.
 	OpenTalkAfter time.Duration
+}
+
+// ConfigFor derives a session's settings from its group: the group's
+// choices, with every timing at its default.
+func ConfigFor(g group.Group) Config {
+	return Config{
+		LedBy:      g.LedBy,
+		MaxMembers: g.MaxMembers,
+		ShareLimit: time.Duration(g.ShareMinutes) * time.Minute,
+		EndGrace:   g.EndGrace,
+	}
 }
 
 // withDefaults fills zero and negative timings.

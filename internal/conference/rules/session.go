@@ -111,8 +111,8 @@ func New(cfg Config, now time.Time) *Session {
 	cfg = cfg.withDefaults()
 	return &Session{
 		cfg:     cfg,
-		facLed:  cfg.LedBy == LedByFacilitator,
-		lobby:   cfg.LedBy == LedByFacilitator,
+		facLed:  cfg.LedBy == group.LedByFacilitator,
+		lobby:   cfg.LedBy == group.LedByFacilitator,
 		bySeat:  []*caller{nil}, // seats start at 1
 		removed: map[string]struct{}{},
 		rejoin:  map[string]memo{},
