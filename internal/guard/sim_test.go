@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -52,14 +53,14 @@ func clipLens(t testing.TB) map[string]time.Duration {
 
 // bridge is the guard's side of the simulation: what app.App holds.
 type bridge struct {
-	groups []ivr.Group
+	groups []group.Group
 	names  []string
 	budget *guard.Budget
 	pins   *guard.PINGuard
 	lens   map[string]time.Duration
 }
 
-func newBridge(t testing.TB, groups []ivr.Group) *bridge {
+func newBridge(t testing.TB, groups []group.Group) *bridge {
 	b := &bridge{groups: groups, budget: guard.NewBudget(guard.BudgetConfig{}),
 		pins: guard.New(guard.Config{}), lens: clipLens(t)}
 	for i := range groups {
@@ -359,12 +360,12 @@ type setup struct {
 	ownNumbers bool
 }
 
-func (s setup) build(r *rand.Rand) ([]ivr.Group, string, []int) {
+func (s setup) build(r *rand.Rand) ([]group.Group, string, []int) {
 	taken := map[string]bool{}
-	var groups []ivr.Group
+	var groups []group.Group
 	var lengths []int
 	for i := range s.groups {
-		g := ivr.Group{Index: i, MemberPIN: randomPIN(r, s.member, taken), FacilitatorPIN: randomPIN(r, s.fac, taken)}
+		g := group.Group{MemberPIN: randomPIN(r, s.member, taken), FacilitatorPIN: randomPIN(r, s.fac, taken)}
 		if s.ownNumbers {
 			g.Number = strconv.Itoa(1001 + i)
 		}
