@@ -22,15 +22,6 @@ import (
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
-// Stream is a caller's media as the room needs it; *rtpio.Stream is one.
-type Stream interface {
-	// ReadFrame pops the caller's next 20 ms; false when there is none (or
-	// the caller is on hold, which the stream knows from SDP).
-	ReadFrame(f *pcm.Frame) bool
-	// WriteFrame sends 20 ms to the caller.
-	WriteFrame(f *pcm.Frame)
-}
-
 // SharedWriter is implemented by streams that can send a frame many
 // streams share, encoded once per codec for all of them (rtpio.Stream
 // does). Listeners of a room's common mix are sent it that way; other
@@ -100,7 +91,7 @@ func (c *Conference) SetPrompts(prompts *prompt.Set) { c.prompts.Store(prompts) 
 
 // JoinRequest is a caller about to enter a room.
 type JoinRequest struct {
-	Stream Stream
+	Stream pcm.Stream
 	Role   group.Role
 	// Identity recognises a caller who calls back (rejoin, removal): an
 	// HMAC of the caller number under a per-start key, or "" when the

@@ -55,7 +55,7 @@ func newTestConference(t testing.TB) (*Conference, *clock.Clock) {
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
-func joinNow(t testing.TB, c *Conference, g group.Group, s Stream, role group.Role) *Participant {
+func joinNow(t testing.TB, c *Conference, g group.Group, s pcm.Stream, role group.Role) *Participant {
 	t.Helper()
 	type res struct {
 		p   *Participant

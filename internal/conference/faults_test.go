@@ -55,7 +55,7 @@ func (l *syncLog) String() string {
 }
 
 // joinAs is joinNow with a call id.
-func joinAs(t *testing.T, c *Conference, g group.Group, s Stream, id string) *Participant {
+func joinAs(t *testing.T, c *Conference, g group.Group, s pcm.Stream, id string) *Participant {
 	t.Helper()
 	ch := make(chan *Participant, 1)
 	go func() {
@@ -165,7 +165,7 @@ func TestRoomPanicResetsOnlyThatRoom(t *testing.T) {
 	defer clk.Stop()
 	defer c.Close()
 
-	join := func(name, id string, s Stream) *Participant {
+	join := func(name, id string, s pcm.Stream) *Participant {
 		t.Helper()
 		p, err := c.Join(group.Group{Name: name, LedBy: "peer"}, JoinRequest{Stream: s, CallID: id})
 		if err != nil {

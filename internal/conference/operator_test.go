@@ -58,7 +58,7 @@ func roomOf(t testing.TB, c *Conference, name string) *Room {
 }
 
 // joinMasked joins like joinNow, with an identity and a masked caller.
-func joinMasked(t testing.TB, c *Conference, g group.Group, s Stream, role group.Role, identity, masked string) *Participant {
+func joinMasked(t testing.TB, c *Conference, g group.Group, s pcm.Stream, role group.Role, identity, masked string) *Participant {
 	t.Helper()
 	var p *Participant
 	var err error

@@ -42,7 +42,7 @@ const (
 type command struct {
 	kind     cmdKind
 	p        *Participant
-	stream   Stream
+	stream   pcm.Stream
 	role     group.Role
 	identity string
 	masked   string
@@ -67,7 +67,7 @@ const comfortAmplitude = 10
 // member is a caller inside a room, owned by the room's tick.
 type member struct {
 	p      *Participant
-	stream Stream
+	stream pcm.Stream
 	shared SharedWriter // stream, when it can send the room's shared frame
 	seat   int
 

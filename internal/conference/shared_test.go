@@ -49,7 +49,7 @@ func TestListenersShareOneEncodedFrame(t *testing.T) {
 	talkerA, talkerB := &sharedStream{fakeStream: fakeStream{level: 1000}}, &sharedStream{fakeStream: fakeStream{level: 2000}}
 	l1, l2 := &sharedStream{}, &sharedStream{}
 	plain := &fakeStream{} // a stream without WriteShared still hears the mix
-	for _, s := range []Stream{talkerA, talkerB, l1, l2, plain} {
+	for _, s := range []pcm.Stream{talkerA, talkerB, l1, l2, plain} {
 		joinNow(t, c, g, s, group.Member)
 	}
 	settle(c)

@@ -12,12 +12,6 @@ import (
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
-// Stream is a caller's media; *rtpio.Stream is one.
-type Stream interface {
-	ReadFrame(f *pcm.Frame) bool
-	WriteFrame(f *pcm.Frame)
-}
-
 // Lobby plays prompts to callers who are not in a room. Register it on the
 // clock; its Tick serves every caller in it.
 type Lobby struct {
@@ -33,7 +27,7 @@ func New() *Lobby { return &Lobby{} }
 // Entry is one caller in the lobby.
 type Entry struct {
 	l        *Lobby
-	stream   Stream
+	stream   pcm.Stream
 	player   prompt.Player // guarded by l.mu
 	playing  bool          // guarded by l.mu
 	finished chan struct{} // one signal per completed Play
@@ -43,7 +37,7 @@ type Entry struct {
 }
 
 // Enter adds a caller; it hears silence until Play.
-func (l *Lobby) Enter(s Stream) *Entry {
+func (l *Lobby) Enter(s pcm.Stream) *Entry {
 	e := &Entry{l: l, stream: s, finished: make(chan struct{}, 1), failed: make(chan struct{})}
 	l.mu.Lock()
 	l.entries = append(l.entries, e)

@@ -13,6 +13,17 @@ const (
 	FrameDuration = 20 * time.Millisecond
 )
 
+// Stream is a caller's media, 20 ms at a time, as the lobby and the rooms
+// use it; *rtpio.Stream is one. It lives here, beside the frame, so that
+// every package that plays to or hears a caller names one interface.
+type Stream interface {
+	// ReadFrame pops the caller's next 20 ms; false when there is none (or
+	// the caller is on hold, which the stream knows from SDP).
+	ReadFrame(f *Frame) bool
+	// WriteFrame sends 20 ms to the caller.
+	WriteFrame(f *Frame)
+}
+
 // Frame is 20 ms of 8 kHz mono audio. It is an array, not a slice, so frames
 // live inside their owners and never cost an allocation.
 type Frame [FrameSamples]int16
