@@ -710,12 +710,10 @@ func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, wh
 	// access number (any number no group claims), which reaches every
 	// group. The caller is known if known to a group it can reach.
 	dialedGroup := ""
-	var known []string
-	for _, g := range st.groups {
-		if g.Number != "" && g.Number == c.Dialed() {
-			dialedGroup = g.Name
-		}
+	if i := group.ByNumber(st.groups, c.Dialed()); i >= 0 {
+		dialedGroup = st.groups[i].Name
 	}
+	var known []string
 	for _, g := range st.cfg.Groups {
 		if dialedGroup == "" || g.Name == dialedGroup {
 			known = append(known, a.knownKey(id, g.Name))

@@ -1,5 +1,6 @@
 // Package group is the bridge's vocabulary of groups: a group as configured
-// (Group) and what a caller can be in a room (Role). It is the lowest project package: it imports only
+// (Group), which group a dialled number names (ByNumber), and what a caller
+// can be in a room (Role). It is the lowest project package: it imports only
 // the standard library, so config, the pure packages (ivr, conference/rules)
 // and the engines above them all speak of the same values without
 // converting.
@@ -77,4 +78,20 @@ type Group struct {
 	// EndGrace is how long a facilitator-led room waits for a facilitator
 	// to come back before the session ends.
 	EndGrace time.Duration `yaml:"end_grace" reload:"live"`
+}
+
+// ByNumber returns the index in groups of the group whose Number is
+// dialled, or -1 when no group claims it: the shared access number, which
+// reaches every group, or no number at all. Numbers are unique (config
+// validates it), so at most one group matches.
+func ByNumber(groups []Group, dialled string) int {
+	if dialled == "" {
+		return -1
+	}
+	for i := range groups {
+		if groups[i].Number == dialled {
+			return i
+		}
+	}
+	return -1
 }

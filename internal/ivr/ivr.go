@@ -255,15 +255,7 @@ func New(cfg Config) *Machine {
 
 	// A dialled number that names a group narrows the PINs to that group;
 	// one that names none (a shared access number) leaves them all.
-	narrowed := false
-	if cfg.Dialed != "" {
-		for _, g := range cfg.Groups {
-			if g.Number == cfg.Dialed {
-				narrowed = true
-				break
-			}
-		}
-	}
+	narrowed := group.ByNumber(cfg.Groups, cfg.Dialed) >= 0
 	for i, g := range cfg.Groups {
 		if narrowed && g.Number != cfg.Dialed {
 			continue
