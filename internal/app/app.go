@@ -51,23 +51,23 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	cfg     *config.Config // as started; settings that need a restart come from here
-	state   atomic.Pointer[state]
-	log     *slog.Logger
-	clock   *clock.Clock
-	engine  *rtpio.Engine
-	conf    *conference.Conference
-	lobby   *lobby.Lobby
-	sip     *sipua.Server
-	metrics *metrics.Metrics
-	guard   *guard.PINGuard
-	budget  *guard.Budget
-	alarmAt [2]atomic.Int64 // unix seconds of the last PIN-rate alarm log line: bridge, group
-	admin   *http.Server    // nil when admin.listen is ""
-	adminLn net.Listener
-	idKey   [32]byte // per-start HMAC key for recognising callers; memory only
-	tags    *logging.Tags
-	reload  sync.Mutex
+	cfg      *config.Config // as started; settings that need a restart come from here
+	state    atomic.Pointer[state]
+	log      *slog.Logger
+	clock    *clock.Clock
+	engine   *rtpio.Engine
+	conf     *conference.Conference
+	lobby    *lobby.Lobby
+	sip      *sipua.Server
+	metrics  *metrics.Metrics
+	guard    *guard.PINGuard
+	budget   *guard.Budget
+	alarmLog [2]logging.Throttle // the PIN-rate alarm's log lines: bridge, group
+	admin    *http.Server        // nil when admin.listen is ""
+	adminLn  net.Listener
+	idKey    [32]byte // per-start HMAC key for recognising callers; memory only
+	tags     *logging.Tags
+	reload   sync.Mutex
 }
 
 // state is what a reload may change: groups and prompts. A call takes one
@@ -580,9 +580,7 @@ func (a *App) pinAlarm(alarm guard.Alarm, group string) {
 	level := a.state.Load().cfg.Limits.PINFailureAlarm
 	report := func(i int, scope string, rate int, attrs ...any) {
 		a.metrics.PINAlarm(scope == "group")
-		now := time.Now().Unix()
-		last := a.alarmAt[i].Load()
-		if now-last < 60 || !a.alarmAt[i].CompareAndSwap(last, now) {
+		if !a.alarmLog[i].Allow(time.Now()) {
 			return
 		}
 		a.log.Warn("PIN failure rate high: possible guessing attack",

@@ -1,6 +1,10 @@
 // Package logging builds the process's slog logger and keeps secrets out of
 // it: callers are shown masked, and libraries' log lines (sipgo writes whole
 // raw SIP messages when parsing fails) pass through a redacting handler.
+// Throttle spaces a repeated line (a flood, an attack) to one a minute.
+//
+// It must not know the bridge's calls, rooms or configuration: it is handed
+// values and formats them.
 package logging
 
 import (
