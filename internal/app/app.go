@@ -579,7 +579,7 @@ func (a *App) Drain() {
 func (a *App) pinAlarm(alarm guard.Alarm, group string) {
 	level := a.state.Load().cfg.Limits.PINFailureAlarm
 	report := func(i int, scope string, rate int, attrs ...any) {
-		a.metrics.PINAlarm(scope == "group")
+		a.metrics.PINAlarm(scope == metrics.ScopeGroup)
 		if !a.alarmLog[i].Allow(time.Now()) {
 			return
 		}
@@ -587,10 +587,10 @@ func (a *App) pinAlarm(alarm guard.Alarm, group string) {
 			append([]any{"scope", scope, "per_minute", rate, "limit", level}, attrs...)...)
 	}
 	if alarm.Bridge {
-		report(0, "bridge", alarm.BridgeRate)
+		report(0, metrics.ScopeBridge, alarm.BridgeRate)
 	}
 	if alarm.Group {
-		report(1, "group", alarm.GroupRate, "group", group)
+		report(1, metrics.ScopeGroup, alarm.GroupRate, "group", group)
 	}
 }
 
@@ -599,9 +599,9 @@ func (a *App) pinAlarm(alarm guard.Alarm, group string) {
 // per attack (an attack ends after ten quiet minutes).
 func (a *App) underAttack(group string) {
 	l := a.state.Load().cfg.Limits
-	attrs := []any{"scope", "shared"}
+	attrs := []any{"scope", metrics.ScopeShared}
 	if group != "" {
-		attrs = []any{"scope", "group", "group", group}
+		attrs = []any{"scope", metrics.ScopeGroup, "group", group}
 	}
 	attrs = append(attrs, "pin_budget", l.PINBudget, "pin_budget_bridge", l.PINBudgetBridge)
 	a.metrics.PINAttack(group != "")

@@ -91,7 +91,7 @@ func TestMetricsAndAPIReflectCallsAndKeepSecrets(t *testing.T) {
 	}{
 		{`groupbridge_calls_total{outcome="joined"}`, 2},
 		{`groupbridge_calls_total{outcome="wrong-pin"}`, 1},
-		{`groupbridge_pin_failures_total{scope="global"}`, 3},
+		{`groupbridge_pin_failures_total{scope="shared"}`, 3},
 		{`groupbridge_calls_active`, 2},
 		{`groupbridge_rooms`, 1},
 		{`groupbridge_room_members{placement="room"}`, 2},

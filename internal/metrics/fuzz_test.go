@@ -18,7 +18,7 @@ func FuzzLabelValues(f *testing.F) {
 	}
 	m := New() // shared: counts grow, label values must not
 	allowed := slices.Concat(Outcomes(), RejectReasons(), DropReasons(), RequestDropReasons(), RegistrationStates(),
-		[]string{"group", "global", "bridge", "shared", "room", "waiting", "in", "out"})
+		[]string{ScopeGroup, ScopeShared, ScopeBridge, "room", "waiting", "in", "out"})
 	f.Fuzz(func(t *testing.T, s string) {
 		m.CallOutcome(s)
 		m.CallRejected(s)

@@ -31,7 +31,7 @@
 //
 //	calls_total{outcome}                  counter  how calls left the IVR or were refused
 //	calls_rejected_total{reason}          counter  calls refused before answer, by reason
-//	pin_failures_total{scope}             counter  wrong PINs; scope=group|global
+//	pin_failures_total{scope}             counter  wrong PINs; scope=group|shared
 //	pin_failure_alarms_total{scope}       counter  PIN failure rate crossed limits.pin_failure_alarm; scope=bridge|group
 //	pin_attacks_total{scope}              counter  a number went past limits.pin_budget: PIN answers paced; scope=group|shared
 //	sip_auth_failures_total               counter  failed digest authentications
@@ -106,7 +106,7 @@ type Metrics struct {
 	rejected        []prometheus.Counter
 	rejectedOutcome []prometheus.Counter
 
-	pinGroup, pinGlobal       prometheus.Counter
+	pinGroup, pinShared       prometheus.Counter
 	alarmGroup, alarmBridge   prometheus.Counter
 	attackGroup, attackShared prometheus.Counter
 	dropIdx                   map[string]int
@@ -154,24 +154,24 @@ func New() *Metrics {
 
 	pin := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "pin_failures_total",
-		Help: "Wrong PINs entered; scope=group for calls that dialled a group's own number, global otherwise.",
+		Help: "Wrong PINs entered; scope=group for calls that dialled a group's own number, shared for the shared access number.",
 	}, []string{"scope"})
-	m.pinGroup = pin.WithLabelValues("group")
-	m.pinGlobal = pin.WithLabelValues("global")
+	m.pinGroup = pin.WithLabelValues(ScopeGroup)
+	m.pinShared = pin.WithLabelValues(ScopeShared)
 
 	alarms := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "pin_failure_alarms_total",
 		Help: "Times the wrong-PIN rate crossed limits.pin_failure_alarm: scope=bridge for the whole bridge, group for the calls to one group's number (which group is in the log, not here).",
 	}, []string{"scope"})
-	m.alarmBridge = alarms.WithLabelValues("bridge")
-	m.alarmGroup = alarms.WithLabelValues("group")
+	m.alarmBridge = alarms.WithLabelValues(ScopeBridge)
+	m.alarmGroup = alarms.WithLabelValues(ScopeGroup)
 
 	attacks := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "pin_attacks_total",
 		Help: "Times wrong PINs went past limits.pin_budget (or pin_budget_bridge) and PIN answers started to be paced: scope=group for a group's own number, shared for the shared access number (which group is in the log, not here).",
 	}, []string{"scope"})
-	m.attackGroup = attacks.WithLabelValues("group")
-	m.attackShared = attacks.WithLabelValues("shared")
+	m.attackGroup = attacks.WithLabelValues(ScopeGroup)
+	m.attackShared = attacks.WithLabelValues(ScopeShared)
 
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "sip_requests_dropped_total",
@@ -257,10 +257,24 @@ func (m *Metrics) CallRejected(reason string) {
 	m.rejectedOutcome[i].Inc()
 }
 
+// Values of the scope label of the PIN series; the log lines about PIN
+// guessing name their scope with the same words. One word, one set of
+// calls: pin_failures_total said "global" for what pin_attacks_total calls
+// "shared" until both said "shared".
+const (
+	// ScopeGroup: the calls that dialled one group's own number.
+	ScopeGroup = "group"
+	// ScopeShared: the calls to the shared access number (a number no
+	// group claims), which reaches every group.
+	ScopeShared = "shared"
+	// ScopeBridge: all calls together, whatever number they dialled.
+	ScopeBridge = "bridge"
+)
+
 // PINFailure counts one wrong PIN in groupbridge_pin_failures_total. Pass
 // groupScoped for a call that dialled a group's own number (scope="group"),
 // so that guessing aimed at one group shows apart from guessing at the
-// shared number (scope="global").
+// shared number (scope="shared").
 func (m *Metrics) PINFailure(groupScoped bool) {
 	if m == nil {
 		return
@@ -268,7 +282,7 @@ func (m *Metrics) PINFailure(groupScoped bool) {
 	if groupScoped {
 		m.pinGroup.Inc()
 	} else {
-		m.pinGlobal.Inc()
+		m.pinShared.Inc()
 	}
 }
 

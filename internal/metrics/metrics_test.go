@@ -130,7 +130,7 @@ func TestNewExposesEventSeriesAtZero(t *testing.T) {
 	s := scrape(t, New())
 	want := map[string]float64{
 		`groupbridge_pin_failures_total{scope="group"}`:                 0,
-		`groupbridge_pin_failures_total{scope="global"}`:                0,
+		`groupbridge_pin_failures_total{scope="shared"}`:                0,
 		`groupbridge_pin_failure_alarms_total{scope="bridge"}`:          0,
 		`groupbridge_pin_failure_alarms_total{scope="group"}`:           0,
 		`groupbridge_pin_attacks_total{scope="group"}`:                  0,
@@ -230,7 +230,7 @@ func TestCallOutcomeAndRejected(t *testing.T) {
 		{"rejected unknown", func(m *Metrics) { m.CallRejected("because") }, map[string]float64{c("rejected-other"): 1, r("other"): 1}},
 		{"rejected prefix twice", func(m *Metrics) { m.CallRejected("rejected-sdp") }, map[string]float64{c("rejected-other"): 1, r("other"): 1}},
 		{"pin failure in group", func(m *Metrics) { m.PINFailure(true) }, map[string]float64{`groupbridge_pin_failures_total{scope="group"}`: 1}},
-		{"pin failure global", func(m *Metrics) { m.PINFailure(false); m.PINFailure(false) }, map[string]float64{`groupbridge_pin_failures_total{scope="global"}`: 2}},
+		{"pin failure shared", func(m *Metrics) { m.PINFailure(false); m.PINFailure(false) }, map[string]float64{`groupbridge_pin_failures_total{scope="shared"}`: 2}},
 		{"auth failure", func(m *Metrics) { m.AuthFailure() }, map[string]float64{`groupbridge_sip_auth_failures_total`: 1}},
 		{"source blocked", func(m *Metrics) { m.SourceBlocked() }, map[string]float64{`groupbridge_sip_sources_blocked_total`: 1}},
 		{"pin alarm bridge", func(m *Metrics) { m.PINAlarm(false) }, map[string]float64{`groupbridge_pin_failure_alarms_total{scope="bridge"}`: 1}},
@@ -475,7 +475,7 @@ func TestNoPINOrCallerNumberInLabels(t *testing.T) {
 		"outcome":   Outcomes(),
 		"reason":    slices.Concat(RejectReasons(), DropReasons(), RequestDropReasons()),
 		"state":     RegistrationStates(),
-		"scope":     {"group", "global", "bridge", "shared"},
+		"scope":     {ScopeGroup, ScopeShared, ScopeBridge},
 		"placement": {"room", "waiting"},
 		"direction": {"in", "out"},
 	}
