@@ -64,6 +64,18 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 		if gap > 60*time.Millisecond {
 			t.Errorf("longest gap %v, want at most 60 ms", gap)
 		}
+		if t.Failed() {
+			// What the bridge saw of the talker's stream, to tell the
+			// jitter buffer, the latch and the key filter apart.
+			var lines []string
+			for _, l := range strings.Split(scrape(t, a), "\n") {
+				if strings.HasPrefix(l, "groupbridge_rtp_") || strings.HasPrefix(l, "groupbridge_jitter") ||
+					strings.HasPrefix(l, "groupbridge_mixer_") || strings.HasPrefix(l, "groupbridge_dtmf") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("bridge metrics:\n%s\nlog:\n%s", strings.Join(lines, "\n"), logs.String())
+		}
 		return
 	}
 }
