@@ -16,6 +16,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 type actCall struct {
@@ -49,24 +50,6 @@ func (f *fakeRooms) taken() []actCall {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]actCall(nil), f.calls...)
-}
-
-// logBuffer collects log lines for the privacy checks.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 const token = "s3cret-Token"
@@ -382,7 +365,7 @@ func TestMaskedOnly(t *testing.T) {
 // TestLogsHoldNoSecrets: the token and a group typed in a refused request
 // stay out of the logs.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	rooms := &fakeRooms{err: conference.ErrNoSuchRoom}
 	h := NewHandler(Config{Token: token, Rooms: rooms, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	do(t, h, "POST", "/api/rooms/482193/lock", "Bearer "+token)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // jsonPOST is what a script's POST carries without a token.
@@ -112,7 +113,7 @@ func TestBrowserChecks(t *testing.T) {
 		t.Run(row.name, func(t *testing.T) {
 			rooms := &fakeRooms{}
 			drains := 0
-			var logs logBuffer
+			var logs testkit.LogBuffer
 			hd := NewHandler(Config{Token: row.token, Hosts: row.hosts, Rooms: rooms, Drain: func() { drains++ },
 				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			got := doWith(t, hd, row.method, row.path, row.host, row.headers)

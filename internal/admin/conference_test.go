@@ -12,6 +12,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -55,7 +56,7 @@ func TestAgainstAConference(t *testing.T) {
 		conf.Close()
 		clk.Stop()
 	})
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	srv := httptest.NewServer(NewHandler(Config{
 		Token: token, Rooms: conf, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}))

@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // baresip is one headless baresip process driven through its stdin (the
@@ -19,25 +19,7 @@ import (
 type baresip struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   *lockedOutput
-}
-
-// lockedOutput collects baresip's output from its own goroutine.
-type lockedOutput struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out   *testkit.LogBuffer
 }
 
 // startBaresip runs baresip with a generated configuration: SIP over TLS
@@ -81,7 +63,7 @@ func startBaresipWith(t *testing.T, bin string, config []string, account string)
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(account), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := &baresip{cmd: exec.Command(bin, "-f", dir), out: &lockedOutput{}}
+	b := &baresip{cmd: exec.Command(bin, "-f", dir), out: &testkit.LogBuffer{}}
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	var err error
 	if b.stdin, err = b.cmd.StdinPipe(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/g711"
 )
 
@@ -68,7 +69,7 @@ func TestBenchLatency(t *testing.T) {
 	capCmd := exec.Command(tcpdump, "-i", "lo", "-n", "-U", "-s", "256",
 		"--time-stamp-precision=nano", "-w", pcapFile,
 		"udp", "and", "portrange", fmt.Sprintf("%d-%d", lo, hi))
-	capErr := &lockedOutput{}
+	capErr := &testkit.LogBuffer{}
 	capCmd.Stderr = capErr
 	if err := capCmd.Start(); err != nil {
 		t.Fatalf("tcpdump: %v", err)
@@ -104,7 +105,7 @@ func TestBenchLatency(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "silence.ulaw"), bytes.Repeat([]byte{0xff}, benchRate), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sippOut := &lockedOutput{}
+	sippOut := &testkit.LogBuffer{}
 	sippCmd.Stdout, sippCmd.Stderr = sippOut, sippOut
 	if err := sippCmd.Start(); err != nil {
 		t.Fatalf("sipp: %v", err)

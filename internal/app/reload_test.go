@@ -1,9 +1,7 @@
 package app
 
 import (
-	"encoding/binary"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -95,29 +94,6 @@ func TestReloadAnswerDelay(t *testing.T) {
 	}
 }
 
-// writeWAV writes samples as an 8 kHz mono 16-bit WAV file, the format
-// prompts.dir takes.
-func writeWAV(t *testing.T, file string, samples []int16) {
-	t.Helper()
-	b := []byte("RIFF\x00\x00\x00\x00WAVEfmt ")
-	b = binary.LittleEndian.AppendUint32(b, 16)
-	b = binary.LittleEndian.AppendUint16(b, 1) // PCM
-	b = binary.LittleEndian.AppendUint16(b, 1)
-	b = binary.LittleEndian.AppendUint32(b, 8000)
-	b = binary.LittleEndian.AppendUint32(b, 16000)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 16)
-	b = append(b, "data"...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(2*len(samples)))
-	for _, v := range samples {
-		b = binary.LittleEndian.AppendUint16(b, uint16(v))
-	}
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A room prompt replaced in prompts.dir is what a room in session says at
 // its next announcement after the reload: the member's "Your hand is
 // raised." becomes the operator's new recording, a 1777 Hz tone of 800 ms
@@ -163,7 +139,7 @@ func TestReloadedPromptReachesRunningRoom(t *testing.T) {
 	for i := range clip {
 		clip[i] = int16(amp * math.Sin(2*math.Pi*freq*float64(i)/8000))
 	}
-	writeWAV(t, filepath.Join(dir, prompt.HandRaised+".wav"), clip)
+	testkit.WriteWAV(t, filepath.Join(dir, prompt.HandRaised+".wav"), clip)
 	if err := a.Reload(reloadYAML(t, y)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,14 @@
 package conference
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -34,24 +33,6 @@ func (s *faultStream) WriteFrame(f *pcm.Frame) {
 		panic("write failed for PIN 482913 from +15551234567")
 	}
 	s.fakeStream.WriteFrame(f)
-}
-
-// syncLog is a log sink for the conference's logger.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // joinAs is joinNow with a call id.
@@ -103,7 +84,7 @@ func TestMemberPanicEndsOnlyThatCaller(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newTestConference(t)
-			logs := &syncLog{}
+			logs := &testkit.LogBuffer{}
 			c.log = slog.New(slog.NewTextHandler(logs, nil))
 			g := group.Group{Name: "g", LedBy: "peer", MaxMembers: 30}
 			a, b := &fakeStream{level: 1000}, &fakeStream{level: 2000}
@@ -156,7 +137,7 @@ func TestRoomPanicResetsOnlyThatRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncLog{}
+	logs := &testkit.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	var c *Conference
 	clk := clock.New(5*time.Millisecond, log, func(t clock.Ticker, v any) { c.Recover(t, v) })

@@ -1,14 +1,13 @@
 package conference
 
 import (
-	"encoding/binary"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
@@ -40,28 +39,6 @@ func (s *recordingStream) len() int {
 	return len(s.got)
 }
 
-// writeWAV writes samples as an 8 kHz mono 16-bit WAV file.
-func writeWAV(t *testing.T, file string, samples []int16) {
-	t.Helper()
-	b := []byte("RIFF\x00\x00\x00\x00WAVEfmt ")
-	b = binary.LittleEndian.AppendUint32(b, 16)
-	b = binary.LittleEndian.AppendUint16(b, 1) // PCM
-	b = binary.LittleEndian.AppendUint16(b, 1)
-	b = binary.LittleEndian.AppendUint32(b, 8000)
-	b = binary.LittleEndian.AppendUint32(b, 16000)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 16)
-	b = append(b, "data"...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(2*len(samples)))
-	for _, v := range samples {
-		b = binary.LittleEndian.AppendUint16(b, uint16(v))
-	}
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A running room speaks from the set given to SetPrompts from its next
 // announcement on: a member's "Your hand is raised." is the operator's new
 // recording, sample for sample.
@@ -78,7 +55,7 @@ func TestSetPromptsReachesRunningRooms(t *testing.T) {
 		clip[i] = int16(i*37%4000 - 2000)
 	}
 	dir := t.TempDir()
-	writeWAV(t, filepath.Join(dir, prompt.HandRaised+".wav"), clip)
+	testkit.WriteWAV(t, filepath.Join(dir, prompt.HandRaised+".wav"), clip)
 	set, err := prompt.Builtin("en")
 	if err != nil {
 		t.Fatal(err)

@@ -13,12 +13,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/tone"
@@ -42,27 +42,9 @@ type sipp struct {
 	cmd       *exec.Cmd
 	addr      string // SIP host:port
 	mediaPort int
-	out       *lockedBuffer
+	out       *testkit.LogBuffer
 	exited    chan struct{}
 	err       error // valid after exited
-}
-
-// lockedBuffer collects sipp's output from its own goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // freePort returns a port for sipp that belongs to the test until it
@@ -109,7 +91,7 @@ func startSipp(t *testing.T, transport, scenario string, extra ...string) *sipp 
 			cmd:       exec.Command(bin, args...),
 			addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			mediaPort: mport,
-			out:       &lockedBuffer{},
+			out:       &testkit.LogBuffer{},
 			exited:    make(chan struct{}),
 		}
 		s.cmd.Dir = t.TempDir() // sipp writes its logs into the working directory
