@@ -32,6 +32,7 @@ type Call struct {
 	sock      sip.Addr // the socket that took it, as sipgo keys it (UDP): requests leave from it
 	user      string   // the sip.users account the caller authenticated as; "" when trusted
 	started   time.Time
+	outbound  bool // we placed the call (Dial): its INVITE is ours
 
 	stream *rtpio.Stream
 	digits chan byte
@@ -44,7 +45,8 @@ type Call struct {
 	setup     atomic.Pointer[setupHold] // the call's place among calls in setup (setup.go)
 
 	mu           sync.Mutex
-	invite       *sip.Request // the INVITE as answered (with our To tag)
+	invite       *sip.Request          // the INVITE as answered (with our To tag), or ours with the callee's
+	inviteTx     sip.ClientTransaction // our INVITE's, while it may bring 2xx retransmissions
 	localTag     string
 	remoteTarget sip.Uri
 	routeSet     []sip.Uri
@@ -91,12 +93,13 @@ func (c *Call) NoIdentity() bool { return c.ident.Source == callerid.SourceNoIde
 // when the call was set up.
 func (c *Call) Label() string { return c.label }
 
-// shown is the number that may be shown masked: none when withheld.
-func (c *Call) shown() string {
-	if c.ident.Private {
+// shownNumber is the number of id that may be shown masked: none when
+// withheld.
+func shownNumber(id callerid.Identity) string {
+	if id.Private {
 		return ""
 	}
-	return c.ident.Number
+	return id.Number
 }
 
 // Dialed returns the user part of the Request-URI: the number that was dialled.
@@ -218,11 +221,10 @@ func (c *Call) mediaAllowed() []netip.Prefix {
 	return append(allow, c.srv.cfg.MediaSources...)
 }
 
-// timeout returns how long this call may go without media.
-func (c *Call) timeout(rtp, hold time.Duration) time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.direction != SendRecv || c.media.Hold || c.media.Addr.Port() == 0 {
+// mediaTimeout returns how long a call whose peer declared dir and m may
+// go without media: hold's bound while it holds or has no stream.
+func mediaTimeout(dir Direction, m *Media, rtp, hold time.Duration) time.Duration {
+	if dir != SendRecv || m.Hold || m.Addr.Port() == 0 {
 		return hold
 	}
 	return rtp

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 )
@@ -345,11 +344,7 @@ func (r *registration) resolve(ctx context.Context) (netip.AddrPort, error) {
 // sipgo sends it as is from our listening socket.
 func (r *registration) request(dest netip.AddrPort, local localSock, contact sip.Uri, expires time.Duration, auth sip.Header) *sip.Request {
 	req := sip.NewRequest(sip.REGISTER, *r.uri.Clone())
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(r.transport),
-		Host: local.host, Port: local.port, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	via.Params.Add("rport", "")
-	req.AppendHeader(via)
+	req.AppendHeader(newVia(r.transport, local.host, local.port))
 	aor := sip.Uri{Scheme: "sip", User: r.cfg.User, Host: r.uri.Host}
 	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
 	from.Params.Add("tag", r.fromTag)
@@ -381,27 +376,7 @@ func (r *registration) request(dest netip.AddrPort, local localSock, contact sip
 func (r *registration) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 64*t1+time.Second)
 	defer cancel()
-	tx, err := r.s.client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
-	if err != nil {
-		return nil, fmt.Errorf("send REGISTER: %w", err)
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			if err := tx.Err(); err != nil {
-				return nil, fmt.Errorf("REGISTER: %w", err)
-			}
-			return nil, errors.New("REGISTER: no answer")
-		case <-ctx.Done():
-			return nil, fmt.Errorf("REGISTER: %w", ctx.Err())
-		}
-	}
+	return r.s.roundTrip(ctx, req)
 }
 
 // authorize answers a 401 or 407 with the first challenge we can meet (the

@@ -1,13 +1,19 @@
-// Package sipua answers calls over SIP (sipgo): INVITE with SDP offer/answer,
-// ACK, BYE both ways, CANCEL, OPTIONS, INFO DTMF and re-INVITE, with its own
-// dialog handling so that 2xx retransmission, a missing ACK and the socket
-// requests leave from are under our control. An answered call is handed to a
-// Handler; sipua knows nothing about groups or rooms.
+// Package sipua is groupbridge's SIP user agent (on sipgo). It owns the
+// dialogs of both sides: calls it answers (INVITE with SDP offer/answer,
+// ACK, BYE both ways, CANCEL, OPTIONS, INFO DTMF and re-INVITE) and calls
+// it places (Server.Dial), with its own dialog handling so that 2xx
+// retransmission, a missing ACK and the socket requests leave from are
+// under our control; each call's RTP stream; the screening of requests
+// (trust, rate limits, connection and setup caps, in-dialog source,
+// digest); and registration to a PBX (register.go). An answered call is
+// handed to a Handler, a placed one to whoever dialled.
+//
+// It must not know groups, rooms, PINs or what a call is for: those
+// belong to its callers.
 //
 // Calls from trusted networks (and the registrar) are answered as they come;
 // other sources authenticate with SIP digest or are refused, and a source
-// that keeps failing is blocked for a while (auth.go). The server can also
-// register to a PBX as an extension (register.go).
+// that keeps failing is blocked for a while (auth.go).
 package sipua
 
 import (
@@ -904,7 +910,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 	if s.cfg.CallerLabel != nil {
 		c.label = s.cfg.CallerLabel(c)
 	} else {
-		c.label = logging.MaskCaller(c.shown())
+		c.label = logging.MaskCaller(shownNumber(c.ident))
 	}
 	if ct := req.Contact(); ct != nil {
 		c.remoteTarget = ct.Address
@@ -912,16 +918,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		c.remoteTarget = req.From().Address
 	}
 	for _, h := range req.GetHeaders("Record-Route") {
-		for _, v := range strings.Split(h.Value(), ",") {
-			var u sip.Uri
-			v = strings.Trim(strings.TrimSpace(v), "<>")
-			if i := strings.Index(v, ">"); i >= 0 {
-				v = v[:i]
-			}
-			if err := sip.ParseUri(v, &u); err == nil {
-				c.routeSet = append(c.routeSet, u)
-			}
-		}
+		c.routeSet = append(c.routeSet, recordRoutes(h)...)
 	}
 	stream, err := s.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: c.mediaAllowed(), CallID: c.id})
 	if err != nil {
@@ -944,6 +941,22 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 	s.calls[id] = c
 	s.mu.Unlock()
 	return c, nil
+}
+
+// recordRoutes reads the URIs of one Record-Route header line, in order.
+func recordRoutes(h sip.Header) []sip.Uri {
+	var out []sip.Uri
+	for _, v := range strings.Split(h.Value(), ",") {
+		var u sip.Uri
+		v = strings.Trim(strings.TrimSpace(v), "<>")
+		if i := strings.Index(v, ">"); i >= 0 {
+			v = v[:i]
+		}
+		if err := sip.ParseUri(v, &u); err == nil {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // identify reads who a call is from (package callerid). Identity headers
@@ -1413,75 +1426,107 @@ func (s *Server) sendBye(c *Call) {
 	if !c.byeSent.CompareAndSwap(false, true) {
 		return
 	}
+	s.goRoundTrip(s.inDialogRequest(c, sip.BYE, c.localCSeq.Add(1)), "call", c.id)
+}
+
+// goRoundTrip runs req's transaction in the background, off the caller's
+// path, for at most 64*T1 and never beyond the server's life; attrs go in
+// the debug line when it gets no final answer.
+func (s *Server) goRoundTrip(req *sip.Request, attrs ...any) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.recoverGoroutine(string(req.Method))
+		ctx, cancel := context.WithTimeout(s.ctx, 64*t1)
+		defer cancel()
+		if _, err := s.roundTrip(ctx, req); err != nil {
+			s.log.Debug(string(req.Method)+" not answered", append(attrs, "error", err)...)
+		}
+	}()
+}
+
+// inDialogRequest builds a request of ours inside call c's dialog (RFC
+// 3261 12.2.1.1), whichever side placed the call, with the given CSeq
+// number. It is built whole, Via included, so that sipgo sends it as is.
+func (s *Server) inDialogRequest(c *Call, method sip.RequestMethod, cseq uint32) *sip.Request {
 	c.mu.Lock()
 	inv := c.invite
 	target := c.remoteTarget
 	routes := append([]sip.Uri(nil), c.routeSet...)
 	c.mu.Unlock()
 
-	bye := sip.NewRequest(sip.BYE, target)
-	from := inv.To().AsFrom()
-	to := inv.From().AsTo()
+	req := sip.NewRequest(method, target)
+	// The caller's INVITE, with our To tag...
+	from, to := inv.To().AsFrom(), inv.From().AsTo()
+	if c.outbound {
+		// ...or ours, with the callee's To tag from its answer.
+		from, to = sip.FromHeader(inv.From().AsTo()), sip.ToHeader(inv.To().AsFrom())
+	}
 	callID := sip.CallIDHeader(inv.CallID().Value())
 	maxFwd := sip.MaxForwardsHeader(70)
-	bye.AppendHeader(&from)
-	bye.AppendHeader(&to)
-	bye.AppendHeader(&callID)
-	bye.AppendHeader(&sip.CSeqHeader{SeqNo: c.localCSeq.Add(1), MethodName: sip.BYE})
-	bye.AppendHeader(&maxFwd)
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
+	req.AppendHeader(&maxFwd)
 	for _, r := range routes {
-		bye.AppendHeader(&sip.RouteHeader{Address: r})
+		req.AppendHeader(&sip.RouteHeader{Address: r})
 	}
-	bye.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
-	bye.SetTransport(c.transport)
+	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	req.SetTransport(c.transport)
 	if len(routes) > 0 {
-		bye.SetDestination(routes[0].HostPort())
+		req.SetDestination(routes[0].HostPort())
 	} else {
-		// Like Asterisk's rewrite_contact: answer where the INVITE came
-		// from, which is what works behind NAT and on the TCP connection.
-		bye.SetDestination(c.source)
+		// Like Asterisk's rewrite_contact: where the INVITE came from (or
+		// went to), which is what works behind NAT and on the TCP
+		// connection.
+		req.SetDestination(c.source)
 	}
 	if strings.EqualFold(c.transport, "udp") {
-		// The socket that took the INVITE, as sipgo keys it: for a wildcard
-		// listener that is 0.0.0.0:port, not the address the call came in on.
-		c.sock.Copy(&bye.Laddr)
+		// The listening socket, as sipgo keys it: for a wildcard listener
+		// that is 0.0.0.0:port, not the address the call came in on.
+		c.sock.Copy(&req.Laddr)
 	}
 	host, port := s.sipHost(c)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(c.transport),
+	req.PrependHeader(newVia(c.transport, host, port))
+	req.SetBody(nil)
+	return req
+}
+
+// newVia is the Via of a request we send from host:port over transport,
+// with a branch of its own and rport (RFC 3581) for the answer's way back.
+func newVia(transport, host string, port int) *sip.ViaHeader {
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
 		Host: host, Port: port, Params: sip.NewParams()}
 	via.Params.Add("branch", sip.GenerateBranch())
 	via.Params.Add("rport", "")
-	bye.PrependHeader(via)
-	bye.SetBody(nil)
+	return via
+}
 
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.recoverGoroutine("bye")
-		ctx, cancel := context.WithTimeout(context.Background(), 64*t1)
-		defer cancel()
-		tx, err := s.client.TransactionRequest(ctx, bye, func(*sipgo.Client, *sip.Request) error { return nil })
-		if err != nil {
-			s.log.Debug("BYE not sent", "call", c.id, "error", err)
-			return
-		}
-		defer tx.Terminate()
-		for {
-			select {
-			case res := <-tx.Responses():
-				if res.IsProvisional() {
-					continue
-				}
-				return
-			case <-tx.Done():
-				return
-			case <-ctx.Done():
-				return
-			case <-s.ctx.Done():
-				return
+// roundTrip sends a request we built whole in a client transaction and
+// returns its final response.
+func (s *Server) roundTrip(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := s.client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", req.Method, err)
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
 			}
+			return res, nil
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, fmt.Errorf("%s: %w", req.Method, err)
+			}
+			return nil, fmt.Errorf("%s: no answer", req.Method)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: %w", req.Method, ctx.Err())
 		}
-	}()
+	}
 }
 
 // watchTimeouts hangs up calls whose media stopped and calls that reached
@@ -1509,11 +1554,11 @@ func (s *Server) watchTimeouts() {
 			for _, c := range s.calls {
 				c.mu.Lock()
 				confirmed := c.confirmed
+				limit := mediaTimeout(c.direction, &c.media, s.cfg.RTPTimeout, s.cfg.HoldTimeout)
 				c.mu.Unlock()
 				if !confirmed {
 					continue
 				}
-				limit := c.timeout(s.cfg.RTPTimeout, s.cfg.HoldTimeout)
 				switch {
 				case now.Sub(c.stream.LastActivity()) > limit:
 					expired = append(expired, c)

@@ -195,6 +195,7 @@ type Stream struct {
 		started  bool // a packet has been sent (the next needs no marker)
 		lastSend time.Time
 		buf      [rtpHeaderLen + pcm.FrameSamples]byte
+		eventTS  uint32 // the timestamp of the key press WriteEvent is sending
 
 		// RTCP sending: see rtcp.go.
 		rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
