@@ -46,26 +46,55 @@ const (
 	ActEnd
 )
 
-// actionNames are the names the admin API uses in its paths.
-var actionNames = [...]string{
-	ActMute:            "mute",
-	ActUnmute:          "unmute",
-	ActWait:            "wait",
-	ActReturn:          "return",
-	ActRemove:          "remove",
-	ActMakeFacilitator: "facilitator",
-	ActLock:            "lock",
-	ActUnlock:          "unlock",
-	ActLectureOn:       "lecture-on",
-	ActLectureOff:      "lecture-off",
-	ActEnd:             "end",
+// actor is who carries out an action. The rows of the table are the same
+// for both; only two things differ, on purpose: the keypad's unmute grants
+// the floor again to the member who holds it (the facilitator pressed for
+// it; it restarts the share time), which the operator's idempotent unmute
+// does not, and an ending names who ended the session.
+type actor int
+
+const (
+	byOperator actor = iota // the admin API, through Act
+	byKeypad                // a facilitator's keys
+)
+
+// actionDef is one row of the action table.
+type actionDef struct {
+	// name is the action as the admin API spells it in its paths.
+	name string
+	// confirm is what a facilitator who pressed for the action hears after
+	// it: after "Caller N" for a seat action, alone for a room action; ""
+	// for none (the room's announcement is the answer).
+	confirm string
+	// do carries the action out on t (nil for a room action). It states a
+	// result: asking for the state already there changes nothing and says
+	// nothing. An error refuses the action and changes nothing.
+	do func(s *Session, out []Effect, t *caller, by actor, now time.Time) ([]Effect, error)
+}
+
+// actions is the one table of seat and room actions: the operator's Act
+// and the facilitator's keys (*1 N # 1-5, *5, *7, *# 1; see Session.Key)
+// both carry out an action through its row, so what the target and the
+// room hear, and the state left behind, cannot drift apart.
+var actions = [...]actionDef{
+	ActMute:            {"mute", prompt.IsMuted, (*Session).actMute},
+	ActUnmute:          {"unmute", prompt.IsUnmuted, (*Session).actUnmute},
+	ActWait:            {"wait", prompt.IsWaiting, (*Session).actWait},
+	ActReturn:          {"return", prompt.IsBack, (*Session).actReturn},
+	ActRemove:          {"remove", prompt.CallerRemoved, (*Session).actRemove},
+	ActMakeFacilitator: {"facilitator", prompt.IsFacilitator, (*Session).actMakeFacilitator},
+	ActLock:            {"lock", prompt.Locked, (*Session).actLock},
+	ActUnlock:          {"unlock", prompt.Unlocked, (*Session).actUnlock},
+	ActLectureOn:       {"lecture-on", "", (*Session).actLectureOn},
+	ActLectureOff:      {"lecture-off", "", (*Session).actLectureOff},
+	ActEnd:             {"end", "", (*Session).actEnd},
 }
 
 // String names the action as the admin API spells it ("mute",
 // "lecture-on").
 func (a Action) String() string {
 	if a.valid() {
-		return actionNames[a]
+		return actions[a].name
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
@@ -79,7 +108,7 @@ func (a Action) valid() bool { return a >= ActMute && a <= ActEnd }
 // other name.
 func ParseAction(name string) (Action, error) {
 	for a := ActMute; a <= ActEnd; a++ {
-		if actionNames[a] == name {
+		if actions[a].name == name {
 			return a, nil
 		}
 	}
@@ -138,146 +167,177 @@ func (s *Session) Act(a Action, seat int, now time.Time) ([]Effect, error) {
 		return out, fmt.Errorf("%v: %w", a, ErrUnknownAction)
 	}
 	if !a.SeatAction() {
-		return s.roomAction(out, a, now), nil
+		return actions[a].do(s, out, nil, byOperator, now)
 	}
 	t := s.get(seat)
 	if t == nil || (t.departing && a != ActRemove) {
 		return out, fmt.Errorf("%v seat %d: %w", a, seat, ErrNoSeat)
 	}
-	out, err := s.seatActionBy(out, a, t, now)
+	out, err := actions[a].do(s, out, t, byOperator, now)
 	if err != nil {
 		return out, fmt.Errorf("%v seat %d: %w", a, seat, err)
 	}
 	return out, nil
 }
 
-// roomAction carries out a room action (see Act).
-func (s *Session) roomAction(out []Effect, a Action, now time.Time) []Effect {
-	switch a {
-	case ActLock, ActUnlock:
-		// The keypad's "The group is now locked" is the presser's
-		// confirmation: nobody else is told.
-		s.locked = a == ActLock
-	case ActLectureOn:
-		if !s.lecture {
-			s.lecture = true
-			out = s.sayRoom(out, 0, prompt.EveryoneMuted)
-			s.refreshAll(now)
-		}
-	case ActLectureOff:
-		if s.lecture {
-			s.lecture = false
-			s.setFloor(0, now)
-			out = s.sayRoom(out, 0, prompt.EveryoneMaySpeak)
-			s.refreshAll(now)
-		}
-	case ActEnd:
-		out = append(out, s.end(ReasonEndedByOperator)...)
-	}
-	return out
+// actLock refuses new members. The keypad's "The group is now locked" is
+// the presser's confirmation: nobody else is told.
+func (s *Session) actLock(out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
+	s.locked = true
+	return out, nil
 }
 
-// seatActionBy carries out seat action a on t, a present caller (departing
-// only for ActRemove).
-func (s *Session) seatActionBy(out []Effect, a Action, t *caller, now time.Time) ([]Effect, error) {
-	switch a {
-	case ActMute:
-		if !t.facMuted {
-			t.facMuted = true
-			s.refresh(t, now)
-			out = append(out, say(t.seat, false, prompt.MutedByFacilitator))
-		}
-	case ActUnmute:
-		was := t.facMuted
-		grant := s.lecture && t.role == group.Member && t.placement == InRoom && s.floor != t.seat
-		if !was && !grant {
-			return out, nil
-		}
-		t.facMuted = false
-		s.refresh(t, now)
-		if was {
-			// As on the keypad: nobody but the caller opens their
-			// microphone, so a self-muted caller is told which key does.
-			if t.selfMuted {
-				out = append(out, say(t.seat, false, prompt.ReminderUnmute))
-			} else if !grant && t.heard {
-				out = append(out, say(t.seat, false, prompt.Unmuted))
-			}
-		}
-		if grant {
-			out = s.grantFloor(out, t, now)
-		}
-	case ActWait:
-		if t.role == group.Facilitator {
-			return out, ErrFacilitator
-		}
-		if t.placement == Waiting {
-			return out, nil
-		}
-		s.lowerHand(t)
-		if s.floor == t.seat {
-			s.setFloor(0, now)
-		}
-		inRoom := t.placement == InRoom
-		t.placement = Waiting
-		t.announceAt = now.Add(s.cfg.AnnounceEvery)
-		s.schedule(t.announceAt)
-		s.dirty = true // a lobby announcement may have been due earlier
-		s.refresh(t, now)
-		if inRoom {
-			out = append(out, hold(t.seat, true))
-		}
-		// From the lobby, waiting keeps the caller out when the
-		// facilitator comes; the hold music already plays.
-		out = append(out, say(t.seat, false, prompt.WaitingMessage))
-	case ActReturn:
-		switch t.placement {
-		case InRoom:
-			return out, nil
-		case Lobby:
-			return out, ErrLobby
-		}
-		t.placement = InRoom
-		s.dirty = true
-		s.refresh(t, now)
-		out = append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom))
-	case ActRemove:
-		if t.role == group.Facilitator {
-			return out, ErrFacilitator
-		}
-		if t.departing {
-			return out, nil
-		}
-		out = s.remove(out, t, now)
-		if s.members+s.facs == 0 {
-			// Nobody is left to run or hear the session: it is over, as
-			// when the last caller hangs up.
-			s.finish()
-		}
-	case ActMakeFacilitator:
-		if t.placement == Waiting {
-			return out, ErrWaiting
-		}
-		if t.role == group.Facilitator {
-			return out, nil
-		}
-		t.role = group.Facilitator
-		s.members--
-		s.facs++
-		s.lowerHand(t)
-		if s.floor == t.seat {
-			s.setFloor(0, now)
-		}
-		if t.placement == Lobby {
-			t.placement = InRoom
-			s.dirty = true
-			out = append(out, hold(t.seat, false))
-		}
-		s.refresh(t, now)
-		out = append(out, say(t.seat, false, prompt.YouAreFacilitator))
-		// A facilitator-led session waiting in its lobby starts now, and
-		// one in its grace goes on.
-		out = s.facilitatorArrived(out, t.seat, now)
+// actUnlock lets new members in again.
+func (s *Session) actUnlock(out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
+	s.locked = false
+	return out, nil
+}
+
+// actLectureOn mutes all members but the floor.
+func (s *Session) actLectureOn(out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
+	if !s.lecture {
+		s.lecture = true
+		out = s.sayRoom(out, 0, prompt.EveryoneMuted)
+		s.refreshAll(now)
 	}
 	return out, nil
+}
+
+// actLectureOff lets everyone speak again and clears the floor.
+func (s *Session) actLectureOff(out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
+	if s.lecture {
+		s.lecture = false
+		s.setFloor(0, now)
+		out = s.sayRoom(out, 0, prompt.EveryoneMaySpeak)
+		s.refreshAll(now)
+	}
+	return out, nil
+}
+
+// actEnd ends the session for everyone.
+func (s *Session) actEnd(out []Effect, _ *caller, by actor, _ time.Time) ([]Effect, error) {
+	reason := ReasonEndedByOperator
+	if by == byKeypad {
+		reason = ReasonEndedByFacilitator
+	}
+	return append(out, s.end(reason)...), nil
+}
+
+// actMute mutes t as a facilitator (seat action 1).
+func (s *Session) actMute(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+	if !t.facMuted {
+		t.facMuted = true
+		s.refresh(t, now)
+		out = append(out, say(t.seat, false, prompt.MutedByFacilitator))
+	}
+	return out, nil
+}
+
+// actUnmute lifts a facilitator mute (seat action 2); in lecture mode a
+// member in the room also gets the floor.
+func (s *Session) actUnmute(out []Effect, t *caller, by actor, now time.Time) ([]Effect, error) {
+	was := t.facMuted
+	grant := s.lecture && t.role == group.Member && t.placement == InRoom && (by == byKeypad || s.floor != t.seat)
+	if !was && !grant {
+		return out, nil
+	}
+	t.facMuted = false
+	s.refresh(t, now)
+	if was {
+		// Nobody but the caller opens their microphone: a self-muted
+		// caller is told which key does.
+		if t.selfMuted {
+			out = append(out, say(t.seat, false, prompt.ReminderUnmute))
+		} else if !grant && t.heard {
+			out = append(out, say(t.seat, false, prompt.Unmuted))
+		}
+	}
+	if grant {
+		out = s.grantFloor(out, t, now)
+	}
+	return out, nil
+}
+
+// actWait moves a member to waiting (seat action 3).
+func (s *Session) actWait(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+	if t.role == group.Facilitator {
+		return out, ErrFacilitator
+	}
+	if t.placement == Waiting {
+		return out, nil
+	}
+	s.lowerHand(t)
+	if s.floor == t.seat {
+		s.setFloor(0, now)
+	}
+	inRoom := t.placement == InRoom
+	t.placement = Waiting
+	t.announceAt = now.Add(s.cfg.AnnounceEvery)
+	s.schedule(t.announceAt)
+	s.dirty = true // a lobby announcement may have been due earlier
+	s.refresh(t, now)
+	if inRoom {
+		out = append(out, hold(t.seat, true))
+	}
+	// From the lobby, waiting keeps the caller out when the facilitator
+	// comes; the hold music already plays.
+	return append(out, say(t.seat, false, prompt.WaitingMessage)), nil
+}
+
+// actReturn brings a member back from waiting (seat action 3 again).
+func (s *Session) actReturn(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+	switch t.placement {
+	case InRoom:
+		return out, nil
+	case Lobby:
+		return out, ErrLobby
+	}
+	t.placement = InRoom
+	s.dirty = true
+	s.refresh(t, now)
+	return append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom)), nil
+}
+
+// actRemove removes a member and hangs them up (seat action 4, confirmed).
+func (s *Session) actRemove(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+	if t.role == group.Facilitator {
+		return out, ErrFacilitator
+	}
+	if t.departing {
+		return out, nil
+	}
+	out = s.remove(out, t, now)
+	if s.members+s.facs == 0 {
+		// Nobody is left to run or hear the session: it is over, as when
+		// the last caller hangs up.
+		s.finish()
+	}
+	return out, nil
+}
+
+// actMakeFacilitator makes a member a facilitator (seat action 5).
+func (s *Session) actMakeFacilitator(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+	if t.placement == Waiting {
+		return out, ErrWaiting
+	}
+	if t.role == group.Facilitator {
+		return out, nil
+	}
+	t.role = group.Facilitator
+	s.members--
+	s.facs++
+	s.lowerHand(t)
+	if s.floor == t.seat {
+		s.setFloor(0, now)
+	}
+	if t.placement == Lobby {
+		t.placement = InRoom
+		s.dirty = true
+		out = append(out, hold(t.seat, false))
+	}
+	s.refresh(t, now)
+	out = append(out, say(t.seat, false, prompt.YouAreFacilitator))
+	// A facilitator-led session waiting in its lobby starts now, and one in
+	// its grace goes on.
+	return s.facilitatorArrived(out, t.seat, now), nil
 }

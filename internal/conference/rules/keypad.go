@@ -107,7 +107,8 @@ func (s *Session) Key(seat int, digit byte, now time.Time) []Effect {
 		return s.cancel(out, c)
 	case keyConfirmEnd:
 		if digit == '1' {
-			return append(out, s.end(ReasonEndedByFacilitator)...)
+			out, _ = actions[ActEnd].do(s, out, c, byKeypad, now)
+			return out
 		}
 		return s.cancel(out, c)
 	}
@@ -220,14 +221,11 @@ func (s *Session) toggleHand(out []Effect, c *caller, now time.Time) []Effect {
 func (s *Session) facilitatorCommand(out []Effect, c *caller, digit byte, now time.Time) []Effect {
 	switch digit {
 	case '5':
-		s.lecture = !s.lecture
+		a := ActLectureOn
 		if s.lecture {
-			out = s.sayRoom(out, 0, prompt.EveryoneMuted)
-		} else {
-			s.setFloor(0, now)
-			out = s.sayRoom(out, 0, prompt.EveryoneMaySpeak)
+			a = ActLectureOff
 		}
-		s.refreshAll(now)
+		out, _ = actions[a].do(s, out, c, byKeypad, now)
 		return out
 	case '8':
 		if len(s.hands) == 0 {
@@ -235,11 +233,12 @@ func (s *Session) facilitatorCommand(out []Effect, c *caller, digit byte, now ti
 		}
 		return s.grantFloor(out, s.get(s.hands[0]), now)
 	case '7':
-		s.locked = !s.locked
+		a := ActLock
 		if s.locked {
-			return append(out, say(c.seat, true, prompt.Locked))
+			a = ActUnlock
 		}
-		return append(out, say(c.seat, true, prompt.Unlocked))
+		out, _ = actions[a].do(s, out, c, byKeypad, now)
+		return append(out, say(c.seat, true, actions[a].confirm))
 	case '3':
 		for i := len(s.live) - 1; i >= 0; i-- {
 			if t := s.live[i]; t.role == group.Member && !t.departing {
@@ -304,14 +303,14 @@ func (s *Session) pickSeat(out []Effect, c *caller, now time.Time) []Effect {
 func (s *Session) confirmRemove(out []Effect, c *caller, now time.Time) []Effect {
 	s.setKey(c, keyIdle, time.Time{})
 	t := s.target(c)
-	switch {
-	case t == nil:
+	if t == nil {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
-	case t.role == group.Facilitator: // made facilitator since the question
+	}
+	out, err := actions[ActRemove].do(s, out, t, byKeypad, now)
+	if err != nil { // made facilitator since the question
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
-	out = s.remove(out, t, now)
-	return append(out, say(c.seat, true, prompt.CallerRemoved))
+	return append(out, say(c.seat, true, actions[ActRemove].confirm))
 }
 
 // remove tells member t they are removed, hangs them up, and bars their
@@ -340,82 +339,39 @@ func (s *Session) remove(out []Effect, t *caller, now time.Time) []Effect {
 	return s.chime(out, ChimeLeave, t.seat)
 }
 
-// seatAction runs action digit ('1'-'5') of the seat menu.
+// seatAction runs action digit ('1'-'5') of the seat menu: the digit picks
+// a row of the action table (3 moves to waiting or back, 4 asks first), and
+// a refused action answers "Cancelled."
 func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time) []Effect {
 	s.setKey(c, keyIdle, time.Time{})
 	t := s.target(c)
 	if t == nil {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
 	}
-	n := num(t.seat)
+	var a Action
 	switch digit {
 	case '1':
-		if !t.facMuted {
-			t.facMuted = true
-			s.refresh(t, now)
-			out = append(out, say(t.seat, false, prompt.MutedByFacilitator))
-		}
-		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsMuted))
+		a = ActMute
 	case '2':
-		was := t.facMuted
-		t.facMuted = false
-		s.refresh(t, now)
-		granted := s.lecture && t.role == group.Member && t.placement == InRoom
-		if was {
-			// Nobody but the caller opens their microphone: a self-muted
-			// caller is told which key does.
-			if t.selfMuted {
-				out = append(out, say(t.seat, false, prompt.ReminderUnmute))
-			} else if !granted && t.heard {
-				out = append(out, say(t.seat, false, prompt.Unmuted))
-			}
-		}
-		if granted {
-			out = s.grantFloor(out, t, now)
-		}
-		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsUnmuted))
+		a = ActUnmute
 	case '3':
-		if t.role == group.Facilitator {
-			return append(out, say(c.seat, true, prompt.Cancelled))
-		}
+		a = ActWait
 		if t.placement == Waiting {
-			t.placement = InRoom
-			s.dirty = true
-			s.refresh(t, now)
-			out = append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom))
-			return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsBack))
+			a = ActReturn
 		}
-		s.lowerHand(t)
-		if s.floor == t.seat {
-			s.setFloor(0, now)
-		}
-		t.placement = Waiting
-		t.announceAt = now.Add(s.cfg.AnnounceEvery)
-		s.schedule(t.announceAt)
-		s.refresh(t, now)
-		out = append(out, hold(t.seat, true), say(t.seat, false, prompt.WaitingMessage))
-		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsWaiting))
 	case '4':
 		if t.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.Cancelled))
 		}
 		return s.askRemove(out, c, t, now)
 	case '5':
-		if t.placement != InRoom {
-			return append(out, say(c.seat, true, prompt.Cancelled))
-		}
-		if t.role == group.Member {
-			t.role = group.Facilitator
-			s.members--
-			s.facs++
-			s.lowerHand(t)
-			if s.floor == t.seat {
-				s.setFloor(0, now)
-			}
-			s.refresh(t, now)
-			out = append(out, say(t.seat, false, prompt.YouAreFacilitator))
-		}
-		return append(out, say(c.seat, true, prompt.Caller, n, prompt.IsFacilitator))
+		a = ActMakeFacilitator
+	default:
+		return out
 	}
-	return out
+	out, err := actions[a].do(s, out, t, byKeypad, now)
+	if err != nil {
+		return append(out, say(c.seat, true, prompt.Cancelled))
+	}
+	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), actions[a].confirm))
 }

@@ -47,10 +47,12 @@
 //
 // Session.Act applies what an operator asks through the admin API. Each
 // action states the result it wants rather than toggling (muting a muted
-// caller changes nothing and says nothing), and goes through the same
-// state changes as its keypad equivalent, with the same words to the
-// target and the room; only the confirmations a facilitator hears after
-// their own key press have no listener and are left out.
+// caller changes nothing and says nothing). Seat and room actions are one
+// table (act.go, actions), which the keypad's seat menu and room commands
+// use as well: the keys only choose a row (and toggle between two), so an
+// action says the same words to the target and the room and leaves the
+// same state whoever asked for it; only the confirmations a facilitator
+// hears after their own key press have no listener and are left out.
 //
 // # Privacy
 //
