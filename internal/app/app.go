@@ -1,6 +1,10 @@
 // Package app is the composition root: it builds the bridge from a validated
 // configuration (prompts, RTP engine, clock, conference, SIP) and carries a
 // call from the PIN prompt into its group's room.
+//
+// It owns no rules of its own: PIN entry is ivr's, a session's rules are
+// conference/rules', SIP is sipua's, and the words for groups are
+// internal/group's.
 package app
 
 import (

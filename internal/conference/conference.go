@@ -5,6 +5,10 @@
 // its 20 ms tick on the shared clock, then mixes. Nothing slow (a BYE, a
 // prompt load) ever runs inside a tick, and callers waiting for a room's
 // answer (Join, Snapshot, Act) wait a bounded time.
+//
+// It must not know SIP, RTP sockets or the configuration file: a caller is
+// a pcm.Stream, a group a group.Group, and what a key press or an operator
+// action does is decided by conference/rules.
 package conference
 
 import (

@@ -32,6 +32,12 @@
 // Actions carry prompt names, a group index, a role and a fixed reason,
 // never the PIN or a typed digit, so they may be logged. The typed entry is
 // wiped as soon as it has been checked or cleared.
+//
+// # What it must not know
+//
+// SIP, media, rooms and the configuration file: the driver hands it the
+// groups (group.Group, of which it reads only numbers and PINs), the keys
+// and the time, and carries out its actions.
 package ivr
 
 import (

@@ -1,6 +1,9 @@
 // Package lobby is where a call waits before it is in a room: it hears the
 // PIN prompts, played on the shared mixing clock (no ticker per call), and
 // its key presses drive the IVR state machine.
+//
+// It must not know PINs, groups or rooms: the app drives it from the IVR's
+// actions, and a caller is a pcm.Stream.
 package lobby
 
 import (

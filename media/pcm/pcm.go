@@ -1,5 +1,8 @@
 // Package pcm holds the linear audio frame every other media package works on:
 // 20 ms of 8 kHz mono signed 16-bit samples, the unit the mixing clock ticks in.
+//
+// It imports nothing of the project and must not know codecs, sockets or
+// calls: Stream is the two methods every user of a caller's audio needs.
 package pcm
 
 import "time"

@@ -59,6 +59,12 @@
 // No effect ever carries an identity or digits a caller typed: the only
 // numbers spoken are seat numbers of callers present at that moment, and a
 // seat typed after *1 is only repeated once it has been found present.
+//
+// # What it must not know
+//
+// SIP, audio, the admin API's HTTP and the configuration file: it speaks of
+// seats, group.Role, keys and Actions, and derives its settings from a
+// group.Group (ConfigFor).
 package rules
 
 import (
