@@ -541,34 +541,34 @@ func (s *Server) gated(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 }
 
 // admit decides whether a request may go on, answering it when not. A
-// request inside a call we know is for admitInDialog: from the dialog's
+// request inside a call we know is for the peer screen (dialog.go): from the dialog's
 // peer it passes (an authenticated caller is not challenged again). It
 // returns the user name when the caller authenticated.
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	if hasToTag(req) {
 		if c := s.lookup(req); c != nil {
-			return s.admitInDialog(c, req, tx)
+			return s.peers.admit(c, req, tx)
 		}
 	}
 	src, err := sourceAddr(req)
 	if err != nil {
-		s.respond(req, tx, 400, "Bad Request")
+		s.resp.respond(req, tx, 400, "Bad Request")
 		return "", false
 	}
 	if s.gate.trustedSource(src) {
 		return "", true
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	v, user, blockedNow := s.gate.check(req, src, now)
 	switch v {
 	case vAdmit:
 		return user, true
 	case vChallenge, vStale:
-		s.respond(req, tx, 401, "Unauthorized", s.gate.challengeHeaders(src, now, v == vStale)...)
+		s.resp.respond(req, tx, 401, "Unauthorized", s.gate.challengeHeaders(src, now, v == vStale)...)
 	case vBlocked:
-		s.respond(req, tx, 403, "Forbidden")
+		s.resp.respond(req, tx, 403, "Forbidden")
 	default:
-		s.respond(req, tx, 403, "Forbidden")
+		s.resp.respond(req, tx, 403, "Forbidden")
 		switch {
 		case blockedNow:
 			s.log.Warn("SIP source blocked after repeated authentication failures", "source", src.String(),
@@ -577,7 +577,7 @@ func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool
 			s.log.Info("SIP authentication failed", "source", src.String(), "method", string(req.Method))
 		default:
 			// Scanners send these all day: one line a minute is enough.
-			if last := s.refusedLog.Load(); now.UnixNano()-last > int64(time.Minute) && s.refusedLog.CompareAndSwap(last, now.UnixNano()) {
+			if s.refusedLog.Allow(now) {
 				s.log.Info("SIP request refused: source not in sip.trusted and no sip.users", "source", src.String(),
 					"method", string(req.Method))
 			}

@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -122,7 +122,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		idle := !c.idleUntil.IsZero()
 		c.mu.Unlock()
 		if idle {
-			c.s.connClosed(&c.s.idleLog, &c.s.idleClosed, "SIP connection closed: no complete request within limits.tcp_idle", c.key)
+			connClosed(c.s.log, &c.s.idleLog, c.s.clock.Now(), "SIP connection closed: no complete request within limits.tcp_idle", c.key)
 			return n, io.EOF
 		}
 	}
@@ -237,7 +237,7 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 	if !l.s.gate.trustedSource(src) {
 		if !l.s.conns.add(c.key, lim.TCPPerSource) {
 			_ = raw.Close()
-			l.s.connClosed(&l.s.capLog, &l.s.capRefused, "SIP connection refused: limits.tcp_per_source reached", c.key)
+			connClosed(l.s.log, &l.s.capLog, l.s.clock.Now(), "SIP connection refused: limits.tcp_per_source reached", c.key)
 			return nil
 		}
 		c.counted = true
@@ -269,7 +269,7 @@ func (l *guardedListener) finish(c *guardedConn) {
 			_ = tc.Close()
 			_ = c.Close()
 			if timedOut {
-				l.s.connClosed(&l.s.handshakeLog, &l.s.handshakeClosed, "SIP connection closed: TLS handshake not done within limits.tls_handshake", c.key)
+				connClosed(l.s.log, &l.s.handshakeLog, l.s.clock.Now(), "SIP connection closed: TLS handshake not done within limits.tls_handshake", c.key)
 			}
 			return
 		}
@@ -282,12 +282,10 @@ func (l *guardedListener) finish(c *guardedConn) {
 	}
 }
 
-// connClosed counts a connection refused or closed by the guard, and logs
-// such closes at most once a minute per kind.
-func (s *Server) connClosed(last, n *atomic.Int64, msg string, key netip.Prefix) {
-	n.Add(1)
-	now := time.Now().UnixNano()
-	if l := last.Load(); now-l > int64(time.Minute) && last.CompareAndSwap(l, now) {
-		s.log.Warn(msg, "source", key.String(), "closed", n.Swap(0))
+// connClosed counts a connection refused or closed by the guard in l,
+// and logs such closes at most once a minute per kind.
+func connClosed(log *slog.Logger, l *countedLog, now time.Time, msg string, key netip.Prefix) {
+	if ok, n := l.note(now); ok {
+		log.Warn(msg, "source", key.String(), "closed", n)
 	}
 }

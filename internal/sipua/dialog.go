@@ -1,9 +1,9 @@
 package sipua
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -53,56 +53,65 @@ func (c *Call) addPeer(a netip.Addr) {
 // that moves networks a few times, not a table.
 const maxMorePeers = 8
 
-// admitInDialog decides on a request inside call c, answering it when it
-// may not go on (a challenge) and dropping it when it comes from a
-// stranger. It returns the call's account and whether to go on.
-func (s *Server) admitInDialog(c *Call, req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+// peerScreen decides on requests inside a dialog we know (screen.go,
+// step 4), by the rules above.
+type peerScreen struct {
+	gate   *gate
+	resp   responder
+	events Events
+	log    *slog.Logger
+	clock  Clock
+	drops  countedLog // strangers' requests since the last log line
+}
+
+// admit decides on a request inside call c, answering it when it may not
+// go on (a challenge) and dropping it when it comes from a stranger. It
+// returns the call's account and whether to go on.
+func (p *peerScreen) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	src, err := sourceAddr(req)
 	if err != nil {
-		s.respond(req, tx, 400, "Bad Request")
+		p.resp.respond(req, tx, 400, "Bad Request")
 		return "", false
 	}
 	if c.fromPeer(src) {
 		return c.user, true
 	}
 	if c.user == "" {
-		if s.gate.trustedSource(src) {
+		if p.gate.trustedSource(src) {
 			return "", true
 		}
-		s.dropStranger(c, src, req)
+		p.dropStranger(c, src, req)
 		return "", false
 	}
 	if req.Method == sip.ACK {
 		// An ACK cannot be challenged (RFC 3261 22.1).
-		s.dropStranger(c, src, req)
+		p.dropStranger(c, src, req)
 		return "", false
 	}
-	now := time.Now()
-	v, user, _ := s.gate.check(req, src, now)
+	now := p.clock.Now()
+	v, user, _ := p.gate.check(req, src, now)
 	switch {
 	case v == vAdmit && user == c.user:
 		c.addPeer(src)
-		s.log.Info("call's account answered from a new address", "call", c.id, "source", src.String())
+		p.log.Info("call's account answered from a new address", "call", c.id, "source", src.String())
 		return user, true
 	case v == vChallenge || v == vStale:
-		s.respond(req, tx, 401, "Unauthorized", s.gate.challengeHeaders(src, now, v == vStale)...)
+		p.resp.respond(req, tx, 401, "Unauthorized", p.gate.challengeHeaders(src, now, v == vStale)...)
 	default:
 		// Another account's right answer does not take over this call.
-		s.respond(req, tx, 403, "Forbidden")
+		p.resp.respond(req, tx, 403, "Forbidden")
 	}
 	return "", false
 }
 
 // dropStranger counts an in-dialog request from a stranger and logs such
 // drops at most once a minute.
-func (s *Server) dropStranger(c *Call, src netip.Addr, req *sip.Request) {
-	if h := s.cfg.Events.RequestDropped; h != nil {
+func (p *peerScreen) dropStranger(c *Call, src netip.Addr, req *sip.Request) {
+	if h := p.events.RequestDropped; h != nil {
 		h(DropNotDialogPeer)
 	}
-	s.strangerDrops.Add(1)
-	now := time.Now().UnixNano()
-	if l := s.strangerLog.Load(); now-l > int64(time.Minute) && s.strangerLog.CompareAndSwap(l, now) {
-		s.log.Warn("SIP in-dialog request dropped: source is not the call's peer", "reason", DropNotDialogPeer,
-			"call", c.id, "source", src.String(), "method", string(req.Method), "dropped", s.strangerDrops.Swap(0))
+	if ok, n := p.drops.note(p.clock.Now()); ok {
+		p.log.Warn("SIP in-dialog request dropped: source is not the call's peer", "reason", DropNotDialogPeer,
+			"call", c.id, "source", src.String(), "method", string(req.Method), "dropped", n)
 	}
 }

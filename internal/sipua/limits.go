@@ -3,11 +3,12 @@ package sipua
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -117,7 +118,7 @@ func (l Limits) withDefaults() Limits {
 func (s *Server) SetLimits(l Limits) {
 	l = l.withDefaults()
 	s.limits.Store(&l)
-	s.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
+	s.flood.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
 }
 
 // SetAnswerDelay changes how long calls that arrive from now on ring
@@ -226,10 +227,24 @@ func (l *sourceLimiter) size() (sources int, overflows uint64) {
 	return len(l.sources), l.overflows
 }
 
-// screenDatagram is the UDP read filter: it sees each datagram before it
-// is parsed, and returns nil for one to drop. TCP and TLS reads are not
-// messages and pass; screenRequest handles their requests.
-func (s *Server) screenDatagram(p sip.TransportReadProps, data []byte) ([]byte, error) {
+// floodScreen is the flood screening (screen.go, step 2): requests from
+// untrusted sources over limits.source_rate, and from known scanners, are
+// dropped unanswered. Trusted sources (step 1) are never screened here.
+type floodScreen struct {
+	trusted func(netip.Addr) bool
+	limiter *sourceLimiter
+	limits  *atomic.Pointer[Limits]
+	events  Events
+	log     *slog.Logger
+	clock   Clock
+	// Drops since the last log line, per reason.
+	rateLog, scanLog countedLog
+}
+
+// datagram is the UDP read filter: it sees each datagram before it is
+// parsed, and returns nil for one to drop. TCP and TLS reads are not
+// messages and pass; request handles their requests.
+func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport != "UDP" {
 		return data, nil
 	}
@@ -238,94 +253,63 @@ func (s *Server) screenDatagram(p sip.TransportReadProps, data []byte) ([]byte, 
 		return data, nil
 	}
 	src := ua.AddrPort().Addr().Unmap()
-	if s.gate.trustedSource(src) {
+	if f.trusted(src) {
 		return data, nil
 	}
 	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
 	request := !(len(data) >= 4 && string(data[:4]) == "SIP/")
-	if !s.limiter.allow(src, time.Now()) {
-		s.drop(DropRateLimited, src, invite)
+	now := f.clock.Now()
+	if !f.limiter.allow(src, now) {
+		f.drop(DropRateLimited, src, invite, now)
 		return nil, nil
 	}
-	if request && s.limits.Load().DropScanners && rawScanner(data) {
-		s.drop(DropScanner, src, invite)
+	if request && f.limits.Load().DropScanners && rawScanner(data) {
+		f.drop(DropScanner, src, invite, now)
 		return nil, nil
 	}
 	return data, nil
 }
 
-// screenRequest screens a request that came over TCP or TLS, as
-// screenDatagram does a UDP datagram; it reports whether to drop it (its
-// handler then returns at once and nothing is answered).
-func (s *Server) screenRequest(req *sip.Request) bool {
+// request screens a request that came over TCP or TLS, as datagram does
+// a UDP datagram; it reports whether to drop it (its handler then returns
+// at once and nothing is answered).
+func (f *floodScreen) request(req *sip.Request) bool {
 	if strings.EqualFold(req.Transport(), "udp") {
 		return false // screened as a datagram already
 	}
 	src, err := sourceAddr(req)
-	if err != nil || s.gate.trustedSource(src) {
+	if err != nil || f.trusted(src) {
 		return false
 	}
 	invite := req.Method == sip.INVITE
-	if !s.limiter.allow(src, time.Now()) {
-		s.drop(DropRateLimited, src, invite)
+	now := f.clock.Now()
+	if !f.limiter.allow(src, now) {
+		f.drop(DropRateLimited, src, invite, now)
 		return true
 	}
-	if s.limits.Load().DropScanners && scannerRequest(req) {
-		s.drop(DropScanner, src, invite)
+	if f.limits.Load().DropScanners && scannerRequest(req) {
+		f.drop(DropScanner, src, invite, now)
 		return true
 	}
 	return false
 }
 
 // drop counts a dropped request, and logs the drops at most once a minute
-// per reason: a flood must not flood the log too.
-func (s *Server) drop(reason string, src netip.Addr, invite bool) {
-	if h := s.cfg.Events.RequestDropped; h != nil {
+// per reason.
+func (f *floodScreen) drop(reason string, src netip.Addr, invite bool, now time.Time) {
+	if h := f.events.RequestDropped; h != nil {
 		h(reason)
 	}
-	if h := s.cfg.Events.CallRejected; invite && h != nil {
+	if h := f.events.CallRejected; invite && h != nil {
 		h(reason)
 	}
-	last, n := &s.rateLog, &s.rateDrops
+	l, msg := &f.rateLog, "SIP requests dropped: source over limits.source_rate"
 	if reason == DropScanner {
-		last, n = &s.scanLog, &s.scanDrops
+		l, msg = &f.scanLog, "SIP requests dropped: known scanner"
 	}
-	n.Add(1)
-	now := time.Now().UnixNano()
-	if l := last.Load(); now-l > int64(time.Minute) && last.CompareAndSwap(l, now) {
-		msg := "SIP requests dropped: source over limits.source_rate"
-		if reason == DropScanner {
-			msg = "SIP requests dropped: known scanner"
-		}
-		s.log.Warn(msg, "reason", reason, "source", src.String(), "dropped", n.Swap(0))
+	if ok, n := l.note(now); ok {
+		f.log.Warn(msg, "reason", reason, "source", src.String(), "dropped", n)
 	}
-}
-
-// refuseFull answers an INVITE 503 at Limits.MaxCalls, counts it and logs
-// it at most once a minute.
-func (s *Server) refuseFull(req *sip.Request, tx sip.ServerTransaction, max int) {
-	if h := s.cfg.Events.CallRejected; h != nil {
-		h(RejectMaxCalls)
-	}
-	s.fullRefused.Add(1)
-	now := time.Now().UnixNano()
-	if l := s.fullLog.Load(); now-l > int64(time.Minute) && s.fullLog.CompareAndSwap(l, now) {
-		s.log.Warn("call rejected: limits.max_calls reached", "reason", RejectMaxCalls, "max_calls", max,
-			"refused", s.fullRefused.Swap(0))
-	}
-	s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(retryAfterFull)))
-}
-
-// full reports whether Limits.MaxCalls calls are up or being set up; it
-// takes s.mu.
-func (s *Server) full() (bool, int) {
-	max := s.limits.Load().MaxCalls
-	if max <= 0 {
-		return false, 0
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.calls) >= max, max
 }
 
 // Scanners. Each entry is a lower-case fragment, matched case-insensitively

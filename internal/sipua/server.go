@@ -162,24 +162,21 @@ type Server struct {
 	draining bool
 
 	digitsDropped atomic.Int64
-	refusedLog    atomic.Int64 // unix nanos of the last "refused" log line, to rate-limit it
 
-	answerDelay      atomic.Int64 // Config.AnswerDelay, as changed by SetAnswerDelay
-	limits           atomic.Pointer[Limits]
-	limiter          *sourceLimiter
-	rateLog, scanLog atomic.Int64 // unix nanos of the last drop log line, per reason
-	fullLog          atomic.Int64 // the same for max_calls refusals
-	strangerLog      atomic.Int64 // the same for in-dialog requests from strangers
-	setupLog         atomic.Int64 // the same for the setup caps
-	// Counts since the last log line of each kind.
-	rateDrops, scanDrops, fullRefused, strangerDrops, setupRefused atomic.Int64
+	answerDelay atomic.Int64 // Config.AnswerDelay, as changed by SetAnswerDelay
+	limits      atomic.Pointer[Limits]
 
-	setup *setupTable // calls not yet admitted, by source and account
-	conns *connTable  // TCP and TLS connections, by source (conns.go)
-	// Connections refused or closed by the guard since the last log line
-	// of each kind, and when that was.
-	capRefused, idleClosed, handshakeClosed atomic.Int64
-	capLog, idleLog, handshakeLog           atomic.Int64
+	// The screening units (screen.go), in their order.
+	resp  responder
+	flood *floodScreen
+	peers *peerScreen
+	setup *setupScreen
+	conns *connTable // TCP and TLS connections, by source (conns.go)
+	// Requests refused for want of sip.trusted or sip.users, and
+	// connections refused or closed by the guard, since the last log
+	// line of each kind.
+	refusedLog                    logging.Throttle
+	capLog, idleLog, handshakeLog countedLog
 }
 
 // boundListener is a listener as bound, with its socket's address as sipgo
@@ -234,7 +231,7 @@ func New(cfg Config) (*Server, error) {
 	// The read filter screens UDP datagrams before sipgo parses them. It
 	// needs the server, which is set below, before any socket is served.
 	var s *Server
-	screen := func(p sip.TransportReadProps, data []byte) ([]byte, error) { return s.screenDatagram(p, data) }
+	screen := func(p sip.TransportReadProps, data []byte) ([]byte, error) { return s.flood.datagram(p, data) }
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lib), sip.WithTransportLayerReadFilter(screen)),
@@ -258,7 +255,13 @@ func New(cfg Config) (*Server, error) {
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, clock: cfg.Clock,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, limiter: newSourceLimiter(), setup: newSetupTable(), conns: newConnTable()}
+		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, conns: newConnTable(),
+		resp: responder{userAgent: cfg.UserAgent, log: cfg.Logger}}
+	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(), limits: &s.limits,
+		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	s.peers = &peerScreen{gate: g, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.ActiveCalls,
+		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
 	s.warnSRTP()
@@ -356,10 +359,10 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			if r := recover(); r != nil {
 				s.log.Error("panic in SIP handler", "method", string(req.Method),
 					"panic", logging.RedactDigits(fmt.Sprint(r)), "stack", logging.RedactDigits(string(debug.Stack())))
-				s.respond(req, tx, 500, "Server Internal Error")
+				s.resp.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
-		if s.screenRequest(req) || !s.wellFormed(req, tx) {
+		if s.flood.request(req) || !s.wellFormed(req, tx) {
 			return
 		}
 		if reliable(req.Transport()) {
@@ -595,28 +598,6 @@ func (s *Server) recoverGoroutine(what string) {
 	}
 }
 
-// respond answers a request with a bodiless response.
-func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	s.send(tx, res)
-}
-
-// send adds our Server header to res and sends it on tx. The status line
-// says SIP/2.0 whatever the request said: sipgo copies the request's
-// version, which may be SIP/7.0 (answered 505) or "sip/2.0", and RFC 3261
-// 7.1 asks for upper case. The request itself is left alone: sipgo's
-// transaction reads it from other goroutines.
-func (s *Server) send(tx sip.ServerTransaction, res *sip.Response) {
-	res.SipVersion = sipVersion
-	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-	if err := tx.Respond(res); err != nil {
-		s.log.Debug("respond failed", "code", res.StatusCode, "error", err)
-	}
-}
-
 const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 
 func (s *Server) lookup(req *sip.Request) *Call {
@@ -651,16 +632,16 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
-		s.rejected(RejectDraining)
-		s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+		s.setup.rejected(RejectDraining)
+		s.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
 		return
 	}
-	if full, max := s.full(); full {
-		s.refuseFull(req, tx, max)
+	if full, max := s.setup.full(); full {
+		s.setup.refuseFull(req, tx, max)
 		return
 	}
 	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
-		s.respond(req, tx, 400, "Bad Request: Missing Header")
+		s.resp.respond(req, tx, 400, "Bad Request: Missing Header")
 		return
 	}
 	// RFC 3261 8.1.1.3 asks for a From tag; an RFC 2543 caller without
@@ -670,21 +651,21 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// phrases name no header (see fault in validate.go).
 	fromTag, _ := req.From().Params.Get("tag")
 	if fromTag == "" {
-		s.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
+		s.resp.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
 		return
 	}
 	src, err := sourceAddr(req)
 	if err != nil {
-		s.respond(req, tx, 400, "Bad Request")
+		s.resp.respond(req, tx, 400, "Bad Request")
 		return
 	}
-	hold, ok := s.reserveSetup(req, tx, src, user)
+	hold, ok := s.setup.reserve(req, tx, src, user)
 	if !ok {
 		return
 	}
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
 	// retransmits and may fail over.
-	s.respond(req, tx, 100, "Trying")
+	s.resp.respond(req, tx, 100, "Trying")
 
 	body := req.Body()
 	late := len(body) == 0
@@ -699,7 +680,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		hold.release()
 		s.log.Info("call rejected", "reason", "sdp", "error", err)
-		s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
 		return
 	}
 
@@ -708,17 +689,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		hold.release()
 		if errors.Is(err, errMaxCalls) {
 			// Others took the last places while this one was set up.
-			s.refuseFull(req, tx, s.limits.Load().MaxCalls)
+			s.setup.refuseFull(req, tx, s.limits.Load().MaxCalls)
 			return
 		}
 		if errors.Is(err, rtpio.ErrNoPorts) {
-			s.rejected(RejectPortsExhausted)
+			s.setup.rejected(RejectPortsExhausted)
 			s.log.Warn("call rejected", "reason", "rtp ports exhausted")
-			s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
+			s.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "30"))
 			return
 		}
 		s.log.Error("call setup failed", "error", err)
-		s.respond(req, tx, 500, "Server Internal Error")
+		s.resp.respond(req, tx, 500, "Server Internal Error")
 		return
 	}
 	call.setup.Store(hold)
@@ -1014,13 +995,6 @@ func dialedNumber(u *sip.Uri) string {
 	return u.User
 }
 
-// rejected tells Events.CallRejected of an INVITE refused before answer.
-func (s *Server) rejected(reason string) {
-	if h := s.cfg.Events.CallRejected; h != nil {
-		h(reason)
-	}
-}
-
 // mediaHost is the address we put in SDP.
 func (s *Server) mediaHost(laddr sip.Addr) string {
 	if s.cfg.MediaExternalAddress != "" {
@@ -1192,14 +1166,14 @@ func (s *Server) logEnded(c *Call) {
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	c.mu.Lock()
 	ended := c.endReason != ""
 	c.mu.Unlock()
 	if ended {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	// The CSeq order (12.2.2) comes before the dialog's state: a request
@@ -1217,13 +1191,13 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		// Our final response to an earlier INVITE has not gone out
 		// (RFC 3261 14.2): 500 with a random Retry-After of 0-10 s.
 		c.mu.Unlock()
-		s.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", strconv.FormatUint(randUint64()%11, 10)))
+		s.resp.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", strconv.FormatUint(randUint64()%11, 10)))
 		return
 	case c.pending != nil:
 		// Our 2xx waits for its ACK: that INVITE transaction, and its
 		// offer/answer exchange, is still in progress.
 		c.mu.Unlock()
-		s.respond(req, tx, 491, "Request Pending")
+		s.resp.respond(req, tx, 491, "Request Pending")
 		return
 	}
 	// Taken from here on, until our 2xx is ACKed or given up on.
@@ -1244,7 +1218,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		offer, err = s.parseOffer(body, req.Transport())
 	}
 	if err != nil {
-		s.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
 		return
 	}
 	if ct := req.Contact(); ct != nil {
@@ -1258,7 +1232,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	sdpBody, err := c.localSDP(answerTo, s.cfg.SRTP)
 	if err != nil {
-		s.respond(req, tx, 500, "Server Internal Error")
+		s.resp.respond(req, tx, 500, "Server Internal Error")
 		return
 	}
 	c.mu.Lock()
@@ -1281,7 +1255,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil || req.CSeq() == nil {
 		return // ACKs get no response; a stray one is simply ignored
 	}
-	if _, ok := s.admitInDialog(c, req, tx); !ok {
+	if _, ok := s.peers.admit(c, req, tx); !ok {
 		return
 	}
 	c.mu.Lock()
@@ -1298,13 +1272,13 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	if !s.inOrder(c, req, tx) {
 		return
 	}
-	s.respond(req, tx, 200, "OK")
+	s.resp.respond(req, tx, 200, "OK")
 	if c.end("remote-bye") {
 		s.log.Debug("BYE received", "call", c.id)
 	}
@@ -1313,7 +1287,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	// A matching CANCEL is answered by sipgo's transaction layer (200, then
 	// 487 to the INVITE); one that reaches us matched nothing.
-	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
@@ -1322,12 +1296,12 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	// in-dialog request's.
 	if hasToTag(req) {
 		if c := s.lookup(req); c != nil {
-			if _, ok := s.admitInDialog(c, req, tx); !ok || !s.inOrder(c, req, tx) {
+			if _, ok := s.peers.admit(c, req, tx); !ok || !s.inOrder(c, req, tx) {
 				return
 			}
 		}
 	}
-	s.respond(req, tx, 200, "OK",
+	s.resp.respond(req, tx, 200, "OK",
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
 }
@@ -1335,7 +1309,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	if !s.inOrder(c, req, tx) {
@@ -1347,22 +1321,22 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if len(req.Body()) == 0 {
 		// An empty INFO is a keep-alive some gateways send.
-		s.respond(req, tx, 200, "OK")
+		s.resp.respond(req, tx, 200, "OK")
 		return
 	}
 	d, err := dtmf.ParseInfo(ct, req.Body())
 	switch {
 	case errors.Is(err, dtmf.ErrNotDTMF):
-		s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		s.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 	case err != nil:
-		s.respond(req, tx, 400, "Bad Request")
+		s.resp.respond(req, tx, 400, "Bad Request")
 	default:
 		// The digit is queued before the 200 goes out: a phone that sends
 		// its next INFO on our answer would otherwise race this goroutine
 		// (sipgo serves each request on its own), and a PIN could arrive
 		// out of order.
 		c.pushDigit(d)
-		s.respond(req, tx, 200, "OK")
+		s.resp.respond(req, tx, 200, "OK")
 	}
 }
 
@@ -1372,14 +1346,14 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 // To tag for no dialog of ours gets 481 first, as any such request does.
 func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if hasToTag(req) && s.lookup(req) == nil {
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	if knownMethod(req.Method) {
-		s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+		s.resp.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
 		return
 	}
-	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowed))
+	s.resp.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowed))
 }
 
 // knownMethod reports whether m is a method of RFC 3261 or of a standard
@@ -1404,7 +1378,7 @@ func knownMethod(m sip.RequestMethod) bool {
 func (s *Server) inOrder(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
 	cs := req.CSeq()
 	if cs == nil {
-		s.respond(req, tx, 400, "Bad Request: Missing Header")
+		s.resp.respond(req, tx, 400, "Bad Request: Missing Header")
 		return false
 	}
 	c.mu.Lock()
@@ -1414,7 +1388,7 @@ func (s *Server) inOrder(c *Call, req *sip.Request, tx sip.ServerTransaction) bo
 	}
 	c.mu.Unlock()
 	if !ok {
-		s.respond(req, tx, 500, "Server Internal Error: Out of Order", sip.NewHeader("Warning", `399 groupbridge "CSeq out of order"`))
+		s.resp.respond(req, tx, 500, "Server Internal Error: Out of Order", sip.NewHeader("Warning", `399 groupbridge "CSeq out of order"`))
 	}
 	return ok
 }
@@ -1545,7 +1519,7 @@ func (s *Server) watchTimeouts() {
 		case now := <-tick.C:
 			if now.Sub(lastSweep) > 30*time.Second {
 				s.gate.sweep(now)
-				s.limiter.sweep(now)
+				s.flood.limiter.sweep(now)
 				lastSweep = now
 			}
 			maxCall := s.limits.Load().MaxCall

@@ -1,10 +1,11 @@
 package sipua
 
 import (
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -109,29 +110,69 @@ func (t *setupTable) size() (sources, users int) {
 // Limits.SetupPerUser. Calls never admitted count until they end.
 func (c *Call) Admitted() { c.setup.Load().release() }
 
-// reserveSetup takes a setup place for an INVITE from src authenticated as
+// setupScreen is the last screening step of a new INVITE (screen.go,
+// step 6): limits.max_calls, then the caps on calls in setup per
+// untrusted source and per account.
+type setupScreen struct {
+	trusted func(netip.Addr) bool
+	table   *setupTable // calls not yet admitted, by source and account
+	limits  *atomic.Pointer[Limits]
+	calls   func() int // calls up or being set up
+	events  Events
+	resp    responder
+	log     *slog.Logger
+	clock   Clock
+	// Refusals since the last log line, per kind.
+	fullLog, setupLog countedLog
+}
+
+// full reports whether Limits.MaxCalls calls are up or being set up.
+func (u *setupScreen) full() (bool, int) {
+	max := u.limits.Load().MaxCalls
+	if max <= 0 {
+		return false, 0
+	}
+	return u.calls() >= max, max
+}
+
+// refuseFull answers an INVITE 503 at Limits.MaxCalls, counts it and logs
+// it at most once a minute.
+func (u *setupScreen) refuseFull(req *sip.Request, tx sip.ServerTransaction, max int) {
+	u.rejected(RejectMaxCalls)
+	if ok, n := u.fullLog.note(u.clock.Now()); ok {
+		u.log.Warn("call rejected: limits.max_calls reached", "reason", RejectMaxCalls, "max_calls", max, "refused", n)
+	}
+	u.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(retryAfterFull)))
+}
+
+// reserve takes a setup place for an INVITE from src authenticated as
 // user, or refuses it (503) and reports false.
-func (s *Server) reserveSetup(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, user string) (*setupHold, bool) {
-	if s.gate.trustedSource(src) {
+func (u *setupScreen) reserve(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, user string) (*setupHold, bool) {
+	if u.trusted(src) {
 		src = netip.Addr{}
 	}
-	l := s.limits.Load()
-	h, reason := s.setup.reserve(src, user, l.SetupPerSource, l.SetupPerUser)
+	l := u.limits.Load()
+	h, reason := u.table.reserve(src, user, l.SetupPerSource, l.SetupPerUser)
 	if reason == "" {
 		return h, true
 	}
-	s.rejected(reason)
-	s.setupRefused.Add(1)
-	now := time.Now().UnixNano()
-	if last := s.setupLog.Load(); now-last > int64(time.Minute) && s.setupLog.CompareAndSwap(last, now) {
+	u.rejected(reason)
+	if ok, n := u.setupLog.note(u.clock.Now()); ok {
 		key := "limits.setup_per_source"
 		if reason == RejectSetupPerUser {
 			key = "limits.setup_per_user"
 		}
 		// The account name is the operator's own; the source is no caller's number.
-		s.log.Warn("call rejected: too many calls in setup", "reason", reason, "limit", key,
-			"source", src.String(), "user", user, "refused", s.setupRefused.Swap(0))
+		u.log.Warn("call rejected: too many calls in setup", "reason", reason, "limit", key,
+			"source", src.String(), "user", user, "refused", n)
 	}
-	s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(retryAfterFull)))
+	u.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(retryAfterFull)))
 	return nil, false
+}
+
+// rejected tells Events.CallRejected of an INVITE refused before answer.
+func (u *setupScreen) rejected(reason string) {
+	if h := u.events.CallRejected; h != nil {
+		h(reason)
+	}
 }

@@ -65,12 +65,12 @@ func (s *Server) wellFormed(req *sip.Request, tx sip.ServerTransaction) bool {
 		if req.IsAck() {
 			return false
 		}
-		s.send(tx, sip.NewResponseFromRequest(req, 505, "Version Not Supported", nil))
+		s.resp.send(tx, sip.NewResponseFromRequest(req, 505, "Version Not Supported", nil))
 		return false
 	}
 	if f := malformed(req); f.reason != "" {
 		if !req.IsAck() {
-			s.respond(req, tx, 400, f.reason, sip.NewHeader("Warning", f.warning))
+			s.resp.respond(req, tx, 400, f.reason, sip.NewHeader("Warning", f.warning))
 		}
 		return false
 	}
@@ -149,7 +149,7 @@ func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 		// sipgo lower-cases the scheme. A tel URI is what a PBX may put
 		// in the Request-URI of a call to a number (RFC 3966).
 	default:
-		s.respond(req, tx, 416, "Unsupported URI Scheme")
+		s.resp.respond(req, tx, 416, "Unsupported URI Scheme")
 		return false
 	}
 	// RFC 3261 8.2.2.3: Require in a CANCEL is ignored. We support no
@@ -157,19 +157,19 @@ func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 	// unsupported; Proxy-Require is for proxies and a UAS ignores it.
 	if !req.IsCancel() {
 		if tags := requiredTags(req); tags != "" {
-			s.respond(req, tx, 420, "Bad Extension", sip.NewHeader("Unsupported", tags))
+			s.resp.respond(req, tx, 420, "Bad Extension", sip.NewHeader("Unsupported", tags))
 			return false
 		}
 	}
 	if req.IsInvite() {
 		if ct := req.ContentType(); ct != nil && len(req.Body()) > 0 && !isSDP(ct.Value()) {
-			s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+			s.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
 			return false
 		}
 		if !acceptsSDP(req) {
 			// RFC 3261 21.4.7; RFC 4475 3.3.15. Our answer to an INVITE
 			// carries SDP, which this caller says it cannot take.
-			s.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Warning", `399 groupbridge "answer is application/sdp"`))
+			s.resp.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Warning", `399 groupbridge "answer is application/sdp"`))
 			return false
 		}
 	}
