@@ -81,7 +81,7 @@ func (s *Server) Dial(ctx context.Context, target string, opts DialOptions) (*Ca
 	if err != nil {
 		return nil, err
 	}
-	local, err := s.localFor(transport, dst.Addr())
+	local, err := s.socks.localFor(transport, dst.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("sipua: dial: %w", err)
 	}

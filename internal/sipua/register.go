@@ -245,7 +245,7 @@ func (r *registration) register(ctx context.Context, expires time.Duration) (gra
 	if err != nil {
 		return 0, 0, err
 	}
-	local, err := r.s.localFor(r.transport, dest.Addr())
+	local, err := r.s.socks.localFor(r.transport, dest.Addr())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -332,7 +332,7 @@ func (r *registration) resolve(ctx context.Context) (netip.AddrPort, error) {
 	// The first address of the family our listener speaks.
 	pick := addrs[0]
 	for _, a := range addrs {
-		if r.s.hasListenerFor(r.transport, a) {
+		if r.s.socks.hasListenerFor(r.transport, a) {
 			pick = a
 			break
 		}

@@ -155,10 +155,10 @@ type Server struct {
 	gate *gate         // who may call
 	reg  *registration // nil without Config.Register
 
+	socks *listeners // the bound SIP sockets (listeners.go)
+
 	mu       sync.Mutex
 	calls    map[string]*Call // by dialog id
-	bound    []boundListener
-	closers  []func() error
 	draining bool
 
 	digitsDropped atomic.Int64
@@ -177,14 +177,6 @@ type Server struct {
 	// line of each kind.
 	refusedLog                    logging.Throttle
 	capLog, idleLog, handshakeLog countedLog
-}
-
-// boundListener is a listener as bound, with its socket's address as sipgo
-// keys it (0.0.0.0:5060 for a wildcard): requests that must leave from the
-// listening socket name it as their local address.
-type boundListener struct {
-	Listener
-	sock sip.Addr
 }
 
 // Timers of RFC 3261 for 2xx retransmission.
@@ -256,7 +248,8 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, clock: cfg.Clock,
 		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, conns: newConnTable(),
-		resp: responder{userAgent: cfg.UserAgent, log: cfg.Logger}}
+		socks: &listeners{external: cfg.ExternalAddress},
+		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger}}
 	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(), limits: &s.limits,
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
@@ -398,7 +391,7 @@ func (s *Server) listen(l Listener) error {
 		}
 		ua := conn.LocalAddr().(*net.UDPAddr)
 		ap := ua.AddrPort()
-		s.addBound(boundListener{Listener{"udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+		s.socks.add(boundListener{Listener{"udp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
 			sip.Addr{IP: ua.IP, Port: ua.Port}}, conn.Close)
 		s.wg.Add(1)
 		go func() {
@@ -406,7 +399,7 @@ func (s *Server) listen(l Listener) error {
 			defer s.recoverGoroutine("udp listener")
 			_ = s.srv.ServeUDP(conn)
 		}()
-		s.awaitServed(conn.LocalAddr().String())
+		awaitServed(s.ua, s.log, conn.LocalAddr().String())
 	case "tcp":
 		ln, err := net.Listen("tcp", l.Addr.String())
 		if err != nil {
@@ -415,7 +408,7 @@ func (s *Server) listen(l Listener) error {
 		ta := ln.Addr().(*net.TCPAddr)
 		ap := ta.AddrPort()
 		gl := s.guardListener(ln, nil)
-		s.addBound(boundListener{Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+		s.socks.add(boundListener{Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
 			sip.Addr{IP: ta.IP, Port: ta.Port}}, gl.Close)
 		s.wg.Add(1)
 		go func() {
@@ -436,7 +429,7 @@ func (s *Server) listen(l Listener) error {
 		// The guard does the handshake (with its deadline) before sipgo
 		// sees the connection.
 		tl := s.guardListener(ln, serverTLS(s.cfg.TLS))
-		s.addBound(boundListener{Listener{"tls", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
+		s.socks.add(boundListener{Listener{"tls", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
 			sip.Addr{IP: ta.IP, Port: ta.Port}}, tl.Close)
 		s.wg.Add(1)
 		go func() {
@@ -467,37 +460,9 @@ func reliable(transport string) bool {
 	return strings.EqualFold(transport, "tcp") || strings.EqualFold(transport, "tls")
 }
 
-// awaitServed waits until sipgo's UDP transport knows the listening socket
-// at addr: until then a request we send (a REGISTER right at start) would
-// not find it and would try to bind a socket of its own.
-func (s *Server) awaitServed(addr string) {
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := s.ua.TransportLayer().GetConnection("udp", addr); err == nil {
-			_, _ = c.TryClose() // GetConnection took a reference
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	s.log.Warn("SIP listener not ready after 1s", "addr", addr)
-}
-
-func (s *Server) addBound(l boundListener, closer func() error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.bound = append(s.bound, l)
-	s.closers = append(s.closers, closer)
-}
-
 // Addrs returns the listeners as bound (real ports).
 func (s *Server) Addrs() []Listener {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Listener, len(s.bound))
-	for i, b := range s.bound {
-		out[i] = b.Listener
-	}
-	return out
+	return s.socks.addrs()
 }
 
 // AuthStats returns, since start, how many digest challenges (401) were
@@ -580,13 +545,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops listening and ends every goroutine the server started.
 func (s *Server) Close() {
 	s.cancel()
-	s.mu.Lock()
-	closers := s.closers
-	s.closers = nil
-	s.mu.Unlock()
-	for _, c := range closers {
-		_ = c()
-	}
+	s.socks.close()
 	_ = s.ua.Close()
 	s.wg.Wait()
 }
@@ -861,7 +820,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		return nil, fmt.Errorf("dialog id: %w", err)
 	}
 	source := req.Source()
-	laddr, sock, err := s.localAddrFor(req, tx, source)
+	laddr, sock, err := s.socks.localAddrFor(req, tx, source)
 	if err != nil {
 		return nil, err
 	}
@@ -1007,130 +966,6 @@ func (s *Server) mediaHost(laddr sip.Addr) string {
 		return s.cfg.MediaAddress.String()
 	}
 	return laddr.IP.String()
-}
-
-// localAddrFor finds the address a request reached us on, and the socket
-// (as sipgo keys it) that took it. For a wildcard listener it asks the
-// kernel which local address routes to the source (a connected UDP socket
-// sends nothing).
-func (s *Server) localAddrFor(req *sip.Request, tx sip.ServerTransaction, source string) (sip.Addr, sip.Addr, error) {
-	var local netip.AddrPort
-	var sock sip.Addr
-	if stx, ok := tx.(*sip.ServerTx); ok && stx.Connection() != nil {
-		la := stx.Connection().LocalAddr()
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			local = ap
-			sock = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
-		}
-	}
-	if !local.IsValid() {
-		s.mu.Lock()
-		for _, l := range s.bound {
-			if strings.EqualFold(l.Transport, req.Transport()) {
-				local, sock = l.Addr, l.sock
-				break
-			}
-		}
-		s.mu.Unlock()
-	}
-	ip := local.Addr().Unmap()
-	if unspecified(ip) {
-		src, err := netip.ParseAddrPort(source)
-		if err != nil {
-			return sip.Addr{}, sip.Addr{}, fmt.Errorf("route to %s: %w", source, err)
-		}
-		if ip, err = routeTo(src.Addr()); err != nil {
-			return sip.Addr{}, sip.Addr{}, err
-		}
-	}
-	// The listener port, not an ephemeral one: the peer must reach us back there.
-	port := int(local.Port())
-	s.mu.Lock()
-	for _, l := range s.bound {
-		if strings.EqualFold(l.Transport, req.Transport()) && (l.Addr.Port() == local.Port() || port == 0) {
-			port = int(l.Addr.Port())
-			break
-		}
-	}
-	s.mu.Unlock()
-	return sip.Addr{IP: net.IP(ip.AsSlice()), Port: port}, sock, nil
-}
-
-// routeTo asks the kernel which local address routes to dst (connecting a
-// UDP socket sends nothing).
-func routeTo(dst netip.Addr) (netip.Addr, error) {
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("route to %s: %w", dst, err)
-	}
-	defer conn.Close()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
-}
-
-// localSock is where a request we originate leaves from and what it names
-// as our address.
-type localSock struct {
-	sock sip.Addr // the listening socket, as sipgo keys it
-	host string   // our host for Via and Contact
-	port int      // the listening port
-}
-
-// localFor picks the listener of transport for a request to dst: one of
-// dst's address family when there is one.
-func (s *Server) localFor(transport string, dst netip.Addr) (localSock, error) {
-	s.mu.Lock()
-	var pick *boundListener
-	for i := range s.bound {
-		b := &s.bound[i]
-		if b.Transport != transport {
-			continue
-		}
-		if pick == nil {
-			pick = b
-		}
-		if familyFits(b.Addr.Addr(), dst) {
-			pick = b
-			break
-		}
-	}
-	var l boundListener
-	if pick != nil {
-		l = *pick
-	}
-	s.mu.Unlock()
-	if pick == nil {
-		return localSock{}, fmt.Errorf("no %s listener", transport)
-	}
-	host := s.cfg.ExternalAddress
-	if host == "" {
-		ip := l.Addr.Addr()
-		if unspecified(ip) {
-			var err error
-			if ip, err = routeTo(dst); err != nil {
-				return localSock{}, err
-			}
-		}
-		host = ip.String()
-	}
-	return localSock{sock: l.sock, host: host, port: int(l.Addr.Port())}, nil
-}
-
-// hasListenerFor reports whether a listener of transport can reach dst.
-func (s *Server) hasListenerFor(transport string, dst netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range s.bound {
-		if b.Transport == transport && familyFits(b.Addr.Addr(), dst) {
-			return true
-		}
-	}
-	return false
-}
-
-// familyFits reports whether a socket bound to listen can send to dst: the
-// same address family, or the IPv6 wildcard, which is dual-stack.
-func familyFits(listen, dst netip.Addr) bool {
-	return listen.Is4() == dst.Unmap().Is4() || (listen.Is6() && listen.IsUnspecified())
 }
 
 // release forgets a call and frees its media. Only for calls whose handler
