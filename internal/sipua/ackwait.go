@@ -60,33 +60,3 @@ func awaitAck(clk Clock, timeout time.Duration, reliable bool, resend func(),
 		}
 	}
 }
-
-// answerInvite sends our 2xx (with body, our SDP) to the INVITE or
-// re-INVITE req of call c and waits for its ACK (awaitAck). A
-// retransmission goes on the transaction and, once sipgo has ended that,
-// straight to the transport. On the ACK the dialog is confirmed and pend
-// is done; what the ACK's SDP says is for the caller to take (takeAnswer).
-func (s *Server) answerInvite(c *Call, req *sip.Request, tx sip.ServerTransaction, body []byte,
-	pend *pendingAnswer, cancelled <-chan struct{}) (*sip.Request, ackEnd) {
-	res := s.respondInvite(c, req, tx, 200, "OK", body)
-	if res == nil {
-		return nil, ackSendFailed
-	}
-	resend := func() {
-		if err := tx.Respond(res); err != nil {
-			// The transaction is gone; resend on the transport directly.
-			_ = s.ua.TransportLayer().WriteMsg(res)
-		}
-	}
-	ack, end := awaitAck(s.clock, s.cfg.AckTimeout, reliable(c.transport), resend, pend.acked,
-		ackStops{ended: c.ctx.Done(), cancelled: cancelled, shutdown: s.ctx.Done()})
-	if end == ackReceived {
-		c.mu.Lock()
-		if c.pending == pend {
-			c.pending = nil
-		}
-		c.confirmed = true
-		c.mu.Unlock()
-	}
-	return ack, end
-}

@@ -546,7 +546,7 @@ func (s *Server) gated(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 // returns the user name when the caller authenticated.
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
 	if hasToTag(req) {
-		if c := s.lookup(req); c != nil {
+		if c := s.dlg.lookup(req); c != nil {
 			return s.peers.admit(c, req, tx)
 		}
 	}

@@ -159,7 +159,7 @@ func (c *Call) Hangup(reason string) {
 	if !c.end(reason) {
 		return
 	}
-	c.srv.sendBye(c)
+	c.srv.dlg.sendBye(c)
 }
 
 // end marks the call ended; it reports whether this call did it.

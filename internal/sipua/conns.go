@@ -191,7 +191,7 @@ func (l *guardedListener) Close() error {
 
 func (l *guardedListener) acceptLoop() {
 	defer l.s.wg.Done()
-	defer l.s.recoverGoroutine("connection guard")
+	defer recoverGoroutine(l.s.log, "connection guard")
 	backoff := 5 * time.Millisecond
 	for {
 		raw, err := l.Listener.Accept()
@@ -253,7 +253,7 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 // connection to Accept.
 func (l *guardedListener) finish(c *guardedConn) {
 	defer l.s.wg.Done()
-	defer l.s.recoverGoroutine("connection handshake")
+	defer recoverGoroutine(l.s.log, "connection handshake")
 	var conn net.Conn = c
 	if l.tls != nil {
 		tc := tls.Server(c, l.tls)

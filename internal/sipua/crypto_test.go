@@ -251,12 +251,10 @@ func TestSRTPPolicyCalls(t *testing.T) {
 			if err != nil || len(ours) != rtpio.SRTPKeyLen {
 				t.Fatalf("our key %x: %v", ours, err)
 			}
-			s.mu.Lock()
 			var c *Call
-			for _, call := range s.calls {
+			for _, call := range s.dlg.all() {
 				c = call
 			}
-			s.mu.Unlock()
 			if c == nil {
 				t.Fatal("no call")
 			}

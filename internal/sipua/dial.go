@@ -124,7 +124,7 @@ func (s *Server) Dial(ctx context.Context, target string, opts DialOptions) (*Ca
 		defer s.wg.Done()
 		<-c.ctx.Done()
 		s.release(c)
-		s.logEnded(c)
+		s.dlg.logEnded(c)
 	}()
 	return c, nil
 }
@@ -203,7 +203,7 @@ func (u uac) newInvite(c *Call, uri sip.Uri, fromUser string, local localSock, s
 	inv.AppendHeader(&sip.CSeqHeader{SeqNo: c.localCSeq.Load(), MethodName: sip.INVITE})
 	maxFwd := sip.MaxForwardsHeader(70)
 	inv.AppendHeader(&maxFwd)
-	inv.AppendHeader(s.contactFor(c))
+	inv.AppendHeader(s.dlg.contactFor(c))
 	inv.AppendHeader(sip.NewHeader("Allow", allowed))
 	inv.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -310,7 +310,7 @@ func (u uac) sendCancel(inv *sip.Request) {
 	cancel.SetDestination(inv.Destination())
 	cancel.Laddr = inv.Laddr
 	cancel.SetBody(nil)
-	s.goRoundTrip(cancel)
+	s.dlg.goRoundTrip(cancel)
 }
 
 // confirm takes the callee's 2xx: the dialog's remote tag, target and
@@ -335,7 +335,7 @@ func (u uac) confirm(c *Call, res *sip.Response) error {
 	tx := c.inviteTx
 	c.mu.Unlock()
 
-	ack := s.inDialogRequest(c, sip.ACK, inv.CSeq().SeqNo)
+	ack := s.dlg.inDialogRequest(c, sip.ACK, inv.CSeq().SeqNo)
 	sendAck := func() {
 		if err := s.client.WriteRequest(ack, func(*sipgo.Client, *sip.Request) error { return nil }); err != nil {
 			s.log.Debug("ACK not sent", "call", c.id, "error", err)
@@ -346,9 +346,7 @@ func (u uac) confirm(c *Call, res *sip.Response) error {
 	}
 	sendAck()
 	c.dialogID = sip.DialogIDMake(inv.CallID().Value(), c.localTag, tag)
-	s.mu.Lock()
-	s.calls[c.dialogID] = c
-	s.mu.Unlock()
+	s.dlg.add(c, 0)
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()

@@ -83,12 +83,12 @@ func (u uac) sendEventDigit(ctx context.Context, c *Call, code uint8) error {
 // sendInfoDigit sends one press as an INFO and waits for its answer.
 func (u uac) sendInfoDigit(ctx context.Context, c *Call, digit byte) error {
 	s := u.s
-	req := s.inDialogRequest(c, sip.INFO, c.localCSeq.Add(1))
+	req := s.dlg.inDialogRequest(c, sip.INFO, c.localCSeq.Add(1))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
 	req.SetBody([]byte(fmt.Sprintf("Signal=%c\r\nDuration=%d\r\n", digit, pressSamples/8)))
 	ctx, cancel := context.WithTimeout(ctx, 64*t1)
 	defer cancel()
-	res, err := s.roundTrip(ctx, req)
+	res, err := s.dlg.roundTrip(ctx, req)
 	if err != nil {
 		return fmt.Errorf("sipua: key press: %w", err)
 	}

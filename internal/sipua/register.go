@@ -142,7 +142,7 @@ func (r *registration) start(ctx context.Context) {
 	go func() {
 		defer r.s.wg.Done()
 		defer close(r.done)
-		defer r.s.recoverGoroutine("registration")
+		defer recoverGoroutine(r.s.log, "registration")
 		r.run(ctx)
 	}()
 }
@@ -376,7 +376,7 @@ func (r *registration) request(dest netip.AddrPort, local localSock, contact sip
 func (r *registration) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, 64*t1+time.Second)
 	defer cancel()
-	return r.s.roundTrip(ctx, req)
+	return r.s.dlg.roundTrip(ctx, req)
 }
 
 // authorize answers a 401 or 407 with the first challenge we can meet (the

@@ -157,8 +157,9 @@ type Server struct {
 
 	socks *listeners // the bound SIP sockets (listeners.go)
 
+	dlg *dialogs // the dialog layer (dialogs.go)
+
 	mu       sync.Mutex
-	calls    map[string]*Call // by dialog id
 	draining bool
 
 	digitsDropped atomic.Int64
@@ -247,13 +248,16 @@ func New(cfg Config) (*Server, error) {
 	g.events = cfg.Events
 	ctx, cancel := context.WithCancel(context.Background())
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, clock: cfg.Clock,
-		ctx: ctx, cancel: cancel, calls: map[string]*Call{}, gate: g, conns: newConnTable(),
+		ctx: ctx, cancel: cancel, gate: g, conns: newConnTable(),
 		socks: &listeners{external: cfg.ExternalAddress},
 		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger}}
+	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout,
+		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
+		calls: map[string]*Call{}}
 	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(), limits: &s.limits,
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
-	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.ActiveCalls,
+	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.dlg.count,
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
@@ -396,7 +400,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.recoverGoroutine("udp listener")
+			defer recoverGoroutine(s.log, "udp listener")
 			_ = s.srv.ServeUDP(conn)
 		}()
 		awaitServed(s.ua, s.log, conn.LocalAddr().String())
@@ -413,7 +417,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.recoverGoroutine("tcp listener")
+			defer recoverGoroutine(s.log, "tcp listener")
 			_ = s.srv.ServeTCP(gl)
 		}()
 	case "tls":
@@ -434,7 +438,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.recoverGoroutine("tls listener")
+			defer recoverGoroutine(s.log, "tls listener")
 			_ = s.srv.ServeTLS(tl)
 		}()
 	default:
@@ -483,11 +487,7 @@ func (s *Server) Registration() (state string, err error) {
 }
 
 // ActiveCalls returns the number of calls up or being set up.
-func (s *Server) ActiveCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.calls)
-}
+func (s *Server) ActiveCalls() int { return s.dlg.count() }
 
 // Drain makes new calls get 503 while calls in progress go on.
 func (s *Server) Drain() {
@@ -498,13 +498,7 @@ func (s *Server) Drain() {
 
 // HangupAll sends BYE to every call.
 func (s *Server) HangupAll(reason string) {
-	s.mu.Lock()
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
-	for _, c := range calls {
+	for _, c := range s.dlg.all() {
 		c.Hangup(reason)
 	}
 }
@@ -517,7 +511,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	unregistered := make(chan struct{})
 	go func() {
 		defer close(unregistered)
-		defer s.recoverGoroutine("un-REGISTER")
+		defer recoverGoroutine(s.log, "un-REGISTER")
 		if s.reg != nil {
 			s.reg.stop(ctx)
 		}
@@ -550,24 +544,16 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-func (s *Server) recoverGoroutine(what string) {
+// recoverGoroutine is the recover boundary of a goroutine we start: a
+// panic is logged, with digit runs masked, and the goroutine ends.
+func recoverGoroutine(log *slog.Logger, what string) {
 	if r := recover(); r != nil {
-		s.log.Error("panic recovered", "in", what, "panic", logging.RedactDigits(fmt.Sprint(r)),
+		log.Error("panic recovered", "in", what, "panic", logging.RedactDigits(fmt.Sprint(r)),
 			"stack", logging.RedactDigits(string(debug.Stack())))
 	}
 }
 
 const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
-
-func (s *Server) lookup(req *sip.Request) *Call {
-	id, err := sip.DialogIDFromRequestUAS(req)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[id]
-}
 
 func hasToTag(req *sip.Request) bool {
 	to := req.To()
@@ -675,7 +661,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	if delay := time.Duration(s.answerDelay.Load()); delay > 0 {
-		s.respondInvite(call, req, tx, 180, "Ringing", nil)
+		s.dlg.respondInvite(call, req, tx, 180, "Ringing", nil)
 		select {
 		case <-time.After(delay):
 		case <-cancelled:
@@ -686,7 +672,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			fail("cancelled")
 			return
 		case <-s.ctx.Done():
-			s.respondInvite(call, req, tx, 503, "Service Unavailable", nil)
+			s.dlg.respondInvite(call, req, tx, 503, "Service Unavailable", nil)
 			fail("shutdown")
 			return
 		}
@@ -699,7 +685,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	sdpBody, err := call.localSDP(answerTo, s.cfg.SRTP)
 	if err != nil {
 		s.log.Error("call setup failed", "error", err)
-		s.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
+		s.dlg.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
 		fail("error")
 		return
 	}
@@ -714,7 +700,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	default:
 	}
-	ack, end := s.answerInvite(call, req, tx, sdpBody, pend, cancelled)
+	ack, end := s.dlg.answerInvite(call, req, tx, sdpBody, pend, cancelled)
 	switch end {
 	case ackReceived:
 	case ackSendFailed:
@@ -724,14 +710,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
 		call.Hangup("no-ack")
 		s.release(call)
-		s.logEnded(call)
+		s.dlg.logEnded(call)
 		return
 	case ackCallEnded:
 		// BYE before the ACK: sipgo serves each request on a goroutine
 		// of its own, so a BYE may overtake the ACK it follows. The
 		// call was answered; its end is logged like any other.
 		s.release(call)
-		s.logEnded(call)
+		s.dlg.logEnded(call)
 		return
 	case ackCancelled:
 		fail("cancelled")
@@ -759,54 +745,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func warningText(err error) string {
 	t := strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(err.Error())
 	return shorten(t)
-}
-
-// respondInvite answers the INVITE (or re-INVITE) req with our To tag,
-// Contact and, when body is set, an SDP body.
-func (s *Server) respondInvite(call *Call, req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, body)
-	res.SipVersion = sipVersion // as in send
-	if code > 100 {
-		res.To().Params.Add("tag", call.localTag)
-	}
-	if code >= 180 && code < 300 {
-		res.AppendHeader(s.contactFor(call))
-	}
-	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-	if code >= 200 && code < 300 {
-		res.AppendHeader(sip.NewHeader("Allow", allowed))
-	}
-	if body != nil {
-		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		res.SetBody(body)
-	}
-	if err := tx.Respond(res); err != nil {
-		s.log.Debug("respond to INVITE failed", "call", call.id, "code", code, "error", err)
-		if code >= 200 {
-			return nil
-		}
-	}
-	return res
-}
-
-func (s *Server) contactFor(call *Call) sip.Header {
-	host, port := s.sipHost(call)
-	uri := sip.Uri{Scheme: "sip", User: "groupbridge", Host: host, Port: port}
-	if reliable(call.transport) {
-		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", strings.ToLower(call.transport))
-	}
-	return &sip.ContactHeader{Address: uri}
-}
-
-// sipHost returns the host and port for our Contact: the external address
-// when configured, else the address the call reached us on.
-func (s *Server) sipHost(call *Call) (string, int) {
-	port := call.laddr.Port
-	if s.cfg.ExternalAddress != "" {
-		return s.cfg.ExternalAddress, port
-	}
-	return call.laddr.IP.String(), port
 }
 
 // newCall registers a dialog for a new INVITE and opens its RTP stream.
@@ -871,15 +809,11 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		// Until the answer arrives in the ACK we know nothing about the peer.
 		stream.SetDirection(false, false)
 	}
-	s.mu.Lock()
-	if max := s.limits.Load().MaxCalls; max > 0 && len(s.calls) >= max {
-		s.mu.Unlock()
+	if !s.dlg.add(c, s.limits.Load().MaxCalls) {
 		_ = stream.Close()
 		cancel(errMaxCalls)
 		return nil, errMaxCalls
 	}
-	s.calls[id] = c
-	s.mu.Unlock()
 	return c, nil
 }
 
@@ -971,9 +905,7 @@ func (s *Server) mediaHost(laddr sip.Addr) string {
 // release forgets a call and frees its media. Only for calls whose handler
 // never ran (runCall releases the others).
 func (s *Server) release(c *Call) {
-	s.mu.Lock()
-	delete(s.calls, c.dialogID)
-	s.mu.Unlock()
+	s.dlg.remove(c)
 	c.setup.Load().release()
 	_ = c.stream.Close()
 }
@@ -987,19 +919,13 @@ func (s *Server) runCall(c *Call) {
 		}
 		c.Hangup("handler-done")
 		s.release(c)
-		s.logEnded(c)
+		s.dlg.logEnded(c)
 	}()
 	s.cfg.Handler.ServeCall(c)
 }
 
-// logEnded logs the end of an answered call.
-func (s *Server) logEnded(c *Call) {
-	s.log.Info("call ended", "call", c.id, "caller", c.label,
-		"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
-}
-
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.lookup(req)
+	c := s.dlg.lookup(req)
 	if c == nil {
 		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
@@ -1014,7 +940,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	// The CSeq order (12.2.2) comes before the dialog's state: a request
 	// older than one already taken is refused with 500 whatever is in
 	// progress, since a 491 would invite the caller to retry it.
-	if !s.inOrder(c, req, tx) {
+	if !s.dlg.inOrder(c, req, tx) {
 		return
 	}
 	seq := req.CSeq().SeqNo
@@ -1079,14 +1005,14 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.log.Info("call media changed", "call", c.id, "hold", c.OnHold())
 	// A lost ACK on a re-INVITE is no reason to drop a caller who is in
 	// a session: whatever ends the wait, the call goes on.
-	ack, end := s.answerInvite(c, req, tx, sdpBody, pend, nil)
+	ack, end := s.dlg.answerInvite(c, req, tx, sdpBody, pend, nil)
 	if end == ackReceived && late {
 		_ = c.takeAnswer(ack.Body())
 	}
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.lookup(req)
+	c := s.dlg.lookup(req)
 	if c == nil || req.CSeq() == nil {
 		return // ACKs get no response; a stray one is simply ignored
 	}
@@ -1105,12 +1031,12 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.lookup(req)
+	c := s.dlg.lookup(req)
 	if c == nil {
 		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if !s.inOrder(c, req, tx) {
+	if !s.dlg.inOrder(c, req, tx) {
 		return
 	}
 	s.resp.respond(req, tx, 200, "OK")
@@ -1130,8 +1056,8 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	// it comes; inside one of our calls its CSeq must move on like any
 	// in-dialog request's.
 	if hasToTag(req) {
-		if c := s.lookup(req); c != nil {
-			if _, ok := s.peers.admit(c, req, tx); !ok || !s.inOrder(c, req, tx) {
+		if c := s.dlg.lookup(req); c != nil {
+			if _, ok := s.peers.admit(c, req, tx); !ok || !s.dlg.inOrder(c, req, tx) {
 				return
 			}
 		}
@@ -1142,12 +1068,12 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.lookup(req)
+	c := s.dlg.lookup(req)
 	if c == nil {
 		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if !s.inOrder(c, req, tx) {
+	if !s.dlg.inOrder(c, req, tx) {
 		return
 	}
 	ct := ""
@@ -1180,7 +1106,7 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 // ones we do not know at all (21.5.2), both with Allow. A request with a
 // To tag for no dialog of ours gets 481 first, as any such request does.
 func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
-	if hasToTag(req) && s.lookup(req) == nil {
+	if hasToTag(req) && s.dlg.lookup(req) == nil {
 		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
@@ -1203,105 +1129,6 @@ func knownMethod(m sip.RequestMethod) bool {
 	return false
 }
 
-// inOrder applies RFC 3261 12.2.2 to a request inside call c: its CSeq
-// must be above the last one the caller sent in the dialog, which it then
-// becomes. One that is not is out of order and refused with 500; it
-// reports whether the request may go on. A retransmission of a request
-// already taken never gets here: sipgo's transaction layer absorbs it
-// and resends our answer. onReinvite checks a re-INVITE here first, then
-// against the INVITE transaction in progress.
-func (s *Server) inOrder(c *Call, req *sip.Request, tx sip.ServerTransaction) bool {
-	cs := req.CSeq()
-	if cs == nil {
-		s.resp.respond(req, tx, 400, "Bad Request: Missing Header")
-		return false
-	}
-	c.mu.Lock()
-	ok := cs.SeqNo > c.remoteCSeq
-	if ok {
-		c.remoteCSeq = cs.SeqNo
-	}
-	c.mu.Unlock()
-	if !ok {
-		s.resp.respond(req, tx, 500, "Server Internal Error: Out of Order", sip.NewHeader("Warning", `399 groupbridge "CSeq out of order"`))
-	}
-	return ok
-}
-
-// sendBye ends the dialog from our side. It never blocks the caller: the
-// transaction runs in the background with a bound, and the call's resources
-// do not wait for its answer.
-func (s *Server) sendBye(c *Call) {
-	if !c.byeSent.CompareAndSwap(false, true) {
-		return
-	}
-	s.goRoundTrip(s.inDialogRequest(c, sip.BYE, c.localCSeq.Add(1)), "call", c.id)
-}
-
-// goRoundTrip runs req's transaction in the background, off the caller's
-// path, for at most 64*T1 and never beyond the server's life; attrs go in
-// the debug line when it gets no final answer.
-func (s *Server) goRoundTrip(req *sip.Request, attrs ...any) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.recoverGoroutine(string(req.Method))
-		ctx, cancel := context.WithTimeout(s.ctx, 64*t1)
-		defer cancel()
-		if _, err := s.roundTrip(ctx, req); err != nil {
-			s.log.Debug(string(req.Method)+" not answered", append(attrs, "error", err)...)
-		}
-	}()
-}
-
-// inDialogRequest builds a request of ours inside call c's dialog (RFC
-// 3261 12.2.1.1), whichever side placed the call, with the given CSeq
-// number. It is built whole, Via included, so that sipgo sends it as is.
-func (s *Server) inDialogRequest(c *Call, method sip.RequestMethod, cseq uint32) *sip.Request {
-	c.mu.Lock()
-	inv := c.invite
-	target := c.remoteTarget
-	routes := append([]sip.Uri(nil), c.routeSet...)
-	c.mu.Unlock()
-
-	req := sip.NewRequest(method, target)
-	// The caller's INVITE, with our To tag...
-	from, to := inv.To().AsFrom(), inv.From().AsTo()
-	if c.outbound {
-		// ...or ours, with the callee's To tag from its answer.
-		from, to = sip.FromHeader(inv.From().AsTo()), sip.ToHeader(inv.To().AsFrom())
-	}
-	callID := sip.CallIDHeader(inv.CallID().Value())
-	maxFwd := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&from)
-	req.AppendHeader(&to)
-	req.AppendHeader(&callID)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
-	req.AppendHeader(&maxFwd)
-	for _, r := range routes {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
-	}
-	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
-	req.SetTransport(c.transport)
-	if len(routes) > 0 {
-		req.SetDestination(routes[0].HostPort())
-	} else {
-		// Like Asterisk's rewrite_contact: where the INVITE came from (or
-		// went to), which is what works behind NAT and on the TCP
-		// connection.
-		req.SetDestination(c.source)
-	}
-	if strings.EqualFold(c.transport, "udp") {
-		// The listening socket, as sipgo keys it: for a wildcard listener
-		// that is 0.0.0.0:port, not the address the call came in on.
-		c.sock.Copy(&req.Laddr)
-	}
-	host, port := s.sipHost(c)
-	req.PrependHeader(newVia(c.transport, host, port))
-	req.SetBody(nil)
-	return req
-}
-
 // newVia is the Via of a request we send from host:port over transport,
 // with a branch of its own and rport (RFC 3581) for the answer's way back.
 func newVia(transport, host string, port int) *sip.ViaHeader {
@@ -1312,38 +1139,12 @@ func newVia(transport, host string, port int) *sip.ViaHeader {
 	return via
 }
 
-// roundTrip sends a request we built whole in a client transaction and
-// returns its final response.
-func (s *Server) roundTrip(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := s.client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
-	if err != nil {
-		return nil, fmt.Errorf("send %s: %w", req.Method, err)
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			if err := tx.Err(); err != nil {
-				return nil, fmt.Errorf("%s: %w", req.Method, err)
-			}
-			return nil, fmt.Errorf("%s: no answer", req.Method)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", req.Method, ctx.Err())
-		}
-	}
-}
-
 // watchTimeouts hangs up calls whose media stopped and calls that reached
 // Limits.MaxCall: one goroutine for all calls, not a timer per call. It
 // also sweeps the tables of sources now and then.
 func (s *Server) watchTimeouts() {
 	defer s.wg.Done()
-	defer s.recoverGoroutine("timeout watcher")
+	defer recoverGoroutine(s.log, "timeout watcher")
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	lastSweep := time.Now()
@@ -1358,9 +1159,8 @@ func (s *Server) watchTimeouts() {
 				lastSweep = now
 			}
 			maxCall := s.limits.Load().MaxCall
-			s.mu.Lock()
 			var expired, overlong []*Call
-			for _, c := range s.calls {
+			for _, c := range s.dlg.all() {
 				c.mu.Lock()
 				confirmed := c.confirmed
 				limit := mediaTimeout(c.direction, &c.media, s.cfg.RTPTimeout, s.cfg.HoldTimeout)
@@ -1375,7 +1175,6 @@ func (s *Server) watchTimeouts() {
 					overlong = append(overlong, c)
 				}
 			}
-			s.mu.Unlock()
 			for _, c := range expired {
 				s.log.Info("no media, hanging up", "call", c.id)
 				c.Hangup("rtp-timeout")

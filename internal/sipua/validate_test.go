@@ -426,13 +426,11 @@ func waitAcked(t *testing.T, s *Server) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		busy := false
-		s.mu.Lock()
-		for _, c := range s.calls {
+		for _, c := range s.dlg.all() {
 			c.mu.Lock()
 			busy = busy || c.pending != nil
 			c.mu.Unlock()
 		}
-		s.mu.Unlock()
 		if !busy {
 			return
 		}
