@@ -44,6 +44,8 @@ const (
 	minWindow = 4000
 	// sharedSize is the pool Shared cuts ranges from.
 	sharedSize = 1000
+	// smallRun is the most blocks take places at random (see take).
+	smallRun = 2
 )
 
 // Range returns the first of n consecutive ports, even, that belong to t
@@ -112,8 +114,16 @@ func window() (lo, hi int) {
 	}
 }
 
-// take locks the first run of blocks, from a random place on, that holds
-// n ports all free now.
+// take locks a run of blocks that holds n ports all free now.
+//
+// A run of one or two blocks (a SIP port, a small RTP range) is looked
+// for from a random place in the lower three quarters of the window: a
+// port a test just gave back is then unlikely to be the next test's, so a
+// late retransmission of the old test's SIP meets nobody. Longer runs (an
+// engine of hundreds of pairs, a shared pool) are looked for from the top
+// down, where the small ones seldom are: random small runs all over the
+// window fragmented it until several test binaries at once left no run of
+// 40 blocks.
 func take(n int) ([]*os.File, int, error) {
 	if n < 1 {
 		return nil, 0, fmt.Errorf("testports: %d ports asked for", n)
@@ -134,9 +144,22 @@ func takeIn(dir string, lo, hi, n int) ([]*os.File, int, error) {
 	if k > blocks {
 		return nil, 0, fmt.Errorf("testports: %d ports do not fit in %d-%d", n, lo, hi-1)
 	}
-	start := rand.IntN(blocks)
-	for i := range blocks {
-		b := (start + i) % blocks
+	order := make([]int, 0, blocks)
+	if k <= smallRun {
+		low := max(1, blocks*3/4)
+		start := rand.IntN(low)
+		for i := range low {
+			order = append(order, (start+i)%low)
+		}
+		for b := low; b < blocks; b++ {
+			order = append(order, b)
+		}
+	} else {
+		for b := blocks - k; b >= 0; b-- {
+			order = append(order, b)
+		}
+	}
+	for _, b := range order {
 		if b+k > blocks {
 			continue
 		}

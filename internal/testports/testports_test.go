@@ -117,3 +117,41 @@ func TestRangeAndShared(t *testing.T) {
 		t.Error("the shared pool's first block is not held")
 	}
 }
+
+// Small runs taken at random leave the window's top quarter to long runs:
+// with a single block held in every other place of the lower three
+// quarters, a run of a quarter of the window is still there.
+func TestSmallRunsLeaveLongRuns(t *testing.T) {
+	const blocks = 24
+	dir := t.TempDir()
+	lo, hi := window()
+	base := -1
+	for b := hi - blocks*blockSize; b >= lo; b -= blockSize {
+		if free(b, blocks*blockSize) {
+			base = b
+			break
+		}
+	}
+	if base < 0 {
+		t.Skip("no 24 free blocks on this machine now")
+	}
+	top := base + blocks*blockSize
+	for range blocks * 3 / 4 / 2 {
+		files, p, err := takeIn(dir, base, top, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { release(files) })
+		if p >= base+blocks*3/4*blockSize {
+			t.Fatalf("a small run at %d, in the top quarter from %d", p, base+blocks*3/4*blockSize)
+		}
+	}
+	files, p, err := takeIn(dir, base, top, blocks/4*blockSize)
+	if err != nil {
+		t.Fatalf("no long run left: %v", err)
+	}
+	release(files)
+	if p != top-blocks/4*blockSize {
+		t.Errorf("long run at %d, want the top one at %d", p, top-blocks/4*blockSize)
+	}
+}
