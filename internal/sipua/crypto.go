@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -138,14 +139,21 @@ func newSRTPKey() ([]byte, error) {
 // TLS.
 var errSRTPNeedsTLS = fmt.Errorf("%w: SRTP keys over TLS only, and rtp.srtp is require", ErrNoSRTP)
 
+// srtpPolicy is rtp.srtp (Config.SRTP) and rtp.srtp_over_udp
+// (Config.SRTPOverUDP), applied to the transport a call's SIP travels on.
+type srtpPolicy struct {
+	mode    SRTPMode
+	overUDP bool
+}
+
 // srtpFor returns the SRTP policy for an offer that came over transport:
 // the configured one over TLS (or with SRTPOverUDP); elsewhere SRTPOff for
 // SRTPOffer (plain RTP, or 488 to an offer of SRTP only), and
 // errSRTPNeedsTLS for SRTPRequire.
-func (s *Server) srtpFor(transport string) (SRTPMode, error) {
-	mode := s.cfg.SRTP
+func (p srtpPolicy) srtpFor(transport string) (SRTPMode, error) {
+	mode := p.mode
 	switch {
-	case mode == SRTPOff || s.cfg.SRTPOverUDP || strings.EqualFold(transport, "tls"):
+	case mode == SRTPOff || p.overUDP || strings.EqualFold(transport, "tls"):
 		return mode, nil
 	case mode == SRTPRequire:
 		return mode, errSRTPNeedsTLS
@@ -155,26 +163,39 @@ func (s *Server) srtpFor(transport string) (SRTPMode, error) {
 
 // parseOffer reads an offer that came over transport under srtpFor's
 // policy.
-func (s *Server) parseOffer(body []byte, transport string) (Media, error) {
-	mode, err := s.srtpFor(transport)
+func (p srtpPolicy) parseOffer(body []byte, transport string) (Media, error) {
+	mode, err := p.srtpFor(transport)
 	if err != nil {
 		return Media{DTMFPT: -1}, err
 	}
 	m, err := ParseOfferSRTP(body, mode)
-	if err != nil && mode != s.cfg.SRTP && errors.Is(err, ErrNoSRTP) {
+	if err != nil && mode != p.mode && errors.Is(err, ErrNoSRTP) {
 		err = fmt.Errorf("%w: SRTP keys over TLS only, and only SRTP was offered over %s", ErrNoSRTP, strings.ToLower(transport))
 	}
 	return m, err
 }
 
+// readOffer reads the offer of an INVITE or re-INVITE that came over
+// transport, none when body is empty (a late offer). Under SRTPRequire
+// over a transport keys may not cross, a late offer is refused too: our
+// offer's key could not travel.
+func (p srtpPolicy) readOffer(body []byte, transport string) (Media, error) {
+	var offer Media
+	_, err := p.srtpFor(transport)
+	if err == nil && len(body) > 0 {
+		offer, err = p.parseOffer(body, transport)
+	}
+	return offer, err
+}
+
 // warnSRTP says at start what the SRTP policy and the listeners mean for
 // keys on the wire.
-func (s *Server) warnSRTP() {
-	if s.cfg.SRTP == SRTPOff {
+func (p srtpPolicy) warn(log *slog.Logger, listeners []Listener) {
+	if p.mode == SRTPOff {
 		return
 	}
 	var tls, clear bool
-	for _, l := range s.cfg.Listeners {
+	for _, l := range listeners {
 		if l.Transport == "tls" {
 			tls = true
 		} else {
@@ -182,12 +203,12 @@ func (s *Server) warnSRTP() {
 		}
 	}
 	switch {
-	case clear && s.cfg.SRTPOverUDP:
-		s.log.Warn("SRTP keys are exchanged in clear over udp/tcp SIP: anyone on the path can decrypt those calls",
-			"key", "rtp.srtp_over_udp", "srtp", s.cfg.SRTP.String())
+	case clear && p.overUDP:
+		log.Warn("SRTP keys are exchanged in clear over udp/tcp SIP: anyone on the path can decrypt those calls",
+			"key", "rtp.srtp_over_udp", "srtp", p.mode.String())
 	case !tls:
-		s.log.Warn("SRTP needs SIP over TLS (a tls: listener in sip.listen): no call will be encrypted",
-			"key", "rtp.srtp", "srtp", s.cfg.SRTP.String())
+		log.Warn("SRTP needs SIP over TLS (a tls: listener in sip.listen): no call will be encrypted",
+			"key", "rtp.srtp", "srtp", p.mode.String())
 	}
 }
 

@@ -85,7 +85,7 @@ func (s *Server) Dial(ctx context.Context, target string, opts DialOptions) (*Ca
 	if err != nil {
 		return nil, fmt.Errorf("sipua: dial: %w", err)
 	}
-	mode, err := s.srtpFor(transport)
+	mode, err := s.srtp.srtpFor(transport)
 	if err != nil {
 		return nil, fmt.Errorf("sipua: dial: %w", err)
 	}

@@ -169,6 +169,8 @@ type Server struct {
 
 	// The screening units (screen.go), in their order.
 	resp  responder
+	val   validator
+	srtp  srtpPolicy
 	flood *floodScreen
 	peers *peerScreen
 	setup *setupScreen
@@ -250,7 +252,9 @@ func New(cfg Config) (*Server, error) {
 	s = &Server{cfg: cfg, log: cfg.Logger, ua: ua, srv: srv, client: client, clock: cfg.Clock,
 		ctx: ctx, cancel: cancel, gate: g, conns: newConnTable(),
 		socks: &listeners{external: cfg.ExternalAddress},
-		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger}}
+		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger},
+		srtp:  srtpPolicy{mode: cfg.SRTP, overUDP: cfg.SRTPOverUDP}}
+	s.val = validator{resp: s.resp}
 	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout,
 		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
 		calls: map[string]*Call{}}
@@ -261,7 +265,7 @@ func New(cfg Config) (*Server, error) {
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
-	s.warnSRTP()
+	s.srtp.warn(s.log, cfg.Listeners)
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
 			cancel()
@@ -276,10 +280,10 @@ func New(cfg Config) (*Server, error) {
 	// the content (inspect, validate.go).
 	srv.OnInvite(s.guard(s.onInvite))
 	srv.OnAck(s.guard(s.onAck))
-	srv.OnBye(s.guard(s.gated(s.inspected(s.onBye))))
-	srv.OnCancel(s.guard(s.inspected(s.onCancel)))
-	srv.OnOptions(s.guard(s.inspected(s.onOptions)))
-	srv.OnInfo(s.guard(s.gated(s.inspected(s.onInfo))))
+	srv.OnBye(s.guard(s.gated(s.val.inspected(s.onBye))))
+	srv.OnCancel(s.guard(s.val.inspected(s.onCancel)))
+	srv.OnOptions(s.guard(s.val.inspected(s.onOptions)))
+	srv.OnInfo(s.guard(s.gated(s.val.inspected(s.onInfo))))
 	srv.OnNoRoute(s.guard(s.gated(s.onOther)))
 	return s, nil
 }
@@ -359,7 +363,7 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.resp.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
-		if s.flood.request(req) || !s.wellFormed(req, tx) {
+		if s.flood.request(req) || !s.val.wellFormed(req, tx) {
 			return
 		}
 		if reliable(req.Transport()) {
@@ -566,7 +570,7 @@ func hasToTag(req *sip.Request) bool {
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	user, ok := s.admit(req, tx)
-	if !ok || !s.inspect(req, tx) {
+	if !ok || !s.val.inspect(req, tx) {
 		return
 	}
 	if hasToTag(req) {
@@ -614,14 +618,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	body := req.Body()
 	late := len(body) == 0
-	var offer Media
-	// inspect refused a body that is not SDP (415). A late offer under
-	// rtp.srtp require is refused the same way when our offer's key could
-	// not travel over TLS.
-	_, err = s.srtpFor(req.Transport())
-	if err == nil && !late {
-		offer, err = s.parseOffer(body, req.Transport())
-	}
+	// inspect refused a body that is not SDP (415).
+	offer, err := s.srtp.readOffer(body, req.Transport())
 	if err != nil {
 		hold.release()
 		s.log.Info("call rejected", "reason", "sdp", "error", err)
@@ -682,7 +680,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !late {
 		answerTo = &offer
 	}
-	sdpBody, err := call.localSDP(answerTo, s.cfg.SRTP)
+	sdpBody, err := call.localSDP(answerTo, s.srtp.mode)
 	if err != nil {
 		s.log.Error("call setup failed", "error", err)
 		s.dlg.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
@@ -973,11 +971,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Unlock()
 	}()
 
-	var offer Media
-	_, err := s.srtpFor(req.Transport())
-	if err == nil && !late {
-		offer, err = s.parseOffer(body, req.Transport())
-	}
+	offer, err := s.srtp.readOffer(body, req.Transport())
 	if err != nil {
 		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
 		return
@@ -991,7 +985,7 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !late {
 		answerTo = &offer
 	}
-	sdpBody, err := c.localSDP(answerTo, s.cfg.SRTP)
+	sdpBody, err := c.localSDP(answerTo, s.srtp.mode)
 	if err != nil {
 		s.resp.respond(req, tx, 500, "Server Internal Error")
 		return

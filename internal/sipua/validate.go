@@ -24,6 +24,10 @@ import (
 // Both read only what sipgo parsed already and allocate nothing for a
 // request that passes; only a refusal builds a response.
 
+// validator is the screening by RFC 3261's rules (screen.go, steps 3
+// and 5): wellFormed and inspect.
+type validator struct{ resp responder }
+
 // sipVersion is the only version we speak (RFC 3261 7.1: compared without
 // case).
 const sipVersion = "SIP/2.0"
@@ -58,19 +62,19 @@ var (
 // not the request's, and a Request-URI with headers (400). An ACK is never
 // answered (RFC 3261 17.1.1.3): a bad one is dropped. It reports whether
 // the request may go on.
-func (s *Server) wellFormed(req *sip.Request, tx sip.ServerTransaction) bool {
+func (v validator) wellFormed(req *sip.Request, tx sip.ServerTransaction) bool {
 	if !strings.EqualFold(req.SipVersion, sipVersion) {
 		// RFC 3261 21.5.6. The answer speaks our version, not the
 		// request's (send sees to that).
 		if req.IsAck() {
 			return false
 		}
-		s.resp.send(tx, sip.NewResponseFromRequest(req, 505, "Version Not Supported", nil))
+		v.resp.send(tx, sip.NewResponseFromRequest(req, 505, "Version Not Supported", nil))
 		return false
 	}
 	if f := malformed(req); f.reason != "" {
 		if !req.IsAck() {
-			s.resp.respond(req, tx, 400, f.reason, sip.NewHeader("Warning", f.warning))
+			v.resp.respond(req, tx, 400, f.reason, sip.NewHeader("Warning", f.warning))
 		}
 		return false
 	}
@@ -140,7 +144,7 @@ func malformed(req *sip.Request) fault {
 // serve (416), an extension we do not support in Require (420), and for an
 // INVITE a body that is not SDP (415) or an Accept that excludes SDP
 // (406). It reports whether the request may go on.
-func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
+func (v validator) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 	if req.IsAck() {
 		return true // never answered; nothing here concerns it
 	}
@@ -149,7 +153,7 @@ func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 		// sipgo lower-cases the scheme. A tel URI is what a PBX may put
 		// in the Request-URI of a call to a number (RFC 3966).
 	default:
-		s.resp.respond(req, tx, 416, "Unsupported URI Scheme")
+		v.resp.respond(req, tx, 416, "Unsupported URI Scheme")
 		return false
 	}
 	// RFC 3261 8.2.2.3: Require in a CANCEL is ignored. We support no
@@ -157,19 +161,19 @@ func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 	// unsupported; Proxy-Require is for proxies and a UAS ignores it.
 	if !req.IsCancel() {
 		if tags := requiredTags(req); tags != "" {
-			s.resp.respond(req, tx, 420, "Bad Extension", sip.NewHeader("Unsupported", tags))
+			v.resp.respond(req, tx, 420, "Bad Extension", sip.NewHeader("Unsupported", tags))
 			return false
 		}
 	}
 	if req.IsInvite() {
 		if ct := req.ContentType(); ct != nil && len(req.Body()) > 0 && !isSDP(ct.Value()) {
-			s.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+			v.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
 			return false
 		}
 		if !acceptsSDP(req) {
 			// RFC 3261 21.4.7; RFC 4475 3.3.15. Our answer to an INVITE
 			// carries SDP, which this caller says it cannot take.
-			s.resp.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Warning", `399 groupbridge "answer is application/sdp"`))
+			v.resp.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Warning", `399 groupbridge "answer is application/sdp"`))
 			return false
 		}
 	}
@@ -177,9 +181,9 @@ func (s *Server) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 }
 
 // inspected runs h for requests that pass inspect.
-func (s *Server) inspected(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+func (v validator) inspected(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if s.inspect(req, tx) {
+		if v.inspect(req, tx) {
 			h(req, tx)
 		}
 	}
