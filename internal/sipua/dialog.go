@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -102,6 +103,21 @@ func (p *peerScreen) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) 
 		p.resp.respond(req, tx, 403, "Forbidden")
 	}
 	return "", false
+}
+
+// inDialog runs h for a request that, inside a dialog lookup finds,
+// passes admit; a request outside any goes on to h as it is.
+func (p *peerScreen) inDialog(lookup func(*sip.Request) *Call, h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if hasToTag(req) {
+			if c := lookup(req); c != nil {
+				if _, ok := p.admit(c, req, tx); !ok {
+					return
+				}
+			}
+		}
+		h(req, tx)
+	}
 }
 
 // dropStranger counts an in-dialog request from a stranger and logs such

@@ -2,14 +2,17 @@ package sipua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/media/dtmf"
 )
 
 // dialogs is the dialog layer: the calls by dialog id, both those we
@@ -29,6 +32,7 @@ type dialogs struct {
 	clock      Clock
 	ctx        context.Context // the server's life
 	wg         *sync.WaitGroup // the server's goroutines
+	srtp       srtpPolicy      // for the offers of re-INVITEs
 
 	mu    sync.Mutex
 	calls map[string]*Call // by dialog id
@@ -288,4 +292,229 @@ func (d *dialogs) answerInvite(c *Call, req *sip.Request, tx sip.ServerTransacti
 		c.mu.Unlock()
 	}
 	return ack, end
+}
+
+// answering marks c's first INVITE (CSeq cseq) answered: its 2xx is on
+// its way, carrying our offer when late, and an ACK may come.
+func (d *dialogs) answering(c *Call, cseq uint32, late bool) *pendingAnswer {
+	pend := &pendingAnswer{cseq: cseq, acked: make(chan *sip.Request, 1), offer: late, answered: true}
+	c.mu.Lock()
+	c.pending = pend
+	c.mu.Unlock()
+	return pend
+}
+
+// overdue returns, at now, the confirmed calls whose media stopped for
+// longer than rtp (hold while on hold, mediaTimeout) and those that
+// reached maxCall (0: no bound).
+func (d *dialogs) overdue(now time.Time, rtp, hold, maxCall time.Duration) (expired, overlong []*Call) {
+	for _, c := range d.all() {
+		c.mu.Lock()
+		confirmed := c.confirmed
+		limit := mediaTimeout(c.direction, &c.media, rtp, hold)
+		c.mu.Unlock()
+		if !confirmed {
+			continue
+		}
+		switch {
+		case now.Sub(c.stream.LastActivity()) > limit:
+			expired = append(expired, c)
+		case maxCall > 0 && now.Sub(c.started) >= maxCall:
+			overlong = append(overlong, c)
+		}
+	}
+	return expired, overlong
+}
+
+// The peer's requests inside a dialog, once screened (screen.go).
+
+func (d *dialogs) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.lookup(req)
+	if c == nil {
+		d.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.mu.Lock()
+	ended := c.endReason != ""
+	c.mu.Unlock()
+	if ended {
+		d.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	// The CSeq order (12.2.2) comes before the dialog's state: a request
+	// older than one already taken is refused with 500 whatever is in
+	// progress, since a 491 would invite the caller to retry it.
+	if !d.inOrder(c, req, tx) {
+		return
+	}
+	seq := req.CSeq().SeqNo
+	body := req.Body()
+	late := len(body) == 0
+	c.mu.Lock()
+	switch {
+	case c.pending != nil && !c.pending.answered, c.pending == nil && !c.confirmed:
+		// Our final response to an earlier INVITE has not gone out
+		// (RFC 3261 14.2): 500 with a random Retry-After of 0-10 s.
+		c.mu.Unlock()
+		d.resp.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", strconv.FormatUint(randUint64()%11, 10)))
+		return
+	case c.pending != nil:
+		// Our 2xx waits for its ACK: that INVITE transaction, and its
+		// offer/answer exchange, is still in progress.
+		c.mu.Unlock()
+		d.resp.respond(req, tx, 491, "Request Pending")
+		return
+	}
+	// Taken from here on, until our 2xx is ACKed or given up on.
+	pend := &pendingAnswer{cseq: seq, acked: make(chan *sip.Request, 1), offer: late}
+	c.pending = pend
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.pending == pend {
+			c.pending = nil
+		}
+		c.mu.Unlock()
+	}()
+
+	offer, err := d.srtp.readOffer(body, req.Transport())
+	if err != nil {
+		d.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		return
+	}
+	if ct := req.Contact(); ct != nil {
+		c.mu.Lock()
+		c.remoteTarget = ct.Address
+		c.mu.Unlock()
+	}
+	var answerTo *Media
+	if !late {
+		answerTo = &offer
+	}
+	sdpBody, err := c.localSDP(answerTo, d.srtp.mode)
+	if err != nil {
+		d.resp.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	c.mu.Lock()
+	pend.answered = true
+	c.mu.Unlock()
+	if !late {
+		c.applyMedia(offer)
+	}
+	d.log.Info("call media changed", "call", c.id, "hold", c.OnHold())
+	// A lost ACK on a re-INVITE is no reason to drop a caller who is in
+	// a session: whatever ends the wait, the call goes on.
+	ack, end := d.answerInvite(c, req, tx, sdpBody, pend, nil)
+	if end == ackReceived && late {
+		_ = c.takeAnswer(ack.Body())
+	}
+}
+
+func (d *dialogs) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.lookup(req)
+	if c == nil || req.CSeq() == nil {
+		return // ACKs get no response; a stray one is simply ignored
+	}
+	c.mu.Lock()
+	p := c.pending
+	c.mu.Unlock()
+	if p != nil && p.answered && p.cseq == req.CSeq().SeqNo {
+		select {
+		case p.acked <- req:
+		default:
+		}
+	}
+}
+
+// ordered returns the call of an in-dialog request whose CSeq moves the
+// dialog on, or answers it (481 for no call of ours, inOrder's 500) and
+// returns nil.
+func (d *dialogs) ordered(req *sip.Request, tx sip.ServerTransaction) *Call {
+	c := d.lookup(req)
+	if c == nil {
+		d.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return nil
+	}
+	if !d.inOrder(c, req, tx) {
+		return nil
+	}
+	return c
+}
+
+func (d *dialogs) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.ordered(req, tx)
+	if c == nil {
+		return
+	}
+	d.resp.respond(req, tx, 200, "OK")
+	if c.end("remote-bye") {
+		d.log.Debug("BYE received", "call", c.id)
+	}
+}
+
+func (d *dialogs) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	// A matching CANCEL is answered by sipgo's transaction layer (200, then
+	// 487 to the INVITE); one that reaches us matched nothing.
+	d.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+}
+
+func (d *dialogs) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// Outside a dialog (the usual keep-alive) an OPTIONS is answered as
+	// it comes; inside one of our calls its CSeq must move on like any
+	// in-dialog request's.
+	if hasToTag(req) {
+		if c := d.lookup(req); c != nil && !d.inOrder(c, req, tx) {
+			return
+		}
+	}
+	d.resp.respond(req, tx, 200, "OK",
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
+}
+
+func (d *dialogs) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := d.ordered(req, tx)
+	if c == nil {
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if len(req.Body()) == 0 {
+		// An empty INFO is a keep-alive some gateways send.
+		d.resp.respond(req, tx, 200, "OK")
+		return
+	}
+	key, err := dtmf.ParseInfo(ct, req.Body())
+	switch {
+	case errors.Is(err, dtmf.ErrNotDTMF):
+		d.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+	case err != nil:
+		d.resp.respond(req, tx, 400, "Bad Request")
+	default:
+		// The digit is queued before the 200 goes out: a phone that sends
+		// its next INFO on our answer would otherwise race this goroutine
+		// (sipgo serves each request on its own), and a PIN could arrive
+		// out of order.
+		c.pushDigit(key)
+		d.resp.respond(req, tx, 200, "OK")
+	}
+}
+
+// onOther answers the methods we do not serve (RFC 3261 8.2.1): 405 for
+// those we know of, which this server does not allow, and 501 for the
+// ones we do not know at all (21.5.2), both with Allow. A request with a
+// To tag for no dialog of ours gets 481 first, as any such request does.
+func (d *dialogs) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) && d.lookup(req) == nil {
+		d.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if knownMethod(req.Method) {
+		d.resp.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
+		return
+	}
+	d.resp.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowed))
 }

@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +34,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/internal/logging"
-	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
 
@@ -255,7 +253,7 @@ func New(cfg Config) (*Server, error) {
 		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger},
 		srtp:  srtpPolicy{mode: cfg.SRTP, overUDP: cfg.SRTPOverUDP}}
 	s.val = validator{resp: s.resp}
-	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout,
+	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout, srtp: s.srtp,
 		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
 		calls: map[string]*Call{}}
 	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(), limits: &s.limits,
@@ -279,12 +277,12 @@ func New(cfg Config) (*Server, error) {
 	// onOther answers the methods we do not serve), then the headers and
 	// the content (inspect, validate.go).
 	srv.OnInvite(s.guard(s.onInvite))
-	srv.OnAck(s.guard(s.onAck))
-	srv.OnBye(s.guard(s.gated(s.val.inspected(s.onBye))))
-	srv.OnCancel(s.guard(s.val.inspected(s.onCancel)))
-	srv.OnOptions(s.guard(s.val.inspected(s.onOptions)))
-	srv.OnInfo(s.guard(s.gated(s.val.inspected(s.onInfo))))
-	srv.OnNoRoute(s.guard(s.gated(s.onOther)))
+	srv.OnAck(s.guard(s.peers.inDialog(s.dlg.lookup, s.dlg.onAck)))
+	srv.OnBye(s.guard(s.gated(s.val.inspected(s.dlg.onBye))))
+	srv.OnCancel(s.guard(s.val.inspected(s.dlg.onCancel)))
+	srv.OnOptions(s.guard(s.val.inspected(s.peers.inDialog(s.dlg.lookup, s.dlg.onOptions))))
+	srv.OnInfo(s.guard(s.gated(s.val.inspected(s.dlg.onInfo))))
+	srv.OnNoRoute(s.guard(s.gated(s.dlg.onOther)))
 	return s, nil
 }
 
@@ -574,7 +572,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if hasToTag(req) {
-		s.onReinvite(req, tx)
+		s.dlg.onReinvite(req, tx)
 		return
 	}
 	s.mu.Lock()
@@ -687,10 +685,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		fail("error")
 		return
 	}
-	pend := &pendingAnswer{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), offer: late, answered: true}
-	call.mu.Lock()
-	call.pending = pend
-	call.mu.Unlock()
+	pend := s.dlg.answering(call, req.CSeq().SeqNo, late)
 
 	select {
 	case <-cancelled:
@@ -922,195 +917,6 @@ func (s *Server) runCall(c *Call) {
 	s.cfg.Handler.ServeCall(c)
 }
 
-func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.dlg.lookup(req)
-	if c == nil {
-		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	c.mu.Lock()
-	ended := c.endReason != ""
-	c.mu.Unlock()
-	if ended {
-		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	// The CSeq order (12.2.2) comes before the dialog's state: a request
-	// older than one already taken is refused with 500 whatever is in
-	// progress, since a 491 would invite the caller to retry it.
-	if !s.dlg.inOrder(c, req, tx) {
-		return
-	}
-	seq := req.CSeq().SeqNo
-	body := req.Body()
-	late := len(body) == 0
-	c.mu.Lock()
-	switch {
-	case c.pending != nil && !c.pending.answered, c.pending == nil && !c.confirmed:
-		// Our final response to an earlier INVITE has not gone out
-		// (RFC 3261 14.2): 500 with a random Retry-After of 0-10 s.
-		c.mu.Unlock()
-		s.resp.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", strconv.FormatUint(randUint64()%11, 10)))
-		return
-	case c.pending != nil:
-		// Our 2xx waits for its ACK: that INVITE transaction, and its
-		// offer/answer exchange, is still in progress.
-		c.mu.Unlock()
-		s.resp.respond(req, tx, 491, "Request Pending")
-		return
-	}
-	// Taken from here on, until our 2xx is ACKed or given up on.
-	pend := &pendingAnswer{cseq: seq, acked: make(chan *sip.Request, 1), offer: late}
-	c.pending = pend
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.pending == pend {
-			c.pending = nil
-		}
-		c.mu.Unlock()
-	}()
-
-	offer, err := s.srtp.readOffer(body, req.Transport())
-	if err != nil {
-		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
-		return
-	}
-	if ct := req.Contact(); ct != nil {
-		c.mu.Lock()
-		c.remoteTarget = ct.Address
-		c.mu.Unlock()
-	}
-	var answerTo *Media
-	if !late {
-		answerTo = &offer
-	}
-	sdpBody, err := c.localSDP(answerTo, s.srtp.mode)
-	if err != nil {
-		s.resp.respond(req, tx, 500, "Server Internal Error")
-		return
-	}
-	c.mu.Lock()
-	pend.answered = true
-	c.mu.Unlock()
-	if !late {
-		c.applyMedia(offer)
-	}
-	s.log.Info("call media changed", "call", c.id, "hold", c.OnHold())
-	// A lost ACK on a re-INVITE is no reason to drop a caller who is in
-	// a session: whatever ends the wait, the call goes on.
-	ack, end := s.dlg.answerInvite(c, req, tx, sdpBody, pend, nil)
-	if end == ackReceived && late {
-		_ = c.takeAnswer(ack.Body())
-	}
-}
-
-func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.dlg.lookup(req)
-	if c == nil || req.CSeq() == nil {
-		return // ACKs get no response; a stray one is simply ignored
-	}
-	if _, ok := s.peers.admit(c, req, tx); !ok {
-		return
-	}
-	c.mu.Lock()
-	p := c.pending
-	c.mu.Unlock()
-	if p != nil && p.answered && p.cseq == req.CSeq().SeqNo {
-		select {
-		case p.acked <- req:
-		default:
-		}
-	}
-}
-
-func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.dlg.lookup(req)
-	if c == nil {
-		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	if !s.dlg.inOrder(c, req, tx) {
-		return
-	}
-	s.resp.respond(req, tx, 200, "OK")
-	if c.end("remote-bye") {
-		s.log.Debug("BYE received", "call", c.id)
-	}
-}
-
-func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
-	// A matching CANCEL is answered by sipgo's transaction layer (200, then
-	// 487 to the INVITE); one that reaches us matched nothing.
-	s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-}
-
-func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	// Outside a dialog (the usual keep-alive) an OPTIONS is answered as
-	// it comes; inside one of our calls its CSeq must move on like any
-	// in-dialog request's.
-	if hasToTag(req) {
-		if c := s.dlg.lookup(req); c != nil {
-			if _, ok := s.peers.admit(c, req, tx); !ok || !s.dlg.inOrder(c, req, tx) {
-				return
-			}
-		}
-	}
-	s.resp.respond(req, tx, 200, "OK",
-		sip.NewHeader("Allow", allowed),
-		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
-}
-
-func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.dlg.lookup(req)
-	if c == nil {
-		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	if !s.dlg.inOrder(c, req, tx) {
-		return
-	}
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	if len(req.Body()) == 0 {
-		// An empty INFO is a keep-alive some gateways send.
-		s.resp.respond(req, tx, 200, "OK")
-		return
-	}
-	d, err := dtmf.ParseInfo(ct, req.Body())
-	switch {
-	case errors.Is(err, dtmf.ErrNotDTMF):
-		s.resp.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-	case err != nil:
-		s.resp.respond(req, tx, 400, "Bad Request")
-	default:
-		// The digit is queued before the 200 goes out: a phone that sends
-		// its next INFO on our answer would otherwise race this goroutine
-		// (sipgo serves each request on its own), and a PIN could arrive
-		// out of order.
-		c.pushDigit(d)
-		s.resp.respond(req, tx, 200, "OK")
-	}
-}
-
-// onOther answers the methods we do not serve (RFC 3261 8.2.1): 405 for
-// those we know of, which this server does not allow, and 501 for the
-// ones we do not know at all (21.5.2), both with Allow. A request with a
-// To tag for no dialog of ours gets 481 first, as any such request does.
-func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
-	if hasToTag(req) && s.dlg.lookup(req) == nil {
-		s.resp.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	if knownMethod(req.Method) {
-		s.resp.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowed))
-		return
-	}
-	s.resp.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowed))
-}
-
 // knownMethod reports whether m is a method of RFC 3261 or of a standard
 // extension: a request for one we do not serve gets 405, not 501.
 func knownMethod(m sip.RequestMethod) bool {
@@ -1153,22 +959,7 @@ func (s *Server) watchTimeouts() {
 				lastSweep = now
 			}
 			maxCall := s.limits.Load().MaxCall
-			var expired, overlong []*Call
-			for _, c := range s.dlg.all() {
-				c.mu.Lock()
-				confirmed := c.confirmed
-				limit := mediaTimeout(c.direction, &c.media, s.cfg.RTPTimeout, s.cfg.HoldTimeout)
-				c.mu.Unlock()
-				if !confirmed {
-					continue
-				}
-				switch {
-				case now.Sub(c.stream.LastActivity()) > limit:
-					expired = append(expired, c)
-				case maxCall > 0 && now.Sub(c.started) >= maxCall:
-					overlong = append(overlong, c)
-				}
-			}
+			expired, overlong := s.dlg.overdue(now, s.cfg.RTPTimeout, s.cfg.HoldTimeout, maxCall)
 			for _, c := range expired {
 				s.log.Info("no media, hanging up", "call", c.id)
 				c.Hangup("rtp-timeout")
