@@ -1,19 +1,18 @@
 // Package app is the composition root: it builds the bridge from a validated
-// configuration (prompts, RTP engine, clock, conference, SIP) and carries a
-// call from the PIN prompt into its group's room.
+// configuration (prompts, RTP engine, clock, conference, call flow, SIP,
+// admin, metrics), hands each answered call to callflow, distributes a
+// reload and drains and stops the whole.
 //
-// It owns no rules of its own: PIN entry is ivr's, a session's rules are
+// It owns no rules of its own and must not grow a call's logic: a call's
+// life is callflow's, PIN entry is ivr's, a session's rules are
 // conference/rules', SIP is sipua's, and the words for groups are
 // internal/group's.
 package app
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,16 +27,16 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/admin"
+	"github.com/groupbridge/groupbridge/internal/callflow"
 	"github.com/groupbridge/groupbridge/internal/conference"
-	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/guard"
-	"github.com/groupbridge/groupbridge/internal/ivr"
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/metrics"
 	"github.com/groupbridge/groupbridge/internal/sipua"
 	"github.com/groupbridge/groupbridge/media/clock"
+	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
@@ -55,23 +54,21 @@ type Options struct {
 
 // App is a running bridge.
 type App struct {
-	cfg      *config.Config // as started; settings that need a restart come from here
-	state    atomic.Pointer[state]
-	log      *slog.Logger
-	clock    *clock.Clock
-	engine   *rtpio.Engine
-	conf     *conference.Conference
-	lobby    *lobby.Lobby
-	sip      *sipua.Server
-	metrics  *metrics.Metrics
-	guard    *guard.PINGuard
-	budget   *guard.Budget
-	alarmLog [2]logging.Throttle // the PIN-rate alarm's log lines: bridge, group
-	admin    *http.Server        // nil when admin.listen is ""
-	adminLn  net.Listener
-	idKey    [32]byte // per-start HMAC key for recognising callers; memory only
-	tags     *logging.Tags
-	reload   sync.Mutex
+	cfg     *config.Config // as started; settings that need a restart come from here
+	state   atomic.Pointer[state]
+	log     *slog.Logger
+	clock   *clock.Clock
+	engine  *rtpio.Engine
+	conf    *conference.Conference
+	lobby   *lobby.Lobby
+	sip     *sipua.Server
+	metrics *metrics.Metrics
+	guard   *guard.PINGuard
+	budget  *guard.Budget
+	flow    *callflow.Flow
+	admin   *http.Server // nil when admin.listen is ""
+	adminLn net.Listener
+	reload  sync.Mutex
 }
 
 // state is what a reload may change: groups and prompts. A call takes one
@@ -141,14 +138,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, lobby: lobby.New()}
 	a.state.Store(newState(cfg, prompts))
-	if _, err := rand.Read(a.idKey[:]); err != nil {
-		_ = engine.Close()
-		return nil, fmt.Errorf("identity key: %w", err)
-	}
 	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
-	// A caller's tag outlives midnight as long as a rejoin or a run of
-	// wrong PINs may still link their calls.
-	a.tags = logging.NewTags(max(rules.DefaultRejoinWindow, a.guard.Memory()), time.Local)
 	a.budget = guard.NewBudget(budgetConfig(cfg))
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
@@ -158,6 +148,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AGC:          cfg.Audio.AGC,
 		ComfortNoise: cfg.Audio.ComfortNoise,
 	})
+	if a.flow, err = a.newFlow(); err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
 	var users []sipua.User
 	for _, u := range cfg.SIP.Users {
 		users = append(users, sipua.User{Name: u.Name, Password: u.Password})
@@ -200,7 +194,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AssertIdentity:       assertPrefixes,
 		AssertTrusted:        assertTrusted,
 		NoIdentity:           cfg.SIP.NoIdentityPrefixes(),
-		CallerLabel:          a.label,
+		CallerLabel:          func(c *sipua.Call) string { return a.flow.Label(c) },
 		Users:                users,
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
@@ -228,6 +222,34 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		a.metrics.SetRegistration(metrics.RegistrationRegistering)
 	}
 	return a, nil
+}
+
+// newFlow builds the call flow from the bridge's parts.
+func (a *App) newFlow() (*callflow.Flow, error) {
+	fc := callflow.Config{
+		Settings: a.settings,
+		Lobby:    a.lobby,
+		Join: func(g group.Group, r conference.JoinRequest) (callflow.Member, error) {
+			p, err := a.conf.Join(g, r)
+			if err != nil {
+				return nil, err // not a nil *Participant in a non-nil Member
+			}
+			return p, nil
+		},
+		Guard:         a.guard,
+		Budget:        a.budget,
+		Metrics:       a.metrics,
+		Log:           a.log,
+		MaskedCallers: a.cfg.Log.Callers == config.LogCallersMasked,
+		TagZone:       time.Local,
+		Now:           time.Now,
+		After:         time.After,
+	}
+	// The per-start key that recognises callers; memory only.
+	if _, err := rand.Read(fc.Key[:]); err != nil {
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	return callflow.New(fc)
 }
 
 // sipLimits are the SIP layer's limits from a configuration.
@@ -441,94 +463,6 @@ func (a *App) onTickPanic(t clock.Ticker, recovered any) {
 	a.conf.Recover(t, recovered)
 }
 
-// identity recognises a caller who calls back without storing their
-// number: an HMAC under a key made at each start and kept in memory only (a
-// plain hash of a phone number is reversed by trying every number). The
-// key lasts the whole run, so rejoins, removals, PIN limits and known
-// callers hold across the log tags' daily change. Callers without a
-// number, and every caller of a source that names nobody
-// (sip.no_identity), get "" and are told apart by their call only.
-func (a *App) identity(c *sipua.Call) string {
-	if c.NoIdentity() {
-		return ""
-	}
-	return a.identityOf(c.Caller())
-}
-
-// identityOf is identity for a normalised number ("" for none).
-func (a *App) identityOf(number string) string {
-	if number == "" {
-		return ""
-	}
-	return a.keyed("", number)
-}
-
-// label is how log lines and the admin API name a call's caller
-// (log.callers): a tag of the identity by default, the masked number when
-// asked; "anonymous" when the number is withheld (Privacy: id) or none.
-func (a *App) label(c *sipua.Call) string {
-	if c.CallerPrivate() || c.NoIdentity() || c.Caller() == "" {
-		return logging.Anonymous
-	}
-	if a.cfg.Log.Callers == config.LogCallersMasked {
-		return logging.MaskCaller(c.Caller())
-	}
-	return a.tags.Tag(a.identityOf(c.Caller()), time.Now())
-}
-
-// keyed is the HMAC of the parts under the per-start key; kind keeps the
-// hashes of different things (numbers, users, addresses) apart.
-func (a *App) keyed(kind string, parts ...string) string {
-	mac := hmac.New(sha256.New, a.idKey[:])
-	if kind != "" {
-		mac.Write([]byte(kind))
-		mac.Write([]byte{0})
-	}
-	for i, p := range parts {
-		if i > 0 {
-			mac.Write([]byte{0})
-		}
-		mac.Write([]byte(p))
-	}
-	return hex.EncodeToString(mac.Sum(nil)[:16])
-}
-
-// caller is who places c for the PIN limits: its number's identity, and
-// for a call from an untrusted source (one that authenticated as a
-// sip.users account) that user and the source address, by its /64 for
-// IPv6 since anyone holding one address of a /64 holds them all.
-func (a *App) caller(c *sipua.Call, id string) guard.Caller {
-	g := a.callerOf(id, c.User(), c.SourceIP())
-	g.PerCall = c.NoIdentity()
-	return g
-}
-
-// callerOf is caller from the call's parts: its number's identity, the
-// authenticated user ("" when trusted) and the source address.
-func (a *App) callerOf(id, user string, ip netip.Addr) guard.Caller {
-	g := guard.Caller{Number: id}
-	if user == "" {
-		return g // a trusted PBX: the source carries everyone's calls
-	}
-	g.User = a.keyed("user", user)
-	if ip.IsValid() {
-		src := ip.String()
-		if ip.Is6() {
-			src = netip.PrefixFrom(ip, 64).Masked().String()
-		}
-		g.Source = a.keyed("source", src)
-	}
-	return g
-}
-
-// knownKey is the keyed hash under which a caller is known to a group.
-func (a *App) knownKey(id, group string) string {
-	if id == "" {
-		return "" // withheld numbers are never known
-	}
-	return a.keyed("known", id, group)
-}
-
 // Reload applies a new configuration's live keys (config.ReloadLive):
 // groups and PINs to calls that start from now on, prompts to every room
 // from its next announcement on, the limits at once. Live sessions go on;
@@ -576,240 +510,19 @@ func (a *App) Drain() {
 	a.log.Info("draining: new calls are refused, sessions go on")
 }
 
-// pinAlarm reports a PIN failure rate that crossed limits.pin_failure_alarm:
-// many callers guessing a little each is still an attack. Each crossing
-// is counted; the log gets at most one line a minute per scope. The group
-// is named in the log (the operator's), never in the metrics.
-func (a *App) pinAlarm(alarm guard.Alarm, group string) {
-	level := a.state.Load().cfg.Limits.PINFailureAlarm
-	report := func(i int, scope string, rate int, attrs ...any) {
-		a.metrics.PINAlarm(scope == metrics.ScopeGroup)
-		if !a.alarmLog[i].Allow(time.Now()) {
-			return
-		}
-		a.log.Warn("PIN failure rate high: possible guessing attack",
-			append([]any{"scope", scope, "per_minute", rate, "limit", level}, attrs...)...)
-	}
-	if alarm.Bridge {
-		report(0, metrics.ScopeBridge, alarm.BridgeRate)
-	}
-	if alarm.Group {
-		report(1, metrics.ScopeGroup, alarm.GroupRate, "group", group)
-	}
-}
+// ServeCall carries an answered call through its life (callflow).
+func (a *App) ServeCall(c *sipua.Call) { a.flow.Serve(sipCall{c}) }
 
-// underAttack logs that wrong PINs to a number (or bridge-wide) passed the
-// budget: from now on PIN answers there wait their turn. It happens once
-// per attack (an attack ends after ten quiet minutes).
-func (a *App) underAttack(group string) {
-	l := a.state.Load().cfg.Limits
-	attrs := []any{"scope", metrics.ScopeShared}
-	if group != "" {
-		attrs = []any{"scope", metrics.ScopeGroup, "group", group}
-	}
-	attrs = append(attrs, "pin_budget", l.PINBudget, "pin_budget_bridge", l.PINBudgetBridge)
-	a.metrics.PINAttack(group != "")
-	a.log.Warn("PIN guessing: wrong PINs past the budget; PIN answers now wait their turn", attrs...)
-}
+// sipCall is a SIP call as the call flow takes it: its stream as the
+// pcm.Stream the lobby and the rooms play to.
+type sipCall struct{ *sipua.Call }
 
-// ServeCall carries an answered call through the PIN prompt into its room.
-func (a *App) ServeCall(c *sipua.Call) {
+func (c sipCall) Stream() pcm.Stream { return c.Call.Stream() }
+
+// settings is the call flow's view of the latest reload.
+func (a *App) settings() *callflow.Settings {
 	st := a.state.Load()
-	id := a.identity(c)
-	who := a.caller(c, id)
-	defer func() { a.tags.Touch(id, time.Now()) }()
-	if blocked, _ := a.guard.Blocked(who, time.Now()); blocked {
-		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", "pin-blocked")
-		a.metrics.CallOutcome("pin-blocked")
-		a.sayAndHangup(c, st, "pin-blocked", prompt.TryLater)
-		return
-	}
-	entry := a.lobby.Enter(c.Stream())
-	defer entry.Leave()
-	join, reason := a.runIVR(c, entry, st, id, who)
-	if reason == "pin-blocked" {
-		entry.Leave()
-		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", reason)
-		a.metrics.CallOutcome(reason)
-		a.sayAndHangup(c, st, reason, prompt.TryLater)
-		return
-	}
-	if join == nil {
-		if reason != "" {
-			a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "outcome", reason)
-			a.metrics.CallOutcome(reason)
-			c.Hangup(reason)
-		} else {
-			a.metrics.CallOutcome("hung-up-in-ivr")
-		}
-		return
-	}
-	g := st.groups[join.Group]
-	entry.Leave()
-	p, err := a.conf.Join(g, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
-		Masked: c.Label(), CallID: c.ID()})
-	if err != nil {
-		outcome, clip := "join-failed", prompt.Goodbye
-		switch {
-		case errors.Is(err, conference.ErrFull):
-			outcome, clip = "group-full", prompt.GroupFull
-		case errors.Is(err, conference.ErrLocked):
-			outcome, clip = "locked", prompt.MeetingLocked
-		case errors.Is(err, conference.ErrRemoved):
-			outcome, clip = "removed", prompt.RemovedYou
-		}
-		a.log.Info("call not admitted", "call", c.ID(), "caller", c.Label(), "group", g.Name, "outcome", outcome)
-		a.metrics.CallOutcome(outcome)
-		a.sayAndHangup(c, st, outcome, clip)
-		return
-	}
-	// Whatever ends this goroutine, a panic included, the caller leaves the
-	// room: otherwise a call that is gone keeps its seat and the session.
-	defer p.Leave()
-	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
-	a.budget.Remember(a.knownKey(id, g.Name), time.Now())
-	a.metrics.CallOutcome("joined")
-	a.log.Info("call joined", "call", c.ID(), "caller", c.Label(), "group", g.Name,
-		"role", join.Role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", "joined")
-	for {
-		select {
-		case d := <-c.Digits():
-			p.Key(d)
-		case <-p.Done():
-			c.Hangup(p.Reason())
-			return
-		case <-c.Context().Done():
-			p.Leave()
-			return
-		}
-	}
-}
-
-// sayAndHangup plays clips to a caller outside any room, then hangs up.
-func (a *App) sayAndHangup(c *sipua.Call, st *state, reason string, names ...string) {
-	entry := a.lobby.Enter(c.Stream())
-	defer entry.Leave()
-	var clips [][]int16
-	for _, n := range names {
-		if clip, ok := st.prompts.Clip(n); ok {
-			clips = append(clips, clip)
-		}
-	}
-	entry.Play(clips...)
-	select {
-	case <-entry.Finished():
-	case <-c.Context().Done():
-	case <-time.After(15 * time.Second):
-	}
-	c.Hangup(reason)
-}
-
-// runIVR drives the PIN state machine with the call's key presses, the
-// prompts' completions and its timers. It returns the join action, or nil
-// and the reason the call is to end ("" when the caller already hung up).
-func (a *App) runIVR(c *sipua.Call, entry *lobby.Entry, st *state, id string, who guard.Caller) (*ivr.Action, string) {
-	// The number's budget: a group's own number, or "" for the shared
-	// access number (any number no group claims), which reaches every
-	// group. The caller is known if known to a group it can reach.
-	dialedGroup := ""
-	if i := group.ByNumber(st.groups, c.Dialed()); i >= 0 {
-		dialedGroup = st.groups[i].Name
-	}
-	var known []string
-	for _, g := range st.cfg.Groups {
-		if dialedGroup == "" || g.Name == dialedGroup {
-			known = append(known, a.knownKey(id, g.Name))
-		}
-	}
-	gate := a.budget.Gate(dialedGroup, time.Now(), known...)
-	defer gate.Close()
-	m := ivr.New(ivr.Config{Groups: st.groups, Dialed: c.Dialed(), Gate: gate})
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var join *ivr.Action
-	hangup := ""
-	apply := func(acts []ivr.Action) {
-		for i := range acts {
-			act := acts[i]
-			switch act.Kind {
-			case ivr.ActPlay:
-				var clips [][]int16
-				for _, n := range act.Prompts {
-					if clip, ok := st.prompts.Clip(n); ok {
-						clips = append(clips, clip, prompt.Pause(200*time.Millisecond))
-					}
-				}
-				entry.Play(clips...)
-			case ivr.ActStopPrompt:
-				entry.Stop()
-			case ivr.ActJoin:
-				join = &act
-			case ivr.ActHangup:
-				hangup = act.Reason
-			}
-		}
-	}
-	apply(m.Start(time.Now()))
-	tries := 0
-	// failed records wrong PINs; it reports whether the caller is now
-	// blocked for guessing.
-	failed := func() bool {
-		blocked := false
-		for ; tries < m.Tries(); tries++ {
-			// For "it never let me in": who, which try, which number;
-			// never the digits typed.
-			attrs := []any{"call", c.ID(), "caller", c.Label(), "try", tries + 1}
-			if dialedGroup != "" {
-				attrs = append(attrs, "group", dialedGroup)
-			}
-			a.log.Info("wrong PIN", attrs...)
-			a.metrics.PINFailure(dialedGroup != "")
-			now := time.Now()
-			b, alarm := a.guard.Fail(who, dialedGroup, now)
-			blocked = blocked || b
-			if alarm.Raised() {
-				a.pinAlarm(alarm, dialedGroup)
-			}
-			if gate.Fail(now) {
-				a.underAttack(dialedGroup)
-			}
-		}
-		return blocked
-	}
-	for join == nil && hangup == "" && !m.Done() {
-		if failed() {
-			return nil, "pin-blocked"
-		}
-		if dl, ok := m.NextDeadline(); ok {
-			timer.Reset(max(time.Until(dl), time.Millisecond))
-		} else {
-			timer.Reset(time.Hour)
-		}
-		select {
-		case d := <-c.Digits():
-			apply(m.Digit(d, time.Now()))
-		case <-entry.Finished():
-			apply(m.PromptDone(time.Now()))
-		case <-entry.Failed():
-			// The lobby recovered a panic on this caller's path and no
-			// longer serves it: end only this call.
-			a.log.Error("caller's prompt playback panicked, letting the caller go", "call", c.ID(),
-				"panic", logging.RedactDigits(fmt.Sprint(entry.Fault())))
-			return nil, "internal-error"
-		case <-timer.C:
-			apply(m.Tick(time.Now()))
-		case <-c.Context().Done():
-			return nil, ""
-		}
-	}
-	if failed() && join == nil {
-		return nil, "pin-blocked"
-	}
-	if join != nil {
-		return join, ""
-	}
-	if hangup == "" {
-		hangup = "ivr-ended"
-	}
-	return nil, hangup
+	l := st.cfg.Limits
+	return &callflow.Settings{Groups: st.groups, Prompts: st.prompts,
+		PINFailureAlarm: l.PINFailureAlarm, PINBudget: l.PINBudget, PINBudgetBridge: l.PINBudgetBridge}
 }

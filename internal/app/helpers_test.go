@@ -37,15 +37,15 @@ func (b *syncBuffer) caller(number string) string {
 
 // callerName is how a's logs name the caller of a call from number.
 func (a *App) callerName(number string) string {
-	n := callerid.Normalize(number)
-	switch {
-	case n == "":
-		return logging.Anonymous
-	case a.cfg.Log.Callers == config.LogCallersMasked:
-		return logging.MaskCaller(n)
-	}
-	return a.tags.Tag(a.identityOf(n), time.Now())
+	return a.flow.Label(numberCaller(callerid.Normalize(number)))
 }
+
+// numberCaller is a caller known by its number alone.
+type numberCaller string
+
+func (n numberCaller) Caller() string    { return string(n) }
+func (numberCaller) CallerPrivate() bool { return false }
+func (numberCaller) NoIdentity() bool    { return false }
 
 // records parses the JSON log lines written so far.
 func (b *syncBuffer) records(t *testing.T) []map[string]any {

@@ -62,7 +62,7 @@ func TestSippIdentityFromPAI(t *testing.T) {
 				t.Errorf("the calls were logged as %q; want the same caller: %v", callers, tc.sameCaller)
 			}
 			known := func(n string) bool {
-				return a.budget.Known(time.Now(), a.knownKey(a.identityOf(n), "Circle"))
+				return a.budget.Known(time.Now(), a.flow.KnownKey(a.flow.IdentityOf(n), "Circle"))
 			}
 			for _, n := range tc.wantKnown {
 				if !known(n) {
@@ -91,7 +91,7 @@ func TestSippPrivacyID(t *testing.T) {
 			if n := logs.count(t, "call joined", "caller", "anonymous"); n != 1 {
 				t.Fatalf("%d anonymous joins, want 1; log:\n%s", n, logs.String())
 			}
-			if !a.budget.Known(time.Now(), a.knownKey(a.identityOf(pai), "Circle")) {
+			if !a.budget.Known(time.Now(), a.flow.KnownKey(a.flow.IdentityOf(pai), "Circle")) {
 				t.Error("a caller with Privacy: id is not known to the group: the identity key was lost")
 			}
 		})

@@ -26,7 +26,7 @@ const (
 	redial     = time.Second            // from hang-up to the next call's welcome
 	attackKey  = 100 * time.Millisecond // the attacker's time per key (RFC 4733)
 	humanKey   = 600 * time.Millisecond // a caller's time per key
-	promptGap  = 200 * time.Millisecond // app.runIVR's pause after each prompt
+	promptGap  = 200 * time.Millisecond // callflow.Flow.runIVR's pause after each prompt
 	simDay     = 24 * time.Hour
 	targetDays = 30
 )
@@ -69,7 +69,7 @@ func newBridge(t testing.TB, groups []group.Group) *bridge {
 	return b
 }
 
-// scope is the budget key of a dialled number, as app.runIVR finds it.
+// scope is the budget key of a dialled number, as callflow.Flow.runIVR finds it.
 func (b *bridge) scope(dialed string) (string, []string) {
 	for i, g := range b.groups {
 		if g.Number != "" && g.Number == dialed {
@@ -79,7 +79,7 @@ func (b *bridge) scope(dialed string) (string, []string) {
 	return "", b.names
 }
 
-// call is one call in the simulation, driven like app.runIVR drives it.
+// call is one call in the simulation, driven like callflow.Flow.runIVR drives it.
 type call struct {
 	b       *bridge
 	who     guard.Caller
@@ -208,7 +208,7 @@ func (c *call) typeNext(now time.Time) {
 	c.typeAt = now.Add(time.Duration(len(c.entry)+1) * c.perKey)
 }
 
-// countFailures reports new wrong PINs to the guard, as app.runIVR does.
+// countFailures reports new wrong PINs to the guard, as callflow.Flow.runIVR does.
 func (c *call) countFailures(now time.Time) {
 	for ; c.tries < c.m.Tries(); c.tries++ {
 		if blocked, _ := c.b.pins.Fail(c.who, c.scope, now); blocked {

@@ -1,0 +1,214 @@
+// Package callflow owns a call's life once it is answered: admission (the
+// PIN limits), the PIN prompt, who the caller is (identity keys and log
+// tags), joining the group's room, and ending with a reason. Every call
+// that is not admitted goes through one door, refuse.
+//
+// It must not know how the process is composed or how configuration files
+// are read (its collaborators and settings are handed in by internal/app),
+// nor the SIP dialog internals: a call is the Call interface, which
+// sipua's calls satisfy through a thin adapter in app.
+package callflow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/guard"
+	"github.com/groupbridge/groupbridge/internal/lobby"
+	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// Caller is what identity and labels need of a call.
+type Caller interface {
+	Caller() string // the normalised number, "" for none
+	CallerPrivate() bool
+	NoIdentity() bool
+}
+
+// Call is an answered call as the flow drives it.
+type Call interface {
+	Caller
+	ID() string
+	Label() string // fixed at answer (Flow.Label)
+	Dialed() string
+	User() string // the sip.users account of an untrusted source; "" when trusted
+	SourceIP() netip.Addr
+	Stream() pcm.Stream
+	Digits() <-chan byte
+	Context() context.Context // done when the call is gone
+	Hangup(reason string)
+	// Admitted tells the SIP layer the call left the PIN prompt (it no
+	// longer counts against the setup caps).
+	Admitted()
+}
+
+// Member is a caller's seat in a room.
+type Member interface {
+	Key(d byte)
+	Done() <-chan struct{}
+	Reason() string
+	Leave()
+	Seat() int
+	Restored() bool
+}
+
+// Metrics are the series a call's life moves.
+type Metrics interface {
+	CallOutcome(outcome string)
+	PINFailure(groupScoped bool)
+	PINAlarm(groupScoped bool)
+	PINAttack(groupScoped bool)
+}
+
+// Settings are what a reload may change. A call takes one snapshot when it
+// starts, so a reload never changes the rules mid-call.
+type Settings struct {
+	Groups  []group.Group
+	Prompts *prompt.Set
+	// For the attack log lines: limits.pin_failure_alarm, pin_budget,
+	// pin_budget_bridge.
+	PINFailureAlarm, PINBudget, PINBudgetBridge int
+}
+
+// Config is what a Flow is built from: its collaborators and settings.
+type Config struct {
+	Settings func() *Settings // the latest; never nil
+	Lobby    *lobby.Lobby
+	// Join seats a caller in its group's room (conference.Conference.Join).
+	Join    func(group.Group, conference.JoinRequest) (Member, error)
+	Guard   *guard.PINGuard
+	Budget  *guard.Budget
+	Metrics Metrics
+	Log     *slog.Logger
+	// Key is the per-start HMAC key for recognising callers; memory only.
+	Key [32]byte
+	// MaskedCallers: log.callers is "masked" (else log tags).
+	MaskedCallers bool
+	// TagZone is where a log tag's day changes.
+	TagZone *time.Location
+	// Now and After are the flow's time: decisions and waits.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+}
+
+// Flow carries answered calls through their life.
+type Flow struct {
+	cfg      Config
+	tags     *logging.Tags
+	alarmLog [2]logging.Throttle // the PIN-rate alarm's log lines: bridge, group
+}
+
+// New returns a Flow; every field of cfg is required.
+func New(cfg Config) (*Flow, error) {
+	var missing []string
+	for name, absent := range map[string]bool{
+		"Settings": cfg.Settings == nil, "Lobby": cfg.Lobby == nil, "Join": cfg.Join == nil,
+		"Guard": cfg.Guard == nil, "Budget": cfg.Budget == nil, "Metrics": cfg.Metrics == nil,
+		"Log": cfg.Log == nil, "TagZone": cfg.TagZone == nil, "Now": cfg.Now == nil, "After": cfg.After == nil,
+	} {
+		if absent {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("callflow: Config.%s missing", strings.Join(missing, ", Config."))
+	}
+	f := &Flow{cfg: cfg}
+	// A caller's tag outlives midnight as long as a rejoin or a run of
+	// wrong PINs may still link their calls.
+	f.tags = logging.NewTags(max(rules.DefaultRejoinWindow, cfg.Guard.Memory()), cfg.TagZone)
+	return f, nil
+}
+
+// Serve carries an answered call through the PIN prompt into its room and
+// returns when the call is over.
+func (f *Flow) Serve(c Call) {
+	st := f.cfg.Settings()
+	id := f.Identity(c)
+	who := f.caller(c, id)
+	defer func() { f.tags.Touch(id, f.cfg.Now()) }()
+	if blocked, _ := f.cfg.Guard.Blocked(who, f.cfg.Now()); blocked {
+		f.refuse(c, st, PINBlocked, "")
+		return
+	}
+	entry := f.cfg.Lobby.Enter(c.Stream())
+	defer entry.Leave()
+	join, reason := f.runIVR(c, entry, st, id, who)
+	if join == nil {
+		if reason == "" {
+			f.cfg.Metrics.CallOutcome(outcomeHungUpInIVR)
+			return
+		}
+		entry.Leave()
+		f.refuse(c, st, reason, "")
+		return
+	}
+	g := st.Groups[join.Group]
+	entry.Leave()
+	p, err := f.cfg.Join(g, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
+		Masked: c.Label(), CallID: c.ID()})
+	if err != nil {
+		f.refuse(c, st, joinRefusal(err), g.Name)
+		return
+	}
+	// Whatever ends this goroutine, a panic included, the caller leaves the
+	// room: otherwise a call that is gone keeps its seat and the session.
+	defer p.Leave()
+	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
+	f.cfg.Budget.Remember(f.KnownKey(id, g.Name), f.cfg.Now())
+	f.cfg.Metrics.CallOutcome(outcomeJoined)
+	f.cfg.Log.Info("call joined", "call", c.ID(), "caller", c.Label(), "group", g.Name,
+		"role", join.Role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", outcomeJoined)
+	for {
+		select {
+		case d := <-c.Digits():
+			p.Key(d)
+		case <-p.Done():
+			c.Hangup(p.Reason())
+			return
+		case <-c.Context().Done():
+			p.Leave()
+			return
+		}
+	}
+}
+
+// The outcomes of calls that were not refused.
+const (
+	outcomeJoined      = "joined"
+	outcomeHungUpInIVR = "hung-up-in-ivr"
+)
+
+// sayAndHangup plays clips to a caller outside any room, then hangs up.
+func (f *Flow) sayAndHangup(c Call, st *Settings, reason string, names ...string) {
+	entry := f.cfg.Lobby.Enter(c.Stream())
+	defer entry.Leave()
+	var clips [][]int16
+	for _, n := range names {
+		if clip, ok := st.Prompts.Clip(n); ok {
+			clips = append(clips, clip)
+		}
+	}
+	entry.Play(clips...)
+	select {
+	case <-entry.Finished():
+	case <-c.Context().Done():
+	case <-f.cfg.After(15 * time.Second):
+	}
+	c.Hangup(reason)
+}
+
+// fault describes a recovered panic for the log without any digits it may
+// carry (a PIN, a number).
+func fault(v any) string { return logging.RedactDigits(fmt.Sprint(v)) }

@@ -1,0 +1,77 @@
+package callflow
+
+import (
+	"errors"
+
+	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/ivr"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// Reason is why a call is not admitted. It is the outcome in the log line
+// "call not admitted", the calls_total outcome label and the hang-up
+// reason, all three the same word.
+type Reason string
+
+// The reasons a call is refused.
+const (
+	PINBlocked    Reason = "pin-blocked"      // held off after too many PIN failures
+	WrongPIN      Reason = ivr.ReasonWrongPIN // used up its PIN tries
+	NoInput       Reason = ivr.ReasonNoInput  // pressed nothing through the prompts
+	PINBusy       Reason = ivr.ReasonBusy     // too many calls waited for a PIN answer
+	IVREnded      Reason = "ivr-ended"        // the PIN prompt ended without a reason
+	InternalError Reason = "internal-error"   // the caller's prompt playback panicked
+	GroupFull     Reason = "group-full"       // the group had max_members
+	Locked        Reason = "locked"           // the facilitator locked the meeting
+	Removed       Reason = "removed"          // removed from this session
+	JoinFailed    Reason = "join-failed"      // the room refused for another reason
+)
+
+// prompt is what the caller hears before the hang-up; "" for a plain
+// hang-up (the PIN prompt has already said goodbye, or there is nothing
+// useful to say).
+func (r Reason) prompt() string {
+	switch r {
+	case PINBlocked:
+		return prompt.TryLater
+	case GroupFull:
+		return prompt.GroupFull
+	case Locked:
+		return prompt.MeetingLocked
+	case Removed:
+		return prompt.RemovedYou
+	case JoinFailed:
+		return prompt.Goodbye
+	}
+	return ""
+}
+
+// joinRefusal is the reason for a room's refusal.
+func joinRefusal(err error) Reason {
+	switch {
+	case errors.Is(err, conference.ErrFull):
+		return GroupFull
+	case errors.Is(err, conference.ErrLocked):
+		return Locked
+	case errors.Is(err, conference.ErrRemoved):
+		return Removed
+	}
+	return JoinFailed
+}
+
+// refuse is the one way a call is turned away: one log line, one count,
+// the reason's prompt if it has one, and the hang-up. group is the group
+// it was refused by, "" before one was chosen.
+func (f *Flow) refuse(c Call, st *Settings, r Reason, group string) {
+	attrs := []any{"call", c.ID(), "caller", c.Label()}
+	if group != "" {
+		attrs = append(attrs, "group", group)
+	}
+	f.cfg.Log.Info("call not admitted", append(attrs, "outcome", string(r))...)
+	f.cfg.Metrics.CallOutcome(string(r))
+	if clip := r.prompt(); clip != "" {
+		f.sayAndHangup(c, st, string(r), clip)
+		return
+	}
+	c.Hangup(string(r))
+}
