@@ -42,6 +42,7 @@ type call struct {
 	ip                   netip.Addr
 
 	stream   stream
+	media    pcm.Stream // what Stream returns instead of &stream, when set
 	digits   chan byte
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -56,15 +57,20 @@ func newCall(number string) *call {
 	return c
 }
 
-func (c *call) Caller() string           { return c.number }
-func (c *call) CallerPrivate() bool      { return c.private }
-func (c *call) NoIdentity() bool         { return c.noIdentity }
-func (c *call) ID() string               { return "call-1" }
-func (c *call) Label() string            { return "tag-1" }
-func (c *call) Dialed() string           { return c.dialed }
-func (c *call) User() string             { return c.user }
-func (c *call) SourceIP() netip.Addr     { return c.ip }
-func (c *call) Stream() pcm.Stream       { return &c.stream }
+func (c *call) Caller() string       { return c.number }
+func (c *call) CallerPrivate() bool  { return c.private }
+func (c *call) NoIdentity() bool     { return c.noIdentity }
+func (c *call) ID() string           { return "call-1" }
+func (c *call) Label() string        { return "tag-1" }
+func (c *call) Dialed() string       { return c.dialed }
+func (c *call) User() string         { return c.user }
+func (c *call) SourceIP() netip.Addr { return c.ip }
+func (c *call) Stream() pcm.Stream {
+	if c.media != nil {
+		return c.media
+	}
+	return &c.stream
+}
 func (c *call) Digits() <-chan byte      { return c.digits }
 func (c *call) Context() context.Context { return c.ctx }
 
