@@ -416,3 +416,53 @@ func TestDialSippUAS(t *testing.T) {
 	}
 	waitFor(t, "the call table to empty", func() bool { return a.ActiveCalls() == 0 })
 }
+
+// TestAnswerDelayOnTheClock: the ringing before an answer runs on
+// Config.Clock, so a 30 s answer delay passes when the test moves the
+// clock, not in real time.
+func TestAnswerDelayOnTheClock(t *testing.T) {
+	clk := newFakeClock()
+	a := testServer(t, nil)
+	b, calls := callee(t, func(c *Config) { c.Clock, c.AnswerDelay = clk, 30*time.Second })
+	ringing := make(chan struct{}, 1)
+	type result struct {
+		c   *Call
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := a.Dial(ctx, target(t, b), DialOptions{OnProgress: func(code int) {
+			if code == 180 {
+				ringing <- struct{}{}
+			}
+		}})
+		done <- result{c, err}
+	}()
+	select {
+	case <-ringing:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no 180 Ringing")
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("answered before the clock moved: %v, %v", r.c, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	clk.Advance(30 * time.Second)
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("Dial: %v", r.err)
+		}
+		select {
+		case <-calls:
+		case <-time.After(3 * time.Second):
+			t.Fatal("the callee's handler got no call")
+		}
+		r.c.Hangup("done")
+	case <-time.After(3 * time.Second):
+		t.Fatal("not answered after the clock moved 30 s")
+	}
+}

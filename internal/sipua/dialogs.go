@@ -136,7 +136,7 @@ func (d *dialogs) sipHost(call *Call) (string, int) {
 // logEnded logs the end of an answered call.
 func (d *dialogs) logEnded(c *Call) {
 	d.log.Info("call ended", "call", c.id, "caller", c.label,
-		"reason", c.EndReason(), "duration", time.Since(c.started).Round(time.Second).String())
+		"reason", c.EndReason(), "duration", d.clock.Now().Sub(c.started).Round(time.Second).String())
 }
 
 // inOrder applies RFC 3261 12.2.2 to a request inside call c: its CSeq

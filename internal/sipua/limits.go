@@ -162,8 +162,9 @@ type sourceLimiter struct {
 	overflows uint64 // requests that went to the shared bucket
 }
 
-func newSourceLimiter() *sourceLimiter {
-	return &sourceLimiter{epoch: time.Now(), max: defaultMaxSources, sources: make(map[netip.Addr]bucket)}
+// newSourceLimiter starts a limiter whose clock reads zero at epoch.
+func newSourceLimiter(epoch time.Time) *sourceLimiter {
+	return &sourceLimiter{epoch: epoch, max: defaultMaxSources, sources: make(map[netip.Addr]bucket)}
 }
 
 func (l *sourceLimiter) configure(rate, burst float64, max int) {

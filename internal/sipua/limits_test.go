@@ -46,7 +46,7 @@ func TestTokenBucket(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newSourceLimiter()
+			l := newSourceLimiter(time.Now())
 			l.epoch = lt0
 			lim := Limits{SourceRate: tc.rate, SourceBurst: tc.burst}.withDefaults()
 			l.configure(lim.SourceRate, float64(lim.SourceBurst), lim.MaxSources)
@@ -91,7 +91,7 @@ func TestSourceTableBounded(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newSourceLimiter()
+			l := newSourceLimiter(time.Now())
 			l.epoch = lt0
 			l.configure(10, 20, tc.max)
 			now := lt0
@@ -118,7 +118,7 @@ func TestSourceTableBounded(t *testing.T) {
 		})
 	}
 	// While full, the shared bucket holds the new sources to one rate.
-	l := newSourceLimiter()
+	l := newSourceLimiter(time.Now())
 	l.epoch = lt0
 	l.configure(10, 20, 10)
 	allowed := 0
@@ -218,7 +218,7 @@ func TestScreenDoesNotAllocate(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() { rawScanner(data) }); a != 0 {
 		t.Errorf("rawScanner: %v allocations per call", a)
 	}
-	l := newSourceLimiter()
+	l := newSourceLimiter(time.Now())
 	l.configure(1e9, 1e9, 10)
 	src := netip.MustParseAddr("192.0.2.1")
 	l.allow(src, time.Now())

@@ -172,12 +172,12 @@ func (r *registration) run(ctx context.Context) {
 			r.s.log.Warn("registration failed", "registrar", r.uri.Host, "error", err,
 				"retry_in", wait.Round(time.Millisecond).String())
 		}
-		t := time.NewTimer(wait)
+		t := r.s.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

@@ -50,7 +50,7 @@ func TestFloodScreen(t *testing.T) {
 			limits.Store(&Limits{SourceRate: tc.rate, SourceBurst: tc.burst, DropScanners: tc.scan})
 			f := &floodScreen{
 				trusted: func(a netip.Addr) bool { return a == trustedIP },
-				limiter: newSourceLimiter(),
+				limiter: newSourceLimiter(time.Now()),
 				limits:  limits,
 				events: Events{
 					RequestDropped: func(r string) { dropped[r]++ },

@@ -256,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout, srtp: s.srtp,
 		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
 		calls: map[string]*Call{}}
-	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(), limits: &s.limits,
+	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()), limits: &s.limits,
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.dlg.count,
@@ -658,8 +658,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	if delay := time.Duration(s.answerDelay.Load()); delay > 0 {
 		s.dlg.respondInvite(call, req, tx, 180, "Ringing", nil)
+		ring := s.clock.NewTimer(delay)
+		defer ring.Stop()
 		select {
-		case <-time.After(delay):
+		case <-ring.C():
 		case <-cancelled:
 			s.log.Info("call cancelled", "call", call.id, "caller", call.label)
 			fail("cancelled")
@@ -767,7 +769,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		laddr:      laddr,
 		sock:       sock,
 		user:       user,
-		started:    time.Now(),
+		started:    s.clock.Now(),
 		digits:     make(chan byte, 64),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -945,14 +947,17 @@ func newVia(transport, host string, port int) *sip.ViaHeader {
 func (s *Server) watchTimeouts() {
 	defer s.wg.Done()
 	defer recoverGoroutine(s.log, "timeout watcher")
-	tick := time.NewTicker(500 * time.Millisecond)
+	const every = 500 * time.Millisecond
+	tick := s.clock.NewTimer(every)
 	defer tick.Stop()
-	lastSweep := time.Now()
+	lastSweep := s.clock.Now()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case now := <-tick.C:
+		case <-tick.C():
+			tick.Reset(every)
+			now := s.clock.Now()
 			if now.Sub(lastSweep) > 30*time.Second {
 				s.gate.sweep(now)
 				s.flood.limiter.sweep(now)
