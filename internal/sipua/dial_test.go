@@ -189,17 +189,34 @@ func TestDialDigits(t *testing.T) {
 }
 
 func TestDialBye(t *testing.T) {
+	withTCP := func(c *Config) {
+		c.Listeners = append(c.Listeners, Listener{"tcp", netip.AddrPortFrom(loopback, 0)})
+	}
 	for _, tc := range []struct {
 		name       string
+		transport  string
 		callerEnds bool
 	}{
-		{"caller hangs up", true},
-		{"callee hangs up", false},
+		{"udp caller hangs up", "udp", true},
+		{"udp callee hangs up", "udp", false},
+		{"tcp caller hangs up", "tcp", true},
+		{"tcp callee hangs up", "tcp", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := testServer(t, nil)
-			b, calls := callee(t, nil)
-			out, in := dial(t, a, b, calls)
+			a := testServer(t, withTCP)
+			b, calls := callee(t, withTCP)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			out, err := a.Dial(ctx, "sip:room@"+sipAddr(t, b, tc.transport).String(), DialOptions{Transport: tc.transport})
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			var in *Call
+			select {
+			case in = <-calls:
+			case <-time.After(3 * time.Second):
+				t.Fatal("the callee's handler got no call")
+			}
 			ender, other := in, out
 			if tc.callerEnds {
 				ender, other = out, in
