@@ -2,6 +2,7 @@ package jitter
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -72,6 +73,23 @@ func playDelay(res result, p pkt, phase time.Duration) time.Duration {
 	return -1
 }
 
+// heard is one talkspurt: when its first packet arrived (since t0) and
+// how long after that its first sample played.
+type heard struct{ at, delay time.Duration }
+
+// play runs s through a new buffer with the clock at phase and returns
+// the buffer, what it played, the packets and each talkspurt's delay.
+func (s spurts) play(phase time.Duration) (*Buffer, result, []pkt, []heard) {
+	pkts, starts := s.gen()
+	b := New(Config{})
+	res := run(b, pkts, phase, 300*time.Millisecond)
+	var hs []heard
+	for _, i := range starts {
+		hs = append(hs, heard{pkts[i].arrival.Sub(t0), playDelay(res, pkts[i], phase)})
+	}
+	return b, res, pkts, hs
+}
+
 // TestLeadAfterCalm: on a clean path a talkspurt's packet plays at the
 // first tick at least the target after it arrived (issue 11.8), not a
 // whole frame later, once the stream has been calm for growHold; the frame
@@ -87,15 +105,11 @@ func TestLeadAfterCalm(t *testing.T) {
 		{10, 3 * ms}, {30, 11 * ms}, {40, 5 * ms}, {60, 17 * ms},
 	} {
 		t.Run(time.Duration(tc.ptime*int(ms)).String()+"/phase="+tc.phase.String(), func(t *testing.T) {
-			s := spurts{ptime: tc.ptime, talk: 960 * ms, cycle: 1440 * ms, total: 12 * time.Second}
-			pkts, starts := s.gen()
-			b := New(Config{})
-			res := run(b, pkts, tc.phase, 300*ms)
+			b, res, pkts, hs := spurts{ptime: tc.ptime, talk: 960 * ms, cycle: 1440 * ms, total: 12 * time.Second}.play(tc.phase)
 			g := time.Duration(gcd(int64(tc.ptime*8), frame)) * time.Second / pcm.SampleRate
-			for k, i := range starts {
-				p := pkts[i]
-				d := playDelay(res, p, tc.phase)
-				calm := p.arrival.Sub(t0) > time.Duration(growHold)+time.Second
+			for k, h := range hs {
+				d := h.delay
+				calm := h.at > time.Duration(growHold)+time.Second
 				lo, hi := DefaultMinDelay+pcm.FrameDuration, DefaultMinDelay+2*pcm.FrameDuration+time.Duration(tc.ptime)*ms
 				switch {
 				case calm && g == pcm.FrameDuration:
@@ -107,9 +121,9 @@ func TestLeadAfterCalm(t *testing.T) {
 					// first less than a frame more.
 					lo, hi = DefaultMinDelay, DefaultMinDelay+pcm.FrameDuration
 				}
-				t.Logf("talkspurt %d at %v: delay %v", k, p.arrival.Sub(t0), d)
+				t.Logf("talkspurt %d at %v: delay %v", k, h.at, d)
 				if d < lo || d >= hi {
-					t.Errorf("talkspurt %d at %v: arrival to playout %v, want in [%v, %v)", k, p.arrival.Sub(t0), d, lo, hi)
+					t.Errorf("talkspurt %d at %v: arrival to playout %v, want in [%v, %v)", k, h.at, d, lo, hi)
 				}
 			}
 			for _, p := range pkts {
@@ -129,19 +143,14 @@ func TestLeadAfterCalm(t *testing.T) {
 // after the stream has been calm again.
 func TestLeadTakenBackWhenLate(t *testing.T) {
 	const ms = time.Millisecond
-	s := spurts{ptime: 20, talk: 960 * ms, cycle: 1440 * ms, total: 24 * time.Second,
-		lateSpurt: 4, late: 30 * ms}
-	pkts, starts := s.gen()
-	b := New(Config{})
-	phase := 9 * ms
-	res := run(b, pkts, phase, 300*ms)
+	b, _, _, hs := spurts{ptime: 20, talk: 960 * ms, cycle: 1440 * ms, total: 24 * time.Second,
+		lateSpurt: 4, late: 30 * ms}.play(9 * ms)
 	if st := b.Stats(); st.Late != 1 {
 		t.Errorf("late %d, want the one late packet", st.Late)
 	}
-	for k, i := range starts {
-		p := pkts[i]
-		d := playDelay(res, p, phase)
-		t.Logf("talkspurt %d at %v: delay %v", k, p.arrival.Sub(t0), d)
+	for k, h := range hs {
+		d := h.delay
+		t.Logf("talkspurt %d at %v: delay %v", k, h.at, d)
 		switch {
 		case k == 3 && (d < DefaultMinDelay || d >= DefaultMinDelay+pcm.FrameDuration):
 			t.Errorf("talkspurt 3 (calm): delay %v, want under %v", d, DefaultMinDelay+pcm.FrameDuration)
@@ -149,7 +158,7 @@ func TestLeadTakenBackWhenLate(t *testing.T) {
 			// The late packet (30 ms) raised the target to 40 ms and
 			// took the lead.
 			t.Errorf("talkspurt 5 (after the late packet): delay %v, want at least %v", d, 40*ms+pcm.FrameDuration)
-		case k == len(starts)-1 && (d < DefaultMinDelay || d >= DefaultMinDelay+pcm.FrameDuration):
+		case k == len(hs)-1 && (d < DefaultMinDelay || d >= DefaultMinDelay+pcm.FrameDuration):
 			t.Errorf("last talkspurt (calm again): delay %v, want under %v", d, DefaultMinDelay+pcm.FrameDuration)
 		}
 	}
@@ -162,21 +171,17 @@ func TestLeadTakenBackWhenLate(t *testing.T) {
 func TestLeadClockDrift(t *testing.T) {
 	const ms = time.Millisecond
 	for _, ppm := range []float64{-1000, -300, 300, 1000} {
-		t.Run(time.Duration(ppm).String(), func(t *testing.T) {
-			s := spurts{ptime: 20, talk: 960 * ms, cycle: 1440 * ms, total: 40 * time.Second, ppm: ppm}
-			pkts, starts := s.gen()
-			b := New(Config{})
+		t.Run(strconv.FormatFloat(ppm, 'f', 0, 64)+"ppm", func(t *testing.T) {
 			phase := 4 * ms
-			res := run(b, pkts, phase, 300*ms)
-			for k, i := range starts {
-				p := pkts[i]
-				d := playDelay(res, p, phase)
-				if p.arrival.Sub(t0) < 5*time.Second {
+			b, res, pkts, hs := spurts{ptime: 20, talk: 960 * ms, cycle: 1440 * ms, total: 40 * time.Second, ppm: ppm}.play(phase)
+			for k, h := range hs {
+				d := h.delay
+				if h.at < 5*time.Second {
 					continue
 				}
 				// The base trails a slow sender by up to its 4 s window.
 				if d < DefaultMinDelay-3*ms || d > DefaultMinDelay+pcm.FrameDuration+6*ms {
-					t.Errorf("talkspurt %d at %v: delay %v, want within [%v, %v]", k, p.arrival.Sub(t0), d,
+					t.Errorf("talkspurt %d at %v: delay %v, want within [%v, %v]", k, h.at, d,
 						DefaultMinDelay-3*ms, DefaultMinDelay+pcm.FrameDuration+6*ms)
 				}
 			}
@@ -198,16 +203,12 @@ func TestLeadClockDrift(t *testing.T) {
 func TestLeadTakenInQuietAudio(t *testing.T) {
 	const ms = time.Millisecond
 	s := spurts{ptime: 20, talk: 600 * ms, cycle: 1400 * ms, total: 10 * time.Second, quiet: true}
-	pkts, starts := s.gen()
-	b := New(Config{})
 	phase := 6 * ms
-	res := run(b, pkts, phase, 300*ms)
-	for k, i := range starts {
-		p := pkts[i]
-		d := playDelay(res, p, phase)
-		t.Logf("talkspurt %d at %v: delay %v", k, p.arrival.Sub(t0), d)
-		if p.arrival.Sub(t0) > 5*time.Second && d != DefaultMinDelay+phase {
-			t.Errorf("talkspurt %d at %v: delay %v, want %v", k, p.arrival.Sub(t0), d, DefaultMinDelay+phase)
+	b, res, pkts, hs := s.play(phase)
+	for k, h := range hs {
+		t.Logf("talkspurt %d at %v: delay %v", k, h.at, h.delay)
+		if h.at > 5*time.Second && h.delay != DefaultMinDelay+phase {
+			t.Errorf("talkspurt %d at %v: delay %v, want %v", k, h.at, h.delay, DefaultMinDelay+phase)
 		}
 	}
 	for _, p := range pkts {
