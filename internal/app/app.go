@@ -48,8 +48,10 @@ type Options struct {
 	// LogLevel is the minimum level logged (default Info).
 	LogLevel slog.Leveler
 
-	// ackTimeout shortens the wait for an ACK in tests (0: RFC 3261's 32 s).
-	ackTimeout time.Duration
+	// Clock runs the SIP layer's own timers (sipua.Config.Clock: the ACK
+	// wait, ringing, media timeouts); nil is the real time. Tests pass one
+	// they move by hand.
+	Clock sipua.Clock
 }
 
 // App is a running bridge.
@@ -188,7 +190,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		RTPTimeout:      cfg.RTP.Timeout,
 		HoldTimeout:     cfg.RTP.HoldTimeout,
 		AnswerDelay:     cfg.SIP.AnswerDelay,
-		AckTimeout:      opts.ackTimeout,
+		Clock:           opts.Clock,
 		// Never nil: an empty list means "trust nobody".
 		Trusted:              cfg.SIP.TrustedPrefixes(),
 		AssertIdentity:       assertPrefixes,
@@ -434,7 +436,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		clip, _ := st.prompts.Clip(prompt.ClosingMaintenance)
 		a.conf.Announce([]string{prompt.ClosingMaintenance})
 		a.lobby.Announce(clip)
-		// Let the message play, but never past the deadline.
+		// Let the message play, but never past the deadline. Real time,
+		// not Options.Clock: the media clock plays it in real time.
 		wait := time.Duration(len(clip))*time.Second/8000 + 300*time.Millisecond
 		select {
 		case <-time.After(wait):

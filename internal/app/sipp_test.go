@@ -138,7 +138,10 @@ func TestSippCancelBeforeAnswer(t *testing.T) {
 func TestSippNoAckEndsCallWithBye(t *testing.T) {
 	sippPath(t)
 	cfg := testYAML("", "")
-	a, logs := startAppWith(t, cfg, Options{ackTimeout: 3 * time.Second})
+	clk := newSIPClock()
+	a, logs := startAppWith(t, cfg, Options{Clock: clk})
+	stop := runFast(clk) // RFC 3261's 32 s wait for the ACK, in about 0.7 s
+	defer stop()
 	runSipp(t, "no_ack.xml", sipAddr(t, a, "udp"), "-m", "1")
 	logs.waitCount(t, 5*time.Second, 1, "no ACK for 200 OK, hanging up")
 	if a.sip.ActiveCalls() != 0 {

@@ -46,12 +46,12 @@ func TestAwaitAck(t *testing.T) {
 					ackStops{ended: ended, cancelled: cancelled, shutdown: shutdown})
 				done <- result{ack, end}
 			}()
-			<-clk.made // the retransmission timer
-			<-clk.made // the deadline
+			<-clk.Made() // the retransmission timer
+			<-clk.Made() // the deadline
 			interval := t1
 			for range tc.steps {
 				clk.Advance(interval)
-				<-clk.made // the retransmission timer, reset
+				<-clk.Made() // the retransmission timer, reset
 				if !tc.reliable {
 					interval = min(2*interval, t2)
 				}

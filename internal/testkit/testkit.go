@@ -1,6 +1,7 @@
 // Package testkit holds what tests in several packages need alike: a log
-// sink that many goroutines may write to (LogBuffer) and a prompt file
-// writer for reload tests (WriteWAV). Only tests import it.
+// sink that many goroutines may write to (LogBuffer), a prompt file
+// writer for reload tests (WriteWAV) and a clock moved by hand
+// (ManualClock). Only tests import it.
 //
 // It must not know the bridge's own packages: it imports only the standard
 // library, so any package's tests can use it without an import cycle.

@@ -1,0 +1,119 @@
+package testkit
+
+import (
+	"sync"
+	"time"
+)
+
+// ManualClock is a clock that moves only when a test calls Advance. Its
+// NewTimer returns *ManualTimer; a package whose clock interface names its
+// own Timer type wraps it in one line (see sipua's and app's tests).
+type ManualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*ManualTimer
+	made   chan struct{}
+}
+
+// NewManualClock returns a clock standing at a fixed, arbitrary instant.
+func NewManualClock() *ManualClock {
+	return &ManualClock{now: time.Unix(1_700_000_000, 0), made: make(chan struct{}, 1024)}
+}
+
+// Now returns the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Made receives a token each time a timer is made or reset, so a test can
+// wait until the code under test is waiting before it moves the clock.
+// Tokens beyond the buffer are dropped rather than block the code.
+func (c *ManualClock) Made() <-chan struct{} { return c.made }
+
+func (c *ManualClock) signal() {
+	select {
+	case c.made <- struct{}{}:
+	default:
+	}
+}
+
+// NewTimer returns a timer that fires d after the clock's present time.
+func (c *ManualClock) NewTimer(d time.Duration) *ManualTimer {
+	c.mu.Lock()
+	t := &ManualTimer{clk: c, at: c.now.Add(d), armed: true, ch: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	c.signal()
+	return t
+}
+
+// Advance moves the time on by d and fires the timers that are due, one
+// at a time in order of their deadlines.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	now := c.now
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		var due *ManualTimer
+		for _, t := range c.timers {
+			if t.armed && !t.at.After(now) && (due == nil || t.at.Before(due.at)) {
+				due = t
+			}
+		}
+		if due != nil {
+			due.armed = false
+		}
+		c.mu.Unlock()
+		if due == nil {
+			return
+		}
+		select { // like time.Timer: the channel holds one value
+		case due.ch <- due.at:
+		default:
+		}
+	}
+}
+
+// ManualTimer is a timer of a ManualClock, shaped like *time.Timer.
+type ManualTimer struct {
+	clk   *ManualClock
+	at    time.Time
+	armed bool
+	ch    chan time.Time
+}
+
+// C is the channel the timer fires on.
+func (t *ManualTimer) C() <-chan time.Time { return t.ch }
+
+// Stop disarms the timer and reports whether it was armed. As with
+// time.Timer since Go 1.23, no stale value is received after it.
+func (t *ManualTimer) Stop() bool {
+	t.clk.mu.Lock()
+	defer t.clk.mu.Unlock()
+	was := t.armed
+	t.armed = false
+	t.drain()
+	return was
+}
+
+func (t *ManualTimer) drain() {
+	select {
+	case <-t.ch:
+	default:
+	}
+}
+
+// Reset arms the timer to fire d after the clock's present time.
+func (t *ManualTimer) Reset(d time.Duration) bool {
+	t.clk.mu.Lock()
+	was := t.armed
+	t.drain()
+	t.armed, t.at = true, t.clk.now.Add(d)
+	t.clk.mu.Unlock()
+	t.clk.signal()
+	return was
+}
