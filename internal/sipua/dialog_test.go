@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // inDialog is a request inside the call id that res answered, from
@@ -233,7 +234,7 @@ func TestInfoDigitQueuedBeforeAnswer(t *testing.T) {
 // its own) is logged as ended, like any answered call: an operator
 // following a call, and the tests that wait for the line, saw nothing.
 func TestByeBeforeAckLogsEnd(t *testing.T) {
-	var logs syncLog
+	var logs testkit.LogBuffer
 	s := testServer(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -257,22 +258,4 @@ func TestByeBeforeAckLogsEnd(t *testing.T) {
 			t.Fatalf("no \"call ended\" line for a call ended by a BYE before its ACK:\n%s", logs.String())
 		}
 	}
-}
-
-// syncLog is a log sink safe for the server's goroutines.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
