@@ -20,41 +20,18 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 go build -o "$dir/groupbridge" ./cmd/groupbridge
 
-# free_port asks the kernel for a free TCP/UDP port number on loopback.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/bench-lib.sh"
 
-per_room=$(( (calls + rooms - 1) / rooms ))
 run=1
 while [ "$run" -le "$runs" ]; do
 	sip=$(free_port)
 	admin=$(free_port)
 	cfg="$dir/bridge.yaml"
 	pins=""
-	{
-		echo "sip:"
-		echo "  listen: [\"udp:127.0.0.1:$sip\"]"
-		echo "rtp:"
-		echo "  address: 127.0.0.1"
-		echo "  port_min: 30000"
-		echo "  port_max: $((30000 + 2 * calls + 200))"
-		echo "admin:"
-		echo "  listen: \"127.0.0.1:$admin\""
-		echo "log:"
-		echo "  format: json"
-		echo "groups:"
-		i=1
-		while [ "$i" -le "$rooms" ]; do
-			pin=$((500000 + i * 7))
-			echo "  - name: Room $i"
-			echo "    member_pin: \"$pin\""
-			echo "    led_by: peer"
-			echo "    max_members: $((per_room + 1))"
-			i=$((i + 1))
-		done
-	} >"$cfg"
+	bridge_config "$sip" "$admin" "$calls" "$rooms" >"$cfg"
 	i=1
 	while [ "$i" -le "$rooms" ]; do
-		pins="$pins${pins:+,}$((500000 + i * 7))"
+		pins="$pins${pins:+,}$(room_pin "$i")"
 		i=$((i + 1))
 	done
 	"$dir/groupbridge" serve --config "$cfg" >"$dir/bridge.log" 2>&1 &

@@ -43,20 +43,21 @@ about the first weeks after the diagnosis, and about who we can call when it get
 Please keep your phone muted while someone else is speaking, and say your name before you start." 
 sox "$dir/speech.wav" -r 8000 -c 1 -t ul "$dir/speech.ul" norm -20
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+. "$top/scripts/bench-lib.sh"
+
 # cpu_ticks: utime+stime of a process in USER_HZ (fields 14, 15; the name
 # "groupbridge" has no spaces).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2; exit}'; }
 
-per_room=$(( (calls + rooms - 1) / rooms ))
 # The PINs, one line per call in call order (call i joins room i mod
 # ROOMS), one digit per field for the INFO messages.
 {
 	echo "SEQUENTIAL"
 	i=0
 	while [ "$i" -lt "$calls" ]; do
-		echo "$((500000 + (i % rooms + 1) * 7))" | sed 's/./&;/g'
+		room_pin $((i % rooms + 1)) | sed 's/./&;/g'
 		i=$((i + 1))
 	done
 } >"$dir/pins.csv"
@@ -71,27 +72,7 @@ while [ "$run" -le "$runs" ]; do
 		sip=$(free_port)
 		admin=$(free_port)
 		cfg="$dir/bridge.yaml"
-		{
-			echo "sip:"
-			echo "  listen: [\"udp:127.0.0.1:$sip\"]"
-			echo "rtp:"
-			echo "  address: 127.0.0.1"
-			echo "  port_min: 30000"
-			echo "  port_max: $((30000 + 2 * calls + 200))"
-			echo "admin:"
-			echo "  listen: \"127.0.0.1:$admin\""
-			echo "log:"
-			echo "  format: json"
-			echo "groups:"
-			i=1
-			while [ "$i" -le "$rooms" ]; do
-				echo "  - name: Room $i"
-				echo "    member_pin: \"$((500000 + i * 7))\""
-				echo "    led_by: peer"
-				echo "    max_members: $((per_room + 1))"
-				i=$((i + 1))
-			done
-		} >"$cfg"
+		bridge_config "$sip" "$admin" "$calls" "$rooms" >"$cfg"
 		"$dir/groupbridge" serve --config "$cfg" --cpuprofile "$dir/$scen.pprof" >"$dir/bridge.log" 2>&1 &
 		bridge=$!
 		sleep 1
