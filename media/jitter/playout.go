@@ -137,6 +137,15 @@ func mod(a, m int64) int64 {
 	return a
 }
 
+// isQuiet reports whether the mean square of s is below quietPower.
+func isQuiet(s []int16) bool {
+	var pw int64
+	for _, v := range s {
+		pw += int64(v) * int64(v)
+	}
+	return pw/int64(len(s)) < quietPower
+}
+
 // gcd is the greatest common divisor of two positive lengths.
 func gcd(a, b int64) int64 {
 	for b != 0 {
@@ -255,11 +264,7 @@ func (b *Buffer) scale(excess int64, out []int16) bool {
 		return false
 	}
 	b.r.read(b.src[:frame], b.playPos)
-	var pw int64
-	for _, v := range b.src[:frame] {
-		pw += int64(v) * int64(v)
-	}
-	quiet := pw/frame < quietPower
+	quiet := isQuiet(b.src[:frame])
 	var k int
 	if excess > 0 {
 		k = speechShrink
@@ -293,11 +298,7 @@ func (b *Buffer) takeLead(out []int16) bool {
 		return false
 	}
 	b.r.read(b.src[:m], b.playPos)
-	var pw int64
-	for _, v := range b.src[:m] {
-		pw += int64(v) * int64(v)
-	}
-	if pw/int64(m) >= quietPower {
+	if !isQuiet(b.src[:m]) {
 		return false
 	}
 	b.squeeze(out, m)
