@@ -35,6 +35,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/metrics"
 	"github.com/groupbridge/groupbridge/internal/sipua"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -48,10 +49,10 @@ type Options struct {
 	// LogLevel is the minimum level logged (default Info).
 	LogLevel slog.Leveler
 
-	// Clock runs the SIP layer's own timers (sipua.Config.Clock: the ACK
-	// wait, ringing, media timeouts); nil is the real time. Tests pass one
-	// they move by hand.
-	Clock sipua.Clock
+	// Clock runs groupbridge's own wall-time timers (internal/wallclock):
+	// the SIP layer's ACK wait, ringing, media timeouts; nil is the real
+	// time. Tests pass testkit.ManualClock and move it by hand.
+	Clock wallclock.Clock
 }
 
 // App is a running bridge.

@@ -14,7 +14,6 @@ import (
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/internal/logging"
-	"github.com/groupbridge/groupbridge/internal/sipua"
 	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/internal/testports"
@@ -235,18 +234,10 @@ func joinRoom(t *testing.T, a *App, logs *syncBuffer, base int, pins ...string) 
 	return phones
 }
 
-// sipClock is testkit's ManualClock as the SIP layer's clock
-// (Options.Clock).
-type sipClock struct{ *testkit.ManualClock }
-
-func newSIPClock() sipClock { return sipClock{testkit.NewManualClock()} }
-
-func (c sipClock) NewTimer(d time.Duration) sipua.Timer { return c.ManualClock.NewTimer(d) }
-
 // runFast moves clk on by a second every 20 ms of real time, 50 times the
 // real speed, until the returned stop is called: half a minute of SIP
 // timers (RFC 3261's 64*T1 ACK wait) in well under a second.
-func runFast(clk sipClock) (stop func()) {
+func runFast(clk *testkit.ManualClock) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,7 +139,7 @@ func TestSippCancelBeforeAnswer(t *testing.T) {
 func TestSippNoAckEndsCallWithBye(t *testing.T) {
 	sippPath(t)
 	cfg := testYAML("", "")
-	clk := newSIPClock()
+	clk := testkit.NewManualClock()
 	a, logs := startAppWith(t, cfg, Options{Clock: clk})
 	stop := runFast(clk) // RFC 3261's 32 s wait for the ACK, in about 0.7 s
 	defer stop()

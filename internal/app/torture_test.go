@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // tortureHosts are the fictional hosts of RFC 4475's messages (and their
@@ -264,7 +265,7 @@ var tortureTable = []tortureCase{
 // afterwards.
 func TestRFC4475Torture(t *testing.T) {
 	t.Parallel()
-	clk := newSIPClock() // still until the messages are sent
+	clk := testkit.NewManualClock() // still until the messages are sent
 	a, logs := startAppWith(t, testYAML("", ""), Options{Clock: clk})
 	udpDst, err := net.ResolveUDPAddr("udp", sipAddr(t, a, "udp"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // The wait for the ACK of a 2xx, written once for every INVITE a dialog
@@ -32,7 +33,7 @@ type ackStops struct {
 // reliable transport, which retransmits by itself. It gives up after
 // timeout (64*T1 by default) or when one of stops fires. One timer serves
 // every retransmission.
-func awaitAck(clk Clock, timeout time.Duration, reliable bool, resend func(),
+func awaitAck(clk wallclock.Clock, timeout time.Duration, reliable bool, resend func(),
 	acked <-chan *sip.Request, stops ackStops) (*sip.Request, ackEnd) {
 	interval := t1
 	retrans := clk.NewTimer(interval)

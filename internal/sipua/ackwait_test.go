@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // TestAwaitAck drives the one ACK wait with a hand-moved clock: over UDP
@@ -31,7 +32,7 @@ func TestAwaitAck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := testkit.NewManualClock()
 			start := clk.Now()
 			resent := make(chan time.Duration, 64)
 			acked := make(chan *sip.Request, 1)

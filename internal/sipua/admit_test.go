@@ -13,7 +13,7 @@ import (
 
 // admitServer is the part of a Server that Server.admit uses: the gate
 // with users (or none), the peer screen and a dialog table.
-func admitServer(t *testing.T, users []User) (*Server, fakeClock, *testkit.LogBuffer, *[]string) {
+func admitServer(t *testing.T, users []User) (*Server, *testkit.ManualClock, *testkit.LogBuffer, *[]string) {
 	t.Helper()
 	g, err := newGate("groupbridge", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, users)
 	if err != nil {
@@ -24,7 +24,7 @@ func admitServer(t *testing.T, users []User) (*Server, fakeClock, *testkit.LogBu
 		AuthFailure:   func() { events = append(events, "auth-failure") },
 		SourceBlocked: func() { events = append(events, "source-blocked") },
 	}
-	clk := newFakeClock()
+	clk := testkit.NewManualClock()
 	logs := &testkit.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	resp := responder{userAgent: "test", log: log}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/tone"
@@ -438,7 +439,7 @@ func TestDialSippUAS(t *testing.T) {
 // Config.Clock, so a 30 s answer delay passes when the test moves the
 // clock, not in real time.
 func TestAnswerDelayOnTheClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := testkit.NewManualClock()
 	a := testServer(t, nil)
 	b, calls := callee(t, func(c *Config) { c.Clock, c.AnswerDelay = clk, 30*time.Second })
 	ringing := make(chan struct{}, 1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // In-dialog requests. Knowing a call's Call-ID and tags (anyone on the path
@@ -61,7 +62,7 @@ type peerScreen struct {
 	resp   responder
 	events Events
 	log    *slog.Logger
-	clock  Clock
+	clock  wallclock.Clock
 	drops  countedLog // strangers' requests since the last log line
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/dtmf"
 )
 
@@ -29,7 +30,7 @@ type dialogs struct {
 	resp       responder
 	ua         *sipgo.UserAgent
 	client     *sipgo.Client
-	clock      Clock
+	clock      wallclock.Clock
 	ctx        context.Context // the server's life
 	wg         *sync.WaitGroup // the server's goroutines
 	srtp       srtpPolicy      // for the offers of re-INVITEs

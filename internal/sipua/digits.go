@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/dtmf"
 )
 
@@ -99,7 +100,7 @@ func (u uac) sendInfoDigit(ctx context.Context, c *Call, digit byte) error {
 }
 
 // sleep waits d on clk, or less if ctx ends first.
-func sleep(ctx context.Context, clk Clock, d time.Duration) error {
+func sleep(ctx context.Context, clk wallclock.Clock, d time.Duration) error {
 	t := clk.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // Floods. A public SIP address is scanned and flooded within hours of going
@@ -237,7 +238,7 @@ type floodScreen struct {
 	limits  *atomic.Pointer[Limits]
 	events  Events
 	log     *slog.Logger
-	clock   Clock
+	clock   wallclock.Clock
 	// Drops since the last log line, per reason.
 	rateLog, scanLog countedLog
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // screenRequest is a request of method from src (ip:port), with an
@@ -78,7 +79,7 @@ func TestPeerScreen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clk := newFakeClock()
+			clk := testkit.NewManualClock()
 			dropped := 0
 			p := &peerScreen{gate: g, resp: responder{userAgent: "test", log: discard},
 				events: Events{RequestDropped: func(r string) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // TestFloodScreen drives the flood screen on its own, with a hand-moved
@@ -57,7 +58,7 @@ func TestFloodScreen(t *testing.T) {
 					CallRejected:   func(string) { rejects.Add(1) },
 				},
 				log:   slog.New(slog.NewTextHandler(&logs, nil)),
-				clock: newFakeClock(),
+				clock: testkit.NewManualClock(),
 			}
 			f.limiter.configure(tc.rate, float64(tc.burst), defaultMaxSources)
 			props := sip.TransportReadProps{Transport: "UDP", RemoteAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.src, 5060))}

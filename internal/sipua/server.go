@@ -34,6 +34,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
 
@@ -117,9 +118,9 @@ type Config struct {
 	// Limits are the flood defences and the call caps (limits.go); the
 	// zero value turns them all off. SetLimits changes them later.
 	Limits Limits
-	// Clock runs the dialog layer's own timers (clock.go); nil is
+	// Clock runs the dialog layer's own timers (internal/wallclock); nil is
 	// SystemClock.
-	Clock Clock
+	Clock wallclock.Clock
 }
 
 // Events are hooks the server calls as things happen, so that metrics
@@ -144,7 +145,7 @@ type Server struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
-	clock  Clock
+	clock  wallclock.Clock
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -215,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.AckTimeout = 64 * t1
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = wallclock.SystemClock{}
 	}
 	// sipgo logs raw messages on parse errors: everything it says goes
 	// through the redacting handler, and only warnings and worse.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // Calls in setup. An INVITE that is never ACKed holds an RTP port for
@@ -121,7 +122,7 @@ type setupScreen struct {
 	events  Events
 	resp    responder
 	log     *slog.Logger
-	clock   Clock
+	clock   wallclock.Clock
 	// Refusals since the last log line, per kind.
 	fullLog, setupLog countedLog
 }

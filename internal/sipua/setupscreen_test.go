@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // answers is a server transaction that keeps what it is answered.
@@ -56,7 +57,7 @@ func TestSetupScreen(t *testing.T) {
 				events:  Events{CallRejected: func(r string) { reasons = append(reasons, r) }},
 				resp:    responder{userAgent: "test", log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 				log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-				clock:   newFakeClock(),
+				clock:   testkit.NewManualClock(),
 			}
 			req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "room", Host: "example.org"})
 			admitted := 0

@@ -3,17 +3,20 @@ package testkit
 import (
 	"sync"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
-// ManualClock is a clock that moves only when a test calls Advance. Its
-// NewTimer returns *ManualTimer; a package whose clock interface names its
-// own Timer type wraps it in one line (see sipua's and app's tests).
+// ManualClock is a wallclock.Clock that moves only when a test calls
+// Advance; code under test takes it as it is, without an adapter.
 type ManualClock struct {
 	mu     sync.Mutex
 	now    time.Time
-	timers []*ManualTimer
+	timers []*manualTimer
 	made   chan struct{}
 }
+
+var _ wallclock.Clock = (*ManualClock)(nil)
 
 // NewManualClock returns a clock standing at a fixed, arbitrary instant.
 func NewManualClock() *ManualClock {
@@ -40,9 +43,9 @@ func (c *ManualClock) signal() {
 }
 
 // NewTimer returns a timer that fires d after the clock's present time.
-func (c *ManualClock) NewTimer(d time.Duration) *ManualTimer {
+func (c *ManualClock) NewTimer(d time.Duration) wallclock.Timer {
 	c.mu.Lock()
-	t := &ManualTimer{clk: c, at: c.now.Add(d), armed: true, ch: make(chan time.Time, 1)}
+	t := &manualTimer{clk: c, at: c.now.Add(d), armed: true, ch: make(chan time.Time, 1)}
 	c.timers = append(c.timers, t)
 	c.mu.Unlock()
 	c.signal()
@@ -58,7 +61,7 @@ func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		var due *ManualTimer
+		var due *manualTimer
 		for _, t := range c.timers {
 			if t.armed && !t.at.After(now) && (due == nil || t.at.Before(due.at)) {
 				due = t
@@ -78,8 +81,8 @@ func (c *ManualClock) Advance(d time.Duration) {
 	}
 }
 
-// ManualTimer is a timer of a ManualClock, shaped like *time.Timer.
-type ManualTimer struct {
+// manualTimer is a timer of a ManualClock, shaped like *time.Timer.
+type manualTimer struct {
 	clk   *ManualClock
 	at    time.Time
 	armed bool
@@ -87,11 +90,11 @@ type ManualTimer struct {
 }
 
 // C is the channel the timer fires on.
-func (t *ManualTimer) C() <-chan time.Time { return t.ch }
+func (t *manualTimer) C() <-chan time.Time { return t.ch }
 
 // Stop disarms the timer and reports whether it was armed. As with
 // time.Timer since Go 1.23, no stale value is received after it.
-func (t *ManualTimer) Stop() bool {
+func (t *manualTimer) Stop() bool {
 	t.clk.mu.Lock()
 	defer t.clk.mu.Unlock()
 	was := t.armed
@@ -100,7 +103,7 @@ func (t *ManualTimer) Stop() bool {
 	return was
 }
 
-func (t *ManualTimer) drain() {
+func (t *manualTimer) drain() {
 	select {
 	case <-t.ch:
 	default:
@@ -108,7 +111,7 @@ func (t *ManualTimer) drain() {
 }
 
 // Reset arms the timer to fire d after the clock's present time.
-func (t *ManualTimer) Reset(d time.Duration) bool {
+func (t *manualTimer) Reset(d time.Duration) bool {
 	t.clk.mu.Lock()
 	was := t.armed
 	t.drain()

@@ -1,0 +1,83 @@
+package testkit
+
+import (
+	"testing"
+	"time"
+)
+
+// fired reports whether t's channel holds a value, without waiting.
+func fired(ch <-chan time.Time) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestManualClockTimers(t *testing.T) {
+	tests := []struct {
+		name    string
+		run     func(c *ManualClock) <-chan time.Time
+		advance time.Duration
+		want    bool
+	}{
+		{"before the deadline", func(c *ManualClock) <-chan time.Time {
+			return c.NewTimer(time.Second).C()
+		}, 999 * time.Millisecond, false},
+		{"at the deadline", func(c *ManualClock) <-chan time.Time {
+			return c.NewTimer(time.Second).C()
+		}, time.Second, true},
+		{"stopped", func(c *ManualClock) <-chan time.Time {
+			tm := c.NewTimer(time.Second)
+			tm.Stop()
+			return tm.C()
+		}, time.Hour, false},
+		{"reset later", func(c *ManualClock) <-chan time.Time {
+			tm := c.NewTimer(time.Second)
+			tm.Reset(5 * time.Second)
+			return tm.C()
+		}, 2 * time.Second, false},
+		{"reset after firing", func(c *ManualClock) <-chan time.Time {
+			tm := c.NewTimer(time.Second)
+			c.Advance(time.Second) // fires; Reset drops the stale value
+			tm.Reset(time.Second)
+			return tm.C()
+		}, 500 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewManualClock()
+			ch := tt.run(c)
+			c.Advance(tt.advance)
+			if got := fired(ch); got != tt.want {
+				t.Fatalf("fired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestManualClockNowAndMade(t *testing.T) {
+	c := NewManualClock()
+	start := c.Now()
+	c.Advance(90 * time.Second)
+	if got := c.Now().Sub(start); got != 90*time.Second {
+		t.Fatalf("Now moved by %v, want 90s", got)
+	}
+	tm := c.NewTimer(time.Second)
+	select {
+	case <-c.Made():
+	default:
+		t.Fatal("NewTimer sent no token on Made")
+	}
+	tm.Reset(time.Second)
+	select {
+	case <-c.Made():
+	default:
+		t.Fatal("Reset sent no token on Made")
+	}
+	c.Advance(time.Second)
+	if at := <-tm.C(); !at.Equal(start.Add(91 * time.Second)) {
+		t.Fatalf("fired with %v, want the deadline %v", at, start.Add(91*time.Second))
+	}
+}

@@ -1,0 +1,40 @@
+package wallclock
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSystemClockTimer(t *testing.T) {
+	var c Clock = SystemClock{}
+	start := c.Now()
+	tm := c.NewTimer(time.Millisecond)
+	at := <-tm.C()
+	if at.Before(start) {
+		t.Fatalf("fired at %v, before the start %v", at, start)
+	}
+	if tm.Stop() {
+		t.Fatal("Stop after firing reported an armed timer")
+	}
+	if tm.Reset(time.Hour) {
+		t.Fatal("Reset of a stopped timer reported an armed timer")
+	}
+	if !tm.Stop() {
+		t.Fatal("Stop after Reset reported a disarmed timer")
+	}
+}
+
+func TestOr(t *testing.T) {
+	if _, ok := Or(nil).(SystemClock); !ok {
+		t.Fatal("Or(nil) is not SystemClock")
+	}
+	var mine Clock = fixed{}
+	if Or(mine) != mine {
+		t.Fatal("Or changed a given clock")
+	}
+}
+
+type fixed struct{}
+
+func (fixed) Now() time.Time               { return time.Time{} }
+func (fixed) NewTimer(time.Duration) Timer { return nil }
