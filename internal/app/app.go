@@ -50,7 +50,8 @@ type Options struct {
 	LogLevel slog.Leveler
 
 	// Clock runs groupbridge's own wall-time timers (internal/wallclock):
-	// the SIP layer's ACK wait, ringing, media timeouts; nil is the real
+	// the SIP layer's ACK wait, ringing, media timeouts and limits, the
+	// call flow's PIN prompt timeouts and PIN limits; nil is the real
 	// time. Tests pass testkit.ManualClock and move it by hand.
 	Clock wallclock.Clock
 }
@@ -151,7 +152,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		AGC:          cfg.Audio.AGC,
 		ComfortNoise: cfg.Audio.ComfortNoise,
 	})
-	if a.flow, err = a.newFlow(); err != nil {
+	if a.flow, err = a.newFlow(opts.Clock); err != nil {
 		_ = engine.Close()
 		return nil, err
 	}
@@ -227,8 +228,9 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-// newFlow builds the call flow from the bridge's parts.
-func (a *App) newFlow() (*callflow.Flow, error) {
+// newFlow builds the call flow from the bridge's parts; clk is
+// Options.Clock.
+func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 	fc := callflow.Config{
 		Settings: a.settings,
 		Lobby:    a.lobby,
@@ -245,8 +247,7 @@ func (a *App) newFlow() (*callflow.Flow, error) {
 		Log:           a.log,
 		MaskedCallers: a.cfg.Log.Callers == config.LogCallersMasked,
 		TagZone:       time.Local,
-		Now:           time.Now,
-		After:         time.After,
+		Clock:         clk,
 	}
 	// The per-start key that recognises callers; memory only.
 	if _, err := rand.Read(fc.Key[:]); err != nil {

@@ -2,11 +2,11 @@ package callflow
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/guard"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
@@ -14,12 +14,8 @@ import (
 // at most once a minute per scope, on the flow's clock; the group is named
 // in the log only.
 func TestPINAlarm(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	r := newRig(t, guard.Config{}, func(c *Config) {
-		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	})
+	clk := testkit.NewManualClock()
+	r := newRig(t, guard.Config{}, func(c *Config) { c.Clock = clk })
 	steps := []struct {
 		alarm        guard.Alarm
 		after        time.Duration // clock moves before the alarm
@@ -35,7 +31,7 @@ func TestPINAlarm(t *testing.T) {
 		{guard.Alarm{Bridge: true, BridgeRate: 90}, time.Minute, 3, 3, 2, "bridge", false},
 	}
 	for i, s := range steps {
-		advance(s.after)
+		clk.Advance(s.after)
 		r.flow.pinAlarm(s.alarm, "Circle")
 		lines := r.lines(t, "PIN failure rate high: possible guessing attack")
 		if len(lines) != s.wantLines {

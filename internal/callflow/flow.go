@@ -24,6 +24,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
@@ -96,9 +97,8 @@ type Config struct {
 	MaskedCallers bool
 	// TagZone is where a log tag's day changes.
 	TagZone *time.Location
-	// Now and After are the flow's time: decisions and waits.
-	Now   func() time.Time
-	After func(time.Duration) <-chan time.Time
+	// Clock is the flow's time: decisions and waits; nil is the real time.
+	Clock wallclock.Clock
 }
 
 // Flow carries answered calls through their life.
@@ -108,13 +108,13 @@ type Flow struct {
 	alarmLog [2]logging.Throttle // the PIN-rate alarm's log lines: bridge, group
 }
 
-// New returns a Flow; every field of cfg is required.
+// New returns a Flow; every field of cfg but Clock is required.
 func New(cfg Config) (*Flow, error) {
 	var missing []string
 	for name, absent := range map[string]bool{
 		"Settings": cfg.Settings == nil, "Lobby": cfg.Lobby == nil, "Join": cfg.Join == nil,
 		"Guard": cfg.Guard == nil, "Budget": cfg.Budget == nil, "Metrics": cfg.Metrics == nil,
-		"Log": cfg.Log == nil, "TagZone": cfg.TagZone == nil, "Now": cfg.Now == nil, "After": cfg.After == nil,
+		"Log": cfg.Log == nil, "TagZone": cfg.TagZone == nil,
 	} {
 		if absent {
 			missing = append(missing, name)
@@ -124,6 +124,7 @@ func New(cfg Config) (*Flow, error) {
 		slices.Sort(missing)
 		return nil, fmt.Errorf("callflow: Config.%s missing", strings.Join(missing, ", Config."))
 	}
+	cfg.Clock = wallclock.Or(cfg.Clock)
 	f := &Flow{cfg: cfg}
 	// A caller's tag outlives midnight as long as a rejoin or a run of
 	// wrong PINs may still link their calls.
@@ -137,8 +138,8 @@ func (f *Flow) Serve(c Call) {
 	st := f.cfg.Settings()
 	id := f.Identity(c)
 	who := f.caller(c, id)
-	defer func() { f.tags.Touch(id, f.cfg.Now()) }()
-	if blocked, _ := f.cfg.Guard.Blocked(who, f.cfg.Now()); blocked {
+	defer func() { f.tags.Touch(id, f.cfg.Clock.Now()) }()
+	if blocked, _ := f.cfg.Guard.Blocked(who, f.cfg.Clock.Now()); blocked {
 		f.refuse(c, st, PINBlocked, "")
 		return
 	}
@@ -166,7 +167,7 @@ func (f *Flow) Serve(c Call) {
 	// room: otherwise a call that is gone keeps its seat and the session.
 	defer p.Leave()
 	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
-	f.cfg.Budget.Remember(f.KnownKey(id, g.Name), f.cfg.Now())
+	f.cfg.Budget.Remember(f.KnownKey(id, g.Name), f.cfg.Clock.Now())
 	f.cfg.Metrics.CallOutcome(outcomeJoined)
 	f.cfg.Log.Info("call joined", "call", c.ID(), "caller", c.Label(), "group", g.Name,
 		"role", join.Role.String(), "seat", p.Seat(), "restored", p.Restored(), "outcome", outcomeJoined)
@@ -201,10 +202,12 @@ func (f *Flow) sayAndHangup(c Call, st *Settings, reason string, names ...string
 		}
 	}
 	entry.Play(clips...)
+	limit := f.cfg.Clock.NewTimer(15 * time.Second)
+	defer limit.Stop()
 	select {
 	case <-entry.Finished():
 	case <-c.Context().Done():
-	case <-f.cfg.After(15 * time.Second):
+	case <-limit.C():
 	}
 	c.Hangup(reason)
 }

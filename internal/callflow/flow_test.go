@@ -158,7 +158,6 @@ type rig struct {
 	lobby   *lobby.Lobby
 	joins   chan conference.JoinRequest
 	join    func(group.Group) (Member, error)
-	now     func() time.Time
 }
 
 var circle = group.Group{Name: "Circle", MemberPIN: "1234", FacilitatorPIN: "9876", Number: "100"}
@@ -197,15 +196,12 @@ func newRig(t *testing.T, gcfg guard.Config, tweak func(*Config)) *rig {
 		},
 		Guard: r.guard, Budget: r.budget, Metrics: r.metrics,
 		Log:     slog.New(slog.NewJSONHandler(r.log, nil)),
-		TagZone: time.UTC,
-		Now:     time.Now,
-		After:   time.After,
+		TagZone: time.UTC, // Clock nil: the real time
 	}
 	copy(cfg.Key[:], "a per-start key of thirty-two b.")
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	r.now = cfg.Now
 	if r.flow, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -263,10 +259,9 @@ func TestRefuse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.reason), func(t *testing.T) {
-			// Waits never time out: a prompt is heard to its end.
-			r := newRig(t, guard.Config{}, func(c *Config) {
-				c.After = func(time.Duration) <-chan time.Time { return nil }
-			})
+			// Waits never time out (the clock stands still): a prompt is
+			// heard to its end.
+			r := newRig(t, guard.Config{}, func(c *Config) { c.Clock = testkit.NewManualClock() })
 			c := newCall("+15551230001")
 			r.flow.refuse(c, r.flow.cfg.Settings(), tc.reason, tc.group)
 			if got := r.metrics.get(); !slices.Equal(got, []string{string(tc.reason)}) {
@@ -422,36 +417,39 @@ func TestServeOutcomes(t *testing.T) {
 // nothing is let go after the machine's no-input timeouts, and no real
 // second passes.
 func TestServeNoInputOnInjectedClock(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clockNow := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	r := newRig(t, guard.Config{}, func(c *Config) {
-		c.Now = clockNow
-		// A wait passes at once and moves the clock; the idle wait for
-		// nothing but the caller never ends.
-		c.After = func(d time.Duration) <-chan time.Time {
-			if d >= time.Hour {
-				return nil
+	clk := testkit.NewManualClock()
+	start := clk.Now()
+	r := newRig(t, guard.Config{}, func(c *Config) { c.Clock = clk })
+	// Each time the flow waits, the clock jumps to the wait's end; the
+	// idle wait for nothing but the caller never ends.
+	stop := make(chan struct{})
+	driven := make(chan struct{})
+	go func() {
+		defer close(driven)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-clk.Made():
+				if d, ok := clk.Next(); ok && d < time.Hour {
+					clk.Advance(d)
+				}
 			}
-			mu.Lock()
-			now = now.Add(d)
-			ch := make(chan time.Time, 1)
-			ch <- now
-			mu.Unlock()
-			return ch
 		}
-	})
+	}()
 	c := newCall("+15551230001")
-	start := time.Now()
+	began := time.Now()
 	r.serve(t, c)
+	close(stop)
+	<-driven
 	if got := r.metrics.get(); !slices.Equal(got, []string{"no-input"}) {
 		t.Errorf("outcomes %q, want no-input; log:\n%s", got, r.log.String())
 	}
-	if elapsed := time.Since(start); elapsed > 10*time.Second {
+	if elapsed := time.Since(began); elapsed > 10*time.Second {
 		t.Errorf("took %v of real time", elapsed)
 	}
-	if clockNow().Sub(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) < 10*time.Second {
-		t.Errorf("the flow's clock moved only to %v", clockNow())
+	if moved := clk.Now().Sub(start); moved < 10*time.Second {
+		t.Errorf("the flow's clock moved only %v", moved)
 	}
 }
 
@@ -564,15 +562,18 @@ func TestLabel(t *testing.T) {
 	}
 }
 
-// New requires every collaborator and names each one missing.
+// New requires every collaborator but the clock and names each one missing.
 func TestNewRequiresCollaborators(t *testing.T) {
 	_, err := New(Config{})
 	if err == nil {
 		t.Fatal("New accepted an empty Config")
 	}
-	for _, name := range []string{"Settings", "Lobby", "Join", "Guard", "Budget", "Metrics", "Log", "TagZone", "Now", "After"} {
+	for _, name := range []string{"Settings", "Lobby", "Join", "Guard", "Budget", "Metrics", "Log", "TagZone"} {
 		if !strings.Contains(err.Error(), "Config."+name) {
 			t.Errorf("the error does not name Config.%s: %v", name, err)
 		}
+	}
+	if strings.Contains(err.Error(), "Config.Clock") {
+		t.Errorf("the error names Config.Clock, which defaults to the real time: %v", err)
 	}
 }

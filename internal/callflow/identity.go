@@ -42,7 +42,7 @@ func (f *Flow) Label(c Caller) string {
 	if f.cfg.MaskedCallers {
 		return logging.MaskCaller(c.Caller())
 	}
-	return f.tags.Tag(f.IdentityOf(c.Caller()), f.cfg.Now())
+	return f.tags.Tag(f.IdentityOf(c.Caller()), f.cfg.Clock.Now())
 }
 
 // KnownKey is the keyed hash under which a caller is known to a group.

@@ -28,7 +28,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 			known = append(known, f.KnownKey(id, g.Name))
 		}
 	}
-	now := f.cfg.Now
+	now := f.cfg.Clock.Now
 	gate := f.cfg.Budget.Gate(dialedGroup, now(), known...)
 	defer gate.Close()
 	m := ivr.New(ivr.Config{Groups: st.Groups, Dialed: c.Dialed(), Gate: gate})
@@ -82,6 +82,9 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 		}
 		return blocked
 	}
+	// One timer for the machine's deadlines, reset on each turn.
+	deadline := f.cfg.Clock.NewTimer(time.Hour)
+	defer deadline.Stop()
 	for join == nil && hangup == "" && !m.Done() {
 		if failed() {
 			return nil, PINBlocked
@@ -92,6 +95,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 		if dl, ok := m.NextDeadline(); ok {
 			wait = max(dl.Sub(now()), time.Millisecond)
 		}
+		deadline.Reset(wait)
 		select {
 		case d := <-c.Digits():
 			apply(m.Digit(d, now()))
@@ -103,7 +107,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 			f.cfg.Log.Error("caller's prompt playback panicked, letting the caller go", "call", c.ID(),
 				"panic", fault(entry.Fault()))
 			return nil, InternalError
-		case <-f.cfg.After(wait):
+		case <-deadline.C():
 			apply(m.Tick(now()))
 		case <-c.Context().Done():
 			return nil, ""
@@ -129,7 +133,7 @@ func (f *Flow) pinAlarm(alarm guard.Alarm, group string) {
 	level := f.cfg.Settings().PINFailureAlarm
 	report := func(i int, scope string, rate int, attrs ...any) {
 		f.cfg.Metrics.PINAlarm(scope == metrics.ScopeGroup)
-		if !f.alarmLog[i].Allow(f.cfg.Now()) {
+		if !f.alarmLog[i].Allow(f.cfg.Clock.Now()) {
 			return
 		}
 		f.cfg.Log.Warn("PIN failure rate high: possible guessing attack",

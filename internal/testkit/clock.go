@@ -81,6 +81,24 @@ func (c *ManualClock) Advance(d time.Duration) {
 	}
 }
 
+// Next reports how far ahead of the present the earliest armed timer
+// fires, so a test can move the clock straight to it; false when no
+// timer is armed.
+func (c *ManualClock) Next() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next *manualTimer
+	for _, t := range c.timers {
+		if t.armed && (next == nil || t.at.Before(next.at)) {
+			next = t
+		}
+	}
+	if next == nil {
+		return 0, false
+	}
+	return max(next.at.Sub(c.now), 0), true
+}
+
 // manualTimer is a timer of a ManualClock, shaped like *time.Timer.
 type manualTimer struct {
 	clk   *ManualClock

@@ -81,3 +81,30 @@ func TestManualClockNowAndMade(t *testing.T) {
 		t.Fatalf("fired with %v, want the deadline %v", at, start.Add(91*time.Second))
 	}
 }
+
+func TestManualClockNext(t *testing.T) {
+	c := NewManualClock()
+	if _, ok := c.Next(); ok {
+		t.Fatal("Next found a timer on a new clock")
+	}
+	a := c.NewTimer(3 * time.Second)
+	b := c.NewTimer(time.Second)
+	steps := []struct {
+		name string
+		do   func()
+		want time.Duration
+		ok   bool
+	}{
+		{"earliest of two", func() {}, time.Second, true},
+		{"after moving on", func() { c.Advance(400 * time.Millisecond) }, 600 * time.Millisecond, true},
+		{"the earlier stopped", func() { b.Stop() }, 2600 * time.Millisecond, true},
+		{"the later fired", func() { c.Advance(3 * time.Second) }, 0, false},
+		{"re-armed", func() { a.Reset(time.Minute) }, time.Minute, true},
+	}
+	for _, s := range steps {
+		s.do()
+		if got, ok := c.Next(); got != s.want || ok != s.ok {
+			t.Fatalf("%s: Next = %v, %v; want %v, %v", s.name, got, ok, s.want, s.ok)
+		}
+	}
+}
