@@ -50,7 +50,7 @@ func TestAgainstAConference(t *testing.T) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clk := clock.New(0, quiet, nil)
-	conf := conference.New(clk, set, quiet, conference.Audio{})
+	conf := conference.New(conference.Config{Media: clk, Prompts: set, Log: quiet})
 	clk.Start()
 	t.Cleanup(func() {
 		conf.Close()

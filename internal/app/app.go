@@ -51,8 +51,10 @@ type Options struct {
 
 	// Clock runs groupbridge's own wall-time timers (internal/wallclock):
 	// the SIP layer's ACK wait, ringing, media timeouts and limits, the
-	// call flow's PIN prompt timeouts and PIN limits; nil is the real
-	// time. Tests pass testkit.ManualClock and move it by hand.
+	// call flow's PIN prompt timeouts and PIN limits, a room's session
+	// start and the waits for a room's answer; nil is the real time. The
+	// media clock is not it. Tests pass testkit.ManualClock and move it by
+	// hand.
 	Clock wallclock.Clock
 }
 
@@ -147,10 +149,16 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
-	a.conf = conference.New(a.clock, prompts, log, conference.Audio{
-		MaxTalkers:   cfg.Audio.MaxTalkers,
-		AGC:          cfg.Audio.AGC,
-		ComfortNoise: cfg.Audio.ComfortNoise,
+	a.conf = conference.New(conference.Config{
+		Media:   a.clock,
+		Prompts: prompts,
+		Log:     log,
+		Audio: conference.Audio{
+			MaxTalkers:   cfg.Audio.MaxTalkers,
+			AGC:          cfg.Audio.AGC,
+			ComfortNoise: cfg.Audio.ComfortNoise,
+		},
+		Clock: opts.Clock,
 	})
 	if a.flow, err = a.newFlow(opts.Clock); err != nil {
 		_ = engine.Close()

@@ -4,7 +4,8 @@
 // snapshot requests reach it as commands, which it applies at the start of
 // its 20 ms tick on the shared clock, then mixes. Nothing slow (a BYE, a
 // prompt load) ever runs inside a tick, and callers waiting for a room's
-// answer (Join, Snapshot, Act) wait a bounded time.
+// answer (Join, Snapshot, Act) wait a bounded time. Wall time (a session's
+// start, those bounds) comes from Config.Clock, never the media clock.
 //
 // It must not know SIP, RTP sockets or the configuration file: a caller is
 // a pcm.Stream, a group a group.Group, and what a key press or an operator
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -53,9 +55,23 @@ type Audio struct {
 	ComfortNoise bool
 }
 
+// Config is what a Conference is built from.
+type Config struct {
+	// Media is the one 20 ms clock the rooms tick and mix on.
+	Media   *clock.Clock
+	Prompts *prompt.Set
+	Log     *slog.Logger // nil: slog.Default()
+	Audio   Audio
+	// Clock is wall time: a session's start and the bounded waits for a
+	// room's answer (Join, Snapshot, Act, Announce, Leave); nil is the
+	// real time. Never the mixing, which runs on Media.
+	Clock wallclock.Clock
+}
+
 // Conference is the set of live rooms.
 type Conference struct {
-	clock *clock.Clock
+	clock *clock.Clock    // the media clock
+	wall  wallclock.Clock // session starts and answer waits
 	// prompts is swapped whole by SetPrompts (a reload) while rooms read
 	// it on the clock goroutine; a Set is never changed once shared.
 	prompts atomic.Pointer[prompt.Set]
@@ -75,16 +91,18 @@ type Conference struct {
 	faults atomic.Pointer[Faults] // fault tests only; nil in production
 }
 
-// New returns a conference whose rooms tick on clk and speak from prompts.
-func New(clk *clock.Clock, prompts *prompt.Set, log *slog.Logger, audio Audio) *Conference {
-	if log == nil {
-		log = slog.Default()
+// New returns a conference whose rooms tick on cfg.Media and speak from
+// cfg.Prompts.
+func New(cfg Config) *Conference {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
-	if audio.MaxTalkers <= 0 {
-		audio.MaxTalkers = 4
+	if cfg.Audio.MaxTalkers <= 0 {
+		cfg.Audio.MaxTalkers = 4
 	}
-	c := &Conference{clock: clk, log: log, audio: audio, rooms: map[string]*Room{}}
-	c.prompts.Store(prompts)
+	c := &Conference{clock: cfg.Media, wall: wallclock.Or(cfg.Clock), log: cfg.Log, audio: cfg.Audio,
+		rooms: map[string]*Room{}}
+	c.prompts.Store(cfg.Prompts)
 	return c
 }
 
@@ -133,7 +151,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	}
 	r := c.rooms[g.Name]
 	if r == nil {
-		r = newRoom(c, g, time.Now())
+		r = newRoom(c, g, c.wall.Now())
 		c.rooms[g.Name] = r
 		c.nRooms.Store(int64(len(c.rooms)))
 		c.clock.Add(r)
@@ -145,7 +163,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
 	reply := make(chan error, 1)
 	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, reply: reply})
-	timeout := time.NewTimer(answerWait)
+	timeout := c.wall.NewTimer(answerWait)
 	defer timeout.Stop()
 	var err error
 	select {
@@ -156,7 +174,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 		default:
 			return nil, errRoomStopped
 		}
-	case <-timeout.C:
+	case <-timeout.C():
 		// The clock is stopped or stuck; never leave a caller hanging on it.
 		return nil, fmt.Errorf("conference: room %q did not answer the join", g.Name)
 	}
@@ -188,13 +206,16 @@ func (c *Conference) Announce(phrase []string) {
 		rooms = append(rooms, r)
 	}
 	c.mu.Unlock()
+	wait := c.wall.NewTimer(answerWait)
+	defer wait.Stop()
 	for _, r := range rooms {
+		wait.Reset(answerWait) // each room gets the full wait
 		reply := make(chan error, 1)
 		r.send(command{kind: cmdAnnounce, phrase: phrase, reply: reply})
 		select {
 		case <-reply:
 		case <-r.stopped:
-		case <-time.After(answerWait):
+		case <-wait.C():
 		}
 	}
 }
@@ -335,9 +356,11 @@ func (p *Participant) Key(d byte) {
 func (p *Participant) Leave() {
 	reply := make(chan error, 1)
 	p.room.send(command{kind: cmdLeave, p: p, reply: reply})
+	wait := p.room.conf.wall.NewTimer(2 * time.Second)
+	defer wait.Stop()
 	select {
 	case <-reply:
 	case <-p.done:
-	case <-time.After(2 * time.Second):
+	case <-wait.C():
 	}
 }

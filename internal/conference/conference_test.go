@@ -51,7 +51,7 @@ func newTestConference(t testing.TB) (*Conference, *clock.Clock) {
 		t.Fatal(err)
 	}
 	clk := clock.New(time.Hour, nil, nil) // never fires: the test ticks by hand
-	return New(clk, set, nil, Audio{MaxTalkers: 4}), clk
+	return New(Config{Media: clk, Prompts: set, Audio: Audio{MaxTalkers: 4}}), clk
 }
 
 // joinNow joins while ticking the room by hand, as the clock would.
@@ -250,7 +250,7 @@ func TestComfortNoise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(clock.New(time.Hour, nil, nil), set, nil, Audio{MaxTalkers: 4, ComfortNoise: true})
+	c := New(Config{Media: clock.New(time.Hour, nil, nil), Prompts: set, Audio: Audio{MaxTalkers: 4, ComfortNoise: true}})
 	g := group.Group{Name: "g", LedBy: "peer"}
 	a := &fakeStream{}
 	joinNow(t, c, g, a, group.Member)

@@ -141,7 +141,7 @@ func TestRoomPanicResetsOnlyThatRoom(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	var c *Conference
 	clk := clock.New(5*time.Millisecond, log, func(t clock.Ticker, v any) { c.Recover(t, v) })
-	c = New(clk, set, log, Audio{MaxTalkers: 4})
+	c = New(Config{Media: clk, Prompts: set, Log: log, Audio: Audio{MaxTalkers: 4}})
 	clk.Start()
 	defer clk.Stop()
 	defer c.Close()

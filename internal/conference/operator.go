@@ -93,7 +93,7 @@ func (c *Conference) Snapshot() []RoomView {
 	}
 	c.mu.Unlock()
 
-	deadline := time.NewTimer(answerWait)
+	deadline := c.wall.NewTimer(answerWait)
 	defer deadline.Stop()
 	// Ask every room first and collect afterwards: the rooms answer on the
 	// same tick, not one tick after another.
@@ -104,12 +104,12 @@ func (c *Conference) Snapshot() []RoomView {
 		case r.cmds <- command{kind: cmdSnapshot, view: ch}:
 			answers[i] = ch
 		case <-r.stopped:
-		case <-deadline.C:
+		case <-deadline.C():
 			c.log.Warn("rooms did not take a snapshot request in time")
 			return sortViews(collect(rooms[:i], answers[:i], nil))
 		}
 	}
-	return sortViews(collect(rooms, answers, deadline.C))
+	return sortViews(collect(rooms, answers, deadline.C()))
 }
 
 // collect gathers the rooms' answers until timeout (nil: only answers
@@ -176,14 +176,14 @@ func (c *Conference) Act(group string, a rules.Action, seat int) error {
 		return fmt.Errorf("%v %q: %w", a, group, ErrNoSuchRoom)
 	}
 
-	deadline := time.NewTimer(answerWait)
+	deadline := c.wall.NewTimer(answerWait)
 	defer deadline.Stop()
 	reply := make(chan error, 1)
 	select {
 	case r.cmds <- command{kind: cmdAct, action: a, seat: seat, reply: reply}:
 	case <-r.stopped:
 		return fmt.Errorf("%v %q: %w", a, r.group.Name, ErrNoSuchRoom)
-	case <-deadline.C:
+	case <-deadline.C():
 		return fmt.Errorf("%v %q: the room did not take the action in time", a, r.group.Name)
 	}
 	select {
@@ -196,7 +196,7 @@ func (c *Conference) Act(group string, a rules.Action, seat int) error {
 		default:
 			return fmt.Errorf("%v %q: %w", a, r.group.Name, ErrNoSuchRoom)
 		}
-	case <-deadline.C:
+	case <-deadline.C():
 		return fmt.Errorf("%v %q: the room did not answer in time", a, r.group.Name)
 	}
 }

@@ -187,7 +187,9 @@ func (r *Room) Tick(now time.Time) {
 	}
 	if len(r.members) == 0 {
 		if r.conf.maybeRemove(r) {
-			r.conf.log.Info("session ended", "group", r.group.Name, "duration", now.Sub(r.started).Round(time.Second).String())
+			// On the clock the start came from, not the tick's.
+			dur := r.conf.wall.Now().Sub(r.started).Round(time.Second)
+			r.conf.log.Info("session ended", "group", r.group.Name, "duration", dur.String())
 			r.shutdown("room-closed")
 		}
 		return
