@@ -11,8 +11,10 @@ import (
 	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
-// admitServer is the part of a Server that Server.admit uses: the gate
-// with users (or none), the peer screen and a dialog table.
+// admitServer is the part of a Server that decides who may ask: the
+// trust unit, the peer screen over a dialog table and the digest unit,
+// chained in their order (Server.chain holds them), with the gate with
+// users (or none).
 func admitServer(t *testing.T, users []User) (*Server, *testkit.ManualClock, *testkit.LogBuffer, *[]string) {
 	t.Helper()
 	g, err := newGate("groupbridge", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, users)
@@ -29,13 +31,21 @@ func admitServer(t *testing.T, users []User) (*Server, *testkit.ManualClock, *te
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	resp := responder{userAgent: "test", log: log}
 	s := &Server{gate: g, resp: resp, clock: clk, log: log,
-		dlg:   &dialogs{calls: map[string]*Call{}},
-		peers: &peerScreen{gate: g, resp: resp, log: log, clock: clk}}
+		dlg:    &dialogs{calls: map[string]*Call{}},
+		digest: &digestScreen{gate: g, resp: resp, log: log, clock: clk}}
+	s.peers = &peerScreen{gate: g, lookup: s.dlg.lookup, resp: resp, log: log, clock: clk}
+	s.chain = []screen{trustScreen{trusted: g.trustedSource}, s.peers, s.digest}
 	return s, clk, logs, &events
 }
 
-// TestAdmitOutsideDialog drives the digest gate of the screening chain
-// (Server.admit) on its own, request by request: trusted sources pass;
+// admit runs a request through s's chain.
+func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
+	r, stop := pass(s.chain, req, tx)
+	return r.user, stop == nil
+}
+
+// TestAdmitOutsideDialog drives the digest unit of the screening chain,
+// after the trust unit, request by request: trusted sources pass;
 // others are challenged, admitted with a right answer, refused with a
 // wrong one and blocked after sip's failure limit; without sip.users they
 // are refused and the log says so at most once a minute.

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/icholy/digest"
 )
 
@@ -27,7 +30,7 @@ type User struct {
 	Password string
 }
 
-// Who may call (see Server.admit):
+// Who may call (the dialog-peer and digest units of the chain, screen.go):
 //   - requests inside a call we know: from its peer (dialog.go);
 //   - ACK, CANCEL and OPTIONS outside a call: always;
 //   - a source in Config.Trusted or the registrar's address: always;
@@ -531,54 +534,81 @@ func sourceAddr(req *sip.Request) (netip.Addr, error) {
 	return ap.Addr().Unmap(), nil
 }
 
-// gated wraps a handler with admit.
-func (s *Server) gated(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if _, ok := s.admit(req, tx); ok {
-			h(req, tx)
-		}
-	}
+// trustScreen is the trust decision (screen.go, step 1): it reads where a
+// request came from and whether that source is trusted, for the units
+// after it. It stops nothing: a source it cannot read is left to the
+// units that need one.
+type trustScreen struct {
+	trusted func(netip.Addr) bool // gate.trustedSource: sip.trusted and the registrar
 }
 
-// admit decides whether a request may go on, answering it when not. A
-// request inside a call we know is for the peer screen (dialog.go): from the dialog's
-// peer it passes (an authenticated caller is not challenged again). It
-// returns the user name when the caller authenticated.
-func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) (string, bool) {
-	if hasToTag(req) {
-		if c := s.dlg.lookup(req); c != nil {
-			return s.peers.admit(c, req, tx)
-		}
+func (trustScreen) name() string { return "trust" }
+
+func (t trustScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
+	if src, err := sourceAddr(req); err == nil {
+		r.src, r.trusted = src, t.trusted(src)
 	}
-	src, err := sourceAddr(req)
-	if err != nil {
-		s.resp.respond(req, tx, 400, "Bad Request")
-		return "", false
+	return r, true
+}
+
+// digestScreen decides on requests outside a dialog we know (screen.go,
+// step 6): a trusted source passes; others authenticate with digest as
+// one of sip.users, or are refused. ACK and CANCEL cannot be challenged
+// (RFC 3261 22.1: they cannot be resubmitted), nor is OPTIONS, which PBXs
+// use to see that we are up.
+type digestScreen struct {
+	gate  *gate
+	resp  responder
+	log   *slog.Logger
+	clock wallclock.Clock
+	// Requests refused for want of sip.trusted or sip.users since the
+	// last log line.
+	refusedLog logging.Throttle
+}
+
+func (*digestScreen) name() string { return "digest" }
+
+func (d *digestScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	if r.call != nil || req.Method == sip.ACK || req.Method == sip.CANCEL || req.Method == sip.OPTIONS {
+		return r, true // the dialog's peer, or not for a challenge
 	}
-	if s.gate.trustedSource(src) {
-		return "", true
+	if !r.src.IsValid() {
+		d.resp.respond(req, tx, 400, "Bad Request")
+		return r, false
 	}
-	now := s.clock.Now()
-	v, user, blockedNow := s.gate.check(req, src, now)
+	if r.trusted {
+		return r, true
+	}
+	user, ok := d.admit(req, tx, r.src)
+	r.user = user
+	return r, ok
+}
+
+// admit checks the credentials of a request from the untrusted source
+// src, answering it when it may not go on. It returns the user name.
+func (d *digestScreen) admit(req *sip.Request, tx sip.ServerTransaction, src netip.Addr) (string, bool) {
+	g := d.gate
+	now := d.clock.Now()
+	v, user, blockedNow := g.check(req, src, now)
 	switch v {
 	case vAdmit:
 		return user, true
 	case vChallenge, vStale:
-		s.resp.respond(req, tx, 401, "Unauthorized", s.gate.challengeHeaders(src, now, v == vStale)...)
+		d.resp.respond(req, tx, 401, "Unauthorized", g.challengeHeaders(src, now, v == vStale)...)
 	case vBlocked:
-		s.resp.respond(req, tx, 403, "Forbidden")
+		d.resp.respond(req, tx, 403, "Forbidden")
 	default:
-		s.resp.respond(req, tx, 403, "Forbidden")
+		d.resp.respond(req, tx, 403, "Forbidden")
 		switch {
 		case blockedNow:
-			s.log.Warn("SIP source blocked after repeated authentication failures", "source", src.String(),
-				"failures", s.gate.maxFailures, "for", s.gate.blockFor.String())
-		case len(s.gate.users) > 0:
-			s.log.Info("SIP authentication failed", "source", src.String(), "method", string(req.Method))
+			d.log.Warn("SIP source blocked after repeated authentication failures", "source", src.String(),
+				"failures", g.maxFailures, "for", g.blockFor.String())
+		case len(g.users) > 0:
+			d.log.Info("SIP authentication failed", "source", src.String(), "method", string(req.Method))
 		default:
 			// Scanners send these all day: one line a minute is enough.
-			if s.refusedLog.Allow(now) {
-				s.log.Info("SIP request refused: source not in sip.trusted and no sip.users", "source", src.String(),
+			if d.refusedLog.Allow(now) {
+				d.log.Info("SIP request refused: source not in sip.trusted and no sip.users", "source", src.String(),
 					"method", string(req.Method))
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Connections. A TCP or TLS connection costs a descriptor and a goroutine
@@ -71,6 +73,18 @@ func (t *connTable) remove(c *guardedConn) {
 			delete(t.bySource, c.key)
 		}
 	}
+}
+
+func (*connTable) name() string { return "connection" }
+
+// screen is the connection guard's part in the chain (screen.go, step 4):
+// a TCP or TLS request that came this far is sound, so its connection is
+// proven. It stops nothing.
+func (t *connTable) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
+	if reliable(req.Transport()) {
+		t.proven(req.Source())
+	}
+	return r, true
 }
 
 // proven marks the connection from remote as having carried a complete

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
@@ -56,14 +55,34 @@ func (c *Call) addPeer(a netip.Addr) {
 const maxMorePeers = 8
 
 // peerScreen decides on requests inside a dialog we know (screen.go,
-// step 4), by the rules above.
+// step 5), by the rules above.
 type peerScreen struct {
 	gate   *gate
+	lookup func(*sip.Request) *Call // the dialog layer's call table
 	resp   responder
 	events Events
 	log    *slog.Logger
 	clock  wallclock.Clock
 	drops  countedLog // strangers' requests since the last log line
+}
+
+func (*peerScreen) name() string { return "dialog-peer" }
+
+// screen finds the dialog a request with a To tag is inside and admits
+// it; a request in no dialog we know goes on for the digest unit. A
+// CANCEL is matched to its INVITE's transaction, not a dialog.
+func (p *peerScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	if req.Method == sip.CANCEL || !hasToTag(req) {
+		return r, true
+	}
+	c := p.lookup(req)
+	if c == nil {
+		return r, true
+	}
+	r.call = c
+	user, ok := p.admit(c, req, tx)
+	r.user = user
+	return r, ok
 }
 
 // admit decides on a request inside call c, answering it when it may not
@@ -104,21 +123,6 @@ func (p *peerScreen) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) 
 		p.resp.respond(req, tx, 403, "Forbidden")
 	}
 	return "", false
-}
-
-// inDialog runs h for a request that, inside a dialog lookup finds,
-// passes admit; a request outside any goes on to h as it is.
-func (p *peerScreen) inDialog(lookup func(*sip.Request) *Call, h sipgo.RequestHandler) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if hasToTag(req) {
-			if c := lookup(req); c != nil {
-				if _, ok := p.admit(c, req, tx); !ok {
-					return
-				}
-			}
-		}
-		h(req, tx)
-	}
 }
 
 // dropStranger counts an in-dialog request from a stranger and logs such

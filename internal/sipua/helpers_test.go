@@ -34,7 +34,7 @@ func testServer(t *testing.T, mod func(*Config)) *Server {
 
 // newTestServer is testServer without Start, for tests that change the
 // server's unexported knobs first.
-func newTestServer(t *testing.T, mod func(*Config)) *Server {
+func newTestServer(t testing.TB, mod func(*Config)) *Server {
 	t.Helper()
 	lo := testports.Range(t, 200)
 	engine, err := rtpio.NewEngine(rtpio.Config{Address: loopback, PortMin: lo, PortMax: lo + 199})

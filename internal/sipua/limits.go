@@ -18,9 +18,9 @@ import (
 // Floods. A public SIP address is scanned and flooded within hours of going
 // live. Requests from untrusted sources pass a per-source token bucket and a
 // scanner check before anything else is done with them: over UDP on the raw
-// datagram, before sipgo parses it or opens a transaction (screenDatagram);
+// datagram, before sipgo parses it or opens a transaction (floodScreen.datagram);
 // over TCP and TLS, where a read is not a message, on each parsed request
-// before any handler work (screenRequest). What fails is dropped without an
+// before any handler work (floodScreen.screen). What fails is dropped without an
 // answer, so that a flood is never amplified and a scanner learns nothing.
 // Trusted sources and the registrar are never screened: the PBX carries
 // everyone's calls, and a PBX whose requests go unanswered marks the bridge
@@ -272,28 +272,26 @@ func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, e
 	return data, nil
 }
 
-// request screens a request that came over TCP or TLS, as datagram does
-// a UDP datagram; it reports whether to drop it (its handler then returns
-// at once and nothing is answered).
-func (f *floodScreen) request(req *sip.Request) bool {
-	if strings.EqualFold(req.Transport(), "udp") {
-		return false // screened as a datagram already
-	}
-	src, err := sourceAddr(req)
-	if err != nil || f.trusted(src) {
-		return false
+func (*floodScreen) name() string { return "flood" }
+
+// screen screens a request that came over TCP or TLS from an untrusted
+// source, as datagram does a UDP datagram; what fails is dropped (nothing
+// is answered).
+func (f *floodScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
+	if r.trusted || !r.src.IsValid() || strings.EqualFold(req.Transport(), "udp") {
+		return r, true // UDP: screened as a datagram already
 	}
 	invite := req.Method == sip.INVITE
 	now := f.clock.Now()
-	if !f.limiter.allow(src, now) {
-		f.drop(DropRateLimited, src, invite, now)
-		return true
+	if !f.limiter.allow(r.src, now) {
+		f.drop(DropRateLimited, r.src, invite, now)
+		return r, false
 	}
 	if f.limits.Load().DropScanners && scannerRequest(req) {
-		f.drop(DropScanner, src, invite, now)
-		return true
+		f.drop(DropScanner, r.src, invite, now)
+		return r, false
 	}
-	return false
+	return r, true
 }
 
 // drop counts a dropped request, and logs the drops at most once a minute

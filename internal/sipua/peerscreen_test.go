@@ -144,3 +144,26 @@ func TestPeerScreen(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustScreen: the trust unit reads the packet's source and whether
+// it is trusted, and stops nothing.
+func TestTrustScreen(t *testing.T) {
+	u := trustScreen{trusted: func(a netip.Addr) bool { return a == netip.MustParseAddr("10.0.0.1") }}
+	tests := []struct {
+		src     string
+		valid   bool
+		trusted bool
+	}{
+		{"10.0.0.1:5060", true, true},
+		{"[::ffff:10.0.0.1]:5060", true, true},
+		{"198.51.100.7:5060", true, false},
+		{"", false, false},
+	}
+	for _, tc := range tests {
+		r, ok := u.screen(screenRequest(sip.OPTIONS, tc.src, ""), &answers{}, facts{})
+		if !ok || r.src.IsValid() != tc.valid || r.trusted != tc.trusted {
+			t.Errorf("%q: ok %v, source %v, trusted %v; want true, valid %v, trusted %v",
+				tc.src, ok, r.src, r.trusted, tc.valid, tc.trusted)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sipua
 
 import (
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -9,28 +10,105 @@ import (
 	"github.com/groupbridge/groupbridge/internal/logging"
 )
 
-// Request screening. Every request passes these units in this order, the
-// way a chain of plugins does; each lets it on, or drops or answers it,
-// and the first that stops it ends the chain. Each unit has its own type,
-// configuration and tests.
+// Request screening. Every request passes the units of one chain, built
+// in one place (chain, below) in this order, the way CoreDNS chains its
+// plugins: each unit lets the request on, or drops or answers it, and the
+// first that stops it ends the chain. Each unit is a type of its own with
+// its own configuration (the part of Config or Limits it reads) and its
+// own tests; TestChain drives the whole chain and TestChainOrder holds
+// chain to this list.
 //
-//  0. connections (conns.go, guardedListener): TCP and TLS only, at
-//     accept: the per-source cap and the handshake and idle deadlines.
-//  1. trust (auth.go, gate.trustedSource): decides what follows; a trusted
-//     source (sip.trusted, the registrar) skips the flood screen, digest
-//     and the setup caps.
+//  0. accept (conns.go, guardedListener): not a unit of the chain: TCP
+//     and TLS connections, at accept: the per-source cap and the
+//     handshake and idle deadlines.
+//  1. trust (auth.go, trustScreen): reads the packet's source and decides
+//     whether it is trusted (sip.trusted, the registrar). It comes first
+//     because what follows depends on it: a trusted source (a PBX
+//     carrying everyone's calls) is never rate limited, challenged or
+//     capped in setup, so a flood from strangers cannot get the PBX's
+//     own requests dropped.
 //  2. flood (limits.go, floodScreen): untrusted sources only: the
 //     per-source token bucket and known scanners; dropped unanswered.
-//     UDP datagrams before sipgo parses them, TCP and TLS requests first
-//     thing in guard.
-//  3. well-formed (validate.go, wellFormed): 505 and 400.
-//  4. who may ask (Server.admit): inside a dialog we know, the dialog's
-//     peer (dialog.go, peerScreen); outside one, digest authentication
-//     for untrusted sources (auth.go, gate).
-//  5. inspect (validate.go): 416, 420, and for an INVITE 415 and 406.
-//  6. a new INVITE only: draining (503), limits.max_calls (setupScreen.full)
-//     and the setup caps per source and per account (setup.go,
-//     setupScreen.reserve). PIN budgets come later, in the application.
+//     TCP and TLS requests here; a UDP datagram meets the same screen
+//     (and the same trust decision) before sipgo parses it
+//     (floodScreen.datagram, the transport's read filter).
+//  3. well-formed (validate.go, wellFormedScreen): 505 and 400.
+//  4. connection (conns.go, connTable): a TCP or TLS connection that
+//     carried a sound request is proven: the idle deadline ends.
+//  5. dialog-peer (dialog.go, peerScreen): inside a dialog we know, only
+//     the dialog's peer (CANCEL excepted: it names no dialog of ours).
+//  6. digest (auth.go, digestScreen): outside a dialog, an untrusted
+//     source answers a digest challenge as one of sip.users (ACK, CANCEL
+//     and OPTIONS excepted: RFC 3261 22.1, and PBXs' keep-alives).
+//  7. inspect (validate.go, inspectScreen): 416, 420, and for an INVITE
+//     415 and 406; methods we do not serve are left to their 405/501.
+//  8. capacity (setup.go, capacityScreen): a new INVITE only: draining
+//     (503), then limits.max_calls (503).
+//  9. new-dialog (validate.go, newDialogScreen): a new INVITE only: the
+//     headers a dialog is made of, and a From tag (400).
+//  10. setup-caps (setup.go, setupScreen): a new INVITE only: the calls in
+//     setup per untrusted source and per account (503); the place taken
+//     goes with the request (facts.hold).
+//  11. pin: not a unit of the chain: PIN budgets are the application's,
+//     after the PIN prompt (internal/guard's PINGuard and Budget, asked
+//     by internal/callflow), as sipua knows no PINs.
+
+// facts are what the units learn of one request on its way through the
+// chain; each unit reads what earlier ones found. They go by value, so
+// that a request costs no allocation for them.
+type facts struct {
+	src     netip.Addr // the packet's source; invalid when unreadable
+	trusted bool       // src is trusted (step 1)
+	call    *Call      // the dialog the request is inside, when we know it
+	user    string     // the account the caller authenticated as ("": none)
+	hold    *setupHold // a new INVITE's place among the calls in setup
+}
+
+// screen is one unit of the chain. screen returns the request with what
+// the unit learnt, and whether it may go on; a unit that stops it has
+// answered it, or dropped it unanswered.
+type screen interface {
+	name() string
+	screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool)
+}
+
+// screenedHandler serves a request that passed the chain.
+type screenedHandler func(req *sip.Request, tx sip.ServerTransaction, r facts)
+
+// chain lists the screening units in their order (see above). It is the
+// one place that order is written.
+func chain(t trustScreen, f *floodScreen, v validator, c *connTable, p *peerScreen, d *digestScreen, u *setupScreen) []screen {
+	return []screen{
+		t,
+		f,
+		wellFormedScreen{v},
+		c,
+		p,
+		d,
+		inspectScreen{v},
+		capacityScreen{u},
+		newDialogScreen{v},
+		u,
+	}
+}
+
+// pass walks the chain for one request. It returns what the units found,
+// and the unit that stopped the request: nil when every one let it on.
+func pass(units []screen, req *sip.Request, tx sip.ServerTransaction) (facts, screen) {
+	var r facts
+	for _, u := range units {
+		var ok bool
+		if r, ok = u.screen(req, tx, r); !ok {
+			return r, u
+		}
+	}
+	return r, nil
+}
+
+// plain adapts a handler that needs nothing the chain learnt.
+func plain(h func(*sip.Request, sip.ServerTransaction)) screenedHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction, _ facts) { h(req, tx) }
+}
 
 // responder answers requests: every unit that refuses one answers it
 // through here, so that each answer carries our Server header.

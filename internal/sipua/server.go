@@ -158,26 +158,23 @@ type Server struct {
 
 	dlg *dialogs // the dialog layer (dialogs.go)
 
-	mu       sync.Mutex
-	draining bool
-
 	digitsDropped atomic.Int64
 
 	answerDelay atomic.Int64 // Config.AnswerDelay, as changed by SetAnswerDelay
 	limits      atomic.Pointer[Limits]
 
-	// The screening units (screen.go), in their order.
-	resp  responder
-	val   validator
-	srtp  srtpPolicy
-	flood *floodScreen
-	peers *peerScreen
-	setup *setupScreen
-	conns *connTable // TCP and TLS connections, by source (conns.go)
-	// Requests refused for want of sip.trusted or sip.users, and
-	// connections refused or closed by the guard, since the last log
+	// The screening units; chain (screen.go) puts them in their order.
+	chain  []screen
+	resp   responder
+	val    validator
+	srtp   srtpPolicy
+	flood  *floodScreen
+	peers  *peerScreen
+	digest *digestScreen
+	setup  *setupScreen
+	conns  *connTable // TCP and TLS connections, by source (conns.go)
+	// Connections refused or closed by the guard, since the last log
 	// line of each kind.
-	refusedLog                    logging.Throttle
 	capLog, idleLog, handshakeLog countedLog
 }
 
@@ -259,7 +256,8 @@ func New(cfg Config) (*Server, error) {
 		calls: map[string]*Call{}}
 	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()), limits: &s.limits,
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
-	s.peers = &peerScreen{gate: g, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	s.peers = &peerScreen{gate: g, lookup: s.dlg.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	s.digest = &digestScreen{gate: g, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.dlg.count,
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
@@ -271,19 +269,16 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	// ACK and CANCEL are never challenged (RFC 3261 22.1: they cannot be
-	// resubmitted), nor OPTIONS, which PBXs use to see that we are up. The
-	// INVITE handler checks for itself, as it needs the user name. After
-	// the gate, RFC 3261 8.2's order: the method (sipgo routes by it;
-	// onOther answers the methods we do not serve), then the headers and
-	// the content (inspect, validate.go).
-	srv.OnInvite(s.guard(s.onInvite))
-	srv.OnAck(s.guard(s.peers.inDialog(s.dlg.lookup, s.dlg.onAck)))
-	srv.OnBye(s.guard(s.gated(s.val.inspected(s.dlg.onBye))))
-	srv.OnCancel(s.guard(s.val.inspected(s.dlg.onCancel)))
-	srv.OnOptions(s.guard(s.val.inspected(s.peers.inDialog(s.dlg.lookup, s.dlg.onOptions))))
-	srv.OnInfo(s.guard(s.gated(s.val.inspected(s.dlg.onInfo))))
-	srv.OnNoRoute(s.guard(s.gated(s.dlg.onOther)))
+	// Every handler behind the one screening chain (screen.go); sipgo
+	// routes by method, and onOther answers the methods we do not serve.
+	s.chain = chain(trustScreen{trusted: g.trustedSource}, s.flood, s.val, s.conns, s.peers, s.digest, s.setup)
+	srv.OnInvite(s.serve(s.onInvite))
+	srv.OnAck(s.serve(plain(s.dlg.onAck)))
+	srv.OnBye(s.serve(plain(s.dlg.onBye)))
+	srv.OnCancel(s.serve(plain(s.dlg.onCancel)))
+	srv.OnOptions(s.serve(plain(s.dlg.onOptions)))
+	srv.OnInfo(s.serve(plain(s.dlg.onInfo)))
+	srv.OnNoRoute(s.serve(plain(s.dlg.onOther)))
 	return s, nil
 }
 
@@ -348,12 +343,11 @@ func (f forwardHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 // WithGroup is not used by sipgo; groups are flattened.
 func (f forwardHandler) WithGroup(string) slog.Handler { return f }
 
-// guard is the recover boundary around every SIP handler: a panic answers
-// 500 where it still can and is logged without the message. It also drops
-// TCP and TLS requests that fail the flood screening, before any work, and
-// then refuses malformed requests (wellFormed, validate.go): a flood is
-// dropped unanswered before anything is parsed further or answered.
-func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+// serve is the recover boundary around every SIP handler: a panic answers
+// 500 where it still can and is logged without the message. Before h, the
+// request walks the screening chain (screen.go), which may drop or answer
+// it instead.
+func (s *Server) serve(h screenedHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -362,13 +356,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.resp.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
-		if s.flood.request(req) || !s.val.wellFormed(req, tx) {
-			return
+		if r, stop := pass(s.chain, req, tx); stop == nil {
+			h(req, tx, r)
 		}
-		if reliable(req.Transport()) {
-			s.conns.proven(req.Source())
-		}
-		h(req, tx)
 	}
 }
 
@@ -494,9 +484,7 @@ func (s *Server) ActiveCalls() int { return s.dlg.count() }
 
 // Drain makes new calls get 503 while calls in progress go on.
 func (s *Server) Drain() {
-	s.mu.Lock()
-	s.draining = true
-	s.mu.Unlock()
+	s.setup.draining.Store(true)
 }
 
 // HangupAll sends BYE to every call.
@@ -567,50 +555,14 @@ func hasToTag(req *sip.Request) bool {
 	return ok && tag != ""
 }
 
-func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	user, ok := s.admit(req, tx)
-	if !ok || !s.val.inspect(req, tx) {
-		return
-	}
+// onInvite serves an INVITE that passed the screening chain: a re-INVITE
+// goes to the dialog layer; a new one holds its place in setup (r.hold).
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 	if hasToTag(req) {
 		s.dlg.onReinvite(req, tx)
 		return
 	}
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
-		s.setup.rejected(RejectDraining)
-		s.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
-		return
-	}
-	if full, max := s.setup.full(); full {
-		s.setup.refuseFull(req, tx, max)
-		return
-	}
-	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
-		s.resp.respond(req, tx, 400, "Bad Request: Missing Header")
-		return
-	}
-	// RFC 3261 8.1.1.3 asks for a From tag; an RFC 2543 caller without
-	// one cannot be told apart from another call with the same Call-ID.
-	// (sipgo keeps white space around "=" in a parameter's name, so
-	// RFC 4475's wsinv, "tag = 98asjd8", lands here too.) The reason
-	// phrases name no header (see fault in validate.go).
-	fromTag, _ := req.From().Params.Get("tag")
-	if fromTag == "" {
-		s.resp.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
-		return
-	}
-	src, err := sourceAddr(req)
-	if err != nil {
-		s.resp.respond(req, tx, 400, "Bad Request")
-		return
-	}
-	hold, ok := s.setup.reserve(req, tx, src, user)
-	if !ok {
-		return
-	}
+	user, hold := r.user, r.hold
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
 	// retransmits and may fail over.
 	s.resp.respond(req, tx, 100, "Trying")

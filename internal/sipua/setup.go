@@ -111,20 +111,56 @@ func (t *setupTable) size() (sources, users int) {
 // Limits.SetupPerUser. Calls never admitted count until they end.
 func (c *Call) Admitted() { c.setup.Load().release() }
 
-// setupScreen is the last screening step of a new INVITE (screen.go,
-// step 6): limits.max_calls, then the caps on calls in setup per
-// untrusted source and per account.
+// setupScreen caps the calls of a new INVITE (screen.go): draining and
+// limits.max_calls in step 8 (capacityScreen), the caps on calls in setup
+// per untrusted source and per account in step 10 (setupScreen itself).
 type setupScreen struct {
-	trusted func(netip.Addr) bool
-	table   *setupTable // calls not yet admitted, by source and account
-	limits  *atomic.Pointer[Limits]
-	calls   func() int // calls up or being set up
-	events  Events
-	resp    responder
-	log     *slog.Logger
-	clock   wallclock.Clock
+	trusted  func(netip.Addr) bool
+	table    *setupTable // calls not yet admitted, by source and account
+	limits   *atomic.Pointer[Limits]
+	calls    func() int  // calls up or being set up
+	draining atomic.Bool // Server.Drain was called: new calls get 503
+	events   Events
+	resp     responder
+	log      *slog.Logger
+	clock    wallclock.Clock
 	// Refusals since the last log line, per kind.
 	fullLog, setupLog countedLog
+}
+
+func (*setupScreen) name() string { return "setup-caps" }
+
+// screen takes a new INVITE's place among the calls in setup, or refuses
+// it; the place goes on in r.hold, for the handler to release.
+func (u *setupScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	if req.Method != sip.INVITE || hasToTag(req) {
+		return r, true
+	}
+	hold, ok := u.reserve(req, tx, r.src, r.user)
+	r.hold = hold
+	return r, ok
+}
+
+// capacityScreen refuses a new INVITE while the server drains or at
+// limits.max_calls (screen.go, step 8).
+type capacityScreen struct{ u *setupScreen }
+
+func (capacityScreen) name() string { return "capacity" }
+
+func (c capacityScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	if req.Method != sip.INVITE || hasToTag(req) {
+		return r, true
+	}
+	if c.u.draining.Load() {
+		c.u.rejected(RejectDraining)
+		c.u.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+		return r, false
+	}
+	if full, max := c.u.full(); full {
+		c.u.refuseFull(req, tx, max)
+		return r, false
+	}
+	return r, true
 }
 
 // full reports whether Limits.MaxCalls calls are up or being set up.

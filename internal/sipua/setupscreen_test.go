@@ -22,15 +22,17 @@ func (a *answers) Respond(res *sip.Response) error {
 	return nil
 }
 
-// TestSetupScreen drives the last screening step on its own: max_calls
-// and the setup caps refuse with 503 and Retry-After and tell
-// Events.CallRejected why; a trusted source is capped by max_calls only.
+// TestSetupScreen drives the capacity and setup-caps units on their own:
+// draining, max_calls and the setup caps refuse with 503 and Retry-After
+// and tell Events.CallRejected why; a trusted source is capped by
+// max_calls only.
 func TestSetupScreen(t *testing.T) {
 	trusted := netip.MustParseAddr("10.0.0.1")
 	stranger := netip.MustParseAddr("192.0.2.9")
 	tests := []struct {
 		name      string
 		limits    Limits
+		draining  bool
 		active    int // calls up or in setup
 		src       netip.Addr
 		user      string
@@ -38,11 +40,12 @@ func TestSetupScreen(t *testing.T) {
 		admitted  int
 		rejection string // Events.CallRejected for the refused ones
 	}{
-		{"no limits", Limits{}, 0, stranger, "", 5, 5, ""},
-		{"per source", Limits{SetupPerSource: 2}, 0, stranger, "", 5, 2, RejectSetupPerSource},
-		{"per user", Limits{SetupPerUser: 3}, 0, stranger, "alice", 5, 3, RejectSetupPerUser},
-		{"trusted not capped", Limits{SetupPerSource: 1}, 0, trusted, "", 5, 5, ""},
-		{"max calls", Limits{MaxCalls: 4}, 4, trusted, "", 2, 0, RejectMaxCalls},
+		{"no limits", Limits{}, false, 0, stranger, "", 5, 5, ""},
+		{"per source", Limits{SetupPerSource: 2}, false, 0, stranger, "", 5, 2, RejectSetupPerSource},
+		{"per user", Limits{SetupPerUser: 3}, false, 0, stranger, "alice", 5, 3, RejectSetupPerUser},
+		{"trusted not capped", Limits{SetupPerSource: 1}, false, 0, trusted, "", 5, 5, ""},
+		{"max calls", Limits{MaxCalls: 4}, false, 4, trusted, "", 2, 0, RejectMaxCalls},
+		{"draining", Limits{}, true, 0, trusted, "", 2, 0, RejectDraining},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,15 +62,19 @@ func TestSetupScreen(t *testing.T) {
 				log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 				clock:   testkit.NewManualClock(),
 			}
+			u.draining.Store(tc.draining)
 			req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "room", Host: "example.org"})
 			admitted := 0
 			tx := &answers{}
 			for range tc.invites {
-				if full, max := u.full(); full {
-					u.refuseFull(req, tx, max)
+				r := facts{src: tc.src, trusted: tc.src == trusted, user: tc.user}
+				if _, ok := (capacityScreen{u}).screen(req, tx, r); !ok {
 					continue
 				}
-				if _, ok := u.reserve(req, tx, tc.src, tc.user); ok {
+				if r, ok := u.screen(req, tx, r); ok {
+					if (r.hold != nil) != (tc.limits.SetupPerSource > 0 && tc.src != trusted || tc.limits.SetupPerUser > 0) {
+						t.Errorf("hold %v with %+v", r.hold, tc.limits)
+					}
 					admitted++
 				}
 			}

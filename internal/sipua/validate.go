@@ -12,10 +12,10 @@ import (
 // checks here refuse such requests with the answers RFC 3261 gives them,
 // in two steps:
 //
-//   - wellFormed, in guard for every request after the flood screening
-//     (limits.go: floods are dropped, never answered) and before any other
-//     work: what makes the message itself unusable (505, 400).
-//   - inspect, after the request is admitted (auth.go), in the order of
+//   - wellFormed, for every request after the flood screening (limits.go:
+//     floods are dropped, never answered) and before any other work: what
+//     makes the message itself unusable (505, 400).
+//   - inspect, after the request is admitted (dialog.go, auth.go), in the order of
 //     RFC 3261 8.2: the method (sipgo routes by method; onOther answers
 //     the ones we do not serve), then the headers (8.2.2.1 Request-URI
 //     scheme: 416; 8.2.2.3 Require: 420), then the content (8.2.3: 415 and
@@ -24,9 +24,45 @@ import (
 // Both read only what sipgo parsed already and allocate nothing for a
 // request that passes; only a refusal builds a response.
 
-// validator is the screening by RFC 3261's rules (screen.go, steps 3
-// and 5): wellFormed and inspect.
+// validator is the screening by RFC 3261's rules: wellFormed, inspect
+// and newDialog, each a unit of the chain (screen.go, steps 3, 7 and 9).
 type validator struct{ resp responder }
+
+// wellFormedScreen is validator.wellFormed as a unit of the chain.
+type wellFormedScreen struct{ v validator }
+
+func (wellFormedScreen) name() string { return "well-formed" }
+
+func (w wellFormedScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	return r, w.v.wellFormed(req, tx)
+}
+
+// inspectScreen is validator.inspect as a unit of the chain, for the
+// methods we serve: the others are answered 405 or 501 first (RFC 3261
+// 8.2.1), by onOther.
+type inspectScreen struct{ v validator }
+
+func (inspectScreen) name() string { return "inspect" }
+
+func (i inspectScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	switch req.Method {
+	case sip.INVITE, sip.BYE, sip.CANCEL, sip.OPTIONS, sip.INFO:
+		return r, i.v.inspect(req, tx)
+	}
+	return r, true // ACK is never answered; other methods go to onOther
+}
+
+// newDialogScreen is validator.newDialog as a unit of the chain.
+type newDialogScreen struct{ v validator }
+
+func (newDialogScreen) name() string { return "new-dialog" }
+
+func (n newDialogScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
+	if req.Method != sip.INVITE || hasToTag(req) {
+		return r, true
+	}
+	return r, n.v.newDialog(req, tx)
+}
 
 // sipVersion is the only version we speak (RFC 3261 7.1: compared without
 // case).
@@ -180,13 +216,23 @@ func (v validator) inspect(req *sip.Request, tx sip.ServerTransaction) bool {
 	return true
 }
 
-// inspected runs h for requests that pass inspect.
-func (v validator) inspected(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if v.inspect(req, tx) {
-			h(req, tx)
-		}
+// newDialog checks what a new INVITE's dialog is made of, and answers
+// 400 when it is missing: Call-ID, From, To and CSeq, and a From tag. RFC
+// 3261 8.1.1.3 asks for the tag; an RFC 2543 caller without one cannot be
+// told apart from another call with the same Call-ID. (sipgo keeps white
+// space around "=" in a parameter's name, so RFC 4475's wsinv, "tag =
+// 98asjd8", lands here too.) The reason phrases name no header (see
+// fault).
+func (v validator) newDialog(req *sip.Request, tx sip.ServerTransaction) bool {
+	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil {
+		v.resp.respond(req, tx, 400, "Bad Request: Missing Header")
+		return false
 	}
+	if fromTag, _ := req.From().Params.Get("tag"); fromTag == "" {
+		v.resp.respond(req, tx, 400, "Bad Request: Missing Tag", sip.NewHeader("Warning", `399 groupbridge "no From tag"`))
+		return false
+	}
+	return true
 }
 
 // requiredTags returns the option-tags of the request's Require headers as a
