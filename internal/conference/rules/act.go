@@ -77,17 +77,17 @@ type actionDef struct {
 // both carry out an action through its row, so what the target and the
 // room hear, and the state left behind, cannot drift apart.
 var actions = [...]actionDef{
-	ActMute:            {"mute", prompt.IsMuted, (*Session).actMute},
-	ActUnmute:          {"unmute", prompt.IsUnmuted, (*Session).actUnmute},
-	ActWait:            {"wait", prompt.IsWaiting, (*Session).actWait},
-	ActReturn:          {"return", prompt.IsBack, (*Session).actReturn},
-	ActRemove:          {"remove", prompt.CallerRemoved, (*Session).actRemove},
-	ActMakeFacilitator: {"facilitator", prompt.IsFacilitator, (*Session).actMakeFacilitator},
-	ActLock:            {"lock", prompt.Locked, (*Session).actLock},
-	ActUnlock:          {"unlock", prompt.Unlocked, (*Session).actUnlock},
-	ActLectureOn:       {"lecture-on", "", (*Session).actLectureOn},
-	ActLectureOff:      {"lecture-off", "", (*Session).actLectureOff},
-	ActEnd:             {"end", "", (*Session).actEnd},
+	ActMute:            {"mute", prompt.IsMuted, actMute},
+	ActUnmute:          {"unmute", prompt.IsUnmuted, actUnmute},
+	ActWait:            {"wait", prompt.IsWaiting, actWait},
+	ActReturn:          {"return", prompt.IsBack, actReturn},
+	ActRemove:          {"remove", prompt.CallerRemoved, actRemove},
+	ActMakeFacilitator: {"facilitator", prompt.IsFacilitator, actMakeFacilitator},
+	ActLock:            {"lock", prompt.Locked, actLock},
+	ActUnlock:          {"unlock", prompt.Unlocked, actUnlock},
+	ActLectureOn:       {"lecture-on", "", actLectureOn},
+	ActLectureOff:      {"lecture-off", "", actLectureOff},
+	ActEnd:             {"end", "", actEnd},
 }
 
 // String names the action as the admin API spells it ("mute",
@@ -169,7 +169,7 @@ func (s *Session) Act(a Action, seat int, now time.Time) ([]Effect, error) {
 	if !a.SeatAction() {
 		return actions[a].do(s, out, nil, byOperator, now)
 	}
-	t := s.get(seat)
+	t := s.seats.get(seat)
 	if t == nil || (t.departing && a != ActRemove) {
 		return out, fmt.Errorf("%v seat %d: %w", a, seat, ErrNoSeat)
 	}
@@ -180,42 +180,46 @@ func (s *Session) Act(a Action, seat int, now time.Time) ([]Effect, error) {
 	return out, nil
 }
 
+// The rows of the action table. Each is a function of the session rather
+// than a method: it is reached only through its row, by Act and by the
+// keypad, and it works through the session's parts.
+
 // actLock refuses new members. The keypad's "The group is now locked" is
 // the presser's confirmation: nobody else is told.
-func (s *Session) actLock(out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
-	s.locked = true
+func actLock(s *Session, out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
+	s.door.locked = true
 	return out, nil
 }
 
 // actUnlock lets new members in again.
-func (s *Session) actUnlock(out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
-	s.locked = false
+func actUnlock(s *Session, out []Effect, _ *caller, _ actor, _ time.Time) ([]Effect, error) {
+	s.door.locked = false
 	return out, nil
 }
 
 // actLectureOn mutes all members but the floor.
-func (s *Session) actLectureOn(out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
-	if !s.lecture {
-		s.lecture = true
-		out = s.sayRoom(out, 0, prompt.EveryoneMuted)
-		s.refreshAll(now)
+func actLectureOn(s *Session, out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
+	if !s.hearing.lecture {
+		s.hearing.lecture = true
+		out = s.seats.sayRoom(out, 0, prompt.EveryoneMuted)
+		s.hearing.refreshAll(now)
 	}
 	return out, nil
 }
 
 // actLectureOff lets everyone speak again and clears the floor.
-func (s *Session) actLectureOff(out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
-	if s.lecture {
-		s.lecture = false
-		s.setFloor(0, now)
-		out = s.sayRoom(out, 0, prompt.EveryoneMaySpeak)
-		s.refreshAll(now)
+func actLectureOff(s *Session, out []Effect, _ *caller, _ actor, now time.Time) ([]Effect, error) {
+	if s.hearing.lecture {
+		s.hearing.lecture = false
+		s.hearing.setFloor(0, now)
+		out = s.seats.sayRoom(out, 0, prompt.EveryoneMaySpeak)
+		s.hearing.refreshAll(now)
 	}
 	return out, nil
 }
 
 // actEnd ends the session for everyone.
-func (s *Session) actEnd(out []Effect, _ *caller, by actor, _ time.Time) ([]Effect, error) {
+func actEnd(s *Session, out []Effect, _ *caller, by actor, _ time.Time) ([]Effect, error) {
 	reason := ReasonEndedByOperator
 	if by == byKeypad {
 		reason = ReasonEndedByFacilitator
@@ -224,10 +228,10 @@ func (s *Session) actEnd(out []Effect, _ *caller, by actor, _ time.Time) ([]Effe
 }
 
 // actMute mutes t as a facilitator (seat action 1).
-func (s *Session) actMute(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+func actMute(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
 	if !t.facMuted {
 		t.facMuted = true
-		s.refresh(t, now)
+		s.hearing.refresh(t, now)
 		out = append(out, say(t.seat, false, prompt.MutedByFacilitator))
 	}
 	return out, nil
@@ -235,14 +239,14 @@ func (s *Session) actMute(out []Effect, t *caller, _ actor, now time.Time) ([]Ef
 
 // actUnmute lifts a facilitator mute (seat action 2); in lecture mode a
 // member in the room also gets the floor.
-func (s *Session) actUnmute(out []Effect, t *caller, by actor, now time.Time) ([]Effect, error) {
+func actUnmute(s *Session, out []Effect, t *caller, by actor, now time.Time) ([]Effect, error) {
 	was := t.facMuted
-	grant := s.lecture && t.role == group.Member && t.placement == InRoom && (by == byKeypad || s.floor != t.seat)
+	grant := s.hearing.lecture && t.role == group.Member && t.placement == InRoom && (by == byKeypad || s.floor.seat != t.seat)
 	if !was && !grant {
 		return out, nil
 	}
 	t.facMuted = false
-	s.refresh(t, now)
+	s.hearing.refresh(t, now)
 	if was {
 		// Nobody but the caller opens their microphone: a self-muted
 		// caller is told which key does.
@@ -253,29 +257,26 @@ func (s *Session) actUnmute(out []Effect, t *caller, by actor, now time.Time) ([
 		}
 	}
 	if grant {
-		out = s.grantFloor(out, t, now)
+		out = s.hearing.grant(out, t, now)
 	}
 	return out, nil
 }
 
 // actWait moves a member to waiting (seat action 3).
-func (s *Session) actWait(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+func actWait(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
 	if t.role == group.Facilitator {
 		return out, ErrFacilitator
 	}
 	if t.placement == Waiting {
 		return out, nil
 	}
-	s.lowerHand(t)
-	if s.floor == t.seat {
-		s.setFloor(0, now)
-	}
+	s.hearing.standDown(t, now)
 	inRoom := t.placement == InRoom
 	t.placement = Waiting
 	t.announceAt = now.Add(s.cfg.AnnounceEvery)
-	s.schedule(t.announceAt)
-	s.dirty = true // a lobby announcement may have been due earlier
-	s.refresh(t, now)
+	s.alarm.schedule(t.announceAt)
+	s.alarm.invalidate() // a lobby announcement may have been due earlier
+	s.hearing.refresh(t, now)
 	if inRoom {
 		out = append(out, hold(t.seat, true))
 	}
@@ -285,7 +286,7 @@ func (s *Session) actWait(out []Effect, t *caller, _ actor, now time.Time) ([]Ef
 }
 
 // actReturn brings a member back from waiting (seat action 3 again).
-func (s *Session) actReturn(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+func actReturn(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
 	switch t.placement {
 	case InRoom:
 		return out, nil
@@ -293,21 +294,37 @@ func (s *Session) actReturn(out []Effect, t *caller, _ actor, now time.Time) ([]
 		return out, ErrLobby
 	}
 	t.placement = InRoom
-	s.dirty = true
-	s.refresh(t, now)
+	s.alarm.invalidate()
+	s.hearing.refresh(t, now)
 	return append(out, hold(t.seat, false), say(t.seat, false, prompt.BackInRoom)), nil
 }
 
-// actRemove removes a member and hangs them up (seat action 4, confirmed).
-func (s *Session) actRemove(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+// actRemove removes a member (seat action 4, confirmed): they hear
+// removed_you and are hung up, and their identity is barred for the rest
+// of the session (an anonymous caller is barred only in this call, which
+// ends). Removing the last callers ends the session.
+func actRemove(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
 	if t.role == group.Facilitator {
 		return out, ErrFacilitator
 	}
 	if t.departing {
 		return out, nil
 	}
-	out = s.remove(out, t, now)
-	if s.members+s.facs == 0 {
+	if t.placement != InRoom {
+		out = append(out, hold(t.seat, false))
+	}
+	out = append(out,
+		say(t.seat, true, prompt.RemovedYou),
+		Effect{Kind: Hangup, Seat: t.seat, Reason: ReasonRemoved})
+	s.hearing.standDown(t, now)
+	t.departing = true
+	t.talking = false
+	s.seats.count(t.role, -1)
+	s.keys.setKey(t, keyIdle, time.Time{})
+	s.hearing.refresh(t, now)
+	s.door.bar(t.identity)
+	out = s.seats.chime(out, ChimeLeave, t.seat)
+	if s.seats.counted() == 0 {
 		// Nobody is left to run or hear the session: it is over, as when
 		// the last caller hangs up.
 		s.finish()
@@ -316,26 +333,23 @@ func (s *Session) actRemove(out []Effect, t *caller, _ actor, now time.Time) ([]
 }
 
 // actMakeFacilitator makes a member a facilitator (seat action 5).
-func (s *Session) actMakeFacilitator(out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
+func actMakeFacilitator(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]Effect, error) {
 	if t.placement == Waiting {
 		return out, ErrWaiting
 	}
 	if t.role == group.Facilitator {
 		return out, nil
 	}
+	s.seats.count(t.role, -1)
 	t.role = group.Facilitator
-	s.members--
-	s.facs++
-	s.lowerHand(t)
-	if s.floor == t.seat {
-		s.setFloor(0, now)
-	}
+	s.seats.count(t.role, 1)
+	s.hearing.standDown(t, now)
 	if t.placement == Lobby {
 		t.placement = InRoom
-		s.dirty = true
+		s.alarm.invalidate()
 		out = append(out, hold(t.seat, false))
 	}
-	s.refresh(t, now)
+	s.hearing.refresh(t, now)
 	out = append(out, say(t.seat, false, prompt.YouAreFacilitator))
 	// A facilitator-led session waiting in its lobby starts now, and one in
 	// its grace goes on.

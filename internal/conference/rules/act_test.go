@@ -341,20 +341,20 @@ type sessionState struct {
 
 func stateOf(s *Session) sessionState {
 	st := sessionState{
-		View: s.View(), Lecture: s.lecture, Locked: s.locked, Timer: s.timer, Ended: s.ended, Lobby: s.lobby,
-		Present: s.Present(), Members: s.members, Facs: s.facs, Floor: s.floor,
-		Hands: slices.Clone(s.hands), GraceAt: s.graceAt, ChimeAt: s.chimeAt, FloorEndAt: s.floorEndAt,
+		View: s.View(), Lecture: s.hearing.lecture, Locked: s.door.locked, Timer: s.floor.timer, Ended: s.ended, Lobby: s.presence.lobby,
+		Present: s.Present(), Members: s.seats.members, Facs: s.seats.facs, Floor: s.floor.seat,
+		Hands: slices.Clone(s.floor.hands), GraceAt: s.presence.graceAt, ChimeAt: s.floor.chimeAt, FloorEndAt: s.floor.endAt,
 	}
 	st.Next, st.HasNext = s.NextDeadline()
-	for id := range s.removed {
+	for id := range s.door.removed {
 		st.Removed = append(st.Removed, id)
 	}
 	slices.Sort(st.Removed)
-	for id := range s.rejoin {
+	for id := range s.door.rejoin {
 		st.RejoinIDs = append(st.RejoinIDs, id)
 	}
 	slices.Sort(st.RejoinIDs)
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if c.departing {
 			st.Departing = append(st.Departing, c.seat)
 		}

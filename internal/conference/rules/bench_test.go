@@ -42,7 +42,7 @@ func TestHotPathsAllocateNothing(t *testing.T) {
 	}
 	// A full scan that fires nothing allocates nothing either.
 	if n := testing.AllocsPerRun(100, func() {
-		s.next, s.hasNext = t0, true
+		s.alarm.next, s.alarm.has = t0, true
 		_ = s.Tick(now)
 	}); n != 0 {
 		t.Errorf("scanning Tick allocates %v", n)
@@ -78,7 +78,7 @@ func BenchmarkTick1000Scan(b *testing.B) {
 	now := t0.Add(time.Minute)
 	b.ReportAllocs()
 	for b.Loop() {
-		s.next, s.hasNext = t0, true
+		s.alarm.next, s.alarm.has = t0, true
 		_ = s.Tick(now)
 	}
 }

@@ -301,7 +301,7 @@ func allDigits(s string) bool {
 func checkEffects(t testing.TB, s *Session, effs []Effect, ids map[string]bool, label string) {
 	t.Helper()
 	present := map[int]bool{}
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		present[c.seat] = true
 	}
 	for _, e := range effs {
@@ -312,8 +312,8 @@ func checkEffects(t testing.TB, s *Session, effs []Effect, ids map[string]bool, 
 			switch {
 			case allDigits(w) && i > 0 && e.Phrase[i-1] == pr.ThereAre:
 				// The head count: callers present, not being hung up.
-				if w != num(s.members+s.facs) {
-					t.Errorf("%s: %v: head count %q, want %d", label, e, w, s.members+s.facs)
+				if w != num(s.seats.members+s.seats.facs) {
+					t.Errorf("%s: %v: head count %q, want %d", label, e, w, s.seats.members+s.seats.facs)
 				}
 			case allDigits(w):
 				var n int
@@ -361,15 +361,15 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 	}
 	floors, members, facils := 0, 0, 0
 	inQueue := map[int]bool{}
-	for _, h := range s.hands {
+	for _, h := range s.floor.hands {
 		if inQueue[h] {
 			t.Errorf("%s: seat %d twice in the hand queue", label, h)
 		}
 		inQueue[h] = true
 	}
 	for i, v := range vs {
-		c := s.live[i]
-		if s.bySeat[v.Seat] != c || c.seat != v.Seat {
+		c := s.seats.live[i]
+		if s.seats.bySeat[v.Seat] != c || c.seat != v.Seat {
 			t.Errorf("%s: seat %d index broken", label, v.Seat)
 		}
 		if i > 0 && vs[i-1].Seat >= v.Seat {
@@ -398,7 +398,7 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		}
 		// A lobby caller an operator removed keeps their placement until
 		// their call is gone.
-		if v.Placement == Lobby && !s.lobby && !c.departing {
+		if v.Placement == Lobby && !s.presence.lobby && !c.departing {
 			t.Errorf("%s: seat %d in the lobby after a facilitator joined", label, v.Seat)
 		}
 		if !c.departing {
@@ -409,12 +409,12 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 			}
 		}
 	}
-	for _, h := range s.hands {
-		if s.get(h) == nil {
+	for _, h := range s.floor.hands {
+		if s.seats.get(h) == nil {
 			t.Errorf("%s: absent seat %d in the hand queue", label, h)
 		}
 	}
-	for _, absent := range []int{-1, 0, len(s.bySeat), len(s.bySeat) + 5} {
+	for _, absent := range []int{-1, 0, len(s.seats.bySeat), len(s.seats.bySeat) + 5} {
 		if s.Heard(absent) || s.Placement(absent) != InRoom || s.Role(absent) != group.Member {
 			t.Errorf("%s: absent seat %d has a state", label, absent)
 		}
@@ -422,22 +422,22 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 	if floors > 1 {
 		t.Errorf("%s: %d floor holders", label, floors)
 	}
-	if s.floor != 0 && floors != 1 {
-		t.Errorf("%s: floor %d not present", label, s.floor)
+	if s.floor.seat != 0 && floors != 1 {
+		t.Errorf("%s: floor %d not present", label, s.floor.seat)
 	}
-	if members != s.members || facils != s.facs {
-		t.Errorf("%s: counted %d members %d facilitators, session says %d %d", label, members, facils, s.members, s.facs)
+	if members != s.seats.members || facils != s.seats.facs {
+		t.Errorf("%s: counted %d members %d facilitators, session says %d %d", label, members, facils, s.seats.members, s.seats.facs)
 	}
-	if s.lobby && s.facs > 0 {
+	if s.presence.lobby && s.seats.facs > 0 {
 		t.Errorf("%s: lobby with a facilitator present", label)
 	}
-	if !s.openAt.IsZero() && (s.facLed || s.facs > 0) {
-		t.Errorf("%s: return to open talk pending with facilitator-led %v, %d facilitators", label, s.facLed, s.facs)
+	if !s.presence.openAt.IsZero() && (s.presence.facLed || s.seats.facs > 0) {
+		t.Errorf("%s: return to open talk pending with facilitator-led %v, %d facilitators", label, s.presence.facLed, s.seats.facs)
 	}
 	// The deadline bound is never late, and NextDeadline is exact.
 	exact, ok := s.earliest()
-	if ok && (!s.hasNext || s.next.After(exact)) {
-		t.Errorf("%s: deadline bound %v (%v) later than %v", label, s.next, s.hasNext, exact)
+	if ok && (!s.alarm.has || s.alarm.next.After(exact)) {
+		t.Errorf("%s: deadline bound %v (%v) later than %v", label, s.alarm.next, s.alarm.has, exact)
 	}
 	got, gotOK := s.NextDeadline()
 	if gotOK != ok || !got.Equal(exact) {
@@ -447,13 +447,13 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		t.Errorf("%s: ended session has a deadline", label)
 	}
 	seen := map[int]bool{}
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if seen[c.seat] {
 			t.Errorf("%s: seat %d twice", label, c.seat)
 		}
 		seen[c.seat] = true
 	}
-	if slices.ContainsFunc(s.live, func(c *caller) bool { return c.heard && (c.departing || s.ended) }) {
+	if slices.ContainsFunc(s.seats.live, func(c *caller) bool { return c.heard && (c.departing || s.ended) }) {
 		t.Errorf("%s: a departing caller is heard", label)
 	}
 }

@@ -7,6 +7,37 @@ import (
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
+// keyState is where a caller is in the keypad grammar.
+type keyState uint8
+
+const (
+	keyIdle          keyState = iota
+	keyStar                   // '*' pressed, waiting for the command key
+	keySeatEntry              // *1 pressed, collecting seat digits until '#'
+	keySeatAction             // seat picked, waiting for 1-5
+	keyConfirmRemove          // waiting for '1' to remove target
+	keyConfirmEnd             // waiting for '1' to end the session
+)
+
+// maxSeatDigits bounds seat entry: longer input is no seat we could have
+// (and cannot overflow the number being built).
+const maxSeatDigits = 7
+
+// menu is where one caller is in the keypad grammar.
+type menu struct {
+	key    keyState
+	keyAt  time.Time // when key state expires
+	target int       // seat a menu acts on
+	entry  int       // seat digits typed so far
+	nEntry int       // how many digits typed
+}
+
+// keypad reads callers' keys: the grammar of '*' commands and menus, and
+// what each command does. Its only state is each caller's menu; it acts on
+// the session through the same parts and the same action table as an
+// operator's Act.
+type keypad struct{ s *Session }
+
 // Key applies one key press (digit is '0'-'9', '*', '#' or 'A'-'D') from
 // seat. Commands are '*' then a key within StarTimeout; a key without '*'
 // does nothing, and '*' after '*' starts the command again. Every spoken
@@ -65,23 +96,29 @@ import (
 // the menu, '*' included (it cancels).
 func (s *Session) Key(seat int, digit byte, now time.Time) []Effect {
 	out := s.advance(now)
-	c := s.get(seat)
+	c := s.seats.get(seat)
 	if c == nil || s.ended || c.departing {
 		return out
 	}
+	return s.keys.press(out, c, digit, now)
+}
+
+// press runs one key of c's through the grammar.
+func (k *keypad) press(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	cfg := &k.s.cfg
 	switch c.key {
 	case keyIdle:
 		if digit == '*' {
-			s.setKey(c, keyStar, now.Add(s.cfg.StarTimeout))
+			k.setKey(c, keyStar, now.Add(cfg.StarTimeout))
 		}
 		return out
 	case keyStar:
 		if digit == '*' {
-			s.setKey(c, keyStar, now.Add(s.cfg.StarTimeout))
+			k.setKey(c, keyStar, now.Add(cfg.StarTimeout))
 			return out
 		}
-		s.setKey(c, keyIdle, time.Time{})
-		return s.command(out, c, digit, now)
+		k.setKey(c, keyIdle, time.Time{})
+		return k.command(out, c, digit, now)
 	case keySeatEntry:
 		switch {
 		case digit >= '0' && digit <= '9':
@@ -89,55 +126,55 @@ func (s *Session) Key(seat int, digit byte, now time.Time) []Effect {
 				c.entry = c.entry*10 + int(digit-'0')
 			}
 			c.nEntry++
-			s.setKey(c, keySeatEntry, now.Add(s.cfg.MenuTimeout))
+			k.setKey(c, keySeatEntry, now.Add(cfg.MenuTimeout))
 			return out
 		case digit == '#':
-			return s.pickSeat(out, c, now)
+			return k.pickSeat(out, c, now)
 		}
-		return s.cancel(out, c)
+		return k.cancel(out, c)
 	case keySeatAction:
 		if digit >= '1' && digit <= '5' {
-			return s.seatAction(out, c, digit, now)
+			return k.seatAction(out, c, digit, now)
 		}
-		return s.cancel(out, c)
+		return k.cancel(out, c)
 	case keyConfirmRemove:
 		if digit == '1' {
-			return s.confirmRemove(out, c, now)
+			return k.confirmRemove(out, c, now)
 		}
-		return s.cancel(out, c)
+		return k.cancel(out, c)
 	case keyConfirmEnd:
 		if digit == '1' {
-			out, _ = actions[ActEnd].do(s, out, c, byKeypad, now)
+			out, _ = actions[ActEnd].do(k.s, out, c, byKeypad, now)
 			return out
 		}
-		return s.cancel(out, c)
+		return k.cancel(out, c)
 	}
 	return out
 }
 
-// setKey moves c's keypad grammar to k, expiring at deadline.
-func (s *Session) setKey(c *caller, k keyState, deadline time.Time) {
-	c.key = k
+// setKey moves c's keypad grammar to state, expiring at deadline.
+func (k *keypad) setKey(c *caller, state keyState, deadline time.Time) {
+	c.key = state
 	c.keyAt = deadline
-	s.dirty = true // the previous deadline (if any) is gone
-	if k != keyIdle {
-		s.schedule(deadline)
+	k.s.alarm.invalidate() // the previous deadline (if any) is gone
+	if state != keyIdle {
+		k.s.alarm.schedule(deadline)
 	}
 }
 
 // cancel ends c's menu with "Cancelled."
-func (s *Session) cancel(out []Effect, c *caller) []Effect {
-	s.setKey(c, keyIdle, time.Time{})
+func (k *keypad) cancel(out []Effect, c *caller) []Effect {
+	k.setKey(c, keyIdle, time.Time{})
 	return append(out, say(c.seat, true, prompt.Cancelled))
 }
 
 // command runs the star command digit for c.
-func (s *Session) command(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+func (k *keypad) command(out []Effect, c *caller, digit byte, now time.Time) []Effect {
 	switch digit {
 	case '6':
-		return s.toggleSelfMute(out, c, now)
+		return k.toggleSelfMute(out, c, now)
 	case '2':
-		return s.headCount(out, c)
+		return k.headCount(out, c)
 	case '0':
 		if c.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.HelpFacilitator))
@@ -147,20 +184,20 @@ func (s *Session) command(out []Effect, c *caller, digit byte, now time.Time) []
 		if c.role != group.Member || c.placement != InRoom {
 			return out
 		}
-		return s.toggleHand(out, c, now)
+		return k.toggleHand(out, c, now)
 	case '5', '8', '7', '3', '1', '4', '#':
 		if c.role != group.Facilitator {
 			return append(out, say(c.seat, true, prompt.FacilitatorOnly))
 		}
-		return s.facilitatorCommand(out, c, digit, now)
+		return k.facilitatorCommand(out, c, digit, now)
 	}
 	return out
 }
 
 // toggleSelfMute is *6.
-func (s *Session) toggleSelfMute(out []Effect, c *caller, now time.Time) []Effect {
+func (k *keypad) toggleSelfMute(out []Effect, c *caller, now time.Time) []Effect {
 	c.selfMuted = !c.selfMuted
-	s.refresh(c, now)
+	k.s.hearing.refresh(c, now)
 	if c.selfMuted {
 		return append(out, say(c.seat, true, prompt.Muted))
 	}
@@ -181,16 +218,16 @@ func (s *Session) toggleSelfMute(out []Effect, c *caller, now time.Time) []Effec
 }
 
 // headCount is *2.
-func (s *Session) headCount(out []Effect, c *caller) []Effect {
+func (k *keypad) headCount(out []Effect, c *caller) []Effect {
 	var phrase []string
-	if n := s.members + s.facs; n <= 1 {
+	if n := k.s.seats.counted(); n <= 1 {
 		phrase = []string{prompt.OnlyOneHere}
 	} else {
 		phrase = []string{prompt.ThereAre, num(n), prompt.PeopleOnCall}
 	}
 	if c.role == group.Facilitator {
 		talkers := 0
-		for _, o := range s.live {
+		for _, o := range k.s.seats.live {
 			if o != c && o.talking && o.heard {
 				phrase = append(phrase, prompt.Caller, num(o.seat), prompt.IsTalking)
 				talkers++
@@ -204,80 +241,75 @@ func (s *Session) headCount(out []Effect, c *caller) []Effect {
 }
 
 // toggleHand is *9 for a member in the room.
-func (s *Session) toggleHand(out []Effect, c *caller, now time.Time) []Effect {
+func (k *keypad) toggleHand(out []Effect, c *caller, now time.Time) []Effect {
+	s := k.s
 	if c.hand {
-		s.lowerHand(c)
-		s.refresh(c, now)
+		s.floor.lower(c)
+		s.hearing.refresh(c, now)
 		return append(out, say(c.seat, true, prompt.HandLowered))
 	}
-	c.hand = true
-	s.hands = append(s.hands, c.seat)
-	s.refresh(c, now)
+	s.floor.raise(c)
+	s.hearing.refresh(c, now)
 	out = append(out, say(c.seat, true, prompt.HandRaised))
-	return s.sayFacilitators(out, 0, prompt.Caller, num(c.seat), prompt.RaisedAHand)
+	return s.seats.sayFacilitators(out, 0, prompt.Caller, num(c.seat), prompt.RaisedAHand)
 }
 
 // facilitatorCommand runs a facilitator-only star command.
-func (s *Session) facilitatorCommand(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+func (k *keypad) facilitatorCommand(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	s := k.s
 	switch digit {
 	case '5':
 		a := ActLectureOn
-		if s.lecture {
+		if s.hearing.lecture {
 			a = ActLectureOff
 		}
 		out, _ = actions[a].do(s, out, c, byKeypad, now)
 		return out
 	case '8':
-		if len(s.hands) == 0 {
+		h := s.floor.head()
+		if h == 0 {
 			return append(out, say(c.seat, true, prompt.NoHands))
 		}
-		return s.grantFloor(out, s.get(s.hands[0]), now)
+		return s.hearing.grant(out, s.seats.get(h), now)
 	case '7':
 		a := ActLock
-		if s.locked {
+		if s.door.locked {
 			a = ActUnlock
 		}
 		out, _ = actions[a].do(s, out, c, byKeypad, now)
 		return append(out, say(c.seat, true, actions[a].confirm))
 	case '3':
-		for i := len(s.live) - 1; i >= 0; i-- {
-			if t := s.live[i]; t.role == group.Member && !t.departing {
-				return s.askRemove(out, c, t, now)
-			}
+		if t := s.seats.lastMember(); t != nil {
+			return k.askRemove(out, c, t, now)
 		}
 		return append(out, say(c.seat, true, prompt.NoMemberToRemove))
 	case '1':
 		c.entry, c.nEntry = 0, 0
-		s.setKey(c, keySeatEntry, now.Add(s.cfg.MenuTimeout))
+		k.setKey(c, keySeatEntry, now.Add(s.cfg.MenuTimeout))
 		return out
 	case '4':
-		s.timer = !s.timer
-		if s.timer {
-			if s.floor != 0 {
-				s.startShare(now)
-			}
+		s.floor.setTimer(!s.floor.timer, now)
+		if s.floor.timer {
 			return append(out, say(c.seat, true, prompt.TimerOn))
 		}
-		s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}
-		s.dirty = true
 		return append(out, say(c.seat, true, prompt.TimerOff))
 	case '#':
-		s.setKey(c, keyConfirmEnd, now.Add(s.cfg.MenuTimeout))
+		k.setKey(c, keyConfirmEnd, now.Add(s.cfg.MenuTimeout))
 		return append(out, say(c.seat, true, prompt.EndConfirm))
 	}
 	return out
 }
 
 // askRemove asks c to confirm removing t.
-func (s *Session) askRemove(out []Effect, c, t *caller, now time.Time) []Effect {
+func (k *keypad) askRemove(out []Effect, c, t *caller, now time.Time) []Effect {
 	c.target = t.seat
-	s.setKey(c, keyConfirmRemove, now.Add(s.cfg.MenuTimeout))
+	k.setKey(c, keyConfirmRemove, now.Add(k.s.cfg.MenuTimeout))
 	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), prompt.ConfirmPress1))
 }
 
 // target returns the present caller c's menu acts on, or nil.
-func (s *Session) target(c *caller) *caller {
-	t := s.get(c.target)
+func (k *keypad) target(c *caller) *caller {
+	t := k.s.seats.get(c.target)
 	if t == nil || t.departing {
 		return nil
 	}
@@ -285,66 +317,40 @@ func (s *Session) target(c *caller) *caller {
 }
 
 // pickSeat ends seat entry with '#'.
-func (s *Session) pickSeat(out []Effect, c *caller, now time.Time) []Effect {
-	s.setKey(c, keyIdle, time.Time{})
+func (k *keypad) pickSeat(out []Effect, c *caller, now time.Time) []Effect {
+	k.setKey(c, keyIdle, time.Time{})
 	if c.nEntry == 0 || c.nEntry > maxSeatDigits {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
 	}
 	c.target = c.entry
-	t := s.target(c)
+	t := k.target(c)
 	if t == nil {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
 	}
-	s.setKey(c, keySeatAction, now.Add(s.cfg.MenuTimeout))
+	k.setKey(c, keySeatAction, now.Add(k.s.cfg.MenuTimeout))
 	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), prompt.SeatMenu))
 }
 
 // confirmRemove is the '1' that confirms a removal.
-func (s *Session) confirmRemove(out []Effect, c *caller, now time.Time) []Effect {
-	s.setKey(c, keyIdle, time.Time{})
-	t := s.target(c)
+func (k *keypad) confirmRemove(out []Effect, c *caller, now time.Time) []Effect {
+	k.setKey(c, keyIdle, time.Time{})
+	t := k.target(c)
 	if t == nil {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
 	}
-	out, err := actions[ActRemove].do(s, out, t, byKeypad, now)
+	out, err := actions[ActRemove].do(k.s, out, t, byKeypad, now)
 	if err != nil { // made facilitator since the question
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
 	return append(out, say(c.seat, true, actions[ActRemove].confirm))
 }
 
-// remove tells member t they are removed, hangs them up, and bars their
-// identity for the rest of the session (an anonymous caller is barred only
-// in this call, which ends).
-func (s *Session) remove(out []Effect, t *caller, now time.Time) []Effect {
-	if t.placement != InRoom {
-		out = append(out, hold(t.seat, false))
-	}
-	out = append(out,
-		say(t.seat, true, prompt.RemovedYou),
-		Effect{Kind: Hangup, Seat: t.seat, Reason: ReasonRemoved})
-	s.lowerHand(t)
-	if s.floor == t.seat {
-		s.setFloor(0, now)
-	}
-	t.departing = true
-	t.talking = false
-	s.members--
-	s.setKey(t, keyIdle, time.Time{})
-	s.refresh(t, now)
-	if t.identity != "" {
-		s.removed[t.identity] = struct{}{}
-		delete(s.rejoin, t.identity)
-	}
-	return s.chime(out, ChimeLeave, t.seat)
-}
-
 // seatAction runs action digit ('1'-'5') of the seat menu: the digit picks
 // a row of the action table (3 moves to waiting or back, 4 asks first), and
 // a refused action answers "Cancelled."
-func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time) []Effect {
-	s.setKey(c, keyIdle, time.Time{})
-	t := s.target(c)
+func (k *keypad) seatAction(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	k.setKey(c, keyIdle, time.Time{})
+	t := k.target(c)
 	if t == nil {
 		return append(out, say(c.seat, true, prompt.NoSuchSeat))
 	}
@@ -363,13 +369,13 @@ func (s *Session) seatAction(out []Effect, c *caller, digit byte, now time.Time)
 		if t.role == group.Facilitator {
 			return append(out, say(c.seat, true, prompt.Cancelled))
 		}
-		return s.askRemove(out, c, t, now)
+		return k.askRemove(out, c, t, now)
 	case '5':
 		a = ActMakeFacilitator
 	default:
 		return out
 	}
-	out, err := actions[a].do(s, out, t, byKeypad, now)
+	out, err := actions[a].do(k.s, out, t, byKeypad, now)
 	if err != nil {
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}

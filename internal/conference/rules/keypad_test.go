@@ -8,7 +8,7 @@ import (
 )
 
 func noFloor(s *Session) string {
-	if s.floor != 0 {
+	if s.floor.seat != 0 {
 		return "someone has the floor"
 	}
 	return ""

@@ -9,99 +9,36 @@ import (
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
-// keyState is where a caller is in the keypad grammar.
-type keyState uint8
-
-const (
-	keyIdle          keyState = iota
-	keyStar                   // '*' pressed, waiting for the command key
-	keySeatEntry              // *1 pressed, collecting seat digits until '#'
-	keySeatAction             // seat picked, waiting for 1-5
-	keyConfirmRemove          // waiting for '1' to remove target
-	keyConfirmEnd             // waiting for '1' to end the session
-)
-
-// maxSeatDigits bounds seat entry: longer input is no seat we could have
-// (and cannot overflow the number being built).
-const maxSeatDigits = 7
-
-// caller is one present call.
-type caller struct {
-	seat      int
-	identity  string // opaque key or "" (never spoken, never logged here)
-	role      group.Role
-	placement Placement
-	joinedAt  time.Time
-
-	selfMuted bool
-	facMuted  bool
-	hand      bool // in s.hands
-	talking   bool
-	heard     bool // cached who-is-heard answer, kept by refresh
-	departing bool // told to hang up (removed, or the session ended)
-
-	// unheardTalkSince is when the caller started talking while unheard
-	// (zero when not both), the base of the muted-talker reminder.
-	unheardTalkSince time.Time
-	lastReminder     time.Time
-	reminded         bool
-
-	// announceAt is when a caller in the lobby or waiting hears their
-	// announcement again.
-	announceAt time.Time
-
-	key    keyState
-	keyAt  time.Time // when key state expires
-	target int       // seat a menu acts on
-	entry  int       // seat digits typed so far
-	nEntry int       // how many digits typed
-}
-
-// memo is what a dropped caller gets back within RejoinWindow.
-type memo struct {
-	seat      int
-	role      group.Role
-	placement Placement
-	selfMuted bool
-	facMuted  bool
-	hand      bool
-	until     time.Time
-}
-
 // Session is the state of one group's session. It is not safe for
 // concurrent use: the room engine owns it and feeds it commands one at a
 // time. The zero value is not usable; call New.
+//
+// It is composed of one part per idea, each keeping its own state:
+//   - seats (seating): who is present in which seat, and who a room-wide effect reaches;
+//   - door: who may come in (the lock, removals, MaxMembers) and the
+//     rejoin memos;
+//   - hearing: the who-is-heard table (mutes, lecture mode, the floor's
+//     holder) and the muted-talker reminder;
+//   - floor: the raised hands, the holder and the share timer;
+//   - presence: the lobby, the grace and the return to open talk while no
+//     facilitator is there;
+//   - keys: the keypad grammar and its commands;
+//   - alarm: the next deadline.
+//
+// Session runs each event (Join, Leave, Talking, Key, Act, Tick) through
+// them in order and ends the session; the seat and room actions are the
+// table in act.go.
 type Session struct {
-	cfg    Config
-	facLed bool
-
-	bySeat  []*caller // index = seat; nil when the seat is free (never reused)
-	live    []*caller // present callers by ascending seat
-	members int       // present members not told to hang up
-	facs    int       // present facilitators not told to hang up
-	started bool      // a caller has been admitted
-	lobby   bool      // facilitator-led and no facilitator has joined yet
-	ended   bool
-
-	lecture bool
-	locked  bool
-	timer   bool // share timer
-
-	hands      []int // raised hands, first come first
-	floor      int   // seat with the floor, 0 = nobody
-	chimeAt    time.Time
-	floorEndAt time.Time
-	graceAt    time.Time // facilitator-led: end then unless one returns
-	openAt     time.Time // peer-led: back to open talk then unless one returns
-
-	removed map[string]struct{}
-	rejoin  map[string]memo
-
-	// next is a lower bound of every pending deadline (exact after a scan);
-	// dirty says a deadline may have gone since, so NextDeadline rescans.
-	next    time.Time
-	hasNext bool
-	dirty   bool
+	cfg      Config
+	seats    seating
+	door     door
+	hearing  hearing
+	floor    floor
+	presence presence
+	keys     keypad
+	alarm    alarm
+	started  bool // a caller has been admitted
+	ended    bool
 }
 
 // New returns the session of a group whose first caller is about to join
@@ -109,14 +46,20 @@ type Session struct {
 func New(cfg Config, now time.Time) *Session {
 	_ = now // sessions keep no wall time of their own; every call brings one
 	cfg = cfg.withDefaults()
-	return &Session{
-		cfg:     cfg,
-		facLed:  cfg.LedBy == group.LedByFacilitator,
-		lobby:   cfg.LedBy == group.LedByFacilitator,
-		bySeat:  []*caller{nil}, // seats start at 1
-		removed: map[string]struct{}{},
-		rejoin:  map[string]memo{},
+	facLed := cfg.LedBy == group.LedByFacilitator
+	s := &Session{
+		cfg:      cfg,
+		seats:    newSeats(),
+		door:     newDoor(cfg),
+		floor:    floor{limit: cfg.ShareLimit, grace: cfg.FloorGrace},
+		presence: presence{facLed: facLed, lobby: facLed, endGrace: cfg.EndGrace, openAfter: cfg.OpenTalkAfter},
+		hearing:  hearing{talkAfter: cfg.TalkReminderAfter, every: cfg.ReminderEvery},
 	}
+	s.floor.alarm = &s.alarm
+	s.presence.alarm = &s.alarm
+	s.hearing.seats, s.hearing.floor, s.hearing.alarm = &s.seats, &s.floor, &s.alarm
+	s.keys.s = s
+	return s
 }
 
 // Heard reports whether the mixer should take seat's audio: present and
@@ -125,14 +68,14 @@ func New(cfg Config, now time.Time) *Session {
 // False for absent seats and after the session ended. On hold is the
 // engine's business (its stream drops the audio). O(1), no allocation.
 func (s *Session) Heard(seat int) bool {
-	c := s.get(seat)
+	c := s.seats.get(seat)
 	return c != nil && c.heard
 }
 
 // Placement returns where seat is. It is InRoom (the zero value) for a
 // seat that is not present; check View or Heard for presence.
 func (s *Session) Placement(seat int) Placement {
-	if c := s.get(seat); c != nil {
+	if c := s.seats.get(seat); c != nil {
 		return c.placement
 	}
 	return InRoom
@@ -141,8 +84,8 @@ func (s *Session) Placement(seat int) Placement {
 // View returns the present callers by ascending seat, including callers
 // already told to hang up (removed, or the session ended) until their Leave.
 func (s *Session) View() []SeatView {
-	out := make([]SeatView, 0, len(s.live))
-	for _, c := range s.live {
+	out := make([]SeatView, 0, len(s.seats.live))
+	for _, c := range s.seats.live {
 		out = append(out, SeatView{
 			Seat:             c.seat,
 			Role:             c.role,
@@ -150,7 +93,7 @@ func (s *Session) View() []SeatView {
 			SelfMuted:        c.selfMuted,
 			FacilitatorMuted: c.facMuted,
 			Hand:             c.hand,
-			Floor:            s.floor == c.seat,
+			Floor:            s.floor.seat == c.seat,
 			Talking:          c.talking,
 			Heard:            c.heard,
 			JoinedAt:         c.joinedAt,
@@ -161,24 +104,24 @@ func (s *Session) View() []SeatView {
 
 // Present returns how many calls are connected: joined and not yet Left
 // (including callers already told to hang up).
-func (s *Session) Present() int { return len(s.live) }
+func (s *Session) Present() int { return len(s.seats.live) }
 
 // Ended reports whether the session is over: ended by a facilitator, by
 // grace expiry, or left by everyone. The engine then discards it.
 func (s *Session) Ended() bool { return s.ended }
 
 // Locked reports whether new members are refused (*7).
-func (s *Session) Locked() bool { return s.locked }
+func (s *Session) Locked() bool { return s.door.locked }
 
 // Lecture reports whether lecture mode is on (*5).
-func (s *Session) Lecture() bool { return s.lecture }
+func (s *Session) Lecture() bool { return s.hearing.lecture }
 
 // ShareTimer reports whether the share timer is on (*4).
-func (s *Session) ShareTimer() bool { return s.timer }
+func (s *Session) ShareTimer() bool { return s.floor.timer }
 
 // Role returns seat's role; Member for a seat that is not present.
 func (s *Session) Role(seat int) group.Role {
-	if c := s.get(seat); c != nil {
+	if c := s.seats.get(seat); c != nil {
 		return c.role
 	}
 	return group.Member
@@ -190,44 +133,20 @@ func (s *Session) Role(seat int) group.Role {
 // documentation; nobody for End. Call it right after the call that
 // returned e, before the next call.
 func (s *Session) Audience(e Effect, dst []int) []int {
-	switch e.Kind {
-	case Say, HoldMusic, Hangup:
-		if s.get(e.Seat) != nil {
-			dst = append(dst, e.Seat)
-		}
-	case Chime:
-		if e.Chime == ChimeShareLimit {
-			if s.get(e.Seat) != nil {
-				dst = append(dst, e.Seat)
-			}
-			break
-		}
-		for _, c := range s.live {
-			if !c.departing && c.placement == InRoom && c.seat != e.Seat {
-				dst = append(dst, c.seat)
-			}
-		}
-	case SayRoom, SayFacilitators:
-		for _, c := range s.live {
-			if !c.departing && c.seat != e.Seat && (e.Kind == SayRoom || c.role == group.Facilitator) {
-				dst = append(dst, c.seat)
-			}
-		}
-	}
-	return dst
+	return s.seats.audience(e, dst)
 }
 
 // NextDeadline returns when Tick next has something to do, and false when
 // nothing is pending (then only a call's event changes anything). Calling
 // Tick later than the deadline is fine: timers fire late, never lost.
 func (s *Session) NextDeadline() (time.Time, bool) {
-	if s.dirty {
-		s.recompute()
+	if s.alarm.dirty {
+		s.alarm.set(s.earliest())
 	}
-	if !s.hasNext {
+	if !s.alarm.has {
 		return time.Time{}, false
 	}
-	return s.next, true
+	return s.alarm.next, true
 }
 
 // Tick fires every timer due at now: star and menu timeouts, lobby and
@@ -271,66 +190,51 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	if s.ended {
 		return JoinResult{Refused: RefuseEnded}, out
 	}
-	var m memo
-	restored := false
-	if identity != "" {
-		if mm, ok := s.rejoin[identity]; ok {
-			if now.Before(mm.until) {
-				m, restored = mm, true
-			} else {
-				delete(s.rejoin, identity)
-			}
-		}
-	}
-	if restored && m.role == group.Facilitator {
-		role = group.Facilitator
-	}
-	if role != group.Facilitator {
-		if _, bad := s.removed[identity]; bad && identity != "" {
-			return JoinResult{Refused: RefuseRemoved}, out
-		}
-		if s.locked && !restored {
-			return JoinResult{Refused: RefuseLocked}, out
-		}
-		if s.cfg.MaxMembers > 0 && s.members >= s.cfg.MaxMembers {
-			return JoinResult{Refused: RefuseFull}, out
-		}
+	role, m, restored, refused := s.door.admit(identity, role, s.seats.members, now)
+	if refused != RefuseNone {
+		return JoinResult{Refused: refused}, out
 	}
 
 	first := !s.started
 	s.started = true
 	c := &caller{identity: identity, role: role, joinedAt: now}
-	if restored {
-		delete(s.rejoin, identity)
-		c.seat = m.seat
-		c.selfMuted, c.facMuted = m.selfMuted, m.facMuted
-		s.bySeat[c.seat] = c
-	} else {
-		c.seat = len(s.bySeat)
-		s.bySeat = append(s.bySeat, c)
-	}
-	i, _ := slices.BinarySearchFunc(s.live, c.seat, func(x *caller, seat int) int { return x.seat - seat })
-	s.live = slices.Insert(s.live, i, c)
-
 	switch {
 	case role == group.Facilitator:
 		c.placement = InRoom
-		s.facs++
 	case restored && m.placement == Waiting:
 		c.placement = Waiting
-		s.members++
-	case s.lobby:
+	case s.presence.lobby:
 		c.placement = Lobby
-		s.members++
 	default:
 		c.placement = InRoom
-		s.members++
 	}
+	if restored {
+		c.seat = m.seat
+		c.selfMuted, c.facMuted = m.selfMuted, m.facMuted
+	}
+	s.seats.add(c)
 	if restored && m.hand && role == group.Member && c.placement == InRoom {
-		c.hand = true
-		s.hands = append(s.hands, c.seat)
+		s.floor.raise(c)
 	}
 
+	out = append(out, say(c.seat, false, greeting(c, first, s.hearing.lecture)...))
+	if c.placement != InRoom {
+		out = append(out, hold(c.seat, true), say(c.seat, false, announcement(c.placement)))
+		c.announceAt = now.Add(s.cfg.AnnounceEvery)
+		s.alarm.schedule(c.announceAt)
+	}
+
+	if role == group.Facilitator {
+		out = s.facilitatorArrived(out, c.seat, now)
+	}
+	s.hearing.refresh(c, now)
+	out = s.seats.chime(out, ChimeJoin, c.seat)
+	return JoinResult{Seat: c.seat, Restored: restored}, out
+}
+
+// greeting is what an admitted caller hears first: their seat, and what
+// they find (first here, restored mutes and hand, lecture mode).
+func greeting(c *caller, first, lecture bool) []string {
 	greet := []string{prompt.YouAreCaller, num(c.seat)}
 	if first {
 		greet = append(greet, prompt.FirstHere)
@@ -344,48 +248,30 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	if c.hand {
 		greet = append(greet, prompt.HandRaised)
 	}
-	if s.lecture && role == group.Member && c.placement == InRoom && !c.hand {
+	if lecture && c.role == group.Member && c.placement == InRoom && !c.hand {
 		greet = append(greet, prompt.LectureRaiseHand)
 	}
-	out = append(out, say(c.seat, false, greet...))
-	if c.placement != InRoom {
-		out = append(out, hold(c.seat, true), say(c.seat, false, announcement(c.placement)))
-		c.announceAt = now.Add(s.cfg.AnnounceEvery)
-		s.schedule(c.announceAt)
-	}
-
-	if role == group.Facilitator {
-		out = s.facilitatorArrived(out, c.seat, now)
-	}
-	s.refresh(c, now)
-	out = s.chime(out, ChimeJoin, c.seat)
-	return JoinResult{Seat: c.seat, Restored: restored}, out
+	return greet
 }
 
 // facilitatorArrived is what a facilitator's arrival (seat, now counted in
-// s.facs) changes: the first one ends the lobby, bringing lobby members into
-// the room; one arriving during the grace cancels it and the room, but seat,
-// hears "The facilitator has joined". In a peer-led session it cancels a
-// pending return to open talk, silently: nobody was told it was coming.
+// seats.facs) changes: the first one ends the lobby, bringing lobby members
+// into the room; one arriving during the grace cancels it and the room, but
+// seat, hears "The facilitator has joined". In a peer-led session it cancels
+// a pending return to open talk, silently: nobody was told it was coming.
 func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Effect {
-	if !s.openAt.IsZero() {
-		s.openAt = time.Time{}
-		s.dirty = true
-	}
-	if s.lobby {
-		s.lobby = false
-		for _, o := range s.live {
+	lobbyOver, graceOver := s.presence.arrived()
+	switch {
+	case lobbyOver:
+		for _, o := range s.seats.live {
 			if o.placement == Lobby && !o.departing {
 				o.placement = InRoom
-				s.refresh(o, now)
+				s.hearing.refresh(o, now)
 				out = append(out, hold(o.seat, false), say(o.seat, false, prompt.FacilitatorJoined))
 			}
 		}
-		s.dirty = true // lobby announcements are gone
-	} else if !s.graceAt.IsZero() {
-		s.graceAt = time.Time{}
-		s.dirty = true
-		out = s.sayRoom(out, seat, prompt.FacilitatorJoined)
+	case graceOver:
+		out = s.seats.sayRoom(out, seat, prompt.FacilitatorJoined)
 	}
 	return out
 }
@@ -416,93 +302,52 @@ func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Ef
 // The caller is taken out first and then due timers run, so nothing is
 // said to (or about) a caller who is gone.
 func (s *Session) Leave(seat int, now time.Time) []Effect {
-	out := s.leave(seat, now)
-	return append(out, s.advance(now)...)
-}
-
-// leave takes seat out of the session (see Leave).
-func (s *Session) leave(seat int, now time.Time) []Effect {
-	c := s.get(seat)
+	c := s.seats.get(seat)
 	if c == nil {
+		return s.advance(now)
+	}
+	s.alarm.invalidate()
+	if !s.seats.drop(c) || s.ended {
+		return s.advance(now) // a departing caller was counted out when told to hang up
+	}
+	s.door.remember(c, now)
+	s.hearing.standDown(c, now)
+	if s.seats.counted() == 0 {
+		s.finish()
 		return nil
 	}
-	var out []Effect
-	s.bySeat[seat] = nil
-	i := slices.Index(s.live, c)
-	s.live = slices.Delete(s.live, i, i+1)
-	s.dirty = true
-	if c.departing {
-		return out // counted out when told to hang up
-	}
-	if c.role == group.Facilitator {
-		s.facs--
-	} else {
-		s.members--
-	}
-	if s.ended {
-		return out
-	}
-	if c.identity != "" {
-		s.forget(now)
-		s.rejoin[c.identity] = memo{
-			seat: c.seat, role: c.role, placement: c.placement,
-			selfMuted: c.selfMuted, facMuted: c.facMuted, hand: c.hand,
-			until: now.Add(s.cfg.RejoinWindow),
-		}
-	}
-	s.lowerHand(c)
-	if s.floor == c.seat {
-		s.setFloor(0, now)
-	}
-	if s.members+s.facs == 0 {
-		s.finish()
-		return out
-	}
-	out = s.chime(out, ChimeLeave, c.seat)
-	if c.role != group.Facilitator || s.facs > 0 {
-		return out
-	}
-	switch {
-	case !s.facLed:
-		s.openAt = now.Add(s.cfg.OpenTalkAfter)
-		s.schedule(s.openAt)
-	case !s.lobby:
-		if s.cfg.EndGrace <= 0 {
+	out := s.seats.chime(nil, ChimeLeave, c.seat)
+	if c.role == group.Facilitator && s.seats.facs == 0 {
+		endNow, announce := s.presence.lastLeft(now)
+		if endNow {
 			return append(out, s.end(ReasonGraceExpired)...)
 		}
-		out = s.sayRoom(out, 0, prompt.FacilitatorLeft)
-		s.graceAt = now.Add(s.cfg.EndGrace)
-		s.schedule(s.graceAt)
+		if announce {
+			out = s.seats.sayRoom(out, 0, prompt.FacilitatorLeft)
+		}
 	}
-	return out
+	return append(out, s.advance(now)...)
 }
 
 // openTalk returns a peer-led session without a facilitator to open talk
 // (see Leave).
 func (s *Session) openTalk(out []Effect, now time.Time) []Effect {
-	s.openAt = time.Time{}
-	s.dirty = true
-	undone := s.lecture || s.locked || s.floor != 0
-	s.lecture, s.locked = false, false
-	if s.floor != 0 {
-		s.setFloor(0, now)
+	undone := s.hearing.lecture || s.door.locked || s.floor.seat != 0
+	s.hearing.lecture, s.door.locked = false, false
+	if s.floor.seat != 0 {
+		s.hearing.setFloor(0, now)
 	}
 	var converted []*caller
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if c.facMuted && !c.departing {
 			c.facMuted, c.selfMuted = false, true
 			converted = append(converted, c)
 		}
 	}
-	for id, m := range s.rejoin {
-		if m.facMuted {
-			m.facMuted, m.selfMuted = false, true
-			s.rejoin[id] = m
-		}
-	}
+	s.door.liftFacilitatorMutes()
 	undone = undone || len(converted) > 0
-	s.refreshAll(now)
-	for _, c := range s.live {
+	s.hearing.refreshAll(now)
+	for _, c := range s.seats.live {
 		switch {
 		case c.departing:
 		case c.placement == Waiting:
@@ -529,99 +374,16 @@ func (s *Session) openTalk(out []Effect, now time.Time) []Effect {
 // were already due.
 func (s *Session) Talking(seat int, talking bool, now time.Time) []Effect {
 	out := s.advance(now)
-	c := s.get(seat)
+	c := s.seats.get(seat)
 	if c == nil || s.ended || c.departing || c.talking == talking {
 		return out
 	}
 	c.talking = talking
-	s.refresh(c, now)
+	s.hearing.refresh(c, now)
 	return out
 }
 
-// get returns the present caller in seat, or nil.
-func (s *Session) get(seat int) *caller {
-	if seat <= 0 || seat >= len(s.bySeat) {
-		return nil
-	}
-	return s.bySeat[seat]
-}
-
-// computeHeard is the who-is-heard table.
-func (s *Session) computeHeard(c *caller) bool {
-	return !s.ended && !c.departing && c.placement == InRoom &&
-		!c.selfMuted && !c.facMuted &&
-		(!s.lecture || c.role == group.Facilitator || s.floor == c.seat)
-}
-
-// refresh recomputes c's cached heard flag and its reminder timer; call it
-// after anything that can change either.
-func (s *Session) refresh(c *caller, now time.Time) {
-	c.heard = s.computeHeard(c)
-	if c.talking && !c.heard && c.placement == InRoom && !c.departing && !s.ended {
-		if c.unheardTalkSince.IsZero() {
-			c.unheardTalkSince = now
-		}
-		if t, ok := s.reminderAt(c); ok {
-			s.schedule(t)
-		} else {
-			s.dirty = true
-		}
-		return
-	}
-	if !c.unheardTalkSince.IsZero() {
-		c.unheardTalkSince = time.Time{}
-		s.dirty = true
-	}
-}
-
-// refreshAll refreshes every present caller (lecture mode changed).
-func (s *Session) refreshAll(now time.Time) {
-	for _, c := range s.live {
-		s.refresh(c, now)
-	}
-}
-
-// reminderPrompt is the reminder c would get now, or "" for none.
-func (s *Session) reminderPrompt(c *caller) string {
-	switch {
-	case c.heard || !c.talking || c.departing || c.placement != InRoom:
-		return ""
-	case c.selfMuted:
-		return prompt.ReminderUnmute
-	case c.role == group.Facilitator || c.hand:
-		return ""
-	}
-	return prompt.ReminderRaiseHand
-}
-
-// reminderAt is when c's next reminder is due, if one is pending.
-func (s *Session) reminderAt(c *caller) (time.Time, bool) {
-	if c.unheardTalkSince.IsZero() || s.reminderPrompt(c) == "" {
-		return time.Time{}, false
-	}
-	t := c.unheardTalkSince.Add(s.cfg.TalkReminderAfter)
-	if c.reminded {
-		if r := c.lastReminder.Add(s.cfg.ReminderEvery); r.After(t) {
-			t = r
-		}
-	}
-	return t, true
-}
-
-// schedule lowers the deadline bound to t.
-func (s *Session) schedule(t time.Time) {
-	if !s.hasNext || t.Before(s.next) {
-		s.next, s.hasNext = t, true
-	}
-}
-
-// recompute sets next to the exact earliest deadline.
-func (s *Session) recompute() {
-	s.next, s.hasNext = s.earliest()
-	s.dirty = false
-}
-
-// earliest scans for the earliest pending deadline.
+// earliest scans every part for the earliest pending deadline.
 func (s *Session) earliest() (time.Time, bool) {
 	var at time.Time
 	ok := false
@@ -633,19 +395,13 @@ func (s *Session) earliest() (time.Time, bool) {
 	if s.ended {
 		return at, false
 	}
-	if !s.graceAt.IsZero() {
-		consider(s.graceAt)
+	if t, has := s.presence.deadline(); has {
+		consider(t)
 	}
-	if !s.openAt.IsZero() {
-		consider(s.openAt)
+	if t, has := s.floor.deadline(); has {
+		consider(t)
 	}
-	if !s.chimeAt.IsZero() {
-		consider(s.chimeAt)
-	}
-	if !s.floorEndAt.IsZero() {
-		consider(s.floorEndAt)
-	}
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if c.departing {
 			continue
 		}
@@ -655,7 +411,7 @@ func (s *Session) earliest() (time.Time, bool) {
 		if c.placement != InRoom {
 			consider(c.announceAt)
 		}
-		if t, ok := s.reminderAt(c); ok {
+		if t, ok := s.hearing.reminderAt(c); ok {
 			consider(t)
 		}
 	}
@@ -664,31 +420,27 @@ func (s *Session) earliest() (time.Time, bool) {
 
 // advance fires every timer due at now (see Tick).
 func (s *Session) advance(now time.Time) []Effect {
-	if s.ended || !s.hasNext || now.Before(s.next) {
+	if s.ended || !s.alarm.due(now) {
 		return nil
 	}
-	if !s.graceAt.IsZero() && !now.Before(s.graceAt) {
+	if s.presence.graceOver(now) {
 		return s.end(ReasonGraceExpired)
 	}
 	var out []Effect
-	if !s.openAt.IsZero() && !now.Before(s.openAt) {
+	if s.presence.openTalkDue(now) {
 		out = s.openTalk(out, now)
 	}
-	if s.floor != 0 {
-		if !s.chimeAt.IsZero() && !now.Before(s.chimeAt) {
-			s.chimeAt = time.Time{}
-			out = append(out, Effect{Kind: Chime, Chime: ChimeShareLimit, Seat: s.floor})
+	holder := s.floor.seat
+	if chime, over := s.floor.due(now); chime || over {
+		if chime {
+			out = append(out, Effect{Kind: Chime, Chime: ChimeShareLimit, Seat: holder})
 		}
-		if !s.floorEndAt.IsZero() && !now.Before(s.floorEndAt) {
-			s.floorEndAt = time.Time{}
-			if s.lecture {
-				seat := s.floor
-				s.setFloor(0, now)
-				out = s.sayRoom(out, 0, prompt.ThankYou, prompt.Caller, num(seat))
-			}
+		if over && s.hearing.lecture {
+			s.hearing.setFloor(0, now)
+			out = s.seats.sayRoom(out, 0, prompt.ThankYou, prompt.Caller, num(holder))
 		}
 	}
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if c.departing {
 			continue
 		}
@@ -705,32 +457,22 @@ func (s *Session) advance(now time.Time) []Effect {
 				c.announceAt = now.Add(s.cfg.AnnounceEvery)
 			}
 		}
-		if t, ok := s.reminderAt(c); ok && !now.Before(t) {
-			out = append(out, say(c.seat, false, s.reminderPrompt(c)))
-			c.lastReminder, c.reminded = now, true
+		if p := s.hearing.remind(c, now); p != "" {
+			out = append(out, say(c.seat, false, p))
 		}
 	}
-	s.forget(now)
-	s.recompute()
+	s.door.forget(now)
+	s.alarm.set(s.earliest())
 	return out
-}
-
-// forget drops rejoin memories whose window has passed.
-func (s *Session) forget(now time.Time) {
-	for id, m := range s.rejoin {
-		if !now.Before(m.until) {
-			delete(s.rejoin, id)
-		}
-	}
 }
 
 // finish marks the session over with nobody left to tell.
 func (s *Session) finish() {
 	s.ended = true
-	s.graceAt, s.openAt, s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	s.hasNext, s.dirty = false, false
-	s.floor, s.hands = 0, nil
-	for _, c := range s.live {
+	s.presence.clear()
+	s.floor.clear()
+	s.alarm.set(time.Time{}, false)
+	for _, c := range s.seats.live {
 		c.heard, c.hand = false, false
 		c.key = keyIdle
 	}
@@ -739,88 +481,14 @@ func (s *Session) finish() {
 // end ends the session for everyone: SayRoom session_ended, End, then a
 // Hangup per caller not already told to hang up.
 func (s *Session) end(reason string) []Effect {
-	out := s.sayRoom(nil, 0, prompt.SessionEnded)
+	out := s.seats.sayRoom(nil, 0, prompt.SessionEnded)
 	out = append(out, Effect{Kind: End, Reason: reason})
-	for _, c := range s.live {
+	for _, c := range s.seats.live {
 		if !c.departing {
 			out = append(out, Effect{Kind: Hangup, Seat: c.seat, Reason: reason})
 		}
 	}
 	s.finish()
-	return out
-}
-
-// lowerHand takes c out of the hand queue.
-func (s *Session) lowerHand(c *caller) {
-	if !c.hand {
-		return
-	}
-	c.hand = false
-	if i := slices.Index(s.hands, c.seat); i >= 0 {
-		s.hands = slices.Delete(s.hands, i, i+1)
-	}
-}
-
-// setFloor gives the floor to seat (0 = nobody), taking it from the
-// previous holder, and (re)starts the share timer for a new grant.
-func (s *Session) setFloor(seat int, now time.Time) {
-	old := s.floor
-	s.floor = seat
-	s.chimeAt, s.floorEndAt = time.Time{}, time.Time{}
-	s.dirty = true
-	if seat != 0 && s.timer {
-		s.startShare(now)
-	}
-	if o := s.get(old); o != nil && old != seat {
-		s.refresh(o, now)
-	}
-	if c := s.get(seat); c != nil {
-		s.refresh(c, now)
-	}
-}
-
-// startShare runs the share limit for the current floor from now.
-func (s *Session) startShare(now time.Time) {
-	s.chimeAt = now.Add(s.cfg.ShareLimit)
-	s.floorEndAt = s.chimeAt.Add(s.cfg.FloorGrace)
-	s.schedule(s.chimeAt)
-}
-
-// grantFloor gives c the floor (lowering their hand) and tells the room.
-func (s *Session) grantFloor(out []Effect, c *caller, now time.Time) []Effect {
-	s.lowerHand(c)
-	s.setFloor(c.seat, now)
-	return s.sayRoom(out, 0, prompt.Caller, num(c.seat), prompt.YouHaveTheFloor)
-}
-
-// sayRoom appends a SayRoom when anyone would hear it.
-func (s *Session) sayRoom(out []Effect, leaveOut int, phrase ...string) []Effect {
-	for _, c := range s.live {
-		if !c.departing && c.seat != leaveOut {
-			return append(out, Effect{Kind: SayRoom, Seat: leaveOut, Phrase: phrase})
-		}
-	}
-	return out
-}
-
-// sayFacilitators appends a SayFacilitators when a facilitator would hear
-// it.
-func (s *Session) sayFacilitators(out []Effect, leaveOut int, phrase ...string) []Effect {
-	for _, c := range s.live {
-		if !c.departing && c.role == group.Facilitator && c.seat != leaveOut {
-			return append(out, Effect{Kind: SayFacilitators, Seat: leaveOut, Phrase: phrase})
-		}
-	}
-	return out
-}
-
-// chime appends a join/leave chime when anyone in the room would hear it.
-func (s *Session) chime(out []Effect, kind ChimeKind, leaveOut int) []Effect {
-	for _, c := range s.live {
-		if !c.departing && c.placement == InRoom && c.seat != leaveOut {
-			return append(out, Effect{Kind: Chime, Chime: kind, Seat: leaveOut})
-		}
-	}
 	return out
 }
 
