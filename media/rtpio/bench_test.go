@@ -51,12 +51,12 @@ func FuzzHandle(f *testing.F) {
 		// Twice, and once more a second later: latching and the
 		// duplicate filter see repeats and a silent source.
 		for _, at := range []time.Duration{0, 0, time.Second} {
-			before := dropsOf(&s.c)
+			before := dropsOf(&s.c.own)
 			s.rx.mu.Lock()
 			s.p.nDigits = 0
 			s.handle(s.p, pkt, from, now.Add(at))
 			s.rx.mu.Unlock()
-			after := dropsOf(&s.c)
+			after := dropsOf(&s.c.own)
 			n := 0
 			for k := range after {
 				n += int(after[k] - before[k])
@@ -167,7 +167,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for b.Loop() {
 		tx.WriteFrame(f)
 		n++
-		for rx.c.packetsIn.Load() < n {
+		for rx.c.own.packetsIn.Load() < n {
 			runtime.Gosched()
 		}
 		rx.ReadFrame(&out)

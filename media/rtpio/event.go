@@ -56,17 +56,17 @@ func (s *Stream) WriteEvent(pt uint8, ev dtmf.Event, start bool) error {
 	out := buf[:n+m]
 	if s.tx.srtp != nil {
 		if out, err = s.tx.srtp.EncryptRTP(s.tx.enc[:], out, &s.tx.encHdr); err != nil {
-			s.count(dropSendError)
+			s.c.drop(dropSendError)
 			return err
 		}
 	}
 	if errno := sendto(s.fd, out, &s.tx.dst); errno != 0 {
-		s.count(dropSendError)
+		s.c.drop(dropSendError)
 		return errno
 	}
 	s.tx.sentSinceReport = true
 	s.tx.rtpPackets++
 	s.tx.rtpOctets += uint32(m)
-	s.countOut(len(out))
+	s.c.out(len(out))
 	return nil
 }

@@ -253,9 +253,9 @@ func paced(t *testing.T, s *Stream, p *peer, dst netip.AddrPort, sends []sendAt,
 	for range ticks {
 		<-tick.C
 		var pf playedFrame
-		before := s.c.concealed.Load()
+		before := s.c.own.concealed.Load()
 		pf.ok = s.ReadFrame(&pf.f)
-		pf.concealed = s.c.concealed.Load() != before
+		pf.concealed = s.c.own.concealed.Load() != before
 		out = append(out, pf)
 	}
 	<-done

@@ -87,9 +87,9 @@ func timeline(s *Stream, caller netip.AddrPort, arrivals []arrival, ticks int) [
 			s.rx.mu.Unlock()
 		}
 		var p playedFrame
-		before := s.c.concealed.Load()
+		before := s.c.own.concealed.Load()
 		p.ok = s.readFrame(&p.f, start.Add(tick))
-		p.concealed = s.c.concealed.Load() != before
+		p.concealed = s.c.own.concealed.Load() != before
 		out = append(out, p)
 	}
 	return out

@@ -282,12 +282,12 @@ func (p *poller) drain(s *Stream, isRTCP bool, now time.Time) func(byte) {
 			// try again (bounded by drainLimit).
 			continue
 		}
-		s.countIn(n)
+		s.c.in(n)
 		switch {
 		case isRTCP:
 			s.handleRTCP(p, p.buf[:min(n, len(p.buf))], n > len(p.buf), from, now)
 		case n > len(p.buf):
-			s.count(dropMalformed) // truncated: MSG_TRUNC reports the real length
+			s.c.drop(dropMalformed) // truncated: MSG_TRUNC reports the real length
 		default:
 			s.handle(p, p.buf[:n], from, now)
 		}

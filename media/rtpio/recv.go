@@ -42,7 +42,7 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	// Checking the header shape first keeps garbage off pion's error path,
 	// which builds an error with fmt (an allocation) per packet.
 	if !validRTP(pkt) {
-		s.count(dropMalformed)
+		s.c.drop(dropMalformed)
 		return
 	}
 	if s.rx.srtp != nil {
@@ -50,33 +50,33 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 		// included: a stranger without the key cannot take the stream over.
 		dec, err := s.rx.srtp.DecryptRTP(p.dec[:], pkt, &p.hdr)
 		if err != nil {
-			s.count(dropSRTPAuth)
+			s.c.drop(dropSRTPAuth)
 			return
 		}
 		pkt = dec
 	}
 	if err := p.pkt.Unmarshal(pkt); err != nil {
-		s.count(dropMalformed)
+		s.c.drop(dropMalformed)
 		return
 	}
 	h := &p.pkt.Header
 	switch s.rx.latch.admit(from, h.SSRC, h.SequenceNumber, now) {
 	case admitStranger:
-		s.count(dropForeignSource)
+		s.c.drop(dropForeignSource)
 		s.stranger(from, now)
 		return
 	case admitForeign:
-		s.count(dropForeignSource)
+		s.c.drop(dropForeignSource)
 		return
 	case admitProbation:
-		s.count(dropProbation)
+		s.c.drop(dropProbation)
 		return
 	case admitLatched:
 		s.latched(from)
 	}
 	// Any payload from the accepted source proves the caller is there,
 	// including comfort noise from phones that suppress silence.
-	s.touch(now)
+	s.c.touch(now)
 
 	// Every payload type shares the source's sequence numbers, so all
 	// count for loss; only audio timestamps follow the sampling clock, so
@@ -101,7 +101,7 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	case pt == s.rx.audioPT:
 		s.audio(p, h, payload, now)
 	default:
-		s.count(dropUnknownPayloadType)
+		s.c.drop(dropUnknownPayloadType)
 	}
 }
 
@@ -111,11 +111,11 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 // a duplicate or too late, so its verdict is what is counted.
 func (s *Stream) audio(p *poller, h *rtp.Header, payload []byte, now time.Time) {
 	if len(payload) == 0 || len(payload) > maxPayload {
-		s.count(dropMalformed)
+		s.c.drop(dropMalformed)
 		return
 	}
 	if !s.rx.recv {
-		s.count(dropDirection)
+		s.c.drop(dropDirection)
 		return
 	}
 	samples := p.pcm[:len(payload)] // G.711: one byte per sample
@@ -125,11 +125,11 @@ func (s *Stream) audio(p *poller, h *rtp.Header, payload []byte, now time.Time) 
 	s.play.mu.Unlock()
 	switch r {
 	case jitter.Duplicate:
-		s.count(dropDuplicate)
+		s.c.drop(dropDuplicate)
 	case jitter.Late:
-		s.count(dropLate)
+		s.c.drop(dropLate)
 	case jitter.Invalid: // cannot happen: the length was checked above
-		s.count(dropMalformed)
+		s.c.drop(dropMalformed)
 	}
 }
 
@@ -138,7 +138,7 @@ func (s *Stream) audio(p *poller, h *rtp.Header, payload []byte, now time.Time) 
 func (s *Stream) latched(from netip.AddrPort) {
 	s.tx.mu.Lock()
 	if from != s.tx.remote {
-		s.setDst(from)
+		s.tx.setDst(s.e, from)
 	}
 	s.tx.mu.Unlock()
 	s.log.Info("rtpio: latched new media source", "port", s.port, "source", from, "sdp", s.rx.sdp)

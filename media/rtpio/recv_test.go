@@ -318,11 +318,11 @@ func TestHandleCountsEachPacketOnce(t *testing.T) {
 		{"dtmf", append([]byte{0x80, 101}, good[2:16]...), caller, dropNone},
 	}
 	for _, tt := range tests {
-		before := dropsOf(&s.c)
+		before := dropsOf(&s.c.own)
 		s.rx.mu.Lock()
 		s.handle(p, tt.pkt, tt.from, now)
 		s.rx.mu.Unlock()
-		after := dropsOf(&s.c)
+		after := dropsOf(&s.c.own)
 		for k := range after {
 			want := before[k]
 			if drop(k) == tt.drop && tt.drop != dropNone {
@@ -406,7 +406,7 @@ func TestSetDst(t *testing.T) {
 			if s.e.cfg.Address.Is6() {
 				s.e.family = unix.AF_INET6
 			}
-			s.setDst(tt.remote)
+			s.tx.setDst(s.e, tt.remote)
 			dst := sockaddrOf(&s.tx.dst)
 			switch want := tt.want.(type) {
 			case nil:
@@ -463,7 +463,7 @@ func TestStrangerDropAllocatesNothing(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, handle); allocs != 0 {
 		t.Errorf("a stranger's packet allocates %v times", allocs)
 	}
-	if got := s.c.snapshot().Dropped.ForeignSource; got != 102 {
+	if got := s.c.own.snapshot().Dropped.ForeignSource; got != 102 {
 		t.Errorf("%d foreign-source drops, want 102", got)
 	}
 }

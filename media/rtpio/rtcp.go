@@ -361,7 +361,7 @@ func (p *poller) parseRTCP(pkt []byte, ours uint32) (f rtcpFindings, ok bool) {
 // holds s.rx.mu.
 func (s *Stream) handleRTCP(p *poller, pkt []byte, truncated bool, from netip.AddrPort, now time.Time) {
 	if cur := s.rx.latch.cur; !cur.IsValid() || from.Addr() != cur.Addr() {
-		s.countRTCP(rtcpForeign)
+		s.c.rtcp(rtcpForeign)
 		if !s.rx.latch.allowed(from.Addr()) {
 			s.stranger(from, now)
 		}
@@ -370,18 +370,18 @@ func (s *Stream) handleRTCP(p *poller, pkt []byte, truncated bool, from netip.Ad
 	if s.rx.srtp != nil && !truncated {
 		dec, err := s.rx.srtp.DecryptRTCP(p.dec[:], pkt, &p.rtcpHdr)
 		if err != nil {
-			s.count(dropSRTPAuth)
+			s.c.drop(dropSRTPAuth)
 			return
 		}
 		pkt = dec
 	}
 	f, ok := p.parseRTCP(pkt, s.ssrc)
 	if truncated || !ok {
-		s.countRTCP(rtcpMalformed)
+		s.c.rtcp(rtcpMalformed)
 		return
 	}
-	s.countRTCP(rtcpReceived)
-	s.touch(now)
+	s.c.rtcp(rtcpReceived)
+	s.c.touch(now)
 
 	s.tx.mu.Lock()
 	if s.tx.dst.valid() && from.Addr() == s.tx.remote.Addr() {
@@ -494,7 +494,7 @@ func (s *Stream) sendRTCP(now time.Time) {
 	clear(sdes[4+chunk : 4+end])
 	n += 4 + end
 
-	dst := s.rtcpDst()
+	dst := s.tx.rtcpDst(s.e.family)
 	if dst == nil {
 		return
 	}
@@ -502,35 +502,36 @@ func (s *Stream) sendRTCP(now time.Time) {
 	if s.tx.srtp != nil {
 		var err error
 		if out, err = s.tx.srtp.EncryptRTCP(s.tx.rtcpEnc[:], out, &s.tx.rtcpHdr); err != nil {
-			s.count(dropSendError)
+			s.c.drop(dropSendError)
 			return
 		}
 	}
 	if sendto(s.rtcpFd, out, dst) != 0 {
-		s.count(dropSendError)
+		s.c.drop(dropSendError)
 		return
 	}
-	s.countRTCP(rtcpSent)
-	s.countOut(len(out))
+	s.c.rtcp(rtcpSent)
+	s.c.out(len(out))
 }
 
-// rtcpDst returns where reports go: the address the peer's RTCP comes
-// from once seen, else the RTP destination's port plus one (RFC 3550
-// 11). The caller holds s.tx.mu and has checked that s.tx.dst is valid.
-func (s *Stream) rtcpDst() *rawAddr {
-	a := s.tx.rtcpSeen
+// rtcpDst returns where reports go, as an address of family: the
+// address the peer's RTCP comes from once seen, else the RTP
+// destination's port plus one (RFC 3550 11). The caller holds t.mu and
+// has checked that t.dst is valid.
+func (t *sender) rtcpDst(family int) *rawAddr {
+	a := t.rtcpSeen
 	if !a.IsValid() {
-		r := s.tx.remote
+		r := t.remote
 		if r.Port() == 65535 {
 			return nil
 		}
 		a = netip.AddrPortFrom(r.Addr(), r.Port()+1)
 	}
-	s.tx.rtcpDstRaw.set(s.e.family, a)
-	if !s.tx.rtcpDstRaw.valid() {
+	t.rtcpDstRaw.set(family, a)
+	if !t.rtcpDstRaw.valid() {
 		return nil
 	}
-	return &s.tx.rtcpDstRaw
+	return &t.rtcpDstRaw
 }
 
 // Quality returns the stream's reception quality in both directions.

@@ -101,7 +101,7 @@ func TestEngineTickReadsWhatArrived(t *testing.T) {
 		// Loopback delivers into the socket before sendto returns.
 		p.sendSeq(s.LocalAddr(), 0, uint16(k), tone(g711.PCMU, pcm.FrameSamples, k))
 		e.Tick(time.Now())
-		if got := s.c.packetsIn.Load(); got != uint64(k+1) {
+		if got := s.c.own.packetsIn.Load(); got != uint64(k+1) {
 			t.Fatalf("after packet %d and a tick, %d packets read", k+1, got)
 		}
 	}

@@ -199,3 +199,51 @@ func (c *counters) snapshot() Stats {
 		Concealed: c.concealed.Load(),
 	}
 }
+
+// tally is a stream's live figures: its own counters, the sum of its
+// poller's streams that every count also goes to, and the time of the
+// caller's last sign of life (see Stream.LastActivity).
+type tally struct {
+	own  counters
+	sum  *counters // the poller's; set by newStream
+	last atomic.Int64
+}
+
+// drop adds one to a drop counter.
+func (t *tally) drop(d drop) {
+	t.own.drops[d].Add(1)
+	t.sum.drops[d].Add(1)
+}
+
+// rtcp adds one to an RTCP counter.
+func (t *tally) rtcp(k rtcpCount) {
+	t.own.rtcp[k].Add(1)
+	t.sum.rtcp[k].Add(1)
+}
+
+// out records one sent datagram of n bytes.
+func (t *tally) out(n int) {
+	t.own.packetsOut.Add(1)
+	t.own.bytesOut.Add(uint64(n))
+	t.sum.packetsOut.Add(1)
+	t.sum.bytesOut.Add(uint64(n))
+}
+
+// in records one received datagram of n bytes.
+func (t *tally) in(n int) {
+	t.own.packetsIn.Add(1)
+	t.own.bytesIn.Add(uint64(n))
+	t.sum.packetsIn.Add(1)
+	t.sum.bytesIn.Add(uint64(n))
+}
+
+// concealed records one frame of loss concealment.
+func (t *tally) concealed() {
+	t.own.concealed.Add(1)
+	t.sum.concealed.Add(1)
+}
+
+// touch records caller activity at now.
+func (t *tally) touch(now time.Time) {
+	t.last.Store(now.UnixNano())
+}

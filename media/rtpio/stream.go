@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -127,8 +126,7 @@ type Stream struct {
 	// compares with RTP timestamps; it is read from the monotonic clock.
 	epoch time.Time
 
-	c            counters // this stream's counters
-	lastActivity atomic.Int64
+	c tally // this stream's counters and its last sign of life
 
 	closeOnce sync.Once
 	closeErr  error
@@ -159,18 +157,7 @@ type Stream struct {
 	// play is the receive side between the poller (Push) and the clock
 	// (ReadFrame); it has its own lock so the clock never waits for a
 	// socket drain. rx.mu nests outside it.
-	play struct {
-		mu  sync.Mutex
-		buf *jitter.Buffer
-		// filter cuts in-band key tones for a caller without
-		// telephone-event (DTMFPT -1); nil otherwise. kinds remembers
-		// what the buffer gave for each frame in the filter's delay
-		// line, n counts the frames that went in.
-		filter  *dtmf.Filter
-		kinds   [dtmf.MaxFilterDelay + 1]jitter.Kind
-		n       int
-		onDigit func(byte)
-	}
+	play player
 
 	// q holds the receive statistics and what RTCP told us. Its lock is a
 	// leaf: the poller takes it under rx.mu for each packet, WriteFrame
@@ -184,37 +171,57 @@ type Stream struct {
 
 	// tx is the send side, used by WriteFrame; Update, SetDirection,
 	// latching and Close take the lock briefly.
-	tx struct {
-		mu       sync.Mutex
-		closed   bool
-		send     bool
-		codec    g711.Codec
-		dst      rawAddr        // where audio goes, for sendto(2); unset: nowhere to send
-		remote   netip.AddrPort // the peer's address as last set, reachable or not
-		hdr      rtp.Header
-		started  bool // a packet has been sent (the next needs no marker)
-		lastSend time.Time
-		buf      [rtpHeaderLen + pcm.FrameSamples]byte
-		eventTS  uint32 // the timestamp of the key press WriteEvent is sending
+	tx sender
+}
 
-		// RTCP sending: see rtcp.go.
-		rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
-		rtcpDstRaw      rawAddr        // where the last report went, for sendto(2)
-		nextRTCP        time.Time      // zero: the first report is not scheduled yet
-		sentSinceReport bool           // audio went out since our previous report
-		rtpPackets      uint32         // RTP packets sent, for the SR's sender info
-		rtpOctets       uint32         // their payload octets
-		rtcpBuf         [rtcpBufSize]byte
+// player is a stream's playout side: the jitter buffer and, for a caller
+// without telephone-event, the in-band key filter behind it.
+type player struct {
+	mu  sync.Mutex
+	buf *jitter.Buffer
+	// filter cuts in-band key tones for a caller without
+	// telephone-event (DTMFPT -1); nil otherwise. kinds remembers
+	// what the buffer gave for each frame in the filter's delay
+	// line, n counts the frames that went in.
+	filter  *dtmf.Filter
+	kinds   [dtmf.MaxFilterDelay + 1]jitter.Kind
+	n       int
+	onDigit func(byte)
+}
 
-		// SRTP sending: srtp encrypts with our key (nil for plain RTP)
-		// into enc and rtcpEnc, reused so that sending allocates nothing;
-		// encHdr is pion's scratch header.
-		srtp    *srtp.Context
-		enc     [rtpHeaderLen + pcm.FrameSamples + srtpTagLen]byte
-		rtcpEnc [rtcpBufSize + srtcpTrailerLen]byte
-		encHdr  rtp.Header
-		rtcpHdr rtcp.Header
-	}
+// sender is a stream's send side: the RTP header it advances, where
+// audio and reports go, and the SRTP context and buffers that let
+// sending allocate nothing.
+type sender struct {
+	mu       sync.Mutex
+	closed   bool
+	send     bool
+	codec    g711.Codec
+	dst      rawAddr        // where audio goes, for sendto(2); unset: nowhere to send
+	remote   netip.AddrPort // the peer's address as last set, reachable or not
+	hdr      rtp.Header
+	started  bool // a packet has been sent (the next needs no marker)
+	lastSend time.Time
+	buf      [rtpHeaderLen + pcm.FrameSamples]byte
+	eventTS  uint32 // the timestamp of the key press WriteEvent is sending
+
+	// RTCP sending: see rtcp.go.
+	rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
+	rtcpDstRaw      rawAddr        // where the last report went, for sendto(2)
+	nextRTCP        time.Time      // zero: the first report is not scheduled yet
+	sentSinceReport bool           // audio went out since our previous report
+	rtpPackets      uint32         // RTP packets sent, for the SR's sender info
+	rtpOctets       uint32         // their payload octets
+	rtcpBuf         [rtcpBufSize]byte
+
+	// SRTP sending: srtp encrypts with our key (nil for plain RTP)
+	// into enc and rtcpEnc, reused so that sending allocates nothing;
+	// encHdr is pion's scratch header.
+	srtp    *srtp.Context
+	enc     [rtpHeaderLen + pcm.FrameSamples + srtpTagLen]byte
+	rtcpEnc [rtcpBufSize + srtcpTrailerLen]byte
+	encHdr  rtp.Header
+	rtcpHdr rtcp.Header
 }
 
 // rtpHeaderLen is the size of the RTP header the stream sends (no CSRC, no
@@ -359,14 +366,15 @@ func (e *Engine) newStream(p Params, allow []netip.Prefix, slot, port, rtpFd, rt
 		ssrc:   rand.Uint32(),
 		epoch:  time.Now(),
 	}
-	s.lastActivity.Store(s.epoch.UnixNano())
+	s.c.sum = &s.p.counters
+	s.c.touch(s.epoch)
 	remote := normalRemote(p.Remote)
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
 	s.rx.recv = true
 	s.rx.sdp = remote
 	s.rx.latch.reset(remote, allow)
 	s.play.buf = jitter.New(jitter.Config{MinDelay: e.cfg.JitterMin, MaxDelay: e.cfg.JitterMax})
-	s.setInband(p)
+	s.play.setInband(p)
 	s.tx.send = true
 	s.tx.codec = p.Codec
 	s.tx.hdr = rtp.Header{
@@ -376,7 +384,7 @@ func (e *Engine) newStream(p Params, allow []netip.Prefix, slot, port, rtpFd, rt
 		Timestamp:      rand.Uint32(),
 		SSRC:           s.ssrc,
 	}
-	s.setDst(remote)
+	s.tx.setDst(s.e, remote)
 	return s
 }
 
@@ -403,20 +411,21 @@ func (s *Stream) register() error {
 }
 
 // setDst points sending at a. A remote of the other address family than
-// the sockets (an IPv6 peer on IPv4 sockets, or an IPv4 peer on sockets
+// e's sockets (an IPv6 peer on IPv4 sockets, or an IPv4 peer on sockets
 // bound to one IPv6 address) cannot be reached: sending stops instead of
-// failing on every frame. The caller holds tx.mu or owns s exclusively.
-func (s *Stream) setDst(a netip.AddrPort) {
-	s.tx.dst = rawAddr{}
-	s.tx.remote = a
-	s.tx.rtcpSeen = netip.AddrPort{}
+// failing on every frame. The caller holds t.mu or owns the stream
+// exclusively.
+func (t *sender) setDst(e *Engine, a netip.AddrPort) {
+	t.dst = rawAddr{}
+	t.remote = a
+	t.rtcpSeen = netip.AddrPort{}
 	if !a.IsValid() {
 		return
 	}
 	ip := a.Addr()
-	if s.e.family == unix.AF_INET && ip.Is4() ||
-		s.e.family == unix.AF_INET6 && (ip.Is6() || s.e.cfg.Address.IsUnspecified()) {
-		s.tx.dst.set(s.e.family, a)
+	if e.family == unix.AF_INET && ip.Is4() ||
+		e.family == unix.AF_INET6 && (ip.Is6() || e.cfg.Address.IsUnspecified()) {
+		t.dst.set(e.family, a)
 	}
 }
 
@@ -462,7 +471,7 @@ func (s *Stream) Update(p Params) {
 	}
 	s.rx.codec, s.rx.audioPT, s.rx.dtmfPT, s.rx.onDigit = p.Codec, p.AudioPT, p.DTMFPT, p.OnDigit
 	s.play.mu.Lock()
-	s.setInband(p)
+	s.play.setInband(p)
 	s.play.mu.Unlock()
 	moved := remote != s.rx.sdp
 	if moved {
@@ -481,7 +490,7 @@ func (s *Stream) Update(p Params) {
 	if cur := s.rx.latch.cur; moved || cur != s.tx.remote {
 		// Also when the latched source is no longer allowed: sending
 		// goes back to the SDP address.
-		s.setDst(cur)
+		s.tx.setDst(s.e, cur)
 	}
 }
 
@@ -508,18 +517,18 @@ const inbandDelay = 3
 // setInband installs the in-band key tone filter when the caller has no
 // telephone-event, and removes it (with its delay) when it has. An
 // existing filter is kept, so a re-INVITE does not cut the delay line.
-// The caller holds s.play.mu or owns s exclusively.
-func (s *Stream) setInband(p Params) {
-	s.play.onDigit = p.OnDigit
+// The caller holds pl.mu or owns the stream exclusively.
+func (pl *player) setInband(p Params) {
+	pl.onDigit = p.OnDigit
 	switch {
 	case p.DTMFPT >= 0:
-		s.play.filter = nil
-	case s.play.filter == nil:
-		s.play.filter = dtmf.NewFilter(inbandDelay)
-		for i := range s.play.kinds {
-			s.play.kinds[i] = jitter.Silence
+		pl.filter = nil
+	case pl.filter == nil:
+		pl.filter = dtmf.NewFilter(inbandDelay)
+		for i := range pl.kinds {
+			pl.kinds[i] = jitter.Silence
 		}
-		s.play.n = 0
+		pl.n = 0
 	}
 }
 
@@ -544,39 +553,39 @@ func (s *Stream) ReadFrame(f *pcm.Frame) bool {
 // after the playout lock is released, so that it may call back into the
 // stream.
 func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
-	played, digit, onDigit := s.playout(f, now)
+	played, digit, onDigit := s.play.pop(f, now, &s.c)
 	if onDigit != nil {
 		onDigit(digit)
 	}
 	return played
 }
 
-// playout takes the next frame from the jitter buffer through the in-band
-// key filter, under the playout lock, released by a deferred call so that
-// a panic in the buffer or the filter cannot leave it held (the poller that
-// serves this and other streams would block on it for ever). It returns
-// the OnDigit callback when a key press was detected.
-func (s *Stream) playout(f *pcm.Frame, now time.Time) (played bool, digit byte, onDigit func(byte)) {
-	s.play.mu.Lock()
-	defer s.play.mu.Unlock()
-	kind := s.play.buf.Pop(f, now)
+// pop takes the next frame from the jitter buffer through the in-band
+// key filter, under pl.mu, released by a deferred call so that a panic in
+// the buffer or the filter cannot leave it held (the poller that serves
+// this and other streams would block on it for ever). Concealment is
+// counted in c. It returns the OnDigit callback when a key press was
+// detected.
+func (pl *player) pop(f *pcm.Frame, now time.Time, c *tally) (played bool, digit byte, onDigit func(byte)) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	kind := pl.buf.Pop(f, now)
 	if kind == jitter.Concealed {
-		s.c.concealed.Add(1)
-		s.p.counters.concealed.Add(1)
+		c.concealed()
 	}
-	fl := s.play.filter
+	fl := pl.filter
 	if fl == nil {
 		return kind != jitter.Silence, 0, nil
 	}
 	// The frame that comes out of the filter went in Delay() frames ago:
 	// its kind decides the result, and a frame the filter cut is silence.
-	size := len(s.play.kinds)
-	s.play.kinds[s.play.n%size] = kind
-	s.play.n++
+	size := len(pl.kinds)
+	pl.kinds[pl.n%size] = kind
+	pl.n++
 	d, pressed := fl.Process(f, f)
-	played = s.play.n > fl.Delay() && s.play.kinds[(s.play.n-1-fl.Delay())%size] != jitter.Silence && *f != (pcm.Frame{})
+	played = pl.n > fl.Delay() && pl.kinds[(pl.n-1-fl.Delay())%size] != jitter.Silence && *f != (pcm.Frame{})
 	if pressed {
-		return played, d, s.play.onDigit
+		return played, d, pl.onDigit
 	}
 	return played, 0, nil
 }
@@ -643,7 +652,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 	buf := s.tx.buf[:]
 	n, err := h.MarshalTo(buf)
 	if err != nil { // cannot happen: the header has a fixed 12-byte shape
-		s.count(dropSendError)
+		s.c.drop(dropSendError)
 		return
 	}
 	if sh != nil {
@@ -655,18 +664,18 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 	if s.tx.srtp != nil {
 		// enc has room for the tag, so pion writes into it and allocates nothing.
 		if out, err = s.tx.srtp.EncryptRTP(s.tx.enc[:], out, &s.tx.encHdr); err != nil {
-			s.count(dropSendError)
+			s.c.drop(dropSendError)
 			return
 		}
 	}
 	if sendto(s.fd, out, &s.tx.dst) != 0 {
-		s.count(dropSendError)
+		s.c.drop(dropSendError)
 		return
 	}
 	s.tx.sentSinceReport = true
 	s.tx.rtpPackets++
 	s.tx.rtpOctets += uint32(n - rtpHeaderLen)
-	s.countOut(len(out))
+	s.c.out(len(out))
 }
 
 // LastActivity is the arrival time of the last packet accepted from the
@@ -674,13 +683,13 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 // (even while receiving is off), or valid RTCP from its address. It starts at
 // the time of Open, so a call that never sends times out too.
 func (s *Stream) LastActivity() time.Time {
-	return time.Unix(0, s.lastActivity.Load())
+	return time.Unix(0, s.c.last.Load())
 }
 
 // Stats returns the stream's counters, its latched source and its jitter
 // buffer's figures.
 func (s *Stream) Stats() StreamStats {
-	st := StreamStats{Stats: s.c.snapshot()}
+	st := StreamStats{Stats: s.c.own.snapshot()}
 	s.rx.mu.Lock()
 	st.Latched = s.rx.latch.cur
 	s.rx.mu.Unlock()
@@ -731,37 +740,4 @@ func (e *Engine) release(s *Stream) {
 	e.inUse[s.slot] = false
 	e.freed[s.slot] = time.Now()
 	e.mu.Unlock()
-}
-
-// count adds one to a drop counter of the stream and of its poller.
-func (s *Stream) count(d drop) {
-	s.c.drops[d].Add(1)
-	s.p.counters.drops[d].Add(1)
-}
-
-// countRTCP adds one to an RTCP counter of the stream and of its poller.
-func (s *Stream) countRTCP(k rtcpCount) {
-	s.c.rtcp[k].Add(1)
-	s.p.counters.rtcp[k].Add(1)
-}
-
-// countOut records one sent datagram of n bytes.
-func (s *Stream) countOut(n int) {
-	s.c.packetsOut.Add(1)
-	s.c.bytesOut.Add(uint64(n))
-	s.p.counters.packetsOut.Add(1)
-	s.p.counters.bytesOut.Add(uint64(n))
-}
-
-// countIn records one received datagram of n bytes.
-func (s *Stream) countIn(n int) {
-	s.c.packetsIn.Add(1)
-	s.c.bytesIn.Add(uint64(n))
-	s.p.counters.packetsIn.Add(1)
-	s.p.counters.bytesIn.Add(uint64(n))
-}
-
-// touch records caller activity.
-func (s *Stream) touch(now time.Time) {
-	s.lastActivity.Store(now.UnixNano())
 }
