@@ -10,9 +10,11 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // Connections. A TCP or TLS connection costs a descriptor and a goroutine
@@ -116,48 +118,69 @@ type guardedConn struct {
 	counted bool // in t.bySource
 
 	mu        sync.Mutex
-	idleUntil time.Time // zero once proven, and for trusted sources
+	idle      wallclock.Timer // Limits.TCPIdle; nil once proven, and for trusted sources
+	expired   atomic.Bool     // idle fired before the connection was proven
 	closeOnce sync.Once
 }
 
-// Read applies the idle deadline until the connection is proven. A read
-// that hits it ends the connection as if the peer had closed it, so sipgo
-// closes it without logging an error for each.
-func (c *guardedConn) Read(b []byte) (int, error) {
+// longAgo is a read deadline already passed: it ends a blocked Read.
+var longAgo = time.Unix(1, 0)
+
+// expire runs when Limits.TCPIdle has passed on the server's clock. A
+// read deadline in the past ends a Read blocked now; Read itself checks
+// expired before reading, in case the deadline was set again since.
+func (c *guardedConn) expire() {
 	c.mu.Lock()
-	until := c.idleUntil
-	if !until.IsZero() {
-		_ = c.Conn.SetReadDeadline(until)
+	defer c.mu.Unlock()
+	if c.idle == nil {
+		return // proven meanwhile
 	}
-	c.mu.Unlock()
+	c.expired.Store(true)
+	_ = c.Conn.SetReadDeadline(longAgo)
+}
+
+// Read ends the connection as if the peer had closed it once its idle
+// time expired, so sipgo closes it without logging an error for each.
+func (c *guardedConn) Read(b []byte) (int, error) {
+	if c.expired.Load() {
+		return 0, c.idleEnd()
+	}
 	n, err := c.Conn.Read(b)
-	if err != nil && !until.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
-		c.mu.Lock()
-		idle := !c.idleUntil.IsZero()
-		c.mu.Unlock()
-		if idle {
-			connClosed(c.s.log, &c.s.idleLog, c.s.clock.Now(), "SIP connection closed: no complete request within limits.tcp_idle", c.key)
-			return n, io.EOF
-		}
+	if err != nil && c.expired.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, c.idleEnd()
 	}
 	return n, err
 }
 
-// prove lifts the idle deadline, from any goroutine: a Read blocked on it
-// is released from it at once.
+// idleEnd reports the idle close and is what Read returns for it.
+func (c *guardedConn) idleEnd() error {
+	connClosed(c.s.log, &c.s.idleLog, c.s.clock.Now(), "SIP connection closed: no complete request within limits.tcp_idle", c.key)
+	return io.EOF
+}
+
+// prove lifts the idle limit, from any goroutine; if it had just expired,
+// a Read it ended is released from it.
 func (c *guardedConn) prove() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.idleUntil.IsZero() {
+	if c.idle == nil {
 		return
 	}
-	c.idleUntil = time.Time{}
-	_ = c.Conn.SetReadDeadline(time.Time{})
+	c.idle.Stop()
+	c.idle = nil
+	if c.expired.Swap(false) {
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
 }
 
 func (c *guardedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		if c.idle != nil {
+			c.idle.Stop()
+		}
+		c.mu.Unlock()
 		c.t.remove(c)
 		err = c.Conn.Close()
 	})
@@ -256,7 +279,9 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 		}
 		c.counted = true
 		if lim.TCPIdle > 0 {
-			c.idleUntil = time.Now().Add(lim.TCPIdle)
+			c.mu.Lock() // expire may run before AfterFunc returns
+			c.idle = l.s.clock.AfterFunc(lim.TCPIdle, c.expire)
+			c.mu.Unlock()
 		}
 	}
 	l.s.conns.track(c)
@@ -275,10 +300,14 @@ func (l *guardedListener) finish(c *guardedConn) {
 		if d <= 0 {
 			d = maxHandshake
 		}
-		ctx, cancel := context.WithTimeout(l.s.ctx, d)
+		// On the server's clock: cancelling the context ends the handshake.
+		ctx, cancel := context.WithCancel(l.s.ctx)
+		var expired atomic.Bool
+		limit := l.s.clock.AfterFunc(d, func() { expired.Store(true); cancel() })
 		err := tc.HandshakeContext(ctx)
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		limit.Stop()
 		cancel()
+		timedOut := expired.Load()
 		if err != nil {
 			_ = tc.Close()
 			_ = c.Close()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/selfsigned"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // testCert returns a server certificate for 127.0.0.1 and a pool that
@@ -253,5 +254,58 @@ func TestConnectionCapPerSource(t *testing.T) {
 func poll(d time.Duration, cond func() bool) {
 	for deadline := time.Now().Add(d); !cond() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestConnectionTimeoutsOnTheClock: limits.tcp_idle and
+// limits.tls_handshake run on Config.Clock, so they end connections when
+// that clock has moved by them, not before and with no real wait.
+func TestConnectionTimeoutsOnTheClock(t *testing.T) {
+	srvTLS, _ := testCert(t)
+	clk := testkit.NewManualClock()
+	s := testServer(t, func(c *Config) {
+		c.Listeners = []Listener{{"tcp", netip.AddrPortFrom(loopback, 0)}, {"tls", netip.AddrPortFrom(loopback, 0)}}
+		c.TLS = srvTLS
+		c.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.Limits = Limits{TCPIdle: 30 * time.Second, TLSHandshake: 10 * time.Second}
+		c.Clock = clk
+	})
+	for len(clk.Made()) > 0 { // the server's own timers, armed at start
+		<-clk.Made()
+	}
+	idle := dialFrom(t, "127.0.0.2", sipAddr(t, s, "tcp"))
+	silent := dialFrom(t, "127.0.0.2", sipAddr(t, s, "tls")) // never says hello
+	// Both connections' idle limits and the handshake's.
+	for i := range 3 {
+		select {
+		case <-clk.Made():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of 3 limits armed on the clock", i)
+		}
+	}
+	steps := []struct {
+		advance      time.Duration
+		idle, silent bool // closed
+	}{
+		{10*time.Second - time.Millisecond, false, false},
+		{time.Millisecond, false, true}, // limits.tls_handshake
+		{20*time.Second - time.Millisecond, false, true},
+		{time.Millisecond, true, true}, // limits.tcp_idle
+	}
+	closed := map[net.Conn]bool{}
+	for i, st := range steps {
+		clk.Advance(st.advance)
+		for c, want := range map[net.Conn]bool{idle: st.idle, silent: st.silent} {
+			if closed[c] {
+				continue
+			}
+			wait := 100 * time.Millisecond // to see it stay open
+			if want {
+				wait = 3 * time.Second
+			}
+			if closed[c] = closedWithin(c, wait); closed[c] != want {
+				t.Fatalf("step %d: closed %v, want %v (idle %v)", i, closed[c], want, c == idle)
+			}
+		}
 	}
 }

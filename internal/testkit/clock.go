@@ -52,6 +52,18 @@ func (c *ManualClock) NewTimer(d time.Duration) wallclock.Timer {
 	return t
 }
 
+// AfterFunc returns a timer that calls f once d has passed on the clock.
+// Unlike time.AfterFunc, f runs in the goroutine that calls Advance,
+// before Advance returns, so a test sees its effect at once.
+func (c *ManualClock) AfterFunc(d time.Duration, f func()) wallclock.Timer {
+	c.mu.Lock()
+	t := &manualTimer{clk: c, at: c.now.Add(d), armed: true, fn: f}
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	c.signal()
+	return t
+}
+
 // Advance moves the time on by d and fires the timers that are due, one
 // at a time in order of their deadlines.
 func (c *ManualClock) Advance(d time.Duration) {
@@ -73,6 +85,10 @@ func (c *ManualClock) Advance(d time.Duration) {
 		c.mu.Unlock()
 		if due == nil {
 			return
+		}
+		if due.fn != nil {
+			due.fn()
+			continue
 		}
 		select { // like time.Timer: the channel holds one value
 		case due.ch <- due.at:
@@ -104,7 +120,8 @@ type manualTimer struct {
 	clk   *ManualClock
 	at    time.Time
 	armed bool
-	ch    chan time.Time
+	ch    chan time.Time // nil for AfterFunc
+	fn    func()         // AfterFunc's
 }
 
 // C is the channel the timer fires on.

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -106,5 +107,29 @@ func TestManualClockNext(t *testing.T) {
 		if got, ok := c.Next(); got != s.want || ok != s.ok {
 			t.Fatalf("%s: Next = %v, %v; want %v, %v", s.name, got, ok, s.want, s.ok)
 		}
+	}
+}
+
+func TestManualClockAfterFunc(t *testing.T) {
+	c := NewManualClock()
+	var ran []string
+	a := c.AfterFunc(2*time.Second, func() { ran = append(ran, "a") })
+	c.AfterFunc(time.Second, func() { ran = append(ran, "b") })
+	stopped := c.AfterFunc(time.Second, func() { ran = append(ran, "stopped") })
+	if a.C() != nil {
+		t.Fatal("an AfterFunc timer has a channel")
+	}
+	if !stopped.Stop() {
+		t.Fatal("Stop of an armed timer reported it disarmed")
+	}
+	c.Advance(1500 * time.Millisecond)
+	if len(ran) != 1 || ran[0] != "b" {
+		t.Fatalf("after 1.5 s ran %q, want [b]", ran)
+	}
+	c.Advance(time.Second)
+	a.Reset(time.Second) // runs again
+	c.Advance(time.Second)
+	if want := []string{"b", "a", "a"}; !slices.Equal(ran, want) {
+		t.Fatalf("ran %q, want %q", ran, want)
 	}
 }

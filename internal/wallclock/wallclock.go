@@ -15,6 +15,11 @@ import "time"
 type Clock interface {
 	Now() time.Time
 	NewTimer(d time.Duration) Timer
+	// AfterFunc calls f once d has passed, unless the Timer is stopped
+	// first: in a goroutine of its own (SystemClock) or in the one that
+	// moves the clock (a test's). The Timer's C is nil. For a timeout that
+	// acts with no goroutine waiting for it (a connection's idle limit).
+	AfterFunc(d time.Duration, f func()) Timer
 }
 
 // Timer is the part of *time.Timer that timers on a Clock use.
@@ -32,6 +37,11 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // NewTimer returns a running time.Timer.
 func (SystemClock) NewTimer(d time.Duration) Timer { return sysTimer{time.NewTimer(d)} }
+
+// AfterFunc returns time.AfterFunc(d, f).
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer {
+	return sysTimer{time.AfterFunc(d, f)}
+}
 
 type sysTimer struct{ t *time.Timer }
 

@@ -24,6 +24,20 @@ func TestSystemClockTimer(t *testing.T) {
 	}
 }
 
+func TestSystemClockAfterFunc(t *testing.T) {
+	var c Clock = SystemClock{}
+	ran := make(chan struct{})
+	tm := c.AfterFunc(time.Millisecond, func() { close(ran) })
+	if tm.C() != nil {
+		t.Fatal("an AfterFunc timer has a channel")
+	}
+	<-ran
+	stopped := c.AfterFunc(time.Hour, func() { t.Error("a stopped AfterFunc ran") })
+	if !stopped.Stop() {
+		t.Fatal("Stop of an armed AfterFunc timer reported it disarmed")
+	}
+}
+
 func TestOr(t *testing.T) {
 	if _, ok := Or(nil).(SystemClock); !ok {
 		t.Fatal("Or(nil) is not SystemClock")
@@ -36,5 +50,6 @@ func TestOr(t *testing.T) {
 
 type fixed struct{}
 
-func (fixed) Now() time.Time               { return time.Time{} }
-func (fixed) NewTimer(time.Duration) Timer { return nil }
+func (fixed) Now() time.Time                        { return time.Time{} }
+func (fixed) NewTimer(time.Duration) Timer          { return nil }
+func (fixed) AfterFunc(time.Duration, func()) Timer { return nil }
