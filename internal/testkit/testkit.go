@@ -4,8 +4,10 @@
 // (ManualClock). Only tests import it.
 //
 // It must not know the bridge's own packages: it imports only the standard
-// library, so any package's tests can use it without an import cycle.
-// media/* tests keep their own (media imports only media).
+// library and internal/wallclock (which ManualClock implements, and which
+// imports nothing of the bridge), so any package's tests can use it
+// without an import cycle. media/* tests keep their own (media imports
+// only media).
 package testkit
 
 import (
