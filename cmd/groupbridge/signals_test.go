@@ -284,7 +284,7 @@ func TestSIGTERMHangsUpEveryoneAndExitsZero(t *testing.T) {
 		}
 		// "This line is closing for maintenance...": speech, where the
 		// silent room had nothing.
-		if lv := tone.RMSDBFS(ph.Received(sigterm)); lv < -40 {
+		if lv := tone.RMSDBFS(ph.Media().Received(sigterm)); lv < -40 {
 			t.Errorf("caller %d heard no closing message (level %.1f dBFS)", i+1, lv)
 		}
 	}

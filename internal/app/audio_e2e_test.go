@@ -30,7 +30,7 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 	listener := dial(t, a, softphone.Config{Caller: "+15552000002"})
 	enter(t, logs, talker, "1234", softphone.DigitInfoRelay, 1)
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 2)
-	talker.SendTone(1000, -20)
+	talker.Media().SendTone(1000, -20)
 	settle := 3 * time.Second // join prompts over, jitter buffer adapted
 	const tries = 3
 	for try := 1; ; try++ {
@@ -48,14 +48,14 @@ func TestImpairedTalkerHeardWithoutGaps(t *testing.T) {
 			settle = 2 * time.Second
 			continue
 		}
-		got := listener.Received(start)
+		got := listener.Media().Received(start)
 		trim := 200 * 8 // 200 ms each end: packets in flight are not losses
 		if len(got) < 2*trim+8000 {
 			t.Fatalf("received only %d samples", len(got))
 		}
 		got = got[trim : len(got)-trim]
 		frac, gap := softphone.ToneBlocks(got, 1000, 50*time.Millisecond, -30)
-		sent, dropped, _, reordered := talker.ImpairStats()
+		sent, dropped, _, reordered := talker.Media().ImpairStats()
 		t.Logf("impairment: %d sent, %d dropped, %d reordered; tone in %.1f%% of 50 ms blocks, longest gap %v",
 			sent, dropped, reordered, 100*frac, gap)
 		if frac < 0.95 {
@@ -98,7 +98,7 @@ func stallMark(a *App, phones ...*softphone.Phone) stalls {
 		_, s.clock, _ = a.clock.Stats()
 	}
 	for _, p := range phones {
-		l, k := p.SendStalls()
+		l, k := p.Media().SendStalls()
 		s.late, s.skip = append(s.late, l), append(s.skip, k)
 	}
 	return s
@@ -132,7 +132,7 @@ func TestInbandDigitsDetectedAndRemoved(t *testing.T) {
 	l := dial(t, a, softphone.Config{Caller: "+15552000012"})
 	enter(t, logs, l, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, x, "1234", softphone.DigitInband, 2)
-	x.SendTone(440, -20)
+	x.Media().SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	if lv := levelOver(l, time.Second, 440); lv < audible {
 		t.Fatalf("in-band caller not heard before *6 (%.1f dBFS)", lv)
@@ -151,7 +151,7 @@ func TestInbandDigitsDetectedAndRemoved(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	// The key tones (* = 941+1209 Hz, 6 = 770+1477 Hz) reach the room at
 	// least 30 dB below what was sent (about -12 dBFS per tone).
-	during := l.Received(start)
+	during := l.Media().Received(start)
 	n := int(end.Sub(start).Seconds()*8000) + 1600
 	if len(during) > n {
 		during = during[:n]
@@ -216,13 +216,13 @@ func onsetBursts(t *testing.T, a *App, talker, listener *softphone.Phone) {
 	for try := 0; judged < bursts && try < 3*bursts; try++ {
 		mark := stallMark(a, talker)
 		start := time.Now()
-		talker.SendSamples(samples)
+		talker.Media().SendSamples(samples)
 		time.Sleep(burst + 800*time.Millisecond) // the burst, the way through, and quiet
 		if why := mark.since(); why != "" {
 			t.Logf("burst %d not judged: %s", try+1, why)
 			continue
 		}
-		got := listener.Received(start)
+		got := listener.Media().Received(start)
 		blocks := 0
 		for i := 0; i+block <= len(got); i += block {
 			if tone.LevelDBFS(got[i:i+block], 1000) > -35 {

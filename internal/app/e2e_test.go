@@ -56,7 +56,7 @@ func enter(t *testing.T, logs *syncBuffer, p *softphone.Phone, pin string, mode 
 
 // levels measures freqs in the last window of what p received since from.
 func levels(p *softphone.Phone, since time.Time, window time.Duration, freqs ...float64) []float64 {
-	s := p.Received(since)
+	s := p.Media().Received(since)
 	n := int(window.Seconds() * 8000)
 	if len(s) > n {
 		s = s[len(s)-n:]
@@ -77,9 +77,9 @@ func TestE2EThreeCallersHearEachOther(t *testing.T) {
 	enter(t, logs, pa, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, pb, "1234", softphone.DigitRFC4733, 2)
 	enter(t, logs, pc, "654321", softphone.DigitRFC4733, 3)
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
-	pc.SendSilence()
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
+	pc.Media().SendSilence()
 	// Let the join prompts and chimes finish, then listen for 3 s.
 	time.Sleep(3 * time.Second)
 	start := time.Now()
@@ -140,13 +140,13 @@ func TestE2EPCMAandPCMUCallersHearEachOther(t *testing.T) {
 	a, logs := startApp(t, testYAML("", ""))
 	pa := dial(t, a, softphone.Config{Caller: "+15550000007", Codecs: []g711.Codec{g711.PCMA}})
 	pu := dial(t, a, softphone.Config{Caller: "+15550000008", Codecs: []g711.Codec{g711.PCMU}})
-	if pa.Codec() != g711.PCMA || pu.Codec() != g711.PCMU {
-		t.Fatalf("negotiated %v and %v", pa.Codec(), pu.Codec())
+	if pa.Media().Codec() != g711.PCMA || pu.Media().Codec() != g711.PCMU {
+		t.Fatalf("negotiated %v and %v", pa.Media().Codec(), pu.Media().Codec())
 	}
 	enter(t, logs, pa, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, pu, "1234", softphone.DigitRFC4733, 2)
-	pa.SendTone(440, -20)
-	pu.SendTone(1000, -20)
+	pa.Media().SendTone(440, -20)
+	pu.Media().SendTone(1000, -20)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	time.Sleep(2500 * time.Millisecond)
@@ -165,7 +165,7 @@ func TestE2ELateOffer(t *testing.T) {
 	other := dial(t, a, softphone.Config{Caller: "+15550000010"})
 	enter(t, logs, late, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, other, "1234", softphone.DigitRFC4733, 2)
-	late.SendTone(440, -20)
+	late.Media().SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	time.Sleep(2500 * time.Millisecond)
@@ -183,7 +183,7 @@ func TestE2EHoldTakesCallerOutOfMix(t *testing.T) {
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 2)
 	// The holder's "hold music": a steady 440 Hz that must never reach the
 	// room while on hold.
-	holder.SendTone(440, -20)
+	holder.Media().SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	time.Sleep(1500 * time.Millisecond)
@@ -225,8 +225,8 @@ func TestE2EStrangerRTPNeverHeard(t *testing.T) {
 	listener := dial(t, a, softphone.Config{Caller: "+15550000014"})
 	enter(t, logs, victim, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 2)
-	victim.SendTone(440, -20)
-	listener.SendSilence()
+	victim.Media().SendTone(440, -20)
+	listener.Media().SendSilence()
 	time.Sleep(2 * time.Second)
 
 	// A stranger on another port sprays the victim's bridge port with a
@@ -236,7 +236,7 @@ func TestE2EStrangerRTPNeverHeard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stranger.Close()
-	target := net.UDPAddrFromAddrPort(victim.RemoteRTP())
+	target := net.UDPAddrFromAddrPort(victim.Media().RemoteRTP())
 	sine := tone.NewSine(1000, -10)
 	start := time.Now()
 	var frame [160]int16

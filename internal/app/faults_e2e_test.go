@@ -97,7 +97,7 @@ const heardDBFS = -45
 // heard is the fraction of 100 ms blocks of what p received since from
 // in which freq stands above heardDBFS, and the longest run without it.
 func heard(p *softphone.Phone, since time.Time, freq float64) (float64, time.Duration) {
-	return softphone.ToneBlocks(p.Received(since), freq, 100*time.Millisecond, heardDBFS)
+	return softphone.ToneBlocks(p.Media().Received(since), freq, 100*time.Millisecond, heardDBFS)
 }
 
 // wantContinuous fails unless p heard freq in 95% of the blocks since
@@ -112,7 +112,7 @@ func wantContinuous(t *testing.T, who string, p *softphone.Phone, since time.Tim
 			t.Skipf("%s heard %.0f Hz in %.1f%% of 100 ms blocks (longest gap %v): not judged, %s",
 				who, freq, 100*frac, gap, why)
 		}
-		s := p.Received(since)
+		s := p.Media().Received(since)
 		var b strings.Builder
 		for i := 0; i+800 <= len(s); i += 800 {
 			fmt.Fprintf(&b, " %.0f", tone.LevelDBFS(s[i:i+800], freq))
@@ -160,7 +160,7 @@ func TestFaultVanishedCallerIsHungUpAfterRTPTimeout(t *testing.T) {
 	const vanisher = "+15556100002"
 	listener := dial(t, a, softphone.Config{Caller: "+15556100001"})
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-	listener.SendSilence()
+	listener.Media().SendSilence()
 	v := dialRaw(t, a, vanisher, nil, true)
 	v.sendTone(440)
 	v.keys("1234#")
@@ -345,8 +345,8 @@ func panicRoom(t *testing.T, pin string, callerA, callerB string) (*App, *syncBu
 	pb := dial(t, a, softphone.Config{Caller: callerB})
 	enter(t, logs, pa, pin, softphone.DigitRFC4733, 1)
 	enter(t, logs, pb, pin, softphone.DigitRFC4733, 2)
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
 	time.Sleep(2 * time.Second)
 	return a, logs, pa, pb
 }
@@ -393,7 +393,7 @@ func TestFaultPanicInOneCallEndsOnlyThatCall(t *testing.T) {
 	}})
 	c2 := dial(t, a, softphone.Config{Caller: mixVictim})
 	enter(t, logs, c2, pin, softphone.DigitRFC4733, 3)
-	c2.SendTone(700, -20)
+	c2.Media().SendTone(700, -20)
 	id := callID(t, logs, mixVictim)
 	victim.Store(id)
 	endedBy(t, c2, 5*time.Second)
@@ -482,9 +482,9 @@ func TestFaultPanicInOneRoomResetsOnlyThatRoom(t *testing.T) {
 	enter(t, logs, pb, "73150284", softphone.DigitRFC4733, 2)
 	enter(t, logs, px, "86420917", softphone.DigitRFC4733, 3)
 	enter(t, logs, py, "86420917", softphone.DigitRFC4733, 4)
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
-	px.SendTone(700, -20)
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
+	px.Media().SendTone(700, -20)
 	time.Sleep(2 * time.Second)
 	start, mark := time.Now(), stallMark(nil, pa, pb)
 	time.Sleep(time.Second)
@@ -530,8 +530,8 @@ func TestFaultBrokenPeerSocketsCannotDelayTheClock(t *testing.T) {
 	pb := dial(t, a, softphone.Config{Caller: "+15556600002"})
 	enter(t, logs, pa, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, pb, "1234", softphone.DigitRFC4733, 2)
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
 
 	// The unreachable one: it talks (so it is latched and mixed), then
 	// its RTP socket goes away while its SIP side keeps the call up.
@@ -559,8 +559,8 @@ func TestFaultBrokenPeerSocketsCannotDelayTheClock(t *testing.T) {
 
 	time.Sleep(2 * time.Second)
 	before := scrape(t, a)
-	pa.ResetArrivalIntervals()
-	pb.ResetArrivalIntervals()
+	pa.Media().ResetArrivalIntervals()
+	pb.Media().ResetArrivalIntervals()
 	// The clock's lateness is what this test judges: only the talkers'
 	// own stalls excuse a hole.
 	start, mark := time.Now(), stallMark(nil, pa, pb)
@@ -573,8 +573,8 @@ func TestFaultBrokenPeerSocketsCannotDelayTheClock(t *testing.T) {
 		name string
 		p    *softphone.Phone
 	}{{"A", pa}, {"B", pb}} {
-		h := p.p.ArrivalHistogram()
-		p50, p99, mx := p.p.ArrivalIntervals()
+		h := p.p.Media().ArrivalHistogram()
+		p50, p99, mx := p.p.Media().ArrivalIntervals()
 		t.Logf("%s: %d packets, arrival intervals p50 %v p99 %v max %v", p.name, h.Count(), p50, p99, mx)
 		// About 200 in 4 s; a clock held up by a peer sends fewer.
 		if h.Count() < 180 {

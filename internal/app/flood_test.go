@@ -90,8 +90,8 @@ func TestFloodFromUntrustedSource(t *testing.T) {
 	time.Sleep(2 * time.Second) // the flood is on
 	phones := joinRoom(t, a, logs, 7100, "1234", "1234")
 	talker, listener := phones[0], phones[1]
-	talker.SendTone(440, -20)
-	listener.SendSilence()
+	talker.Media().SendTone(440, -20)
+	listener.Media().SendSilence()
 	time.Sleep(time.Second) // the join chime over
 	during := levelOver(listener, 2*time.Second, 440)
 	if time.Since(start) > duration {

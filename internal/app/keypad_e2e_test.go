@@ -44,7 +44,7 @@ func TestKeypadLectureMode(t *testing.T) {
 	a, logs := startApp(t, testYAML("", peerGroup))
 	phones := joinRoom(t, a, logs, 1000001, "654321", "1234", "1234")
 	f, m, l := phones[0], phones[1], phones[2]
-	m.SendTone(440, -20)
+	m.Media().SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	if lv := levelOver(l, time.Second, 440); lv < audible {
 		t.Fatalf("before lecture mode the member is heard at %.1f dBFS", lv)
@@ -66,8 +66,8 @@ func TestKeypadRaiseHandAndFloor(t *testing.T) {
 	a, logs := startApp(t, testYAML("", peerGroup))
 	phones := joinRoom(t, a, logs, 1000011, "654321", "1234", "1234", "1234")
 	f, asker, other, l := phones[0], phones[1], phones[2], phones[3]
-	asker.SendTone(440, -20)
-	other.SendTone(1000, -20)
+	asker.Media().SendTone(440, -20)
+	other.Media().SendTone(1000, -20)
 	keys(t, f, "*5")
 	keys(t, asker, "*9")
 	time.Sleep(500 * time.Millisecond)
@@ -89,8 +89,8 @@ func TestKeypadSeatToWaiting(t *testing.T) {
 	a, logs := startApp(t, testYAML("", peerGroup))
 	phones := joinRoom(t, a, logs, 1000021, "654321", "1234", "1234")
 	f, seat2, l := phones[0], phones[1], phones[2]
-	seat2.SendTone(440, -20)
-	l.SendTone(1000, -20)
+	seat2.Media().SendTone(440, -20)
+	l.Media().SendTone(1000, -20)
 	time.Sleep(3 * time.Second)
 	if lv := levelOver(l, time.Second, 440); lv < audible {
 		t.Fatalf("seat 2 not heard before (%.1f dBFS)", lv)
@@ -102,7 +102,7 @@ func TestKeypadSeatToWaiting(t *testing.T) {
 	if lv := levels(l, start, 2*time.Second, 440)[0]; lv > gone {
 		t.Errorf("seat 2 still heard at %.1f dBFS after moving to waiting", lv)
 	}
-	heard := seat2.Received(start)
+	heard := seat2.Media().Received(start)
 	if lv := levels(seat2, start, 2*time.Second, 1000)[0]; lv > gone {
 		t.Errorf("seat 2 in waiting still hears the room's 1000 Hz at %.1f dBFS", lv)
 	}
@@ -146,8 +146,8 @@ func TestFacilitatorLedMembersWait(t *testing.T) {
 	a, logs := startApp(t, testYAML("", groups))
 	phones := joinRoom(t, a, logs, 1000041, "1234", "1234")
 	m1, m2 := phones[0], phones[1]
-	m1.SendTone(440, -20)
-	m2.SendTone(1000, -20)
+	m1.Media().SendTone(440, -20)
+	m2.Media().SendTone(1000, -20)
 	time.Sleep(2 * time.Second)
 	start := time.Now()
 	time.Sleep(2 * time.Second)
@@ -189,7 +189,7 @@ func TestRejoinRestoresSeatAndMute(t *testing.T) {
 	if logs.count(t, "call joined", "seat", "2", "restored", "true") != 1 {
 		t.Fatalf("the caller did not get seat 2 back; log:\n%s", logs.String())
 	}
-	back.SendTone(440, -20)
+	back.Media().SendTone(440, -20)
 	time.Sleep(2 * time.Second)
 	if lv := levelOver(l, 1500*time.Millisecond, 440); lv > gone {
 		t.Errorf("the rejoined caller's self-mute was lost: heard at %.1f dBFS", lv)
@@ -236,7 +236,7 @@ func TestPeerChairDropsDuringLecture(t *testing.T) {
 	a, logs := startApp(t, testYAML("", peerGroup))
 	phones := joinRoom(t, a, logs, 1000071, "654321", "1234", "1234")
 	f, m, l := phones[0], phones[1], phones[2]
-	m.SendTone(440, -20)
+	m.Media().SendTone(440, -20)
 	time.Sleep(3 * time.Second)
 	if lv := levelOver(l, time.Second, 440); lv < audible {
 		t.Fatalf("before lecture mode the member is heard at %.1f dBFS", lv)
@@ -262,7 +262,7 @@ func TestPeerChairDropsDuringLecture(t *testing.T) {
 		t.Fatalf("%v after the chair hung up the member is heard at %.1f dBFS: lecture mode ended early",
 			time.Since(hungUp).Round(time.Second), lv)
 	}
-	if lv := rmsOf(m.Received(quiet)); lv > gone {
+	if lv := rmsOf(m.Media().Received(quiet)); lv > gone {
 		t.Fatalf("the member hears %.1f dBFS before the return to open talk, want silence", lv)
 	}
 	var back time.Duration
@@ -290,7 +290,7 @@ func TestPeerChairDropsDuringLecture(t *testing.T) {
 	// Everyone may speak now." (about 3.9 s of speech): loud, and spread
 	// over the band, unlike a tone (whose level at its frequency would be
 	// its whole level).
-	heard := m.Received(said)
+	heard := m.Media().Received(said)
 	if len(heard) > 4*8000 {
 		heard = heard[:4*8000]
 	}

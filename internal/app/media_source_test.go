@@ -128,7 +128,7 @@ func countRTP(t *testing.T, conn *net.UDPConn) *atomic.Int64 {
 // maxLevel is the highest level of freq in any 100 ms block of what p
 // received since from.
 func maxLevel(p *softphone.Phone, since time.Time, freq float64) float64 {
-	s := p.Received(since)
+	s := p.Media().Received(since)
 	high := -200.0
 	for i := 0; i+800 <= len(s); i += 800 {
 		high = max(high, tone.LevelDBFS(s[i:i+800], freq))
@@ -147,7 +147,7 @@ func TestE2EStrangerNeverTakesACallsAudio(t *testing.T) {
 	a, logs := startApp(t, strings.Replace(testYAML("", ""), "timeout: 10s", "timeout: 60s", 1))
 	listener := dial(t, a, softphone.Config{Caller: "+15550007001"})
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-	listener.SendTone(440, -20)
+	listener.Media().SendTone(440, -20)
 
 	callerRTP := loopbackUDP(t, "127.0.0.1")
 	received := countRTP(t, callerRTP)
@@ -179,7 +179,7 @@ func TestE2EStrangerNeverTakesACallsAudio(t *testing.T) {
 	// From 4 s after the join: the join chime is over even on a loaded
 	// machine (its onset reaches -33 dBFS at 1 kHz).
 	if l := maxLevel(listener, joined.Add(4*time.Second), 1000); l > -50 {
-		s := listener.Received(joined.Add(4 * time.Second))
+		s := listener.Media().Received(joined.Add(4 * time.Second))
 		var b strings.Builder
 		for i := 0; i+800 <= len(s); i += 800 {
 			fmt.Fprintf(&b, " %.0f", tone.LevelDBFS(s[i:i+800], 1000))
@@ -224,12 +224,12 @@ func natRebinding(t *testing.T, a *App, logs *syncBuffer, cfg func(caller string
 	pb := dial(t, a, cfg("+15550007102"))
 	enter(t, logs, pa, "1234", softphone.DigitRFC4733, 1)
 	enter(t, logs, pb, "1234", softphone.DigitRFC4733, 2)
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
 	time.Sleep(2500 * time.Millisecond) // join prompts and chimes
-	old := pa.LocalRTP()
+	old := pa.Media().LocalRTP()
 	at := time.Now()
-	moved, err := pa.RebindRTP()
+	moved, err := pa.Media().RebindRTP()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestE2EReinviteMovesMediaToAnotherAddress(t *testing.T) {
 	a, logs := startApp(t, testYAML("", ""))
 	listener := dial(t, a, softphone.Config{Caller: "+15550007201"})
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-	listener.SendTone(440, -20)
+	listener.Media().SendTone(440, -20)
 
 	oldRTP := loopbackUDP(t, "127.0.0.1")
 	newRTP := loopbackUDP(t, "127.0.0.3")
@@ -367,7 +367,7 @@ func TestE2ESSRCChangeFromSamePBX(t *testing.T) {
 	a, logs := startApp(t, testYAML("", ""))
 	listener := dial(t, a, softphone.Config{Caller: "+15550007301"})
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-	listener.SendSilence()
+	listener.Media().SendSilence()
 	c := dialRaw(t, a, "+15550007302", nil, true)
 	c.keys("1234#")
 	waitJoined(t, logs, "+15550007302")
@@ -403,7 +403,7 @@ func TestE2EMediaSourcesAllowsAListedAddress(t *testing.T) {
 			a, logs := startApp(t, y)
 			listener := dial(t, a, softphone.Config{Caller: "+15550007401"})
 			enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-			listener.SendTone(440, -20)
+			listener.Media().SendTone(440, -20)
 
 			media := loopbackUDP(t, "127.0.0.4")
 			d := newRawDialog(t, sipAddr(t, a, "udp"))

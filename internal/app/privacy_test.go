@@ -157,7 +157,7 @@ func TestPrivacyNoDigitsOfCallerInWholeCall(t *testing.T) {
 			t.Fatal(err)
 		}
 		enter(t, logs, p, pin, softphone.DigitRFC4733, joins)
-		p.SendTone(440, -20)
+		p.Media().SendTone(440, -20)
 		time.Sleep(time.Second)
 		var shown strings.Builder
 		for _, path := range []string{"/api/rooms", "/metrics"} {

@@ -117,7 +117,7 @@ func TestReloadedPromptReachesRunningRoom(t *testing.T) {
 		start := time.Now()
 		keys(t, p, "*9")
 		time.Sleep(3 * time.Second)
-		return p.Received(start)
+		return p.Media().Received(start)
 	}
 	// toneLength is how long the tone is heard at about its level, in
 	// 20 ms blocks.

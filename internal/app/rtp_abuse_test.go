@@ -48,7 +48,7 @@ func TestE2EBadRTPDroppedCountedNeverMixed(t *testing.T) {
 	h := a.AdminHandler("rtp-abuse-token")
 	listener := dial(t, a, softphone.Config{Caller: "+15550006001"})
 	enter(t, logs, listener, "1234", softphone.DigitRFC4733, 1)
-	listener.SendSilence()
+	listener.Media().SendSilence()
 
 	// The talker is a hand-driven call whose RTP socket the test owns.
 	media, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

@@ -42,8 +42,8 @@ func TestE2ETLSAndSRTPCallersHearEachOther(t *testing.T) {
 	if n := logs.count(t, "call answered", "transport", "tls"); n != 2 {
 		t.Errorf("%d calls answered over TLS, want 2", n)
 	}
-	pa.SendTone(440, -20)
-	pb.SendTone(1000, -20)
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
 	// Let the join prompts and chimes finish, then listen.
 	time.Sleep(2500 * time.Millisecond)
 	start := time.Now()
@@ -58,7 +58,7 @@ func TestE2ETLSAndSRTPCallersHearEachOther(t *testing.T) {
 		t.Errorf("a hears itself: 440 Hz at %.1f dBFS, b hears it at %.1f", la[0], lb[0])
 	}
 	for i, p := range []*softphone.Phone{pa, pb} {
-		if n := p.SRTPFailed(); n != 0 {
+		if n := p.Media().SRTPFailed(); n != 0 {
 			t.Errorf("phone %d: %d SRTP packets failed to authenticate", i, n)
 		}
 	}

@@ -107,10 +107,11 @@ func runBridge(ctx context.Context, opts Options) (*Report, error) {
 	self0, _ = procCPU(selfPID())
 	t0 := time.Now()
 	for _, c := range up {
-		c.rx0, c.lost0 = c.phone.RTPStats()
-		late, skipped := c.phone.SendStalls()
+		m := c.phone.Media()
+		c.rx0, c.lost0 = m.RTPStats()
+		late, skipped := m.SendStalls()
 		c.stalls0 = late + skipped
-		c.phone.ResetArrivalIntervals()
+		m.ResetArrivalIntervals()
 	}
 	log.Info("measuring", "window", opts.Duration.String(), "calls_up", len(up))
 	if err := sleep(ctx, opts.Duration); err != nil {
@@ -145,11 +146,11 @@ func runBridge(ctx context.Context, opts Options) (*Report, error) {
 			continue
 		default:
 		}
-		rx, lo := c.phone.RTPStats()
+		rx, lo := c.phone.Media().RTPStats()
 		counts = append(counts, rx-c.rx0)
 		received += rx - c.rx0
 		lost += lo - c.lost0
-		h := c.phone.ArrivalHistogram()
+		h := c.phone.Media().ArrivalHistogram()
 		merged.Merge(&h)
 		p99s = append(p99s, ms(h.Quantile(0.99)))
 	}
@@ -205,7 +206,7 @@ func setup(ctx context.Context, opts Options, c *caller) {
 		c.phone = nil
 		return
 	}
-	p.SendTone(c.freq, toneDBFS)
+	p.Media().SendTone(c.freq, toneDBFS)
 }
 
 func setupReport(callers []*caller, start time.Time) *Setups {
@@ -255,7 +256,7 @@ func toneCheck(callers []*caller, end time.Time, span time.Duration) *ToneCheck 
 	}
 	for _, o := range callers {
 		if sampledRooms[o.room] && o.phone != nil {
-			late, skipped := o.phone.SendStalls()
+			late, skipped := o.phone.Media().SendStalls()
 			tc.TalkerStalls += late + skipped - o.stalls0
 		}
 	}
@@ -264,7 +265,7 @@ func toneCheck(callers []*caller, end time.Time, span time.Duration) *ToneCheck 
 			continue
 		}
 		tc.Sampled++
-		got := l.phone.Received(end.Add(-span))
+		got := l.phone.Media().Received(end.Add(-span))
 		// 200 ms off the end: packets still in flight are not silence.
 		if trim := 200 * 8; len(got) > trim {
 			got = got[:len(got)-trim]

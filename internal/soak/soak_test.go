@@ -494,7 +494,7 @@ func (r *run) converse(s *slot, k kind, p *softphone.Phone, digits string, mode 
 		}
 		return "ok: vanished, hung up by the bridge"
 	}
-	p.SendTone(s.freq, toneDBFS)
+	p.Media().SendTone(s.freq, toneDBFS)
 	// The join follows the '#' within a tick or two; a second is margin.
 	s.joined.Store(time.Now().Add(time.Second).UnixNano())
 	defer s.joined.Store(0)
@@ -528,7 +528,7 @@ func (r *run) hearing(s *slot, p *softphone.Phone) {
 			since = append(since, m.joined.Load())
 		}
 	}
-	got := p.Received(startW)
+	got := p.Media().Received(startW)
 	if trim := 200 * 8; len(got) > trim {
 		got = got[:len(got)-trim]
 	}

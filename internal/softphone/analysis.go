@@ -15,7 +15,7 @@ import (
 // shorter than a block can go unnoticed when it straddles two blocks that
 // each keep enough tone; a block is the resolution of the judgement.
 //
-// Feed it Phone.Received, which lays audio out by RTP timestamp (loss
+// Feed it Media.Received, which lays audio out by RTP timestamp (loss
 // becomes zeros at its place in media time, reordering and duplicates are
 // undone), so that the verdict depends on the media and not on when the
 // test's goroutines ran.

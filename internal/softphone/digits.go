@@ -99,7 +99,7 @@ func (p *Phone) SendDigits(ctx context.Context, digits string, mode DigitMode) e
 
 // playDigits hands a digit plan to the RTP sender and waits for it.
 func (p *Phone) playDigits(ctx context.Context, codes []uint8, mode DigitMode) error {
-	if mode == DigitRFC4733 && p.TelephoneEvent() < 0 {
+	if mode == DigitRFC4733 && p.stream.mediaParams().eventPT < 0 {
 		return ErrNoTelephoneEvent
 	}
 	plan := newDigitPlan(codes, mode, frameTicks(p.cfg.DigitDuration), frameTicks(p.cfg.DigitGap))

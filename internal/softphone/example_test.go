@@ -30,10 +30,10 @@ func ExampleDial() {
 		fmt.Println(err)
 		return
 	}
-	p.SendTone(1000, -20)
+	p.Media().SendTone(1000, -20)
 	since := time.Now()
 	time.Sleep(2 * time.Second)
-	fmt.Printf("heard 440 Hz at %.0f dBFS\n", tone.LevelDBFS(p.Received(since), 440))
+	fmt.Printf("heard 440 Hz at %.0f dBFS\n", tone.LevelDBFS(p.Media().Received(since), 440))
 }
 
 // A load tool shares one Agent between many phones.
@@ -57,6 +57,6 @@ func ExampleNewAgent() {
 			fmt.Println(err)
 			return
 		}
-		p.SendTone(300+float64(i), -30)
+		p.Media().SendTone(300+float64(i), -30)
 	}
 }

@@ -490,7 +490,7 @@ func TestSippImpairedEcho(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Dial: %v\nsipp:\n%s", err, s.out.String())
 	}
-	p.SendTone(1000, -10)
+	p.Media().SendTone(1000, -10)
 	time.Sleep(100 * time.Millisecond) // let frames made before the switch drain
 	since := time.Now()
 	// 100 frames; the first and last 200 ms are left out, where packets that
@@ -502,13 +502,13 @@ func TestSippImpairedEcho(t *testing.T) {
 	if frac <= 0.5 || frac >= 1 || gap < 2*pcm.FrameDuration {
 		t.Errorf("tone in %.2f of 20 ms blocks, longest gap %v; want the 20%% loss as holes, in bursts of 40 ms", frac, gap)
 	}
-	if _, lost := p.RTPStats(); lost == 0 {
+	if _, lost := p.Media().RTPStats(); lost == 0 {
 		t.Error("the echo lost nothing by sequence number")
 	}
 	if err := p.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sent, dropped, duplicated, reordered := p.ImpairStats()
+	sent, dropped, duplicated, reordered := p.Media().ImpairStats()
 	if sent < 100 || dropped == 0 || duplicated == 0 || reordered == 0 {
 		t.Errorf("ImpairStats = %d sent, %d dropped, %d duplicated, %d reordered; want all > 0", sent, dropped, duplicated, reordered)
 	}

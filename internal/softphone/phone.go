@@ -21,7 +21,6 @@ import (
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
-	"github.com/groupbridge/groupbridge/media/tone"
 )
 
 // Defaults applied by Dial for zero Config fields.
@@ -134,6 +133,7 @@ type Phone struct {
 	ep       *endpoint
 	log      *slog.Logger
 	stream   *stream
+	media    Media // wraps stream for callers
 	rtpIP    netip.Addr
 
 	sess      *sipgo.DialogClientSession
@@ -239,6 +239,7 @@ func DialAsync(ctx context.Context, cfg Config) (*Attempt, error) {
 		return nil, err
 	}
 	p.stream = st
+	p.media.st = st
 	st.srtpPending.Store(cfg.SRTP)
 	if cfg.Impair != nil {
 		st.impair = newImpairer(*cfg.Impair) // before the sender starts
@@ -702,93 +703,15 @@ func (p *Phone) closeAgent() {
 	}
 }
 
-// Codec returns the G.711 law the bridge chose.
-func (p *Phone) Codec() g711.Codec { return p.stream.mediaParams().codec }
-
-// TelephoneEvent returns the telephone-event payload type of the answer,
-// or -1 when RFC 4733 digits cannot be sent.
-func (p *Phone) TelephoneEvent() int { return p.stream.mediaParams().eventPT }
-
-// LocalRTP returns the phone's RTP socket address.
-func (p *Phone) LocalRTP() netip.AddrPort {
-	if c := p.stream.nat.Load(); c != nil {
-		return c.LocalAddr().(*net.UDPAddr).AddrPort()
-	}
-	return p.stream.local
-}
-
-// RebindRTP moves the phone's RTP to a new port of the same address
-// without telling the bridge, as a NAT does when it drops a mapping and
-// makes a new one mid-call: the old socket is closed, so whatever is sent
-// to it is lost, and the stream goes on from the new port with the same
-// SSRC and sequence numbers (and SRTP context). It returns the new address.
-func (p *Phone) RebindRTP() (netip.AddrPort, error) { return p.stream.rebind() }
-
-// RemoteRTP returns where the phone sends RTP: the address in the bridge's
-// latest SDP.
-func (p *Phone) RemoteRTP() netip.AddrPort { return p.stream.mediaParams().remote }
-
 // SIPAddr returns the agent's listening address this call's Contact names.
 func (p *Phone) SIPAddr() netip.AddrPort { return p.ep.addr }
 
 // CallID returns the call's SIP Call-ID.
 func (p *Phone) CallID() string { return p.sess.InviteRequest.CallID().Value() }
 
-// SendTone makes the phone send a steady sine of freqHz at dBFS until told
-// otherwise.
-func (p *Phone) SendTone(freqHz, dBFS float64) {
-	p.stream.setSource(audioSource{sine: tone.NewSine(freqHz, dBFS)})
-}
-
-// SendSilence makes the phone send silence (it keeps sending packets).
-func (p *Phone) SendSilence() { p.stream.setSource(audioSource{}) }
-
-// SendSamples plays s (8 kHz linear PCM) once, then silence. s is copied.
-func (p *Phone) SendSamples(s []int16) {
-	p.stream.setSource(audioSource{samples: append([]int16(nil), s...)})
-}
-
-// Received returns the decoded audio of the packets that arrived after
-// since, laid out by RTP timestamp rather than arrival: packets are put in
-// timestamp order, timestamp gaps (loss, silence suppression) become zeros
-// and duplicates land on the same place, so a test judges the signal on
-// media time, free of scheduling jitter. Each SSRC the bridge used is laid
-// out on its own and the runs are joined in arrival order; a timestamp jump
-// of more than 10 s is joined without filling. Only the last Config.Keep of
-// audio is kept. Telephone-events are not audio and are left out. This is
-// the layout ToneBlocks expects: a peer's jitter, reordering and duplicates
-// do not show in it, its losses show as zeros where they belong.
-func (p *Phone) Received(since time.Time) []int16 { return p.stream.received(since) }
-
-// ImpairStats returns what the impairment layer (Config.Impair) has done:
-// sent counts the RTP packets the phone sent into it, what a perfect network
-// would have delivered; dropped, duplicated and reordered count the packets
-// it lost, delivered twice and held back behind their successor. So
-// dropped/sent is the loss rate the bridge sees. Packets still in flight
-// when the call ends are never delivered. Without an impairment sent counts
-// the packets sent and the rest are 0.
-func (p *Phone) ImpairStats() (sent, dropped, duplicated, reordered int) {
-	return p.stream.impairStats()
-}
-
-// SRTPFailed returns how many received packets failed SRTP decryption or
-// authentication (always 0 without Config.SRTP).
-func (p *Phone) SRTPFailed() int { return int(p.stream.srtpFailed.Load()) }
-
-// SendStalls returns how many frames this phone sent more than a frame
-// (20 ms) after their time and how many it never sent because it fell
-// more than 100 ms behind. Either means the phone's own process was
-// starved of CPU: what the peer heard then measures the machine.
-func (p *Phone) SendStalls() (late, skipped int) {
-	return int(p.stream.lateFrames.Load()), int(p.stream.skippedFrames.Load())
-}
-
-// RTPStats returns the RTP packets received (of any payload type) and the
-// packets lost by sequence number, as an RTCP receiver report counts them.
-func (p *Phone) RTPStats() (received, lost int) {
-	received, lost, _ = p.stream.rtpStats()
-	return received, lost
-}
+// Media returns the call's RTP side: what the phone sends, what it
+// received and its counters.
+func (p *Phone) Media() *Media { return &p.media }
 
 // Done is closed when the call has ended, by Hangup or by the bridge.
 func (p *Phone) Done() <-chan struct{} { return p.done }

@@ -260,8 +260,8 @@ func TestLateOfferAnswerInAck(t *testing.T) {
 	if err := <-res; err != nil {
 		t.Fatal(err)
 	}
-	if phone.Codec() != g711.PCMA || phone.TelephoneEvent() != 96 {
-		t.Errorf("phone uses %v / %d", phone.Codec(), phone.TelephoneEvent())
+	if phone.Media().Codec() != g711.PCMA || phone.Media().TelephoneEvent() != 96 {
+		t.Errorf("phone uses %v / %d", phone.Media().Codec(), phone.Media().TelephoneEvent())
 	}
 	// The BYE gets no answer here; Hangup gives up with ctx and still ends the call.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -183,7 +183,7 @@ func waitAudio(t *testing.T, p *Phone, since time.Time, n int) []int16 {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := p.Received(since)
+		got := p.Media().Received(since)
 		if len(got) >= n {
 			return got
 		}
@@ -229,18 +229,18 @@ func TestSippEchoTone(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Dial: %v\nsipp:\n%s", err, s.out.String())
 			}
-			if p.Codec() != g711.PCMU {
-				t.Errorf("codec = %v, want PCMU (sipp offers only that)", p.Codec())
+			if p.Media().Codec() != g711.PCMU {
+				t.Errorf("codec = %v, want PCMU (sipp offers only that)", p.Media().Codec())
 			}
-			if got := p.RemoteRTP().Port(); int(got) != s.mediaPort {
+			if got := p.Media().RemoteRTP().Port(); int(got) != s.mediaPort {
 				t.Errorf("remote RTP port = %d, want sipp's %d", got, s.mediaPort)
 			}
-			p.SendTone(1000, -10)
+			p.Media().SendTone(1000, -10)
 			time.Sleep(100 * time.Millisecond) // let frames made before the switch drain
 			since := time.Now()
 			got := waitAudio(t, p, since, 4000)
 			checkTone(t, got, 1000, -10, 1700)
-			recv, lost := p.RTPStats()
+			recv, lost := p.Media().RTPStats()
 			if recv == 0 || lost != 0 {
 				t.Errorf("RTPStats = %d received, %d lost; want some and none lost on loopback", recv, lost)
 			}
@@ -271,7 +271,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
-			p.SendTone(440, -20)
+			p.Media().SendTone(440, -20)
 			waitAudio(t, p, time.Time{}, 1600)
 			if err := p.SendDigits(ctx, "1", DigitInband); err != nil {
 				t.Fatal(err)
@@ -397,8 +397,8 @@ func TestSippMidCall(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Dial: %v\nsipp:\n%s", err, s.out.String())
 			}
-			if p.Codec() != g711.PCMA || p.TelephoneEvent() != 101 {
-				t.Errorf("codec %v, telephone-event %d; want sipp's first choice PCMA and 101", p.Codec(), p.TelephoneEvent())
+			if p.Media().Codec() != g711.PCMA || p.Media().TelephoneEvent() != 101 {
+				t.Errorf("codec %v, telephone-event %d; want sipp's first choice PCMA and 101", p.Media().Codec(), p.Media().TelephoneEvent())
 			}
 			// sipp echoes the telephone-events back: 8 packets per press.
 			if err := p.SendDigits(ctx, "12", DigitRFC4733); err != nil {
@@ -427,7 +427,7 @@ func TestSippMidCall(t *testing.T) {
 			if err := p.Resume(ctx); err != nil {
 				t.Fatalf("Resume: %v\nsipp:\n%s", err, s.out.String())
 			}
-			p.SendTone(1000, -10)
+			p.Media().SendTone(1000, -10)
 			time.Sleep(100 * time.Millisecond)
 			checkTone(t, waitAudio(t, p, time.Now(), 4000), 1000, -10, 1700)
 			if err := p.Hangup(ctx); err != nil {
@@ -458,7 +458,7 @@ func TestSippSharedAgent(t *testing.T) {
 		phones[i] = p
 	}
 	for i, p := range phones {
-		p.SendTone(freqs[i], -10)
+		p.Media().SendTone(freqs[i], -10)
 	}
 	time.Sleep(100 * time.Millisecond)
 	since := time.Now()
@@ -468,7 +468,7 @@ func TestSippSharedAgent(t *testing.T) {
 			t.Errorf("phone %d SIP address %v, want the agent's %v", i, p.SIPAddr(), agent.SIPAddr("udp"))
 		}
 	}
-	if phones[0].LocalRTP() == phones[1].LocalRTP() {
+	if phones[0].Media().LocalRTP() == phones[1].Media().LocalRTP() {
 		t.Error("two phones share an RTP socket")
 	}
 	for _, p := range phones {

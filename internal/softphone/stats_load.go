@@ -86,30 +86,3 @@ func (h *IntervalHistogram) Quantile(q float64) time.Duration {
 	}
 	return h.Max()
 }
-
-// ArrivalIntervals returns the median, the 99th percentile and the longest
-// interval between consecutive RTP packet arrivals (any payload type) since
-// the call began or since ResetArrivalIntervals. A steady 20 ms stream
-// gives about 20 ms for all three; the spread above 20 ms is the jitter
-// the phone saw.
-func (p *Phone) ArrivalIntervals() (p50, p99, maximum time.Duration) {
-	h := p.ArrivalHistogram()
-	return h.Quantile(0.5), h.Quantile(0.99), h.Max()
-}
-
-// ArrivalHistogram returns a copy of the phone's arrival-interval
-// histogram (about 3 KB), for merging over many phones.
-func (p *Phone) ArrivalHistogram() IntervalHistogram {
-	s := p.stream
-	s.rxMu.Lock()
-	defer s.rxMu.Unlock()
-	return s.arrivals
-}
-
-// ResetArrivalIntervals starts a new measuring window for ArrivalIntervals.
-func (p *Phone) ResetArrivalIntervals() {
-	s := p.stream
-	s.rxMu.Lock()
-	s.arrivals.Reset()
-	s.rxMu.Unlock()
-}

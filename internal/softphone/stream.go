@@ -650,7 +650,7 @@ func (s *stream) store(b []byte, arrival int64) {
 	}
 }
 
-// received lays out the audio that arrived after since (see Phone.Received).
+// received lays out the audio that arrived after since (see Media.Received).
 func (s *stream) received(since time.Time) []int16 {
 	cut := int64(since.Sub(s.epoch))
 	if since.IsZero() {
