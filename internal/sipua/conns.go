@@ -111,8 +111,7 @@ func (t *connTable) size() (conns, sources int) {
 // carries a complete request.
 type guardedConn struct {
 	net.Conn
-	t       *connTable
-	s       *Server
+	g       *connGuard
 	remote  string
 	key     netip.Prefix
 	counted bool // in t.bySource
@@ -154,7 +153,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 
 // idleEnd reports the idle close and is what Read returns for it.
 func (c *guardedConn) idleEnd() error {
-	connClosed(c.s.log, &c.s.idleLog, c.s.clock.Now(), "SIP connection closed: no complete request within limits.tcp_idle", c.key)
+	connClosed(c.g.log, &c.g.idleLog, c.g.clock.Now(), "SIP connection closed: no complete request within limits.tcp_idle", c.key)
 	return io.EOF
 }
 
@@ -181,7 +180,7 @@ func (c *guardedConn) Close() error {
 			c.idle.Stop()
 		}
 		c.mu.Unlock()
-		c.t.remove(c)
+		c.g.table.remove(c)
 		err = c.Conn.Close()
 	})
 	return err
@@ -191,21 +190,47 @@ func (c *guardedConn) Close() error {
 // trusted peer's handshake must end too.
 const maxHandshake = time.Minute
 
+// connGuard is the connection guard (screen.go, step 0): the checks above,
+// for every TCP and TLS listener, with its part of Limits.
+type connGuard struct {
+	table   *connTable
+	trusted func(netip.Addr) bool
+	limits  atomic.Pointer[connLimits]
+	log     *slog.Logger
+	clock   wallclock.Clock
+	ctx     context.Context // the server's: handshakes end with it
+	wg      *sync.WaitGroup // the server's goroutines
+	// Connections refused or closed since the last log line of each kind.
+	capLog, idleLog, handshakeLog countedLog
+}
+
+// connLimits are the guard's part of Limits.
+type connLimits struct {
+	perSource       int
+	idle, handshake time.Duration
+}
+
+// configure takes the guard's part of l.
+func (g *connGuard) configure(l Limits) {
+	g.limits.Store(&connLimits{perSource: l.TCPPerSource, idle: l.TCPIdle, handshake: l.TLSHandshake})
+}
+
 // guardedListener hands sipgo the connections that pass the checks above.
 // Accepting, and the TLS handshakes, run in goroutines of their own, so a
 // slow or silent client never holds up the next one.
 type guardedListener struct {
 	net.Listener
-	s     *Server
+	g     *connGuard
 	tls   *tls.Config // nil for TCP
 	ready chan net.Conn
 	done  chan struct{}
 	once  sync.Once
 }
 
-func (s *Server) guardListener(inner net.Listener, tlsCfg *tls.Config) *guardedListener {
-	l := &guardedListener{Listener: inner, s: s, tls: tlsCfg, ready: make(chan net.Conn), done: make(chan struct{})}
-	s.wg.Add(1)
+// listen guards inner, a TCP listener; tlsCfg makes it TLS.
+func (g *connGuard) listen(inner net.Listener, tlsCfg *tls.Config) *guardedListener {
+	l := &guardedListener{Listener: inner, g: g, tls: tlsCfg, ready: make(chan net.Conn), done: make(chan struct{})}
+	g.wg.Add(1)
 	go l.acceptLoop()
 	return l
 }
@@ -227,8 +252,8 @@ func (l *guardedListener) Close() error {
 }
 
 func (l *guardedListener) acceptLoop() {
-	defer l.s.wg.Done()
-	defer recoverGoroutine(l.s.log, "connection guard")
+	defer l.g.wg.Done()
+	defer recoverGoroutine(l.g.log, "connection guard")
 	backoff := 5 * time.Millisecond
 	for {
 		raw, err := l.Listener.Accept()
@@ -243,7 +268,7 @@ func (l *guardedListener) acceptLoop() {
 				return
 			}
 			// Out of descriptors, most likely: wait, as net/http does.
-			l.s.log.Warn("SIP accept failed", "error", err)
+			l.g.log.Warn("SIP accept failed", "error", err)
 			select {
 			case <-time.After(backoff):
 			case <-l.done:
@@ -254,7 +279,7 @@ func (l *guardedListener) acceptLoop() {
 		}
 		backoff = 5 * time.Millisecond
 		if c := l.admit(raw); c != nil {
-			l.s.wg.Add(1)
+			l.g.wg.Add(1)
 			go l.finish(c)
 		}
 	}
@@ -269,41 +294,42 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 		return nil
 	}
 	src := ap.Addr().Unmap()
-	lim := l.s.limits.Load()
-	c := &guardedConn{Conn: raw, t: l.s.conns, s: l.s, remote: raw.RemoteAddr().String(), key: sourceKey(src)}
-	if !l.s.gate.trustedSource(src) {
-		if !l.s.conns.add(c.key, lim.TCPPerSource) {
+	g := l.g
+	lim := g.limits.Load()
+	c := &guardedConn{Conn: raw, g: g, remote: raw.RemoteAddr().String(), key: sourceKey(src)}
+	if !g.trusted(src) {
+		if !g.table.add(c.key, lim.perSource) {
 			_ = raw.Close()
-			connClosed(l.s.log, &l.s.capLog, l.s.clock.Now(), "SIP connection refused: limits.tcp_per_source reached", c.key)
+			connClosed(g.log, &g.capLog, g.clock.Now(), "SIP connection refused: limits.tcp_per_source reached", c.key)
 			return nil
 		}
 		c.counted = true
-		if lim.TCPIdle > 0 {
+		if lim.idle > 0 {
 			c.mu.Lock() // expire may run before AfterFunc returns
-			c.idle = l.s.clock.AfterFunc(lim.TCPIdle, c.expire)
+			c.idle = g.clock.AfterFunc(lim.idle, c.expire)
 			c.mu.Unlock()
 		}
 	}
-	l.s.conns.track(c)
+	g.table.track(c)
 	return c
 }
 
 // finish does the TLS handshake, within Limits.TLSHandshake, and hands the
 // connection to Accept.
 func (l *guardedListener) finish(c *guardedConn) {
-	defer l.s.wg.Done()
-	defer recoverGoroutine(l.s.log, "connection handshake")
+	defer l.g.wg.Done()
+	defer recoverGoroutine(l.g.log, "connection handshake")
 	var conn net.Conn = c
 	if l.tls != nil {
 		tc := tls.Server(c, l.tls)
-		d := l.s.limits.Load().TLSHandshake
+		d := l.g.limits.Load().handshake
 		if d <= 0 {
 			d = maxHandshake
 		}
 		// On the server's clock: cancelling the context ends the handshake.
-		ctx, cancel := context.WithCancel(l.s.ctx)
+		ctx, cancel := context.WithCancel(l.g.ctx)
 		var expired atomic.Bool
-		limit := l.s.clock.AfterFunc(d, func() { expired.Store(true); cancel() })
+		limit := l.g.clock.AfterFunc(d, func() { expired.Store(true); cancel() })
 		err := tc.HandshakeContext(ctx)
 		limit.Stop()
 		cancel()
@@ -312,7 +338,7 @@ func (l *guardedListener) finish(c *guardedConn) {
 			_ = tc.Close()
 			_ = c.Close()
 			if timedOut {
-				connClosed(l.s.log, &l.s.handshakeLog, l.s.clock.Now(), "SIP connection closed: TLS handshake not done within limits.tls_handshake", c.key)
+				connClosed(l.g.log, &l.g.handshakeLog, l.g.clock.Now(), "SIP connection closed: TLS handshake not done within limits.tls_handshake", c.key)
 			}
 			return
 		}

@@ -119,7 +119,9 @@ func (l Limits) withDefaults() Limits {
 func (s *Server) SetLimits(l Limits) {
 	l = l.withDefaults()
 	s.limits.Store(&l)
-	s.flood.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
+	s.flood.configure(l)
+	s.setup.configure(l)
+	s.accept.configure(l)
 }
 
 // SetAnswerDelay changes how long calls that arrive from now on ring
@@ -233,14 +235,21 @@ func (l *sourceLimiter) size() (sources int, overflows uint64) {
 // untrusted sources over limits.source_rate, and from known scanners, are
 // dropped unanswered. Trusted sources (step 1) are never screened here.
 type floodScreen struct {
-	trusted func(netip.Addr) bool
-	limiter *sourceLimiter
-	limits  *atomic.Pointer[Limits]
-	events  Events
-	log     *slog.Logger
-	clock   wallclock.Clock
+	trusted  func(netip.Addr) bool
+	limiter  *sourceLimiter
+	scanners atomic.Bool // Limits.DropScanners
+	events   Events
+	log      *slog.Logger
+	clock    wallclock.Clock
 	// Drops since the last log line, per reason.
 	rateLog, scanLog countedLog
+}
+
+// configure takes the unit's part of l: the per-source bucket and
+// DropScanners.
+func (f *floodScreen) configure(l Limits) {
+	f.limiter.configure(l.SourceRate, float64(l.SourceBurst), l.MaxSources)
+	f.scanners.Store(l.DropScanners)
 }
 
 // datagram is the UDP read filter: it sees each datagram before it is
@@ -265,7 +274,7 @@ func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, e
 		f.drop(DropRateLimited, src, invite, now)
 		return nil, nil
 	}
-	if request && f.limits.Load().DropScanners && rawScanner(data) {
+	if request && f.scanners.Load() && rawScanner(data) {
 		f.drop(DropScanner, src, invite, now)
 		return nil, nil
 	}
@@ -287,7 +296,7 @@ func (f *floodScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts)
 		f.drop(DropRateLimited, r.src, invite, now)
 		return r, false
 	}
-	if f.limits.Load().DropScanners && scannerRequest(req) {
+	if f.scanners.Load() && scannerRequest(req) {
 		f.drop(DropScanner, r.src, invite, now)
 		return r, false
 	}

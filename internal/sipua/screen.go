@@ -18,7 +18,7 @@ import (
 // own tests; TestChain drives the whole chain and TestChainOrder holds
 // chain to this list.
 //
-//  0. accept (conns.go, guardedListener): not a unit of the chain: TCP
+//  0. accept (conns.go, connGuard): not a unit of the chain: TCP
 //     and TLS connections, at accept: the per-source cap and the
 //     handshake and idle deadlines.
 //  1. trust (auth.go, trustScreen): reads the packet's source and decides

@@ -47,12 +47,9 @@ func TestFloodScreen(t *testing.T) {
 			var logs bytes.Buffer
 			var rejects atomic.Int64
 			dropped := map[string]int{}
-			limits := &atomic.Pointer[Limits]{}
-			limits.Store(&Limits{SourceRate: tc.rate, SourceBurst: tc.burst, DropScanners: tc.scan})
 			f := &floodScreen{
 				trusted: func(a netip.Addr) bool { return a == trustedIP },
 				limiter: newSourceLimiter(time.Now()),
-				limits:  limits,
 				events: Events{
 					RequestDropped: func(r string) { dropped[r]++ },
 					CallRejected:   func(string) { rejects.Add(1) },
@@ -60,7 +57,7 @@ func TestFloodScreen(t *testing.T) {
 				log:   slog.New(slog.NewTextHandler(&logs, nil)),
 				clock: testkit.NewManualClock(),
 			}
-			f.limiter.configure(tc.rate, float64(tc.burst), defaultMaxSources)
+			f.configure(Limits{SourceRate: tc.rate, SourceBurst: tc.burst, DropScanners: tc.scan}.withDefaults())
 			props := sip.TransportReadProps{Transport: "UDP", RemoteAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.src, 5060))}
 			passed := 0
 			for range tc.n {

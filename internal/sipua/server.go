@@ -173,9 +173,7 @@ type Server struct {
 	digest *digestScreen
 	setup  *setupScreen
 	conns  *connTable // TCP and TLS connections, by source (conns.go)
-	// Connections refused or closed by the guard, since the last log
-	// line of each kind.
-	capLog, idleLog, handshakeLog countedLog
+	accept *connGuard // the connection guard of the TCP and TLS listeners
 }
 
 // Timers of RFC 3261 for 2xx retransmission.
@@ -254,11 +252,12 @@ func New(cfg Config) (*Server, error) {
 	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout, srtp: s.srtp,
 		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
 		calls: map[string]*Call{}}
-	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()), limits: &s.limits,
+	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()),
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, lookup: s.dlg.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.digest = &digestScreen{gate: g, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
-	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), limits: &s.limits, calls: s.dlg.count,
+	s.accept = &connGuard{table: s.conns, trusted: g.trustedSource, log: cfg.Logger, clock: cfg.Clock, ctx: ctx, wg: &s.wg}
+	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), calls: s.dlg.count,
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
@@ -404,7 +403,7 @@ func (s *Server) listen(l Listener) error {
 		}
 		ta := ln.Addr().(*net.TCPAddr)
 		ap := ta.AddrPort()
-		gl := s.guardListener(ln, nil)
+		gl := s.accept.listen(ln, nil)
 		s.socks.add(boundListener{Listener{"tcp", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
 			sip.Addr{IP: ta.IP, Port: ta.Port}}, gl.Close)
 		s.wg.Add(1)
@@ -425,7 +424,7 @@ func (s *Server) listen(l Listener) error {
 		ap := ta.AddrPort()
 		// The guard does the handshake (with its deadline) before sipgo
 		// sees the connection.
-		tl := s.guardListener(ln, serverTLS(s.cfg.TLS))
+		tl := s.accept.listen(ln, serverTLS(s.cfg.TLS))
 		s.socks.add(boundListener{Listener{"tls", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())},
 			sip.Addr{IP: ta.IP, Port: ta.Port}}, tl.Close)
 		s.wg.Add(1)

@@ -117,7 +117,7 @@ func (c *Call) Admitted() { c.setup.Load().release() }
 type setupScreen struct {
 	trusted  func(netip.Addr) bool
 	table    *setupTable // calls not yet admitted, by source and account
-	limits   *atomic.Pointer[Limits]
+	limits   atomic.Pointer[setupLimits]
 	calls    func() int  // calls up or being set up
 	draining atomic.Bool // Server.Drain was called: new calls get 503
 	events   Events
@@ -126,6 +126,14 @@ type setupScreen struct {
 	clock    wallclock.Clock
 	// Refusals since the last log line, per kind.
 	fullLog, setupLog countedLog
+}
+
+// setupLimits are the unit's part of Limits.
+type setupLimits struct{ maxCalls, perSource, perUser int }
+
+// configure takes the unit's part of l.
+func (u *setupScreen) configure(l Limits) {
+	u.limits.Store(&setupLimits{maxCalls: l.MaxCalls, perSource: l.SetupPerSource, perUser: l.SetupPerUser})
 }
 
 func (*setupScreen) name() string { return "setup-caps" }
@@ -165,7 +173,7 @@ func (c capacityScreen) screen(req *sip.Request, tx sip.ServerTransaction, r fac
 
 // full reports whether Limits.MaxCalls calls are up or being set up.
 func (u *setupScreen) full() (bool, int) {
-	max := u.limits.Load().MaxCalls
+	max := u.limits.Load().maxCalls
 	if max <= 0 {
 		return false, 0
 	}
@@ -189,7 +197,7 @@ func (u *setupScreen) reserve(req *sip.Request, tx sip.ServerTransaction, src ne
 		src = netip.Addr{}
 	}
 	l := u.limits.Load()
-	h, reason := u.table.reserve(src, user, l.SetupPerSource, l.SetupPerUser)
+	h, reason := u.table.reserve(src, user, l.perSource, l.perUser)
 	if reason == "" {
 		return h, true
 	}

@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,19 +48,17 @@ func TestSetupScreen(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			limits := &atomic.Pointer[Limits]{}
-			limits.Store(&tc.limits)
 			var reasons []string
 			u := &setupScreen{
 				trusted: func(a netip.Addr) bool { return a == trusted },
 				table:   newSetupTable(),
-				limits:  limits,
 				calls:   func() int { return tc.active },
 				events:  Events{CallRejected: func(r string) { reasons = append(reasons, r) }},
 				resp:    responder{userAgent: "test", log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 				log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 				clock:   testkit.NewManualClock(),
 			}
+			u.configure(tc.limits)
 			u.draining.Store(tc.draining)
 			req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "room", Host: "example.org"})
 			admitted := 0
