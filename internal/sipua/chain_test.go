@@ -1,6 +1,7 @@
 package sipua
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"regexp"
@@ -272,5 +273,42 @@ func BenchmarkChain(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewDialogScreen: a new INVITE without the headers a dialog is made
+// of, or without a From tag, gets 400; anything else passes untouched,
+// as do requests inside a dialog.
+func TestNewDialogScreen(t *testing.T) {
+	u := newDialogScreen{validator{resp: responder{userAgent: "test", log: slog.New(slog.DiscardHandler)}}}
+	tests := []struct {
+		name   string
+		req    chainReq
+		drop   func(*sip.Request)
+		code   int
+		reason string
+	}{
+		{"sound INVITE", chainReq{method: sip.INVITE}, nil, 0, ""},
+		{"no From tag", chainReq{method: sip.INVITE, noFromTag: true}, nil, 400, "Bad Request: Missing Tag"},
+		{"no Call-ID", chainReq{method: sip.INVITE}, func(r *sip.Request) { r.RemoveHeader("Call-ID") }, 400, "Bad Request: Missing Header"},
+		{"no CSeq", chainReq{method: sip.INVITE}, func(r *sip.Request) { r.RemoveHeader("CSeq") }, 400, "Bad Request: Missing Header"},
+		{"re-INVITE without From tag", chainReq{method: sip.INVITE, toTag: "ours", noFromTag: true}, nil, 0, ""},
+		{"BYE without From tag", chainReq{method: sip.BYE, noFromTag: true}, nil, 0, ""},
+	}
+	for _, tc := range tests {
+		tc.req.src = "10.0.0.1:5060"
+		req := tc.req.build(t, nil, 0)
+		if tc.drop != nil {
+			tc.drop(req)
+		}
+		tx := &answers{}
+		_, ok := u.screen(req, tx, facts{})
+		code, reason := 0, ""
+		if len(tx.got) == 1 {
+			code, reason = tx.got[0].StatusCode, tx.got[0].Reason
+		}
+		if ok != (tc.code == 0) || code != tc.code || reason != tc.reason || len(tx.got) > 1 {
+			t.Errorf("%s: ok %v, answers %d, %d %q; want %d %q", tc.name, ok, len(tx.got), code, reason, tc.code, tc.reason)
+		}
 	}
 }

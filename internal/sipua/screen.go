@@ -105,6 +105,10 @@ func pass(units []screen, req *sip.Request, tx sip.ServerTransaction) (facts, sc
 	return r, nil
 }
 
+// newInvite reports whether req is an INVITE for a new dialog, the only
+// request the last units (capacity, new-dialog, setup-caps) screen.
+func newInvite(req *sip.Request) bool { return req.Method == sip.INVITE && !hasToTag(req) }
+
 // plain adapts a handler that needs nothing the chain learnt.
 func plain(h func(*sip.Request, sip.ServerTransaction)) screenedHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction, _ facts) { h(req, tx) }

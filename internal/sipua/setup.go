@@ -141,7 +141,7 @@ func (*setupScreen) name() string { return "setup-caps" }
 // screen takes a new INVITE's place among the calls in setup, or refuses
 // it; the place goes on in r.hold, for the handler to release.
 func (u *setupScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
-	if req.Method != sip.INVITE || hasToTag(req) {
+	if !newInvite(req) {
 		return r, true
 	}
 	hold, ok := u.reserve(req, tx, r.src, r.user)
@@ -156,7 +156,7 @@ type capacityScreen struct{ u *setupScreen }
 func (capacityScreen) name() string { return "capacity" }
 
 func (c capacityScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
-	if req.Method != sip.INVITE || hasToTag(req) {
+	if !newInvite(req) {
 		return r, true
 	}
 	if c.u.draining.Load() {

@@ -58,7 +58,7 @@ type newDialogScreen struct{ v validator }
 func (newDialogScreen) name() string { return "new-dialog" }
 
 func (n newDialogScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
-	if req.Method != sip.INVITE || hasToTag(req) {
+	if !newInvite(req) {
 		return r, true
 	}
 	return r, n.v.newDialog(req, tx)
