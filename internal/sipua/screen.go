@@ -64,7 +64,7 @@ type facts struct {
 	hold    *setupHold // a new INVITE's place among the calls in setup
 }
 
-// screen is one unit of the chain. screen returns the request with what
+// screen is one unit of the chain. screen returns r with what
 // the unit learnt, and whether it may go on; a unit that stops it has
 // answered it, or dropped it unanswered.
 type screen interface {
