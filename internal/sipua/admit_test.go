@@ -31,9 +31,9 @@ func admitServer(t *testing.T, users []User) (*Server, *testkit.ManualClock, *te
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	resp := responder{userAgent: "test", log: log}
 	s := &Server{gate: g, resp: resp, clock: clk, log: log,
-		dlg:    &dialogs{calls: map[string]*Call{}},
+		dlg:    testLayer(t, clk),
 		digest: &digestScreen{gate: g, resp: resp, log: log, clock: clk}}
-	s.peers = &peerScreen{gate: g, lookup: s.dlg.lookup, resp: resp, log: log, clock: clk}
+	s.peers = &peerScreen{gate: g, lookup: s.lookup, resp: resp, log: log, clock: clk}
 	s.chain = []screen{trustScreen{trusted: g.trustedSource}, s.peers, s.digest}
 	return s, clk, logs, &events
 }
@@ -149,25 +149,25 @@ func TestAdmitOutsideDialog(t *testing.T) {
 func TestAdmitInsideDialog(t *testing.T) {
 	s, _, _, _ := admitServer(t, []User{alice})
 	const peer = "192.0.2.10:5060"
-	req := screenRequest(sip.BYE, peer, "")
-	callID := sip.CallIDHeader("call-1")
-	req.AppendHeader(&callID)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "192.0.2.10"}, Params: sip.NewParams()}
-	from.Params.Add("tag", "theirs")
-	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1"}, Params: sip.NewParams()}
-	to.Params.Add("tag", "ours")
-	req.AppendHeader(from)
-	req.AppendHeader(to)
+	bye := func(toTag string) *sip.Request {
+		req := screenRequest(sip.BYE, peer, "")
+		callID := sip.CallIDHeader("call-1")
+		req.AppendHeader(&callID)
+		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "192.0.2.10"}, Params: sip.NewParams()}
+		from.Params.Add("tag", "theirs")
+		to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1"}, Params: sip.NewParams()}
+		to.Params.Add("tag", toTag)
+		req.AppendHeader(from)
+		req.AppendHeader(to)
+		return req
+	}
 
 	tx := &answers{}
-	if _, ok := s.admit(req, tx); ok || len(tx.got) != 1 || tx.got[0].StatusCode != 401 {
+	if _, ok := s.admit(bye("ours"), tx); ok || len(tx.got) != 1 || tx.got[0].StatusCode != 401 {
 		t.Fatalf("in no dialog we know: passed %v, answers %v; want a 401", ok, tx.got)
 	}
-	id, err := sip.DialogIDFromRequestUAS(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dlg.calls[id] = &Call{id: "c1", dialogID: id, source: peer, user: "alice"}
+	c := dialogFrom(t, s.dlg, "call-1", peer, "alice")
+	req := bye(c.LocalTag())
 	tx = &answers{}
 	if user, ok := s.admit(req, tx); !ok || user != "alice" || len(tx.got) != 0 {
 		t.Fatalf("from the dialog's peer: %q, %v, answers %v; want alice, true, none", user, ok, tx.got)

@@ -166,22 +166,21 @@ func TestChain(t *testing.T) {
 			if tc.drain {
 				s.Drain()
 			}
+			var call *Call
 			if tc.calls > 0 {
-				// A call from peer, trusted: dialog id Call-ID;ours;theirs.
-				probe := chainReq{method: sip.BYE, src: peer, toTag: "ours"}.build(t, s, 0)
-				id, err := sip.DialogIDFromRequestUAS(probe)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.dlg.calls[id] = &Call{id: "c1", dialogID: id, source: peer}
-				// Not a call to hang up at shutdown: it has no stream.
-				t.Cleanup(func() { delete(s.dlg.calls, id) })
+				// A call from peer, trusted: requests with the To tag
+				// "ours" name its dialog.
+				call = dialogFrom(t, s.dlg, "chain", peer, "")
 			}
 			var r facts
 			for i, st := range tc.steps {
 				tx := &answers{}
 				var stop screen
-				r, stop = pass(s.chain, st.req.build(t, s, i), tx)
+				req := st.req
+				if req.toTag == "ours" && call != nil {
+					req.toTag = call.LocalTag()
+				}
+				r, stop = pass(s.chain, req.build(t, s, i), tx)
 				name := ""
 				if stop != nil {
 					name = stop.name()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
@@ -83,7 +84,7 @@ func (*connTable) name() string { return "connection" }
 // a TCP or TLS request that came this far is sound, so its connection is
 // proven. It stops nothing.
 func (t *connTable) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
-	if reliable(req.Transport()) {
+	if sipmsg.Reliable(req.Transport()) {
 		t.proven(req.Source())
 	}
 	return r, true
@@ -253,7 +254,7 @@ func (l *guardedListener) Close() error {
 
 func (l *guardedListener) acceptLoop() {
 	defer l.g.wg.Done()
-	defer recoverGoroutine(l.g.log, "connection guard")
+	defer sipmsg.Recover(l.g.log, "connection guard")
 	backoff := 5 * time.Millisecond
 	for {
 		raw, err := l.Listener.Accept()
@@ -318,7 +319,7 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 // connection to Accept.
 func (l *guardedListener) finish(c *guardedConn) {
 	defer l.g.wg.Done()
-	defer recoverGoroutine(l.g.log, "connection handshake")
+	defer sipmsg.Recover(l.g.log, "connection handshake")
 	var conn net.Conn = c
 	if l.tls != nil {
 		tc := tls.Server(c, l.tls)

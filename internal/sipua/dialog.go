@@ -3,9 +3,9 @@ package sipua
 import (
 	"log/slog"
 	"net/netip"
-	"slices"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
@@ -25,35 +25,6 @@ import (
 // address that is not the dialog's peer.
 const DropNotDialogPeer = "not-dialog-peer"
 
-// fromPeer reports whether a is one of the dialog's peer addresses.
-func (c *Call) fromPeer(a netip.Addr) bool {
-	a = a.Unmap()
-	if ap, err := netip.ParseAddrPort(c.source); err == nil && ap.Addr().Unmap() == a {
-		return true
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, r := range c.routeSet {
-		if ip, err := netip.ParseAddr(r.Host); err == nil && ip.Unmap() == a {
-			return true
-		}
-	}
-	return slices.Contains(c.morePeers, a)
-}
-
-// addPeer makes a a peer address of the dialog.
-func (c *Call) addPeer(a netip.Addr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !slices.Contains(c.morePeers, a.Unmap()) && len(c.morePeers) < maxMorePeers {
-		c.morePeers = append(c.morePeers, a.Unmap())
-	}
-}
-
-// maxMorePeers bounds the addresses a call's account may add: a phone
-// that moves networks a few times, not a table.
-const maxMorePeers = 8
-
 // peerScreen decides on requests inside a dialog we know (screen.go,
 // step 5), by the rules above.
 type peerScreen struct {
@@ -72,7 +43,7 @@ func (*peerScreen) name() string { return "dialog-peer" }
 // it; a request in no dialog we know goes on for the digest unit. A
 // CANCEL is matched to its INVITE's transaction, not a dialog.
 func (p *peerScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts) (facts, bool) {
-	if req.Method == sip.CANCEL || !hasToTag(req) {
+	if req.Method == sip.CANCEL || !sipmsg.HasToTag(req) {
 		return r, true
 	}
 	c := p.lookup(req)
@@ -94,7 +65,7 @@ func (p *peerScreen) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) 
 		p.resp.respond(req, tx, 400, "Bad Request")
 		return "", false
 	}
-	if c.fromPeer(src) {
+	if c.FromPeer(src) {
 		return c.user, true
 	}
 	if c.user == "" {
@@ -113,8 +84,8 @@ func (p *peerScreen) admit(c *Call, req *sip.Request, tx sip.ServerTransaction) 
 	v, user, _ := p.gate.check(req, src, now)
 	switch {
 	case v == vAdmit && user == c.user:
-		c.addPeer(src)
-		p.log.Info("call's account answered from a new address", "call", c.id, "source", src.String())
+		c.AddPeer(src)
+		p.log.Info("call's account answered from a new address", "call", c.ID(), "source", src.String())
 		return user, true
 	case v == vChallenge || v == vStale:
 		p.resp.respond(req, tx, 401, "Unauthorized", p.gate.challengeHeaders(src, now, v == vStale)...)
@@ -133,6 +104,6 @@ func (p *peerScreen) dropStranger(c *Call, src netip.Addr, req *sip.Request) {
 	}
 	if ok, n := p.drops.note(p.clock.Now()); ok {
 		p.log.Warn("SIP in-dialog request dropped: source is not the call's peer", "reason", DropNotDialogPeer,
-			"call", c.id, "source", src.String(), "method", string(req.Method), "dropped", n)
+			"call", c.ID(), "source", src.String(), "method", string(req.Method), "dropped", n)
 	}
 }

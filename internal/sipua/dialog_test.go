@@ -87,7 +87,7 @@ func TestInDialogFromStrangers(t *testing.T) {
 	pbx := newPeer(t, loopback, dst)
 	id := callID()
 	call, res := oneCall(t, pbx, calls, id)
-	before := call.media.Addr
+	before := call.Media().Addr
 
 	stranger := newPeer(t, netip.MustParseAddr("127.0.0.2"), dst)
 	moved := "v=0\r\no=- 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
@@ -103,9 +103,7 @@ func TestInDialogFromStrangers(t *testing.T) {
 		}
 	}
 	stranger.send(stranger.fill(ack(id, 10, res)))
-	call.mu.Lock()
-	after := call.media.Addr
-	call.mu.Unlock()
+	after := call.Media().Addr
 	if after != before {
 		t.Errorf("media moved from %v to %v by a stranger", before, after)
 	}

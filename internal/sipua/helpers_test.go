@@ -8,12 +8,15 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/dialog"
 	"github.com/groupbridge/groupbridge/internal/testports"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
 
@@ -42,11 +45,10 @@ func newTestServer(t testing.TB, mod func(*Config)) *Server {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Listeners:  []Listener{{"udp", netip.AddrPortFrom(loopback, 0)}},
-		Media:      engine,
-		Handler:    HandlerFunc(func(c *Call) { <-c.Context().Done() }),
-		Logger:     slog.New(slog.DiscardHandler),
-		AckTimeout: 2 * time.Second,
+		Listeners: []Listener{{"udp", netip.AddrPortFrom(loopback, 0)}},
+		Media:     engine,
+		Handler:   HandlerFunc(func(c *Call) { <-c.Context().Done() }),
+		Logger:    slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -193,3 +195,55 @@ func ack(callID string, cseq int, res *sip.Response) string {
 
 // callID returns a fresh Call-ID.
 func callID() string { return fmt.Sprintf("c%d-%d@test", time.Now().UnixNano(), peerSeq.Add(1)) }
+
+// testLayer is a dialog layer of the test's own on a loopback RTP engine,
+// for unit tests that need real dialogs in a call table.
+func testLayer(t *testing.T, clk wallclock.Clock) *dialog.Layer {
+	t.Helper()
+	lo := testports.Range(t, 20)
+	engine, err := rtpio.NewEngine(rtpio.Config{Address: loopback, PortMin: lo, PortMax: lo + 19})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		_ = engine.Close()
+	})
+	return dialog.New(dialog.Config{Media: engine, Clock: clk, Context: ctx, WaitGroup: &wg,
+		Logger: slog.New(slog.DiscardHandler)})
+}
+
+// dialogFrom puts in d's table the dialog of an INVITE with Call-ID
+// callID from source (ip:port, From tag "theirs"), through a
+// Record-Route to each host of routes, as a call of the server's whose
+// caller authenticated as user ("" for a trusted source).
+func dialogFrom(t *testing.T, d *dialog.Layer, callID, source, user string, routes ...string) *Call {
+	t.Helper()
+	var uri sip.Uri
+	_ = sip.ParseUri(testURI, &uri)
+	inv := sip.NewRequest(sip.INVITE, uri)
+	id := sip.CallIDHeader(callID)
+	inv.AppendHeader(&id)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "192.0.2.10"}, Params: sip.NewParams()}
+	from.Params.Add("tag", "theirs")
+	inv.AppendHeader(from)
+	inv.AppendHeader(&sip.ToHeader{Address: uri, Params: sip.NewParams()})
+	inv.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	for _, r := range routes {
+		inv.AppendHeader(sip.NewHeader("Record-Route", "<sip:"+r+";lr>"))
+	}
+	inv.SetSource(source)
+	inv.SetTransport("UDP")
+	c := &Call{user: user}
+	dc, err := d.NewInbound(inv, dialog.Inbound{Laddr: sip.Addr{IP: net.IP(loopback.AsSlice()), Port: 5060}, Owner: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Call = dc
+	d.Add(dc, 0)
+	t.Cleanup(func() { d.Release(dc) })
+	return c
+}

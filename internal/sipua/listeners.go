@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 )
 
 // listeners are the server's bound SIP sockets: where requests come in,
@@ -101,7 +102,7 @@ func (l *listeners) localAddrFor(req *sip.Request, tx sip.ServerTransaction, sou
 		l.mu.Unlock()
 	}
 	ip := local.Addr().Unmap()
-	if unspecified(ip) {
+	if sipmsg.Unspecified(ip) {
 		src, err := netip.ParseAddrPort(source)
 		if err != nil {
 			return sip.Addr{}, sip.Addr{}, fmt.Errorf("route to %s: %w", source, err)
@@ -171,7 +172,7 @@ func (l *listeners) localFor(transport string, dst netip.Addr) (localSock, error
 	host := l.external
 	if host == "" {
 		ip := b.Addr.Addr()
-		if unspecified(ip) {
+		if sipmsg.Unspecified(ip) {
 			var err error
 			if ip, err = routeTo(dst); err != nil {
 				return localSock{}, err

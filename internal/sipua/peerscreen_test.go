@@ -88,10 +88,11 @@ func TestPeerScreen(t *testing.T) {
 					}
 				}},
 				log: discard, clock: clk}
-			c := &Call{id: "c1", source: peer, user: tc.callUser}
+			var routes []string
 			if tc.route != "" {
-				c.routeSet = []sip.Uri{{Scheme: "sip", Host: tc.route}}
+				routes = append(routes, tc.route)
 			}
+			c := dialogFrom(t, testLayer(t, clk), "call-1", peer, tc.callUser, routes...)
 			now := clk.Now()
 			if tc.blocked {
 				for range g.maxFailures {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/icholy/digest"
 )
 
@@ -95,11 +96,11 @@ func newRegistration(s *Server, cfg Register) (*registration, error) {
 	}
 	r := &registration{
 		s: s, cfg: cfg, uri: uri,
-		callID:     newCallID() + newCallID() + "@groupbridge",
+		callID:     sipmsg.NewID() + sipmsg.NewID() + "@groupbridge",
 		fromTag:    sip.GenerateTagN(16),
 		expires:    cfg.Expires.Truncate(time.Second),
 		backoffMin: backoffMin, backoffMax: backoffMax, minRefresh: minRefresh,
-		cseq:  uint32(randUint64() & 0x7fff),
+		cseq:  uint32(sipmsg.RandUint64() & 0x7fff),
 		state: RegistrationRegistering,
 		done:  make(chan struct{}),
 	}
@@ -142,7 +143,7 @@ func (r *registration) start(ctx context.Context) {
 	go func() {
 		defer r.s.wg.Done()
 		defer close(r.done)
-		defer recoverGoroutine(r.s.log, "registration")
+		defer sipmsg.Recover(r.s.log, "registration")
 		r.run(ctx)
 	}()
 }
@@ -301,7 +302,7 @@ func (r *registration) register(ctx context.Context, expires time.Duration) (gra
 			}
 		}
 		retryAfter, _ = headerSeconds(res, "Retry-After")
-		return 0, retryAfter, fmt.Errorf("registrar answered %d %s", code, shorten(sanitize(res.Reason)))
+		return 0, retryAfter, fmt.Errorf("registrar answered %d %s", code, sipmsg.Shorten(sanitize(res.Reason)))
 	}
 }
 
@@ -344,7 +345,7 @@ func (r *registration) resolve(ctx context.Context) (netip.AddrPort, error) {
 // sipgo sends it as is from our listening socket.
 func (r *registration) request(dest netip.AddrPort, local localSock, contact sip.Uri, expires time.Duration, auth sip.Header) *sip.Request {
 	req := sip.NewRequest(sip.REGISTER, *r.uri.Clone())
-	req.AppendHeader(newVia(r.transport, local.host, local.port))
+	req.AppendHeader(sipmsg.NewVia(r.transport, local.host, local.port))
 	aor := sip.Uri{Scheme: "sip", User: r.cfg.User, Host: r.uri.Host}
 	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
 	from.Params.Add("tag", r.fromTag)
@@ -358,7 +359,7 @@ func (r *registration) request(dest netip.AddrPort, local localSock, contact sip
 	req.AppendHeader(&maxFwd)
 	req.AppendHeader(&sip.ContactHeader{Address: contact})
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
-	req.AppendHeader(sip.NewHeader("Allow", allowed))
+	req.AppendHeader(sip.NewHeader("Allow", sipmsg.Allowed))
 	req.AppendHeader(sip.NewHeader("User-Agent", r.s.cfg.UserAgent))
 	if auth != nil {
 		req.AppendHeader(auth)
@@ -374,9 +375,9 @@ func (r *registration) request(dest netip.AddrPort, local localSock, contact sip
 
 // do sends a request in a client transaction and returns its final response.
 func (r *registration) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, 64*t1+time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 64*sipmsg.T1+time.Second)
 	defer cancel()
-	return r.s.dlg.roundTrip(ctx, req)
+	return r.s.dlg.RoundTrip(ctx, req)
 }
 
 // authorize answers a 401 or 407 with the first challenge we can meet (the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 	"github.com/icholy/digest"
 )
@@ -99,7 +100,7 @@ func (r *fakeRegistrar) answer(req *sip.Request) *sip.Response {
 		return sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
 	case r.password != "" && !r.authorized(req):
 		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-		chal := digest.Challenge{Realm: "pbx", Nonce: newCallID(), Algorithm: "MD5", QOP: []string{"auth"}}
+		chal := digest.Challenge{Realm: "pbx", Nonce: sipmsg.NewID(), Algorithm: "MD5", QOP: []string{"auth"}}
 		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
 		return res
 	case asked > 0 && asked < r.minExpires:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/logging"
 )
 
@@ -107,7 +108,7 @@ func pass(units []screen, req *sip.Request, tx sip.ServerTransaction) (facts, sc
 
 // newInvite reports whether req is an INVITE for a new dialog, the only
 // request the last units (capacity, new-dialog, setup-caps) screen.
-func newInvite(req *sip.Request) bool { return req.Method == sip.INVITE && !hasToTag(req) }
+func newInvite(req *sip.Request) bool { return req.Method == sip.INVITE && !sipmsg.HasToTag(req) }
 
 // plain adapts a handler that needs nothing the chain learnt.
 func plain(h func(*sip.Request, sip.ServerTransaction)) screenedHandler {

@@ -1,15 +1,15 @@
-// Package sipua is groupbridge's SIP user agent (on sipgo). It owns the
-// dialogs of both sides: calls it answers (INVITE with SDP offer/answer,
-// ACK, BYE both ways, CANCEL, OPTIONS, INFO DTMF and re-INVITE) and calls
-// it places (Server.Dial), with its own dialog handling so that 2xx
-// retransmission, a missing ACK and the socket requests leave from are
-// under our control; each call's RTP stream; the screening of requests
-// (trust, rate limits, connection and setup caps, in-dialog source,
-// digest); and registration to a PBX (register.go). An answered call is
-// handed to a Handler, a placed one to whoever dialled.
+// Package sipua is groupbridge's SIP user agent (on sipgo): the server
+// that binds the SIP listeners, screens every request (trust, rate
+// limits, connection and setup caps, in-dialog source, digest; screen.go)
+// and hands what passes to the dialog layer (package dialog, which owns
+// the dialogs of calls answered and placed, SDP and each call's RTP
+// stream); who a caller is (package callerid) and how logs name them;
+// registration to a PBX (register.go). An answered call is handed to a
+// Handler, a placed one (Server.Dial) to whoever dialled.
 //
 // It must not know groups, rooms, PINs or what a call is for: those
-// belong to its callers.
+// belong to its callers. It never takes a dialog's lock: a call's dialog
+// state is reached through dialog.Call's methods.
 //
 // Calls from trusted networks (and the registrar) are answered as they come;
 // other sources authenticate with SIP digest or are refused, and a source
@@ -34,6 +34,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/callerid"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/sipua/dialog"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
@@ -73,7 +75,6 @@ type Config struct {
 	RTPTimeout      time.Duration // no media for this long: BYE
 	HoldTimeout     time.Duration // the same while on hold
 	AnswerDelay     time.Duration // ring this long (180) before answering
-	AckTimeout      time.Duration // no ACK for a 2xx this long: BYE (default 64*T1 = 32 s)
 	Events          Events        // told of authentication and registration events (metrics)
 
 	// MediaExternalAddress, when set, goes in SDP (c= and o=) instead of
@@ -118,8 +119,8 @@ type Config struct {
 	// Limits are the flood defences and the call caps (limits.go); the
 	// zero value turns them all off. SetLimits changes them later.
 	Limits Limits
-	// Clock runs the dialog layer's own timers (internal/wallclock); nil is
-	// SystemClock.
+	// Clock runs groupbridge's own timers here (the dialog layer's and the
+	// screening's; internal/wallclock); nil is wallclock.SystemClock.
 	Clock wallclock.Clock
 }
 
@@ -156,9 +157,7 @@ type Server struct {
 
 	socks *listeners // the bound SIP sockets (listeners.go)
 
-	dlg *dialogs // the dialog layer (dialogs.go)
-
-	digitsDropped atomic.Int64
+	dlg *dialog.Layer // the dialog layer (package dialog)
 
 	answerDelay atomic.Int64 // Config.AnswerDelay, as changed by SetAnswerDelay
 	limits      atomic.Pointer[Limits]
@@ -167,7 +166,7 @@ type Server struct {
 	chain  []screen
 	resp   responder
 	val    validator
-	srtp   srtpPolicy
+	srtp   dialog.SRTPPolicy
 	flood  *floodScreen
 	peers  *peerScreen
 	digest *digestScreen
@@ -175,12 +174,6 @@ type Server struct {
 	conns  *connTable // TCP and TLS connections, by source (conns.go)
 	accept *connGuard // the connection guard of the TCP and TLS listeners
 }
-
-// Timers of RFC 3261 for 2xx retransmission.
-const (
-	t1 = 500 * time.Millisecond
-	t2 = 4 * time.Second
-)
 
 // New builds a server; Start binds its sockets.
 func New(cfg Config) (*Server, error) {
@@ -206,9 +199,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = time.Hour
-	}
-	if cfg.AckTimeout <= 0 {
-		cfg.AckTimeout = 64 * t1
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = wallclock.SystemClock{}
@@ -247,21 +237,22 @@ func New(cfg Config) (*Server, error) {
 		ctx: ctx, cancel: cancel, gate: g, conns: newConnTable(),
 		socks: &listeners{external: cfg.ExternalAddress},
 		resp:  responder{userAgent: cfg.UserAgent, log: cfg.Logger},
-		srtp:  srtpPolicy{mode: cfg.SRTP, overUDP: cfg.SRTPOverUDP}}
+		srtp:  dialog.SRTPPolicy{Mode: cfg.SRTP, OverUDP: cfg.SRTPOverUDP}}
 	s.val = validator{resp: s.resp}
-	s.dlg = &dialogs{userAgent: cfg.UserAgent, external: cfg.ExternalAddress, ackTimeout: cfg.AckTimeout, srtp: s.srtp,
-		log: cfg.Logger, resp: s.resp, ua: ua, client: client, clock: cfg.Clock, ctx: ctx, wg: &s.wg,
-		calls: map[string]*Call{}}
+	s.dlg = dialog.New(dialog.Config{UserAgent: cfg.UserAgent, ExternalAddress: cfg.ExternalAddress,
+		MediaExternalAddress: cfg.MediaExternalAddress, MediaAddress: cfg.MediaAddress, MediaSources: cfg.MediaSources,
+		Media: cfg.Media, SRTP: s.srtp, Logger: cfg.Logger, Respond: s.resp.respond,
+		UA: ua, Client: client, Clock: cfg.Clock, Context: ctx, WaitGroup: &s.wg})
 	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()),
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
-	s.peers = &peerScreen{gate: g, lookup: s.dlg.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	s.peers = &peerScreen{gate: g, lookup: s.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.digest = &digestScreen{gate: g, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.accept = &connGuard{table: s.conns, trusted: g.trustedSource, log: cfg.Logger, clock: cfg.Clock, ctx: ctx, wg: &s.wg}
-	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), calls: s.dlg.count,
+	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), calls: s.dlg.Count,
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
 	s.SetAnswerDelay(cfg.AnswerDelay)
-	s.srtp.warn(s.log, cfg.Listeners)
+	warnSRTP(s.srtp, s.log, cfg.Listeners)
 	if cfg.Register != nil {
 		if s.reg, err = newRegistration(s, *cfg.Register); err != nil {
 			cancel()
@@ -272,12 +263,13 @@ func New(cfg Config) (*Server, error) {
 	// routes by method, and onOther answers the methods we do not serve.
 	s.chain = chain(trustScreen{trusted: g.trustedSource}, s.flood, s.val, s.conns, s.peers, s.digest, s.setup)
 	srv.OnInvite(s.serve(s.onInvite))
-	srv.OnAck(s.serve(plain(s.dlg.onAck)))
-	srv.OnBye(s.serve(plain(s.dlg.onBye)))
-	srv.OnCancel(s.serve(plain(s.dlg.onCancel)))
-	srv.OnOptions(s.serve(plain(s.dlg.onOptions)))
-	srv.OnInfo(s.serve(plain(s.dlg.onInfo)))
-	srv.OnNoRoute(s.serve(plain(s.dlg.onOther)))
+	dh := s.dlg.Handlers()
+	srv.OnAck(s.serve(plain(dh.OnAck)))
+	srv.OnBye(s.serve(plain(dh.OnBye)))
+	srv.OnCancel(s.serve(plain(dh.OnCancel)))
+	srv.OnOptions(s.serve(plain(dh.OnOptions)))
+	srv.OnInfo(s.serve(plain(dh.OnInfo)))
+	srv.OnNoRoute(s.serve(plain(dh.OnOther)))
 	return s, nil
 }
 
@@ -392,7 +384,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer recoverGoroutine(s.log, "udp listener")
+			defer sipmsg.Recover(s.log, "udp listener")
 			_ = s.srv.ServeUDP(conn)
 		}()
 		awaitServed(s.ua, s.log, conn.LocalAddr().String())
@@ -409,7 +401,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer recoverGoroutine(s.log, "tcp listener")
+			defer sipmsg.Recover(s.log, "tcp listener")
 			_ = s.srv.ServeTCP(gl)
 		}()
 	case "tls":
@@ -430,7 +422,7 @@ func (s *Server) listen(l Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer recoverGoroutine(s.log, "tls listener")
+			defer sipmsg.Recover(s.log, "tls listener")
 			_ = s.srv.ServeTLS(tl)
 		}()
 	default:
@@ -448,12 +440,6 @@ func serverTLS(cfg *tls.Config) *tls.Config {
 		c.MinVersion = tls.VersionTLS12
 	}
 	return c
-}
-
-// reliable reports whether transport retransmits by itself, so that we
-// must not (RFC 3261 17.2.1: 2xx retransmission is for UDP only).
-func reliable(transport string) bool {
-	return strings.EqualFold(transport, "tcp") || strings.EqualFold(transport, "tls")
 }
 
 // Addrs returns the listeners as bound (real ports).
@@ -479,7 +465,7 @@ func (s *Server) Registration() (state string, err error) {
 }
 
 // ActiveCalls returns the number of calls up or being set up.
-func (s *Server) ActiveCalls() int { return s.dlg.count() }
+func (s *Server) ActiveCalls() int { return s.dlg.Count() }
 
 // Drain makes new calls get 503 while calls in progress go on.
 func (s *Server) Drain() {
@@ -488,7 +474,7 @@ func (s *Server) Drain() {
 
 // HangupAll sends BYE to every call.
 func (s *Server) HangupAll(reason string) {
-	for _, c := range s.dlg.all() {
+	for _, c := range s.dlg.All() {
 		c.Hangup(reason)
 	}
 }
@@ -501,7 +487,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	unregistered := make(chan struct{})
 	go func() {
 		defer close(unregistered)
-		defer recoverGoroutine(s.log, "un-REGISTER")
+		defer sipmsg.Recover(s.log, "un-REGISTER")
 		if s.reg != nil {
 			s.reg.stop(ctx)
 		}
@@ -534,31 +520,11 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// recoverGoroutine is the recover boundary of a goroutine we start: a
-// panic is logged, with digit runs masked, and the goroutine ends.
-func recoverGoroutine(log *slog.Logger, what string) {
-	if r := recover(); r != nil {
-		log.Error("panic recovered", "in", what, "panic", logging.RedactDigits(fmt.Sprint(r)),
-			"stack", logging.RedactDigits(string(debug.Stack())))
-	}
-}
-
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
-
-func hasToTag(req *sip.Request) bool {
-	to := req.To()
-	if to == nil {
-		return false
-	}
-	tag, ok := to.Params.Get("tag")
-	return ok && tag != ""
-}
-
 // onInvite serves an INVITE that passed the screening chain: a re-INVITE
 // goes to the dialog layer; a new one holds its place in setup (r.hold).
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
-	if hasToTag(req) {
-		s.dlg.onReinvite(req, tx)
+	if sipmsg.HasToTag(req) {
+		s.dlg.Handlers().OnReinvite(req, tx)
 		return
 	}
 	user, hold := r.user, r.hold
@@ -569,15 +535,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 	body := req.Body()
 	late := len(body) == 0
 	// inspect refused a body that is not SDP (415).
-	offer, err := s.srtp.readOffer(body, req.Transport())
+	offer, err := s.dlg.ReadOffer(body, req.Transport())
 	if err != nil {
 		hold.release()
 		s.log.Info("call rejected", "reason", "sdp", "error", err)
-		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+warningText(err)+`"`))
+		s.resp.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+sipmsg.WarningText(err)+`"`))
 		return
 	}
 
-	call, err := s.newCall(req, tx, late, user)
+	call, err := s.newCall(req, tx, late, user, hold)
 	if err != nil {
 		hold.release()
 		if errors.Is(err, errMaxCalls) {
@@ -595,195 +561,65 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 		s.resp.respond(req, tx, 500, "Server Internal Error")
 		return
 	}
-	call.setup.Store(hold)
-	if !late {
-		call.applyMedia(offer)
-	}
-
-	cancelled := make(chan struct{})
-	var once sync.Once
-	tx.OnCancel(func(*sip.Request) { once.Do(func() { close(cancelled) }) })
-	fail := func(reason string) {
-		call.end(reason)
-		s.release(call)
-	}
-
-	if delay := time.Duration(s.answerDelay.Load()); delay > 0 {
-		s.dlg.respondInvite(call, req, tx, 180, "Ringing", nil)
-		ring := s.clock.NewTimer(delay)
-		defer ring.Stop()
-		select {
-		case <-ring.C():
-		case <-cancelled:
-			s.log.Info("call cancelled", "call", call.id, "caller", call.label)
-			fail("cancelled")
-			return
-		case <-tx.Done():
-			fail("cancelled")
-			return
-		case <-s.ctx.Done():
-			s.dlg.respondInvite(call, req, tx, 503, "Service Unavailable", nil)
-			fail("shutdown")
-			return
-		}
-	}
-
-	var answerTo *Media
+	var answerTo *dialog.Media
 	if !late {
 		answerTo = &offer
 	}
-	sdpBody, err := call.localSDP(answerTo, s.srtp.mode)
-	if err != nil {
-		s.log.Error("call setup failed", "error", err)
-		s.dlg.respondInvite(call, req, tx, 500, "Server Internal Error", nil)
-		fail("error")
-		return
-	}
-	pend := s.dlg.answering(call, req.CSeq().SeqNo, late)
-
-	select {
-	case <-cancelled:
-		fail("cancelled")
-		return
-	default:
-	}
-	ack, end := s.dlg.answerInvite(call, req, tx, sdpBody, pend, cancelled)
-	switch end {
-	case ackReceived:
-	case ackSendFailed:
-		fail("send-failed")
-		return
-	case ackTimedOut:
-		s.log.Warn("no ACK for 200 OK, hanging up", "call", call.id)
-		call.Hangup("no-ack")
-		s.release(call)
-		s.dlg.logEnded(call)
-		return
-	case ackCallEnded:
-		// BYE before the ACK: sipgo serves each request on a goroutine
-		// of its own, so a BYE may overtake the ACK it follows. The
-		// call was answered; its end is logged like any other.
-		s.release(call)
-		s.dlg.logEnded(call)
-		return
-	case ackCancelled:
-		fail("cancelled")
-		return
-	case ackShutdown:
-		call.Hangup("shutdown")
+	switch s.dlg.Answer(call.Call, req, tx, answerTo, time.Duration(s.answerDelay.Load())) {
+	case dialog.AnswerFailed:
 		s.release(call)
 		return
+	case dialog.AnswerEnded:
+		s.release(call)
+		s.logEnded(call)
+		return
 	}
-	if late {
-		if err := call.takeAnswer(ack.Body()); err != nil {
-			s.log.Info("late offer answer unusable, hanging up", "call", call.id, "error", err)
-			call.Hangup("bad-ack-sdp")
-			s.release(call)
-			return
-		}
-	}
-	s.log.Info("call answered", "call", call.id, "caller", call.label, "identity", string(call.ident.Source),
-		"transport", strings.ToLower(call.transport), "codec", call.Codec().String())
+	s.log.Info("call answered", "call", call.ID(), "caller", call.label, "identity", string(call.ident.Source),
+		"transport", strings.ToLower(call.Transport()), "codec", call.Codec().String())
 	s.wg.Add(1)
 	go s.runCall(call)
 }
 
-// warningText keeps a Warning header value short and quote-free.
-func warningText(err error) string {
-	t := strings.NewReplacer(`"`, "'", "\r", " ", "\n", " ").Replace(err.Error())
-	return shorten(t)
-}
-
-// newCall registers a dialog for a new INVITE and opens its RTP stream.
-// user is the account the caller authenticated as, "" for a trusted source.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string) (*Call, error) {
-	inv := req.Clone()
-	localTag := sip.GenerateTagN(16)
-	inv.To().Params.Add("tag", localTag)
-	id, err := sip.DialogIDFromRequestUAS(inv)
-	if err != nil {
-		return nil, fmt.Errorf("dialog id: %w", err)
-	}
+// newCall sets up the dialog of a new INVITE (dialog.Layer.NewInbound)
+// with what the screening decided: who is calling, the account user the
+// caller authenticated as ("" for a trusted source) and its setup hold.
+// The call enters the call table unless Limits.MaxCalls are there.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string, hold *setupHold) (*Call, error) {
 	source := req.Source()
 	laddr, sock, err := s.socks.localAddrFor(req, tx, source)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	c := &Call{
-		srv:        s,
-		id:         newCallID(),
-		dialogID:   id,
-		ident:      s.identify(req, source, user),
-		dialed:     dialedNumber(&req.Recipient),
-		transport:  req.Transport(),
-		source:     source,
-		laddr:      laddr,
-		sock:       sock,
-		user:       user,
-		started:    s.clock.Now(),
-		digits:     make(chan byte, 64),
-		ctx:        ctx,
-		cancel:     cancel,
-		invite:     inv,
-		localTag:   localTag,
-		remoteCSeq: req.CSeq().SeqNo,
-		lateOffer:  late,
-		media:      Media{DTMFPT: -1},
-	}
-	c.localCSeq.Store(uint32(randUint64() & 0x7fff))
+	c := &Call{ident: identify(&s.cfg, req, source, user), user: user, setup: hold}
 	if s.cfg.CallerLabel != nil {
 		c.label = s.cfg.CallerLabel(c)
 	} else {
 		c.label = logging.MaskCaller(shownNumber(c.ident))
 	}
-	if ct := req.Contact(); ct != nil {
-		c.remoteTarget = ct.Address
-	} else {
-		c.remoteTarget = req.From().Address
-	}
-	for _, h := range req.GetHeaders("Record-Route") {
-		c.routeSet = append(c.routeSet, recordRoutes(h)...)
-	}
-	stream, err := s.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: c.mediaAllowed(), CallID: c.id})
+	c.Call, err = s.dlg.NewInbound(req, dialog.Inbound{Laddr: laddr, Sock: sock, Late: late, Owner: c})
 	if err != nil {
-		cancel(err)
 		return nil, err
 	}
-	c.stream = stream
-	c.local = Local{Host: s.mediaHost(laddr), Port: stream.LocalAddr().Port(), SessionID: randUint64()}
-	if late {
-		// Until the answer arrives in the ACK we know nothing about the peer.
-		stream.SetDirection(false, false)
-	}
-	if !s.dlg.add(c, s.limits.Load().MaxCalls) {
-		_ = stream.Close()
-		cancel(errMaxCalls)
+	if !s.dlg.Add(c.Call, s.limits.Load().MaxCalls) {
+		s.dlg.Discard(c.Call, errMaxCalls)
 		return nil, errMaxCalls
 	}
 	return c, nil
 }
 
-// recordRoutes reads the URIs of one Record-Route header line, in order.
-func recordRoutes(h sip.Header) []sip.Uri {
-	var out []sip.Uri
-	for _, v := range strings.Split(h.Value(), ",") {
-		var u sip.Uri
-		v = strings.Trim(strings.TrimSpace(v), "<>")
-		if i := strings.Index(v, ">"); i >= 0 {
-			v = v[:i]
-		}
-		if err := sip.ParseUri(v, &u); err == nil {
-			out = append(out, u)
-		}
-	}
-	return out
+// lookup returns the call of an in-dialog request, or nil.
+func (s *Server) lookup(req *sip.Request) *Call { return callOf(s.dlg.Lookup(req)) }
+
+// logEnded logs the end of an answered or placed call.
+func (s *Server) logEnded(c *Call) {
+	s.log.Info("call ended", "call", c.ID(), "caller", c.label,
+		"reason", c.EndReason(), "duration", s.clock.Now().Sub(c.Started()).Round(time.Second).String())
 }
 
 // identify reads who a call is from (package callerid). Identity headers
 // count only from a trusted source (user "") that AssertIdentity names;
 // the From of a source in NoIdentity names nobody.
-func (s *Server) identify(req *sip.Request, source, user string) callerid.Identity {
+func identify(cfg *Config, req *sip.Request, source, user string) callerid.Identity {
 	var src netip.Addr
 	if ap, err := netip.ParseAddrPort(source); err == nil {
 		src = ap.Addr().Unmap()
@@ -792,9 +628,9 @@ func (s *Server) identify(req *sip.Request, source, user string) callerid.Identi
 		// The URI alone: a display name is never read for a number.
 		From:    "<" + req.From().Address.String() + ">",
 		Privacy: headerValues(req, "Privacy"),
-		NoFrom:  inPrefixes(s.cfg.NoIdentity, src),
+		NoFrom:  inPrefixes(cfg.NoIdentity, src),
 	}
-	if user == "" && (s.cfg.AssertTrusted || inPrefixes(s.cfg.AssertIdentity, src)) {
+	if user == "" && (cfg.AssertTrusted || inPrefixes(cfg.AssertIdentity, src)) {
 		h.Assert = true
 		h.PAI = headerValues(req, "P-Asserted-Identity")
 		h.RPID = headerValues(req, "Remote-Party-ID")
@@ -824,73 +660,25 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// dialedNumber is the number a Request-URI calls: the user part of a sip
-// or sips URI, the number of a tel URI (RFC 3966: "tel:+15551234567" and
-// its parameters after ";"), which inspect lets through.
-func dialedNumber(u *sip.Uri) string {
-	if u.Scheme == "tel" {
-		n, _, _ := strings.Cut(u.Raw(), ";")
-		return n
-	}
-	return u.User
-}
-
-// mediaHost is the address we put in SDP.
-func (s *Server) mediaHost(laddr sip.Addr) string {
-	if s.cfg.MediaExternalAddress != "" {
-		return s.cfg.MediaExternalAddress
-	}
-	if s.cfg.ExternalAddress != "" {
-		return s.cfg.ExternalAddress
-	}
-	if !unspecified(s.cfg.MediaAddress) {
-		return s.cfg.MediaAddress.String()
-	}
-	return laddr.IP.String()
-}
-
 // release forgets a call and frees its media. Only for calls whose handler
 // never ran (runCall releases the others).
 func (s *Server) release(c *Call) {
-	s.dlg.remove(c)
-	c.setup.Load().release()
-	_ = c.stream.Close()
+	s.dlg.Release(c.Call)
+	c.setup.release()
 }
 
 func (s *Server) runCall(c *Call) {
 	defer s.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in call handler", "call", c.id, "panic", logging.RedactDigits(fmt.Sprint(r)),
+			s.log.Error("panic in call handler", "call", c.ID(), "panic", logging.RedactDigits(fmt.Sprint(r)),
 				"stack", logging.RedactDigits(string(debug.Stack())))
 		}
 		c.Hangup("handler-done")
 		s.release(c)
-		s.dlg.logEnded(c)
+		s.logEnded(c)
 	}()
 	s.cfg.Handler.ServeCall(c)
-}
-
-// knownMethod reports whether m is a method of RFC 3261 or of a standard
-// extension: a request for one we do not serve gets 405, not 501.
-func knownMethod(m sip.RequestMethod) bool {
-	switch m {
-	case sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.OPTIONS, sip.REGISTER, // RFC 3261
-		// RFC 6086, 3262, 6665, 3311, 3428, 3515, 3903
-		sip.INFO, sip.PRACK, sip.SUBSCRIBE, sip.NOTIFY, sip.UPDATE, sip.MESSAGE, sip.REFER, sip.PUBLISH:
-		return true
-	}
-	return false
-}
-
-// newVia is the Via of a request we send from host:port over transport,
-// with a branch of its own and rport (RFC 3581) for the answer's way back.
-func newVia(transport, host string, port int) *sip.ViaHeader {
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
-		Host: host, Port: port, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	via.Params.Add("rport", "")
-	return via
 }
 
 // watchTimeouts hangs up calls whose media stopped and calls that reached
@@ -898,7 +686,7 @@ func newVia(transport, host string, port int) *sip.ViaHeader {
 // also sweeps the tables of sources now and then.
 func (s *Server) watchTimeouts() {
 	defer s.wg.Done()
-	defer recoverGoroutine(s.log, "timeout watcher")
+	defer sipmsg.Recover(s.log, "timeout watcher")
 	const every = 500 * time.Millisecond
 	tick := s.clock.NewTimer(every)
 	defer tick.Stop()
@@ -916,13 +704,13 @@ func (s *Server) watchTimeouts() {
 				lastSweep = now
 			}
 			maxCall := s.limits.Load().MaxCall
-			expired, overlong := s.dlg.overdue(now, s.cfg.RTPTimeout, s.cfg.HoldTimeout, maxCall)
+			expired, overlong := s.dlg.Overdue(now, s.cfg.RTPTimeout, s.cfg.HoldTimeout, maxCall)
 			for _, c := range expired {
-				s.log.Info("no media, hanging up", "call", c.id)
+				s.log.Info("no media, hanging up", "call", c.ID())
 				c.Hangup("rtp-timeout")
 			}
 			for _, c := range overlong {
-				s.log.Info("call time limit reached, hanging up", "call", c.id, "max_call", maxCall.String())
+				s.log.Info("call time limit reached, hanging up", "call", c.ID(), "max_call", maxCall.String())
 				c.Hangup(EndMaxCall)
 			}
 		}

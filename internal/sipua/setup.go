@@ -12,7 +12,7 @@ import (
 )
 
 // Calls in setup. An INVITE that is never ACKed holds an RTP port for
-// AckTimeout, and a call at the PIN prompt holds one until the IVR gives
+// the ACK wait (64*T1), and a call at the PIN prompt holds one until the IVR gives
 // up: one source could take every port of the range. So the calls of one
 // untrusted source (IPv6: its /64) and of one sip.users account that have
 // not yet been admitted (Call.Admitted: the handler let them into a room)
@@ -109,7 +109,7 @@ func (t *setupTable) size() (sources, users int) {
 // Admitted tells the server that the handler has let the call in (into a
 // room): it no longer counts against Limits.SetupPerSource and
 // Limits.SetupPerUser. Calls never admitted count until they end.
-func (c *Call) Admitted() { c.setup.Load().release() }
+func (c *Call) Admitted() { c.setup.release() }
 
 // setupScreen caps the calls of a new INVITE (screen.go): draining and
 // limits.max_calls in step 8 (capacityScreen), the caps on calls in setup

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 )
 
 // Request validation. sipgo parses leniently: a request with a foreign SIP
@@ -66,7 +67,7 @@ func (n newDialogScreen) screen(req *sip.Request, tx sip.ServerTransaction, r fa
 
 // sipVersion is the only version we speak (RFC 3261 7.1: compared without
 // case).
-const sipVersion = "SIP/2.0"
+const sipVersion = sipmsg.Version
 
 // fault is why a request is refused: the reason phrase of the answer and
 // a Warning (RFC 3261 20.43, code 399) that names the header. The reason

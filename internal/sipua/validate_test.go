@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 )
 
 // request is a template of a request of method outside any dialog;
@@ -67,9 +68,9 @@ func TestRequestValidation(t *testing.T) {
 		{"headers in the Request-URI", strings.Replace(sdpCall(""), "INVITE sip:groupbridge@{dst} ", "INVITE sip:groupbridge@{dst}?Route=%3Csip:example.com%3E ", 1), 400, faultURIHeaders.reason, warning(faultURIHeaders)},
 		{"escaped user in the Request-URI", strings.Replace(sdpCall(""), "INVITE sip:groupbridge@{dst} ", "INVITE sip:group%62ridge@{dst} ", 1), 200, "", nil},
 		// 405 and 501: the method, before the headers.
-		{"unknown method", request("FROBNICATE", ""), 501, "Not Implemented", map[string]string{"Allow": allowed}},
+		{"unknown method", request("FROBNICATE", ""), 501, "Not Implemented", map[string]string{"Allow": sipmsg.Allowed}},
 		{"unknown method requiring an extension", request("FROBNICATE", "Require: foo\r\n"), 501, "", nil},
-		{"known method we do not serve", request("MESSAGE", ""), 405, "Method Not Allowed", map[string]string{"Allow": allowed}},
+		{"known method we do not serve", request("MESSAGE", ""), 405, "Method Not Allowed", map[string]string{"Allow": sipmsg.Allowed}},
 		// 416: the Request-URI scheme, before Require.
 		{"unknown scheme", strings.Replace(request("OPTIONS", "Require: foo\r\n"), "OPTIONS sip:groupbridge@{dst} ", "OPTIONS nobodyKnowsThisScheme:opaque ", 1), 416, "Unsupported URI Scheme", nil},
 		{"sips scheme", strings.Replace(request("OPTIONS", ""), "OPTIONS sip:", "OPTIONS sips:", 1), 200, "", nil},
@@ -281,7 +282,6 @@ func TestReinviteOrderBeforePending(t *testing.T) {
 		t.Run(tc.state+"/"+strconv.Itoa(tc.offset), func(t *testing.T) {
 			t.Parallel()
 			s := testServer(t, func(c *Config) {
-				c.AckTimeout = 30 * time.Second // the held-back ACK must not end the call
 				if tc.state == ringing {
 					c.AnswerDelay = 4 * time.Second
 				}
@@ -426,10 +426,8 @@ func waitAcked(t *testing.T, s *Server) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		busy := false
-		for _, c := range s.dlg.all() {
-			c.mu.Lock()
-			busy = busy || c.pending != nil
-			c.mu.Unlock()
+		for _, c := range s.dlg.All() {
+			busy = busy || c.Negotiating()
 		}
 		if !busy {
 			return

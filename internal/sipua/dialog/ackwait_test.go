@@ -1,10 +1,11 @@
-package sipua
+package dialog
 
 import (
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
@@ -49,12 +50,12 @@ func TestAwaitAck(t *testing.T) {
 			}()
 			<-clk.Made() // the retransmission timer
 			<-clk.Made() // the deadline
-			interval := t1
+			interval := sipmsg.T1
 			for range tc.steps {
 				clk.Advance(interval)
 				<-clk.Made() // the retransmission timer, reset
 				if !tc.reliable {
-					interval = min(2*interval, t2)
+					interval = min(2*interval, sipmsg.T2)
 				}
 			}
 			var got []time.Duration

@@ -1,9 +1,10 @@
-package sipua
+package dialog
 
 import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
@@ -16,7 +17,7 @@ type ackEnd int
 const (
 	ackReceived   ackEnd = iota // the ACK came
 	ackSendFailed               // the 2xx could not be sent at all
-	ackTimedOut                 // Config.AckTimeout passed without it
+	ackTimedOut                 // ackTimeout passed without it
 	ackCallEnded                // the call ended meanwhile (a BYE may overtake its ACK)
 	ackCancelled                // a CANCEL came before the 2xx went out
 	ackShutdown                 // the server is closing
@@ -28,6 +29,11 @@ type ackStops struct {
 	ended, cancelled, shutdown <-chan struct{}
 }
 
+// ackTimeout is how long a 2xx waits for its ACK: 64*T1, the bound of a
+// server INVITE transaction (RFC 3261 13.3.1.4). Tests that wait it out
+// move the layer's clock (Config.Clock).
+const ackTimeout = 64 * sipmsg.T1
+
 // awaitAck retransmits a 2xx with resend until the ACK arrives on acked:
 // over UDP at T1, doubling up to T2 (RFC 3261 13.3.1.4), not at all over a
 // reliable transport, which retransmits by itself. It gives up after
@@ -35,7 +41,7 @@ type ackStops struct {
 // every retransmission.
 func awaitAck(clk wallclock.Clock, timeout time.Duration, reliable bool, resend func(),
 	acked <-chan *sip.Request, stops ackStops) (*sip.Request, ackEnd) {
-	interval := t1
+	interval := sipmsg.T1
 	retrans := clk.NewTimer(interval)
 	defer retrans.Stop()
 	deadline := clk.NewTimer(timeout)
@@ -47,7 +53,7 @@ func awaitAck(clk wallclock.Clock, timeout time.Duration, reliable bool, resend 
 		case <-retrans.C():
 			if !reliable {
 				resend()
-				interval = min(2*interval, t2)
+				interval = min(2*interval, sipmsg.T2)
 			}
 			retrans.Reset(interval)
 		case <-deadline.C():

@@ -1,4 +1,4 @@
-package sipua
+package dialog
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/dtmf"
 )
@@ -23,7 +24,7 @@ const (
 
 // ErrNoTelephoneEvent is returned by SendDigits in DigitRFC4733 mode when
 // the peer's SDP has no telephone-event.
-var ErrNoTelephoneEvent = errors.New("sipua: the peer takes no telephone-event")
+var ErrNoTelephoneEvent = errors.New("dialog: the peer takes no telephone-event")
 
 // Key press timing: 100 ms a key, 100 ms between keys, as a phone does.
 const (
@@ -36,11 +37,11 @@ const (
 // the call, one after another, in the given mode. An INFO waits for its
 // 2xx; any other answer stops the keys with an *AnswerError.
 func (c *Call) SendDigits(ctx context.Context, digits string, mode DigitMode) error {
-	s, u := c.srv, uac{c.srv}
+	u := uac{c.layer}
 	for i := 0; i < len(digits); i++ {
 		code, ok := dtmf.EventCode(digits[i])
 		if !ok {
-			return fmt.Errorf("sipua: %q is not a key", digits[i])
+			return fmt.Errorf("dialog: %q is not a key", digits[i])
 		}
 		var err error
 		if mode == DigitInfo {
@@ -51,7 +52,7 @@ func (c *Call) SendDigits(ctx context.Context, digits string, mode DigitMode) er
 		if err != nil {
 			return err
 		}
-		if err := sleep(ctx, s.clock, pressGap); err != nil {
+		if err := sleep(ctx, u.d.cfg.Clock, pressGap); err != nil {
 			return err
 		}
 	}
@@ -61,7 +62,6 @@ func (c *Call) SendDigits(ctx context.Context, digits string, mode DigitMode) er
 // sendEventDigit sends one press as RFC 4733 telephone-events: updates
 // every 20 ms, then the three end packets back to back.
 func (u uac) sendEventDigit(ctx context.Context, c *Call, code uint8) error {
-	s := u.s
 	c.mu.Lock()
 	pt := c.media.DTMFPT
 	c.mu.Unlock()
@@ -70,10 +70,10 @@ func (u uac) sendEventDigit(ctx context.Context, c *Call, code uint8) error {
 	}
 	for i, ev := range dtmf.Press(code, pressSamples, dtmf.DefaultStep) {
 		if err := c.stream.WriteEvent(uint8(pt), ev, i == 0); err != nil {
-			return fmt.Errorf("sipua: key press: %w", err)
+			return fmt.Errorf("dialog: key press: %w", err)
 		}
 		if !ev.End {
-			if err := sleep(ctx, s.clock, eventStep); err != nil {
+			if err := sleep(ctx, u.d.cfg.Clock, eventStep); err != nil {
 				return err
 			}
 		}
@@ -83,15 +83,15 @@ func (u uac) sendEventDigit(ctx context.Context, c *Call, code uint8) error {
 
 // sendInfoDigit sends one press as an INFO and waits for its answer.
 func (u uac) sendInfoDigit(ctx context.Context, c *Call, digit byte) error {
-	s := u.s
-	req := s.dlg.inDialogRequest(c, sip.INFO, c.localCSeq.Add(1))
+	d := u.d
+	req := d.inDialogRequest(c, sip.INFO, c.localCSeq.Add(1))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
 	req.SetBody([]byte(fmt.Sprintf("Signal=%c\r\nDuration=%d\r\n", digit, pressSamples/8)))
-	ctx, cancel := context.WithTimeout(ctx, 64*t1)
+	ctx, cancel := context.WithTimeout(ctx, 64*sipmsg.T1)
 	defer cancel()
-	res, err := s.dlg.roundTrip(ctx, req)
+	res, err := d.RoundTrip(ctx, req)
 	if err != nil {
-		return fmt.Errorf("sipua: key press: %w", err)
+		return fmt.Errorf("dialog: key press: %w", err)
 	}
 	if !res.IsSuccess() {
 		return &AnswerError{Code: res.StatusCode, Reason: res.Reason}

@@ -1,4 +1,4 @@
-package sipua
+package dialog
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/pion/sdp/v3"
 )
@@ -119,7 +120,7 @@ func ParseOfferSRTP(body []byte, mode SRTPMode) (Media, error) {
 	if err := sd.UnmarshalString(string(body)); err != nil {
 		// pion quotes the offending text, which may hold a caller's
 		// number or a PIN: the same redaction as library log lines.
-		return m, fmt.Errorf("%w: %v", ErrBadSDP, shorten(logging.RedactDigits(err.Error())))
+		return m, fmt.Errorf("%w: %v", ErrBadSDP, sipmsg.Shorten(logging.RedactDigits(err.Error())))
 	}
 	lines := make([]mline, len(sd.MediaDescriptions))
 	for i, md := range sd.MediaDescriptions {
@@ -153,7 +154,7 @@ func ParseOfferSRTP(body []byte, mode SRTPMode) (Media, error) {
 			continue
 		default:
 			if firstErr == nil && proto != protoAVP {
-				firstErr = fmt.Errorf("%w: transport %q (want RTP/AVP or RTP/SAVP)", ErrNoCommonCodec, shorten(logging.RedactDigits(proto)))
+				firstErr = fmt.Errorf("%w: transport %q (want RTP/AVP or RTP/SAVP)", ErrNoCommonCodec, sipmsg.Shorten(logging.RedactDigits(proto)))
 			}
 			continue
 		}
@@ -308,14 +309,6 @@ func directionOf(attrs []sdp.Attribute) (Direction, bool) {
 		}
 	}
 	return SendRecv, false
-}
-
-// shorten keeps error texts from peers' bodies short in our errors and logs.
-func shorten(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }
 
 // Local describes our side for an answer or an offer.

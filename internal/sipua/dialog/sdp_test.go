@@ -1,4 +1,4 @@
-package sipua
+package dialog
 
 import (
 	"errors"

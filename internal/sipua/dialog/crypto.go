@@ -1,11 +1,10 @@
-package sipua
+package dialog
 
 import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -133,27 +132,27 @@ func newSRTPKey() ([]byte, error) {
 // SDES keys travel in the SDP, in clear unless SIP runs over TLS: anyone on
 // the path of a UDP or TCP offer can read them and decrypt the call. So
 // a=crypto is taken only from offers that came over TLS, unless
-// Config.SRTPOverUDP says otherwise (rtp.srtp_over_udp).
+// SRTPPolicy.OverUDP says otherwise (rtp.srtp_over_udp).
 
 // errSRTPNeedsTLS refuses an offer under SRTPRequire that did not come over
 // TLS.
 var errSRTPNeedsTLS = fmt.Errorf("%w: SRTP keys over TLS only, and rtp.srtp is require", ErrNoSRTP)
 
-// srtpPolicy is rtp.srtp (Config.SRTP) and rtp.srtp_over_udp
-// (Config.SRTPOverUDP), applied to the transport a call's SIP travels on.
-type srtpPolicy struct {
-	mode    SRTPMode
-	overUDP bool
+// SRTPPolicy is rtp.srtp (Mode) and rtp.srtp_over_udp (OverUDP),
+// applied to the transport a call's SIP travels on.
+type SRTPPolicy struct {
+	Mode    SRTPMode
+	OverUDP bool
 }
 
 // srtpFor returns the SRTP policy for an offer that came over transport:
 // the configured one over TLS (or with SRTPOverUDP); elsewhere SRTPOff for
 // SRTPOffer (plain RTP, or 488 to an offer of SRTP only), and
 // errSRTPNeedsTLS for SRTPRequire.
-func (p srtpPolicy) srtpFor(transport string) (SRTPMode, error) {
-	mode := p.mode
+func (p SRTPPolicy) srtpFor(transport string) (SRTPMode, error) {
+	mode := p.Mode
 	switch {
-	case mode == SRTPOff || p.overUDP || strings.EqualFold(transport, "tls"):
+	case mode == SRTPOff || p.OverUDP || strings.EqualFold(transport, "tls"):
 		return mode, nil
 	case mode == SRTPRequire:
 		return mode, errSRTPNeedsTLS
@@ -163,13 +162,13 @@ func (p srtpPolicy) srtpFor(transport string) (SRTPMode, error) {
 
 // parseOffer reads an offer that came over transport under srtpFor's
 // policy.
-func (p srtpPolicy) parseOffer(body []byte, transport string) (Media, error) {
+func (p SRTPPolicy) parseOffer(body []byte, transport string) (Media, error) {
 	mode, err := p.srtpFor(transport)
 	if err != nil {
 		return Media{DTMFPT: -1}, err
 	}
 	m, err := ParseOfferSRTP(body, mode)
-	if err != nil && mode != p.mode && errors.Is(err, ErrNoSRTP) {
+	if err != nil && mode != p.Mode && errors.Is(err, ErrNoSRTP) {
 		err = fmt.Errorf("%w: SRTP keys over TLS only, and only SRTP was offered over %s", ErrNoSRTP, strings.ToLower(transport))
 	}
 	return m, err
@@ -179,37 +178,13 @@ func (p srtpPolicy) parseOffer(body []byte, transport string) (Media, error) {
 // transport, none when body is empty (a late offer). Under SRTPRequire
 // over a transport keys may not cross, a late offer is refused too: our
 // offer's key could not travel.
-func (p srtpPolicy) readOffer(body []byte, transport string) (Media, error) {
+func (p SRTPPolicy) readOffer(body []byte, transport string) (Media, error) {
 	var offer Media
 	_, err := p.srtpFor(transport)
 	if err == nil && len(body) > 0 {
 		offer, err = p.parseOffer(body, transport)
 	}
 	return offer, err
-}
-
-// warnSRTP says at start what the SRTP policy and the listeners mean for
-// keys on the wire.
-func (p srtpPolicy) warn(log *slog.Logger, listeners []Listener) {
-	if p.mode == SRTPOff {
-		return
-	}
-	var tls, clear bool
-	for _, l := range listeners {
-		if l.Transport == "tls" {
-			tls = true
-		} else {
-			clear = true
-		}
-	}
-	switch {
-	case clear && p.overUDP:
-		log.Warn("SRTP keys are exchanged in clear over udp/tcp SIP: anyone on the path can decrypt those calls",
-			"key", "rtp.srtp_over_udp", "srtp", p.mode.String())
-	case !tls:
-		log.Warn("SRTP needs SIP over TLS (a tls: listener in sip.listen): no call will be encrypted",
-			"key", "rtp.srtp", "srtp", p.mode.String())
-	}
 }
 
 // ParseSRTPMode reads an rtp.srtp value: "off", "offer" or "require".
@@ -222,5 +197,5 @@ func ParseSRTPMode(s string) (SRTPMode, error) {
 	case "require":
 		return SRTPRequire, nil
 	}
-	return SRTPOffer, fmt.Errorf("sipua: SRTP mode %q is not off, offer or require", s)
+	return SRTPOffer, fmt.Errorf("SRTP mode %q is not off, offer or require", s)
 }
