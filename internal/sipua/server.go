@@ -108,7 +108,7 @@ type Config struct {
 	Register *Register
 	// SRTP is when calls are encrypted (SDES); the zero value is
 	// SRTPOffer: SRTP when the caller offers it. Keys are taken and given
-	// only over TLS (crypto.go).
+	// only over TLS (dialog/crypto.go).
 	SRTP SRTPMode
 	// SRTPOverUDP lets SDES keys travel over UDP and TCP SIP, in clear.
 	SRTPOverUDP bool
