@@ -569,6 +569,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 	case dialog.AnswerFailed:
 		s.release(call)
 		return
+	case dialog.AnswerCancelled:
+		s.log.Info("call cancelled", "call", call.ID(), "caller", call.label)
+		s.release(call)
+		return
 	case dialog.AnswerEnded:
 		s.release(call)
 		s.logEnded(call)

@@ -105,6 +105,9 @@ const (
 	// AnswerEnded: the call was answered but ended before or at its ACK
 	// (none came, a BYE overtook it): its end is logged like any other.
 	AnswerEnded
+	// AnswerCancelled: a CANCEL came while it rang (the answer delay);
+	// it has ended, and the server logs the caller's cancel.
+	AnswerCancelled
 )
 
 // Answer answers the new INVITE req of c, whose offer is offer (nil for a
@@ -128,9 +131,8 @@ func (d *Layer) Answer(c *Call, req *sip.Request, tx sip.ServerTransaction, offe
 		select {
 		case <-ring.C():
 		case <-cancelled:
-			d.log.Info("call cancelled", "call", c.id)
 			c.end("cancelled")
-			return AnswerFailed
+			return AnswerCancelled
 		case <-tx.Done():
 			c.end("cancelled")
 			return AnswerFailed
