@@ -484,3 +484,23 @@ func TestAnswerDelayOnTheClock(t *testing.T) {
 		t.Fatal("not answered after the clock moved 30 s")
 	}
 }
+
+// TestRTPTimeoutOnAManualClock: media idleness is measured on the clock
+// that stamps the packets (real time, in rtpio), whatever Config.Clock
+// says: a silent call ends with rtp-timeout though the server's clock
+// stands years in the past and only steps to run the watcher.
+func TestRTPTimeoutOnAManualClock(t *testing.T) {
+	clk := testkit.NewManualClock()
+	a := testServer(t, nil)
+	b, calls := callee(t, func(c *Config) { c.Clock, c.RTPTimeout = clk, time.Second })
+	out, in := dial(t, a, b, calls)
+	defer out.Hangup("done")
+	deadline := time.Now().Add(5 * time.Second)
+	for in.Context().Err() == nil && time.Now().Before(deadline) {
+		clk.Advance(500 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := in.EndReason(); got != "rtp-timeout" {
+		t.Fatalf("a call without media ended with %q, want rtp-timeout", got)
+	}
+}

@@ -708,7 +708,7 @@ func (s *Server) watchTimeouts() {
 				lastSweep = now
 			}
 			maxCall := s.limits.Load().MaxCall
-			expired, overlong := s.dlg.Overdue(now, s.cfg.RTPTimeout, s.cfg.HoldTimeout, maxCall)
+			expired, overlong := s.dlg.Overdue(now, time.Now(), s.cfg.RTPTimeout, s.cfg.HoldTimeout, maxCall)
 			for _, c := range expired {
 				s.log.Info("no media, hanging up", "call", c.ID())
 				c.Hangup("rtp-timeout")

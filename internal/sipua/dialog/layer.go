@@ -330,10 +330,13 @@ func (d *Layer) answering(c *Call, cseq uint32, late bool) *pendingAnswer {
 	return pend
 }
 
-// Overdue returns, at now, the confirmed calls whose media stopped for
-// longer than rtp (hold while on hold, mediaTimeout) and those that
-// reached maxCall (0: no bound).
-func (d *Layer) Overdue(now time.Time, rtp, hold, maxCall time.Duration) (expired, overlong []*Call) {
+// Overdue returns the confirmed calls whose media stopped for longer than
+// rtp (hold while on hold, mediaTimeout) at mediaNow, and those that
+// reached maxCall (0: no bound) at now. Two instants because two clocks
+// stamp what they are compared with: the pollers stamp each packet in real
+// time (rtpio, one clock for all media), a call's start is on the
+// layer's Clock.
+func (d *Layer) Overdue(now, mediaNow time.Time, rtp, hold, maxCall time.Duration) (expired, overlong []*Call) {
 	for _, c := range d.All() {
 		c.mu.Lock()
 		confirmed := c.confirmed
@@ -343,7 +346,7 @@ func (d *Layer) Overdue(now time.Time, rtp, hold, maxCall time.Duration) (expire
 			continue
 		}
 		switch {
-		case now.Sub(c.stream.LastActivity()) > limit:
+		case mediaNow.Sub(c.stream.LastActivity()) > limit:
 			expired = append(expired, c)
 		case maxCall > 0 && now.Sub(c.started) >= maxCall:
 			overlong = append(overlong, c)
