@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
 )
 
 // Request screening. Every request passes the units of one chain, built
