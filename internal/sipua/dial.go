@@ -72,8 +72,10 @@ func (s *Server) Dial(ctx context.Context, target string, opts DialOptions) (*Ca
 		return nil, fmt.Errorf("sipua: dial: %w", err)
 	}
 	c := &Call{label: logging.MaskCaller(dialog.DialedNumber(&uri))}
-	c.Call, err = s.dlg.Dial(ctx, uri, transport, dst, dialog.Socket{Host: local.host, Port: local.port, Sock: local.sock}, opts, c)
-	if err != nil {
+	// c.Call is set by bind, before the dialog is in the table: the
+	// callee's BYE may reach the peer screen before Dial returns.
+	bind := func(dc *dialog.Call) any { c.Call = dc; return c }
+	if _, err := s.dlg.Dial(ctx, uri, transport, dst, dialog.Socket{Host: local.host, Port: local.port, Sock: local.sock}, opts, bind); err != nil {
 		return nil, err
 	}
 	s.log.Info("call placed", "call", c.ID(), "callee", c.label, "transport", transport, "codec", c.Codec().String())

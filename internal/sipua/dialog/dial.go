@@ -65,7 +65,10 @@ var ErrRingTimeout = errors.New("dialog: no answer within the ring timeout")
 
 // Dial places a call to uri over transport ("udp", "tcp" or "tls") from
 // the listening socket local to dst, and returns it once answered and
-// ACKed; owner is what its Owner returns. The SDP offer is made like
+// ACKed. bind is called with the new Call before anything can find it
+// (the peer's BYE may come the moment the answer is ACKed) and returns
+// what its Owner returns, so the layer above can hold the Call in its own
+// type before that type is asked for. The SDP offer is made like
 // every description of ours (localSDP), the answer read like every answer
 // (takeAnswer), and audio flows through an rtpio stream of Config.Media.
 // The caller owns the call: it ends it with Hangup, learns of the
@@ -76,13 +79,13 @@ var ErrRingTimeout = errors.New("dialog: no answer within the ring timeout")
 // callee's final answer, normally 487. A final answer of 3xx to 6xx gives
 // an *AnswerError.
 func (d *Layer) Dial(ctx context.Context, uri sip.Uri, transport string, dst netip.AddrPort, local Socket,
-	opts DialOptions, owner any) (*Call, error) {
+	opts DialOptions, bind func(*Call) any) (*Call, error) {
 	u := uac{d}
 	mode, err := d.cfg.SRTP.srtpFor(transport)
 	if err != nil {
 		return nil, fmt.Errorf("dialog: dial: %w", err)
 	}
-	c, err := u.newOutbound(uri, transport, dst, local, owner)
+	c, err := u.newOutbound(uri, transport, dst, local, bind)
 	if err != nil {
 		return nil, err
 	}
@@ -134,13 +137,12 @@ func DialDestination(uri sip.Uri, transport string) (netip.AddrPort, error) {
 
 // newOutbound makes the Call of a call we place and opens its stream. It
 // is not in the call table until the callee's answer names the dialog.
-func (u uac) newOutbound(uri sip.Uri, transport string, dst netip.AddrPort, local Socket, owner any) (*Call, error) {
+func (u uac) newOutbound(uri sip.Uri, transport string, dst netip.AddrPort, local Socket, bind func(*Call) any) (*Call, error) {
 	d := u.d
 	ctx, cancel := context.WithCancelCause(d.cfg.Context)
 	ip, _ := netip.ParseAddr(local.Host)
 	c := &Call{
 		layer:     d,
-		owner:     owner,
 		id:        sipmsg.NewID(),
 		dialed:    DialedNumber(&uri),
 		transport: strings.ToUpper(transport),
@@ -154,6 +156,9 @@ func (u uac) newOutbound(uri sip.Uri, transport string, dst netip.AddrPort, loca
 		cancel:    cancel,
 		localTag:  sip.GenerateTagN(16),
 		media:     Media{DTMFPT: -1},
+	}
+	if bind != nil {
+		c.owner = bind(c)
 	}
 	c.remoteTarget = uri
 	c.localCSeq.Store(uint32(sipmsg.RandUint64() & 0x7fff))
