@@ -115,6 +115,22 @@ func (c *ManualClock) Next() (time.Duration, bool) {
 	return max(next.at.Sub(c.now), 0), true
 }
 
+// Armed reports how many armed timers fire exactly d after the present:
+// a test that waits for the code under test to arm its timers asks for
+// them by their durations, which other goroutines' timers (armed at any
+// moment) do not share.
+func (c *ManualClock) Armed(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.armed && t.at.Sub(c.now) == d {
+			n++
+		}
+	}
+	return n
+}
+
 // manualTimer is a timer of a ManualClock, shaped like *time.Timer.
 type manualTimer struct {
 	clk   *ManualClock

@@ -133,3 +133,31 @@ func TestManualClockAfterFunc(t *testing.T) {
 		t.Fatalf("ran %q, want %q", ran, want)
 	}
 }
+
+// TestManualClockArmed: Armed counts the armed timers by how far ahead
+// they fire; stopped, fired and other timers do not count.
+func TestManualClockArmed(t *testing.T) {
+	c := NewManualClock()
+	a := c.NewTimer(10 * time.Second)
+	c.AfterFunc(10*time.Second, func() {})
+	c.NewTimer(30 * time.Second)
+	stopped := c.NewTimer(30 * time.Second)
+	stopped.Stop()
+	tests := []struct {
+		d    time.Duration
+		want int
+	}{{10 * time.Second, 2}, {30 * time.Second, 1}, {20 * time.Second, 0}}
+	for _, tt := range tests {
+		if got := c.Armed(tt.d); got != tt.want {
+			t.Errorf("Armed(%v) = %d, want %d", tt.d, got, tt.want)
+		}
+	}
+	a.Stop()
+	c.Advance(10 * time.Second) // fires the AfterFunc
+	if got := c.Armed(20 * time.Second); got != 1 {
+		t.Errorf("after 10 s, Armed(20s) = %d, want 1 (the 30 s timer)", got)
+	}
+	if got := c.Armed(0); got != 0 {
+		t.Errorf("after 10 s, Armed(0) = %d, want 0 (fired or stopped)", got)
+	}
+}
