@@ -1,6 +1,7 @@
 package softphone
 
 import (
+	"math"
 	"time"
 
 	"github.com/groupbridge/groupbridge/media/pcm"
@@ -24,6 +25,31 @@ import (
 // (or a block shorter than one sample) the fraction and the gap are 0, so a
 // test that demands a fraction fails rather than passes on no audio.
 func ToneBlocks(samples []int16, freqHz float64, block time.Duration, thresholdDBFS float64) (fractionAbove float64, longestGap time.Duration) {
+	return toneBlocks(samples, []float64{freqHz}, block, thresholdDBFS)
+}
+
+// scaleShifts are the time-scaling steps of the bridge's jitter buffer
+// (media/jitter: speechGrow and speechShrink samples per 160-sample frame
+// of audio that is not quiet) as a change of frame length.
+var scaleShifts = []float64{-4, -2, 2, 4}
+
+// ScaledToneBlocks is ToneBlocks for a tone that went through the bridge's
+// adaptive jitter buffer, which moves its delay by time-scaling audio by
+// up to 2.5% (1.25% shrinking): a tone's pitch then shifts by as much for
+// as long as the move takes, a few hundred milliseconds for a 10 ms step,
+// though nothing stopped. A block counts the tone at freqHz or at any of
+// those shifts. Tones to tell apart must then lie more than 5% apart.
+func ScaledToneBlocks(samples []int16, freqHz float64, block time.Duration, thresholdDBFS float64) (fractionAbove float64, longestGap time.Duration) {
+	freqs := []float64{freqHz}
+	for _, k := range scaleShifts {
+		freqs = append(freqs, freqHz*pcm.FrameSamples/(pcm.FrameSamples+k))
+	}
+	return toneBlocks(samples, freqs, block, thresholdDBFS)
+}
+
+// toneBlocks is ToneBlocks with the tone's level the highest at any of
+// freqs.
+func toneBlocks(samples []int16, freqs []float64, block time.Duration, thresholdDBFS float64) (fractionAbove float64, longestGap time.Duration) {
 	n := int(block * pcm.SampleRate / time.Second)
 	if n < 1 || len(samples) < n {
 		return 0, 0
@@ -31,7 +57,11 @@ func ToneBlocks(samples []int16, freqHz float64, block time.Duration, thresholdD
 	blocks := len(samples) / n
 	above, run, longest := 0, 0, 0
 	for i := range blocks {
-		if tone.LevelDBFS(samples[i*n:(i+1)*n], freqHz) > thresholdDBFS {
+		lv := math.Inf(-1)
+		for _, f := range freqs {
+			lv = max(lv, tone.LevelDBFS(samples[i*n:(i+1)*n], f))
+		}
+		if lv > thresholdDBFS {
 			above++
 			run = 0
 			continue

@@ -68,3 +68,36 @@ func TestToneBlocksGapIsWholeSamples(t *testing.T) {
 		t.Errorf("gap = %v, want %v (10 blocks of 3 samples)", gap, want)
 	}
 }
+
+// TestScaledToneBlocks: a 1 kHz tone shifted as the jitter buffer's
+// time-scaling shifts it (4 samples more or fewer per 160) counts for
+// ScaledToneBlocks, not for ToneBlocks; a tone 5% away and a hole do not
+// count for either.
+func TestScaledToneBlocks(t *testing.T) {
+	const thr = -30
+	block := 50 * time.Millisecond
+	cases := []struct {
+		name          string
+		samples       []int16
+		exact, scaled float64 // fraction of blocks above
+		scaledGap     time.Duration
+	}{
+		{"at its frequency", toneWithHoles(1000, -20, time.Second), 1, 1, 0},
+		{"stretched 2.5%", toneWithHoles(1000*160.0/164, -20, time.Second), 0, 1, 0},
+		{"squeezed 2.5%", toneWithHoles(1000*160.0/156, -20, time.Second), 0, 1, 0},
+		{"squeezed 1.25%: within the exact window too", toneWithHoles(1000*160.0/158, -20, time.Second), 1, 1, 0},
+		{"5% away", toneWithHoles(1050, -20, time.Second), 0, 0, time.Second},
+		{"stretched, with a 100 ms hole", toneWithHoles(1000*160.0/164, -20, time.Second, [2]int{100, 200}), 0, 18.0 / 20, 100 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if frac, _ := ToneBlocks(tc.samples, 1000, block, thr); math.Abs(frac-tc.exact) > 1e-9 {
+				t.Errorf("ToneBlocks: %.3f above, want %.3f", frac, tc.exact)
+			}
+			frac, gap := ScaledToneBlocks(tc.samples, 1000, block, thr)
+			if math.Abs(frac-tc.scaled) > 1e-9 || gap != tc.scaledGap {
+				t.Errorf("ScaledToneBlocks: %.3f above, gap %v; want %.3f, %v", frac, gap, tc.scaled, tc.scaledGap)
+			}
+		})
+	}
+}
