@@ -137,13 +137,18 @@ func mod(a, m int64) int64 {
 	return a
 }
 
-// isQuiet reports whether the mean square of s is below quietPower.
+// isQuiet reports whether the mean square of s is below quietPower. It
+// stops at the first sample that decides it: audio that is not quiet,
+// which takeLead tries every frame until a pause, costs a few samples.
 func isQuiet(s []int16) bool {
+	limit := int64(len(s)) * quietPower
 	var pw int64
 	for _, v := range s {
-		pw += int64(v) * int64(v)
+		if pw += int64(v) * int64(v); pw >= limit {
+			return false
+		}
 	}
-	return pw/int64(len(s)) < quietPower
+	return true
 }
 
 // gcd is the greatest common divisor of two positive lengths.
@@ -297,12 +302,26 @@ func (b *Buffer) takeLead(out []int16) bool {
 	if b.r.count(b.playPos, m) != m {
 		return false
 	}
-	b.r.read(b.src[:m], b.playPos)
-	if !isQuiet(b.src[:m]) {
+	if !b.quietAt(b.playPos, m) {
 		return false
 	}
+	b.r.read(b.src[:m], b.playPos)
 	b.squeeze(out, m)
 	b.leadOn += int64(k)
+	return true
+}
+
+// quietAt is isQuiet of the m samples from pos, read in the ring, so
+// that audio that is not quiet is not copied first.
+func (b *Buffer) quietAt(pos int64, m int) bool {
+	limit := int64(m) * quietPower
+	var pw int64
+	for i := range int64(m) {
+		v := int64(b.r.at(pos + i))
+		if pw += v * v; pw >= limit {
+			return false
+		}
+	}
 	return true
 }
 
