@@ -299,10 +299,9 @@ func (b *Buffer) scale(excess int64, out []int16) bool {
 func (b *Buffer) takeLead(out []int16) bool {
 	k := int(min(b.lead-b.leadOn, maxScale))
 	m := frame + k
-	if b.r.count(b.playPos, m) != m {
-		return false
-	}
-	if !b.quietAt(b.playPos, m) {
+	// Loudness first: a talker talking is told by a few samples. Samples
+	// not present may read as anything, but then count refuses anyway.
+	if !b.quietAt(b.playPos, m) || b.r.count(b.playPos, m) != m {
 		return false
 	}
 	b.r.read(b.src[:m], b.playPos)
