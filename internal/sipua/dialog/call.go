@@ -174,7 +174,6 @@ func (c *Call) pushDigit(d byte) {
 	default:
 		// A caller mashing keys faster than anyone reads: drop, never block
 		// the poller or a SIP handler.
-		c.layer.digitsDropped.Add(1)
 	}
 }
 

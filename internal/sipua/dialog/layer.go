@@ -20,7 +20,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -39,8 +38,6 @@ import (
 type Layer struct {
 	cfg Config
 	log *slog.Logger
-
-	digitsDropped atomic.Int64 // key presses nobody read in time (Call.pushDigit)
 
 	mu    sync.Mutex
 	calls map[string]*Call // by dialog id
@@ -82,10 +79,6 @@ func New(cfg Config) *Layer {
 	}
 	return &Layer{cfg: cfg, log: cfg.Logger, calls: map[string]*Call{}}
 }
-
-// DigitsDropped returns how many key presses were dropped because nobody
-// read Call.Digits in time.
-func (d *Layer) DigitsDropped() int64 { return d.digitsDropped.Load() }
 
 // ReadOffer reads the SDP offer of an INVITE or re-INVITE that came over
 // transport, under Config.SRTP; an empty body (a late offer) gives none.
