@@ -337,6 +337,34 @@ func TestLoadDirOverrides(t *testing.T) {
 	}
 }
 
+// A volunteer records on a computer at 44.1 kHz stereo: the override is
+// converted at load to 8 kHz, as long as the recording and as loud.
+func TestLoadDirConvertsRecordings(t *testing.T) {
+	dir := t.TempDir()
+	const seconds = 2
+	var b []byte
+	for _, s := range sineAt(44100, 1000, 8000, seconds) {
+		b = append(b, pcm16(s, s)...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "welcome.wav"), riff(fmtChunk(formatPCM, 2, 44100, 16), chunk{"data", b}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.LoadDir(dir); err != nil || n != 1 {
+		t.Fatalf("LoadDir = %d, %v", n, err)
+	}
+	clip, _ := s.Clip("welcome")
+	if len(clip) != seconds*8000 {
+		t.Fatalf("%d samples, want %d", len(clip), seconds*8000)
+	}
+	if d := levelDB(clip) - levelDB(sineAt(8000, 1000, 8000, seconds)); math.Abs(d) > 0.5 {
+		t.Fatalf("level changed by %.2f dB", d)
+	}
+}
+
 func TestLoadDirErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -347,9 +375,9 @@ func TestLoadDirErrors(t *testing.T) {
 		{
 			name: "wrong format",
 			setup: func(t *testing.T, dir string) {
-				writeWAV(t, dir, "welcome.wav", 44100, 1, 2)
+				writeWAV(t, dir, "welcome.wav", 11025, 1, 2)
 			},
-			want: []string{"prompts.dir: {dir}/welcome.wav: ", "sample rate 44100 Hz, want 8000"},
+			want: []string{"prompts.dir: {dir}/welcome.wav: ", "sample rate 11025 Hz, want 8000, 16000"},
 			is:   ErrFormat,
 		},
 		{

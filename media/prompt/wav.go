@@ -4,10 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
+	"github.com/groupbridge/groupbridge/media/resample"
 )
 
 // ErrFormat is wrapped by every ParseWAV error, so callers can tell a bad
@@ -31,24 +34,62 @@ type wavFormat struct {
 	bits       uint16
 }
 
-// ParseWAV decodes a RIFF/WAVE file into 8 kHz linear samples. It accepts
-// mono 8000 Hz audio as 16-bit PCM or as G.711 A-law/u-law (what telephony
-// tools usually export), and rejects anything else with an error that names
-// what was found, because the bridge mixes at 8 kHz and resampling an
-// operator's recording silently would hide a mistake. Chunks other than
-// "fmt " and "data" (LIST, fact, cue ...) are skipped. It never panics on
-// malformed input.
+// rates are the sample rates a recording may have: what phones and
+// computers record at. 11025 Hz and other rarities are refused rather than
+// guessed at.
+var rates = []uint32{8000, 16000, 22050, 32000, 44100, 48000}
+
+// resamplers holds one filter per rate, designed on first use.
+var resamplers = func() map[uint32]func() (*resample.Resampler, error) {
+	m := make(map[uint32]func() (*resample.Resampler, error), len(rates))
+	for _, r := range rates {
+		m[r] = sync.OnceValues(func() (*resample.Resampler, error) { return resample.New(int(r), pcm.SampleRate) })
+	}
+	return m
+}()
+
+// ParseWAV decodes a RIFF/WAVE file into 8 kHz mono linear samples: the
+// form every prompt and reading is kept in, converted once at load so
+// the mixing clock never resamples. It accepts 16-bit PCM at 8, 16, 22.05,
+// 32, 44.1 or 48 kHz and 8-bit G.711 (A-law or u-law) at 8 kHz, mono or
+// stereo (the channels are averaged); other rates are filtered and
+// resampled (package resample). Anything else (24-bit or float samples,
+// 8-bit linear PCM, 11.025 kHz, compressed formats) is refused with an
+// error that names what was found. Chunks other than "fmt " and "data"
+// (LIST, fact, cue ...) are skipped. It never panics on malformed input.
 func ParseWAV(data []byte) ([]int16, error) {
+	format, body, err := parseRIFF(data)
+	if err != nil {
+		return nil, err
+	}
+	mono := decode(format, body)
+	if format.sampleRate == pcm.SampleRate {
+		return mono, nil
+	}
+	r, err := resamplers[format.sampleRate]()
+	if err != nil { // the listed rates all have a filter
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	out := r.Convert(mono)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: data chunk holds no audio", ErrFormat)
+	}
+	return out, nil
+}
+
+// parseRIFF finds and checks the format and the audio bytes of a WAV file.
+func parseRIFF(data []byte) (wavFormat, []byte, error) {
+	var none wavFormat
 	if len(data) < 12 {
-		return nil, fmt.Errorf("%w: %d bytes is too short for a RIFF header", ErrFormat, len(data))
+		return none, nil, fmt.Errorf("%w: %d bytes is too short for a RIFF header", ErrFormat, len(data))
 	}
 	// The messages describe what is wrong, never the bytes found: a file
 	// put in the wrong place may hold anything.
 	if string(data[0:4]) != "RIFF" {
-		return nil, fmt.Errorf("%w: does not start with \"RIFF\" (not a WAV file)", ErrFormat)
+		return none, nil, fmt.Errorf("%w: does not start with \"RIFF\" (not a WAV file)", ErrFormat)
 	}
 	if string(data[8:12]) != "WAVE" {
-		return nil, fmt.Errorf("%w: RIFF type is not \"WAVE\"", ErrFormat)
+		return none, nil, fmt.Errorf("%w: RIFF type is not \"WAVE\"", ErrFormat)
 	}
 
 	var (
@@ -65,7 +106,7 @@ func ParseWAV(data []byte) ([]int16, error) {
 		size := uint64(binary.LittleEndian.Uint32(rest[4:8]))
 		rest = rest[8:]
 		if size > uint64(len(rest)) {
-			return nil, fmt.Errorf("%w: a chunk at byte %d declares %d bytes but only %d remain (truncated file?)",
+			return none, nil, fmt.Errorf("%w: a chunk at byte %d declares %d bytes but only %d remain (truncated file?)",
 				ErrFormat, len(data)-len(rest)-8, size, len(rest))
 		}
 		chunk := rest[:size]
@@ -82,7 +123,7 @@ func ParseWAV(data []byte) ([]int16, error) {
 		case "fmt ":
 			f, err := parseFmt(chunk)
 			if err != nil {
-				return nil, err
+				return none, nil, err
 			}
 			format, haveFmt = f, true
 		case "data":
@@ -92,38 +133,56 @@ func ParseWAV(data []byte) ([]int16, error) {
 		}
 	}
 	if !haveFmt {
-		return nil, fmt.Errorf("%w: no \"fmt \" chunk", ErrFormat)
+		return none, nil, fmt.Errorf("%w: no \"fmt \" chunk", ErrFormat)
 	}
 	if !haveDat {
-		return nil, fmt.Errorf("%w: no \"data\" chunk", ErrFormat)
+		return none, nil, fmt.Errorf("%w: no \"data\" chunk", ErrFormat)
 	}
 	if err := format.check(); err != nil {
-		return nil, err
+		return none, nil, err
 	}
 	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: data chunk holds no audio", ErrFormat)
+		return none, nil, fmt.Errorf("%w: data chunk holds no audio", ErrFormat)
 	}
 	if len(body)%int(format.blockAlign) != 0 {
-		return nil, fmt.Errorf("%w: data chunk of %d bytes is not a whole number of %d-byte samples",
+		return none, nil, fmt.Errorf("%w: data chunk of %d bytes is not a whole number of %d-byte samples",
 			ErrFormat, len(body), format.blockAlign)
 	}
+	return format, body, nil
+}
 
-	switch format.tag {
-	case formatALaw:
-		out := make([]int16, len(body))
-		g711.PCMA.Decode(out, body)
-		return out, nil
-	case formatULaw:
-		out := make([]int16, len(body))
-		g711.PCMU.Decode(out, body)
-		return out, nil
-	default: // 16-bit PCM, guaranteed by check
-		out := make([]int16, len(body)/2)
-		for i := range out {
-			out[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
+// decode turns checked audio bytes into mono samples at the file's rate.
+// Stereo is averaged, rounding half up: at most half a step of error, the
+// size of the quantisation already in the file.
+func decode(f wavFormat, body []byte) []int16 {
+	frames := len(body) / int(f.blockAlign)
+	out := make([]int16, frames)
+	stereo := f.channels == 2
+	switch f.tag {
+	case formatALaw, formatULaw:
+		dec := g711.DecodeUlawSample
+		if f.tag == formatALaw {
+			dec = g711.DecodeAlawSample
 		}
-		return out, nil
+		for i := range out {
+			if stereo {
+				out[i] = int16((int32(dec(body[2*i])) + int32(dec(body[2*i+1])) + 1) >> 1)
+			} else {
+				out[i] = dec(body[i])
+			}
+		}
+	default: // 16-bit PCM, guaranteed by check
+		for i := range out {
+			if stereo {
+				l := int32(int16(binary.LittleEndian.Uint16(body[4*i:])))
+				r := int32(int16(binary.LittleEndian.Uint16(body[4*i+2:])))
+				out[i] = int16((l + r + 1) >> 1)
+			} else {
+				out[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
+			}
+		}
 	}
+	return out
 }
 
 // parseFmt reads a "fmt " chunk, resolving WAVE_FORMAT_EXTENSIBLE to the
@@ -157,28 +216,35 @@ func (f wavFormat) check() error {
 	switch f.tag {
 	case formatPCM:
 		wantBits = 16
-		if f.bits != 16 {
+		switch f.bits {
+		case 16:
+		case 8:
+			problems = append(problems, "8-bit linear PCM, want 16-bit (or 8-bit A-law/u-law at 8000 Hz)")
+		default:
 			problems = append(problems, fmt.Sprintf("%d-bit PCM, want 16-bit", f.bits))
+		}
+		if !slices.Contains(rates, f.sampleRate) {
+			problems = append(problems, fmt.Sprintf("sample rate %d Hz, want 8000, 16000, 22050, 32000, 44100 or 48000", f.sampleRate))
 		}
 	case formatALaw, formatULaw:
 		wantBits = 8
 		if f.bits != 8 {
 			problems = append(problems, fmt.Sprintf("%d-bit G.711, want 8-bit", f.bits))
 		}
+		if f.sampleRate != pcm.SampleRate {
+			problems = append(problems, fmt.Sprintf("G.711 at %d Hz, want %d", f.sampleRate, pcm.SampleRate))
+		}
 	default:
 		return fmt.Errorf("%w: %s, want PCM (1), A-law (6) or u-law (7)", ErrFormat, tagName(f.tag))
 	}
-	if f.sampleRate != pcm.SampleRate {
-		problems = append(problems, fmt.Sprintf("sample rate %d Hz, want %d", f.sampleRate, pcm.SampleRate))
-	}
-	if f.channels != 1 {
-		problems = append(problems, fmt.Sprintf("%d channels, want mono", f.channels))
+	if f.channels != 1 && f.channels != 2 {
+		problems = append(problems, fmt.Sprintf("%d channels, want mono or stereo", f.channels))
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrFormat, strings.Join(problems, "; "))
 	}
-	if want := wantBits / 8; f.blockAlign != want {
-		return fmt.Errorf("%w: block align %d, want %d for mono %d-bit", ErrFormat, f.blockAlign, want, wantBits)
+	if want := f.channels * wantBits / 8; f.blockAlign != want {
+		return fmt.Errorf("%w: block align %d, want %d for %d-channel %d-bit", ErrFormat, f.blockAlign, want, f.channels, wantBits)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package prompt
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -101,11 +102,19 @@ func TestParseWAV(t *testing.T) {
 			return b[:len(b)-1]
 		}(), ulaw[:3], ""},
 
-		{"stereo", riff(fmtChunk(formatPCM, 2, 8000, 16), data), nil, "2 channels, want mono"},
-		{"44.1 kHz", riff(fmtChunk(formatPCM, 1, 44100, 16), data), nil, "sample rate 44100 Hz, want 8000"},
-		{"44.1 kHz stereo lists both", riff(fmtChunk(formatPCM, 2, 44100, 16), data), nil, "sample rate 44100 Hz, want 8000; 2 channels, want mono"},
-		{"8-bit pcm", riff(fmtChunk(formatPCM, 1, 8000, 8), chunk{"data", law}), nil, "8-bit PCM, want 16-bit"},
+		{"stereo averaged", riff(fmtChunk(formatPCM, 2, 8000, 16), chunk{"data", pcm16(100, 200, -32768, -32768, 32767, -32768, 3, 4)}),
+			[]int16{150, -32768, 0, 4}, ""},
+		{"stereo ulaw averaged", riff(fmtChunk(formatULaw, 2, 8000, 8), chunk{"data", law[:4]}),
+			[]int16{int16((int32(ulaw[0]) + int32(ulaw[1]) + 1) >> 1), int16((int32(ulaw[2]) + int32(ulaw[3]) + 1) >> 1)}, ""},
+
+		{"11.025 kHz", riff(fmtChunk(formatPCM, 1, 11025, 16), data), nil, "sample rate 11025 Hz, want 8000, 16000, 22050, 32000, 44100 or 48000"},
+		{"11.025 kHz 3 channels lists both", riff(fmtChunk(formatPCM, 3, 11025, 16), data), nil, "sample rate 11025 Hz, want 8000, 16000, 22050, 32000, 44100 or 48000; 3 channels, want mono or stereo"},
+		{"8-bit pcm", riff(fmtChunk(formatPCM, 1, 8000, 8), chunk{"data", law}), nil, "8-bit linear PCM, want 16-bit"},
 		{"24-bit pcm", riff(fmtChunk(formatPCM, 1, 8000, 24), chunk{"data", law[:6]}), nil, "24-bit PCM, want 16-bit"},
+		{"24-bit pcm at 48 kHz", riff(fmtChunk(formatPCM, 2, 48000, 24), chunk{"data", law[:6]}), nil, "24-bit PCM, want 16-bit"},
+		{"ulaw at 16 kHz", riff(fmtChunk(formatULaw, 1, 16000, 8), chunk{"data", law}), nil, "G.711 at 16000 Hz, want 8000"},
+		{"mp3", riff(fmtChunk(0x55, 2, 44100, 0), data), nil, "format 0x55 (MP3)"},
+		{"ima adpcm", riff(fmtChunk(0x11, 1, 8000, 4), data), nil, "format 0x11 (IMA ADPCM)"},
 		{"16-bit ulaw", riff(fmtChunk(formatULaw, 1, 8000, 16), data), nil, "16-bit G.711, want 8-bit"},
 		{"float", riff(fmtChunk(3, 1, 8000, 32), data), nil, "format 3 (IEEE float)"},
 		{"extensible float", riff(extensibleFmt(3, 1, 8000, 32), data), nil, "format 3 (IEEE float)"},
@@ -152,6 +161,69 @@ func TestParseWAV(t *testing.T) {
 	}
 }
 
+// sineAt is seconds of a sine of freq Hz at rate, peak amp.
+func sineAt(rate int, freq, amp float64, seconds float64) []int16 {
+	out := make([]int16, int(float64(rate)*seconds))
+	for i := range out {
+		out[i] = int16(math.Round(amp * math.Sin(2*math.Pi*freq*float64(i)/float64(rate))))
+	}
+	return out
+}
+
+// levelDB is the RMS level of x in dBFS (a full-scale sine is 0), leaving
+// out the first and last tenth.
+func levelDB(x []int16) float64 {
+	x = x[len(x)/10 : len(x)-len(x)/10]
+	var sum float64
+	for _, s := range x {
+		sum += float64(s) * float64(s)
+	}
+	return 10 * math.Log10(max(sum/float64(len(x))/(32767.0*32767.0/2), 1e-20))
+}
+
+// wavOf is samples as a 16-bit WAV at rate, each sample in every channel.
+func wavOf(rate uint32, channels uint16, samples []int16) []byte {
+	var b []byte
+	for _, s := range samples {
+		for range channels {
+			b = binary.LittleEndian.AppendUint16(b, uint16(s))
+		}
+	}
+	return riff(fmtChunk(formatPCM, channels, rate, 16), chunk{"data", b})
+}
+
+// Every rate and channel count a person's recorder makes comes out at
+// 8 kHz with a 1 kHz tone's level kept within 0.5 dB; a 4.5 kHz tone,
+// which would fold into the telephone band, comes out at least 50 dB down.
+func TestParseWAVConverts(t *testing.T) {
+	for _, rate := range []uint32{8000, 16000, 22050, 32000, 44100, 48000} {
+		for _, ch := range []uint16{1, 2} {
+			in := sineAt(int(rate), 1000, 16000, 1)
+			got, err := ParseWAV(wavOf(rate, ch, in))
+			if err != nil {
+				t.Fatalf("%d Hz %d ch: %v", rate, ch, err)
+			}
+			if len(got) != 8000 {
+				t.Errorf("%d Hz %d ch: %d samples from 1 s, want 8000", rate, ch, len(got))
+			}
+			if d := levelDB(got) - levelDB(in); math.Abs(d) > 0.5 {
+				t.Errorf("%d Hz %d ch: 1 kHz tone changed by %.2f dB", rate, ch, d)
+			}
+			if rate == 8000 {
+				continue
+			}
+			high := sineAt(int(rate), 4500, 16000, 1)
+			got, err = ParseWAV(wavOf(rate, ch, high))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := levelDB(high) - levelDB(got); d < 50 {
+				t.Errorf("%d Hz %d ch: 4.5 kHz tone only %.1f dB down, want 50", rate, ch, d)
+			}
+		}
+	}
+}
+
 // A file that is not a prompt may hold anything (a config with PINs, a
 // key): no error repeats its bytes, wherever they are.
 func TestParseWAVErrorsHoldNoContent(t *testing.T) {
@@ -185,6 +257,10 @@ func FuzzParseWAV(f *testing.F) {
 	f.Add(riff(fmtChunk(formatALaw, 1, 8000, 8), chunk{"LIST", []byte("odd")}, chunk{"data", []byte{1}}))
 	f.Add(riff(extensibleFmt(formatPCM, 1, 8000, 16), data))
 	f.Add(riff(fmtChunk(formatPCM, 2, 44100, 16), data))
+	f.Add(riff(fmtChunk(formatPCM, 1, 22050, 16), data))
+	f.Add(riff(fmtChunk(formatULaw, 2, 8000, 8), chunk{"data", []byte{1, 2, 3, 4}}))
+	f.Add(riff(extensibleFmt(formatPCM, 2, 48000, 16), data))
+	f.Add(riff(fmtChunk(formatPCM, 1, 11025, 16), data))
 	f.Add([]byte("RIFF\xff\xff\xff\xffWAVEdata\xff\xff\xff\xff"))
 	f.Add([]byte{})
 	if b, err := os.ReadFile("en/goodbye.wav"); err == nil {
