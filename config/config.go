@@ -385,6 +385,8 @@ func DefaultGroup() Group {
 		MaxMembers:   30,
 		ShareMinutes: 3,
 		EndGrace:     2 * time.Minute,
+		OpenEarly:    15 * time.Minute,
+		Overrun:      15 * time.Minute,
 	}
 }
 

@@ -60,8 +60,9 @@ func TestDefault(t *testing.T) {
 }
 
 func TestDefaultGroup(t *testing.T) {
-	want := Group{LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute}
-	if got := DefaultGroup(); got != want {
+	want := Group{LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute,
+		OpenEarly: 15 * time.Minute, Overrun: 15 * time.Minute}
+	if got := DefaultGroup(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("DefaultGroup() = %+v, want %+v", got, want)
 	}
 }
@@ -89,7 +90,7 @@ func TestEmbedded(t *testing.T) {
 	}
 	want := DefaultGroup()
 	want.Name, want.MemberPIN, want.FacilitatorPIN, want.LedBy = "Demo group", "1234", "654321", "peer"
-	if c.Groups[0] != want {
+	if !reflect.DeepEqual(c.Groups[0], want) {
 		t.Errorf("demo group = %+v, want %+v", c.Groups[0], want)
 	}
 	// Everything the file does not set comes from code.
@@ -233,6 +234,10 @@ groups:
     max_members: 12
     share_minutes: 5
     end_grace: 0
+    timezone: Europe/Madrid
+    meets: ["Thu 18:00-19:00"]
+    open_early: 5m
+    overrun: 0s
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -241,11 +246,13 @@ groups:
 	if !slices.Equal(c.SIP.Listen, d.SIP.Listen) || c.RTP.PortMin != 10000 || c.RTP.PortMax != 30000 {
 		t.Errorf("defaults not kept around an explicit key: %+v", c)
 	}
-	if c.Groups[0] != (Group{Name: "Tuesday Grief Circle", MemberPIN: "4821", LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute}) {
+	if !reflect.DeepEqual(c.Groups[0], Group{Name: "Tuesday Grief Circle", MemberPIN: "4821", LedBy: "peer", MaxMembers: 30, ShareMinutes: 3, EndGrace: 2 * time.Minute,
+		OpenEarly: 15 * time.Minute, Overrun: 15 * time.Minute}) {
 		t.Errorf("group defaults not applied: %+v", c.Groups[0])
 	}
-	want := Group{Name: "Thursday", Number: "+1002", MemberPIN: "4822", FacilitatorPIN: "917355", LedBy: "facilitator", MaxMembers: 12, ShareMinutes: 5, EndGrace: 0}
-	if c.Groups[1] != want {
+	want := Group{Name: "Thursday", Number: "+1002", MemberPIN: "4822", FacilitatorPIN: "917355", LedBy: "facilitator", MaxMembers: 12, ShareMinutes: 5, EndGrace: 0,
+		Timezone: "Europe/Madrid", Meets: []string{"Thu 18:00-19:00"}, OpenEarly: 5 * time.Minute, Overrun: 0}
+	if !reflect.DeepEqual(c.Groups[1], want) {
 		t.Errorf("explicit group values not kept: %+v, want %+v", c.Groups[1], want)
 	}
 	if g := c.Group("THURSDAY"); g != &c.Groups[1] {
@@ -355,7 +362,7 @@ func TestGroupUnmarshalYAML(t *testing.T) {
 	}
 	want := DefaultGroup()
 	want.Name, want.MemberPIN, want.MaxMembers = "a", "0123", 4
-	if len(gs) != 1 || gs[0] != want {
+	if len(gs) != 1 || !reflect.DeepEqual(gs[0], want) {
 		t.Errorf("got %+v, want %+v", gs, want)
 	}
 

@@ -54,6 +54,16 @@ rtp: {external_address: media.example.org}
 groups:
   - {name: G, member_pin: "4821"}
 `))
+	f.Add([]byte(`
+groups:
+  - name: G
+    member_pin: "4821"
+    timezone: America/New_York
+    meets: ["Tue 19:00-20:30", "sat 23:00-01:00", "Wed 7:00-8:00", "Thu 12:00-12:00", "Fri 12:00-13:00 x"]
+    open_early: 90s
+    overrun: 0s
+  - {name: H, member_pin: "98765", timezone: "Etc/GMT+5", meets: "Tue 19:00-20:30"}
+`))
 	f.Add([]byte("sip: {register: {registrar: x, password:pw-31415926-pw}, users: [{password: *pw-31415926-pw}]}\n"))
 	f.Add([]byte("groups:\n  - name: G\n    member_pin: [98765]\n    pin: 98765\n"))
 	f.Add([]byte("groups:\n  - {name: G, member_pin:98765, led_by: boss}\n"))

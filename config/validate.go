@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/schedule"
 )
 
 // Limits the rules below enforce.
@@ -639,6 +640,57 @@ func (v *validator) groups(groups []Group) {
 		}
 		if g.EndGrace < 0 || g.EndGrace > maxEndGrace {
 			v.add(at("end_grace"), "%s must be from 0s to %s", shortDuration(g.EndGrace), shortDuration(maxEndGrace))
+		}
+		v.hours(g, at)
+	}
+}
+
+// maxMargin bounds open_early and overrun: a meeting's margins are minutes,
+// and hours of them would make its window swallow the week.
+const maxMargin = 2 * time.Hour
+
+// hours checks a group's meeting hours: the zone, each slot, the margins,
+// and that no two slots' windows (margins included) overlap, so that any
+// moment belongs to one meeting at most. Overlapping slots are refused
+// rather than merged: write one slot for one meeting.
+func (v *validator) hours(g *Group, at func(string) string) {
+	okMargins := true
+	for _, m := range []struct {
+		key string
+		d   time.Duration
+	}{{"open_early", g.OpenEarly}, {"overrun", g.Overrun}} {
+		if m.d < 0 || m.d > maxMargin {
+			v.add(at(m.key), "%s must be from 0s to %s", shortDuration(m.d), shortDuration(maxMargin))
+			okMargins = false
+		}
+	}
+	switch {
+	case g.Timezone != "":
+		if _, err := schedule.LoadZone(g.Timezone); err != nil {
+			v.add(at("timezone"), "%v", err)
+		}
+	case len(g.Meets) > 0:
+		v.add(at("timezone"), "required when meets is set: an IANA time zone like America/New_York")
+	}
+	slots := make([]schedule.Slot, len(g.Meets))
+	ok := make([]bool, len(g.Meets))
+	for j, m := range g.Meets {
+		path := at(fmt.Sprintf("meets[%d]", j))
+		s, err := schedule.ParseSlot(m)
+		if err != nil {
+			v.add(path, "%v", err)
+			continue
+		}
+		slots[j], ok[j] = s, true
+		if !okMargins {
+			continue
+		}
+		for k := range j {
+			if ok[k] && schedule.Overlap(slots[k], s, g.OpenEarly, g.Overrun) {
+				v.add(path, "%s overlaps %s (%s), counting open_early and overrun: write one meeting as one slot, or leave more time between them",
+					quote(m), at(fmt.Sprintf("meets[%d]", k)), quote(g.Meets[k]))
+				break
+			}
 		}
 	}
 }

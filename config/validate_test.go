@@ -489,6 +489,54 @@ groups:
   - {name: B, member_pin: "2222", max_members: 1000, share_minutes: 60, end_grace: 1h}
 `, nil},
 
+		// Meeting hours.
+		{"hours", `
+groups:
+  - {name: A, member_pin: "1111", timezone: America/New_York, meets: ["Tue 19:00-20:30", "thu 12:00-13:00", "Sat 23:00-01:00"]}
+  - {name: B, member_pin: "2222", timezone: UTC, meets: ["Mon 10:00-11:00", "Mon 11:30-12:00"], open_early: 0s, overrun: 30m}
+  - {name: C, member_pin: "3333", timezone: Asia/Kolkata}
+`, nil},
+		{"hours: no zone", "groups:\n  - {name: G, member_pin: \"4821\", meets: [\"Tue 19:00-20:30\"]}\n", []string{
+			"groups[0].timezone: required when meets is set: an IANA time zone like America/New_York",
+		}},
+		{"hours: bad zone and slots", `
+groups:
+  - {name: G, member_pin: "4821", timezone: Mars/Olympus, meets: ["Tuesday 19:00-20:30", "Tue 19:00", "Wed 24:00-01:00", "Thu 10:00-10:00", "Fri 7:00-8:00"]}
+`, []string{
+			`groups[0].timezone: "Mars/Olympus" is not an IANA time zone (like America/New_York or UTC)`,
+			`groups[0].meets[0]: "Tuesday 19:00-20:30": "Tuesday" is not a weekday (Mon, Tue, Wed, Thu, Fri, Sat, Sun)`,
+			`groups[0].meets[1]: "Tue 19:00": hours must be START-END, e.g. 19:00-20:30`,
+			`groups[0].meets[2]: "Wed 24:00-01:00": start: "24:00" is not a time of day (00:00-23:59)`,
+			`groups[0].meets[3]: "Thu 10:00-10:00": the meeting ends when it starts`,
+			`groups[0].meets[4]: "Fri 7:00-8:00": start: "7:00" is not HH:MM`,
+		}},
+		{"hours: Local is the machine's", "groups:\n  - {name: G, member_pin: \"4821\", timezone: Local}\n", []string{
+			`groups[0].timezone: "Local" is not an IANA time zone (like America/New_York or UTC)`,
+		}},
+		{"hours: overlapping", `
+groups:
+  - name: G
+    member_pin: "4821"
+    timezone: Europe/London
+    meets: ["Tue 19:00-20:30", "Tue 20:00-21:00", "Wed 12:00-13:00", "Wed 13:20-14:00", "Sat 23:00-02:00", "Sun 01:00-03:00", "Sat 19:00-20:00"]
+`, []string{
+			`groups[0].meets[1]: "Tue 20:00-21:00" overlaps groups[0].meets[0] ("Tue 19:00-20:30"), counting open_early and overrun: write one meeting as one slot, or leave more time between them`,
+			`groups[0].meets[3]: "Wed 13:20-14:00" overlaps groups[0].meets[2] ("Wed 12:00-13:00"), counting open_early and overrun: write one meeting as one slot, or leave more time between them`,
+			`groups[0].meets[5]: "Sun 01:00-03:00" overlaps groups[0].meets[4] ("Sat 23:00-02:00"), counting open_early and overrun: write one meeting as one slot, or leave more time between them`,
+		}},
+		{"hours: over the week's end", `
+groups:
+  - {name: G, member_pin: "4821", timezone: UTC, meets: ["Sat 23:30-00:30", "Sun 00:20-01:00", "Sun 01:00-02:00"], open_early: 0s, overrun: 0s}
+  - {name: H, member_pin: "5821", timezone: UTC, meets: ["Sat 23:50-00:10", "Sun 00:20-01:00"]}
+`, []string{
+			`groups[0].meets[1]: "Sun 00:20-01:00" overlaps groups[0].meets[0] ("Sat 23:30-00:30"), counting open_early and overrun: write one meeting as one slot, or leave more time between them`,
+			`groups[1].meets[1]: "Sun 00:20-01:00" overlaps groups[1].meets[0] ("Sat 23:50-00:10"), counting open_early and overrun: write one meeting as one slot, or leave more time between them`,
+		}},
+		{"hours: margins", "groups:\n  - {name: G, member_pin: \"4821\", open_early: -1s, overrun: 121m}\n", []string{
+			"groups[0].open_early: -1s must be from 0s to 2h",
+			"groups[0].overrun: 2h1m must be from 0s to 2h",
+		}},
+
 		// Problems everywhere are all reported at once.
 		{"many problems", `
 sip: {listen: [], user_agent: ""}

@@ -78,6 +78,18 @@ type Group struct {
 	// EndGrace is how long a facilitator-led room waits for a facilitator
 	// to come back before the session ends.
 	EndGrace time.Duration `yaml:"end_grace" reload:"live"`
+	// Timezone is the IANA zone Meets is in; required when Meets is set.
+	Timezone string `yaml:"timezone" reload:"live"`
+	// Meets are the weekly meeting hours ("Tue 19:00-20:30"; an end before
+	// the start runs past midnight). Empty: always open. Outside them a
+	// member is told when the group meets next and let go, unless a
+	// facilitator is in the room (package schedule reads them).
+	Meets []string `yaml:"meets" reload:"live"`
+	// OpenEarly is how long before a meeting's start callers may join.
+	OpenEarly time.Duration `yaml:"open_early" reload:"live"`
+	// Overrun is how long after a meeting's scheduled end its session ends
+	// for everyone; 0 ends it at the scheduled end.
+	Overrun time.Duration `yaml:"overrun" reload:"live"`
 }
 
 // ByNumber returns the index in groups of the group whose Number is

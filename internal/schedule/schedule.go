@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // zones on systems without /usr/share/zoneinfo
 )
@@ -174,3 +175,106 @@ func asUTC(t time.Time) time.Time {
 
 // sameWall reports whether t's wall clock is wall (given as if in UTC).
 func sameWall(t, wall time.Time) bool { return asUTC(t).Equal(wall) }
+
+// zones caches loaded locations: LoadLocation reads the zone database
+// each time, and a group's zone is looked up on every call to it.
+var zones sync.Map // name -> *time.Location
+
+// LoadZone returns the IANA time zone name ("America/New_York", "UTC").
+// "" and "Local" are refused: a group's hours must not depend on the
+// machine's own setting.
+func LoadZone(name string) (*time.Location, error) {
+	if v, ok := zones.Load(name); ok {
+		return v.(*time.Location), nil
+	}
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("%q is not an IANA time zone (like America/New_York or UTC)", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone (like America/New_York or UTC)", name)
+	}
+	zones.Store(name, loc)
+	return loc, nil
+}
+
+// Hours is a group's meeting hours with the margins callers get around
+// each meeting.
+type Hours struct {
+	Week Week
+	// OpenEarly: callers may join this long before a meeting starts.
+	OpenEarly time.Duration
+	// Overrun: a session ends this long after the scheduled end.
+	Overrun time.Duration
+}
+
+// New reads a group's hours: its zone, its slots ("Tue 19:00-20:30") and
+// the margins. It returns nil and no error when meets is empty: a group
+// without hours is always open. Errors name the slot's index as
+// "meets[j]" or the zone as "timezone".
+func New(zone string, meets []string, openEarly, overrun time.Duration) (*Hours, error) {
+	if len(meets) == 0 {
+		return nil, nil
+	}
+	loc, err := LoadZone(zone)
+	if err != nil {
+		return nil, fmt.Errorf("timezone: %w", err)
+	}
+	h := &Hours{Week: Week{Loc: loc}, OpenEarly: max(openEarly, 0), Overrun: max(overrun, 0)}
+	for j, m := range meets {
+		s, err := ParseSlot(m)
+		if err != nil {
+			return nil, fmt.Errorf("meets[%d]: %w", j, err)
+		}
+		h.Week.Slots = append(h.Week.Slots, s)
+	}
+	return h, nil
+}
+
+// Window is one meeting with its margins: callers may join from Open
+// (Start - OpenEarly) until Close (End + Overrun), when the session ends.
+type Window struct {
+	Meeting
+	Open, Close time.Time
+}
+
+// At returns the window open at t (Open <= t < Close) and true, or the
+// next window to open and false. Of overlapping windows it is the one
+// whose meeting starts first.
+func (h *Hours) At(t time.Time) (Window, bool) {
+	// The meeting in progress at t-Overrun, or the next to start: the
+	// first whose window has not closed by t.
+	m, err := h.Week.Next(t.Add(-h.Overrun))
+	if err != nil {
+		return Window{}, false
+	}
+	w := Window{Meeting: m, Open: m.Start.Add(-h.OpenEarly), Close: m.End.Add(h.Overrun)}
+	if !t.Before(w.Open) {
+		return w, true
+	}
+	return w, false
+}
+
+// Overlap reports whether the windows of slots a and b, with the margins
+// open early and overrun around each, overlap in any week, comparing
+// local wall-clock times (the hour a change of offset adds or takes away
+// is not counted).
+func Overlap(a, b Slot, openEarly, overrun time.Duration) bool {
+	const week = 7 * 24 * time.Hour
+	span := func(s Slot) (lo, hi time.Duration) {
+		start := time.Duration(s.Day)*24*time.Hour + s.Start
+		length := s.End - s.Start
+		if s.End <= s.Start {
+			length += 24 * time.Hour
+		}
+		return start - openEarly, start + length + overrun
+	}
+	alo, ahi := span(a)
+	blo, bhi := span(b)
+	for _, k := range []time.Duration{-week, 0, week} {
+		if alo < bhi+k && blo+k < ahi {
+			return true
+		}
+	}
+	return false
+}
