@@ -104,7 +104,8 @@ lint:
 # prompts regenerates the built-in voice prompts (needs festival,
 # festvox-us-slt-hts and sox); the generated WAVs are committed.
 prompts:
-	./media/prompt/gen/generate.sh
+	./media/prompt/gen/generate.sh en
+	./media/prompt/gen/generate.sh es
 
 clean:
 	rm -rf bin

@@ -124,6 +124,10 @@ const (
 	TryLater = "try_later"
 	// PleaseHold: "Please stay on the line. Many calls are coming in, and yours will be answered in turn."
 	PleaseHold = "please_hold"
+	// LanguageOffer: "For English, press star", then the language's key
+	// number, said in that language: one line of the welcome on a number
+	// no group claims when several languages are offered.
+	LanguageOffer = "language_offer"
 
 	// HoldMusic is quiet, gentle music that loops seamlessly while members
 	// wait for a facilitator (Player.Loop).

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Regenerates the built-in English prompts in media/prompt/en/ from
-# media/prompt/gen/en.txt (lines "name|text") and synthesizes hold_music.wav.
+# Regenerates the built-in prompts of one language in media/prompt/<lang>/
+# from media/prompt/gen/<lang>.txt (lines "name|text"); for English it also
+# synthesizes hold_music.wav, which every language shares.
+#
+#   ./generate.sh        English (media/prompt/en/)
+#   ./generate.sh es     Spanish (media/prompt/es/)
 #
 # The WAVs are committed and embedded in the binary, so this only runs when a
 # text changes (Makefile target "prompts"). Output is what the bridge mixes
 # at: 8 kHz mono 16-bit signed PCM WAV.
 #
-# Voice: festival with Debian's HTS voice, which sounds far calmer and more
-# natural than espeak-ng's formant voice (see docs/DECISIONS.md, D15).
+# Voices: the best speech engine Debian 12 packages for each language.
+#   en  festival with the HTS voice festvox-us-slt-hts, far calmer and more
+#       natural than espeak-ng's formant voice (docs/DECISIONS.md, D15).
+#   es  espeak-ng's Latin American Spanish (es-419), female variant, slowed.
+#       Debian 12 has no natural Spanish voice: festival's Spanish voice
+#       (festvox-ellpc11k) and mbrola's are not packaged for it, and
+#       espeak-ng's mbrola voices need mbrola. A volunteer's recordings in
+#       prompts.dir/es/ replace any of these (README, "Languages").
 #
 # Environment:
-#   VOICE=espeak  synthesize with espeak-ng (US English, female variant,
-#                 slowed) where festival's HTS voice cannot be installed.
+#   VOICE=espeak  synthesize English with espeak-ng (US English, female
+#                 variant, slowed) where festival's HTS voice cannot be
+#                 installed. Spanish always uses espeak-ng.
 #   ONLY=name     regenerate that one prompt in place, leaving the others
 #                 (and hold_music.wav) as committed.
 #
@@ -22,8 +33,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-texts="$here/en.txt"
-outdir=$(cd "$here/.." && pwd)/en
+lang=${1:-en}
+[[ $lang =~ ^[a-z]{2,3}$ ]] || { echo "generate.sh: bad language '$lang'" >&2; exit 1; }
+texts="$here/$lang.txt"
+outdir=$(cd "$here/.." && pwd)/$lang
 
 # HTS ignores festival's Duration_Stretch parameter (measured: identical
 # length at 1.0 and 1.3), so the pace is set through the hts_engine speed
@@ -38,6 +51,11 @@ die() {
 }
 
 voice=${VOICE:-festival}
+case $lang in
+en) ;;
+es) voice=espeak ;;
+*) die "no voice for language '$lang' (have: en, es)" ;;
+esac
 only=${ONLY:-}
 missing=()
 case $voice in
@@ -63,7 +81,13 @@ speak() { # speak NAME TEXT
 	local name=$1 text=$2
 	printf '%s\n' "$text" >"$work/text.txt"
 	rm -f "$work/raw.wav"
-	if [[ $voice == espeak ]]; then
+	if [[ $voice == espeak && $lang == es ]]; then
+		# es-419: Latin American Spanish, the neutral choice for callers
+		# from anywhere in the Americas. f2, -p 45, -s 150 and -g 4 as
+		# for English: calm, slowed, a little apart.
+		espeak-ng -v es-419+f2 -s 150 -g 4 -p 45 -w "$work/raw.wav" -f "$work/text.txt" ||
+			die "$name: espeak-ng failed"
+	elif [[ $voice == espeak ]]; then
 		# f2: a calm female variant near the festival voice's pitch; -s 150
 		# words a minute and -g 4 (10 ms gaps) slow it like speed_rate.
 		espeak-ng -v en-us+f2 -s 150 -g 4 -p 45 -w "$work/raw.wav" -f "$work/text.txt" ||
@@ -82,8 +106,12 @@ speak() { # speak NAME TEXT
 	# speech peak; then silence ... reverse silence ... reverse trims both
 	# ends; pad keeps a short lead-in (80 ms) and tail (150 ms) so clips
 	# played back to back do not run words together.
+	# espeak-ng writes near full scale; 6 dB of headroom first keeps the
+	# highpass and resampling from clipping (the level is set below).
+	local pre=()
+	[[ $voice == espeak ]] && pre=(gain -6)
 	sox "$work/raw.wav" "${fmt[@]}" "$work/out/$name.wav" \
-		highpass 80 rate -v 8000 gain -n -6 \
+		"${pre[@]}" highpass 80 rate -v 8000 gain -n -6 \
 		silence 1 0.02 -50d reverse silence 1 0.02 -50d reverse \
 		pad 0.08 0.15 gain -n -6
 }
@@ -108,6 +136,15 @@ if [[ -n $only ]]; then
 	((count == 1)) || die "ONLY=$only: no such prompt in $texts"
 	mv "$work/out/$only.wav" "$outdir/"
 	echo "generate.sh: wrote $only.wav ($voice) to $outdir"
+	exit 0
+fi
+
+if [[ $lang != en ]]; then
+	# Hold music is the same in every language: the bridge takes en's.
+	mkdir -p "$outdir"
+	rm -f "$outdir"/*.wav
+	mv "$work"/out/*.wav "$outdir"/
+	echo "generate.sh: wrote $count prompts to $outdir"
 	exit 0
 fi
 
