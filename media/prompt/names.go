@@ -76,7 +76,7 @@ const (
 	CallerRemoved = "caller_removed"
 	// NoMemberToRemove: "There is no member to remove."
 	NoMemberToRemove = "no_member_to_remove"
-	// SeatMenu: "Press 1 to mute, 2 to unmute, 3 to move to waiting or bring back, 4 to remove, 5 to make facilitator."
+	// SeatMenu: "Press 1 to mute, 2 to unmute, 3 to move to waiting or bring back, 4 to remove, 5 to make facilitator, 6 to pass the chair."
 	SeatMenu = "seat_menu"
 	// NoSuchSeat: "There is no caller with that number."
 	NoSuchSeat = "no_such_seat"
@@ -92,6 +92,13 @@ const (
 	IsFacilitator = "is_facilitator"
 	// YouAreFacilitator: "You are now a facilitator."
 	YouAreFacilitator = "you_are_facilitator"
+	// YouAreMember: "You are now a member." (to a facilitator who passed
+	// the chair)
+	YouAreMember = "you_are_member"
+	// HasTheChair: "now has the chair."
+	HasTheChair = "has_the_chair"
+	// EnterFacilitatorPIN: "Enter the facilitator PIN, then press pound."
+	EnterFacilitatorPIN = "enter_facilitator_pin"
 	// WaitingMessage: "The facilitator will bring you back shortly."
 	WaitingMessage = "waiting_message"
 	// BackInRoom: "You are back in the room."

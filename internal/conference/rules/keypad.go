@@ -82,11 +82,14 @@ type keypad struct{ s *Session }
 //     number." or "Caller N. Press 1 to mute, ..."; then within MenuTimeout
 //     1 mute, 2 unmute (in lecture mode a member in the room also gets the
 //     floor), 3 waiting / back, 4 remove (confirm with 1), 5 make
-//     facilitator. On a facilitator, 3 and 4 are refused with "Cancelled."
-//     (1 and 2 work: facilitators may mute each other, or themselves); 5 is
-//     refused for a caller in waiting (bring them back first). Any other key
-//     cancels. A target that left meanwhile answers "There is no caller with
-//     that number."
+//     facilitator, 6 pass the chair: N becomes a facilitator and the presser
+//     a member ("You are now a member."), and everyone else hears "Caller N
+//     now has the chair." (see passChair). On a facilitator, 3 and 4 are
+//     refused with "Cancelled." (1 and 2 work: facilitators may mute each
+//     other, or themselves; 6 works and only steps the presser down); 5 and
+//     6 are refused for a caller in waiting (bring them back first), 6 for
+//     the presser's own seat. Any other key cancels. A target that left
+//     meanwhile answers "There is no caller with that number."
 //   - *4 share timer toggle: "The share timer is on." / "... off." Turned
 //     on while someone has the floor, their share time starts now.
 //   - *# asks "To end the session for everyone, press 1."; 1 ends it, any
@@ -133,7 +136,7 @@ func (k *keypad) press(out []Effect, c *caller, digit byte, now time.Time) []Eff
 		}
 		return k.cancel(out, c)
 	case keySeatAction:
-		if digit >= '1' && digit <= '5' {
+		if digit >= '1' && digit <= '6' {
 			return k.seatAction(out, c, digit, now)
 		}
 		return k.cancel(out, c)
@@ -345,9 +348,10 @@ func (k *keypad) confirmRemove(out []Effect, c *caller, now time.Time) []Effect 
 	return append(out, say(c.seat, true, actions[ActRemove].confirm))
 }
 
-// seatAction runs action digit ('1'-'5') of the seat menu: the digit picks
-// a row of the action table (3 moves to waiting or back, 4 asks first), and
-// a refused action answers "Cancelled."
+// seatAction runs action digit ('1'-'6') of the seat menu: the digit picks
+// a row of the action table (3 moves to waiting or back, 4 asks first; 6,
+// passing the chair, is the presser's own step down as well), and a refused
+// action answers "Cancelled."
 func (k *keypad) seatAction(out []Effect, c *caller, digit byte, now time.Time) []Effect {
 	k.setKey(c, keyIdle, time.Time{})
 	t := k.target(c)
@@ -372,6 +376,8 @@ func (k *keypad) seatAction(out []Effect, c *caller, digit byte, now time.Time) 
 		return k.askRemove(out, c, t, now)
 	case '5':
 		a = ActMakeFacilitator
+	case '6':
+		return k.passChair(out, c, t, now)
 	default:
 		return out
 	}
@@ -380,4 +386,41 @@ func (k *keypad) seatAction(out []Effect, c *caller, digit byte, now time.Time) 
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
 	return append(out, say(c.seat, true, prompt.Caller, num(t.seat), actions[a].confirm))
+}
+
+// passChair is seat action 6: t becomes a facilitator (action 5) and c, who
+// pressed, a member. t is promoted before c steps down, so the facilitators
+// are never counted down to none: a facilitator-led session never starts
+// its grace, a peer-led one never its wait for open talk. Refused with
+// "Cancelled." for c's own seat and, like action 5, for a caller in
+// waiting. A t who already is a facilitator keeps the role and c still
+// steps down (the chair is whoever is left).
+//
+// c hears "You are now a member." (and, in lecture mode, how to ask for the
+// floor); a promoted t hears "You are now a facilitator."; everyone else,
+// c included and an already-facilitator t too, hears "Caller N now has the
+// chair."
+func (k *keypad) passChair(out []Effect, c, t *caller, now time.Time) []Effect {
+	s := k.s
+	if t == c || t.placement == Waiting {
+		return append(out, say(c.seat, true, prompt.Cancelled))
+	}
+	leaveOut := 0
+	if t.role == group.Member {
+		leaveOut = t.seat // told by "You are now a facilitator."
+	}
+	out, err := actions[ActMakeFacilitator].do(s, out, t, byKeypad, now)
+	if err != nil { // waiting is refused above; nothing else is
+		return append(out, say(c.seat, true, prompt.Cancelled))
+	}
+	s.seats.count(c.role, -1)
+	c.role = group.Member
+	s.seats.count(c.role, 1)
+	s.hearing.refresh(c, now)
+	phrase := []string{prompt.YouAreMember}
+	if s.hearing.lecture && !c.heard && !c.selfMuted && !c.facMuted {
+		phrase = append(phrase, prompt.LectureRaiseHand)
+	}
+	out = append(out, say(c.seat, true, phrase...))
+	return s.seats.sayRoom(out, leaveOut, prompt.Caller, num(t.seat), prompt.HasTheChair)
 }

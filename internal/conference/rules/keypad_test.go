@@ -353,7 +353,7 @@ func TestSeatMenu(t *testing.T) {
 			keys(12*sec, 1, "*1A", sayI(1, pr.Cancelled)),
 			keys(13*sec, 1, "*12#*", sayI(1, pr.Caller, "2", pr.SeatMenu), sayI(1, pr.Cancelled)),
 			keys(14*sec, 1, "*12#0", sayI(1, pr.Caller, "2", pr.SeatMenu), sayI(1, pr.Cancelled)),
-			keys(15*sec, 1, "*12#6", sayI(1, pr.Caller, "2", pr.SeatMenu), sayI(1, pr.Cancelled)),
+			keys(15*sec, 1, "*12#7", sayI(1, pr.Caller, "2", pr.SeatMenu), sayI(1, pr.Cancelled)),
 		)},
 		{"seat entry times out from the last digit", peer, script(
 			seats("FM"),
