@@ -207,7 +207,7 @@ func readDir(dir string, known func(name string) bool) (map[string][]int16, erro
 			errs = append(errs, fmt.Errorf("prompts.dir: %s: %w %q", file, ErrUnknownPrompt, name))
 			continue
 		}
-		data, err := readPrompt(root, e.Name(), e.Type()&fs.ModeSymlink != 0)
+		data, err := readFile(root, e.Name(), e.Type()&fs.ModeSymlink != 0, MaxFileSize)
 		if errors.Is(err, errIsDir) {
 			continue
 		}
@@ -232,11 +232,12 @@ func readDir(dir string, known func(name string) bool) (map[string][]int16, erro
 // ignored like any subdirectory.
 var errIsDir = errors.New("a directory")
 
-// readPrompt reads name in root if it is a regular file of at most
-// MaxFileSize; link tells that the directory lists name as a symbolic link. O_NONBLOCK makes opening a FIFO return at once instead of
-// waiting for a writer; the type is then checked on the opened file, so
-// nothing can be swapped in between the check and the read.
-func readPrompt(root *os.Root, name string, link bool) ([]byte, error) {
+// readFile reads name in root if it is a regular file of at most limit
+// bytes; link tells that the directory lists name as a symbolic link.
+// O_NONBLOCK makes opening a FIFO return at once instead of waiting for a
+// writer; the type is then checked on the opened file, so nothing can be
+// swapped in between the check and the read.
+func readFile(root *os.Root, name string, link bool, limit int64) ([]byte, error) {
 	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		var pe *fs.PathError
@@ -256,16 +257,16 @@ func readPrompt(root *os.Root, name string, link bool) ([]byte, error) {
 		return nil, errIsDir
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%w: %s", ErrNotRegular, fileType(fi.Mode()))
-	case fi.Size() > MaxFileSize:
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, fi.Size(), MaxFileSize)
+	case fi.Size() > limit:
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, fi.Size(), limit)
 	}
 	// The limit holds even for a file that grows while it is read.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxFileSize)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
 	}
 	return data, nil
 }

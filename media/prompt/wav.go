@@ -62,6 +62,11 @@ func ParseWAV(data []byte) ([]int16, error) {
 	if err != nil {
 		return nil, err
 	}
+	return convert(format, body)
+}
+
+// convert decodes checked audio bytes to 8 kHz mono.
+func convert(format wavFormat, body []byte) ([]int16, error) {
 	mono := decode(format, body)
 	if format.sampleRate == pcm.SampleRate {
 		return mono, nil
