@@ -229,7 +229,13 @@ type Prompts struct {
 	// override the built-in ones. A relative path is taken from the working
 	// directory.
 	Dir string `yaml:"dir" reload:"live"`
+	// ReadingsMax is the longest a group's greeting or reading may be
+	// (files in Dir/readings/); it also sets the size cap of those files.
+	ReadingsMax time.Duration `yaml:"readings_max" reload:"live"`
 }
+
+// DefaultReadingsMax is prompts.readings_max when the file leaves it out.
+const DefaultReadingsMax = 10 * time.Minute
 
 // BuiltinLanguages lists the prompt sets compiled into groupbridge.
 var BuiltinLanguages = []string{"en"}
@@ -355,7 +361,7 @@ func Default() *Config {
 			AGC:        true,
 		},
 		Log:     Log{Format: LogFormatText, Callers: LogCallersTag},
-		Prompts: Prompts{Language: "en"},
+		Prompts: Prompts{Language: "en", ReadingsMax: DefaultReadingsMax},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Limits: Limits{
 			PINFailureAlarm: 60,

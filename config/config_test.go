@@ -34,7 +34,7 @@ func TestDefault(t *testing.T) {
 		},
 		Audio:   Audio{JitterMin: 20 * time.Millisecond, JitterMax: 200 * time.Millisecond, MaxTalkers: 4, AGC: true},
 		Log:     Log{Format: "text", Callers: "tag"},
-		Prompts: Prompts{Language: "en"},
+		Prompts: Prompts{Language: "en", ReadingsMax: 10 * time.Minute},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Limits: Limits{PINFailureAlarm: 60, SourceRate: 10, SourceBurst: 20, MaxCalls: 1000, MaxCall: 4 * time.Hour,
 			SetupPerSource: 10, SetupPerUser: 10,

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func (c *Config) Validate() error {
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
 	v.groups(c.Groups)
+	v.readings(c)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -568,6 +570,53 @@ func (v *validator) prompts(p *Prompts) {
 		v.add("prompts.dir", "%s: %v", p.Dir, err)
 	case !fi.IsDir():
 		v.add("prompts.dir", "%s: not a directory", p.Dir)
+	}
+}
+
+// maxReadingsMax bounds prompts.readings_max: a longer reading is more a
+// recorded meeting than a reading, and its file could be 700 MB.
+const maxReadingsMax = 30 * time.Minute
+
+// readings checks prompts.readings_max and each group's greeting, readings
+// and opening_reading. Whether the files exist and play (and prompts.dir is
+// set) is checked where they are loaded: by config check, at the start and
+// on reload (package readings).
+func (v *validator) readings(c *Config) {
+	if m := c.Prompts.ReadingsMax; m < time.Second || m > maxReadingsMax {
+		v.add("prompts.readings_max", "%s must be from 1s to %s", shortDuration(m), shortDuration(maxReadingsMax))
+	}
+	file := func(path, name string) {
+		switch {
+		case name == "":
+			v.add(path, "a file name in prompts.dir/readings/ is required")
+		case filepath.IsAbs(name) || !filepath.IsLocal(name):
+			v.add(path, "%s must be a file name inside prompts.dir/readings/", quote(name))
+		}
+	}
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		at := func(key string) string { return fmt.Sprintf("groups[%d].%s", i, key) }
+		if g.Greeting != "" {
+			file(at("greeting"), g.Greeting)
+		}
+		keys := make(map[int]int)
+		for j, r := range g.Readings {
+			item := fmt.Sprintf("readings[%d]", j)
+			switch first, dup := keys[r.Key]; {
+			case r.Key < 1 || r.Key > 9:
+				v.add(at(item+".key"), "%d must be from 1 to 9 (**1 to **9)", r.Key)
+			case dup:
+				v.add(at(item+".key"), "%d repeats groups[%d].readings[%d].key", r.Key, i, first)
+			default:
+				keys[r.Key] = j
+			}
+			file(at(item+".file"), r.File)
+		}
+		if k := g.OpeningReading; k != 0 {
+			if _, ok := keys[k]; !ok {
+				v.add(at("opening_reading"), "%d is not a key of groups[%d].readings", k, i)
+			}
+		}
 	}
 }
 

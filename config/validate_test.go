@@ -537,6 +537,35 @@ groups:
 			"groups[0].overrun: 2h1m must be from 0s to 2h",
 		}},
 
+		{"readings: good", `
+prompts: {dir: $TMP/prompts, readings_max: 30m}
+groups:
+  - name: G
+    member_pin: "4821"
+    greeting: welcome.wav
+    readings: [{key: 1, file: preamble.wav}, {key: 9, file: sub/closing.wav}]
+    opening_reading: 9
+`, nil},
+		{"readings: bad", `
+prompts: {dir: $TMP/prompts, readings_max: 31m}
+groups:
+  - name: G
+    member_pin: "4821"
+    greeting: ../welcome.wav
+    readings: [{key: 0, file: a.wav}, {key: 10, file: b.wav}, {key: 2, file: c.wav}, {key: 2, file: /etc/x.wav}, {key: 3}]
+    opening_reading: 4
+`, []string{
+			"prompts.readings_max: 31m must be from 1s to 30m",
+			`groups[0].greeting: "../welcome.wav" must be a file name inside prompts.dir/readings/`,
+			"groups[0].readings[0].key: 0 must be from 1 to 9 (**1 to **9)",
+			"groups[0].readings[1].key: 10 must be from 1 to 9 (**1 to **9)",
+			"groups[0].readings[3].key: 2 repeats groups[0].readings[2].key",
+			`groups[0].readings[3].file: "/etc/x.wav" must be a file name inside prompts.dir/readings/`,
+			"groups[0].readings[4].file: a file name in prompts.dir/readings/ is required",
+			"groups[0].opening_reading: 4 is not a key of groups[0].readings",
+		}},
+		{"readings: short max", "prompts: {readings_max: 500ms}\n" + okGroups, []string{"prompts.readings_max: 500ms must be from 1s to 30m"}},
+
 		// Problems everywhere are all reported at once.
 		{"many problems", `
 sip: {listen: [], user_agent: ""}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/app"
+	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/spf13/cobra"
 )
 
@@ -161,6 +163,12 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
+			// The groups' recordings are loaded as the bridge would, so a
+			// file that would stop a start or a reload stops the check.
+			if _, err := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg)); err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitError{1}
+			}
 			warn := func(w string) { fmt.Fprintln(stderr, "warning:", w) }
 			warnFileMode(args[0], warn)
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
@@ -178,6 +186,15 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// runtimeGroups is cfg's groups as the packages past configuration take them.
+func runtimeGroups(cfg *config.Config) []group.Group {
+	out := make([]group.Group, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		out[i] = g.Runtime()
+	}
+	return out
 }
 
 func newVersion(stdout io.Writer) *cobra.Command {

@@ -55,6 +55,25 @@ groups:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A group whose readings are an 11.025 kHz WAV and a file not there.
+	if err := os.MkdirAll(filepath.Join(dir, "prompts", "readings"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	odd := []byte("RIFF\x2c\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x11\x2b\x00\x00\x22\x56\x00\x00\x02\x00\x10\x00data\x04\x00\x00\x00\x01\x00\x02\x00")
+	if err := os.WriteFile(filepath.Join(dir, "prompts", "readings", "preamble.wav"), odd, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badReading := filepath.Join(dir, "reading.yaml")
+	if err := os.WriteFile(badReading, []byte(`
+prompts: {dir: `+filepath.Join(dir, "prompts")+`}
+groups:
+  - name: A
+    member_pin: "4821"
+    greeting: hello.wav
+    readings: [{key: 1, file: preamble.wav}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		file     string
@@ -64,6 +83,10 @@ groups:
 		toStdout bool
 	}{
 		{"valid", good, 0, []string{"ok (1 groups)"}, nil, true},
+		{"bad reading", badReading, 1, []string{
+			"groups[0].greeting: " + filepath.Join(dir, "prompts", "readings", "hello.wav") + ": missing (no such file)",
+			"groups[0].readings[0].file: " + filepath.Join(dir, "prompts", "readings", "preamble.wav") + ": unusable WAV file: sample rate 11025 Hz",
+		}, []string{"4821"}, false},
 		{"every problem", bad, 1, []string{
 			"rtp.port_min: 30000 is above rtp.port_max: 20000",
 			"groups[0].member_pin: must be 4-10 digits",

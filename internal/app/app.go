@@ -34,6 +34,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/metrics"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/internal/sipua"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/clock"
@@ -80,13 +81,14 @@ type App struct {
 // state is what a reload may change: groups and prompts. A call takes one
 // snapshot when it starts, so a reload never changes the rules mid-call.
 type state struct {
-	cfg     *config.Config
-	groups  []group.Group // cfg.Groups as the call's packages take them
-	prompts *prompt.Set
+	cfg      *config.Config
+	groups   []group.Group // cfg.Groups as the call's packages take them
+	prompts  *prompt.Set
+	readings *readings.Library
 }
 
-func newState(cfg *config.Config, prompts *prompt.Set) *state {
-	st := &state{cfg: cfg, prompts: prompts}
+func newState(cfg *config.Config, prompts *prompt.Set, lib *readings.Library) *state {
+	st := &state{cfg: cfg, prompts: prompts, readings: lib}
 	for _, g := range cfg.Groups {
 		st.groups = append(st.groups, g.Runtime())
 	}
@@ -109,6 +111,15 @@ func loadPrompts(cfg *config.Config, log *slog.Logger) (*prompt.Set, error) {
 	return prompts, nil
 }
 
+// loadReadings loads the groups' greetings and readings (prompts.dir/readings/).
+func loadReadings(cfg *config.Config) (*readings.Library, error) {
+	groups := make([]group.Group, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		groups[i] = g.Runtime()
+	}
+	return readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, groups)
+}
+
 // New builds the bridge from a validated configuration; Start runs it.
 func New(cfg *config.Config, opts Options) (*App, error) {
 	out := opts.LogOutput
@@ -124,6 +135,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("log.format: %w", err)
 	}
 	prompts, err := loadPrompts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := loadReadings(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,16 +158,17 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, lobby: lobby.New()}
-	a.state.Store(newState(cfg, prompts))
+	a.state.Store(newState(cfg, prompts, lib))
 	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
 	a.budget = guard.NewBudget(budgetConfig(cfg))
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
 	a.conf = conference.New(conference.Config{
-		Media:   a.clock,
-		Prompts: prompts,
-		Log:     log,
+		Media:    a.clock,
+		Prompts:  prompts,
+		Readings: lib,
+		Log:      log,
 		Audio: conference.Audio{
 			MaxTalkers:   cfg.Audio.MaxTalkers,
 			AGC:          cfg.Audio.AGC,
@@ -491,6 +507,10 @@ func (a *App) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	lib, err := loadReadings(cfg)
+	if err != nil {
+		return err
+	}
 	old := a.state.Load().cfg
 	// Restart keys against the running values (as started): a change is
 	// reported at every reload until the restart. Live keys against the
@@ -507,8 +527,9 @@ func (a *App) Reload(cfg *config.Config) error {
 	a.sip.SetAnswerDelay(cfg.SIP.AnswerDelay)
 	a.guard.SetAlarmRate(cfg.Limits.PINFailureAlarm)
 	a.budget.SetConfig(budgetConfig(cfg))
-	a.state.Store(newState(cfg, prompts))
+	a.state.Store(newState(cfg, prompts, lib))
 	a.conf.SetPrompts(prompts)
+	a.conf.SetReadings(lib)
 	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
 	return nil
 }
@@ -536,6 +557,6 @@ func (c sipCall) Stream() pcm.Stream { return c.Call.Stream() }
 func (a *App) settings() *callflow.Settings {
 	st := a.state.Load()
 	l := st.cfg.Limits
-	return &callflow.Settings{Groups: st.groups, Prompts: st.prompts,
+	return &callflow.Settings{Groups: st.groups, Prompts: st.prompts, Readings: st.readings,
 		PINFailureAlarm: l.PINFailureAlarm, PINBudget: l.PINBudget, PINBudgetBridge: l.PINBudgetBridge}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -76,6 +77,8 @@ type Metrics interface {
 type Settings struct {
 	Groups  []group.Group
 	Prompts *prompt.Set
+	// Readings hold each group's greeting (nil: none).
+	Readings *readings.Library
 	// For the attack log lines: limits.pin_failure_alarm, pin_budget,
 	// pin_budget_bridge.
 	PINFailureAlarm, PINBudget, PINBudgetBridge int

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/g711"
@@ -60,8 +61,10 @@ type Config struct {
 	// Media is the one 20 ms clock the rooms tick and mix on.
 	Media   *clock.Clock
 	Prompts *prompt.Set
-	Log     *slog.Logger // nil: slog.Default()
-	Audio   Audio
+	// Readings are the groups' readings (nil: none).
+	Readings *readings.Library
+	Log      *slog.Logger // nil: slog.Default()
+	Audio    Audio
 	// Clock is wall time: a session's start and the bounded waits for a
 	// room's answer (Join, Snapshot, Act, Announce, Leave); nil is the
 	// real time. Never the mixing, which runs on Media.
@@ -75,8 +78,11 @@ type Conference struct {
 	// prompts is swapped whole by SetPrompts (a reload) while rooms read
 	// it on the clock goroutine; a Set is never changed once shared.
 	prompts atomic.Pointer[prompt.Set]
-	log     *slog.Logger
-	audio   Audio
+	// readings is swapped whole by SetReadings; a room takes its group's
+	// when its session starts and keeps them to its end.
+	readings atomic.Pointer[readings.Library]
+	log      *slog.Logger
+	audio    Audio
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -103,6 +109,7 @@ func New(cfg Config) *Conference {
 	c := &Conference{clock: cfg.Media, wall: wallclock.Or(cfg.Clock), log: cfg.Log, audio: cfg.Audio,
 		rooms: map[string]*Room{}}
 	c.prompts.Store(cfg.Prompts)
+	c.readings.Store(cfg.Readings)
 	return c
 }
 
@@ -110,6 +117,11 @@ func New(cfg Config) *Conference {
 // prompts from its next announcement on (a reload of prompts.dir).
 // Announcements already playing finish with the clips they started with.
 func (c *Conference) SetPrompts(prompts *prompt.Set) { c.prompts.Store(prompts) }
+
+// SetReadings makes sessions that start from now on play from lib (a
+// reload); a live session keeps the readings it started with, as it keeps
+// the rules it started with.
+func (c *Conference) SetReadings(lib *readings.Library) { c.readings.Store(lib) }
 
 // JoinRequest is a caller about to enter a room.
 type JoinRequest struct {

@@ -90,6 +90,24 @@ type Group struct {
 	// Overrun is how long after a meeting's scheduled end its session ends
 	// for everyone; 0 ends it at the scheduled end.
 	Overrun time.Duration `yaml:"overrun" reload:"live"`
+	// Greeting is a WAV file in prompts.dir/readings/ played to each caller
+	// after the PIN, before joining; "" for none.
+	Greeting string `yaml:"greeting" reload:"live"`
+	// Readings are WAV files in prompts.dir/readings/ a facilitator plays
+	// to the room with **K.
+	Readings []Reading `yaml:"readings" reload:"live"`
+	// OpeningReading is the key of the reading played when a session
+	// starts (or, for a group that meets, at the scheduled start); 0 for
+	// none.
+	OpeningReading int `yaml:"opening_reading" reload:"live"`
+}
+
+// Reading is one of a group's recordings, played to the room with **Key.
+type Reading struct {
+	// Key is 1-9, unique within the group.
+	Key int `yaml:"key" reload:"live"`
+	// File is the WAV's name in prompts.dir/readings/.
+	File string `yaml:"file" reload:"live"`
 }
 
 // ByNumber returns the index in groups of the group whose Number is
