@@ -10,6 +10,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
@@ -123,8 +124,14 @@ type Room struct {
 	changed  bool        // seats or placements changed since the counts were published
 	noise    pcm.Frame
 	rng      uint32 // comfort noise generator state
-	started  time.Time
-	detached bool // the session ended: no longer the group's live room
+
+	// The group's readings as loaded when the session started, and the
+	// one that plays: mixed into the room's sum like one more talker.
+	readings     *readings.Group
+	reading      prompt.Player
+	readingFrame pcm.Frame
+	started      time.Time
+	detached     bool // the session ended: no longer the group's live room
 
 	// published is this room's share of the conference's Stats counts:
 	// written by the tick, zeroed by shutdown from any goroutine.
@@ -135,15 +142,16 @@ type Room struct {
 func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 	g.MemberPIN, g.FacilitatorPIN = "", ""
 	return &Room{
-		conf:    c,
-		group:   g,
-		cmds:    make(chan command, 1024),
-		stopped: make(chan struct{}),
-		sess:    rules.New(rules.ConfigFor(g), now),
-		bySeat:  map[int]*member{},
-		byP:     map[*Participant]*member{},
-		mixer:   mixer.New(),
-		started: now,
+		conf:     c,
+		group:    g,
+		readings: c.readings.Load().For(g.Name),
+		cmds:     make(chan command, 1024),
+		stopped:  make(chan struct{}),
+		sess:     rules.New(rules.ConfigFor(g), now),
+		bySeat:   map[int]*member{},
+		byP:      map[*Participant]*member{},
+		mixer:    mixer.New(),
+		started:  now,
 	}
 }
 
@@ -213,17 +221,36 @@ func (r *Room) Tick(now time.Time) {
 	for _, m := range r.members {
 		m.mixed = m.inMixer && m.mix.Heard
 	}
-	var extra *pcm.Frame
+	var noise *pcm.Frame
 	if r.conf.audio.ComfortNoise {
 		r.comfortNoise()
-		extra = &r.noise
+		noise = &r.noise
 	}
-	r.mixer.Tick(extra)
+	r.mixer.Tick(r.readingNext(noise))
 	r.common.Set(r.mixer.CommonFrame())
 	for i := 0; i < len(r.members); {
-		i = r.outputs(i, extra)
+		i = r.outputs(i, noise) // out of the mix: no reading
 	}
 	r.dropFailed(now)
+}
+
+// readingNext returns the room-wide sound for this tick's mix: the next
+// 20 ms of the reading that plays (with the comfort noise, if any), or
+// noise alone. The mixer adds it for everyone in the room and subtracts it
+// from nobody: the reading is nobody's own voice. It tells the rules when
+// the reading has played to its end.
+func (r *Room) readingNext(noise *pcm.Frame) *pcm.Frame {
+	if !r.reading.Playing() {
+		return noise
+	}
+	r.reading.Next(&r.readingFrame)
+	if noise != nil {
+		r.readingFrame.Add(noise)
+	}
+	if !r.reading.Playing() {
+		r.sess.ReadingEnded()
+	}
+	return &r.readingFrame
 }
 
 // inputs runs input for the members from index from on and returns how
@@ -604,12 +631,34 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 			}
 		case rules.End:
 			r.conf.log.Info("session ended by the rules", "group", r.group.Name, "reason", e.Reason)
+		case rules.Reading:
+			r.playReading(e)
+		case rules.StopReading:
+			r.reading.Stop()
+			r.conf.log.Info("reading stopped", "group", r.group.Name)
 		}
 	}
 	// Placement may have changed (waiting, lobby, back): follow it.
 	for _, m := range r.members {
 		r.place(m)
 	}
+}
+
+// playReading starts reading e.Key, replacing one that plays, after what
+// e.Seat is being told (the opening caller's greeting), so the two do not
+// talk over each other.
+func (r *Room) playReading(e rules.Effect) {
+	clip := r.readings.Reading(e.Key)
+	if clip == nil { // the rules only know keys the group has
+		r.sess.ReadingEnded()
+		return
+	}
+	lead := 0
+	if m := r.bySeat[e.Seat]; m != nil {
+		lead = m.player.Remaining()
+	}
+	r.reading.Play(prompt.Pause(time.Duration(lead)*time.Second/pcm.SampleRate), clip)
+	r.conf.log.Info("reading started", "group", r.group.Name, "key", e.Key)
 }
 
 // speak turns a phrase (prompt names, numbers as digits) into clips.

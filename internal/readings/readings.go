@@ -182,3 +182,20 @@ func describe(err error) string {
 	}
 	return err.Error()
 }
+
+// NewGroup returns recordings made in memory (tests, tools): the greeting,
+// the opening key and readings by key 1-9; other keys are left out.
+func NewGroup(greeting []int16, opening int, byKey map[int][]int16) *Group {
+	g := &Group{Greeting: greeting, Opening: opening}
+	for k, c := range byKey {
+		if k >= 1 && k <= 9 {
+			g.clips[k] = c
+		}
+	}
+	return g
+}
+
+// NewLibrary returns a Library of groups made in memory, by group name.
+func NewLibrary(groups map[string]*Group) *Library {
+	return &Library{groups: groups}
+}

@@ -85,6 +85,16 @@ func (p *Player) Stop() {
 // when an IVR may move on.
 func (p *Player) Playing() bool { return p.head < len(p.queue) }
 
+// Remaining returns how many samples of queued clips are still to play
+// (the loop not counted), so that something else can wait for them.
+func (p *Player) Remaining() int {
+	n := 0
+	for i := p.head; i < len(p.queue); i++ {
+		n += len(p.queue[i])
+	}
+	return n - p.pos
+}
+
 // Loop sets clip as the background loop, played (wrapping without a gap)
 // whenever no clip is queued. Setting the loop that is already playing
 // keeps its position, so callers may re-assert it freely; an empty clip

@@ -264,3 +264,20 @@ func BenchmarkPlayerSentence(b *testing.B) {
 		}
 	}
 }
+
+func TestPlayerRemaining(t *testing.T) {
+	var p Player
+	if p.Remaining() != 0 {
+		t.Fatal("idle player has something to play")
+	}
+	p.Loop(make([]int16, 1000))
+	p.Play(make([]int16, 200), make([]int16, 100))
+	var f pcm.Frame
+	want := []int{300, 140, 100, 0}
+	for i, w := range want {
+		if got := p.Remaining(); got != w {
+			t.Fatalf("after %d frames: Remaining %d, want %d", i, got, w)
+		}
+		p.Next(&f)
+	}
+}

@@ -13,6 +13,7 @@ type keyState uint8
 const (
 	keyIdle          keyState = iota
 	keyStar                   // '*' pressed, waiting for the command key
+	keyStarStar               // '**' pressed: a reading's key, or the command key
 	keySeatEntry              // *1 pressed, collecting seat digits until '#'
 	keySeatAction             // seat picked, waiting for 1-5
 	keyConfirmRemove          // waiting for '1' to remove target
@@ -115,12 +116,16 @@ func (k *keypad) press(out []Effect, c *caller, digit byte, now time.Time) []Eff
 			k.setKey(c, keyStar, now.Add(cfg.StarTimeout))
 		}
 		return out
-	case keyStar:
+	case keyStar, keyStarStar:
 		if digit == '*' {
-			k.setKey(c, keyStar, now.Add(cfg.StarTimeout))
+			k.setKey(c, keyStarStar, now.Add(cfg.StarTimeout))
 			return out
 		}
+		double := c.key == keyStarStar
 		k.setKey(c, keyIdle, time.Time{})
+		if double {
+			return k.doubleStar(out, c, digit, now)
+		}
 		return k.command(out, c, digit, now)
 	case keySeatEntry:
 		switch {
@@ -195,6 +200,24 @@ func (k *keypad) command(out []Effect, c *caller, digit byte, now time.Time) []E
 		return k.facilitatorCommand(out, c, digit, now)
 	}
 	return out
+}
+
+// doubleStar runs **digit: a facilitator's **K plays reading K and **0
+// stops the reading that plays; anything else (a member, a key without a
+// reading, **0 with nothing playing) is *digit, so a double-tapped star
+// still works.
+func (k *keypad) doubleStar(out []Effect, c *caller, digit byte, now time.Time) []Effect {
+	s := k.s
+	if c.role == group.Facilitator {
+		switch {
+		case digit >= '1' && digit <= '9' && s.cfg.Readings[digit-'0']:
+			return s.startReading(out, int(digit-'0'), 0)
+		case digit == '0' && s.reading != 0:
+			s.reading = 0
+			return append(out, Effect{Kind: StopReading})
+		}
+	}
+	return k.command(out, c, digit, now)
 }
 
 // toggleSelfMute is *6.

@@ -130,17 +130,33 @@ type Config struct {
 	// OpenTalkAfter: a peer-led session whose last facilitator left and
 	// none came back within it returns to open talk.
 	OpenTalkAfter time.Duration
+
+	// Readings[K] is true when the group has reading K (1-9): a
+	// facilitator's **K plays it; without it **K is *K.
+	Readings [10]bool
+	// OpeningReading is the key of the reading that opens the session
+	// (see Join); 0 for none.
+	OpeningReading int
 }
 
 // ConfigFor derives a session's settings from its group: the group's
 // choices, with every timing at its default.
 func ConfigFor(g group.Group) Config {
-	return Config{
+	c := Config{
 		LedBy:      g.LedBy,
 		MaxMembers: g.MaxMembers,
 		ShareLimit: time.Duration(g.ShareMinutes) * time.Minute,
 		EndGrace:   g.EndGrace,
 	}
+	for _, r := range g.Readings {
+		if r.Key >= 1 && r.Key <= 9 {
+			c.Readings[r.Key] = true
+		}
+	}
+	if k := g.OpeningReading; k >= 1 && k <= 9 && c.Readings[k] {
+		c.OpeningReading = k
+	}
+	return c
 }
 
 // withDefaults fills zero and negative timings.
@@ -253,6 +269,14 @@ const (
 	Hangup
 	// End says the session is over; Hangup effects for everyone follow.
 	End
+	// Reading plays the group's reading Key to everyone in the room (not
+	// waiting, not the lobby), mixed like one more talker, replacing one
+	// that plays. When Seat is not 0 it starts once what Seat is being
+	// told has played (the caller whose arrival opened the session). The
+	// engine calls ReadingEnded when it has played to its end.
+	Reading
+	// StopReading stops the reading that plays.
+	StopReading
 )
 
 // String names the kind for logs and test output.
@@ -272,6 +296,10 @@ func (k EffectKind) String() string {
 		return "Hangup"
 	case End:
 		return "End"
+	case Reading:
+		return "Reading"
+	case StopReading:
+		return "StopReading"
 	}
 	return "effect(" + strconv.Itoa(int(k)) + ")"
 }
@@ -329,6 +357,8 @@ type Effect struct {
 	// (and on removed_you): it replaces what the caller hears now instead of
 	// queueing after it.
 	Interrupt bool
+	// Key is the reading's key (1-9), for Kind Reading.
+	Key int
 }
 
 // String renders the effect compactly for logs and test failures; it holds
@@ -358,6 +388,9 @@ func (e Effect) String() string {
 	case Hangup, End:
 		b.WriteString(" ")
 		b.WriteString(e.Reason)
+	case Reading:
+		b.WriteString(" ")
+		b.WriteString(strconv.Itoa(e.Key))
 	}
 	b.WriteString(")")
 	return b.String()

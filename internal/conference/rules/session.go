@@ -39,6 +39,8 @@ type Session struct {
 	alarm    alarm
 	started  bool // a caller has been admitted
 	ended    bool
+	reading  int  // the key of the reading that plays; 0 for none
+	opened   bool // the opening reading was started
 }
 
 // New returns the session of a group whose first caller is about to join
@@ -227,6 +229,9 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	if role == group.Facilitator {
 		out = s.facilitatorArrived(out, c.seat, now)
 	}
+	if first && !s.presence.facLed {
+		out = s.open(out, c.seat)
+	}
 	s.hearing.refresh(c, now)
 	out = s.seats.chime(out, ChimeJoin, c.seat)
 	return JoinResult{Seat: c.seat, Restored: restored}, out
@@ -270,11 +275,35 @@ func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Ef
 				out = append(out, hold(o.seat, false), say(o.seat, false, prompt.FacilitatorJoined))
 			}
 		}
+		out = s.open(out, seat)
 	case graceOver:
 		out = s.seats.sayRoom(out, seat, prompt.FacilitatorJoined)
 	}
 	return out
 }
+
+// open starts the opening reading, once per session, after what seat
+// (the caller whose arrival opened it) is being told.
+func (s *Session) open(out []Effect, seat int) []Effect {
+	if s.opened || s.cfg.OpeningReading == 0 {
+		return out
+	}
+	s.opened = true
+	return s.startReading(out, s.cfg.OpeningReading, seat)
+}
+
+// startReading plays reading key to the room, replacing one that plays.
+func (s *Session) startReading(out []Effect, key, after int) []Effect {
+	s.reading = key
+	return append(out, Effect{Kind: Reading, Key: key, Seat: after})
+}
+
+// ReadingEnded tells the session the reading it started has played to its
+// end, so **0 is *0 again.
+func (s *Session) ReadingEnded() { s.reading = 0 }
+
+// Reading returns the key of the reading that plays, 0 for none.
+func (s *Session) Reading() int { return s.reading }
 
 // Leave is the end of seat's call (hung up, dropped, or the BYE after a
 // Hangup effect). Unless the caller was removed or the session ended, their
@@ -445,7 +474,7 @@ func (s *Session) advance(now time.Time) []Effect {
 			continue
 		}
 		if c.key != keyIdle && !now.Before(c.keyAt) {
-			if c.key != keyStar {
+			if c.key != keyStar && c.key != keyStarStar {
 				out = append(out, say(c.seat, false, prompt.Cancelled))
 			}
 			c.key = keyIdle

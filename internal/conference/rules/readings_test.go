@@ -1,0 +1,143 @@
+package rules
+
+import (
+	"testing"
+
+	"github.com/groupbridge/groupbridge/internal/group"
+	pr "github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// withReadings is cfg with readings 1 and 2, opening with open (0: none).
+func withReadings(cfg Config, open int) Config {
+	cfg.Readings[1], cfg.Readings[2] = true, true
+	cfg.OpeningReading = open
+	return cfg
+}
+
+func readingE(key, after int) Effect { return Effect{Kind: Reading, Key: key, Seat: after} }
+
+func playing(key int) ev {
+	return state(func(s *Session) string {
+		if s.Reading() != key {
+			return "reading " + num(s.Reading()) + " plays, want " + num(key)
+		}
+		return ""
+	})
+}
+
+// ended is the engine telling the session its reading played to the end.
+var ended = state(func(s *Session) string { s.ReadingEnded(); return "" })
+
+func TestKeypadReadings(t *testing.T) {
+	rd := withReadings(peer, 0)
+	runAll(t, []scenario{
+		{"**K by a facilitator plays reading K", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1", readingE(1, 0)),
+			playing(1),
+		)},
+		{"a new reading replaces the one that plays", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1", readingE(1, 0)),
+			keys(11*sec, 1, "**2", readingE(2, 0)),
+			playing(2),
+		)},
+		{"**0 stops the reading, then is *0", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1", readingE(1, 0)),
+			keys(11*sec, 1, "**0", Effect{Kind: StopReading}),
+			playing(0),
+			keys(12*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+		)},
+		{"**0 after the reading ended is *0", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1", readingE(1, 0)),
+			ended,
+			keys(11*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+		)},
+		{"**0 with no reading is *0", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+		)},
+		{"**K without reading K is *K", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**6", sayI(1, pr.Muted)),
+			keys(11*sec, 1, "**3", sayI(1, pr.Caller, "2", pr.ConfirmPress1)),
+			keys(12*sec, 1, "2", sayI(1, pr.Cancelled)),
+			playing(0),
+		)},
+		{"a group without readings: **1 is *1", peer, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1"),
+			keys(11*sec, 1, "2#", sayI(1, pr.Caller, "2", pr.SeatMenu)),
+		)},
+		{"members' **K is *K", rd, script(
+			seats("FM"),
+			keys(10*sec, 2, "**1", sayI(2, pr.FacilitatorOnly)),
+			keys(11*sec, 2, "**0", sayI(2, pr.HelpMember)),
+			keys(12*sec, 2, "**6", sayI(2, pr.Muted)),
+			playing(0),
+		)},
+		{"members' **0 does not stop a reading", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**1", readingE(1, 0)),
+			keys(11*sec, 2, "**0", sayI(2, pr.HelpMember)),
+			playing(1),
+		)},
+		{"more stars are still a double star", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "***1", readingE(1, 0)),
+		)},
+		{"a double star that times out is dropped silently", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "**"),
+			tick(13*sec),
+			keys(14*sec, 1, "1"),
+			playing(0),
+		)},
+		{"the second star restarts the star's timeout", rd, script(
+			seats("FM"),
+			keys(10*sec, 1, "*"),
+			keys(12*sec, 1, "*"),
+			keys(14*sec, 1, "1", readingE(1, 0)),
+		)},
+	})
+}
+
+func TestOpeningReading(t *testing.T) {
+	runAll(t, []scenario{
+		{"peer-led: the first caller opens with it, after their greeting", withReadings(peer, 2), script(
+			join(0, "a", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere), readingE(2, 1)),
+			playing(2),
+			ended,
+			pre(join(sec, "b", group.Member, JoinResult{Seat: 2})),
+			playing(0),
+		)},
+		{"peer-led: a facilitator first opens it too", withReadings(peer, 1), script(
+			pre(join(0, "a", group.Facilitator, JoinResult{Seat: 1})),
+			playing(1),
+		)},
+		{"peer-led without opening_reading", withReadings(peer, 0), script(
+			join(0, "a", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
+		)},
+		{"facilitator-led: the first facilitator opens it, once", withReadings(facLed, 1), script(
+			pre(join(0, "a", group.Member, JoinResult{Seat: 1})),
+			playing(0),
+			pre(join(sec, "b", group.Facilitator, JoinResult{Seat: 2})),
+			playing(1),
+			ended,
+			pre(leave(2*sec, 2), join(3*sec, "c", group.Facilitator, JoinResult{Seat: 3})),
+			playing(0),
+		)},
+	})
+}
+
+func TestConfigForReadings(t *testing.T) {
+	c := ConfigFor(group.Group{Readings: []group.Reading{{Key: 3, File: "a.wav"}, {Key: 9, File: "b.wav"}}, OpeningReading: 9})
+	if !c.Readings[3] || !c.Readings[9] || c.Readings[1] || c.OpeningReading != 9 {
+		t.Fatalf("ConfigFor = %+v", c)
+	}
+	if c := ConfigFor(group.Group{OpeningReading: 2}); c.OpeningReading != 0 {
+		t.Fatalf("opening without its reading: %d", c.OpeningReading)
+	}
+}
