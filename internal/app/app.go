@@ -265,6 +265,7 @@ func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 			}
 			return p, nil
 		},
+		Rejoining:     a.conf.Rejoining,
 		Guard:         a.guard,
 		Budget:        a.budget,
 		Metrics:       a.metrics,

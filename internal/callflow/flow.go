@@ -89,11 +89,15 @@ type Config struct {
 	Settings func() *Settings // the latest; never nil
 	Lobby    *lobby.Lobby
 	// Join seats a caller in its group's room (conference.Conference.Join).
-	Join    func(group.Group, conference.JoinRequest) (Member, error)
-	Guard   *guard.PINGuard
-	Budget  *guard.Budget
-	Metrics Metrics
-	Log     *slog.Logger
+	Join func(group.Group, conference.JoinRequest) (Member, error)
+	// Rejoining reports whether a caller (by identity) would get their
+	// seat back in the group's live session (conference.Conference.
+	// Rejoining): they skip the group's greeting. Nil: nobody is.
+	Rejoining func(g group.Group, identity string) bool
+	Guard     *guard.PINGuard
+	Budget    *guard.Budget
+	Metrics   Metrics
+	Log       *slog.Logger
 	// Key is the per-start HMAC key for recognising callers; memory only.
 	Key [32]byte
 	// MaskedCallers: log.callers is "masked" (else log tags).
@@ -159,6 +163,15 @@ func (f *Flow) Serve(c Call) {
 		return
 	}
 	g := st.Groups[join.Group]
+	switch f.greet(c, entry, st, g, id) {
+	case greetGone:
+		f.cfg.Metrics.CallOutcome(outcomeHungUpInIVR)
+		return
+	case greetFailed:
+		entry.Leave()
+		f.refuse(c, st, InternalError, "")
+		return
+	}
 	entry.Leave()
 	p, err := f.cfg.Join(g, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
 		Masked: c.Label(), CallID: c.ID()})
@@ -184,6 +197,51 @@ func (f *Flow) Serve(c Call) {
 		case <-c.Context().Done():
 			p.Leave()
 			return
+		}
+	}
+}
+
+// What became of a greeting.
+const (
+	greetDone   = iota // played, skipped, or none: join
+	greetGone          // the caller hung up
+	greetFailed        // the lobby stopped serving the caller (a recovered panic)
+)
+
+// greet plays the group's greeting to a caller whose PIN was right, before
+// the join, unless they are rejoining (a dropped call back within the
+// rejoin window has heard it). '#' skips it; other keys are dropped, as
+// nobody listens to them yet.
+func (f *Flow) greet(c Call, entry *lobby.Entry, st *Settings, g group.Group, id string) int {
+	clip := st.Readings.For(g.Name)
+	if clip == nil || clip.Greeting == nil {
+		return greetDone
+	}
+	if f.cfg.Rejoining != nil && f.cfg.Rejoining(g, id) {
+		return greetDone
+	}
+	entry.Play(clip.Greeting)
+	// Bounded even if the mixing clock stalls: the greeting's length and
+	// a little more.
+	limit := f.cfg.Clock.NewTimer(time.Duration(len(clip.Greeting))*time.Second/pcm.SampleRate + 2*time.Second)
+	defer limit.Stop()
+	for {
+		select {
+		case d := <-c.Digits():
+			if d == '#' {
+				entry.Stop()
+				return greetDone
+			}
+		case <-entry.Finished():
+			return greetDone
+		case <-limit.C():
+			return greetDone
+		case <-entry.Failed():
+			f.cfg.Log.Error("caller's greeting playback panicked, letting the caller go", "call", c.ID(),
+				"panic", fault(entry.Fault()))
+			return greetFailed
+		case <-c.Context().Done():
+			return greetGone
 		}
 	}
 }

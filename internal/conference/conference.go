@@ -207,6 +207,34 @@ func (c *Conference) isClosed() bool {
 	return c.closed
 }
 
+// Rejoining reports whether the caller known by identity would get their
+// seat back in the group's live session now (a call that dropped within
+// the rejoin window): such a caller skips the group's greeting. False when
+// the group has no live session, for an anonymous caller, or when the room
+// does not answer in time.
+func (c *Conference) Rejoining(g group.Group, identity string) bool {
+	if identity == "" {
+		return false
+	}
+	c.mu.Lock()
+	r := c.rooms[g.Name]
+	c.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	known := make(chan bool, 1)
+	r.send(command{kind: cmdRemembers, identity: identity, known: known})
+	wait := c.wall.NewTimer(answerWait)
+	defer wait.Stop()
+	select {
+	case k := <-known:
+		return k
+	case <-r.stopped:
+	case <-wait.C():
+	}
+	return false
+}
+
 // Announce says phrase (prompt names, numbers as digits) to every caller in
 // every room at once, interrupting what they hear: the bridge's own news,
 // such as closing for maintenance. It returns when every room has taken it

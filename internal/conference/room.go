@@ -38,6 +38,7 @@ const (
 	cmdSnapshot
 	cmdAct
 	cmdAnnounce
+	cmdRemembers
 )
 
 type command struct {
@@ -52,7 +53,8 @@ type command struct {
 	seat     int
 	reply    chan error
 	view     chan roomAnswer
-	phrase   []string // cmdAnnounce
+	phrase   []string  // cmdAnnounce
+	known    chan bool // cmdRemembers
 }
 
 // phraseTail separates one spoken phrase from the next.
@@ -485,6 +487,8 @@ func (r *Room) command(c command, now time.Time) {
 		}
 	case cmdSnapshot:
 		c.view <- roomAnswer{view: r.view(), live: !r.sess.Ended()}
+	case cmdRemembers:
+		c.known <- r.sess.Remembers(c.identity, now)
 	case cmdAct:
 		effects, err := r.sess.Act(c.action, c.seat, now)
 		r.apply(effects, now)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"testing"
+	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
 	pr "github.com/groupbridge/groupbridge/media/prompt"
@@ -139,5 +140,38 @@ func TestConfigForReadings(t *testing.T) {
 	}
 	if c := ConfigFor(group.Group{OpeningReading: 2}); c.OpeningReading != 0 {
 		t.Fatalf("opening without its reading: %d", c.OpeningReading)
+	}
+}
+
+// Remembers tells the engine who would rejoin (and so skips the greeting):
+// a caller who dropped, within the window, not removed, not anonymous.
+func TestRemembers(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	s := New(peer, t0)
+	for _, id := range []string{"a", "b", "c", ""} {
+		if res, _ := s.Join(id, group.Member, t0); res.Refused != RefuseNone {
+			t.Fatal(res.Refused)
+		}
+	}
+	if s.Remembers("a", t0) {
+		t.Fatal("a caller present is remembered")
+	}
+	s.Leave(1, t0.Add(sec))
+	s.Leave(4, t0.Add(sec))
+	s.Act(ActRemove, 2, t0.Add(sec))
+	for _, c := range []struct {
+		id   string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 2 * sec, true},
+		{"a", sec + DefaultRejoinWindow, false},
+		{"b", 2 * sec, false}, // removed
+		{"", 2 * sec, false},
+		{"nobody", 2 * sec, false},
+	} {
+		if got := s.Remembers(c.id, t0.Add(c.at)); got != c.want {
+			t.Errorf("Remembers(%q) at +%s = %v, want %v", c.id, c.at, got, c.want)
+		}
 	}
 }

@@ -302,6 +302,17 @@ func (s *Session) startReading(out []Effect, key, after int) []Effect {
 // end, so **0 is *0 again.
 func (s *Session) ReadingEnded() { s.reading = 0 }
 
+// Remembers reports whether identity would rejoin now: a caller who
+// dropped within RejoinWindow, whose Join would restore their seat. The
+// engine skips the group's greeting for them.
+func (s *Session) Remembers(identity string, now time.Time) bool {
+	if identity == "" || s.ended {
+		return false
+	}
+	m, ok := s.door.rejoin[identity]
+	return ok && now.Before(m.until)
+}
+
 // Reading returns the key of the reading that plays, 0 for none.
 func (s *Session) Reading() int { return s.reading }
 
