@@ -175,6 +175,12 @@ type speech struct {
 	words []string
 	// number appends the clips that speak n, 0 <= n <= 999.
 	number func(s *Set, dst [][]int16, n int) [][]int16
+	// time appends the clips that say hour:minute after a weekday, other
+	// than noon and midnight (Set.Time); nil says the 24-hour numbers.
+	time func(s *Set, dst [][]int16, hour, minute int) [][]int16
+	// atWord is the clip between a weekday and noon or midnight ("at");
+	// "" for none.
+	atWord string
 }
 
 // speechOf returns lang's way of speaking; a language without built-in
@@ -214,7 +220,7 @@ func wordList(last int, more ...string) []string {
 
 // english speaks an American English cardinal: 47 is n40+n7 ("forty
 // seven"), 112 is n1+hundred+n12 ("one hundred twelve").
-var english = speech{words: wordList(19, "hundred"), number: func(s *Set, clips [][]int16, n int) [][]int16 {
+var english = speech{words: wordList(19, "hundred", At, Oh, AM, PM), atWord: At, number: func(s *Set, clips [][]int16, n int) [][]int16 {
 	if h := n / 100; h > 0 {
 		clips = s.appendClip(clips, wordNames[h])
 		clips = s.appendClip(clips, "hundred")

@@ -135,6 +135,33 @@ const (
 	// number, said in that language: one line of the welcome on a number
 	// no group claims when several languages are offered.
 	LanguageOffer = "language_offer"
+	// NotMeetingNow: "This group is not meeting now."
+	NotMeetingNow = "not_meeting_now"
+	// MeetsNext: "It meets next on" (then a weekday and a time, Set.Time)
+	MeetsNext = "meets_next"
+	// ScheduledOver: "The scheduled time is over." (to facilitators, at a
+	// meeting's scheduled end)
+	ScheduledOver = "scheduled_over"
+	// EndsInFive: "The session will end in five minutes."
+	EndsInFive = "ends_in_five"
+	// MeetingClosed: "This meeting is now closed. Thank you for being here."
+	// (the session ends at its meeting's end plus overrun)
+	MeetingClosed = "meeting_closed"
+
+	// Words of a spoken time (Set.Time): "Tuesday at seven thirty P M".
+	Sunday    = "sunday"    // "Sunday"
+	Monday    = "monday"    // "Monday"
+	Tuesday   = "tuesday"   // "Tuesday"
+	Wednesday = "wednesday" // "Wednesday"
+	Thursday  = "thursday"  // "Thursday"
+	Friday    = "friday"    // "Friday"
+	Saturday  = "saturday"  // "Saturday"
+	At        = "at"        // "at"
+	Oh        = "oh"        // "oh" (seven oh five)
+	AM        = "am"        // "A M"
+	PM        = "pm"        // "P M"
+	Noon      = "noon"      // "noon"
+	Midnight  = "midnight"  // "midnight"
 
 	// HoldMusic is quiet, gentle music that loops seamlessly while members
 	// wait for a facilitator (Player.Loop).

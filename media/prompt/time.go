@@ -1,0 +1,98 @@
+package prompt
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// weekdays are the clip names of time.Weekday's days, Sunday first.
+var weekdays = [7]string{Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday}
+
+// TimeToken is the phrase entry for a weekday and a time of day in a
+// group's zone: "t:<weekday 0-6>:<HHMM>", "t:2:1930" for Tuesday 19:30.
+// Rooms and the call flow render it with Set.Time, in the listener's
+// language.
+func TimeToken(day time.Weekday, hour, minute int) string {
+	return fmt.Sprintf("t:%d:%02d%02d", int(day), hour, minute)
+}
+
+// ParseTimeToken reads a TimeToken; ok is false for anything else.
+func ParseTimeToken(s string) (day time.Weekday, hour, minute int, ok bool) {
+	rest, found := strings.CutPrefix(s, "t:")
+	d, hm, found2 := strings.Cut(rest, ":")
+	if !found || !found2 || len(d) != 1 || len(hm) != 4 {
+		return 0, 0, 0, false
+	}
+	wd, err1 := strconv.Atoi(d)
+	v, err2 := strconv.Atoi(hm)
+	if err1 != nil || err2 != nil || hm[0] == '+' || hm[0] == '-' || wd < 0 || wd > 6 || v/100 > 23 || v%100 > 59 {
+		return 0, 0, 0, false
+	}
+	return time.Weekday(wd), v / 100, v % 100, true
+}
+
+// Time returns the clips that say a weekday and a time of day in s's
+// language: its own way when it has one (speech.time), else the weekday
+// and the 24-hour time as numbers ("martes diecinueve treinta"). In every
+// language noon is the weekday and "noon", and midnight at the start of
+// a day is said as the end of the day before, as people say it: 00:00 on
+// Tuesday is "Monday at midnight". Out-of-range values say nothing.
+func (s *Set) Time(day time.Weekday, hour, minute int) [][]int16 {
+	if day < time.Sunday || day > time.Saturday || hour < 0 || hour > 23 || minute < 0 || minute > 59 {
+		return nil
+	}
+	sp := speechOf(s.lang)
+	clips := make([][]int16, 0, 6)
+	switch {
+	case hour == 12 && minute == 0:
+		return s.appendClip(sp.at(s, s.appendClip(clips, weekdays[day])), Noon)
+	case hour == 0 && minute == 0:
+		return s.appendClip(sp.at(s, s.appendClip(clips, weekdays[(day+6)%7])), Midnight)
+	}
+	if sp.time != nil {
+		return sp.time(s, s.appendClip(clips, weekdays[day]), hour, minute)
+	}
+	clips = append(s.appendClip(clips, weekdays[day]), s.Number(hour)...)
+	if minute != 0 {
+		clips = append(clips, s.Number(minute)...)
+	}
+	return clips
+}
+
+// at appends the word between a weekday and a time, if the language has one.
+func (sp *speech) at(s *Set, dst [][]int16) [][]int16 {
+	if sp.atWord == "" {
+		return dst
+	}
+	return s.appendClip(dst, sp.atWord)
+}
+
+// englishTime is set here, not in english's literal: it speaks numbers
+// through Set.Number, which looks english up.
+func init() { english.time = englishTime }
+
+// englishTime says a time of day after its weekday the way American
+// English does on a 12-hour clock, as Asterisk's SayUnixTime does for
+// "en" (without its "o'clock" before A M or P M): "at seven P M", "at
+// seven oh five P M", "at twelve thirty P M".
+func englishTime(s *Set, clips [][]int16, hour, minute int) [][]int16 {
+	clips = s.appendClip(clips, At)
+	h12 := hour % 12
+	if h12 == 0 {
+		h12 = 12
+	}
+	clips = append(clips, s.Number(h12)...)
+	switch {
+	case minute == 0:
+	case minute < 10:
+		clips = append(s.appendClip(clips, Oh), s.Number(minute)...)
+	default:
+		clips = append(clips, s.Number(minute)...)
+	}
+	if hour < 12 {
+		return s.appendClip(clips, AM)
+	}
+	return s.appendClip(clips, PM)
+}

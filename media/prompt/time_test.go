@@ -1,0 +1,124 @@
+package prompt
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestTime(t *testing.T) {
+	// A set whose every clip is one sample holding its own index, so the
+	// clips can be told back into names.
+	names := append(slices.Clone(weekdays[:]), Noon, Midnight)
+	names = append(names, english.words...)
+	s := &Set{lang: "en", clips: map[string][]int16{}}
+	for i, n := range names {
+		s.clips[n] = []int16{int16(i)}
+	}
+	say := func(clips [][]int16) []string {
+		var out []string
+		for _, c := range clips {
+			out = append(out, names[c[0]])
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		day          time.Weekday
+		hour, minute int
+		want         []string
+	}{
+		{time.Tuesday, 19, 30, []string{"tuesday", "at", "n7", "n30", "pm"}},
+		{time.Tuesday, 19, 0, []string{"tuesday", "at", "n7", "pm"}},
+		{time.Tuesday, 19, 5, []string{"tuesday", "at", "n7", "oh", "n5", "pm"}},
+		{time.Saturday, 23, 45, []string{"saturday", "at", "n11", "n40", "n5", "pm"}},
+		{time.Thursday, 12, 0, []string{"thursday", "at", "noon"}},
+		{time.Thursday, 12, 30, []string{"thursday", "at", "n12", "n30", "pm"}},
+		{time.Sunday, 9, 15, []string{"sunday", "at", "n9", "n15", "am"}},
+		{time.Tuesday, 0, 0, []string{"monday", "at", "midnight"}},
+		{time.Sunday, 0, 0, []string{"saturday", "at", "midnight"}},
+		{time.Wednesday, 0, 10, []string{"wednesday", "at", "n12", "n10", "am"}},
+		{time.Friday, 1, 1, []string{"friday", "at", "n1", "oh", "n1", "am"}},
+		{time.Friday, 24, 0, nil},
+		{time.Weekday(7), 10, 0, nil},
+		{time.Friday, 10, 60, nil},
+	} {
+		if got := say(s.Time(tt.day, tt.hour, tt.minute)); !slices.Equal(got, tt.want) {
+			t.Errorf("Time(%v, %d, %d) = %v, want %v", tt.day, tt.hour, tt.minute, got, tt.want)
+		}
+	}
+	// The built-in set has every word.
+	b, err := Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for day := time.Sunday; day <= time.Saturday; day++ {
+		for _, hm := range [][2]int{{0, 0}, {12, 0}, {19, 5}, {23, 59}} {
+			want := 5
+			if hm[0]%12 == 0 && hm[1] == 0 {
+				want = 3
+			}
+			if hm == [2]int{19, 5} {
+				want = 6
+			}
+			if hm == [2]int{23, 59} {
+				want = 6
+			}
+			if got := len(b.Time(day, hm[0], hm[1])); got != want {
+				t.Errorf("built-in Time(%v, %d, %d): %d clips, want %d", day, hm[0], hm[1], got, want)
+			}
+		}
+	}
+}
+
+func TestTimeToken(t *testing.T) {
+	for day := time.Sunday; day <= time.Saturday; day++ {
+		for _, hm := range [][2]int{{0, 0}, {7, 5}, {19, 30}, {23, 59}} {
+			tok := TimeToken(day, hm[0], hm[1])
+			d, h, m, ok := ParseTimeToken(tok)
+			if !ok || d != day || h != hm[0] || m != hm[1] {
+				t.Errorf("ParseTimeToken(%q) = %v %d %d %v", tok, d, h, m, ok)
+			}
+		}
+	}
+	if got := TimeToken(time.Tuesday, 19, 30); got != "t:2:1930" {
+		t.Errorf("TimeToken(Tuesday, 19, 30) = %q, want t:2:1930", got)
+	}
+	for _, bad := range []string{"", "t:", "t:2:930", "t:7:1930", "t:2:2430", "t:2:1960", "t:2:+930", "t:-1:1930", "x:2:1930", "t:2:1930:", "welcome", "42"} {
+		if _, _, _, ok := ParseTimeToken(bad); ok {
+			t.Errorf("ParseTimeToken(%q) ok, want refused", bad)
+		}
+	}
+}
+
+// A language without its own way of saying times says the weekday and
+// the 24-hour numbers.
+func TestTimeWithoutItsOwnWay(t *testing.T) {
+	es, err := Builtin("es")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if speechOf("es").time != nil {
+		t.Skip("Spanish has its own way of saying times now")
+	}
+	clip := func(n string) []int16 { c, _ := es.Clip(n); return c }
+	for _, tt := range []struct {
+		h, m int
+		want [][]int16
+	}{
+		{19, 30, [][]int16{clip(Tuesday), clip("n19"), clip("n30")}},
+		{7, 0, [][]int16{clip(Tuesday), clip("n7")}},
+		{12, 0, [][]int16{clip(Tuesday), clip(Noon)}},
+		{0, 0, [][]int16{clip(Monday), clip(Midnight)}},
+	} {
+		got := es.Time(time.Tuesday, tt.h, tt.m)
+		if len(got) != len(tt.want) {
+			t.Errorf("es Time(%d:%02d): %d clips, want %d", tt.h, tt.m, len(got), len(tt.want))
+			continue
+		}
+		for i := range got {
+			if !slices.Equal(got[i], tt.want[i]) {
+				t.Errorf("es Time(%d:%02d): clip %d differs", tt.h, tt.m, i)
+			}
+		}
+	}
+}
