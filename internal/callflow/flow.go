@@ -25,6 +25,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/lobby"
 	"github.com/groupbridge/groupbridge/internal/logging"
 	"github.com/groupbridge/groupbridge/internal/readings"
+	"github.com/groupbridge/groupbridge/internal/schedule"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -163,7 +164,16 @@ func (f *Flow) Serve(c Call) {
 		return
 	}
 	g := st.Groups[join.Group]
-	switch f.greet(c, entry, st, g, id) {
+	// Outside its hours a group takes members only while a facilitator
+	// is in its room (an extra meeting); the room decides, atomically.
+	// Such members get no greeting: most are told it is closed.
+	next, closed := f.closedNow(g)
+	closed = closed && join.Role == group.Member
+	greeting := greetDone
+	if !closed {
+		greeting = f.greet(c, entry, st, g, id)
+	}
+	switch greeting {
 	case greetGone:
 		f.cfg.Metrics.CallOutcome(outcomeHungUpInIVR)
 		return
@@ -173,10 +183,20 @@ func (f *Flow) Serve(c Call) {
 		return
 	}
 	entry.Leave()
-	p, err := f.cfg.Join(g, conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
-		Masked: c.Label(), CallID: c.ID()})
+	req := conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
+		Masked: c.Label(), CallID: c.ID()}
+	req.OnlyWithFacilitator = closed
+	p, err := f.cfg.Join(g, req)
 	if err != nil {
-		f.refuse(c, st, joinRefusal(err), g.Name)
+		r := joinRefusal(err)
+		if r == Closed {
+			// "It meets next on Tuesday at seven thirty P M."
+			when := append([][]int16{prompt.Pause(300 * time.Millisecond)}, clipsOf(st, prompt.MeetsNext)...)
+			when = append(when, st.Prompts.Time(next.Weekday(), next.Hour(), next.Minute())...)
+			f.refuse(c, st, r, g.Name, append(when, prompt.Pause(300*time.Millisecond))...)
+			return
+		}
+		f.refuse(c, st, r, g.Name)
 		return
 	}
 	// Whatever ends this goroutine, a panic included, the caller leaves the
@@ -246,22 +266,44 @@ func (f *Flow) greet(c Call, entry *lobby.Entry, st *Settings, g group.Group, id
 	}
 }
 
+// closedNow reports whether g is outside its meeting hours now and, if
+// so, when its next meeting starts (in the group's zone). A group without
+// hours is always open; so is one whose hours do not parse (config
+// validation refuses them), which is logged.
+func (f *Flow) closedNow(g group.Group) (next time.Time, closed bool) {
+	h, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
+	if err != nil {
+		f.cfg.Log.Error("meeting hours unreadable, the group stays open", "group", g.Name, "error", err.Error())
+		return time.Time{}, false
+	}
+	if h == nil {
+		return time.Time{}, false
+	}
+	w, open := h.At(f.cfg.Clock.Now())
+	return w.Start.In(h.Week.Loc), !open
+}
+
 // The outcomes of calls that were not refused.
 const (
 	outcomeJoined      = "joined"
 	outcomeHungUpInIVR = "hung-up-in-ivr"
 )
 
-// sayAndHangup plays clips to a caller outside any room, then hangs up.
-func (f *Flow) sayAndHangup(c Call, st *Settings, reason string, names ...string) {
-	entry := f.cfg.Lobby.Enter(c.Stream())
-	defer entry.Leave()
+// clipsOf is the named prompts' clips; a name the set lacks says nothing.
+func clipsOf(st *Settings, names ...string) [][]int16 {
 	var clips [][]int16
 	for _, n := range names {
 		if clip, ok := st.Prompts.Clip(n); ok {
 			clips = append(clips, clip)
 		}
 	}
+	return clips
+}
+
+// sayAndHangup plays clips to a caller outside any room, then hangs up.
+func (f *Flow) sayAndHangup(c Call, reason string, clips ...[]int16) {
+	entry := f.cfg.Lobby.Enter(c.Stream())
+	defer entry.Leave()
 	entry.Play(clips...)
 	limit := f.cfg.Clock.NewTimer(15 * time.Second)
 	defer limit.Stop()

@@ -256,6 +256,7 @@ func TestRefuse(t *testing.T) {
 		{Locked, "Circle", true},
 		{Removed, "Circle", true},
 		{JoinFailed, "Circle", true},
+		{Closed, "Circle", true},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.reason), func(t *testing.T) {
@@ -301,6 +302,7 @@ func TestJoinRefusal(t *testing.T) {
 		{fmt.Errorf("room: %w", conference.ErrLocked), Locked},
 		{conference.ErrRemoved, Removed},
 		{conference.ErrClosed, JoinFailed},
+		{fmt.Errorf("room: %w", conference.ErrNotMeeting), Closed},
 		{errors.New("anything else"), JoinFailed},
 	}
 	for _, tc := range tests {
@@ -575,5 +577,99 @@ func TestNewRequiresCollaborators(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "Config.Clock") {
 		t.Errorf("the error names Config.Clock, which defaults to the real time: %v", err)
+	}
+}
+
+// Outside its hours a group's members get in only while a facilitator is
+// in the room: the flow asks the room (OnlyWithFacilitator), and a room
+// that says ErrNotMeeting makes the call a "closed" refusal that tells
+// when the group meets next. Facilitators, and members within the hours
+// (open_early and overrun included), join as ever. The clock stands on
+// Tuesday 14 November 2023, 17:13 in New York.
+func TestServeClosed(t *testing.T) {
+	hours := circle
+	hours.Timezone, hours.Meets = "America/New_York", []string{"Tue 19:00-20:30", "Thu 12:00-13:00"}
+	hours.OpenEarly, hours.Overrun = 15*time.Minute, 15*time.Minute
+	tests := []struct {
+		name     string
+		advance  time.Duration
+		pin      string
+		onlyFac  bool   // the join request's OnlyWithFacilitator
+		want     string // outcome
+		nextTime []int  // the time said: weekday, hour, minute
+	}{
+		{"member before the window", 0, "1234", true, "closed", []int{2, 19, 0}},
+		{"member, a facilitator in the room", 0, "1234", true, "joined", nil},
+		{"facilitator before the window", 0, "9876", false, "joined", nil},
+		{"member, open early", 92 * time.Minute, "1234", false, "joined", nil},
+		{"member in the overrun", 3*time.Hour + 31*time.Minute, "1234", false, "joined", nil},
+		{"member after the overrun", 3*time.Hour + 32*time.Minute, "1234", true, "closed", []int{4, 12, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testkit.NewManualClock()
+			clk.Advance(tc.advance)
+			r := newRig(t, guard.Config{}, func(c *Config) {
+				c.Clock = clk
+				prompts := c.Settings().Prompts
+				st := &Settings{Groups: []group.Group{hours}, Prompts: prompts, PINFailureAlarm: 60, PINBudget: 6, PINBudgetBridge: 30}
+				c.Settings = func() *Settings { return st }
+			})
+			m := &member{done: make(chan struct{}), keys: make(chan byte, 1), reason: "session-ended"}
+			close(m.done)
+			r.join = func(group.Group) (Member, error) {
+				if tc.want == "closed" {
+					return nil, conference.ErrNotMeeting
+				}
+				return m, nil
+			}
+			c := newCall("+15551230001")
+			c.keys(tc.pin + "#")
+			var before atomic.Int64 // what the PIN prompt made heard
+			go func() {
+				req := <-r.joins
+				before.Store(c.stream.heard.Load())
+				if req.OnlyWithFacilitator != tc.onlyFac {
+					t.Errorf("OnlyWithFacilitator = %v, want %v", req.OnlyWithFacilitator, tc.onlyFac)
+				}
+			}()
+			r.serve(t, c)
+			if got := r.metrics.get(); !slices.Equal(got, []string{tc.want}) {
+				t.Errorf("outcomes %q, want %s", got, tc.want)
+			}
+			if tc.want != "closed" {
+				return
+			}
+			hangups, admitted := c.ended()
+			if admitted || !slices.Equal(hangups, []string{"closed"}) {
+				t.Errorf("hang-ups %q, admitted %v", hangups, admitted)
+			}
+			l := r.lines(t, "call not admitted")
+			if len(l) != 1 || l[0]["outcome"] != "closed" || l[0]["group"] != "Circle" {
+				t.Errorf("log lines %v", l)
+			}
+			if strings.Contains(r.log.String(), "1234") || strings.Contains(r.log.String(), "1230001") {
+				t.Errorf("the log holds the PIN or the number:\n%s", r.log.String())
+			}
+			// What was heard after the PIN prompt is as long as the
+			// sentences: not meeting now, meets next on <day> at <time>,
+			// goodbye (frames holding sound; pauses are silent).
+			st := r.flow.cfg.Settings()
+			want := clipsOf(st, prompt.NotMeetingNow, prompt.MeetsNext)
+			want = append(want, st.Prompts.Time(time.Weekday(tc.nextTime[0]), tc.nextTime[1], tc.nextTime[2])...)
+			want = append(want, clipsOf(st, prompt.Goodbye)...)
+			sounding := 0
+			for _, clip := range want {
+				for i := 0; i < len(clip); i += pcm.FrameSamples {
+					if slices.ContainsFunc(clip[i:min(i+pcm.FrameSamples, len(clip))], func(v int16) bool { return v != 0 }) {
+						sounding++
+					}
+				}
+			}
+			heard := int(c.stream.heard.Load() - before.Load())
+			if heard < sounding-len(want) || heard > sounding+len(want) {
+				t.Errorf("heard %d sounding frames, want about %d", heard, sounding)
+			}
+		})
 	}
 }

@@ -25,6 +25,9 @@ const (
 	Locked        Reason = "locked"           // the facilitator locked the meeting
 	Removed       Reason = "removed"          // removed from this session
 	JoinFailed    Reason = "join-failed"      // the room refused for another reason
+	// Closed: a member outside the group's meeting hours (meets) with no
+	// facilitator in the room; told when the group meets next.
+	Closed Reason = "closed"
 )
 
 // prompt is what the caller hears before the hang-up; "" for a plain
@@ -42,6 +45,8 @@ func (r Reason) prompt() string {
 		return prompt.RemovedYou
 	case JoinFailed:
 		return prompt.Goodbye
+	case Closed:
+		return prompt.NotMeetingNow // then when it meets next (Flow.closed)
 	}
 	return ""
 }
@@ -55,23 +60,31 @@ func joinRefusal(err error) Reason {
 		return Locked
 	case errors.Is(err, conference.ErrRemoved):
 		return Removed
+	case errors.Is(err, conference.ErrNotMeeting):
+		return Closed
 	}
 	return JoinFailed
 }
 
 // refuse is the one way a call is turned away: one log line, one count,
 // the reason's prompt if it has one, and the hang-up. group is the group
-// it was refused by, "" before one was chosen.
-func (f *Flow) refuse(c Call, st *Settings, r Reason, group string) {
+// it was refused by, "" before one was chosen. more is said after the
+// reason's prompt (Closed's next meeting), then goodbye.
+func (f *Flow) refuse(c Call, st *Settings, r Reason, group string, more ...[]int16) {
 	attrs := []any{"call", c.ID(), "caller", c.Label()}
 	if group != "" {
 		attrs = append(attrs, "group", group)
 	}
 	f.cfg.Log.Info("call not admitted", append(attrs, "outcome", string(r))...)
 	f.cfg.Metrics.CallOutcome(string(r))
-	if clip := r.prompt(); clip != "" {
-		f.sayAndHangup(c, st, string(r), clip)
+	name := r.prompt()
+	if name == "" {
+		c.Hangup(string(r))
 		return
 	}
-	c.Hangup(string(r))
+	clips := clipsOf(st, name)
+	if len(more) > 0 {
+		clips = append(append(clips, more...), clipsOf(st, prompt.Goodbye)...)
+	}
+	f.sayAndHangup(c, string(r), clips...)
 }

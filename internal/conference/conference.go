@@ -135,6 +135,11 @@ type JoinRequest struct {
 	// (logging.MaskCaller: "+1•••••4567"). Never the number itself.
 	Masked string
 	CallID string // for logs only
+	// OnlyWithFacilitator lets the caller in only while a facilitator is
+	// present in the room: a member outside the group's meeting hours
+	// (an extra meeting a facilitator opened). Otherwise Join returns
+	// ErrNotMeeting, and no room is started for the caller.
+	OnlyWithFacilitator bool
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -162,6 +167,10 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 		return nil, ErrClosed
 	}
 	r := c.rooms[g.Name]
+	if r == nil && req.OnlyWithFacilitator {
+		c.mu.Unlock()
+		return nil, ErrNotMeeting
+	}
 	if r == nil {
 		r = newRoom(c, g, c.wall.Now())
 		c.rooms[g.Name] = r
@@ -174,7 +183,8 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 
 	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
 	reply := make(chan error, 1)
-	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, reply: reply})
+	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked,
+		withFac: req.OnlyWithFacilitator, reply: reply})
 	timeout := c.wall.NewTimer(answerWait)
 	defer timeout.Stop()
 	var err error

@@ -27,6 +27,9 @@ var (
 	ErrLocked = errors.New("conference: group is locked")
 	// ErrRemoved means this caller was removed from the session.
 	ErrRemoved = errors.New("conference: caller was removed from this session")
+	// ErrNotMeeting means the caller may come in only while a facilitator
+	// is present (JoinRequest.OnlyWithFacilitator) and none is.
+	ErrNotMeeting = errors.New("conference: group not meeting and no facilitator present")
 )
 
 type cmdKind int
@@ -48,6 +51,7 @@ type command struct {
 	role     group.Role
 	identity string
 	masked   string
+	withFac  bool // cmdJoin: JoinRequest.OnlyWithFacilitator
 	digit    byte
 	action   rules.Action
 	seat     int
@@ -502,6 +506,9 @@ func (r *Room) command(c command, now time.Time) {
 }
 
 func (r *Room) join(c command, now time.Time) error {
+	if c.withFac && c.role == group.Member && (r.sess.Facilitators() == 0 || r.sess.Ended()) {
+		return ErrNotMeeting
+	}
 	res, effects := r.sess.Join(c.identity, c.role, now)
 	switch res.Refused {
 	case rules.RefuseNone:

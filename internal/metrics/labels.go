@@ -27,6 +27,7 @@ var outcomes = []string{
 	"locked",         // the group was locked by its facilitator
 	"removed",        // the caller had been removed from this session
 	"join-failed",    // the room refused for another reason
+	"closed",         // outside the group's meeting hours, no facilitator in the room
 	"pin-blocked",    // the caller is held off after too many PIN failures
 	"pin-busy",       // under a guessing attack, too many calls waited for a PIN answer
 	"rtp-timeout",    // no audio from the caller for rtp.timeout in the IVR

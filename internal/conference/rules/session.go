@@ -112,6 +112,10 @@ func (s *Session) Present() int { return len(s.seats.live) }
 // grace expiry, or left by everyone. The engine then discards it.
 func (s *Session) Ended() bool { return s.ended }
 
+// Facilitators returns how many facilitators are present and not told to
+// hang up: a group outside its hours takes members only while one is.
+func (s *Session) Facilitators() int { return s.seats.facs }
+
 // Locked reports whether new members are refused (*7).
 func (s *Session) Locked() bool { return s.door.locked }
 

@@ -1,0 +1,140 @@
+package app
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testkit"
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/prompt"
+)
+
+// hoursGroups is a group that meets on Wednesdays from 09:00 to 10:00
+// UTC; a testkit.ManualClock stands on a Tuesday evening (2023-11-14
+// 22:13 UTC), outside its hours.
+const hoursGroups = `
+  - name: Circle
+    member_pin: "1234"
+    facilitator_pin: "654321"
+    led_by: peer
+    timezone: UTC
+    meets: ["Wed 09:00-10:00"]
+`
+
+// clipsIn reports whether each clip, as it sounds after G.711 coding,
+// is in heard, in order: at least 90% of its 20 ms pieces sample for
+// sample (a packet lost on a busy machine takes only its own piece;
+// quiet pieces are not counted).
+func clipsIn(heard []int16, codec g711.Codec, clips ...[]int16) bool {
+	const piece = 160
+	at := 0
+	for _, clip := range clips {
+		enc := make([]byte, len(clip))
+		dec := make([]int16, len(clip))
+		codec.Encode(enc, clip)
+		codec.Decode(dec, enc)
+		found, pieces, from := 0, 0, at
+		for i := 0; i+piece <= len(dec); i += piece {
+			if !slices.ContainsFunc(dec[i:i+piece], func(v int16) bool { return v > 100 || v < -100 }) {
+				continue // a quiet piece would match any pause
+			}
+			pieces++
+			if j := indexOf(heard[from:], dec[i:i+piece]); j >= 0 {
+				found++
+				from += j + piece
+				if found == 1 {
+					at = from
+				}
+			}
+		}
+		if found*10 < pieces*9 {
+			return false
+		}
+		at = max(at, from)
+	}
+	return true
+}
+
+// indexOf is where clip first appears in heard, sample for sample; -1 if
+// it does not.
+func indexOf(heard, clip []int16) int {
+	for i := 0; i+len(clip) <= len(heard); i++ {
+		if heard[i] == clip[0] && slices.Equal(heard[i:i+len(clip)], clip) {
+			return i
+		}
+	}
+	return -1
+}
+
+// A member calling outside the group's hours hears that it is not meeting
+// now and when it meets next (the committed WAVs, in order: "This group
+// is not meeting now. It meets next on Wednesday at nine A M. Goodbye."),
+// is hung up without joining, and is counted and logged as closed.
+func TestHoursClosedCallerIsTold(t *testing.T) {
+	t.Parallel()
+	a, logs := startAppWith(t, testYAML("", hoursGroups), Options{Clock: testkit.NewManualClock()})
+	p := dial(t, a, softphone.Config{Caller: "+15550001301"})
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.SendDigits(ctx, "1234#", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bridge did not hang up on a call outside the hours")
+	}
+	if !p.EndedByRemote() {
+		t.Fatal("call ended, but not by the bridge's BYE")
+	}
+	logs.waitCount(t, 5*time.Second, 1, "call not admitted", "outcome", "closed", "group", "Circle")
+	if n := logs.count(t, "call joined"); n != 0 {
+		t.Fatalf("%d joins outside the hours", n)
+	}
+	if v := appMetric(t, a, `groupbridge_calls_total{outcome="closed"}`); v != 1 {
+		t.Errorf(`calls_total{outcome="closed"} = %v, want 1`, v)
+	}
+	set, err := prompt.Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip := func(n string) []int16 { c, _ := set.Clip(n); return c }
+	want := [][]int16{clip(prompt.NotMeetingNow), clip(prompt.MeetsNext), clip(prompt.Wednesday), clip(prompt.At),
+		clip("n9"), clip(prompt.AM), clip(prompt.Goodbye)}
+	if heard := p.Media().Received(start); !clipsIn(heard, p.Media().Codec(), want...) {
+		t.Errorf("the closed message was not heard clip for clip (%d samples heard)", len(heard))
+	}
+}
+
+// A facilitator opens the group outside its hours: a member then gets
+// in; once the facilitator has left, the next member is told it is
+// closed.
+func TestHoursFacilitatorOpens(t *testing.T) {
+	t.Parallel()
+	a, logs := startAppWith(t, testYAML("", hoursGroups), Options{Clock: testkit.NewManualClock()})
+	fac := dial(t, a, softphone.Config{Caller: "+15550001311"})
+	enter(t, logs, fac, "654321", softphone.DigitRFC4733, 1)
+	member := dial(t, a, softphone.Config{Caller: "+15550001312"})
+	enter(t, logs, member, "1234", softphone.DigitRFC4733, 2)
+	if n := logs.count(t, "call joined", "role", "member"); n != 1 {
+		t.Fatalf("%d members joined with a facilitator present, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fac.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitCount(t, 5*time.Second, 1, "left")
+	late := dial(t, a, softphone.Config{Caller: "+15550001313"})
+	if err := late.SendDigits(ctx, "1234#", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitCount(t, 10*time.Second, 1, "call not admitted", "outcome", "closed")
+	if n := logs.count(t, "call joined"); n != 2 {
+		t.Errorf("%d joins, want 2", n)
+	}
+}
