@@ -192,8 +192,8 @@ func freeUDPPort(t *testing.T) int {
 // A broken operator prompt is refused at start-up with a clear error.
 func TestBadOperatorPromptRefused(t *testing.T) {
 	dir := t.TempDir()
-	// 44.1 kHz stereo is not a telephone prompt.
-	hdr := []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x02\x00\x44\xac\x00\x00\x10\xb1\x02\x00\x04\x00\x10\x00data\x00\x00\x00\x00")
+	// 11.025 kHz is not a rate recorders make today: refused.
+	hdr := []byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x02\x00\x11\x2b\x00\x00\x44\xac\x00\x00\x04\x00\x10\x00data\x00\x00\x00\x00")
 	if err := os.WriteFile(filepath.Join(dir, "welcome.wav"), hdr, 0o600); err != nil {
 		t.Fatal(err)
 	}
