@@ -2,6 +2,7 @@ package app
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,74 @@ func TestPassChairMovesKeys(t *testing.T) {
 	}
 	if lv := levelOver(f, time.Second, 440); lv > gone {
 		t.Errorf("after the new chair's *5 a member is still heard at %.1f dBFS: no lecture mode", lv)
+	}
+}
+
+// A member's *#, the facilitator PIN and # make them a facilitator: they
+// and the facilitators hear it, their *5 turns lecture mode on, and the
+// digits reach no log line.
+func TestMemberTakesChairByPIN(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	phones := joinRoom(t, a, logs, 1300011, "654321", "1234", "1234")
+	f, m, l := phones[0], phones[1], phones[2]
+	time.Sleep(3 * time.Second) // the greetings end
+
+	const yes = 0.8
+	if s := promptScore(t, pressAndHear(t, m, "*#", 4*time.Second), prompt.EnterFacilitatorPIN); s < yes {
+		t.Fatalf("a member's *#: enter_facilitator_pin scores %.2f, want >= %.2f", s, yes)
+	}
+	start := time.Now()
+	if s := promptScore(t, pressAndHear(t, m, "654321#", 3*time.Second), prompt.YouAreFacilitator); s < yes {
+		t.Errorf("the right PIN: you_are_facilitator scores %.2f, want >= %.2f", s, yes)
+	}
+	time.Sleep(3 * time.Second) // "Caller 2 is now a facilitator." ends
+	if s := promptScore(t, f.Media().Received(start), prompt.IsFacilitator); s < yes {
+		t.Errorf("the facilitator heard is_facilitator at %.2f, want >= %.2f", s, yes)
+	}
+	logs.waitCount(t, 5*time.Second, 1, "facilitator PIN in the room", "verdict", "right")
+
+	l.Media().SendTone(440, -20)
+	time.Sleep(2 * time.Second)
+	if lv := levelOver(f, time.Second, 440); lv < audible {
+		t.Fatalf("before lecture mode the member is heard at %.1f dBFS", lv)
+	}
+	keys(t, m, "*5")
+	time.Sleep(time.Second)
+	if lv := levelOver(f, time.Second, 440); lv > gone {
+		t.Errorf("after the new facilitator's *5 a member is still heard at %.1f dBFS", lv)
+	}
+	if strings.Contains(logs.String(), "654321") {
+		t.Errorf("the facilitator PIN is in the log:\n%s", logs.String())
+	}
+}
+
+// Wrong facilitator PINs in the room count as wrong PINs: the metric and
+// the log (without the digits) show each one, and after three *# is a
+// facilitator key again for the rest of the call.
+func TestMemberWrongPINsCount(t *testing.T) {
+	t.Parallel()
+	a, logs := startApp(t, testYAML("", peerGroup))
+	phones := joinRoom(t, a, logs, 1300021, "654321", "1234")
+	m := phones[1]
+	time.Sleep(3 * time.Second)
+	const failures = `groupbridge_pin_failures_total{scope="shared"}`
+	before := appMetric(t, a, failures)
+	for i, guess := range []string{"111111", "222222", "333333"} {
+		if s := promptScore(t, pressAndHear(t, m, "*#"+guess+"#", 5*time.Second), prompt.PINWrong); s < 0.8 {
+			t.Errorf("wrong PIN %d: pin_wrong scores %.2f", i+1, s)
+		}
+	}
+	logs.waitCount(t, 5*time.Second, 3, "wrong facilitator PIN in the room")
+	if v := appMetric(t, a, failures) - before; v != 3 {
+		t.Errorf("%s rose by %v, want 3", failures, v)
+	}
+	if s := promptScore(t, pressAndHear(t, m, "*#", 3*time.Second), prompt.FacilitatorOnly); s < 0.8 {
+		t.Errorf("*# after three wrong PINs: facilitator_only scores %.2f", s)
+	}
+	for _, guess := range []string{"111111", "222222", "333333"} {
+		if strings.Contains(logs.String(), guess) {
+			t.Errorf("typed digits %s are in the log", guess)
+		}
 	}
 }

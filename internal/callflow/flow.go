@@ -184,7 +184,7 @@ func (f *Flow) Serve(c Call) {
 	}
 	entry.Leave()
 	req := conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
-		Masked: c.Label(), CallID: c.ID()}
+		Masked: c.Label(), CallID: c.ID(), FacilitatorPIN: f.facilitatorPIN(c, st, g, id, who)}
 	req.OnlyWithFacilitator = closed
 	p, err := f.cfg.Join(g, req)
 	if err != nil {

@@ -18,10 +18,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 	// The number's budget: a group's own number, or "" for the shared
 	// access number (any number no group claims), which reaches every
 	// group. The caller is known if known to a group it can reach.
-	dialedGroup := ""
-	if i := group.ByNumber(st.Groups, c.Dialed()); i >= 0 {
-		dialedGroup = st.Groups[i].Name
-	}
+	dialedGroup := dialedGroup(st, c)
 	var known []string
 	for _, g := range st.Groups {
 		if dialedGroup == "" || g.Name == dialedGroup {
@@ -123,6 +120,15 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 		hangup = IVREnded
 	}
 	return nil, hangup
+}
+
+// dialedGroup is the group whose own number c dialled, "" for the shared
+// access number: the scope of the number's PIN budget.
+func dialedGroup(st *Settings, c Call) string {
+	if i := group.ByNumber(st.Groups, c.Dialed()); i >= 0 {
+		return st.Groups[i].Name
+	}
+	return ""
 }
 
 // pinAlarm reports a PIN failure rate that crossed limits.pin_failure_alarm:

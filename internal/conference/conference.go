@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/internal/wallclock"
@@ -140,6 +141,12 @@ type JoinRequest struct {
 	// (an extra meeting a facilitator opened). Otherwise Join returns
 	// ErrNotMeeting, and no room is started for the caller.
 	OnlyWithFacilitator bool
+	// FacilitatorPIN checks the facilitator PIN a member types after *#
+	// (rules.CheckPIN), on the room's tick: it must answer at once,
+	// compare in constant time, count a wrong PIN toward the PIN-guess
+	// limits, and never keep or log the digits (the room zeroes them
+	// after). nil answers rules.PINWrong.
+	FacilitatorPIN func(digits []byte) rules.PINVerdict
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -181,7 +188,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	r.pendingJoins++
 	c.mu.Unlock()
 
-	p := &Participant{room: r, callID: req.CallID, done: make(chan struct{})}
+	p := &Participant{room: r, callID: req.CallID, checkPIN: req.FacilitatorPIN, done: make(chan struct{})}
 	reply := make(chan error, 1)
 	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked,
 		withFac: req.OnlyWithFacilitator, reply: reply})
@@ -352,9 +359,10 @@ func (c *Conference) Recover(t clock.Ticker, recovered any) {
 
 // Participant is a caller's handle on their room.
 type Participant struct {
-	room   *Room
-	callID string
-	done   chan struct{} // closed when the room lets the caller go
+	room     *Room
+	callID   string
+	checkPIN func([]byte) rules.PINVerdict // JoinRequest.FacilitatorPIN
+	done     chan struct{}                 // closed when the room lets the caller go
 
 	// Set by the room before the join reply; read-only afterwards.
 	seat     int

@@ -146,6 +146,7 @@ type Room struct {
 }
 
 func newRoom(c *Conference, g group.Group, now time.Time) *Room {
+	cfg := rules.ConfigFor(g) // whether the group has a facilitator PIN, not the PIN
 	g.MemberPIN, g.FacilitatorPIN = "", ""
 	return &Room{
 		conf:     c,
@@ -153,7 +154,7 @@ func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 		readings: c.readings.Load().For(g.Name),
 		cmds:     make(chan command, 1024),
 		stopped:  make(chan struct{}),
-		sess:     rules.New(rules.ConfigFor(g), now),
+		sess:     rules.New(cfg, now),
 		bySeat:   map[int]*member{},
 		byP:      map[*Participant]*member{},
 		mixer:    mixer.New(),
@@ -647,6 +648,8 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		case rules.StopReading:
 			r.reading.Stop()
 			r.conf.log.Info("reading stopped", "group", r.group.Name)
+		case rules.CheckPIN:
+			r.checkPIN(e, now)
 		}
 	}
 	// Placement may have changed (waiting, lobby, back): follow it.
@@ -670,6 +673,23 @@ func (r *Room) playReading(e rules.Effect) {
 	}
 	r.reading.Play(prompt.Pause(time.Duration(lead)*time.Second/pcm.SampleRate), clip)
 	r.conf.log.Info("reading started", "group", r.group.Name, "key", e.Key)
+}
+
+// checkPIN carries out a CheckPIN: the caller's own checker (from their
+// JoinRequest) judges the digits, which are zeroed at once, and the rules
+// hear the verdict. Only the verdict is logged.
+func (r *Room) checkPIN(e rules.Effect, now time.Time) {
+	v := rules.PINWrong
+	m := r.bySeat[e.Seat]
+	if m != nil && m.p.checkPIN != nil {
+		v = m.p.checkPIN(e.Digits)
+	}
+	clear(e.Digits)
+	if m != nil {
+		r.conf.log.Info("facilitator PIN in the room", "call", m.p.callID, "group", r.group.Name,
+			"seat", e.Seat, "verdict", v.String())
+	}
+	r.apply(r.sess.PINChecked(e.Seat, v, now), now)
 }
 
 // speak turns a phrase (prompt names, numbers as digits) into clips.

@@ -321,6 +321,7 @@ func actRemove(s *Session, out []Effect, t *caller, _ actor, now time.Time) ([]E
 	t.talking = false
 	s.seats.count(t.role, -1)
 	s.keys.setKey(t, keyIdle, time.Time{})
+	t.clearPIN()
 	s.hearing.refresh(t, now)
 	s.door.bar(t.identity)
 	out = s.seats.chime(out, ChimeLeave, t.seat)

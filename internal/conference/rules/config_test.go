@@ -19,6 +19,8 @@ func TestConfigFor(t *testing.T) {
 			Config{LedBy: group.LedByFacilitator}},
 		{"share minutes become a duration", group.Group{ShareMinutes: 7},
 			Config{ShareLimit: 7 * time.Minute}},
+		{"a facilitator PIN is known to exist, never copied", group.Group{MemberPIN: "1234", FacilitatorPIN: "654321"},
+			Config{HasFacilitatorPIN: true}},
 	} {
 		if got := ConfigFor(tc.g); got != tc.want {
 			t.Errorf("%s: ConfigFor = %+v, want %+v", tc.name, got, tc.want)

@@ -40,7 +40,7 @@ func fuzzSession(t *testing.T, data []byte) {
 	if len(data) < 3 {
 		return
 	}
-	cfg := Config{LedBy: group.LedByPeer, MaxMembers: int(data[1] % 4)}
+	cfg := Config{LedBy: group.LedByPeer, MaxMembers: int(data[1] % 4), HasFacilitatorPIN: data[1]&8 == 0}
 	if data[0]%2 == 1 {
 		cfg.LedBy = group.LedByFacilitator
 	}
@@ -120,6 +120,14 @@ func fuzzSession(t *testing.T, data []byte) {
 				k := fuzzKeys[int(b)%len(fuzzKeys)]
 				got = append(s.Key(seat, '*', now), s.Key(seat, k, now)...)
 				label = fmt.Sprintf("Key(%d, '*' %q)", seat, k)
+			}
+		}
+		// The engine answers a PIN check at once, as the room does.
+		for i := 0; i < len(got); i++ {
+			if got[i].Kind == CheckPIN {
+				v := PINVerdict(int(b) % 3)
+				got = append(got, s.PINChecked(got[i].Seat, v, now)...)
+				label += fmt.Sprintf(" PINChecked(%d, %v)", got[i].Seat, v)
 			}
 		}
 		label = fmt.Sprintf("%s@%v", label, now.Sub(t0))

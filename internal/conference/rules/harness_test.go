@@ -36,6 +36,7 @@ const (
 	opTick
 	opAct
 	opCheck
+	opPIN
 )
 
 // ev is one step of a scenario: an event at t0+at and the exact effects it
@@ -50,6 +51,7 @@ type ev struct {
 	on    bool
 	res   JoinResult
 	act   Action
+	pin   PINVerdict
 	err   error // the error Act must return (errors.Is), nil for none
 	want  []Effect
 	skip  bool
@@ -84,6 +86,11 @@ func act(at time.Duration, a Action, seat int, err error, want ...Effect) ev {
 }
 
 func check(fn func(*testing.T, *Session)) ev { return ev{op: opCheck, check: fn} }
+
+// pinAns is the engine's verdict on seat's CheckPIN (Session.PINChecked).
+func pinAns(at time.Duration, seat int, v PINVerdict, want ...Effect) ev {
+	return ev{at: at, op: opPIN, seat: seat, pin: v, want: want}
+}
 
 // pre marks setup steps: run, invariants checked, effects not asserted.
 func pre(evs ...ev) []ev {
@@ -136,7 +143,10 @@ func chimeL(seat int) Effect              { return Effect{Kind: Chime, Chime: Ch
 func shareChime(seat int) Effect          { return Effect{Kind: Chime, Chime: ChimeShareLimit, Seat: seat} }
 func music(seat int, on bool) Effect      { return Effect{Kind: HoldMusic, Seat: seat, On: on} }
 func hang(seat int, reason string) Effect { return Effect{Kind: Hangup, Seat: seat, Reason: reason} }
-func endE(reason string) Effect           { return Effect{Kind: End, Reason: reason} }
+func checkPIN(seat int, digits string) Effect {
+	return Effect{Kind: CheckPIN, Seat: seat, Digits: []byte(digits)}
+}
+func endE(reason string) Effect { return Effect{Kind: End, Reason: reason} }
 func greet(seat int, more ...string) Effect {
 	return sayQ(seat, append([]string{pr.YouAreCaller, num(seat)}, more...)...)
 }
@@ -253,6 +263,9 @@ func run(t *testing.T, cfg Config, evs []ev) *Session {
 			if !errors.Is(err, e.err) { // errors.Is(err, nil) holds only for nil
 				t.Errorf("step %d %s: error %v, want %v", i, label, err, e.err)
 			}
+		case opPIN:
+			got = s.PINChecked(e.seat, e.pin, now)
+			label = fmt.Sprintf("PINChecked(%d, %v)@%v", e.seat, e.pin, e.at)
 		case opCheck:
 			e.check(t, s)
 			continue
@@ -335,7 +348,17 @@ func checkEffects(t testing.TB, s *Session, effs []Effect, ids map[string]bool, 
 				t.Errorf("%s: %v: reason on a %v", label, e, e.Kind)
 			}
 		}
-		targeted := e.Kind == Say || e.Kind == HoldMusic || e.Kind == Hangup ||
+		// Digits only in a CheckPIN, and never in its text; a caller's
+		// entry is overwritten once handed over.
+		switch {
+		case e.Kind != CheckPIN && e.Digits != nil:
+			t.Errorf("%s: %v carries digits", label, e)
+		case e.Kind == CheckPIN && e.String() != fmt.Sprintf("CheckPIN(%d)", e.Seat):
+			t.Errorf("%s: a CheckPIN renders as %q", label, e.String())
+		case e.Kind == CheckPIN && len(e.Digits) == 0:
+			t.Errorf("%s: a CheckPIN without digits", label)
+		}
+		targeted := e.Kind == Say || e.Kind == HoldMusic || e.Kind == Hangup || e.Kind == CheckPIN ||
 			(e.Kind == Chime && e.Chime == ChimeShareLimit)
 		if targeted && !present[e.Seat] {
 			t.Errorf("%s: %v targets a seat not present", label, e)
@@ -448,6 +471,9 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 	}
 	seen := map[int]bool{}
 	for _, c := range s.seats.live {
+		if c.key != keyPINEntry && (c.nPIN != 0 || c.pin != [len(c.pin)]byte{}) {
+			t.Errorf("%s: seat %d keeps PIN digits outside PIN entry", label, c.seat)
+		}
 		if seen[c.seat] {
 			t.Errorf("%s: seat %d twice", label, c.seat)
 		}

@@ -15,14 +15,24 @@ const (
 	keyStar                   // '*' pressed, waiting for the command key
 	keyStarStar               // '**' pressed: a reading's key, or the command key
 	keySeatEntry              // *1 pressed, collecting seat digits until '#'
-	keySeatAction             // seat picked, waiting for 1-5
+	keySeatAction             // seat picked, waiting for 1-6
 	keyConfirmRemove          // waiting for '1' to remove target
 	keyConfirmEnd             // waiting for '1' to end the session
+	keyPINEntry               // a member's *#: collecting facilitator PIN digits until '#'
 )
 
 // maxSeatDigits bounds seat entry: longer input is no seat we could have
 // (and cannot overflow the number being built).
 const maxSeatDigits = 7
+
+// maxPINDigits is the longest PIN the configuration allows (config:
+// facilitator_pin is 6-10 digits). Entry keeps one digit more, so an
+// overlong entry stays wrong, and drops the rest.
+const maxPINDigits = 10
+
+// maxPINTries is how many wrong facilitator PINs a member may type in one
+// call; after them *# is a facilitator key again for that call.
+const maxPINTries = 3
 
 // menu is where one caller is in the keypad grammar.
 type menu struct {
@@ -31,6 +41,19 @@ type menu struct {
 	target int       // seat a menu acts on
 	entry  int       // seat digits typed so far
 	nEntry int       // how many digits typed
+
+	// A member's facilitator PIN entry (*#): the digits while typed,
+	// overwritten as soon as they are handed over or the entry ends.
+	pin      [maxPINDigits + 1]byte
+	nPIN     int
+	pinTries int  // wrong PINs in this call
+	pinAsked bool // a CheckPIN is out, waiting for PINChecked
+}
+
+// clearPIN overwrites the PIN digits being typed.
+func (m *menu) clearPIN() {
+	clear(m.pin[:])
+	m.nPIN = 0
 }
 
 // keypad reads callers' keys: the grammar of '*' commands and menus, and
@@ -64,6 +87,20 @@ type keypad struct{ s *Session }
 // is no floor to ask for from there). A facilitator key pressed by a
 // member, wherever they are, answers "That key is for the facilitator."
 // A facilitator pressing *9 gets nothing: facilitators are always heard.
+//
+// A member's *# takes the facilitator role with the group's facilitator
+// PIN: "Enter the facilitator PIN, then press pound."; digits until '#'
+// (the timeout runs from the last key; '*', another key or the timeout
+// answers "Cancelled.", and '#' with no digit too). The digits go to the
+// engine in a CheckPIN effect, which answers with PINChecked. Right: as
+// seat action 5, the member hears "You are now a facilitator." and the
+// other facilitators "Caller N is now a facilitator."; from the lobby the
+// session starts. Wrong: "That PIN was not recognised."; after three wrong
+// in the call, or one that got the caller blocked for guessing (who then
+// stays a member: the block refuses their next call at the door), *#
+// answers "That key is for the facilitator." for the rest of the call, as
+// it does in a group without a facilitator PIN and for a member in waiting
+// (the facilitator brings them back first).
 //
 // Facilitators:
 //   - *5 lecture mode: on -> the room hears "The facilitator has muted
@@ -156,6 +193,20 @@ func (k *keypad) press(out []Effect, c *caller, digit byte, now time.Time) []Eff
 			return out
 		}
 		return k.cancel(out, c)
+	case keyPINEntry:
+		switch {
+		case digit >= '0' && digit <= '9':
+			if c.nPIN < len(c.pin) {
+				c.pin[c.nPIN] = digit
+				c.nPIN++
+			}
+			k.setKey(c, keyPINEntry, now.Add(cfg.MenuTimeout))
+			return out
+		case digit == '#' && c.nPIN > 0:
+			return k.submitPIN(out, c)
+		}
+		c.clearPIN()
+		return k.cancel(out, c)
 	}
 	return out
 }
@@ -193,7 +244,12 @@ func (k *keypad) command(out []Effect, c *caller, digit byte, now time.Time) []E
 			return out
 		}
 		return k.toggleHand(out, c, now)
-	case '5', '8', '7', '3', '1', '4', '#':
+	case '#':
+		if c.role == group.Member {
+			return k.askPIN(out, c, now)
+		}
+		return k.facilitatorCommand(out, c, digit, now)
+	case '5', '8', '7', '3', '1', '4':
 		if c.role != group.Facilitator {
 			return append(out, say(c.seat, true, prompt.FacilitatorOnly))
 		}
@@ -446,4 +502,47 @@ func (k *keypad) passChair(out []Effect, c, t *caller, now time.Time) []Effect {
 	}
 	out = append(out, say(c.seat, true, phrase...))
 	return s.seats.sayRoom(out, leaveOut, prompt.Caller, num(t.seat), prompt.HasTheChair)
+}
+
+// askPIN is a member's *#: it starts facilitator PIN entry, unless no PIN
+// could make them one here.
+func (k *keypad) askPIN(out []Effect, c *caller, now time.Time) []Effect {
+	if !k.s.cfg.HasFacilitatorPIN || c.pinTries >= maxPINTries || c.placement == Waiting {
+		return append(out, say(c.seat, true, prompt.FacilitatorOnly))
+	}
+	c.clearPIN()
+	k.setKey(c, keyPINEntry, now.Add(k.s.cfg.MenuTimeout))
+	return append(out, say(c.seat, true, prompt.EnterFacilitatorPIN))
+}
+
+// submitPIN ends PIN entry with '#': the digits go to the engine (the one
+// effect that carries digits) and are overwritten here.
+func (k *keypad) submitPIN(out []Effect, c *caller) []Effect {
+	k.setKey(c, keyIdle, time.Time{})
+	digits := make([]byte, c.nPIN)
+	copy(digits, c.pin[:c.nPIN])
+	c.clearPIN()
+	c.pinAsked = true
+	return append(out, Effect{Kind: CheckPIN, Seat: c.seat, Digits: digits})
+}
+
+// pinChecked carries out the engine's verdict on c's PIN (see Key).
+func (k *keypad) pinChecked(out []Effect, c *caller, v PINVerdict, now time.Time) []Effect {
+	s := k.s
+	switch v {
+	case PINRight:
+		if c.role == group.Facilitator { // made one meanwhile
+			return out
+		}
+		out, err := actions[ActMakeFacilitator].do(s, out, c, byKeypad, now)
+		if err != nil { // moved to waiting meanwhile
+			return append(out, say(c.seat, true, prompt.Cancelled))
+		}
+		return s.seats.sayFacilitators(out, c.seat, prompt.Caller, num(c.seat), prompt.IsFacilitator)
+	case PINBlocked:
+		c.pinTries = maxPINTries
+	default:
+		c.pinTries++
+	}
+	return append(out, say(c.seat, true, prompt.PINWrong))
 }

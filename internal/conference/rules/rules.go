@@ -14,7 +14,8 @@
 // # Carrying out effects
 //
 // Effects are returned in the order they must be carried out. A Say, a
-// HoldMusic, a Hangup and a ChimeShareLimit chime go to Effect.Seat. The
+// HoldMusic, a Hangup, a ChimeShareLimit chime and a CheckPIN (answered with
+// Session.PINChecked; see Privacy) go to Effect.Seat. The
 // room-wide kinds go to an audience the engine works out when it carries
 // them out, right after the call that returned them (Session.Audience does
 // it):
@@ -59,6 +60,14 @@
 // No effect ever carries an identity or digits a caller typed: the only
 // numbers spoken are seat numbers of callers present at that moment, and a
 // seat typed after *1 is only repeated once it has been found present.
+//
+// The one exception is CheckPIN: the facilitator PIN a member typed after
+// *# (see Session.Key), carried in Effect.Digits to the engine, which alone
+// can check it (the rules know no PINs). The session keeps the digits only
+// while they are typed and overwrites them when it hands them over or the
+// entry ends; Effect.String never shows them; the engine checks them in
+// constant time, zeroes the slice, and answers with Session.PINChecked.
+// Nothing else may read, keep or log Digits.
 //
 // # What it must not know
 //
@@ -137,6 +146,10 @@ type Config struct {
 	// OpeningReading is the key of the reading that opens the session
 	// (see Join); 0 for none.
 	OpeningReading int
+
+	// HasFacilitatorPIN: the group has a facilitator PIN, so a member's *#
+	// asks for it (whether there is one, never the PIN itself).
+	HasFacilitatorPIN bool
 }
 
 // ConfigFor derives a session's settings from its group: the group's
@@ -147,6 +160,8 @@ func ConfigFor(g group.Group) Config {
 		MaxMembers: g.MaxMembers,
 		ShareLimit: time.Duration(g.ShareMinutes) * time.Minute,
 		EndGrace:   g.EndGrace,
+
+		HasFacilitatorPIN: g.FacilitatorPIN != "",
 	}
 	for _, r := range g.Readings {
 		if r.Key >= 1 && r.Key <= 9 {
@@ -182,6 +197,33 @@ func (c Config) withDefaults() Config {
 		c.MaxMembers = 0
 	}
 	return c
+}
+
+// PINVerdict is the engine's answer to a CheckPIN effect.
+type PINVerdict int
+
+// PIN verdicts.
+const (
+	// PINWrong: not the group's facilitator PIN (or none could be checked).
+	PINWrong PINVerdict = iota
+	// PINRight: the group's facilitator PIN.
+	PINRight
+	// PINBlocked: wrong, and the caller is now blocked for guessing PINs
+	// (the bridge's PIN-guess limits, the same as at the door).
+	PINBlocked
+)
+
+// String names the verdict for logs.
+func (v PINVerdict) String() string {
+	switch v {
+	case PINWrong:
+		return "wrong"
+	case PINRight:
+		return "right"
+	case PINBlocked:
+		return "blocked"
+	}
+	return "verdict(" + strconv.Itoa(int(v)) + ")"
 }
 
 // RefuseReason says why Join did not admit a caller. The engine plays the
@@ -277,6 +319,10 @@ const (
 	Reading
 	// StopReading stops the reading that plays.
 	StopReading
+	// CheckPIN asks the engine to check Digits, a facilitator PIN that
+	// member Seat typed after *#, and to answer with Session.PINChecked
+	// (see the package documentation, Privacy).
+	CheckPIN
 )
 
 // String names the kind for logs and test output.
@@ -300,6 +346,8 @@ func (k EffectKind) String() string {
 		return "Reading"
 	case StopReading:
 		return "StopReading"
+	case CheckPIN:
+		return "CheckPIN"
 	}
 	return "effect(" + strconv.Itoa(int(k)) + ")"
 }
@@ -359,10 +407,14 @@ type Effect struct {
 	Interrupt bool
 	// Key is the reading's key (1-9), for Kind Reading.
 	Key int
+	// Digits is the PIN typed, for CheckPIN only: secret, never logged, and
+	// zeroed by the engine once checked.
+	Digits []byte
 }
 
 // String renders the effect compactly for logs and test failures; it holds
-// nothing private (see the package documentation).
+// nothing private (see the package documentation): a CheckPIN shows its
+// seat only, never its Digits.
 func (e Effect) String() string {
 	var b strings.Builder
 	b.WriteString(e.Kind.String())

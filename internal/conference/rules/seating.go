@@ -100,7 +100,7 @@ func (t *seating) lastMember() *caller {
 // audience appends the seats that carry out e now (see Session.Audience).
 func (t *seating) audience(e Effect, dst []int) []int {
 	switch e.Kind {
-	case Say, HoldMusic, Hangup:
+	case Say, HoldMusic, Hangup, CheckPIN:
 		if t.get(e.Seat) != nil {
 			dst = append(dst, e.Seat)
 		}

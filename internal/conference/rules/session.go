@@ -350,6 +350,7 @@ func (s *Session) Leave(seat int, now time.Time) []Effect {
 	if c == nil {
 		return s.advance(now)
 	}
+	c.clearPIN()
 	s.alarm.invalidate()
 	if !s.seats.drop(c) || s.ended {
 		return s.advance(now) // a departing caller was counted out when told to hang up
@@ -405,6 +406,20 @@ func (s *Session) openTalk(out []Effect, now time.Time) []Effect {
 		}
 	}
 	return out
+}
+
+// PINChecked is the engine's answer to the CheckPIN effect of seat (see
+// Key for what each verdict does). Like Key it first fires the timers due;
+// an answer nobody asked for, or for a caller gone or being hung up, does
+// nothing.
+func (s *Session) PINChecked(seat int, v PINVerdict, now time.Time) []Effect {
+	out := s.advance(now)
+	c := s.seats.get(seat)
+	if c == nil || s.ended || c.departing || !c.pinAsked {
+		return out
+	}
+	c.pinAsked = false
+	return s.keys.pinChecked(out, c, v, now)
 }
 
 // Talking records what the engine's talker detector (level with
@@ -493,6 +508,7 @@ func (s *Session) advance(now time.Time) []Effect {
 				out = append(out, say(c.seat, false, prompt.Cancelled))
 			}
 			c.key = keyIdle
+			c.clearPIN()
 		}
 		if c.placement != InRoom && !now.Before(c.announceAt) {
 			out = append(out, say(c.seat, false, announcement(c.placement)))
@@ -519,6 +535,7 @@ func (s *Session) finish() {
 	for _, c := range s.seats.live {
 		c.heard, c.hand = false, false
 		c.key = keyIdle
+		c.clearPIN()
 	}
 }
 

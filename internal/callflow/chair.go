@@ -1,0 +1,55 @@
+package callflow
+
+import (
+	"crypto/subtle"
+
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
+	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/guard"
+)
+
+// facilitatorPIN is the check of the facilitator PIN a member types in the
+// room after *# (conference.JoinRequest.FacilitatorPIN). It compares in
+// constant time with the PIN of g as the call found it, and counts each
+// wrong PIN as a wrong PIN at the door counts: the log line (never the
+// digits), the metric, the caller's guard record (which may block them)
+// and the PIN-rate alarm, and the dialled number's budget, which also
+// forgets the caller as known to the group. Answers are not paced under
+// attack: the room cannot wait, and the rules allow three tries a call,
+// each call having paid a (paced) door PIN first. It runs on the room's
+// tick, so it only takes the guard's and budget's short locks.
+func (f *Flow) facilitatorPIN(c Call, st *Settings, g group.Group, id string, who guard.Caller) func([]byte) rules.PINVerdict {
+	if g.FacilitatorPIN == "" {
+		return nil // the rules do not ask: the group has no facilitator PIN
+	}
+	want := []byte(g.FacilitatorPIN)
+	dialed := dialedGroup(st, c)
+	tries := 0
+	var gate *guard.Gate
+	return func(digits []byte) rules.PINVerdict {
+		if subtle.ConstantTimeCompare(digits, want) == 1 {
+			return rules.PINRight
+		}
+		tries++
+		now := f.cfg.Clock.Now()
+		f.cfg.Log.Info("wrong facilitator PIN in the room", "call", c.ID(), "caller", c.Label(),
+			"group", g.Name, "try", tries)
+		f.cfg.Metrics.PINFailure(dialed != "")
+		blocked, alarm := f.cfg.Guard.Fail(who, dialed, now)
+		if alarm.Raised() {
+			f.pinAlarm(alarm, dialed)
+		}
+		if gate == nil {
+			gate = f.cfg.Budget.Gate(dialed, now, f.KnownKey(id, g.Name))
+		}
+		if gate.Fail(now) {
+			f.underAttack(dialed)
+		}
+		if blocked {
+			f.cfg.Log.Warn("caller blocked for guessing PINs; stays a member in the room", "call", c.ID(),
+				"caller", c.Label(), "group", g.Name)
+			return rules.PINBlocked
+		}
+		return rules.PINWrong
+	}
+}
