@@ -132,6 +132,10 @@ type keypad struct{ s *Session }
 //     on while someone has the floor, their share time starts now.
 //   - *# asks "To end the session for everyone, press 1."; 1 ends it, any
 //     other key or the timeout answers "Cancelled."
+//   - **K (K 1-9) plays the group's reading K to the room (Reading),
+//     replacing one that plays; **0 stops it (StopReading). Without a
+//     reading K, or with none playing for **0, **K is *K; a member's **K
+//     is always *K, so a double-tapped star keeps working.
 //
 // In a menu (seat entry, seat action, confirmation) every key belongs to
 // the menu, '*' included (it cancels).

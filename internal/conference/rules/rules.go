@@ -26,6 +26,9 @@
 //   - Chime (ChimeJoin, ChimeLeave): the callers InRoom that have not been
 //     told to hang up, except Effect.Seat (the caller joining or leaving).
 //     Callers on hold music get no chimes.
+//   - Reading, StopReading: the room's reading, which everyone InRoom hears
+//     in the mix (never waiting or lobby callers); the engine calls
+//     ReadingEnded when a reading has played to its end.
 //
 // Room-wide effects are only returned when their audience is not empty at
 // that moment, so "no effect" in a test means "nobody hears anything".

@@ -191,6 +191,9 @@ func (s *Session) Tick(now time.Time) []Effect {
 // into the room (hold music off, "The facilitator has joined"); a
 // facilitator coming back during the grace cancels it and the room hears
 // "The facilitator has joined". Callers in the room hear a join chime.
+// The session's OpeningReading starts (once) with a peer-led session's
+// first caller or a facilitator-led session's first facilitator, after
+// what that caller is told.
 func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinResult, []Effect) {
 	out := s.advance(now)
 	if s.ended {
