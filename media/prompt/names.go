@@ -125,6 +125,8 @@ const (
 	HelpMember = "help_member"
 	// HelpFacilitator: "Star 6 mutes you. Star 5, lecture mode. Star 8, give the floor to the next raised hand. Star 7, lock or unlock. Star 3, remove the last caller. Star 1, a caller number and pound, to manage that caller. Star 4, the share timer. Star pound, then 1, ends the session. Star 2, head count. Star 0, this help."
 	HelpFacilitator = "help_facilitator"
+	// HelpReadings: "Star star and a reading's number plays it to the room. Star star 0 stops it." (after HelpFacilitator, in a group with readings)
+	HelpReadings = "help_readings"
 	// ClosingMaintenance: "This line is closing for maintenance. Please call back in a few minutes."
 	ClosingMaintenance = "closing_maintenance"
 	// TryLater: "Please try again later."

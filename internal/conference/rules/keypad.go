@@ -79,7 +79,8 @@ type keypad struct{ s *Session }
 //     facilitators also hear "Caller N is talking." for each other caller
 //     who is talking and heard (the voices in their ear), or "Nobody is
 //     talking."
-//   - *0: the help for the caller's role.
+//   - *0: the help for the caller's role; a facilitator of a group with
+//     readings also hears how to play and stop them (help_readings).
 //
 // Members: *9 raises or lowers the hand (first-come queue): "Your hand is
 // raised." / "Your hand is lowered."; on raising, facilitators hear
@@ -240,6 +241,9 @@ func (k *keypad) command(out []Effect, c *caller, digit byte, now time.Time) []E
 		return k.headCount(out, c)
 	case '0':
 		if c.role == group.Facilitator {
+			if k.s.cfg.hasReadings() {
+				return append(out, say(c.seat, true, prompt.HelpFacilitator, prompt.HelpReadings))
+			}
 			return append(out, say(c.seat, true, prompt.HelpFacilitator))
 		}
 		return append(out, say(c.seat, true, prompt.HelpMember))

@@ -48,17 +48,17 @@ func TestKeypadReadings(t *testing.T) {
 			keys(10*sec, 1, "**1", readingE(1, 0)),
 			keys(11*sec, 1, "**0", Effect{Kind: StopReading}),
 			playing(0),
-			keys(12*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+			keys(12*sec, 1, "**0", sayI(1, pr.HelpFacilitator, pr.HelpReadings)),
 		)},
 		{"**0 after the reading ended is *0", rd, script(
 			seats("FM"),
 			keys(10*sec, 1, "**1", readingE(1, 0)),
 			ended,
-			keys(11*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+			keys(11*sec, 1, "**0", sayI(1, pr.HelpFacilitator, pr.HelpReadings)),
 		)},
 		{"**0 with no reading is *0", rd, script(
 			seats("FM"),
-			keys(10*sec, 1, "**0", sayI(1, pr.HelpFacilitator)),
+			keys(10*sec, 1, "**0", sayI(1, pr.HelpFacilitator, pr.HelpReadings)),
 		)},
 		{"**K without reading K is *K", rd, script(
 			seats("FM"),

@@ -177,6 +177,16 @@ func ConfigFor(g group.Group) Config {
 	return c
 }
 
+// hasReadings reports whether the group has any reading (**K).
+func (c *Config) hasReadings() bool {
+	for _, r := range c.Readings {
+		if r {
+			return true
+		}
+	}
+	return false
+}
+
 // withDefaults fills zero and negative timings.
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
