@@ -174,3 +174,40 @@ func TestReloadRefusesBadReading(t *testing.T) {
 		t.Error("the running readings were dropped")
 	}
 }
+
+// A peer-led group's opening_reading plays when its first caller joins,
+// after "You are caller one. You are the first one here.", and not again
+// for the next caller.
+func TestOpeningReadingStartsTheSession(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	toneWAV(t, dir, "preamble.wav", 22050, 1, 1000, -20, 8)
+	a, logs := startApp(t, withPromptsDir(testYAML("", `
+  - name: Circle
+    member_pin: "1234"
+    led_by: peer
+    readings: [{key: 1, file: preamble.wav}]
+    opening_reading: 1
+`), dir))
+	first := joinRoom(t, a, logs, 1000201, "1234")[0]
+	logs.waitCount(t, 5*time.Second, 1, "reading started", "key", "1")
+	start := time.Now()
+	time.Sleep(7 * time.Second)
+	// The greeting's words first (about 3 s), then the reading.
+	heard := first.Media().Received(start)
+	if len(heard) < 8000*6 {
+		t.Fatalf("received %d samples in 7 s", len(heard))
+	}
+	if lv := levels2(heard[:8000], 1000); lv > gone {
+		t.Errorf("the reading talks over the first caller's greeting (%.1f dBFS)", lv)
+	}
+	if lv := levels2(heard[len(heard)-8000:], 1000); math.Abs(lv-level.DefaultTargetDBFS) > 1.5 {
+		t.Errorf("the opening reading is heard at %.1f dBFS, want %.0f", lv, level.DefaultTargetDBFS)
+	}
+	second := dial(t, a, softphone.Config{Caller: "+15551000202"})
+	enter(t, logs, second, "1234", softphone.DigitRFC4733, 2)
+	time.Sleep(time.Second)
+	if n := logs.count(t, "reading started"); n != 1 {
+		t.Errorf("%d readings started, want the opening one only", n)
+	}
+}
