@@ -138,3 +138,89 @@ func TestHoursFacilitatorOpens(t *testing.T) {
 		t.Errorf("%d joins, want 2", n)
 	}
 }
+
+// heardClips waits up to d for p to have received every clip (as
+// clipsIn) since from.
+func heardClips(p *softphone.Phone, from time.Time, d time.Duration, clips ...[]int16) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if clipsIn(p.Media().Received(from), p.Media().Codec(), clips...) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The end of a scheduled meeting on a manual clock: at the scheduled end
+// only the facilitator hears "The scheduled time is over."; five minutes
+// before the close both hear "The session will end in five minutes.";
+// at the close both hear "This meeting is now closed..." and are hung up.
+// The clock stands on Tuesday 22:13:20 UTC, within the 22:00-22:30
+// meeting (overrun 10m: the session closes at 22:40).
+func TestHoursEndNotices(t *testing.T) {
+	t.Parallel()
+	clk := testkit.NewManualClock()
+	a, logs := startAppWith(t, testYAML("", `
+  - name: Circle
+    member_pin: "1234"
+    facilitator_pin: "654321"
+    led_by: peer
+    timezone: UTC
+    meets: ["Tue 22:00-22:30"]
+    overrun: 10m
+`), Options{Clock: clk})
+	fac := dial(t, a, softphone.Config{Caller: "+15550001321"})
+	enter(t, logs, fac, "654321", softphone.DigitRFC4733, 1)
+	member := dial(t, a, softphone.Config{Caller: "+15550001322"})
+	enter(t, logs, member, "1234", softphone.DigitRFC4733, 2)
+	if logs.count(t, "session meeting", "close", "2023-11-14T22:40:00Z") != 1 {
+		t.Fatalf("the session did not take its meeting; log:\n%s", logs.String())
+	}
+	set, err := prompt.Builtin("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip := func(n string) []int16 { c, _ := set.Clip(n); return c }
+	time.Sleep(2 * time.Second) // the join prompts
+
+	from := time.Now()
+	clk.Advance(16*time.Minute + 40*time.Second) // 22:30, the scheduled end
+	if !heardClips(fac, from, 10*time.Second, clip(prompt.ScheduledOver)) {
+		t.Fatal("the facilitator did not hear the scheduled end")
+	}
+	time.Sleep(time.Second)
+	if heardClips(member, from, 0, clip(prompt.ScheduledOver)) {
+		t.Error("a member heard the facilitators' notice")
+	}
+	if heardClips(fac, from, 0, clip(prompt.EndsInFive)) {
+		t.Error("the five-minute warning came at the scheduled end")
+	}
+
+	from = time.Now()
+	clk.Advance(5 * time.Minute) // 22:35
+	for name, p := range map[string]*softphone.Phone{"facilitator": fac, "member": member} {
+		if !heardClips(p, from, 10*time.Second, clip(prompt.EndsInFive)) {
+			t.Errorf("the %s did not hear the five-minute warning", name)
+		}
+	}
+
+	from = time.Now()
+	clk.Advance(5 * time.Minute) // 22:40, the close
+	for name, p := range map[string]*softphone.Phone{"facilitator": fac, "member": member} {
+		select {
+		case <-p.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the %s was not hung up at the close", name)
+		}
+		if !p.EndedByRemote() {
+			t.Errorf("the %s's call ended, but not by the bridge's BYE", name)
+		}
+		if !clipsIn(p.Media().Received(from), p.Media().Codec(), clip(prompt.MeetingClosed)) {
+			t.Errorf("the %s did not hear the closing sentence", name)
+		}
+	}
+	logs.waitCount(t, 5*time.Second, 1, "session ended by the rules", "reason", "meeting-closed")
+}

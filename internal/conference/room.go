@@ -11,6 +11,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/readings"
+	"github.com/groupbridge/groupbridge/internal/schedule"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
@@ -138,6 +139,8 @@ type Room struct {
 	readingFrame pcm.Frame
 	started      time.Time
 	detached     bool // the session ended: no longer the group's live room
+	meeting      bool // the session has a scheduled meeting (rules.Session.SetMeeting)
+	ticks        int  // counts ticks while it has, to look at the wall clock now and then
 
 	// published is this room's share of the conference's Stats counts:
 	// written by the tick, zeroed by shutdown from any goroutine.
@@ -148,7 +151,7 @@ type Room struct {
 func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 	cfg := rules.ConfigFor(g) // whether the group has a facilitator PIN, not the PIN
 	g.MemberPIN, g.FacilitatorPIN = "", ""
-	return &Room{
+	r := &Room{
 		conf:     c,
 		group:    g,
 		readings: c.readings.Load().For(g.Name),
@@ -159,6 +162,44 @@ func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 		byP:      map[*Participant]*member{},
 		mixer:    mixer.New(),
 		started:  now,
+	}
+	r.meet(now)
+	return r
+}
+
+// hoursEvery is how many ticks apart a room with a meeting looks at the
+// wall clock for its moments (rules.Session.MeetingTick): once a second.
+const hoursEvery = 50
+
+// meet gives the session the meeting whose window is open at now, if the
+// group has hours: a session a facilitator opened outside them has none,
+// and no scheduled end. Hours that do not parse (config validation
+// refuses them) leave the session without a meeting.
+func (r *Room) meet(now time.Time) {
+	g := r.group
+	h, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
+	if err != nil {
+		r.conf.log.Error("meeting hours unreadable, the session has no scheduled end", "group", g.Name, "error", err.Error())
+		return
+	}
+	if h == nil {
+		return
+	}
+	if w, open := h.At(now); open {
+		r.sess.SetMeeting(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
+		r.meeting = true
+		r.conf.log.Info("session meeting", "group", g.Name, "start", w.Start.Format(time.RFC3339),
+			"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
+	}
+}
+
+// meetingMoments carries out the meeting's moments due now on the wall
+// clock. The meeting is a calendar's, so it runs on the conference's
+// wall clock, not on the mixing clock's ticks.
+func (r *Room) meetingMoments(now time.Time) {
+	wall := r.conf.wall.Now()
+	if dl, ok := r.sess.MeetingDeadline(); ok && !wall.Before(dl) {
+		r.apply(r.sess.MeetingTick(wall), now)
 	}
 }
 
@@ -191,6 +232,11 @@ func (r *Room) shutdown(reason string) {
 func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
+	if r.meeting {
+		if r.ticks++; r.ticks%hoursEvery == 0 {
+			r.meetingMoments(now)
+		}
+	}
 	r.release(now)
 	if r.changed {
 		r.count()

@@ -21,7 +21,8 @@ const fuzzKeys = "0123456789*#A"
 // that seats are never reused, that at most one caller has the floor, that
 // effects keep the privacy rule, and that an ended session says nothing
 // more. An event byte of 0x80 or more is an operator action (Act), whose
-// errors must be the documented ones.
+// errors must be the documented ones. A session may have a meeting, whose
+// moments come with each Tick.
 func FuzzSession(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 2, 1, 2, 1, 10, 2, 1, 10})
 	f.Add([]byte{1, 0, 60, 0, 1, 1, 0, 2, 0, 0, 0, 0, 7, 0, 5, 7, 0, 9, 7, 1, 9, 7, 0, 8, 6, 3, 200, 5, 0, 0})
@@ -31,6 +32,8 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte{1, 0, 30, 0, 1, 1, 0, 2, 1, 0x80 + 6, 1, 0, 0x80 + 5, 2, 0, 0x80 + 3, 3, 0, 0x80 + 8, 0, 0,
 		0x80 + 1, 2, 0, 0x80 + 2, 2, 0, 0x80 + 4, 3, 0, 0x80 + 11, 0, 0, 0x80 + 5, 1, 0})
 	f.Add([]byte{0, 2, 0, 0, 1, 1, 0x80 + 9, 0, 0, 0x80 + 5, 1, 0, 0x80 + 7, 0, 0, 0, 2, 1, 0x80 + 10, 0, 0, 0x80 + 12, 1, 0})
+	// With a meeting (data[1] bit 2): its moments come with each Tick.
+	f.Add([]byte{0, 4 | 1<<3, 0, 0, 0, 0, 0, 0, 4, 5, 0, 0, 6, 1, 40, 5, 0, 0, 6, 1, 100, 5, 0, 0, 6, 3, 5, 5, 0, 0, 0, 1, 0})
 	f.Fuzz(fuzzSession)
 }
 
@@ -45,12 +48,18 @@ func fuzzSession(t *testing.T, data []byte) {
 		cfg.LedBy = group.LedByFacilitator
 	}
 	cfg.EndGrace = time.Duration(data[2]) * sec
+	meeting := data[1]
 	data = data[3:]
 	if len(data) > 900 {
 		data = data[:900]
 	}
 	now := t0
 	s := New(cfg, now)
+	if meeting&4 != 0 {
+		// 19:00:30 to 19:02, closing 0 to 7 minutes later.
+		end := t0.Add(2 * mn)
+		s.SetMeeting(Meeting{Start: t0.Add(30 * sec), End: end, Close: end.Add(time.Duration(meeting>>3%8) * mn)}, now)
+	}
 	ids := map[string]bool{"a": true, "b": true, "c": true, "d": true}
 	maxSeat := 0
 	ended := false
@@ -111,7 +120,7 @@ func fuzzSession(t *testing.T, data []byte) {
 			case 4:
 				got, label = s.Talking(seat, b&1 == 1, now), fmt.Sprintf("Talking(%d, %v)", seat, b&1 == 1)
 			case 5:
-				got, label = s.Tick(now), "Tick"
+				got, label = append(s.Tick(now), s.MeetingTick(now)...), "Tick"
 			case 6:
 				scale := []time.Duration{20 * time.Millisecond, sec, 10 * sec, mn}[a%4]
 				now = now.Add(time.Duration(b) * scale)

@@ -294,7 +294,8 @@ var promptNames = func() map[string]bool {
 	return m
 }()
 
-var reasons = map[string]bool{ReasonRemoved: true, ReasonGraceExpired: true, ReasonEndedByFacilitator: true, ReasonEndedByOperator: true}
+var reasons = map[string]bool{ReasonRemoved: true, ReasonGraceExpired: true, ReasonEndedByFacilitator: true, ReasonEndedByOperator: true,
+	ReasonMeetingClosed: true}
 
 func allDigits(s string) bool {
 	if s == "" {

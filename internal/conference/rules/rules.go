@@ -47,6 +47,22 @@
 // effects and Join refuses with RefuseEnded: a later caller starts a new
 // Session, with seat 1 and nothing carried over.
 //
+// # Meeting hours
+//
+// A session of a group with meeting hours that started within a meeting's
+// window is given that meeting (SetMeeting: its scheduled start and end,
+// and its close, the end plus the group's overrun). Its moments are a
+// calendar's: the engine reads them with MeetingDeadline and carries them
+// out with MeetingTick, both on its wall clock, apart from Tick and the
+// other timers. In order: MeetingStarted at the scheduled start (the
+// marker for what begins a meeting, such as its opening reading), "The
+// scheduled time is over." to the facilitators at the scheduled end, "The
+// session will end in five minutes." to everyone five minutes before the
+// close, and at the close the session ends as above with "This meeting is
+// now closed. Thank you for being here." instead of session_ended, reason
+// ReasonMeetingClosed. A session a facilitator opened outside the hours
+// has no meeting and no scheduled end.
+//
 // # Operator actions
 //
 // Session.Act applies what an operator asks through the admin API. Each
@@ -336,6 +352,11 @@ const (
 	// member Seat typed after *#, and to answer with Session.PINChecked
 	// (see the package documentation, Privacy).
 	CheckPIN
+	// MeetingStarted marks the scheduled start of the session's meeting
+	// (Session.MeetingTick): once per session, at the start, or at once
+	// when the session began after it. It has no audience; an engine may
+	// start what belongs to a meeting's start (opening_reading).
+	MeetingStarted
 )
 
 // String names the kind for logs and test output.
@@ -355,6 +376,8 @@ func (k EffectKind) String() string {
 		return "Hangup"
 	case End:
 		return "End"
+	case MeetingStarted:
+		return "MeetingStarted"
 	case Reading:
 		return "Reading"
 	case StopReading:

@@ -37,7 +37,8 @@ type Session struct {
 	presence presence
 	keys     keypad
 	alarm    alarm
-	started  bool // a caller has been admitted
+	hours    hours // the scheduled meeting, on the engine's wall clock
+	started  bool  // a caller has been admitted
 	ended    bool
 	reading  int  // the key of the reading that plays; 0 for none
 	opened   bool // the opening reading was started
@@ -545,7 +546,12 @@ func (s *Session) finish() {
 // end ends the session for everyone: SayRoom session_ended, End, then a
 // Hangup per caller not already told to hang up.
 func (s *Session) end(reason string) []Effect {
-	out := s.seats.sayRoom(nil, 0, prompt.SessionEnded)
+	return s.endSaying(reason, prompt.SessionEnded)
+}
+
+// endSaying is end with another closing sentence.
+func (s *Session) endSaying(reason, closing string) []Effect {
+	out := s.seats.sayRoom(nil, 0, closing)
 	out = append(out, Effect{Kind: End, Reason: reason})
 	for _, c := range s.seats.live {
 		if !c.departing {
