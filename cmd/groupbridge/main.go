@@ -165,7 +165,7 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			// The groups' recordings are loaded as the bridge would, so a
 			// file that would stop a start or a reload stops the check.
-			if _, err := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg)); err != nil {
+			if _, err := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg), nil); err != nil {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}

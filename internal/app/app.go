@@ -111,13 +111,14 @@ func loadPrompts(cfg *config.Config, log *slog.Logger) (*prompt.Set, error) {
 	return prompts, nil
 }
 
-// loadReadings loads the groups' greetings and readings (prompts.dir/readings/).
-func loadReadings(cfg *config.Config) (*readings.Library, error) {
+// loadReadings loads the groups' greetings and readings (prompts.dir/readings/),
+// reusing what prev (nil at start) holds of files unchanged since.
+func loadReadings(cfg *config.Config, prev *readings.Library) (*readings.Library, error) {
 	groups := make([]group.Group, len(cfg.Groups))
 	for i, g := range cfg.Groups {
 		groups[i] = g.Runtime()
 	}
-	return readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, groups)
+	return readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, groups, prev)
 }
 
 // New builds the bridge from a validated configuration; Start runs it.
@@ -138,7 +139,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	lib, err := loadReadings(cfg)
+	lib, err := loadReadings(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +509,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	lib, err := loadReadings(cfg)
+	lib, err := loadReadings(cfg, a.state.Load().readings)
 	if err != nil {
 		return err
 	}

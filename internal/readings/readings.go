@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
@@ -52,6 +53,19 @@ func (g *Group) Reading(key int) []int16 {
 // Library is every group's recordings, by group name.
 type Library struct {
 	groups map[string]*Group
+	files  map[fileID][]int16 // what each file became, for the next Load to reuse
+}
+
+// fileID tells a file apart from any other, or from itself changed: a
+// reload reuses a clip only while its file is the same (same inode, size
+// and modification time) and the same limit applies.
+type fileID struct {
+	name   string
+	dev    uint64
+	ino    uint64
+	size   int64
+	mtime  int64
+	maxLen time.Duration
 }
 
 // For returns the named group's recordings, or nil when it has none. A
@@ -69,9 +83,16 @@ func (l *Library) For(name string) *Group {
 // each naming the key (groups[i].readings[j].file), the file and the
 // reason (missing, not a WAV, an unsupported format, too long, silent).
 // With no group naming a file it reads nothing, and dir may be "".
-func Load(dir string, maxLen time.Duration, groups []group.Group) (*Library, error) {
-	lib := &Library{groups: map[string]*Group{}}
-	l := loader{dir: dir, maxLen: maxLen, cache: map[string][]int16{}}
+//
+// prev, when not nil, is the library in use: a file unchanged since it was
+// loaded is taken from it instead of being read and converted again, so a
+// reload that changes a PIN does not spend seconds on ten-minute readings.
+func Load(dir string, maxLen time.Duration, groups []group.Group, prev *Library) (*Library, error) {
+	lib := &Library{groups: map[string]*Group{}, files: map[fileID][]int16{}}
+	l := loader{dir: dir, maxLen: maxLen, cache: map[string][]int16{}, lib: lib}
+	if prev != nil {
+		l.prev = prev.files
+	}
 	defer l.close()
 	for i, g := range groups {
 		at := func(key string) string { return fmt.Sprintf("groups[%d].%s", i, key) }
@@ -104,7 +125,9 @@ type loader struct {
 	opened  bool
 	rootErr error
 	cache   map[string][]int16
-	failed  map[string]string // file -> reason, so a bad file named twice fails twice alike
+	prev    map[fileID][]int16 // the library in use's clips
+	lib     *Library           // being loaded: records each file's clip
+	failed  map[string]string  // file -> reason, so a bad file named twice fails twice alike
 	errs    []error
 }
 
@@ -150,6 +173,11 @@ func (l *loader) load(file string) ([]int16, error) {
 	if l.rootErr != nil {
 		return nil, fmt.Errorf("directory %w", l.rootErr)
 	}
+	id, known := l.identify(file)
+	if c, ok := l.prev[id]; known && ok {
+		l.lib.files[id] = c
+		return c, nil
+	}
 	c, err := prompt.LoadRecording(l.root, file, l.maxLen)
 	if err != nil {
 		return nil, err
@@ -157,7 +185,25 @@ func (l *loader) load(file string) ([]int16, error) {
 	if _, ok := level.Normalize(c, level.DefaultTargetDBFS); !ok {
 		return nil, errSilent
 	}
+	if known {
+		l.lib.files[id] = c
+	}
 	return c, nil
+}
+
+// identify returns what tells file apart (following a link inside the
+// directory); false when it cannot be told, and then it is always read.
+func (l *loader) identify(file string) (fileID, bool) {
+	fi, err := l.root.Stat(file)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileID{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{name: file, dev: uint64(st.Dev), ino: st.Ino, size: fi.Size(),
+		mtime: fi.ModTime().UnixNano(), maxLen: l.maxLen}, true
 }
 
 var errSilent = errors.New("silent: nothing louder than -65 dBFS")

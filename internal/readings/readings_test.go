@@ -50,7 +50,7 @@ func TestLoad(t *testing.T) {
 		{Name: "B", Readings: []group.Reading{{Key: 2, File: "preamble.wav"}}},
 		{Name: "C"},
 	}
-	lib, err := Load(dir, time.Minute, groups)
+	lib, err := Load(dir, time.Minute, groups, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestLoadErrors(t *testing.T) {
 		}},
 		{Name: "B", Greeting: "long.wav"},
 	}
-	_, err := Load(dir, 2*time.Second, groups)
+	_, err := Load(dir, 2*time.Second, groups, nil)
 	if err == nil {
 		t.Fatal("loaded")
 	}
@@ -117,15 +117,43 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("a good file is named: %v", err)
 	}
 
-	_, err = Load("", time.Minute, []group.Group{{Name: "A", Greeting: "x.wav"}})
+	_, err = Load("", time.Minute, []group.Group{{Name: "A", Greeting: "x.wav"}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "groups[0].greeting: x.wav: prompts.dir is not set") {
 		t.Errorf("without prompts.dir: %v", err)
 	}
-	_, err = Load(t.TempDir(), time.Minute, []group.Group{{Name: "A", Readings: []group.Reading{{Key: 1, File: "x.wav"}}}})
+	_, err = Load(t.TempDir(), time.Minute, []group.Group{{Name: "A", Readings: []group.Reading{{Key: 1, File: "x.wav"}}}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing (no directory prompts.dir/readings/)") {
 		t.Errorf("without readings/: %v", err)
 	}
-	if lib, err := Load("", time.Minute, []group.Group{{Name: "A"}}); err != nil || lib.For("A") != nil {
+	if lib, err := Load("", time.Minute, []group.Group{{Name: "A"}}, nil); err != nil || lib.For("A") != nil {
 		t.Errorf("no recordings: %v, %v", lib, err)
+	}
+}
+
+// A reload reuses what an unchanged file became and reads a changed one
+// again.
+func TestLoadReusesUnchangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	wav(t, dir, "a.wav", 44100, 1000, 3000, 1)
+	wav(t, dir, "b.wav", 44100, 1000, 3000, 1)
+	groups := []group.Group{{Name: "G", Readings: []group.Reading{{Key: 1, File: "a.wav"}, {Key: 2, File: "b.wav"}}}}
+	first, err := Load(dir, time.Minute, groups, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav(t, dir, "b.wav", 44100, 500, 3000, 2) // changed: longer
+	second, err := Load(dir, time.Minute, groups, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &second.For("G").Reading(1)[0] != &first.For("G").Reading(1)[0] {
+		t.Error("an unchanged file was read again")
+	}
+	if len(second.For("G").Reading(2)) != 16000 {
+		t.Errorf("a changed file was not read again: %d samples", len(second.For("G").Reading(2)))
+	}
+	// A shorter limit checks every file again.
+	if _, err := Load(dir, 1500*time.Millisecond, groups, second); err == nil || !strings.Contains(err.Error(), "b.wav: recording too long") {
+		t.Errorf("a lower readings_max did not refuse a long file: %v", err)
 	}
 }
