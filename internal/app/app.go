@@ -497,7 +497,8 @@ func (a *App) onTickPanic(t clock.Ticker, recovered any) {
 // Reload applies a new configuration's live keys (config.ReloadLive):
 // groups and PINs to calls that start from now on, prompts to every room
 // from its next announcement on, the limits at once. Live sessions go on;
-// a removed group's session runs to its end. A changed key that needs a
+// a removed group's session runs to its end; a live meeting takes its
+// group's new hours (Conference.SetHours). A changed key that needs a
 // restart is named in the log and keeps its running value.
 func (a *App) Reload(cfg *config.Config) error {
 	a.reload.Lock()
@@ -532,6 +533,8 @@ func (a *App) Reload(cfg *config.Config) error {
 	a.state.Store(newState(cfg, prompts, lib))
 	a.conf.SetPrompts(prompts)
 	a.conf.SetReadings(lib)
+	// A live meeting takes its group's reloaded hours (its end may move).
+	a.conf.SetHours(a.state.Load().groups)
 	a.log.Info("configuration reloaded", "groups", len(cfg.Groups), "groups_before", len(old.Groups))
 	return nil
 }

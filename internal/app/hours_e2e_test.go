@@ -224,3 +224,38 @@ func TestHoursEndNotices(t *testing.T) {
 	}
 	logs.waitCount(t, 5*time.Second, 1, "session ended by the rules", "reason", "meeting-closed")
 }
+
+// A reload that lengthens the meeting moves a live session's close: the
+// old close passes without a hang-up, and the new one ends the call.
+func TestHoursReloadMovesTheClose(t *testing.T) {
+	t.Parallel()
+	clk := testkit.NewManualClock() // Tuesday 22:13:20 UTC
+	y := testYAML("", `
+  - name: Circle
+    member_pin: "1234"
+    led_by: peer
+    timezone: UTC
+    meets: ["Tue 22:00-22:30"]
+    overrun: 0s
+`)
+	a, logs := startAppWith(t, y, Options{Clock: clk})
+	member := dial(t, a, softphone.Config{Caller: "+15550001331"})
+	enter(t, logs, member, "1234", softphone.DigitRFC4733, 1)
+	if err := a.Reload(reloadYAML(t, y, "Tue 22:00-22:30", "Tue 22:00-23:00")); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitCount(t, 5*time.Second, 1, "session meeting", "close", "2023-11-14T23:00:00Z")
+	clk.Advance(16*time.Minute + 40*time.Second) // 22:30, the old close
+	select {
+	case <-member.Done():
+		t.Fatal("hung up at the close from before the reload")
+	case <-time.After(3 * time.Second):
+	}
+	clk.Advance(30 * time.Minute) // 23:00, the new close
+	select {
+	case <-member.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("not hung up at the reloaded close")
+	}
+	logs.waitCount(t, 5*time.Second, 1, "session ended by the rules", "reason", "meeting-closed")
+}

@@ -277,6 +277,28 @@ func (c *Conference) Announce(phrase []string) {
 	}
 }
 
+// SetHours hands every live room its group's meeting hours as reloaded
+// (groups: the whole new list; matched by name). A session that has a
+// meeting takes the reloaded one on now, its new end included; see
+// Room.rehours. Other settings of a live session do not change.
+func (c *Conference) SetHours(groups []group.Group) {
+	c.mu.Lock()
+	rooms := make([]*Room, 0, len(c.rooms))
+	for _, r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	c.mu.Unlock()
+	for _, r := range rooms {
+		for i := range groups {
+			if groups[i].Name == r.group.Name {
+				g := groups[i]
+				g.MemberPIN, g.FacilitatorPIN = "", ""
+				r.send(command{kind: cmdHours, hours: &g})
+			}
+		}
+	}
+}
+
 // Rooms returns the number of live sessions.
 func (c *Conference) Rooms() int {
 	c.mu.Lock()

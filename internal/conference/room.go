@@ -43,6 +43,7 @@ const (
 	cmdAct
 	cmdAnnounce
 	cmdRemembers
+	cmdHours
 )
 
 type command struct {
@@ -58,8 +59,9 @@ type command struct {
 	seat     int
 	reply    chan error
 	view     chan roomAnswer
-	phrase   []string  // cmdAnnounce
-	known    chan bool // cmdRemembers
+	phrase   []string     // cmdAnnounce
+	known    chan bool    // cmdRemembers
+	hours    *group.Group // cmdHours: the group as reloaded
 }
 
 // phraseTail separates one spoken phrase from the next.
@@ -188,6 +190,35 @@ func (r *Room) meet(now time.Time) {
 	if w, open := h.At(now); open {
 		r.sess.SetMeeting(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
 		r.meeting = true
+		r.conf.log.Info("session meeting", "group", g.Name, "start", w.Start.Format(time.RFC3339),
+			"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
+	}
+}
+
+// rehours follows a reload of the group's hours in a session that has a
+// meeting: the reloaded meeting on now replaces it (a new end applies);
+// without hours the session has no scheduled end any more; hours with no
+// meeting on now leave it as it was, so that a reload never cuts a
+// meeting short. A session without a meeting (opened by a facilitator
+// outside the hours) stays without.
+func (r *Room) rehours(g *group.Group) {
+	if !r.meeting {
+		return
+	}
+	r.group.Timezone, r.group.Meets, r.group.OpenEarly, r.group.Overrun = g.Timezone, g.Meets, g.OpenEarly, g.Overrun
+	h, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
+	if err != nil {
+		return
+	}
+	now := r.conf.wall.Now()
+	if h == nil {
+		r.sess.ClearMeeting()
+		r.meeting = false
+		r.conf.log.Info("session meeting", "group", g.Name, "close", "none")
+		return
+	}
+	if w, open := h.At(now); open {
+		r.sess.SetMeeting(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
 		r.conf.log.Info("session meeting", "group", g.Name, "start", w.Start.Format(time.RFC3339),
 			"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
 	}
@@ -509,6 +540,8 @@ func (r *Room) drain(now time.Time) {
 
 func (r *Room) command(c command, now time.Time) {
 	switch c.kind {
+	case cmdHours:
+		r.rehours(c.hours)
 	case cmdAnnounce:
 		// Everyone hears it at once, whatever they were hearing.
 		clips := r.speak(c.phrase)

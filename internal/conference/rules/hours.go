@@ -36,12 +36,18 @@ type hours struct {
 // a facilitator opened it outside them) has no scheduled end. Moments
 // already past at now are not announced late, except the start (see
 // MeetingStarted): a session that begins 3 minutes before Close hears no
-// five-minute warning. Call it once, before MeetingTick.
+// five-minute warning. Called again (a reload changed the hours), it
+// replaces the meeting; MeetingStarted is not repeated.
 func (s *Session) SetMeeting(m Meeting, now time.Time) {
-	s.hours = hours{m: m, set: true}
+	started := s.hours.set && s.hours.started
+	s.hours = hours{m: m, set: true, started: started}
 	s.hours.over = !now.Before(m.End) || !m.Close.After(m.End) // overrun 0: the close says it all
 	s.hours.warned = !now.Before(m.Close.Add(-WarnBefore))
 }
+
+// ClearMeeting takes the session's meeting away (its group no longer has
+// hours): no scheduled end any more.
+func (s *Session) ClearMeeting() { s.hours = hours{} }
 
 // Meeting returns the session's meeting and whether it has one.
 func (s *Session) Meeting() (Meeting, bool) { return s.hours.m, s.hours.set }
