@@ -694,6 +694,10 @@ func (v *validator) groups(groups []Group) {
 	}
 }
 
+// maxSlot bounds a meets entry before it is parsed (and quoted whole in
+// its errors); "Tue 19:00-20:30" with room for spaces.
+const maxSlot = 40
+
 // maxMargin bounds open_early and overrun: a meeting's margins are minutes,
 // and hours of them would make its window swallow the week.
 const maxMargin = 2 * time.Hour
@@ -716,7 +720,7 @@ func (v *validator) hours(g *Group, at func(string) string) {
 	switch {
 	case g.Timezone != "":
 		if _, err := schedule.LoadZone(g.Timezone); err != nil {
-			v.add(at("timezone"), "%v", err)
+			v.add(at("timezone"), "%s is not an IANA time zone (like America/New_York or UTC)", quote(g.Timezone))
 		}
 	case len(g.Meets) > 0:
 		v.add(at("timezone"), "required when meets is set: an IANA time zone like America/New_York")
@@ -725,6 +729,10 @@ func (v *validator) hours(g *Group, at func(string) string) {
 	ok := make([]bool, len(g.Meets))
 	for j, m := range g.Meets {
 		path := at(fmt.Sprintf("meets[%d]", j))
+		if len(m) > maxSlot {
+			v.add(path, "%s is not a slot like \"Tue 19:00-20:30\"", quote(m))
+			continue
+		}
 		s, err := schedule.ParseSlot(m)
 		if err != nil {
 			v.add(path, "%v", err)

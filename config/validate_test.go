@@ -510,6 +510,10 @@ groups:
 			`groups[0].meets[3]: "Thu 10:00-10:00": the meeting ends when it starts`,
 			`groups[0].meets[4]: "Fri 7:00-8:00": start: "7:00" is not HH:MM`,
 		}},
+		{"hours: long values", "groups:\n  - {name: G, member_pin: \"4821\", timezone: Europe/Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, meets: [\"Tue 19:00-20:30                                    x\"]}\n", []string{
+			`groups[0].timezone: "Europe/Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…" is not an IANA time zone (like America/New_York or UTC)`,
+			`groups[0].meets[0]: "Tue 19:00-20:30                         …" is not a slot like "Tue 19:00-20:30"`,
+		}},
 		{"hours: Local is the machine's", "groups:\n  - {name: G, member_pin: \"4821\", timezone: Local}\n", []string{
 			`groups[0].timezone: "Local" is not an IANA time zone (like America/New_York or UTC)`,
 		}},
