@@ -9,7 +9,9 @@
 // passwords) name the key and the rule, never the value.
 //
 // The package imports no other groupbridge package but internal/group,
-// the leaf that holds the group type the file decodes into.
+// the leaf that holds the group type the file decodes into, and
+// internal/schedule (standard library only), which reads meeting hours
+// for the checks.
 package config
 
 import (
