@@ -34,6 +34,8 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte{0, 2, 0, 0, 1, 1, 0x80 + 9, 0, 0, 0x80 + 5, 1, 0, 0x80 + 7, 0, 0, 0, 2, 1, 0x80 + 10, 0, 0, 0x80 + 12, 1, 0})
 	// With a meeting (data[1] bit 2): its moments come with each Tick.
 	f.Add([]byte{0, 4 | 1<<3, 0, 0, 0, 0, 0, 0, 4, 5, 0, 0, 6, 1, 40, 5, 0, 0, 6, 1, 100, 5, 0, 0, 6, 3, 5, 5, 0, 0, 0, 1, 0})
+	// With readings (data[0] bit 1): **1, **3, **0, opening with 3.
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 1, 4, 2, 0, 0, 7, 0, 0, 7, 0, 0, 2, 0, 0, 2, 1, 0, 5, 0, 1, 7, 0, 0, 7, 0, 0})
 	f.Fuzz(fuzzSession)
 }
 
@@ -48,6 +50,9 @@ func fuzzSession(t *testing.T, data []byte) {
 		cfg.LedBy = group.LedByFacilitator
 	}
 	cfg.EndGrace = time.Duration(data[2]) * sec
+	if data[0]&2 != 0 { // readings 1 and 3, opening with 3
+		cfg.Readings[1], cfg.Readings[3], cfg.OpeningReading = true, true, 3
+	}
 	meeting := data[1]
 	data = data[3:]
 	if len(data) > 900 {
@@ -120,6 +125,9 @@ func fuzzSession(t *testing.T, data []byte) {
 			case 4:
 				got, label = s.Talking(seat, b&1 == 1, now), fmt.Sprintf("Talking(%d, %v)", seat, b&1 == 1)
 			case 5:
+				if b&1 == 1 { // the room's reading played to its end
+					s.ReadingEnded()
+				}
 				got, label = append(s.Tick(now), s.MeetingTick(now)...), "Tick"
 			case 6:
 				scale := []time.Duration{20 * time.Millisecond, sec, 10 * sec, mn}[a%4]
@@ -149,6 +157,14 @@ func fuzzSession(t *testing.T, data []byte) {
 			told := slices.ContainsFunc(got[i:], func(e Effect) bool { return e.Kind == Hangup })
 			if e.Kind == End && told && (i == 0 || got[i-1].Kind != SayRoom) {
 				t.Fatalf("%s: End not preceded by session_ended: %s", label, fmtEffects(got))
+			}
+		}
+		for _, e := range got {
+			if e.Kind == Reading && (e.Key < 1 || e.Key > 9 || !cfg.Readings[e.Key]) {
+				t.Fatalf("%s: %v: the group has no such reading", label, e)
+			}
+			if e.Kind == Reading && s.Reading() == 0 {
+				t.Fatalf("%s: %v started while the session says none plays", label, e)
 			}
 		}
 		checkEffects(t, s, got, ids, label)

@@ -72,7 +72,8 @@ func (s *Session) MeetingDeadline() (time.Time, bool) {
 }
 
 // MeetingTick carries out the meeting's moments due at now, in order:
-//   - at Start, MeetingStarted (at once when the session began after it);
+//   - at Start, MeetingStarted (at once when the session began after it),
+//     and the opening reading if the session has begun (see Join);
 //   - at End, SayFacilitators "The scheduled time is over." (not when
 //     Close is End: the closing says it);
 //   - at Close minus WarnBefore, SayRoom "The session will end in five
@@ -97,6 +98,7 @@ func (s *Session) MeetingTick(now time.Time) []Effect {
 	if !h.started && !now.Before(h.m.Start) {
 		h.started = true
 		out = append(out, Effect{Kind: MeetingStarted})
+		out = s.open(out, s.lastSeat) // the opening reading waited for the start
 	}
 	if !h.over && !now.Before(h.m.End) {
 		h.over = true

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -173,5 +174,64 @@ func TestRemembers(t *testing.T) {
 		if got := s.Remembers(c.id, t0.Add(c.at)); got != c.want {
 			t.Errorf("Remembers(%q) at +%s = %v, want %v", c.id, c.at, got, c.want)
 		}
+	}
+}
+
+// A group that meets opens with its reading at the scheduled start, not
+// when its first caller comes early; a session that begins after the start
+// opens at its first MeetingTick; a facilitator-led one waits for its
+// facilitator as well.
+func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
+	t0 := time.Date(2026, 12, 8, 19, 0, 0, 0, time.UTC)
+	m := Meeting{Start: t0, End: t0.Add(90 * mn), Close: t0.Add(105 * mn)}
+	tests := []struct {
+		name  string
+		cfg   Config
+		from  time.Duration // session set up and first caller joins, from t0
+		joins []group.Role
+		tick time.Duration // MeetingTick at
+		want []string      // effect kinds of Reading and MeetingStarted only
+		then []string      // when a facilitator joins after the tick
+	}{
+		{name: "peer-led, first caller early", cfg: withReadings(peer, 1), from: -10 * mn,
+			joins: []group.Role{group.Member}, tick: 0, want: []string{"MeetingStarted(0)", "Reading(1 1)"}},
+		{name: "peer-led, first caller late", cfg: withReadings(peer, 1), from: 20 * mn,
+			joins: []group.Role{group.Member, group.Member}, tick: 20*mn + sec, want: []string{"MeetingStarted(0)", "Reading(2 1)"}},
+		{name: "facilitator-led, only members at the start", cfg: withReadings(facLed, 1), from: -5 * mn,
+			joins: []group.Role{group.Member}, tick: 0, want: []string{"MeetingStarted(0)"}, then: []string{"Reading(2 1)"}},
+		{name: "facilitator-led, facilitator early", cfg: withReadings(facLed, 1), from: -5 * mn,
+			joins: []group.Role{group.Member, group.Facilitator}, tick: 0, want: []string{"MeetingStarted(0)", "Reading(2 1)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at := t0.Add(tc.from)
+			s := New(tc.cfg, at)
+			s.SetMeeting(m, at)
+			var got []string
+			keep := func(effects []Effect) {
+				for _, e := range effects {
+					if e.Kind == Reading || e.Kind == MeetingStarted {
+						got = append(got, e.String())
+					}
+				}
+			}
+			for i, r := range tc.joins {
+				_, effects := s.Join(num(i+1), r, at)
+				keep(effects)
+			}
+			if len(got) != 0 {
+				t.Fatalf("before the start: %q", got)
+			}
+			keep(s.MeetingTick(t0.Add(tc.tick)))
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("at the start: %q, want %q", got, tc.want)
+			}
+			got = nil
+			_, effects := s.Join("late facilitator", group.Facilitator, t0.Add(tc.tick+mn))
+			keep(effects)
+			if !slices.Equal(got, tc.then) {
+				t.Fatalf("a facilitator joining after the start: %q, want %q", got, tc.then)
+			}
+		})
 	}
 }

@@ -42,6 +42,7 @@ type Session struct {
 	ended    bool
 	reading  int  // the key of the reading that plays; 0 for none
 	opened   bool // the opening reading was started
+	lastSeat int  // the caller who joined last, whose words an opening reading follows
 }
 
 // New returns the session of a group whose first caller is about to join
@@ -194,7 +195,8 @@ func (s *Session) Tick(now time.Time) []Effect {
 // "The facilitator has joined". Callers in the room hear a join chime.
 // The session's OpeningReading starts (once) with a peer-led session's
 // first caller or a facilitator-led session's first facilitator, after
-// what that caller is told.
+// what that caller is told; in a session with a meeting, not before the
+// meeting's scheduled start (MeetingTick).
 func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinResult, []Effect) {
 	out := s.advance(now)
 	if s.ended {
@@ -237,9 +239,8 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	if role == group.Facilitator {
 		out = s.facilitatorArrived(out, c.seat, now)
 	}
-	if first && !s.presence.facLed {
-		out = s.open(out, c.seat)
-	}
+	s.lastSeat = c.seat
+	out = s.open(out, c.seat)
 	s.hearing.refresh(c, now)
 	out = s.seats.chime(out, ChimeJoin, c.seat)
 	return JoinResult{Seat: c.seat, Restored: restored}, out
@@ -290,10 +291,13 @@ func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Ef
 	return out
 }
 
-// open starts the opening reading, once per session, after what seat
-// (the caller whose arrival opened it) is being told.
+// open starts the opening reading, once per session, as soon as the
+// session has begun: someone is there, a facilitator-led session's lobby is
+// over, and a scheduled meeting's start has come (MeetingTick). It plays
+// after what seat (the caller whose arrival opened it) is being told.
 func (s *Session) open(out []Effect, seat int) []Effect {
-	if s.opened || s.cfg.OpeningReading == 0 {
+	if s.opened || s.cfg.OpeningReading == 0 || !s.started || s.presence.lobby ||
+		(s.hours.set && !s.hours.started) {
 		return out
 	}
 	s.opened = true
