@@ -12,6 +12,7 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/softphone"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/level"
 )
 
@@ -209,5 +210,36 @@ func TestOpeningReadingStartsTheSession(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := logs.count(t, "reading started"); n != 1 {
 		t.Errorf("%d readings started, want the opening one only", n)
+	}
+}
+
+// A group that meets opens with its reading at the meeting's scheduled
+// start, not when an early caller joins. The wall clock is a
+// testkit.ManualClock on a Tuesday at 22:13 UTC; the meeting starts at
+// 22:20 and its doors opened at 22:05.
+func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	toneWAV(t, dir, "preamble.wav", 32000, 1, 1000, -26, 10)
+	clk := testkit.NewManualClock()
+	a, logs := startAppWith(t, withPromptsDir(testYAML("", `
+  - name: Circle
+    member_pin: "1234"
+    led_by: peer
+    timezone: UTC
+    meets: ["Tue 22:20-23:00"]
+    readings: [{key: 1, file: preamble.wav}]
+    opening_reading: 1
+`), dir), Options{Clock: clk})
+	p := joinRoom(t, a, logs, 1000301, "1234")[0]
+	time.Sleep(2 * time.Second)
+	if n := logs.count(t, "reading started"); n != 0 {
+		t.Fatalf("the opening reading started %d times before the meeting", n)
+	}
+	clk.Advance(7 * time.Minute)
+	logs.waitCount(t, 5*time.Second, 1, "reading started", "key", "1")
+	time.Sleep(time.Second)
+	if lv := levelOver(p, 1500*time.Millisecond, 1000); math.Abs(lv-level.DefaultTargetDBFS) > 1.5 {
+		t.Errorf("the opening reading is heard at %.1f dBFS, want %.0f", lv, level.DefaultTargetDBFS)
 	}
 }
