@@ -183,6 +183,10 @@ func (f *Flow) Serve(c Call) {
 		return
 	}
 	entry.Leave()
+	if !closed && len(g.Meets) > 0 && join.Role == group.Member {
+		// The greeting may have outlasted the meeting's window.
+		next, closed = f.closedNow(g)
+	}
 	req := conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
 		Masked: c.Label(), CallID: c.ID(), FacilitatorPIN: f.facilitatorPIN(c, st, g, id, who)}
 	req.OnlyWithFacilitator = closed

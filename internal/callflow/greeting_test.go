@@ -9,6 +9,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/readings"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
 
@@ -102,6 +103,83 @@ func TestGreeting(t *testing.T) {
 			}
 			if n := atJoin.Load(); n < tc.lo || n > tc.hi {
 				t.Errorf("%d greeting frames before the join, want %d to %d", n, tc.lo, tc.hi)
+			}
+		})
+	}
+}
+
+// A member of a closed group hears no greeting (most are told it is
+// closed); one whose greeting outlasts the meeting's window is joined as
+// a member outside the hours. The clock stands on Tuesday 2023-11-14,
+// 22:13:20 UTC; the group meets on Tuesdays 22:00-22:14 UTC, no margins.
+func TestGreetingAndHours(t *testing.T) {
+	const frames = 50
+	greeting := make([]int16, frames*pcm.FrameSamples)
+	for i := range greeting {
+		greeting[i] = greetingSample
+	}
+	lib := readings.NewLibrary(map[string]*readings.Group{"Circle": readings.NewGroup(greeting, 0, nil)})
+	hours := circle
+	hours.Timezone, hours.Meets, hours.OpenEarly, hours.Overrun = "UTC", []string{"Tue 22:00-22:14"}, 0, 0
+	for _, tc := range []struct {
+		name      string
+		advance   time.Duration // before the call
+		during    time.Duration // during the greeting
+		greetings int64
+		onlyFac   bool
+	}{
+		{"open throughout", 0, 0, frames, false},
+		// Within the greeting's own time limit (its length and 2 s).
+		{"the window closes during the greeting", 38 * time.Second, 2500 * time.Millisecond, frames, true},
+		{"closed: no greeting", time.Minute, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := testkit.NewManualClock()
+			clk.Advance(tc.advance)
+			r := newRig(t, guard.Config{}, func(cfg *Config) {
+				cfg.Clock = clk
+				orig := cfg.Settings
+				cfg.Settings = func() *Settings {
+					st := *orig()
+					st.Readings, st.Groups = lib, []group.Group{hours}
+					return &st
+				}
+			})
+			heard := &greetStream{}
+			m := &member{done: make(chan struct{}), keys: make(chan byte, 4), reason: "session-ended"}
+			close(m.done)
+			var atJoin atomic.Int64
+			r.join = func(group.Group) (Member, error) {
+				atJoin.Store(heard.frames.Load())
+				return m, nil
+			}
+			c := newCall("+15551230001")
+			c.media = heard
+			c.keys("1234#")
+			if tc.during > 0 {
+				go func() {
+					for heard.frames.Load() < 3 {
+						time.Sleep(100 * time.Microsecond)
+					}
+					clk.Advance(tc.during)
+				}()
+			}
+			var onlyFac atomic.Bool
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				for req := range r.joins {
+					onlyFac.Store(req.OnlyWithFacilitator)
+				}
+			}()
+			r.serve(t, c)
+			close(r.joins)
+			<-read
+			if n := atJoin.Load(); n != tc.greetings {
+				t.Errorf("%d greeting frames before the join, want %d", n, tc.greetings)
+			}
+			if onlyFac.Load() != tc.onlyFac {
+				t.Errorf("OnlyWithFacilitator = %v, want %v", onlyFac.Load(), tc.onlyFac)
 			}
 		})
 	}
