@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,13 +224,19 @@ type Log struct {
 	Callers string `yaml:"callers" reload:"restart"`
 }
 
-// Prompts chooses the spoken prompts.
+// Prompts chooses the spoken prompts and their languages.
 type Prompts struct {
-	// Language picks a built-in prompt set; see BuiltinLanguages.
+	// Language is the default language: the welcome on a number no group
+	// claims, and every group without its own. A built-in set (see
+	// BuiltinLanguages) or one recorded in Dir/<language>/.
 	Language string `yaml:"language" reload:"live"`
-	// Dir, when set, is a directory of the operator's own recordings that
-	// override the built-in ones. A relative path is taken from the working
-	// directory.
+	// Languages are offered on numbers no group claims, key *N choosing
+	// the N-th; empty means [Language].
+	Languages []string `yaml:"languages" reload:"live"`
+	// Dir, when set, is a directory of the operator's own recordings:
+	// Dir/<name>.wav overrides a prompt of Language, Dir/<lang>/<name>.wav
+	// one of lang, and a complete Dir/<lang>/ brings a language that has
+	// no built-in set. A relative path is taken from the working directory.
 	Dir string `yaml:"dir" reload:"live"`
 	// ReadingsMax is the longest a group's greeting or reading may be
 	// (files in Dir/readings/); it also sets the size cap of those files.
@@ -239,8 +246,54 @@ type Prompts struct {
 // DefaultReadingsMax is prompts.readings_max when the file leaves it out.
 const DefaultReadingsMax = 10 * time.Minute
 
-// BuiltinLanguages lists the prompt sets compiled into groupbridge.
-var BuiltinLanguages = []string{"en"}
+// Offered returns the languages offered on numbers no group claims.
+func (p *Prompts) Offered() []string {
+	if len(p.Languages) == 0 {
+		return []string{p.Language}
+	}
+	return p.Languages
+}
+
+// BuiltinLanguages lists the prompt sets compiled into groupbridge
+// (media/prompt.BuiltinLanguages; a test keeps them equal, since config
+// imports no media package).
+var BuiltinLanguages = []string{"en", "es"}
+
+// Languages returns every language the configuration speaks, each once:
+// prompts.language first, then prompts.languages, then the groups' own.
+func (c *Config) Languages() []string {
+	langs := []string{c.Prompts.Language}
+	add := func(l string) {
+		if l != "" && !slices.Contains(langs, l) {
+			langs = append(langs, l)
+		}
+	}
+	for _, l := range c.Prompts.Languages {
+		add(l)
+	}
+	for _, g := range c.Groups {
+		add(g.Language)
+	}
+	return langs
+}
+
+// LanguageKey names the key that first asks for lang, for errors about
+// its prompts: prompts.language, prompts.languages[i] or
+// groups[i].language.
+func (c *Config) LanguageKey(lang string) string {
+	if lang == c.Prompts.Language {
+		return "prompts.language"
+	}
+	if i := slices.Index(c.Prompts.Languages, lang); i >= 0 {
+		return fmt.Sprintf("prompts.languages[%d]", i)
+	}
+	for i, g := range c.Groups {
+		if g.Language == lang {
+			return fmt.Sprintf("groups[%d].language", i)
+		}
+	}
+	return "prompts.language"
+}
 
 // Group is one support group callers can join: group.Group, the one shape
 // of a group, with its YAML decoding (UnmarshalYAML) added. A group item in

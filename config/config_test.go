@@ -96,7 +96,7 @@ func TestEmbedded(t *testing.T) {
 	// Everything the file does not set comes from code.
 	d := Default()
 	if c.SIP.UserAgent != d.SIP.UserAgent || c.RTP.PortMin != d.RTP.PortMin || c.RTP.PortMax != d.RTP.PortMax ||
-		c.RTP.Timeout != d.RTP.Timeout || c.RTP.HoldTimeout != d.RTP.HoldTimeout || c.Log != d.Log || c.Prompts != d.Prompts {
+		c.RTP.Timeout != d.RTP.Timeout || c.RTP.HoldTimeout != d.RTP.HoldTimeout || c.Log != d.Log || !reflect.DeepEqual(c.Prompts, d.Prompts) {
 		t.Errorf("embedded config changes a code default: %+v", c)
 	}
 	// EmbeddedYAML hands out a copy.

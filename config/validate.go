@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +41,10 @@ const (
 )
 
 // validator collects problems so that Validate reports all of them at once.
-type validator struct{ errs Errors }
+type validator struct {
+	errs       Errors
+	promptsDir string // prompts.dir, for the groups' languages
+}
 
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
@@ -64,6 +68,7 @@ func (c *Config) Validate() error {
 		v.add("log.callers", "%s must be tag or masked", quote(f))
 	}
 	v.prompts(&c.Prompts)
+	v.promptsDir = c.Prompts.Dir
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
 	v.groups(c.Groups)
@@ -552,9 +557,36 @@ func (v *validator) admin(a *Admin, drain time.Duration) {
 	}
 }
 
+// language checks a language key's value: a built-in language, or one
+// prompts.dir may hold (the prompt loader then checks its set is complete).
+func (v *validator) language(key, lang, dir string) {
+	switch {
+	case !languageCode.MatchString(lang):
+		v.add(key, "%s must be a language code of 2 or 3 lower-case letters, like en or es", quote(lang))
+	case slices.Contains(BuiltinLanguages, lang):
+	case dir == "":
+		v.add(key, "%s is not built in (built in: %s); record a whole set in prompts.dir/%s/", quote(lang), strings.Join(BuiltinLanguages, ", "), lang)
+	}
+}
+
+// languageCode is what a language is called: an ISO 639 code, also the
+// name of its directory in prompts.dir.
+var languageCode = regexp.MustCompile(`^[a-z]{2,3}$`)
+
 func (v *validator) prompts(p *Prompts) {
-	if !slices.Contains(BuiltinLanguages, p.Language) {
-		v.add("prompts.language", "%s is not built in (built in: %s)", quote(p.Language), strings.Join(BuiltinLanguages, ", "))
+	v.language("prompts.language", p.Language, p.Dir)
+	for i, l := range p.Languages {
+		key := fmt.Sprintf("prompts.languages[%d]", i)
+		v.language(key, l, p.Dir)
+		if j := slices.Index(p.Languages, l); j < i {
+			v.add(key, "%s repeats prompts.languages[%d]", quote(l), j)
+		}
+	}
+	if len(p.Languages) > 9 {
+		v.add("prompts.languages", "%d languages; at most 9 (keys *1 to *9)", len(p.Languages))
+	}
+	if len(p.Languages) > 0 && !slices.Contains(p.Languages, p.Language) {
+		v.add("prompts.languages", "must include prompts.language %s, the language of the welcome", quote(p.Language))
 	}
 	if p.Dir == "" {
 		return
@@ -691,6 +723,9 @@ func (v *validator) groups(groups []Group) {
 			v.add(at("end_grace"), "%s must be from 0s to %s", shortDuration(g.EndGrace), shortDuration(maxEndGrace))
 		}
 		v.hours(g, at)
+		if g.Language != "" {
+			v.language(at("language"), g.Language, v.promptsDir)
+		}
 	}
 }
 

@@ -49,7 +49,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServe(stderr), newConfigCmd(stdout, stderr), newVersion(stdout))
-	root.AddCommand(newLoad(stdout, stderr))
+	root.AddCommand(newLoad(stdout, stderr), newPrompts(stdout))
 	return root
 }
 
@@ -171,7 +171,15 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			warn := func(w string) { fmt.Fprintln(stderr, "warning:", w) }
 			warnFileMode(args[0], warn)
+			notes, err := app.CheckPrompts(cfg)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitError{1}
+			}
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
+			for _, n := range notes {
+				fmt.Fprintln(stdout, "prompts:", n)
+			}
 			// Warnings, not errors: short PINs are the operator's choice.
 			reportPINs(cfg, stdout, warn)
 			return nil

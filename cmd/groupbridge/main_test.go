@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/config"
+	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
 func run(args ...string) (stdout, stderr string, code int) {
@@ -258,5 +259,39 @@ func TestConfigCheckPINGuessing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// prompts list prints every prompt of the language, name|words, so a
+// volunteer can record a whole set; a language without built-ins gets
+// English's names to translate.
+func TestPromptsList(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+		n    int // name|text lines
+	}{
+		{[]string{"prompts", "list"}, []string{"welcome|Welcome. Please enter your group PIN, then press pound.\n", "n19|nineteen\n"}, len(prompt.NamesOf("en")) - 1},
+		{[]string{"prompts", "list", "--lang", "es"}, []string{"language_offer|Para español, oprima estrella\n", "n21|veintiuno\n"}, len(prompt.NamesOf("es")) - 1},
+		{[]string{"prompts", "list", "--lang", "fr"}, []string{"# fr has no built-in prompts", "goodbye|Goodbye.\n"}, len(prompt.NamesOf("fr")) - 1},
+	} {
+		out, _, code := run(tc.args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %q in\n%s", tc.args, w, out)
+			}
+		}
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "|") && !strings.HasPrefix(line, "#") {
+				n++
+			}
+		}
+		if n != tc.n {
+			t.Errorf("%v: %d prompts listed, want %d", tc.args, n, tc.n)
+		}
 	}
 }

@@ -90,25 +90,13 @@ type state struct {
 func newState(cfg *config.Config, prompts *prompt.Set, lib *readings.Library) *state {
 	st := &state{cfg: cfg, prompts: prompts, readings: lib}
 	for _, g := range cfg.Groups {
-		st.groups = append(st.groups, g.Runtime())
+		rg := g.Runtime()
+		if rg.Language == "" {
+			rg.Language = cfg.Prompts.Language
+		}
+		st.groups = append(st.groups, rg)
 	}
 	return st
-}
-
-// loadPrompts builds the prompt set a configuration asks for.
-func loadPrompts(cfg *config.Config, log *slog.Logger) (*prompt.Set, error) {
-	prompts, err := prompt.Builtin(cfg.Prompts.Language)
-	if err != nil {
-		return nil, fmt.Errorf("prompts.language: %w", err)
-	}
-	if cfg.Prompts.Dir != "" {
-		n, err := prompts.LoadDir(cfg.Prompts.Dir)
-		if err != nil {
-			return nil, err // LoadDir names prompts.dir and the file
-		}
-		log.Info("operator prompts loaded", "dir", cfg.Prompts.Dir, "count", n)
-	}
-	return prompts, nil
 }
 
 // loadReadings loads the groups' greetings and readings (prompts.dir/readings/),
@@ -562,6 +550,6 @@ func (c sipCall) Stream() pcm.Stream { return c.Call.Stream() }
 func (a *App) settings() *callflow.Settings {
 	st := a.state.Load()
 	l := st.cfg.Limits
-	return &callflow.Settings{Groups: st.groups, Prompts: st.prompts, Readings: st.readings,
+	return &callflow.Settings{Groups: st.groups, Prompts: st.prompts, Readings: st.readings, Languages: st.cfg.Prompts.Offered(),
 		PINFailureAlarm: l.PINFailureAlarm, PINBudget: l.PINBudget, PINBudgetBridge: l.PINBudgetBridge}
 }

@@ -76,10 +76,15 @@ type Metrics interface {
 // Settings are what a reload may change. A call takes one snapshot when it
 // starts, so a reload never changes the rules mid-call.
 type Settings struct {
-	Groups  []group.Group
+	Groups []group.Group
+	// Prompts is the default language's set of a prompt.Bundle holding
+	// every configured language (Set.In).
 	Prompts *prompt.Set
 	// Readings hold each group's greeting (nil: none).
 	Readings *readings.Library
+	// Languages are offered on numbers no group claims (prompts.languages),
+	// *1 the first.
+	Languages []string
 	// For the attack log lines: limits.pin_failure_alarm, pin_budget,
 	// pin_budget_bridge.
 	PINFailureAlarm, PINBudget, PINBudgetBridge int
@@ -153,7 +158,9 @@ func (f *Flow) Serve(c Call) {
 	}
 	entry := f.cfg.Lobby.Enter(c.Stream())
 	defer entry.Leave()
-	join, reason := f.runIVR(c, entry, st, id, who)
+	join, reason, lang := f.runIVR(c, entry, st, id, who)
+	// From here on the caller hears their own language, refusals too.
+	st = st.in(lang)
 	if join == nil {
 		if reason == "" {
 			f.cfg.Metrics.CallOutcome(outcomeHungUpInIVR)
@@ -188,7 +195,7 @@ func (f *Flow) Serve(c Call) {
 		next, closed = f.closedNow(g)
 	}
 	req := conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
-		Masked: c.Label(), CallID: c.ID(), FacilitatorPIN: f.facilitatorPIN(c, st, g, id, who)}
+		Masked: c.Label(), CallID: c.ID(), FacilitatorPIN: f.facilitatorPIN(c, st, g, id, who), Language: lang}
 	req.OnlyWithFacilitator = closed
 	p, err := f.cfg.Join(g, req)
 	if err != nil {
@@ -292,6 +299,13 @@ const (
 	outcomeJoined      = "joined"
 	outcomeHungUpInIVR = "hung-up-in-ivr"
 )
+
+// in returns st speaking lang: a copy whose Prompts is lang's set.
+func (st *Settings) in(lang string) *Settings {
+	c := *st
+	c.Prompts = st.Prompts.In(lang)
+	return &c
+}
 
 // clipsOf is the named prompts' clips; a name the set lacks says nothing.
 func clipsOf(st *Settings, names ...string) [][]int16 {

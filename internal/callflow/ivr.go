@@ -13,12 +13,21 @@ import (
 
 // runIVR drives the PIN state machine with the call's key presses, the
 // prompts' completions and its timers. It returns the join action, or nil
-// and the reason the call is to end ("" when the caller already hung up).
-func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who guard.Caller) (*ivr.Action, Reason) {
+// and the reason the call is to end ("" when the caller already hung up),
+// and the caller's language: the one they chose, else the group's (of
+// the PIN, or of the number dialled), else the default.
+func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who guard.Caller) (*ivr.Action, Reason, string) {
 	// The number's budget: a group's own number, or "" for the shared
 	// access number (any number no group claims), which reaches every
 	// group. The caller is known if known to a group it can reach.
 	dialedGroup := dialedGroup(st, c)
+	speak := st.Prompts // the language the caller hears
+	offered := len(st.Languages)
+	if i := group.ByNumber(st.Groups, c.Dialed()); i >= 0 {
+		speak = st.Prompts.In(st.Groups[i].Language)
+		offered = 0
+	}
+	chosen := false
 	var known []string
 	for _, g := range st.Groups {
 		if dialedGroup == "" || g.Name == dialedGroup {
@@ -28,7 +37,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 	now := f.cfg.Clock.Now
 	gate := f.cfg.Budget.Gate(dialedGroup, now(), known...)
 	defer gate.Close()
-	m := ivr.New(ivr.Config{Groups: st.Groups, Dialed: c.Dialed(), Gate: gate})
+	m := ivr.New(ivr.Config{Groups: st.Groups, Dialed: c.Dialed(), Gate: gate, Languages: offered})
 	var join *ivr.Action
 	var hangup Reason
 	apply := func(acts []ivr.Action) {
@@ -38,11 +47,16 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 			case ivr.ActPlay:
 				var clips [][]int16
 				for _, n := range act.Prompts {
-					if clip, ok := st.Prompts.Clip(n); ok {
+					if clip, ok := speak.Clip(n); ok {
 						clips = append(clips, clip, prompt.Pause(200*time.Millisecond))
 					}
 				}
+				if act.Offer {
+					clips = appendOffers(clips, speak, st.Languages)
+				}
 				entry.Play(clips...)
+			case ivr.ActLanguage:
+				speak, chosen = st.Prompts.In(st.Languages[act.Language]), true
 			case ivr.ActStopPrompt:
 				entry.Stop()
 			case ivr.ActJoin:
@@ -82,9 +96,15 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 	// One timer for the machine's deadlines, reset on each turn.
 	deadline := f.cfg.Clock.NewTimer(time.Hour)
 	defer deadline.Stop()
+	lang := func() string {
+		if join != nil && !chosen {
+			return st.Prompts.In(st.Groups[join.Group].Language).Language()
+		}
+		return speak.Language()
+	}
 	for join == nil && hangup == "" && !m.Done() {
 		if failed() {
-			return nil, PINBlocked
+			return nil, PINBlocked, lang()
 		}
 		// The machine's next deadline, or an hour: nothing to wait for
 		// but the caller.
@@ -103,23 +123,41 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 			// longer serves it: end only this call.
 			f.cfg.Log.Error("caller's prompt playback panicked, letting the caller go", "call", c.ID(),
 				"panic", fault(entry.Fault()))
-			return nil, InternalError
+			return nil, InternalError, lang()
 		case <-deadline.C():
 			apply(m.Tick(now()))
 		case <-c.Context().Done():
-			return nil, ""
+			return nil, "", lang()
 		}
 	}
 	if failed() && join == nil {
-		return nil, PINBlocked
+		return nil, PINBlocked, lang()
 	}
 	if join != nil {
-		return join, ""
+		return join, "", lang()
 	}
 	if hangup == "" {
 		hangup = IVREnded
 	}
-	return nil, hangup
+	return nil, hangup, lang()
+}
+
+// appendOffers adds the welcome's language offers: for each offered
+// language but the one spoken, in that language, "For English, press
+// star" and its key, its position in languages.
+func appendOffers(clips [][]int16, speak *prompt.Set, languages []string) [][]int16 {
+	for i, l := range languages {
+		set := speak.In(l)
+		if set.Language() != l || l == speak.Language() {
+			continue
+		}
+		if clip, ok := set.Clip(prompt.LanguageOffer); ok {
+			clips = append(clips, clip)
+			clips = append(clips, set.Number(i+1)...)
+			clips = append(clips, prompt.Pause(200*time.Millisecond))
+		}
+	}
+	return clips
 }
 
 // dialedGroup is the group whose own number c dialled, "" for the shared

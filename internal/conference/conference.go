@@ -147,6 +147,10 @@ type JoinRequest struct {
 	// limits, and never keep or log the digits (the room zeroes them
 	// after). nil answers rules.PINWrong.
 	FacilitatorPIN func(digits []byte) rules.PINVerdict
+	// Language is what the caller hears: every prompt and announcement
+	// in the room is rendered in it; "" or a language the prompts lack
+	// is the default.
+	Language string
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -191,7 +195,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	p := &Participant{room: r, callID: req.CallID, checkPIN: req.FacilitatorPIN, done: make(chan struct{})}
 	reply := make(chan error, 1)
 	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked,
-		withFac: req.OnlyWithFacilitator, reply: reply})
+		withFac: req.OnlyWithFacilitator, language: req.Language, reply: reply})
 	timeout := c.wall.NewTimer(answerWait)
 	defer timeout.Stop()
 	var err error

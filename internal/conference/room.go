@@ -54,6 +54,7 @@ type command struct {
 	identity string
 	masked   string
 	withFac  bool // cmdJoin: JoinRequest.OnlyWithFacilitator
+	language string
 	digit    byte
 	action   rules.Action
 	seat     int
@@ -96,6 +97,7 @@ type member struct {
 	hangup bool   // let go once the player has said everything
 	reason string // why, for the call's log
 	masked string // the caller as the admin API shows it (JoinRequest.Masked)
+	lang   string // what the caller hears (JoinRequest.Language)
 	failed any    // what this member's part of a tick panicked with; nil if it did not
 }
 
@@ -130,6 +132,8 @@ type Room struct {
 	mixer    *mixer.Mixer
 	common   g711.Shared // the mix heard by every listener who is not heard, encoded once per codec
 	audience []int       // scratch for Session.Audience
+	rendered []rendering // scratch: one effect's phrase, once per language heard
+	phraseIn *prompt.Set // the prompts of the phrase being rendered
 	changed  bool        // seats or placements changed since the counts were published
 	noise    pcm.Frame
 	rng      uint32 // comfort noise generator state
@@ -543,11 +547,12 @@ func (r *Room) command(c command, now time.Time) {
 	case cmdHours:
 		r.rehours(c.hours)
 	case cmdAnnounce:
-		// Everyone hears it at once, whatever they were hearing.
-		clips := r.speak(c.phrase)
+		// Everyone hears it at once, whatever they were hearing, each in
+		// their own language.
+		r.newPhrase()
 		for _, m := range r.members {
 			m.player.StopLoop()
-			m.player.Play(clips...)
+			m.player.Play(r.phraseFor(m, c.phrase)...)
 		}
 		if c.reply != nil {
 			c.reply <- nil
@@ -602,7 +607,7 @@ func (r *Room) join(c command, now time.Time) error {
 		return ErrClosed
 	}
 	sw, _ := c.stream.(SharedWriter)
-	m := &member{p: c.p, stream: c.stream, shared: sw, seat: res.Seat, masked: c.masked,
+	m := &member{p: c.p, stream: c.stream, shared: sw, seat: res.Seat, masked: c.masked, lang: c.language,
 		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored
@@ -673,7 +678,7 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		switch e.Kind {
 		case rules.Say:
 			if m := r.bySeat[e.Seat]; m != nil {
-				clips := r.speak(e.Phrase)
+				clips := r.speak(r.conf.prompts.Load().In(m.lang), e.Phrase)
 				if e.Interrupt {
 					m.player.Play(clips...)
 				} else {
@@ -681,11 +686,13 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 				}
 			}
 		case rules.SayRoom, rules.SayFacilitators:
-			clips := r.speak(e.Phrase)
+			// Each listener in their own language, rendered once per
+			// language heard.
+			r.newPhrase()
 			r.audience = r.sess.Audience(e, r.audience[:0])
 			for _, seat := range r.audience {
 				if m := r.bySeat[seat]; m != nil {
-					m.player.Enqueue(clips...)
+					m.player.Enqueue(r.phraseFor(m, e.Phrase)...)
 				}
 			}
 		case rules.Chime:
@@ -709,7 +716,7 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		case rules.HoldMusic:
 			if m := r.bySeat[e.Seat]; m != nil {
 				if e.On {
-					if clip, ok := r.conf.prompts.Load().Clip(prompt.HoldMusic); ok {
+					if clip, ok := r.conf.prompts.Load().In(m.lang).Clip(prompt.HoldMusic); ok {
 						m.player.Loop(clip)
 					}
 				} else {
@@ -771,10 +778,39 @@ func (r *Room) checkPIN(e rules.Effect, now time.Time) {
 	r.apply(r.sess.PINChecked(e.Seat, v, now), now)
 }
 
-// speak turns a phrase (prompt names, numbers as digits) into clips.
-func (r *Room) speak(phrase []string) [][]int16 {
+// rendering is one phrase in one language.
+type rendering struct {
+	set   *prompt.Set
+	clips [][]int16
+}
+
+// newPhrase forgets the last phrase's renderings and takes the current
+// prompts for the next, so a reload never mixes two sets in one phrase.
+func (r *Room) newPhrase() {
+	clear(r.rendered)
+	r.rendered = r.rendered[:0]
+	r.phraseIn = r.conf.prompts.Load()
+}
+
+// phraseFor returns phrase in m's language, rendering it only for the
+// first listener of each language since newPhrase. Listeners share the
+// clips (players copy only the slice headers).
+func (r *Room) phraseFor(m *member, phrase []string) [][]int16 {
+	set := r.phraseIn.In(m.lang)
+	for _, x := range r.rendered {
+		if x.set == set {
+			return x.clips
+		}
+	}
+	clips := r.speak(set, phrase)
+	r.rendered = append(r.rendered, rendering{set: set, clips: clips})
+	return clips
+}
+
+// speak turns a phrase (prompt names, numbers as digits) into clips of
+// prompts (one language's set).
+func (r *Room) speak(prompts *prompt.Set, phrase []string) [][]int16 {
 	clips := make([][]int16, 0, len(phrase)+2)
-	prompts := r.conf.prompts.Load() // one set for the whole phrase
 	for _, w := range phrase {
 		if n, err := strconv.Atoi(w); err == nil && w != "" && w[0] >= '0' && w[0] <= '9' {
 			clips = append(clips, prompts.Number(n)...)

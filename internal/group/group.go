@@ -100,6 +100,10 @@ type Group struct {
 	// starts (or, for a group that meets, at the scheduled start); 0 for
 	// none.
 	OpeningReading int `yaml:"opening_reading" reload:"live"`
+	// Language is what callers of the group's own number hear from the
+	// start, and callers who typed its PIN without choosing a language;
+	// "" in the file means prompts.language (the app fills it in).
+	Language string `yaml:"language" reload:"live"`
 }
 
 // Reading is one of a group's recordings, played to the room with **Key.

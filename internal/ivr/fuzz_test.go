@@ -19,6 +19,8 @@ var fuzzPINs = []string{"4821", "917355", "1234", "55555", "666666"}
 // and checks it against a small model of what the caller did:
 //   - it never panics, and returns nothing once Done (or before Start);
 //   - actions never hold a digit;
+//   - a language is chosen only by a digit before any PIN digit, and the
+//     welcome follows;
 //   - ActPlay only when nothing plays, ActStopPrompt only when something
 //     does, ActJoin/ActHangup only as the last action, and Done exactly
 //     when one was returned;
@@ -45,6 +47,7 @@ func FuzzMachine(f *testing.F) {
 			MaxSilentPrompts:  int(sel/32) % 4,
 			InterDigitTimeout: time.Duration(sel%3) * time.Second,
 			NoInputTimeout:    time.Duration(sel%5) * time.Second,
+			Languages:         int(sel/8) % 4, // 0-3 offered on a shared number
 		}
 		maxTries := cfg.MaxTries
 		if maxTries == 0 {
@@ -172,6 +175,11 @@ func checkActions(t *testing.T, acts []Action, playing, done, lastGoodbye *bool)
 				t.Fatalf("stop with nothing playing: %+v", acts)
 			}
 			*playing = false
+		case ActLanguage:
+			// A choice is always followed by the welcome in it.
+			if i+1 >= len(acts) || acts[i+1].Kind != ActPlay || acts[i+1].Prompts[0] != PromptWelcome {
+				t.Fatalf("language choice without a welcome: %+v", acts)
+			}
 		case ActJoin, ActHangup:
 			if i != len(acts)-1 {
 				t.Fatalf("%v is not the last action: %+v", a.Kind, acts)
@@ -211,6 +219,12 @@ func checkJoinAndHist(t *testing.T, m *Machine, acts []Action, hist, prevHist []
 			if !m.Done() {
 				t.Fatal("joined but not Done")
 			}
+		case a.Kind == ActLanguage:
+			// This event's digit chose a language: no PIN digit yet.
+			if digit == 0 || len(prevHist) != 0 {
+				t.Fatalf("language chosen by %q after PIN digits", digit)
+			}
+			hist = hist[:0]
 		case a.Kind == ActPlay && a.Prompts[0] == PromptPINWrong:
 			// A wrong entry was submitted. If this event's digit then
 			// stopped the prompt, it starts the next entry; otherwise it

@@ -120,6 +120,12 @@ type Config struct {
 	// Gate, when set, decides when each PIN is answered (the bridge under
 	// a guessing attack); nil answers at once.
 	Gate Gate
+	// Languages is how many languages a number no group claims offers
+	// (prompts.languages). With more than one, the welcome offers them
+	// (ActPlay.Offer) and '*' then N picks the N-th (ActLanguage), until
+	// the first PIN digit. A group's own number speaks its group's
+	// language and offers none.
+	Languages int
 }
 
 // Gate paces the answers to PIN attempts (internal/guard.Gate is one). The
@@ -151,6 +157,10 @@ const (
 	ActJoin
 	// ActHangup: end the call for Action.Reason. The Machine is Done.
 	ActHangup
+	// ActLanguage: the caller chose language Action.Language (an index
+	// into the offered languages); speak it from the next ActPlay on, and
+	// after the join.
+	ActLanguage
 )
 
 // String returns the kind's name, e.g. "play".
@@ -164,6 +174,8 @@ func (k ActionKind) String() string {
 		return "join"
 	case ActHangup:
 		return "hangup"
+	case ActLanguage:
+		return "language"
 	}
 	return "ActionKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -175,6 +187,12 @@ type Action struct {
 	Kind ActionKind
 	// Prompts are the prompt names to play, in order (ActPlay).
 	Prompts []string
+	// Offer asks for the language offers after Prompts (ActPlay): a line
+	// for each offered language but the one being spoken, in its own
+	// language, with its key (star and its position, 1-based).
+	Offer bool
+	// Language is the chosen language's index, 0-based (ActLanguage).
+	Language int
 	// Group is the index into Config.Groups to join (ActJoin).
 	Group int
 	// Role is the role to join as (ActJoin).
@@ -234,6 +252,10 @@ type Machine struct {
 
 	askAt    time.Time // when to ask the Gate again, in stWaiting
 	heldOnce bool      // PromptPleaseHold was played
+
+	languages int  // offered languages; offers only with more than one
+	typed     bool // a PIN digit was typed: no more language choice
+	star      bool // '*' pressed while languages are offered: a digit picks one
 }
 
 // New returns a Machine for one call. It copies what it needs from cfg, so
@@ -262,6 +284,9 @@ func New(cfg Config) *Machine {
 	// A dialled number that names a group narrows the PINs to that group;
 	// one that names none (a shared access number) leaves them all.
 	narrowed := group.ByNumber(cfg.Groups, cfg.Dialed) >= 0
+	if !narrowed {
+		m.languages = cfg.Languages
+	}
 	for i, g := range cfg.Groups {
 		if narrowed && g.Number != cfg.Dialed {
 			continue
@@ -286,21 +311,29 @@ func (m *Machine) Start(now time.Time) []Action {
 	}
 	m.st = stCollect
 	m.silent = 1
-	return []Action{m.play(PromptWelcome)}
+	return []Action{m.welcome()}
 }
 
 // Digit handles one key press: '0'-'9' add to the entry, '#' submits it,
-// '*' clears it. 'A'-'D' and any other byte are ignored. The first key
-// pressed while a prompt plays stops the prompt and still counts
-// (type-ahead). Keys before Start or after Done are ignored.
+// '*' clears it. While languages are offered (before the first PIN
+// digit), '*' then N picks language N instead. 'A'-'D' and any other
+// byte are ignored. The first key pressed while a prompt plays stops the
+// prompt and still counts (type-ahead). Keys before Start or after Done
+// are ignored.
 func (m *Machine) Digit(d byte, now time.Time) []Action {
 	acts := m.advance(now)
 	if m.st != stCollect {
 		return acts
 	}
+	star := m.star
+	m.star = false
 	switch {
+	case star && d >= '1' && int(d-'0') <= m.languages:
+		acts = m.keyPressed(acts)
+		return append(acts, Action{Kind: ActLanguage, Language: int(d - '1')}, m.welcome())
 	case d >= '0' && d <= '9':
 		acts = m.keyPressed(acts)
+		m.typed = true
 		m.entry[m.n] = d
 		m.n++
 		m.lastDigit = now
@@ -312,6 +345,7 @@ func (m *Machine) Digit(d byte, now time.Time) []Action {
 		acts = append(acts, m.submit(now)...)
 	case d == '*':
 		acts = m.keyPressed(acts)
+		m.star = m.offering()
 		m.clearEntry()
 		// Starting over gets the same quiet wait as after a prompt.
 		m.noInputAt = now.Add(m.noInput)
@@ -437,7 +471,7 @@ func (m *Machine) keyPressed(acts []Action) []Action {
 // and hears the welcome again.
 func (m *Machine) submit(now time.Time) []Action {
 	if m.n == 0 {
-		return []Action{m.play(PromptWelcome)}
+		return []Action{m.welcome()}
 	}
 	if m.gate != nil {
 		wait, ok := m.gate.Admit(now)
@@ -473,14 +507,25 @@ func (m *Machine) verdict(now time.Time) []Action {
 	return []Action{m.play(PromptPINWrong, PromptWelcome)}
 }
 
+// offering reports whether the caller may still choose a language.
+func (m *Machine) offering() bool { return m.languages > 1 && !m.typed }
+
+// welcome plays the welcome, with the language offers while they stand.
+func (m *Machine) welcome() Action {
+	a := m.play(PromptWelcome)
+	a.Offer = m.offering()
+	return a
+}
+
 // silence handles a no-input timeout: replay the welcome, or give up once
 // MaxSilentPrompts prompts have met silence.
 func (m *Machine) silence(now time.Time) []Action {
+	m.star = false
 	if m.silent >= m.maxSilent {
 		return []Action{m.close(now, ReasonNoInput, PromptGoodbye)}
 	}
 	m.silent++
-	return []Action{m.play(PromptWelcome)}
+	return []Action{m.welcome()}
 }
 
 // match compares entry with every allowed PIN in constant time. It never

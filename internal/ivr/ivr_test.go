@@ -70,6 +70,8 @@ func wrongAgain() Action              { return play(PromptPINWrong, PromptWelcom
 func wrongLast() Action               { return play(PromptPINWrong, PromptGoodbye) }
 func goodbye() Action                 { return play(PromptGoodbye) }
 func hold() Action                    { return play(PromptPleaseHold) }
+func offer() Action                   { a := welcome(); a.Offer = true; return a }
+func language(i int) Action           { return Action{Kind: ActLanguage, Language: i} }
 
 // fakeGate answers the n-th waiting attempt at readyAt[n] (offsets from
 // t0), telling the Machine to ask every askEvery until then.
@@ -517,6 +519,76 @@ func TestScenarios(t *testing.T) {
 				keys(1*sec, "4821#", stop(), join(0, group.Member)),
 			},
 			wantDone: true,
+		},
+		{
+			name: "languages: the welcome offers them on a shared number",
+			cfg:  Config{Languages: 2},
+			steps: []step{
+				start(0, offer()),
+				done(4 * sec),
+				// *2 picks the second; the welcome again, in it.
+				keys(5*sec, "*").withNext(next(10 * sec)),
+				keys(6*sec, "2", language(1), offer()).withNext(noNext),
+				keys(7*sec, "*", stop()),
+				keys(8*sec, "1", language(0), offer()),
+				keys(9*sec, "55555#", stop(), join(2, group.Member)),
+			},
+			wantDone: true,
+		},
+		{
+			name: "languages: none on a group's own number; '*' clears",
+			cfg:  Config{Languages: 2, Dialed: "100"},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "*2", stop()),
+				keys(2*sec, "#", play(PromptPINWrong, PromptWelcome)),
+			},
+			wantTries: 1,
+		},
+		{
+			name: "languages: one offered is no offer",
+			cfg:  Config{Languages: 1},
+			steps: []step{
+				start(0, welcome()),
+				keys(1*sec, "*1#", stop(), play(PromptPINWrong, PromptWelcome)),
+			},
+			wantTries: 1,
+		},
+		{
+			name: "languages: after a PIN digit '*' clears and the offer is over",
+			cfg:  Config{Languages: 3},
+			steps: []step{
+				start(0, offer()),
+				keys(1*sec, "4*", stop()),
+				keys(2*sec, "2#", play(PromptPINWrong, PromptWelcome)),
+				done(3 * sec),
+				keys(4*sec, "*3"),
+				keys(5*sec, "#", play(PromptPINWrong, PromptWelcome)),
+			},
+			wantTries: 2,
+		},
+		{
+			name: "languages: a key past the offered ones starts the PIN",
+			cfg:  Config{Languages: 2},
+			steps: []step{
+				start(0, offer()),
+				keys(1*sec, "*", stop()),
+				keys(2*sec, "55555#", join(2, group.Member)),
+			},
+			wantDone: true,
+		},
+		{
+			name: "languages: a silent '*' is forgotten with the replayed welcome",
+			cfg:  Config{Languages: 2},
+			steps: []step{
+				start(0, offer()),
+				done(1 * sec),
+				keys(2*sec, "*").withNext(next(7 * sec)),
+				tick(7*sec, offer()),
+				done(8 * sec),
+				keys(9*sec, "2#", play(PromptPINWrong, PromptWelcome)),
+			},
+			wantTries: 1,
 		},
 		{
 			name: "no groups: every PIN is wrong",
