@@ -242,7 +242,8 @@ var english = speech{words: wordList(19, "hundred", At, Oh, AM, PM), atWord: At,
 // spanish speaks a Spanish cardinal: one word up to 29 (veintitrés), then
 // tens joined by "y" (treinta y uno), "cien" alone, "ciento" before more
 // (ciento doce), and a word for each other hundred (doscientos cincuenta).
-var spanish = speech{words: wordList(29, "y", "n100", "ciento", "n200", "n300", "n400", "n500", "n600", "n700", "n800", "n900"),
+var spanish = speech{words: wordList(29, "y", "n100", "ciento", "n200", "n300", "n400", "n500", "n600", "n700", "n800", "n900",
+	esA, esALaUna, esALas, esCuarto, esMedia, esMadrugada, esManana, esTarde, esNoche), atWord: esA,
 	number: func(s *Set, clips [][]int16, n int) [][]int16 {
 		h, r := n/100, n%100
 		switch {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every built-in language has every prompt: the same names but for the
@@ -172,5 +173,42 @@ func TestRecorded(t *testing.T) {
 	}
 	if _, err := Recorded("fr", dir); !errors.Is(err, ErrUnknownPrompt) {
 		t.Errorf("extra name: error = %v", err)
+	}
+}
+
+func TestTimeSpanish(t *testing.T) {
+	s, err := Builtin("es")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byClip := map[*int16]string{}
+	for _, n := range s.Names() {
+		c, _ := s.Clip(n)
+		byClip[&c[0]] = n
+	}
+	for _, tc := range []struct {
+		day          time.Weekday
+		hour, minute int
+		want         string
+	}{
+		{time.Tuesday, 19, 30, "tuesday a_las n7 y media de_la_tarde"}, // el martes a las siete y media de la tarde
+		{time.Tuesday, 19, 0, "tuesday a_las n7 de_la_tarde"},
+		{time.Thursday, 13, 15, "thursday a_la_una y cuarto de_la_tarde"},
+		{time.Friday, 1, 5, "friday a_la_una y n5 de_la_madrugada"},
+		{time.Sunday, 9, 45, "sunday a_las n9 y n40 y n5 de_la_manana"},
+		{time.Saturday, 20, 21, "saturday a_las n8 y n21 de_la_noche"},
+		{time.Monday, 12, 30, "monday a_las n12 y media de_la_tarde"},
+		{time.Wednesday, 0, 10, "wednesday a_las n12 y n10 de_la_madrugada"},
+		{time.Thursday, 12, 0, "thursday a noon"}, // a mediodía
+		{time.Tuesday, 0, 0, "monday a midnight"}, // el lunes a medianoche
+		{time.Friday, 24, 0, ""},
+	} {
+		var got []string
+		for _, c := range s.Time(tc.day, tc.hour, tc.minute) {
+			got = append(got, byClip[&c[0]])
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("Time(%v, %d, %d) = %q, want %q", tc.day, tc.hour, tc.minute, g, tc.want)
+		}
 	}
 }
