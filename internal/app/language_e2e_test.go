@@ -54,10 +54,10 @@ func heardAt(rx, clip []int16) float64 {
 // (a gap delays what follows; nothing comes early).
 func chunksFound(clip, rx []int16, start int) float64 {
 	const (
-		chunk = 2000      // a quarter second
-		slack = 80        // 10 ms either way at each step
-		late  = 4000      // a gap of up to half a second before a chunk
-		found = 0.9       // correlation of a chunk found
+		chunk = 2000          // a quarter second
+		slack = 80            // 10 ms either way at each step
+		late  = 4000          // a gap of up to half a second before a chunk
+		found = 0.9           // correlation of a chunk found
 		quiet = chunk * 10737 // the energy of a chunk below -50 dBFS: a pause
 	)
 	shift, matched, total := 0, 0, 0
