@@ -75,6 +75,30 @@ groups:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A volunteer's Spanish set in the making, and a French one with a typo.
+	langDir := filepath.Join(dir, "voices")
+	for _, sub := range []string{"es", "fr"} {
+		if err := os.MkdirAll(filepath.Join(langDir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wav := []byte("RIFF\x26\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x02\x00\x00\x00\x01\x00")
+	for _, f := range []string{"es/welcome.wav", "fr/welcom.wav"} {
+		if err := os.WriteFile(filepath.Join(langDir, f), wav, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spanish := filepath.Join(dir, "spanish.yaml")
+	french := filepath.Join(dir, "french.yaml")
+	for file, langs := range map[string]string{spanish: "[en, es]", french: "[en, fr]"} {
+		if err := os.WriteFile(file, []byte(`
+prompts: {languages: `+langs+`, dir: `+langDir+`}
+groups:
+  - {name: A, member_pin: "4821", led_by: peer}
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name     string
 		file     string
@@ -84,6 +108,11 @@ groups:
 		toStdout bool
 	}{
 		{"valid", good, 0, []string{"ok (1 groups)"}, nil, true},
+		{"a partial Spanish set", spanish, 0, []string{"ok (1 groups)",
+			"prompts: " + filepath.Join(langDir, "es") + ": 1 of "}, nil, true},
+		{"a French set with a typo", french, 1, []string{
+			`prompts.languages[1]: "fr": prompts.dir: ` + filepath.Join(langDir, "fr", "welcom.wav") + `: unknown prompt name "welcom"`,
+		}, nil, false},
 		{"bad reading", badReading, 1, []string{
 			"groups[0].greeting: " + filepath.Join(dir, "prompts", "readings", "hello.wav") + ": missing (no such file)",
 			"groups[0].readings[0].file: " + filepath.Join(dir, "prompts", "readings", "preamble.wav") + ": unusable WAV file: sample rate 11025 Hz",

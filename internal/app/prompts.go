@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/media/prompt"
@@ -84,9 +85,19 @@ func CheckPrompts(cfg *config.Config) (notes []string, err error) {
 		if fi, err := os.Stat(sub); err != nil || !fi.IsDir() || !prompt.IsBuiltin(lang) {
 			continue
 		}
+		entries, err := os.ReadDir(sub)
+		if err != nil {
+			return nil, fmt.Errorf("prompts.dir: %w", err)
+		}
+		have := map[string]bool{}
+		for _, e := range entries {
+			if ext := filepath.Ext(e.Name()); strings.EqualFold(ext, ".wav") {
+				have[strings.TrimSuffix(e.Name(), ext)] = true
+			}
+		}
 		var missing []string
 		for _, name := range prompt.NamesOf(lang) {
-			if _, err := os.Stat(filepath.Join(sub, name+".wav")); err != nil && name != prompt.HoldMusic {
+			if !have[name] && name != prompt.HoldMusic {
 				missing = append(missing, name)
 			}
 		}

@@ -27,6 +27,14 @@
 // can start the prompts at once. After ActJoin or ActHangup the Machine is
 // Done and returns no more actions.
 //
+// # Languages
+//
+// On a number no group claims, with Config.Languages above one, the
+// welcome asks for the language offers (Action.Offer) and '*' then N,
+// before the first PIN digit, chooses language N (ActLanguage); the
+// driver renders the offers and speaks the chosen language. After a PIN
+// digit '*' only clears, and the offers are no longer played.
+//
 // # Privacy
 //
 // Actions carry prompt names, a group index, a role and a fixed reason,
