@@ -189,9 +189,9 @@ func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
 		cfg   Config
 		from  time.Duration // session set up and first caller joins, from t0
 		joins []group.Role
-		tick time.Duration // MeetingTick at
-		want []string      // effect kinds of Reading and MeetingStarted only
-		then []string      // when a facilitator joins after the tick
+		tick  time.Duration // MeetingTick at
+		want  []string      // effect kinds of Reading and MeetingStarted only
+		then  []string      // when a facilitator joins after the tick
 	}{
 		{name: "peer-led, first caller early", cfg: withReadings(peer, 1), from: -10 * mn,
 			joins: []group.Role{group.Member}, tick: 0, want: []string{"MeetingStarted(0)", "Reading(1 1)"}},
