@@ -228,3 +228,18 @@ func TestE2ERoomAnnouncementInEachLanguage(t *testing.T) {
 	notHeard(t, en, t1, "es", prompt.RaisedAHand)
 	notHeard(t, es, t1, "en", prompt.RaisedAHand)
 }
+
+// On a group's own number the group's language is spoken from the first
+// word, and no other language is offered.
+func TestE2EGroupNumberSpeaksItsLanguage(t *testing.T) {
+	t.Parallel()
+	groups := strings.Replace(peerGroup, "led_by: peer\n", "led_by: peer\n    number: \"4003\"\n    language: es\n", 1)
+	y := strings.Replace(testYAML("", groups), "log:\n", "prompts:\n  languages: [en, es]\nlog:\n", 1)
+	a, _ := startApp(t, y)
+	t0 := time.Now()
+	p := dial(t, a, softphone.Config{Caller: "+15550700031", Dialed: "4003"})
+	waitHeard(t, p, t0, 12*time.Second, "es", prompt.Welcome)
+	time.Sleep(2 * time.Second) // where an offer would follow
+	notHeard(t, p, t0, "en", prompt.Welcome)
+	notHeard(t, p, t0, "en", prompt.LanguageOffer)
+}
