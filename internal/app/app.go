@@ -449,12 +449,20 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.sip.Drain()
 	if a.sip.ActiveCalls() > 0 {
 		st := a.state.Load()
-		clip, _ := st.prompts.Clip(prompt.ClosingMaintenance)
 		a.conf.Announce([]string{prompt.ClosingMaintenance})
-		a.lobby.Announce(clip)
-		// Let the message play, but never past the deadline. Real time,
-		// not Options.Clock: the media clock plays it in real time.
-		wait := time.Duration(len(clip))*time.Second/8000 + 300*time.Millisecond
+		a.lobby.Announce(func(lang string) [][]int16 {
+			clip, _ := st.prompts.In(lang).Clip(prompt.ClosingMaintenance)
+			return [][]int16{clip}
+		})
+		// Let the message play in its longest language, but never past
+		// the deadline. Real time, not Options.Clock: the media clock
+		// plays it in real time.
+		longest := 0
+		for _, lang := range st.prompts.Languages() {
+			clip, _ := st.prompts.In(lang).Clip(prompt.ClosingMaintenance)
+			longest = max(longest, len(clip))
+		}
+		wait := time.Duration(longest)*time.Second/8000 + 300*time.Millisecond
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

@@ -161,6 +161,7 @@ func (f *Flow) Serve(c Call) {
 	join, reason, lang := f.runIVR(c, entry, st, id, who)
 	// From here on the caller hears their own language, refusals too.
 	st = st.in(lang)
+	entry.SetLanguage(lang)
 	if join == nil {
 		if reason == "" {
 			f.cfg.Metrics.CallOutcome(outcomeHungUpInIVR)

@@ -28,6 +28,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 		offered = 0
 	}
 	chosen := false
+	entry.SetLanguage(speak.Language())
 	var known []string
 	for _, g := range st.Groups {
 		if dialedGroup == "" || g.Name == dialedGroup {
@@ -57,6 +58,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 				entry.Play(clips...)
 			case ivr.ActLanguage:
 				speak, chosen = st.Prompts.In(st.Languages[act.Language]), true
+				entry.SetLanguage(speak.Language())
 			case ivr.ActStopPrompt:
 				entry.Stop()
 			case ivr.ActJoin:

@@ -37,6 +37,7 @@ type Entry struct {
 	failed   chan struct{} // closed when this caller's part of a tick panicked
 	fault    any           // the recovered panic; guarded by l.mu
 	gone     bool          // guarded by l.mu
+	lang     string        // what the caller hears (SetLanguage); guarded by l.mu
 }
 
 // Enter adds a caller; it hears silence until Play.
@@ -48,15 +49,26 @@ func (l *Lobby) Enter(s pcm.Stream) *Entry {
 	return e
 }
 
-// Announce plays clips to every caller in the lobby at once, replacing
-// what they hear (the bridge's own news, such as closing for maintenance).
-func (l *Lobby) Announce(clips ...[]int16) {
+// Announce plays to every caller in the lobby at once, replacing what
+// they hear (the bridge's own news, such as closing for maintenance),
+// clips(lang) for a caller of lang (SetLanguage; "" if never set).
+func (l *Lobby) Announce(clips func(lang string) [][]int16) {
 	l.mu.Lock()
 	entries := append([]*Entry(nil), l.entries...)
 	l.mu.Unlock()
 	for _, e := range entries {
-		e.Play(clips...)
+		e.l.mu.Lock()
+		lang := e.lang
+		e.l.mu.Unlock()
+		e.Play(clips(lang)...)
 	}
+}
+
+// SetLanguage records the language the caller hears, for Announce.
+func (e *Entry) SetLanguage(lang string) {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	e.lang = lang
 }
 
 // Len returns how many callers are in the lobby.

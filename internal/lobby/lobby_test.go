@@ -156,3 +156,23 @@ func TestLeaveKeepsNoEndedCallReachable(t *testing.T) {
 		t.Fatalf("the freed slot still holds an entry")
 	}
 }
+
+// An announcement reaches each caller in the language they hear.
+func TestAnnounceInEachLanguage(t *testing.T) {
+	l := New()
+	en, es, none := &fakeStream{}, &fakeStream{}, &fakeStream{}
+	l.Enter(en).SetLanguage("en")
+	l.Enter(es).SetLanguage("es")
+	l.Enter(none)
+	words := map[string]int16{"en": 1, "es": 2, "": 3}
+	l.Announce(func(lang string) [][]int16 { return [][]int16{clip(160, words[lang])} })
+	l.Tick(time.Now())
+	for _, tc := range []struct {
+		s    *fakeStream
+		want int16
+	}{{en, 1}, {es, 2}, {none, 3}} {
+		if tc.s.last[0] != tc.want {
+			t.Errorf("caller hears %d, want %d", tc.s.last[0], tc.want)
+		}
+	}
+}
