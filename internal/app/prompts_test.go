@@ -120,3 +120,21 @@ func TestLoadPromptsErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// A reload swaps every language's prompts at once: Spanish added to
+// prompts.languages is in the calls' settings (the rooms get the same
+// bundle through SetPrompts).
+func TestReloadAddsALanguage(t *testing.T) {
+	y := testYAML("", "")
+	a, _ := startApp(t, y)
+	if got := a.settings().Prompts.Languages(); !slices.Equal(got, []string{"en"}) {
+		t.Fatalf("languages before %v", got)
+	}
+	if err := a.Reload(reloadYAML(t, y, "log:\n", "prompts:\n  languages: [en, es]\nlog:\n")); err != nil {
+		t.Fatal(err)
+	}
+	st := a.settings()
+	if got := st.Prompts.Languages(); !slices.Equal(got, []string{"en", "es"}) || !slices.Equal(st.Languages, []string{"en", "es"}) {
+		t.Fatalf("after the reload: bundle %v, offered %v", got, st.Languages)
+	}
+}
