@@ -284,7 +284,7 @@ func (c *Conference) Announce(phrase []string) {
 // SetHours hands every live room its group's meeting hours as reloaded
 // (groups: the whole new list; matched by name). A session that has a
 // meeting takes the reloaded one on now, its new end included; see
-// Room.rehours. Other settings of a live session do not change.
+// meetingHours.rehours. Other settings of a live session do not change.
 func (c *Conference) SetHours(groups []group.Group) {
 	c.mu.Lock()
 	rooms := make([]*Room, 0, len(c.rooms))

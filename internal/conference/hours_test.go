@@ -82,7 +82,7 @@ func meetingOf(c *Conference, name string) (rules.Meeting, bool) {
 	if r == nil {
 		return rules.Meeting{}, false
 	}
-	return r.sess.Meeting()
+	return r.sess.Hours().Meeting()
 }
 
 // A room started within a meeting's window has that meeting, from the

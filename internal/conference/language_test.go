@@ -121,7 +121,7 @@ func TestAnnouncementInEachListenersLanguage(t *testing.T) {
 	c.mu.Lock()
 	r := c.rooms["g"]
 	c.mu.Unlock()
-	if n := len(r.rendered); n != 2 {
+	if n := len(r.speaker.rendered); n != 2 {
 		t.Errorf("the phrase was rendered %d times, want 2 (en, es)", n)
 	}
 }

@@ -207,7 +207,7 @@ func (r *Room) view() RoomView {
 	v := RoomView{
 		Group:      r.group.Name,
 		Started:    r.started,
-		Locked:     r.sess.Locked(),
+		Locked:     r.sess.Door().Locked(),
 		Lecture:    r.sess.Lecture(),
 		ShareTimer: r.sess.ShareTimer(),
 		Seats:      make([]SeatView, 0, len(seats)),
@@ -240,7 +240,7 @@ func (r *Room) view() RoomView {
 func (r *Room) count() {
 	clear(r.counted[:])
 	for _, m := range r.members {
-		switch r.sess.Placement(m.seat) {
+		switch r.sess.Seats().Placement(m.seat) {
 		case rules.InRoom:
 			r.counted[countInRoom]++
 		case rules.Waiting:
@@ -248,7 +248,7 @@ func (r *Room) count() {
 		case rules.Lobby:
 			r.counted[countLobby]++
 		}
-		if r.sess.Role(m.seat) == group.Facilitator {
+		if r.sess.Seats().Role(m.seat) == group.Facilitator {
 			r.counted[countFacilitators]++
 		}
 	}

@@ -89,7 +89,7 @@ func TestReadingTickAllocatesNothing(t *testing.T) {
 		tickAll(c, now)
 	}
 	r := c.rooms["G"]
-	if !r.reading.Playing() {
+	if !r.reading.player.Playing() {
 		t.Fatal("the reading does not play")
 	}
 	if a := testing.AllocsPerRun(100, func() {

@@ -3,15 +3,12 @@ package conference
 import (
 	"errors"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
-	"github.com/groupbridge/groupbridge/internal/readings"
-	"github.com/groupbridge/groupbridge/internal/schedule"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/level"
 	"github.com/groupbridge/groupbridge/media/mixer"
@@ -64,9 +61,6 @@ type command struct {
 	known    chan bool    // cmdRemembers
 	hours    *group.Group // cmdHours: the group as reloaded
 }
-
-// phraseTail separates one spoken phrase from the next.
-const phraseTail = 300 * time.Millisecond
 
 // stickyDB favours talkers already mixed when choosing the loudest few, so
 // two similar voices do not flap in and out of the mix.
@@ -131,22 +125,18 @@ type Room struct {
 	byP      map[*Participant]*member
 	mixer    *mixer.Mixer
 	common   g711.Shared // the mix heard by every listener who is not heard, encoded once per codec
-	audience []int       // scratch for Session.Audience
-	rendered []rendering // scratch: one effect's phrase, once per language heard
-	phraseIn *prompt.Set // the prompts of the phrase being rendered
+	audience []int       // scratch for Seats.Audience
 	changed  bool        // seats or placements changed since the counts were published
 	noise    pcm.Frame
 	rng      uint32 // comfort noise generator state
+	started  time.Time
+	detached bool // the session ended: no longer the group's live room
 
-	// The group's readings as loaded when the session started, and the
-	// one that plays: mixed into the room's sum like one more talker.
-	readings     *readings.Group
-	reading      prompt.Player
-	readingFrame pcm.Frame
-	started      time.Time
-	detached     bool // the session ended: no longer the group's live room
-	meeting      bool // the session has a scheduled meeting (rules.Session.SetMeeting)
-	ticks        int  // counts ticks while it has, to look at the wall clock now and then
+	// The room's parts, each with its own state: what it says, in each
+	// listener's language; the readings; the meeting's hours.
+	speaker speaker
+	reading readingPlayer
+	hours   meetingHours
 
 	// published is this room's share of the conference's Stats counts:
 	// written by the tick, zeroed by shutdown from any goroutine.
@@ -157,85 +147,23 @@ type Room struct {
 func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 	cfg := rules.ConfigFor(g) // whether the group has a facilitator PIN, not the PIN
 	g.MemberPIN, g.FacilitatorPIN = "", ""
+	sess := rules.New(cfg, now)
 	r := &Room{
-		conf:     c,
-		group:    g,
-		readings: c.readings.Load().For(g.Name),
-		cmds:     make(chan command, 1024),
-		stopped:  make(chan struct{}),
-		sess:     rules.New(cfg, now),
-		bySeat:   map[int]*member{},
-		byP:      map[*Participant]*member{},
-		mixer:    mixer.New(),
-		started:  now,
+		conf:    c,
+		group:   g,
+		cmds:    make(chan command, 1024),
+		stopped: make(chan struct{}),
+		sess:    sess,
+		bySeat:  map[int]*member{},
+		byP:     map[*Participant]*member{},
+		mixer:   mixer.New(),
+		started: now,
+		speaker: speaker{prompts: &c.prompts},
+		reading: readingPlayer{files: c.readings.Load().For(g.Name), rules: sess.Readings(), log: c.log, group: g.Name},
+		hours:   meetingHours{hours: sess.Hours(), wall: c.wall, log: c.log, group: g.Name},
 	}
-	r.meet(now)
+	r.hours.meet(&r.group, now)
 	return r
-}
-
-// hoursEvery is how many ticks apart a room with a meeting looks at the
-// wall clock for its moments (rules.Session.MeetingTick): once a second.
-const hoursEvery = 50
-
-// meet gives the session the meeting whose window is open at now, if the
-// group has hours: a session a facilitator opened outside them has none,
-// and no scheduled end. Hours that do not parse (config validation
-// refuses them) leave the session without a meeting.
-func (r *Room) meet(now time.Time) {
-	g := r.group
-	h, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
-	if err != nil {
-		r.conf.log.Error("meeting hours unreadable, the session has no scheduled end", "group", g.Name, "error", err.Error())
-		return
-	}
-	if h == nil {
-		return
-	}
-	if w, open := h.At(now); open {
-		r.sess.SetMeeting(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
-		r.meeting = true
-		r.conf.log.Info("session meeting", "group", g.Name, "start", w.Start.Format(time.RFC3339),
-			"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
-	}
-}
-
-// rehours follows a reload of the group's hours in a session that has a
-// meeting: the reloaded meeting on now replaces it (a new end applies);
-// without hours the session has no scheduled end any more; hours with no
-// meeting on now leave it as it was, so that a reload never cuts a
-// meeting short. A session without a meeting (opened by a facilitator
-// outside the hours) stays without.
-func (r *Room) rehours(g *group.Group) {
-	if !r.meeting {
-		return
-	}
-	r.group.Timezone, r.group.Meets, r.group.OpenEarly, r.group.Overrun = g.Timezone, g.Meets, g.OpenEarly, g.Overrun
-	h, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
-	if err != nil {
-		return
-	}
-	now := r.conf.wall.Now()
-	if h == nil {
-		r.sess.ClearMeeting()
-		r.meeting = false
-		r.conf.log.Info("session meeting", "group", g.Name, "close", "none")
-		return
-	}
-	if w, open := h.At(now); open {
-		r.sess.SetMeeting(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
-		r.conf.log.Info("session meeting", "group", g.Name, "start", w.Start.Format(time.RFC3339),
-			"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
-	}
-}
-
-// meetingMoments carries out the meeting's moments due now on the wall
-// clock. The meeting is a calendar's, so it runs on the conference's
-// wall clock, not on the mixing clock's ticks.
-func (r *Room) meetingMoments(now time.Time) {
-	wall := r.conf.wall.Now()
-	if dl, ok := r.sess.MeetingDeadline(); ok && !wall.Before(dl) {
-		r.apply(r.sess.MeetingTick(wall), now)
-	}
 }
 
 // send queues a command; a room that has stopped answers joins with
@@ -267,10 +195,8 @@ func (r *Room) shutdown(reason string) {
 func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
-	if r.meeting {
-		if r.ticks++; r.ticks%hoursEvery == 0 {
-			r.meetingMoments(now)
-		}
+	if r.hours.on {
+		r.apply(r.hours.due(), now)
 	}
 	r.release(now)
 	if r.changed {
@@ -314,31 +240,12 @@ func (r *Room) Tick(now time.Time) {
 		r.comfortNoise()
 		noise = &r.noise
 	}
-	r.mixer.Tick(r.readingNext(noise))
+	r.mixer.Tick(r.reading.next(noise))
 	r.common.Set(r.mixer.CommonFrame())
 	for i := 0; i < len(r.members); {
 		i = r.outputs(i, noise) // out of the mix: no reading
 	}
 	r.dropFailed(now)
-}
-
-// readingNext returns the room-wide sound for this tick's mix: the next
-// 20 ms of the reading that plays (with the comfort noise, if any), or
-// noise alone. The mixer adds it for everyone in the room and subtracts it
-// from nobody: the reading is nobody's own voice. It tells the rules when
-// the reading has played to its end.
-func (r *Room) readingNext(noise *pcm.Frame) *pcm.Frame {
-	if !r.reading.Playing() {
-		return noise
-	}
-	r.reading.Next(&r.readingFrame)
-	if noise != nil {
-		r.readingFrame.Add(noise)
-	}
-	if !r.reading.Playing() {
-		r.sess.ReadingEnded()
-	}
-	return &r.readingFrame
 }
 
 // inputs runs input for the members from index from on and returns how
@@ -545,14 +452,14 @@ func (r *Room) drain(now time.Time) {
 func (r *Room) command(c command, now time.Time) {
 	switch c.kind {
 	case cmdHours:
-		r.rehours(c.hours)
+		r.hours.rehours(c.hours)
 	case cmdAnnounce:
 		// Everyone hears it at once, whatever they were hearing, each in
 		// their own language.
-		r.newPhrase()
+		r.speaker.newPhrase()
 		for _, m := range r.members {
 			m.player.StopLoop()
-			m.player.Play(r.phraseFor(m, c.phrase)...)
+			m.player.Play(r.speaker.phraseFor(m.lang, c.phrase)...)
 		}
 		if c.reply != nil {
 			c.reply <- nil
@@ -577,7 +484,7 @@ func (r *Room) command(c command, now time.Time) {
 	case cmdSnapshot:
 		c.view <- roomAnswer{view: r.view(), live: !r.sess.Ended()}
 	case cmdRemembers:
-		c.known <- r.sess.Remembers(c.identity, now)
+		c.known <- r.sess.Door().Remembers(c.identity, now)
 	case cmdAct:
 		effects, err := r.sess.Act(c.action, c.seat, now)
 		r.apply(effects, now)
@@ -591,7 +498,7 @@ func (r *Room) command(c command, now time.Time) {
 }
 
 func (r *Room) join(c command, now time.Time) error {
-	if c.withFac && c.role == group.Member && (r.sess.Facilitators() == 0 || r.sess.Ended()) {
+	if c.withFac && c.role == group.Member && (r.sess.Seats().Facilitators() == 0 || r.sess.Ended()) {
 		return ErrNotMeeting
 	}
 	res, effects := r.sess.Join(c.identity, c.role, now)
@@ -624,7 +531,7 @@ func (r *Room) join(c command, now time.Time) error {
 
 // place puts a member in or out of the mix as the rules say.
 func (r *Room) place(m *member) {
-	in := r.sess.Placement(m.seat) == rules.InRoom
+	in := r.sess.Seats().Placement(m.seat) == rules.InRoom
 	switch {
 	case in && !m.inMixer:
 		r.mixer.Add(&m.mix)
@@ -678,7 +585,7 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		switch e.Kind {
 		case rules.Say:
 			if m := r.bySeat[e.Seat]; m != nil {
-				clips := r.speak(r.conf.prompts.Load().In(m.lang), e.Phrase)
+				clips := r.speaker.to(m.lang, e.Phrase)
 				if e.Interrupt {
 					m.player.Play(clips...)
 				} else {
@@ -688,11 +595,11 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		case rules.SayRoom, rules.SayFacilitators:
 			// Each listener in their own language, rendered once per
 			// language heard.
-			r.newPhrase()
-			r.audience = r.sess.Audience(e, r.audience[:0])
+			r.speaker.newPhrase()
+			r.audience = r.sess.Seats().Audience(e, r.audience[:0])
 			for _, seat := range r.audience {
 				if m := r.bySeat[seat]; m != nil {
-					m.player.Enqueue(r.phraseFor(m, e.Phrase)...)
+					m.player.Enqueue(r.speaker.phraseFor(m.lang, e.Phrase)...)
 				}
 			}
 		case rules.Chime:
@@ -702,7 +609,7 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 				if e.Chime == rules.ChimeLeave {
 					c = tone.LeaveChime()
 				}
-				r.audience = r.sess.Audience(e, r.audience[:0])
+				r.audience = r.sess.Seats().Audience(e, r.audience[:0])
 				for _, seat := range r.audience {
 					if m := r.bySeat[seat]; m != nil {
 						m.fx.Play(c)
@@ -730,10 +637,13 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 		case rules.End:
 			r.conf.log.Info("session ended by the rules", "group", r.group.Name, "reason", e.Reason)
 		case rules.Reading:
-			r.playReading(e)
+			lead := 0
+			if m := r.bySeat[e.Seat]; m != nil {
+				lead = m.player.Remaining()
+			}
+			r.reading.play(e.Key, lead)
 		case rules.StopReading:
-			r.reading.Stop()
-			r.conf.log.Info("reading stopped", "group", r.group.Name)
+			r.reading.stop()
 		case rules.CheckPIN:
 			r.checkPIN(e, now)
 		}
@@ -742,23 +652,6 @@ func (r *Room) apply(effects []rules.Effect, now time.Time) {
 	for _, m := range r.members {
 		r.place(m)
 	}
-}
-
-// playReading starts reading e.Key, replacing one that plays, after what
-// e.Seat is being told (the opening caller's greeting), so the two do not
-// talk over each other.
-func (r *Room) playReading(e rules.Effect) {
-	clip := r.readings.Reading(e.Key)
-	if clip == nil { // the rules only know keys the group has
-		r.sess.ReadingEnded()
-		return
-	}
-	lead := 0
-	if m := r.bySeat[e.Seat]; m != nil {
-		lead = m.player.Remaining()
-	}
-	r.reading.Play(prompt.Pause(time.Duration(lead)*time.Second/pcm.SampleRate), clip)
-	r.conf.log.Info("reading started", "group", r.group.Name, "key", e.Key)
 }
 
 // checkPIN carries out a CheckPIN: the caller's own checker (from their
@@ -776,54 +669,4 @@ func (r *Room) checkPIN(e rules.Effect, now time.Time) {
 			"seat", e.Seat, "verdict", v.String())
 	}
 	r.apply(r.sess.PINChecked(e.Seat, v, now), now)
-}
-
-// rendering is one phrase in one language.
-type rendering struct {
-	set   *prompt.Set
-	clips [][]int16
-}
-
-// newPhrase forgets the last phrase's renderings and takes the current
-// prompts for the next, so a reload never mixes two sets in one phrase.
-func (r *Room) newPhrase() {
-	clear(r.rendered)
-	r.rendered = r.rendered[:0]
-	r.phraseIn = r.conf.prompts.Load()
-}
-
-// phraseFor returns phrase in m's language, rendering it only for the
-// first listener of each language since newPhrase. Listeners share the
-// clips (players copy only the slice headers).
-func (r *Room) phraseFor(m *member, phrase []string) [][]int16 {
-	set := r.phraseIn.In(m.lang)
-	for _, x := range r.rendered {
-		if x.set == set {
-			return x.clips
-		}
-	}
-	clips := r.speak(set, phrase)
-	r.rendered = append(r.rendered, rendering{set: set, clips: clips})
-	return clips
-}
-
-// speak turns a phrase (prompt names, numbers as digits, time tokens)
-// into clips of prompts (one language's set).
-func (r *Room) speak(prompts *prompt.Set, phrase []string) [][]int16 {
-	clips := make([][]int16, 0, len(phrase)+2)
-	for _, w := range phrase {
-		if n, err := strconv.Atoi(w); err == nil && w != "" && w[0] >= '0' && w[0] <= '9' {
-			clips = append(clips, prompts.Number(n)...)
-			continue
-		}
-		if day, h, m, ok := prompt.ParseTimeToken(w); ok {
-			clips = append(clips, prompts.Time(day, h, m)...)
-			continue
-		}
-		if c, ok := prompts.Clip(w); ok {
-			clips = append(clips, c)
-		}
-	}
-	clips = append(clips, prompt.Pause(phraseTail))
-	return clips
 }

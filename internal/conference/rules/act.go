@@ -224,7 +224,7 @@ func actEnd(s *Session, out []Effect, _ *caller, by actor, _ time.Time) ([]Effec
 	if by == byKeypad {
 		reason = ReasonEndedByFacilitator
 	}
-	return append(out, s.end(reason)...), nil
+	return append(out, s.end(reason, prompt.SessionEnded)...), nil
 }
 
 // actMute mutes t as a facilitator (seat action 1).

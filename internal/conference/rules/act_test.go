@@ -137,7 +137,7 @@ func TestActSeat(t *testing.T) {
 			act(10*sec, ActRemove, 1, ErrFacilitator),
 			view(2, placed(InRoom)),
 			state(func(s *Session) string {
-				if s.Present() != 2 {
+				if s.Seats().Present() != 2 {
 					return "a facilitator was removed"
 				}
 				return ""
@@ -342,7 +342,7 @@ type sessionState struct {
 func stateOf(s *Session) sessionState {
 	st := sessionState{
 		View: s.View(), Lecture: s.hearing.lecture, Locked: s.door.locked, Timer: s.floor.timer, Ended: s.ended, Lobby: s.presence.lobby,
-		Present: s.Present(), Members: s.seats.members, Facs: s.seats.facs, Floor: s.floor.seat,
+		Present: s.Seats().Present(), Members: s.seats.members, Facs: s.seats.facs, Floor: s.floor.seat,
 		Hands: slices.Clone(s.floor.hands), GraceAt: s.presence.graceAt, ChimeAt: s.floor.chimeAt, FloorEndAt: s.floor.endAt,
 	}
 	st.Next, st.HasNext = s.NextDeadline()

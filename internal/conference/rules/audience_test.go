@@ -34,7 +34,7 @@ func TestAudience(t *testing.T) {
 		{endE(ReasonEndedByFacilitator), nil},
 	}
 	for _, row := range rows {
-		if got := s.Audience(row.e, nil); !slices.Equal(got, row.want) {
+		if got := s.Seats().Audience(row.e, nil); !slices.Equal(got, row.want) {
 			t.Errorf("Audience(%v) = %v, want %v", row.e, got, row.want)
 		}
 	}

@@ -17,10 +17,11 @@ type memo struct {
 	until     time.Time
 }
 
-// door decides who comes in: the lock (*7), the identities removed from
-// this session, MaxMembers, and the memos that let a dropped caller back
-// into their old seat within RejoinWindow.
-type door struct {
+// Door is the session's part that decides who comes in: the lock (*7),
+// the identities removed from this session, MaxMembers, and the memos that
+// let a dropped caller back into their old seat within RejoinWindow. Reach
+// it with Session.Door; the engine reads it, only the session changes it.
+type Door struct {
 	locked     bool
 	maxMembers int           // 0 = no limit
 	window     time.Duration // RejoinWindow
@@ -28,8 +29,8 @@ type door struct {
 	rejoin     map[string]memo
 }
 
-func newDoor(cfg Config) door {
-	return door{
+func newDoor(cfg Config) Door {
+	return Door{
 		maxMembers: cfg.MaxMembers,
 		window:     cfg.RejoinWindow,
 		removed:    map[string]struct{}{},
@@ -37,11 +38,29 @@ func newDoor(cfg Config) door {
 	}
 }
 
+// Door returns the session's door.
+func (s *Session) Door() *Door { return &s.door }
+
+// Locked reports whether new members are refused (*7).
+func (d *Door) Locked() bool { return d.locked }
+
+// Remembers reports whether identity would rejoin now: a caller who
+// dropped within RejoinWindow, whose Join would restore their seat. The
+// engine skips the group's greeting for them. Once the session has ended
+// it remembers nobody: a later caller starts a new session.
+func (d *Door) Remembers(identity string, now time.Time) bool {
+	if identity == "" {
+		return false
+	}
+	m, ok := d.rejoin[identity]
+	return ok && now.Before(m.until)
+}
+
 // admit answers a caller asking in with identity (see Session.Join for the
 // order of the checks) while members members are present. A rejoin within
 // the window returns its memo (used up when admitted) and comes in as a
 // facilitator if it left as one.
-func (d *door) admit(identity string, role group.Role, members int, now time.Time) (group.Role, memo, bool, RefuseReason) {
+func (d *Door) admit(identity string, role group.Role, members int, now time.Time) (group.Role, memo, bool, RefuseReason) {
 	var m memo
 	restored := false
 	if identity != "" {
@@ -75,7 +94,7 @@ func (d *door) admit(identity string, role group.Role, members int, now time.Tim
 
 // remember keeps c's state for a rejoin until the window passes (nothing
 // for a caller without identity).
-func (d *door) remember(c *caller, now time.Time) {
+func (d *Door) remember(c *caller, now time.Time) {
 	if c.identity == "" {
 		return
 	}
@@ -88,7 +107,7 @@ func (d *door) remember(c *caller, now time.Time) {
 }
 
 // forget drops memos whose window has passed.
-func (d *door) forget(now time.Time) {
+func (d *Door) forget(now time.Time) {
 	for id, m := range d.rejoin {
 		if !now.Before(m.until) {
 			delete(d.rejoin, id)
@@ -98,7 +117,7 @@ func (d *door) forget(now time.Time) {
 
 // bar refuses identity for the rest of the session and forgets its memo.
 // An anonymous caller cannot be barred beyond their call.
-func (d *door) bar(identity string) {
+func (d *Door) bar(identity string) {
 	if identity != "" {
 		d.removed[identity] = struct{}{}
 		delete(d.rejoin, identity)
@@ -107,7 +126,7 @@ func (d *door) bar(identity string) {
 
 // liftFacilitatorMutes turns the remembered facilitator mutes into
 // self-mutes (the return to open talk): nobody left could lift them.
-func (d *door) liftFacilitatorMutes() {
+func (d *Door) liftFacilitatorMutes() {
 	for id, m := range d.rejoin {
 		if m.facMuted {
 			m.facMuted, m.selfMuted = false, true
@@ -115,3 +134,6 @@ func (d *door) liftFacilitatorMutes() {
 		}
 	}
 }
+
+// close forgets every memo: the session is over.
+func (d *Door) close() { clear(d.rejoin) }

@@ -63,7 +63,7 @@ func fuzzSession(t *testing.T, data []byte) {
 	if meeting&4 != 0 {
 		// 19:00:30 to 19:02, closing 0 to 7 minutes later.
 		end := t0.Add(2 * mn)
-		s.SetMeeting(Meeting{Start: t0.Add(30 * sec), End: end, Close: end.Add(time.Duration(meeting>>3%8) * mn)}, now)
+		s.Hours().Set(Meeting{Start: t0.Add(30 * sec), End: end, Close: end.Add(time.Duration(meeting>>3%8) * mn)}, now)
 	}
 	ids := map[string]bool{"a": true, "b": true, "c": true, "d": true}
 	maxSeat := 0
@@ -126,9 +126,9 @@ func fuzzSession(t *testing.T, data []byte) {
 				got, label = s.Talking(seat, b&1 == 1, now), fmt.Sprintf("Talking(%d, %v)", seat, b&1 == 1)
 			case 5:
 				if b&1 == 1 { // the room's reading played to its end
-					s.ReadingEnded()
+					s.Readings().Ended()
 				}
-				got, label = append(s.Tick(now), s.MeetingTick(now)...), "Tick"
+				got, label = append(s.Tick(now), s.Hours().Tick(now)...), "Tick"
 			case 6:
 				scale := []time.Duration{20 * time.Millisecond, sec, 10 * sec, mn}[a%4]
 				now = now.Add(time.Duration(b) * scale)
@@ -163,7 +163,7 @@ func fuzzSession(t *testing.T, data []byte) {
 			if e.Kind == Reading && (e.Key < 1 || e.Key > 9 || !cfg.Readings[e.Key]) {
 				t.Fatalf("%s: %v: the group has no such reading", label, e)
 			}
-			if e.Kind == Reading && s.Reading() == 0 {
+			if e.Kind == Reading && s.Readings().Playing() == 0 {
 				t.Fatalf("%s: %v started while the session says none plays", label, e)
 			}
 		}

@@ -380,8 +380,8 @@ func wantHeard(s *Session, v SeatView, departing bool) bool {
 func checkInvariants(t testing.TB, s *Session, label string) {
 	t.Helper()
 	vs := s.View()
-	if len(vs) != s.Present() {
-		t.Errorf("%s: View has %d, Present %d", label, len(vs), s.Present())
+	if len(vs) != s.Seats().Present() {
+		t.Errorf("%s: View has %d, Present %d", label, len(vs), s.Seats().Present())
 	}
 	floors, members, facils := 0, 0, 0
 	inQueue := map[int]bool{}
@@ -399,8 +399,8 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		if i > 0 && vs[i-1].Seat >= v.Seat {
 			t.Errorf("%s: View not by ascending seat", label)
 		}
-		if s.Placement(v.Seat) != v.Placement || s.Role(v.Seat) != v.Role {
-			t.Errorf("%s: seat %d Placement/Role %v/%v, View %v/%v", label, v.Seat, s.Placement(v.Seat), s.Role(v.Seat), v.Placement, v.Role)
+		if s.Seats().Placement(v.Seat) != v.Placement || s.Seats().Role(v.Seat) != v.Role {
+			t.Errorf("%s: seat %d Placement/Role %v/%v, View %v/%v", label, v.Seat, s.Seats().Placement(v.Seat), s.Seats().Role(v.Seat), v.Placement, v.Role)
 		}
 		if want := wantHeard(s, v, c.departing); v.Heard != want || s.Heard(v.Seat) != want {
 			t.Errorf("%s: seat %d heard %v/%v, table says %v (%+v)", label, v.Seat, v.Heard, s.Heard(v.Seat), want, v)
@@ -439,7 +439,7 @@ func checkInvariants(t testing.TB, s *Session, label string) {
 		}
 	}
 	for _, absent := range []int{-1, 0, len(s.seats.bySeat), len(s.seats.bySeat) + 5} {
-		if s.Heard(absent) || s.Placement(absent) != InRoom || s.Role(absent) != group.Member {
+		if s.Heard(absent) || s.Seats().Placement(absent) != InRoom || s.Seats().Role(absent) != group.Member {
 			t.Errorf("%s: absent seat %d has a state", label, absent)
 		}
 	}

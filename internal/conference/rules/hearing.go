@@ -30,7 +30,7 @@ type hearing struct {
 	lecture   bool          // *5
 	talkAfter time.Duration // TalkReminderAfter
 	every     time.Duration // ReminderEvery
-	seats     *seating
+	seats     *Seats
 	floor     *floor
 	alarm     *alarm
 }

@@ -21,42 +21,51 @@ const WarnBefore = 5 * time.Minute
 // ReasonMeetingClosed ends a session at its meeting's Close.
 const ReasonMeetingClosed = "meeting-closed"
 
-// hours is a session's scheduled meeting and which of its moments have
-// been carried out. Its times are wall-clock instants, a calendar's, not
-// the mixing clock's: the engine drives it with MeetingDeadline and
-// MeetingTick on its wall clock, apart from the other timers.
-type hours struct {
+// Hours is the session's part that keeps its scheduled meeting and which
+// of its moments have been carried out. Its times are wall-clock instants,
+// a calendar's, not the mixing clock's: the engine drives it with Deadline
+// and Tick on its wall clock, apart from the session's other timers
+// (Session.Tick). Reach it with Session.Hours; like the session, it is
+// not safe for concurrent use.
+type Hours struct {
+	s                     *Session
 	m                     Meeting
 	set                   bool
 	started, over, warned bool // MeetingStarted, ScheduledOver, EndsInFive done
 }
 
-// SetMeeting gives the session the meeting it belongs to, at now (the
-// engine's wall clock). A session without one (its group has no hours, or
-// a facilitator opened it outside them) has no scheduled end. Moments
+// Hours returns the session's meeting hours.
+func (s *Session) Hours() *Hours { return &s.hours }
+
+// begun reports whether what waits for the meeting's start may begin: the
+// start has come, or there is no meeting to wait for.
+func (h *Hours) begun() bool { return !h.set || h.started }
+
+// Set gives the session the meeting it belongs to, at now (the engine's
+// wall clock). A session without one (its group has no hours, or a
+// facilitator opened it outside them) has no scheduled end. Moments
 // already past at now are not announced late, except the start (see
 // MeetingStarted): a session that begins 3 minutes before Close hears no
 // five-minute warning. Called again (a reload changed the hours), it
 // replaces the meeting; MeetingStarted is not repeated.
-func (s *Session) SetMeeting(m Meeting, now time.Time) {
-	started := s.hours.set && s.hours.started
-	s.hours = hours{m: m, set: true, started: started}
-	s.hours.over = !now.Before(m.End) || !m.Close.After(m.End) // overrun 0: the close says it all
-	s.hours.warned = !now.Before(m.Close.Add(-WarnBefore))
+func (h *Hours) Set(m Meeting, now time.Time) {
+	h.started = h.set && h.started
+	h.m, h.set = m, true
+	h.over = !now.Before(m.End) || !m.Close.After(m.End) // overrun 0: the close says it all
+	h.warned = !now.Before(m.Close.Add(-WarnBefore))
 }
 
-// ClearMeeting takes the session's meeting away (its group no longer has
-// hours): no scheduled end any more.
-func (s *Session) ClearMeeting() { s.hours = hours{} }
+// Clear takes the session's meeting away (its group no longer has hours):
+// no scheduled end any more.
+func (h *Hours) Clear() { *h = Hours{s: h.s} }
 
 // Meeting returns the session's meeting and whether it has one.
-func (s *Session) Meeting() (Meeting, bool) { return s.hours.m, s.hours.set }
+func (h *Hours) Meeting() (Meeting, bool) { return h.m, h.set }
 
-// MeetingDeadline returns when MeetingTick next has something to do, on
-// the clock SetMeeting was given, and false when nothing is pending.
-func (s *Session) MeetingDeadline() (time.Time, bool) {
-	h := &s.hours
-	if !h.set || s.ended {
+// Deadline returns when Tick next has something to do, on the clock Set
+// was given, and false when nothing is pending.
+func (h *Hours) Deadline() (time.Time, bool) {
+	if !h.set || h.s.ended {
 		return time.Time{}, false
 	}
 	next := h.m.Close
@@ -71,9 +80,9 @@ func (s *Session) MeetingDeadline() (time.Time, bool) {
 	return next, true
 }
 
-// MeetingTick carries out the meeting's moments due at now, in order:
+// Tick carries out the meeting's moments due at now, in order:
 //   - at Start, MeetingStarted (at once when the session began after it),
-//     and the opening reading if the session has begun (see Join);
+//     and the opening reading if the session has begun (see Session.Join);
 //   - at End, SayFacilitators "The scheduled time is over." (not when
 //     Close is End: the closing says it);
 //   - at Close minus WarnBefore, SayRoom "The session will end in five
@@ -85,20 +94,20 @@ func (s *Session) MeetingDeadline() (time.Time, bool) {
 // Several due at once come in that order; at or after Close only the
 // close is said (a notice about to be overtaken helps nobody). Nothing
 // after the session ended.
-func (s *Session) MeetingTick(now time.Time) []Effect {
-	h := &s.hours
+func (h *Hours) Tick(now time.Time) []Effect {
+	s := h.s
 	if !h.set || s.ended {
 		return nil
 	}
 	if !now.Before(h.m.Close) {
 		h.started, h.over, h.warned = true, true, true
-		return s.endSaying(ReasonMeetingClosed, prompt.MeetingClosed)
+		return s.end(ReasonMeetingClosed, prompt.MeetingClosed)
 	}
 	var out []Effect
 	if !h.started && !now.Before(h.m.Start) {
 		h.started = true
 		out = append(out, Effect{Kind: MeetingStarted})
-		out = s.open(out, s.lastSeat) // the opening reading waited for the start
+		out = s.readings.open(out, s.lastSeat) // the opening reading waited for the start
 	}
 	if !h.over && !now.Before(h.m.End) {
 		h.over = true

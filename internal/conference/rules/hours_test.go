@@ -22,7 +22,7 @@ func effectStrings(effects []Effect) []string {
 // warning and the close, in order and each once, for several overruns and
 // for sessions that began late. Meeting times are 19:00-20:30 (t0 is
 // 19:00); the session is set up at `from` with a facilitator (seat 1)
-// and a member (seat 2), and MeetingTick is called at each step.
+// and a member (seat 2), and Hours.Tick is called at each step.
 func TestMeetingMoments(t *testing.T) {
 	const (
 		started = "MeetingStarted(0)"
@@ -36,7 +36,7 @@ func TestMeetingMoments(t *testing.T) {
 	type step struct {
 		at   time.Duration // after t0
 		want []string
-		next time.Duration // MeetingDeadline after the step, from t0; -1: none
+		next time.Duration // Hours.Deadline after the step, from t0; -1: none
 	}
 	tests := []struct {
 		name    string
@@ -93,16 +93,16 @@ func TestMeetingMoments(t *testing.T) {
 			s.Join("f", group.Facilitator, t0.Add(tt.from))
 			s.Join("m", group.Member, t0.Add(tt.from))
 			m := Meeting{Start: t0, End: t0.Add(90 * mn), Close: t0.Add(90*mn + tt.overrun)}
-			s.SetMeeting(m, t0.Add(tt.from))
-			if got, ok := s.Meeting(); !ok || got != m {
+			s.Hours().Set(m, t0.Add(tt.from))
+			if got, ok := s.Hours().Meeting(); !ok || got != m {
 				t.Fatalf("Meeting() = %+v, %v", got, ok)
 			}
 			for _, st := range tt.steps {
-				got := effectStrings(s.MeetingTick(t0.Add(st.at)))
+				got := effectStrings(s.Hours().Tick(t0.Add(st.at)))
 				if !slices.Equal(got, st.want) && (len(got) > 0 || len(st.want) > 0) {
 					t.Errorf("at %v: %v, want %v", st.at, got, st.want)
 				}
-				dl, ok := s.MeetingDeadline()
+				dl, ok := s.Hours().Deadline()
 				switch {
 				case st.next < 0 && ok:
 					t.Errorf("after %v: deadline %v, want none", st.at, dl.Sub(t0))
@@ -123,11 +123,11 @@ func TestMeetingAudience(t *testing.T) {
 	s.Join("m1", group.Member, t0) // lobby: no facilitator yet
 	s.Join("f", group.Facilitator, t0)
 	s.Join("m2", group.Member, t0)
-	s.SetMeeting(m, t0)
-	s.MeetingTick(t0)
+	s.Hours().Set(m, t0)
+	s.Hours().Tick(t0)
 	var got []string
-	for _, e := range s.MeetingTick(t0.Add(100 * mn)) {
-		got = append(got, e.Kind.String()+":"+seatList(s.Audience(e, nil)))
+	for _, e := range s.Hours().Tick(t0.Add(100 * mn)) {
+		got = append(got, e.Kind.String()+":"+seatList(s.Seats().Audience(e, nil)))
 	}
 	// Both moments at once: the notice to seat 2, the warning to all.
 	if want := []string{"SayFacilitators:2", "SayRoom:1,2,3"}; !slices.Equal(got, want) {
@@ -136,17 +136,17 @@ func TestMeetingAudience(t *testing.T) {
 
 	alone := New(peer, t0)
 	alone.Join("m", group.Member, t0)
-	alone.SetMeeting(m, t0)
-	if got := effectStrings(alone.MeetingTick(t0.Add(90 * mn))); !slices.Equal(got, []string{"MeetingStarted(0)"}) {
+	alone.Hours().Set(m, t0)
+	if got := effectStrings(alone.Hours().Tick(t0.Add(90 * mn))); !slices.Equal(got, []string{"MeetingStarted(0)"}) {
 		t.Errorf("members only at the end: %v, want the start alone", got)
 	}
 	if !alone.Ended() {
 		alone.Leave(1, t0.Add(91*mn))
 	}
-	if !alone.Ended() || alone.MeetingTick(t0.Add(110*mn)) != nil {
+	if !alone.Ended() || alone.Hours().Tick(t0.Add(110*mn)) != nil {
 		t.Error("an ended session still has meeting moments")
 	}
-	if _, ok := alone.MeetingDeadline(); ok {
+	if _, ok := alone.Hours().Deadline(); ok {
 		t.Error("an ended session has a meeting deadline")
 	}
 }
@@ -155,14 +155,14 @@ func TestMeetingAudience(t *testing.T) {
 func TestNoMeeting(t *testing.T) {
 	s := New(peer, t0)
 	s.Join("m", group.Member, t0)
-	if _, ok := s.Meeting(); ok {
+	if _, ok := s.Hours().Meeting(); ok {
 		t.Error("a new session has a meeting")
 	}
-	if _, ok := s.MeetingDeadline(); ok {
+	if _, ok := s.Hours().Deadline(); ok {
 		t.Error("a session without a meeting has a deadline")
 	}
-	if got := s.MeetingTick(t0.Add(24 * time.Hour)); got != nil {
-		t.Errorf("MeetingTick without a meeting: %v", got)
+	if got := s.Hours().Tick(t0.Add(24 * time.Hour)); got != nil {
+		t.Errorf("Hours.Tick without a meeting: %v", got)
 	}
 }
 

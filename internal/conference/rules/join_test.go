@@ -43,7 +43,7 @@ func TestJoin(t *testing.T) {
 				return ""
 			}),
 			state(func(s *Session) string {
-				if s.Present() != 3 || s.Ended() || s.Locked() || s.Lecture() || s.ShareTimer() {
+				if s.Seats().Present() != 3 || s.Ended() || s.Door().Locked() || s.Lecture() || s.ShareTimer() {
 					return "unexpected session state"
 				}
 				return ""
@@ -149,7 +149,7 @@ func TestRefusals(t *testing.T) {
 			seats("FM"),
 			keys(10*sec, 1, "*7", sayI(1, pr.Locked)),
 			state(func(s *Session) string {
-				if !s.Locked() {
+				if !s.Door().Locked() {
 					return "not locked"
 				}
 				return ""
@@ -219,7 +219,7 @@ func TestFacilitatorPresence(t *testing.T) {
 			leave(time10m, 2),
 			leave(time10m, 3),
 			state(func(s *Session) string {
-				if s.Present() != 0 || !s.Ended() {
+				if s.Seats().Present() != 0 || !s.Ended() {
 					return "callers left"
 				}
 				return ""
@@ -324,7 +324,7 @@ func TestNewSessionStartsOver(t *testing.T) {
 	run(t, peer, script(
 		join(time10m, "s2", group.Member, JoinResult{Seat: 1}, greet(1, pr.FirstHere)),
 		state(func(s *Session) string {
-			if s.Locked() || s.Lecture() || s.ShareTimer() {
+			if s.Door().Locked() || s.Lecture() || s.ShareTimer() {
 				return "state carried over"
 			}
 			return ""

@@ -241,7 +241,7 @@ func (k *keypad) command(out []Effect, c *caller, digit byte, now time.Time) []E
 		return k.headCount(out, c)
 	case '0':
 		if c.role == group.Facilitator {
-			if k.s.cfg.hasReadings() {
+			if k.s.readings.hasAny() {
 				return append(out, say(c.seat, true, prompt.HelpFacilitator, prompt.HelpReadings))
 			}
 			return append(out, say(c.seat, true, prompt.HelpFacilitator))
@@ -274,11 +274,10 @@ func (k *keypad) doubleStar(out []Effect, c *caller, digit byte, now time.Time) 
 	s := k.s
 	if c.role == group.Facilitator {
 		switch {
-		case digit >= '1' && digit <= '9' && s.cfg.Readings[digit-'0']:
-			return s.startReading(out, int(digit-'0'), 0)
-		case digit == '0' && s.reading != 0:
-			s.reading = 0
-			return append(out, Effect{Kind: StopReading})
+		case digit >= '1' && digit <= '9' && s.readings.has[digit-'0']:
+			return s.readings.start(out, int(digit-'0'), 0)
+		case digit == '0' && s.readings.playing != 0:
+			return s.readings.stop(out)
 		}
 	}
 	return k.command(out, c, digit, now)

@@ -135,7 +135,7 @@ func TestKeypadMemberKeys(t *testing.T) {
 		evs = append(evs, keys(10*sec, 2, "*"+k, sayI(2, pr.FacilitatorOnly)))
 	}
 	evs = append(evs, state(func(s *Session) string {
-		if s.Lecture() || s.Locked() || s.ShareTimer() || s.Ended() || s.Present() != 2 {
+		if s.Lecture() || s.Door().Locked() || s.ShareTimer() || s.Ended() || s.Seats().Present() != 2 {
 			return "a member's facilitator key acted"
 		}
 		return ""
@@ -267,7 +267,7 @@ func TestRemoveLast(t *testing.T) {
 			leave(16*sec, 3),
 			leave(16*sec, 2),
 			state(func(s *Session) string {
-				if s.Present() != 2 || s.Ended() {
+				if s.Seats().Present() != 2 || s.Ended() {
 					return "wrong after removals"
 				}
 				return ""
@@ -594,7 +594,7 @@ func TestEndByFacilitator(t *testing.T) {
 			keys(10*sec, 1, "*#", sayI(1, pr.EndConfirm)),
 			keys(11*sec, 1, "1", endAll(ReasonEndedByFacilitator, 1, 2, 3)...),
 			state(func(s *Session) string {
-				if !s.Ended() || s.Present() != 3 {
+				if !s.Ended() || s.Seats().Present() != 3 {
 					return "not ended with everyone still connected"
 				}
 				return ""

@@ -24,9 +24,9 @@ func TestPeerOpenTalk(t *testing.T) {
 	waitGone := func(seat int) Effect { return sayQ(seat, pr.FacilitatorGone) }
 	roomIs := func(lecture, locked bool, floor int) ev {
 		return state(func(s *Session) string {
-			if s.Lecture() != lecture || s.Locked() != locked || s.floor.seat != floor {
+			if s.Lecture() != lecture || s.Door().Locked() != locked || s.floor.seat != floor {
 				return fmt.Sprintf("lecture %v locked %v floor %d, want %v %v %d",
-					s.Lecture(), s.Locked(), s.floor.seat, lecture, locked, floor)
+					s.Lecture(), s.Door().Locked(), s.floor.seat, lecture, locked, floor)
 			}
 			return ""
 		})

@@ -20,15 +20,15 @@ func readingE(key, after int) Effect { return Effect{Kind: Reading, Key: key, Se
 
 func playing(key int) ev {
 	return state(func(s *Session) string {
-		if s.Reading() != key {
-			return "reading " + num(s.Reading()) + " plays, want " + num(key)
+		if s.Readings().Playing() != key {
+			return "reading " + num(s.Readings().Playing()) + " plays, want " + num(key)
 		}
 		return ""
 	})
 }
 
 // ended is the engine telling the session its reading played to the end.
-var ended = state(func(s *Session) string { s.ReadingEnded(); return "" })
+var ended = state(func(s *Session) string { s.Readings().Ended(); return "" })
 
 func TestKeypadReadings(t *testing.T) {
 	rd := withReadings(peer, 0)
@@ -154,7 +154,7 @@ func TestRemembers(t *testing.T) {
 			t.Fatal(res.Refused)
 		}
 	}
-	if s.Remembers("a", t0) {
+	if s.Door().Remembers("a", t0) {
 		t.Fatal("a caller present is remembered")
 	}
 	s.Leave(1, t0.Add(sec))
@@ -171,7 +171,7 @@ func TestRemembers(t *testing.T) {
 		{"", 2 * sec, false},
 		{"nobody", 2 * sec, false},
 	} {
-		if got := s.Remembers(c.id, t0.Add(c.at)); got != c.want {
+		if got := s.Door().Remembers(c.id, t0.Add(c.at)); got != c.want {
 			t.Errorf("Remembers(%q) at +%s = %v, want %v", c.id, c.at, got, c.want)
 		}
 	}
@@ -179,7 +179,7 @@ func TestRemembers(t *testing.T) {
 
 // A group that meets opens with its reading at the scheduled start, not
 // when its first caller comes early; a session that begins after the start
-// opens at its first MeetingTick; a facilitator-led one waits for its
+// opens at its first Hours.Tick; a facilitator-led one waits for its
 // facilitator as well.
 func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
 	t0 := time.Date(2026, 12, 8, 19, 0, 0, 0, time.UTC)
@@ -189,7 +189,7 @@ func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
 		cfg   Config
 		from  time.Duration // session set up and first caller joins, from t0
 		joins []group.Role
-		tick  time.Duration // MeetingTick at
+		tick  time.Duration // Hours.Tick at
 		want  []string      // effect kinds of Reading and MeetingStarted only
 		then  []string      // when a facilitator joins after the tick
 	}{
@@ -206,7 +206,7 @@ func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			at := t0.Add(tc.from)
 			s := New(tc.cfg, at)
-			s.SetMeeting(m, at)
+			s.Hours().Set(m, at)
 			var got []string
 			keep := func(effects []Effect) {
 				for _, e := range effects {
@@ -222,7 +222,7 @@ func TestOpeningReadingAtTheScheduledStart(t *testing.T) {
 			if len(got) != 0 {
 				t.Fatalf("before the start: %q", got)
 			}
-			keep(s.MeetingTick(t0.Add(tc.tick)))
+			keep(s.Hours().Tick(t0.Add(tc.tick)))
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("at the start: %q, want %q", got, tc.want)
 			}

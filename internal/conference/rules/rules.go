@@ -2,7 +2,15 @@
 // roles, mutes, lecture mode, the floor, raised hands, the lobby and
 // waiting, removal, the lock, the share timer, facilitator presence (the
 // grace of a facilitator-led session, the return to open talk of a
-// peer-led one), and rejoin after a dropped call.
+// peer-led one), rejoin after a dropped call, the group's readings, a
+// member taking the chair with the facilitator PIN, and the moments of a
+// scheduled meeting.
+//
+// A Session is made of parts, one per kind of state (see Session). The
+// engine reaches four of them for what is theirs alone: Session.Seats
+// (who is where, who hears an effect), Session.Door (the lock, who would
+// rejoin), Session.Readings (what plays) and Session.Hours (the meeting);
+// everything else goes through the Session's own methods.
 //
 // It has no goroutines, no I/O and no audio, and it never reads a clock:
 // every call carries the time it happens at. It answers with Effects that
@@ -17,7 +25,7 @@
 // HoldMusic, a Hangup, a ChimeShareLimit chime and a CheckPIN (answered with
 // Session.PINChecked; see Privacy) go to Effect.Seat. The
 // room-wide kinds go to an audience the engine works out when it carries
-// them out, right after the call that returned them (Session.Audience does
+// them out, right after the call that returned them (Seats.Audience does
 // it):
 //   - SayRoom: every present caller that has not been told to hang up, in
 //     any placement (room, waiting, lobby), except Effect.Seat. Callers on
@@ -28,7 +36,7 @@
 //     Callers on hold music get no chimes.
 //   - Reading, StopReading: the room's reading, which everyone InRoom hears
 //     in the mix (never waiting or lobby callers); the engine calls
-//     ReadingEnded when a reading has played to its end.
+//     Readings.Ended when a reading has played to its end.
 //
 // Room-wide effects are only returned when their audience is not empty at
 // that moment, so "no effect" in a test means "nobody hears anything".
@@ -50,17 +58,17 @@
 // # Meeting hours
 //
 // A session of a group with meeting hours that started within a meeting's
-// window is given that meeting (SetMeeting: its scheduled start and end,
-// and its close, the end plus the group's overrun). Its moments are a
-// calendar's: the engine reads them with MeetingDeadline and carries them
-// out with MeetingTick, both on its wall clock, apart from Tick and the
-// other timers. In order: MeetingStarted at the scheduled start (the
-// marker for what begins a meeting, such as its opening reading), "The
-// scheduled time is over." to the facilitators at the scheduled end, "The
-// session will end in five minutes." to everyone five minutes before the
-// close, and at the close the session ends as above with "This meeting is
-// now closed. Thank you for being here." instead of session_ended, reason
-// ReasonMeetingClosed. A session a facilitator opened outside the hours
+// window is given that meeting (Hours.Set, reached with Session.Hours: its
+// scheduled start and end, and its close, the end plus the group's
+// overrun). Its moments are a calendar's: the engine reads them with
+// Hours.Deadline and carries them out with Hours.Tick, both on its wall
+// clock, apart from Session.Tick and the other timers. In order:
+// MeetingStarted at the scheduled start (the marker for what begins a
+// meeting, such as its opening reading), "The scheduled time is over." to
+// the facilitators at the scheduled end, "The session will end in five
+// minutes." to everyone five minutes before the close, and at the close
+// the session ends as above with "This meeting is now closed. Thank you
+// for being here." instead of session_ended, reason ReasonMeetingClosed. A session a facilitator opened outside the hours
 // has no meeting and no scheduled end.
 //
 // # Operator actions
@@ -191,16 +199,6 @@ func ConfigFor(g group.Group) Config {
 		c.OpeningReading = k
 	}
 	return c
-}
-
-// hasReadings reports whether the group has any reading (**K).
-func (c *Config) hasReadings() bool {
-	for _, r := range c.Readings {
-		if r {
-			return true
-		}
-	}
-	return false
 }
 
 // withDefaults fills zero and negative timings.
@@ -344,7 +342,7 @@ const (
 	// waiting, not the lobby), mixed like one more talker, replacing one
 	// that plays. When Seat is not 0 it starts once what Seat is being
 	// told has played (the caller whose arrival opened the session). The
-	// engine calls ReadingEnded when it has played to its end.
+	// engine calls Readings.Ended when it has played to its end.
 	Reading
 	// StopReading stops the reading that plays.
 	StopReading
@@ -353,7 +351,7 @@ const (
 	// (see the package documentation, Privacy).
 	CheckPIN
 	// MeetingStarted marks the scheduled start of the session's meeting
-	// (Session.MeetingTick): once per session, at the start, or at once
+	// (Hours.Tick): once per session, at the start, or at once
 	// when the session began after it. It has no audience; an engine may
 	// start what belongs to a meeting's start (opening_reading).
 	MeetingStarted

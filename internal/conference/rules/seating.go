@@ -27,20 +27,51 @@ type caller struct {
 	menu
 }
 
-// seating is the table of present callers: who sits where, how many of each
-// role count, and so who a room-wide effect would reach. Seats are never
-// reused within a session, except by a rejoin getting its own seat back.
-type seating struct {
+// Seats is the session's table of present callers: who sits where, how
+// many of each role count, and so who a room-wide effect would reach.
+// Seats are never reused within a session, except by a rejoin getting its
+// own seat back. Reach it with Session.Seats; the engine reads it, only the
+// session changes it.
+type Seats struct {
 	bySeat  []*caller // index = seat; nil when the seat is free
 	live    []*caller // present callers by ascending seat
 	members int       // present members not told to hang up
 	facs    int       // present facilitators not told to hang up
 }
 
-func newSeats() seating { return seating{bySeat: []*caller{nil}} } // seats start at 1
+func newSeats() Seats { return Seats{bySeat: []*caller{nil}} } // seats start at 1
+
+// Seats returns the session's seat table.
+func (s *Session) Seats() *Seats { return &s.seats }
+
+// Placement returns where seat is. It is InRoom (the zero value) for a
+// seat that is not present; check Session.View or Session.Heard for
+// presence.
+func (t *Seats) Placement(seat int) Placement {
+	if c := t.get(seat); c != nil {
+		return c.placement
+	}
+	return InRoom
+}
+
+// Role returns seat's role; Member for a seat that is not present.
+func (t *Seats) Role(seat int) group.Role {
+	if c := t.get(seat); c != nil {
+		return c.role
+	}
+	return group.Member
+}
+
+// Present returns how many calls are connected: joined and not yet Left
+// (including callers already told to hang up).
+func (t *Seats) Present() int { return len(t.live) }
+
+// Facilitators returns how many facilitators are present and not told to
+// hang up: a group outside its hours takes members only while one is.
+func (t *Seats) Facilitators() int { return t.facs }
 
 // get returns the present caller in seat, or nil.
-func (t *seating) get(seat int) *caller {
+func (t *Seats) get(seat int) *caller {
 	if seat <= 0 || seat >= len(t.bySeat) {
 		return nil
 	}
@@ -49,7 +80,7 @@ func (t *seating) get(seat int) *caller {
 
 // add seats c (in c.seat when set, a rejoin; else in a new seat) and
 // counts them by role.
-func (t *seating) add(c *caller) {
+func (t *Seats) add(c *caller) {
 	if c.seat > 0 {
 		t.bySeat[c.seat] = c
 	} else {
@@ -63,7 +94,7 @@ func (t *seating) add(c *caller) {
 
 // drop frees c's seat. It reports whether c still counted: false for a
 // caller already told to hang up, who was counted out then.
-func (t *seating) drop(c *caller) bool {
+func (t *Seats) drop(c *caller) bool {
 	t.bySeat[c.seat] = nil
 	i := slices.Index(t.live, c)
 	t.live = slices.Delete(t.live, i, i+1)
@@ -75,7 +106,7 @@ func (t *seating) drop(c *caller) bool {
 }
 
 // count adds d to the count of role.
-func (t *seating) count(role group.Role, d int) {
+func (t *Seats) count(role group.Role, d int) {
 	if role == group.Facilitator {
 		t.facs += d
 	} else {
@@ -84,11 +115,11 @@ func (t *seating) count(role group.Role, d int) {
 }
 
 // counted is how many present callers are not being hung up.
-func (t *seating) counted() int { return t.members + t.facs }
+func (t *Seats) counted() int { return t.members + t.facs }
 
 // lastMember is the member with the highest seat not being hung up
 // ("who joined last"), or nil.
-func (t *seating) lastMember() *caller {
+func (t *Seats) lastMember() *caller {
 	for i := len(t.live) - 1; i >= 0; i-- {
 		if c := t.live[i]; c.role == group.Member && !c.departing {
 			return c
@@ -97,8 +128,12 @@ func (t *seating) lastMember() *caller {
 	return nil
 }
 
-// audience appends the seats that carry out e now (see Session.Audience).
-func (t *seating) audience(e Effect, dst []int) []int {
+// Audience appends to dst the seats that should carry out e now and
+// returns it: the target of a Say, HoldMusic, Hangup, CheckPIN or
+// share-limit chime when present; the room-wide audiences described in the
+// package documentation; nobody for End. Call it right after the call that
+// returned e, before the next call.
+func (t *Seats) Audience(e Effect, dst []int) []int {
 	switch e.Kind {
 	case Say, HoldMusic, Hangup, CheckPIN:
 		if t.get(e.Seat) != nil {
@@ -127,7 +162,7 @@ func (t *seating) audience(e Effect, dst []int) []int {
 }
 
 // sayRoom appends a SayRoom when anyone would hear it.
-func (t *seating) sayRoom(out []Effect, leaveOut int, phrase ...string) []Effect {
+func (t *Seats) sayRoom(out []Effect, leaveOut int, phrase ...string) []Effect {
 	for _, c := range t.live {
 		if !c.departing && c.seat != leaveOut {
 			return append(out, Effect{Kind: SayRoom, Seat: leaveOut, Phrase: phrase})
@@ -138,7 +173,7 @@ func (t *seating) sayRoom(out []Effect, leaveOut int, phrase ...string) []Effect
 
 // sayFacilitators appends a SayFacilitators when a facilitator would hear
 // it.
-func (t *seating) sayFacilitators(out []Effect, leaveOut int, phrase ...string) []Effect {
+func (t *Seats) sayFacilitators(out []Effect, leaveOut int, phrase ...string) []Effect {
 	for _, c := range t.live {
 		if !c.departing && c.role == group.Facilitator && c.seat != leaveOut {
 			return append(out, Effect{Kind: SayFacilitators, Seat: leaveOut, Phrase: phrase})
@@ -148,7 +183,7 @@ func (t *seating) sayFacilitators(out []Effect, leaveOut int, phrase ...string) 
 }
 
 // chime appends a join/leave chime when anyone in the room would hear it.
-func (t *seating) chime(out []Effect, kind ChimeKind, leaveOut int) []Effect {
+func (t *Seats) chime(out []Effect, kind ChimeKind, leaveOut int) []Effect {
 	for _, c := range t.live {
 		if !c.departing && c.placement == InRoom && c.seat != leaveOut {
 			return append(out, Effect{Kind: Chime, Chime: kind, Seat: leaveOut})

@@ -14,7 +14,8 @@ import (
 // time. The zero value is not usable; call New.
 //
 // It is composed of one part per idea, each keeping its own state:
-//   - seats (seating): who is present in which seat, and who a room-wide effect reaches;
+//   - seats: who is present in which seat, and who a room-wide effect
+//     reaches;
 //   - door: who may come in (the lock, removals, MaxMembers) and the
 //     rejoin memos;
 //   - hearing: the who-is-heard table (mutes, lecture mode, the floor's
@@ -22,27 +23,31 @@ import (
 //   - floor: the raised hands, the holder and the share timer;
 //   - presence: the lobby, the grace and the return to open talk while no
 //     facilitator is there;
-//   - keys: the keypad grammar and its commands;
+//   - keys: the keypad grammar and its commands, a member's facilitator
+//     PIN entry included;
+//   - readings: the group's readings, the one that plays, the opening one;
+//   - hours: the scheduled meeting and its moments, on the engine's wall
+//     clock;
 //   - alarm: the next deadline.
 //
-// Session runs each event (Join, Leave, Talking, Key, Act, Tick) through
-// them in order and ends the session; the seat and room actions are the
-// table in act.go.
+// Session runs each event (Join, Leave, Talking, Key, PINChecked, Act,
+// Tick) through them in order and ends the session; the seat and room
+// actions are the table in act.go. Seats, Door, Readings and Hours are
+// exported for the engine to read and drive what is theirs alone.
 type Session struct {
 	cfg      Config
-	seats    seating
-	door     door
+	seats    Seats
+	door     Door
 	hearing  hearing
 	floor    floor
 	presence presence
 	keys     keypad
+	readings Readings
 	alarm    alarm
-	hours    hours // the scheduled meeting, on the engine's wall clock
-	started  bool  // a caller has been admitted
+	hours    Hours
+	started  bool // a caller has been admitted
 	ended    bool
-	reading  int  // the key of the reading that plays; 0 for none
-	opened   bool // the opening reading was started
-	lastSeat int  // the caller who joined last, whose words an opening reading follows
+	lastSeat int // the caller who joined last, whose words an opening reading follows
 }
 
 // New returns the session of a group whose first caller is about to join
@@ -63,6 +68,8 @@ func New(cfg Config, now time.Time) *Session {
 	s.presence.alarm = &s.alarm
 	s.hearing.seats, s.hearing.floor, s.hearing.alarm = &s.seats, &s.floor, &s.alarm
 	s.keys.s = s
+	s.readings = Readings{s: s, has: cfg.Readings, opening: cfg.OpeningReading}
+	s.hours.s = s
 	return s
 }
 
@@ -74,15 +81,6 @@ func New(cfg Config, now time.Time) *Session {
 func (s *Session) Heard(seat int) bool {
 	c := s.seats.get(seat)
 	return c != nil && c.heard
-}
-
-// Placement returns where seat is. It is InRoom (the zero value) for a
-// seat that is not present; check View or Heard for presence.
-func (s *Session) Placement(seat int) Placement {
-	if c := s.seats.get(seat); c != nil {
-		return c.placement
-	}
-	return InRoom
 }
 
 // View returns the present callers by ascending seat, including callers
@@ -106,43 +104,15 @@ func (s *Session) View() []SeatView {
 	return out
 }
 
-// Present returns how many calls are connected: joined and not yet Left
-// (including callers already told to hang up).
-func (s *Session) Present() int { return len(s.seats.live) }
-
 // Ended reports whether the session is over: ended by a facilitator, by
 // grace expiry, or left by everyone. The engine then discards it.
 func (s *Session) Ended() bool { return s.ended }
-
-// Facilitators returns how many facilitators are present and not told to
-// hang up: a group outside its hours takes members only while one is.
-func (s *Session) Facilitators() int { return s.seats.facs }
-
-// Locked reports whether new members are refused (*7).
-func (s *Session) Locked() bool { return s.door.locked }
 
 // Lecture reports whether lecture mode is on (*5).
 func (s *Session) Lecture() bool { return s.hearing.lecture }
 
 // ShareTimer reports whether the share timer is on (*4).
 func (s *Session) ShareTimer() bool { return s.floor.timer }
-
-// Role returns seat's role; Member for a seat that is not present.
-func (s *Session) Role(seat int) group.Role {
-	if c := s.seats.get(seat); c != nil {
-		return c.role
-	}
-	return group.Member
-}
-
-// Audience appends to dst the seats that should carry out e now and
-// returns it: the target of a Say, HoldMusic, Hangup or share-limit chime
-// when present; the room-wide audiences described in the package
-// documentation; nobody for End. Call it right after the call that
-// returned e, before the next call.
-func (s *Session) Audience(e Effect, dst []int) []int {
-	return s.seats.audience(e, dst)
-}
 
 // NextDeadline returns when Tick next has something to do, and false when
 // nothing is pending (then only a call's event changes anything). Calling
@@ -196,7 +166,7 @@ func (s *Session) Tick(now time.Time) []Effect {
 // The session's OpeningReading starts (once) with a peer-led session's
 // first caller or a facilitator-led session's first facilitator, after
 // what that caller is told; in a session with a meeting, not before the
-// meeting's scheduled start (MeetingTick).
+// meeting's scheduled start (Hours.Tick).
 func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinResult, []Effect) {
 	out := s.advance(now)
 	if s.ended {
@@ -240,7 +210,7 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 		out = s.facilitatorArrived(out, c.seat, now)
 	}
 	s.lastSeat = c.seat
-	out = s.open(out, c.seat)
+	out = s.readings.open(out, c.seat)
 	s.hearing.refresh(c, now)
 	out = s.seats.chime(out, ChimeJoin, c.seat)
 	return JoinResult{Seat: c.seat, Restored: restored}, out
@@ -284,49 +254,12 @@ func (s *Session) facilitatorArrived(out []Effect, seat int, now time.Time) []Ef
 				out = append(out, hold(o.seat, false), say(o.seat, false, prompt.FacilitatorJoined))
 			}
 		}
-		out = s.open(out, seat)
+		out = s.readings.open(out, seat)
 	case graceOver:
 		out = s.seats.sayRoom(out, seat, prompt.FacilitatorJoined)
 	}
 	return out
 }
-
-// open starts the opening reading, once per session, as soon as the
-// session has begun: someone is there, a facilitator-led session's lobby is
-// over, and a scheduled meeting's start has come (MeetingTick). It plays
-// after what seat (the caller whose arrival opened it) is being told.
-func (s *Session) open(out []Effect, seat int) []Effect {
-	if s.opened || s.cfg.OpeningReading == 0 || !s.started || s.presence.lobby ||
-		(s.hours.set && !s.hours.started) {
-		return out
-	}
-	s.opened = true
-	return s.startReading(out, s.cfg.OpeningReading, seat)
-}
-
-// startReading plays reading key to the room, replacing one that plays.
-func (s *Session) startReading(out []Effect, key, after int) []Effect {
-	s.reading = key
-	return append(out, Effect{Kind: Reading, Key: key, Seat: after})
-}
-
-// ReadingEnded tells the session the reading it started has played to its
-// end, so **0 is *0 again.
-func (s *Session) ReadingEnded() { s.reading = 0 }
-
-// Remembers reports whether identity would rejoin now: a caller who
-// dropped within RejoinWindow, whose Join would restore their seat. The
-// engine skips the group's greeting for them.
-func (s *Session) Remembers(identity string, now time.Time) bool {
-	if identity == "" || s.ended {
-		return false
-	}
-	m, ok := s.door.rejoin[identity]
-	return ok && now.Before(m.until)
-}
-
-// Reading returns the key of the reading that plays, 0 for none.
-func (s *Session) Reading() int { return s.reading }
 
 // Leave is the end of seat's call (hung up, dropped, or the BYE after a
 // Hangup effect). Unless the caller was removed or the session ended, their
@@ -373,7 +306,7 @@ func (s *Session) Leave(seat int, now time.Time) []Effect {
 	if c.role == group.Facilitator && s.seats.facs == 0 {
 		endNow, announce := s.presence.lastLeft(now)
 		if endNow {
-			return append(out, s.end(ReasonGraceExpired)...)
+			return append(out, s.end(ReasonGraceExpired, prompt.SessionEnded)...)
 		}
 		if announce {
 			out = s.seats.sayRoom(out, 0, prompt.FacilitatorLeft)
@@ -491,7 +424,7 @@ func (s *Session) advance(now time.Time) []Effect {
 		return nil
 	}
 	if s.presence.graceOver(now) {
-		return s.end(ReasonGraceExpired)
+		return s.end(ReasonGraceExpired, prompt.SessionEnded)
 	}
 	var out []Effect
 	if s.presence.openTalkDue(now) {
@@ -539,6 +472,7 @@ func (s *Session) finish() {
 	s.ended = true
 	s.presence.clear()
 	s.floor.clear()
+	s.door.close()
 	s.alarm.set(time.Time{}, false)
 	for _, c := range s.seats.live {
 		c.heard, c.hand = false, false
@@ -547,14 +481,10 @@ func (s *Session) finish() {
 	}
 }
 
-// end ends the session for everyone: SayRoom session_ended, End, then a
-// Hangup per caller not already told to hang up.
-func (s *Session) end(reason string) []Effect {
-	return s.endSaying(reason, prompt.SessionEnded)
-}
-
-// endSaying is end with another closing sentence.
-func (s *Session) endSaying(reason, closing string) []Effect {
+// end ends the session for everyone: SayRoom closing (session_ended, or
+// the meeting's close), End, then a Hangup per caller not already told to
+// hang up.
+func (s *Session) end(reason, closing string) []Effect {
 	out := s.seats.sayRoom(nil, 0, closing)
 	out = append(out, Effect{Kind: End, Reason: reason})
 	for _, c := range s.seats.live {
