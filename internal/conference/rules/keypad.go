@@ -25,15 +25,6 @@ const (
 // (and cannot overflow the number being built).
 const maxSeatDigits = 7
 
-// maxPINDigits is the longest PIN the configuration allows (config:
-// facilitator_pin is 6-10 digits). Entry keeps one digit more, so an
-// overlong entry stays wrong, and drops the rest.
-const maxPINDigits = 10
-
-// maxPINTries is how many wrong facilitator PINs a member may type in one
-// call; after them *# is a facilitator key again for that call.
-const maxPINTries = 3
-
 // menu is where one caller is in the keypad grammar.
 type menu struct {
 	key    keyState
@@ -41,19 +32,6 @@ type menu struct {
 	target int       // seat a menu acts on
 	entry  int       // seat digits typed so far
 	nEntry int       // how many digits typed
-
-	// A member's facilitator PIN entry (*#): the digits while typed,
-	// overwritten as soon as they are handed over or the entry ends.
-	pin      [maxPINDigits + 1]byte
-	nPIN     int
-	pinTries int  // wrong PINs in this call
-	pinAsked bool // a CheckPIN is out, waiting for PINChecked
-}
-
-// clearPIN overwrites the PIN digits being typed.
-func (m *menu) clearPIN() {
-	clear(m.pin[:])
-	m.nPIN = 0
 }
 
 // keypad reads callers' keys: the grammar of '*' commands and menus, and
@@ -201,10 +179,7 @@ func (k *keypad) press(out []Effect, c *caller, digit byte, now time.Time) []Eff
 	case keyPINEntry:
 		switch {
 		case digit >= '0' && digit <= '9':
-			if c.nPIN < len(c.pin) {
-				c.pin[c.nPIN] = digit
-				c.nPIN++
-			}
+			c.typePIN(digit)
 			k.setKey(c, keyPINEntry, now.Add(cfg.MenuTimeout))
 			return out
 		case digit == '#' && c.nPIN > 0:
@@ -509,47 +484,4 @@ func (k *keypad) passChair(out []Effect, c, t *caller, now time.Time) []Effect {
 	}
 	out = append(out, say(c.seat, true, phrase...))
 	return s.seats.sayRoom(out, leaveOut, prompt.Caller, num(t.seat), prompt.HasTheChair)
-}
-
-// askPIN is a member's *#: it starts facilitator PIN entry, unless no PIN
-// could make them one here.
-func (k *keypad) askPIN(out []Effect, c *caller, now time.Time) []Effect {
-	if !k.s.cfg.HasFacilitatorPIN || c.pinTries >= maxPINTries || c.placement == Waiting {
-		return append(out, say(c.seat, true, prompt.FacilitatorOnly))
-	}
-	c.clearPIN()
-	k.setKey(c, keyPINEntry, now.Add(k.s.cfg.MenuTimeout))
-	return append(out, say(c.seat, true, prompt.EnterFacilitatorPIN))
-}
-
-// submitPIN ends PIN entry with '#': the digits go to the engine (the one
-// effect that carries digits) and are overwritten here.
-func (k *keypad) submitPIN(out []Effect, c *caller) []Effect {
-	k.setKey(c, keyIdle, time.Time{})
-	digits := make([]byte, c.nPIN)
-	copy(digits, c.pin[:c.nPIN])
-	c.clearPIN()
-	c.pinAsked = true
-	return append(out, Effect{Kind: CheckPIN, Seat: c.seat, Digits: digits})
-}
-
-// pinChecked carries out the engine's verdict on c's PIN (see Key).
-func (k *keypad) pinChecked(out []Effect, c *caller, v PINVerdict, now time.Time) []Effect {
-	s := k.s
-	switch v {
-	case PINRight:
-		if c.role == group.Facilitator { // made one meanwhile
-			return out
-		}
-		out, err := actions[ActMakeFacilitator].do(s, out, c, byKeypad, now)
-		if err != nil { // moved to waiting meanwhile
-			return append(out, say(c.seat, true, prompt.Cancelled))
-		}
-		return s.seats.sayFacilitators(out, c.seat, prompt.Caller, num(c.seat), prompt.IsFacilitator)
-	case PINBlocked:
-		c.pinTries = maxPINTries
-	default:
-		c.pinTries++
-	}
-	return append(out, say(c.seat, true, prompt.PINWrong))
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // caller is one present call. Its embedded parts belong to the session's
-// parts that keep them: voice to hearing, menu to the keypad.
+// parts that keep them: voice to hearing, menu and pinState to the keypad.
 type caller struct {
 	seat      int
 	identity  string // opaque key or "" (never spoken, never logged here)
@@ -25,6 +25,7 @@ type caller struct {
 
 	voice
 	menu
+	pinState
 }
 
 // Seats is the session's table of present callers: who sits where, how

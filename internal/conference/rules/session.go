@@ -356,10 +356,9 @@ func (s *Session) openTalk(out []Effect, now time.Time) []Effect {
 func (s *Session) PINChecked(seat int, v PINVerdict, now time.Time) []Effect {
 	out := s.advance(now)
 	c := s.seats.get(seat)
-	if c == nil || s.ended || c.departing || !c.pinAsked {
+	if c == nil || s.ended || c.departing || !c.answered() {
 		return out
 	}
-	c.pinAsked = false
 	return s.keys.pinChecked(out, c, v, now)
 }
 
