@@ -247,7 +247,7 @@ type Buffer struct {
 	refLen   int64 // the newest packet's length in samples
 	firstSeq int64
 	received uint64 // distinct sequence numbers received in this stream
-	seen     [seqWindow / 64]uint64
+	seen     seqSet
 	lostDone uint64 // packets lost in streams before the last Resync
 
 	playPos int64 // next position to play
@@ -369,7 +369,7 @@ func (b *Buffer) Push(ssrc uint32, seq uint16, ts uint32, marker bool, samples [
 		return b.resync(ssrc, seq, ts, samples, arr)
 	}
 	ext := b.maxSeq + dseq
-	if dseq <= 0 && b.seenSeq(ext) {
+	if dseq <= 0 && b.seen.has(ext) {
 		b.st.Duplicates++
 		return Duplicate
 	}
@@ -390,10 +390,11 @@ func (b *Buffer) Push(ssrc uint32, seq uint16, ts uint32, marker bool, samples [
 	}
 	// The packet counts as received from here on, even if too late.
 	if dseq > 0 {
-		b.advanceSeq(ext)
+		b.seen.advance(b.maxSeq, ext)
+		b.maxSeq = ext
 		b.refSeq, b.refTS, b.refPos, b.refLen = seq, ts, pos, int64(n)
 	}
-	b.markSeq(ext)
+	b.seen.mark(ext)
 	b.received++
 	b.firstSeq = min(b.firstSeq, ext)
 	b.measure(transit, arr)
@@ -481,8 +482,8 @@ func (b *Buffer) restartStream(seq uint16, ts uint32, pos, n, transit int64) {
 	b.refSeq, b.refTS, b.refPos, b.refLen = seq, ts, pos, n
 	b.calmFrom = transit + pos*nsPerSample + growHold
 	b.maxSeq, b.firstSeq, b.received = 0, 0, 1
-	b.clearSeen()
-	b.markSeq(0)
+	b.seen = seqSet{}
+	b.seen.mark(0)
 	b.base, b.binCur, b.binPrev, b.havePrevBin = transit, transit, transit, false
 	b.latCur, b.latPrev = 0, 0
 	b.binStart = transit + pos*nsPerSample // the packet's arrival
@@ -490,34 +491,35 @@ func (b *Buffer) restartStream(seq uint16, ts uint32, pos, n, transit int64) {
 	b.lateRun = 0
 }
 
-// seenSeq reports whether extended sequence number s was received
-// (s within seqWindow of maxSeq).
-func (b *Buffer) seenSeq(s int64) bool {
-	i := uint64(s) % seqWindow
-	return b.seen[i/64]&(1<<(i%64)) != 0
+// seqSet is the window of extended sequence numbers received, one bit
+// each, indexed modulo seqWindow: it tells a duplicate from a late packet.
+type seqSet [seqWindow / 64]uint64
+
+// has reports whether extended sequence number q was received (q within
+// seqWindow of the newest).
+func (w *seqSet) has(q int64) bool {
+	i := uint64(q) % seqWindow
+	return w[i/64]&(1<<(i%64)) != 0
 }
 
-// markSeq records extended sequence number s as received.
-func (b *Buffer) markSeq(s int64) {
-	i := uint64(s) % seqWindow
-	b.seen[i/64] |= 1 << (i % 64)
+// mark records extended sequence number q as received.
+func (w *seqSet) mark(q int64) {
+	i := uint64(q) % seqWindow
+	w[i/64] |= 1 << (i % 64)
 }
 
-// advanceSeq moves the newest sequence number to s, forgetting the window
-// slots that the numbers in between now stand for.
-func (b *Buffer) advanceSeq(s int64) {
-	if s-b.maxSeq >= seqWindow {
-		b.clearSeen()
-	} else {
-		for q := b.maxSeq + 1; q <= s; q++ {
-			i := uint64(q) % seqWindow
-			b.seen[i/64] &^= 1 << (i % 64)
-		}
+// advance moves the newest sequence number from newest to q, forgetting
+// the slots that the numbers in between now stand for.
+func (w *seqSet) advance(newest, q int64) {
+	if q-newest >= seqWindow {
+		*w = seqSet{}
+		return
 	}
-	b.maxSeq = s
+	for n := newest + 1; n <= q; n++ {
+		i := uint64(n) % seqWindow
+		w[i/64] &^= 1 << (i % 64)
+	}
 }
-
-func (b *Buffer) clearSeen() { b.seen = [seqWindow / 64]uint64{} }
 
 // measure feeds one packet's transit into the jitter estimate, the base
 // and the target.
