@@ -261,12 +261,7 @@ func (c *Conference) Rejoining(g group.Group, identity string) bool {
 // such as closing for maintenance. It returns when every room has taken it
 // (bounded).
 func (c *Conference) Announce(phrase []string) {
-	c.mu.Lock()
-	rooms := make([]*Room, 0, len(c.rooms))
-	for _, r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	c.mu.Unlock()
+	rooms := c.live()
 	wait := c.wall.NewTimer(answerWait)
 	defer wait.Stop()
 	for _, r := range rooms {
@@ -286,12 +281,7 @@ func (c *Conference) Announce(phrase []string) {
 // meeting takes the reloaded one on now, its new end included; see
 // meetingHours.rehours. Other settings of a live session do not change.
 func (c *Conference) SetHours(groups []group.Group) {
-	c.mu.Lock()
-	rooms := make([]*Room, 0, len(c.rooms))
-	for _, r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	c.mu.Unlock()
+	rooms := c.live()
 	for _, r := range rooms {
 		for i := range groups {
 			if groups[i].Name == r.group.Name {
@@ -301,6 +291,18 @@ func (c *Conference) SetHours(groups []group.Group) {
 			}
 		}
 	}
+}
+
+// live returns the rooms now live, so each can be asked without holding
+// c.mu while it answers on its own tick.
+func (c *Conference) live() []*Room {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rooms := make([]*Room, 0, len(c.rooms))
+	for _, r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
 }
 
 // Rooms returns the number of live sessions.

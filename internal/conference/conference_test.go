@@ -81,13 +81,7 @@ func joinNow(t testing.TB, c *Conference, g group.Group, s pcm.Stream, role grou
 }
 
 func tickAll(c *Conference, now time.Time) {
-	c.mu.Lock()
-	rooms := make([]*Room, 0, len(c.rooms))
-	for _, r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	c.mu.Unlock()
-	for _, r := range rooms {
+	for _, r := range c.live() {
 		r.Tick(now)
 	}
 }

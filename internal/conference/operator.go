@@ -86,12 +86,7 @@ func (c *Conference) Stats() Stats {
 // its own tick, so a room's view is consistent; a room that does not
 // answer within a bounded wait (a stopped clock) is left out.
 func (c *Conference) Snapshot() []RoomView {
-	c.mu.Lock()
-	rooms := make([]*Room, 0, len(c.rooms))
-	for _, r := range c.rooms {
-		rooms = append(rooms, r)
-	}
-	c.mu.Unlock()
+	rooms := c.live()
 
 	deadline := c.wall.NewTimer(answerWait)
 	defer deadline.Stop()

@@ -4,33 +4,15 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/clock"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
-
-// lockedBuffer is a log sink the clock goroutine and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A member's *# and facilitator PIN reach the caller's own checker through
 // the room, are zeroed once checked, never reach the log, and the right
@@ -40,7 +22,7 @@ func TestFacilitatorPINThroughTheRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.LogBuffer{}
 	c := New(Config{Media: clock.New(time.Hour, nil, nil), Prompts: set,
 		Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	g := group.Group{Name: "Circle", LedBy: group.LedByPeer, MemberPIN: "1234", FacilitatorPIN: "654321"}

@@ -1,7 +1,6 @@
 package prompt
 
 import (
-	"bufio"
 	"errors"
 	"go/ast"
 	"go/parser"
@@ -21,26 +20,17 @@ import (
 // textNames reads the prompt names from gen/en.txt, the generator's input.
 func textNames(t *testing.T) []string {
 	t.Helper()
-	f, err := os.Open("gen/en.txt")
+	data, err := os.ReadFile("gen/en.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, text, ok := strings.Cut(line, "|")
-		if !ok || name == "" || text == "" {
-			t.Fatalf("gen/en.txt: malformed line %q", line)
-		}
-		names = append(names, name)
+	texts, err := parseTexts(data)
+	if err != nil {
+		t.Fatalf("gen/en.txt: %v", err)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	names := make([]string, len(texts))
+	for i, x := range texts {
+		names[i] = x.Name
 	}
 	return names
 }
