@@ -2,13 +2,11 @@ package app
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/internal/testkit"
-	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/prompt"
 )
 
@@ -23,51 +21,6 @@ const hoursGroups = `
     timezone: UTC
     meets: ["Wed 09:00-10:00"]
 `
-
-// clipsIn reports whether each clip, as it sounds after G.711 coding,
-// is in heard, in order: at least 90% of its 20 ms pieces sample for
-// sample (a packet lost on a busy machine takes only its own piece;
-// quiet pieces are not counted).
-func clipsIn(heard []int16, codec g711.Codec, clips ...[]int16) bool {
-	const piece = 160
-	at := 0
-	for _, clip := range clips {
-		enc := make([]byte, len(clip))
-		dec := make([]int16, len(clip))
-		codec.Encode(enc, clip)
-		codec.Decode(dec, enc)
-		found, pieces, from := 0, 0, at
-		for i := 0; i+piece <= len(dec); i += piece {
-			if !slices.ContainsFunc(dec[i:i+piece], func(v int16) bool { return v > 100 || v < -100 }) {
-				continue // a quiet piece would match any pause
-			}
-			pieces++
-			if j := indexOf(heard[from:], dec[i:i+piece]); j >= 0 {
-				found++
-				from += j + piece
-				if found == 1 {
-					at = from
-				}
-			}
-		}
-		if found*10 < pieces*9 {
-			return false
-		}
-		at = max(at, from)
-	}
-	return true
-}
-
-// indexOf is where clip first appears in heard, sample for sample; -1 if
-// it does not.
-func indexOf(heard, clip []int16) int {
-	for i := 0; i+len(clip) <= len(heard); i++ {
-		if heard[i] == clip[0] && slices.Equal(heard[i:i+len(clip)], clip) {
-			return i
-		}
-	}
-	return -1
-}
 
 // A member calling outside the group's hours hears that it is not meeting
 // now and when it meets next (the committed WAVs, in order: "This group
