@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/group"
+	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
@@ -55,4 +56,49 @@ func BenchmarkRoomTick(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/member")
 		})
 	}
+}
+
+// BenchmarkRoomTickReading is BenchmarkRoomTick's room of 100 with a
+// facilitator's reading playing (issue 13): the reading's frame is mixed
+// in for everyone once per tick, so it should cost about one talker.
+func BenchmarkRoomTickReading(b *testing.B) {
+	const n = 100
+	c, _ := newBenchConference(b)
+	g := group.Group{Name: "g", LedBy: "peer", MaxMembers: n,
+		Readings: []group.Reading{{Key: 1, File: "r.wav"}}}
+	clip := make([]int16, 8000*600) // ten minutes, longer than any run
+	for i := range clip {
+		clip[i] = int16(1000 * (i % 16) / 16)
+	}
+	c.SetReadings(readings.NewLibrary(map[string]*readings.Group{"g": readings.NewGroup(nil, 0, map[int][]int16{1: clip})}))
+	fac := joinNow(b, c, g, &benchStream{}, group.Facilitator)
+	for i := range n - 1 {
+		s := &benchStream{talker: i < 4}
+		tone.NewSine(300+float64(100*i), -20).Fill(&s.f)
+		joinNow(b, c, g, s, group.Member)
+	}
+	c.mu.Lock()
+	r := c.rooms["g"]
+	c.mu.Unlock()
+	now := time.Now()
+	for range 600 { // let every join prompt finish
+		now = now.Add(pcm.FrameDuration)
+		r.Tick(now)
+	}
+	for _, k := range "**1" {
+		fac.Key(byte(k))
+	}
+	for range 5 {
+		now = now.Add(pcm.FrameDuration)
+		r.Tick(now)
+	}
+	if r.sess.Readings().Playing() != 1 {
+		b.Fatal("the reading is not playing")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(pcm.FrameDuration)
+		r.Tick(now)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/member")
 }
