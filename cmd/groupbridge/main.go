@@ -163,17 +163,21 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintln(stderr, err)
 				return exitError{1}
 			}
-			// The groups' recordings are loaded as the bridge would, so a
-			// file that would stop a start or a reload stops the check.
-			if _, err := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg), nil); err != nil {
-				fmt.Fprintln(stderr, err)
-				return exitError{1}
+			// The groups' recordings and every language's prompts are
+			// loaded as the bridge would, so a file that would stop a start
+			// or a reload stops the check; both are checked, so one run
+			// lists the problems of both.
+			_, rerr := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg), nil)
+			if rerr != nil {
+				fmt.Fprintln(stderr, rerr)
 			}
 			warn := func(w string) { fmt.Fprintln(stderr, "warning:", w) }
 			warnFileMode(args[0], warn)
 			notes, err := app.CheckPrompts(cfg)
 			if err != nil {
 				fmt.Fprintln(stderr, err)
+			}
+			if rerr != nil || err != nil {
 				return exitError{1}
 			}
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))

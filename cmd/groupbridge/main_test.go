@@ -75,6 +75,16 @@ groups:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A bad reading and two languages with no prompts at all: one run
+	// names all three.
+	several := filepath.Join(dir, "several.yaml")
+	if err := os.WriteFile(several, []byte(`
+prompts: {dir: `+filepath.Join(dir, "prompts")+`, languages: [en, xx]}
+groups:
+  - {name: A, member_pin: "4821", language: fr, readings: [{key: 1, file: preamble.wav}]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A volunteer's Spanish set in the making, and a French one with a typo.
 	langDir := filepath.Join(dir, "voices")
 	for _, sub := range []string{"es", "fr"} {
@@ -116,6 +126,11 @@ groups:
 		{"bad reading", badReading, 1, []string{
 			"groups[0].greeting: " + filepath.Join(dir, "prompts", "readings", "hello.wav") + ": missing (no such file)",
 			"groups[0].readings[0].file: " + filepath.Join(dir, "prompts", "readings", "preamble.wav") + ": unusable WAV file: sample rate 11025 Hz",
+		}, []string{"4821"}, false},
+		{"readings and languages at once", several, 1, []string{
+			"groups[0].readings[0].file: " + filepath.Join(dir, "prompts", "readings", "preamble.wav") + ": unusable WAV file",
+			`prompts.languages[1]: "xx"`,
+			`groups[0].language: "fr"`,
 		}, []string{"4821"}, false},
 		{"every problem", bad, 1, []string{
 			"rtp.port_min: 30000 is above rtp.port_max: 20000",

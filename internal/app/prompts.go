@@ -21,12 +21,17 @@ import (
 // the key that asked for the language, and the file.
 func loadPrompts(cfg *config.Config, log *slog.Logger) (*prompt.Set, error) {
 	var sets []*prompt.Set
+	var errs []error // every language's problem, not only the first
 	for _, lang := range cfg.Languages() {
 		s, err := loadLanguage(cfg, lang, log)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q: %w", cfg.LanguageKey(lang), lang, err)
+			errs = append(errs, fmt.Errorf("%s: %q: %w", cfg.LanguageKey(lang), lang, err))
+			continue
 		}
 		sets = append(sets, s)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return prompt.Bundle(sets[0], sets[1:]...), nil
 }
