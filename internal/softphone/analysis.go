@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/groupbridge/groupbridge/media/jitter"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
@@ -28,11 +29,6 @@ func ToneBlocks(samples []int16, freqHz float64, block time.Duration, thresholdD
 	return toneBlocks(samples, []float64{freqHz}, block, thresholdDBFS)
 }
 
-// scaleShifts are the time-scaling steps of the bridge's jitter buffer
-// (media/jitter: speechGrow and speechShrink samples per 160-sample frame
-// of audio that is not quiet) as a change of frame length.
-var scaleShifts = []float64{-4, -2, 2, 4}
-
 // ScaledToneBlocks is ToneBlocks for a tone that went through the bridge's
 // adaptive jitter buffer, which moves its delay by time-scaling audio by
 // up to 2.5% (1.25% shrinking): a tone's pitch then shifts by as much for
@@ -41,8 +37,10 @@ var scaleShifts = []float64{-4, -2, 2, 4}
 // those shifts. Tones to tell apart must then lie more than 5% apart.
 func ScaledToneBlocks(samples []int16, freqHz float64, block time.Duration, thresholdDBFS float64) (fractionAbove float64, longestGap time.Duration) {
 	freqs := []float64{freqHz}
-	for _, k := range scaleShifts {
-		freqs = append(freqs, freqHz*pcm.FrameSamples/(pcm.FrameSamples+k))
+	for _, k := range jitter.SpeechScales {
+		for _, d := range []float64{-float64(k), float64(k)} {
+			freqs = append(freqs, freqHz*pcm.FrameSamples/(pcm.FrameSamples+d))
+		}
 	}
 	return toneBlocks(samples, freqs, block, thresholdDBFS)
 }

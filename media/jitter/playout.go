@@ -31,6 +31,12 @@ const (
 	quietPower = 330 * 330
 )
 
+// SpeechScales are the time-scaling steps used on audio that is not quiet,
+// in samples per 160-sample frame (shrinking, growing): a tone played
+// through the buffer may come out shifted in pitch by as much while the
+// delay moves, which tests that listen for a tone must allow for.
+var SpeechScales = [2]int{speechShrink, speechGrow}
+
 // Pop puts the next 20 ms of the caller's audio into f for the mixing
 // clock tick at now, and says what it is. Every sample of f is written.
 func (b *Buffer) Pop(f *pcm.Frame, now time.Time) Kind {
