@@ -1,6 +1,8 @@
 package callflow
 
 import (
+	"time"
+
 	"crypto/subtle"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
@@ -34,22 +36,30 @@ func (f *Flow) facilitatorPIN(c Call, st *Settings, g group.Group, id string, wh
 		now := f.cfg.Clock.Now()
 		f.cfg.Log.Info("wrong facilitator PIN in the room", "call", c.ID(), "caller", c.Label(),
 			"group", g.Name, "try", tries)
-		f.cfg.Metrics.PINFailure(dialed != "")
-		blocked, alarm := f.cfg.Guard.Fail(who, dialed, now)
-		if alarm.Raised() {
-			f.pinAlarm(alarm, dialed)
-		}
 		if gate == nil {
 			gate = f.cfg.Budget.Gate(dialed, now, f.KnownKey(id, g.Name))
 		}
-		if gate.Fail(now) {
-			f.underAttack(dialed)
-		}
-		if blocked {
+		if f.countWrongPIN(who, dialed, gate, now) {
 			f.cfg.Log.Warn("caller blocked for guessing PINs; stays a member in the room", "call", c.ID(),
 				"caller", c.Label(), "group", g.Name)
 			return rules.PINBlocked
 		}
 		return rules.PINWrong
 	}
+}
+
+// countWrongPIN counts one wrong PIN, at the door or in the room, the same
+// way: the metric, the caller's guessing record (and its alarm) and the
+// dialled number's budget (dialed "" is the shared access number). It
+// reports whether the caller is now blocked for guessing.
+func (f *Flow) countWrongPIN(who guard.Caller, dialed string, gate *guard.Gate, now time.Time) (blocked bool) {
+	f.cfg.Metrics.PINFailure(dialed != "")
+	blocked, alarm := f.cfg.Guard.Fail(who, dialed, now)
+	if alarm.Raised() {
+		f.pinAlarm(alarm, dialed)
+	}
+	if gate.Fail(now) {
+		f.underAttack(dialed)
+	}
+	return blocked
 }

@@ -82,16 +82,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 				attrs = append(attrs, "group", dialedGroup)
 			}
 			f.cfg.Log.Info("wrong PIN", attrs...)
-			f.cfg.Metrics.PINFailure(dialedGroup != "")
-			t := now()
-			b, alarm := f.cfg.Guard.Fail(who, dialedGroup, t)
-			blocked = blocked || b
-			if alarm.Raised() {
-				f.pinAlarm(alarm, dialedGroup)
-			}
-			if gate.Fail(t) {
-				f.underAttack(dialedGroup)
-			}
+			blocked = f.countWrongPIN(who, dialedGroup, gate, now()) || blocked
 		}
 		return blocked
 	}
