@@ -85,12 +85,13 @@ func (p *Player) Stop() {
 // when an IVR may move on.
 func (p *Player) Playing() bool { return p.head < len(p.queue) }
 
-// Remaining returns how many samples of queued clips are still to play
-// (the loop not counted), so that something else can wait for them.
+// Remaining returns how many samples the queued clips still take to play
+// (the loop not counted), so that something else can wait for them. Each
+// clip takes whole frames (Next pads its last one), so that is what counts.
 func (p *Player) Remaining() int {
 	n := 0
 	for i := p.head; i < len(p.queue); i++ {
-		n += len(p.queue[i])
+		n += (len(p.queue[i]) + pcm.FrameSamples - 1) / pcm.FrameSamples * pcm.FrameSamples
 	}
 	return n - p.pos
 }

@@ -273,7 +273,8 @@ func TestPlayerRemaining(t *testing.T) {
 	p.Loop(make([]int16, 1000))
 	p.Play(make([]int16, 200), make([]int16, 100))
 	var f pcm.Frame
-	want := []int{300, 140, 100, 0}
+	// 200 samples take two frames (320 with the padding), 100 one (160).
+	want := []int{480, 320, 160, 0}
 	for i, w := range want {
 		if got := p.Remaining(); got != w {
 			t.Fatalf("after %d frames: Remaining %d, want %d", i, got, w)
