@@ -176,10 +176,9 @@ type speech struct {
 	// number appends the clips that speak n, 0 <= n <= 999.
 	number func(s *Set, dst [][]int16, n int) [][]int16
 	// time appends the clips that say hour:minute after a weekday, other
-	// than noon and midnight (Set.Time); nil says the 24-hour numbers.
+	// than noon and midnight (Set.Time). Every language has one.
 	time func(s *Set, dst [][]int16, hour, minute int) [][]int16
-	// atWord is the clip between a weekday and noon or midnight ("at");
-	// "" for none.
+	// atWord is the clip between a weekday and noon or midnight ("at").
 	atWord string
 }
 

@@ -51,21 +51,11 @@ func (s *Set) Time(day time.Weekday, hour, minute int) [][]int16 {
 	case hour == 0 && minute == 0:
 		return s.appendClip(sp.at(s, s.appendClip(clips, weekdays[(day+6)%7])), Midnight)
 	}
-	if sp.time != nil {
-		return sp.time(s, s.appendClip(clips, weekdays[day]), hour, minute)
-	}
-	clips = append(s.appendClip(clips, weekdays[day]), s.Number(hour)...)
-	if minute != 0 {
-		clips = append(clips, s.Number(minute)...)
-	}
-	return clips
+	return sp.time(s, s.appendClip(clips, weekdays[day]), hour, minute)
 }
 
-// at appends the word between a weekday and a time, if the language has one.
+// at appends the word between a weekday and a time.
 func (sp *speech) at(s *Set, dst [][]int16) [][]int16 {
-	if sp.atWord == "" {
-		return dst
-	}
 	return s.appendClip(dst, sp.atWord)
 }
 

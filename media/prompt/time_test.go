@@ -89,36 +89,3 @@ func TestTimeToken(t *testing.T) {
 		}
 	}
 }
-
-// A language without its own way of saying times says the weekday and
-// the 24-hour numbers.
-func TestTimeWithoutItsOwnWay(t *testing.T) {
-	es, err := Builtin("es")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if speechOf("es").time != nil {
-		t.Skip("Spanish has its own way of saying times now")
-	}
-	clip := func(n string) []int16 { c, _ := es.Clip(n); return c }
-	for _, tt := range []struct {
-		h, m int
-		want [][]int16
-	}{
-		{19, 30, [][]int16{clip(Tuesday), clip("n19"), clip("n30")}},
-		{7, 0, [][]int16{clip(Tuesday), clip("n7")}},
-		{12, 0, [][]int16{clip(Tuesday), clip(Noon)}},
-		{0, 0, [][]int16{clip(Monday), clip(Midnight)}},
-	} {
-		got := es.Time(time.Tuesday, tt.h, tt.m)
-		if len(got) != len(tt.want) {
-			t.Errorf("es Time(%d:%02d): %d clips, want %d", tt.h, tt.m, len(got), len(tt.want))
-			continue
-		}
-		for i := range got {
-			if !slices.Equal(got[i], tt.want[i]) {
-				t.Errorf("es Time(%d:%02d): clip %d differs", tt.h, tt.m, i)
-			}
-		}
-	}
-}
