@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ func FuzzMachine(f *testing.F) {
 	f.Add(uint8(2), []byte{0, 0, 4, 1, 14, 1, 5, 1, 14, 1, 6, 1, 14, 1, 1, 1})        // three wrong
 	f.Add(uint8(3), []byte{0, 0, 4, 1, 5, 120, 20, 1, 2, 110})                        // pause submits
 	f.Add(uint8(4), []byte{0, 0, 20, 2, 13, 0, 20, 1, 2, 200, 1, 0, 2, 250})          // '*' clears
+	f.Add(uint8(16), []byte{0, 0, 8, 1, 13, 1, 5, 1})                                 // two languages: 5, then *2 is no language choice
 	f.Fuzz(func(t *testing.T, sel uint8, ops []byte) {
 		dialed := []string{"", "100", "200", "999"}[sel%4]
 		cfg := Config{
@@ -65,7 +67,19 @@ func FuzzMachine(f *testing.F) {
 			lastGoodbye            bool   // the last ActPlay ended with goodbye
 			hist                   []byte // digits typed since the last submit or clear
 			tries                  int
+			typedAny               bool // a PIN digit was typed in this call
 		)
+		// languageChoice checks that a language is chosen only on a
+		// shared number and before any PIN digit, and notes PIN digits.
+		languageChoice := func(acts []Action, digit byte) {
+			chose := slices.ContainsFunc(acts, func(a Action) bool { return a.Kind == ActLanguage })
+			if chose && (typedAny || narrowed) {
+				t.Fatalf("language chosen after a PIN digit (%v) or on a group's number (%v): %+v", typedAny, narrowed, acts)
+			}
+			if digit != 0 && started && !done && !chose {
+				typedAny = true
+			}
+		}
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, dt := ops[i]%24, ops[i+1]
 			now = now.Add(time.Duration(dt) * 50 * time.Millisecond)
@@ -109,6 +123,7 @@ func FuzzMachine(f *testing.F) {
 						hist = append(hist, pin[j])
 					}
 					a := m.Digit(pin[j], now)
+					languageChoice(a, pin[j])
 					checkActions(t, a, &playing, &done, &lastGoodbye)
 					hist = checkJoinAndHist(t, m, a, hist, prevHist, pin[j], narrowed, dialed)
 				}
@@ -122,6 +137,7 @@ func FuzzMachine(f *testing.F) {
 			if !started && len(acts) != 0 {
 				t.Fatalf("actions before Start: %+v", acts)
 			}
+			languageChoice(acts, digit)
 			checkActions(t, acts, &playing, &done, &lastGoodbye)
 			if op == 1 && wasPlaying {
 				playing = false
