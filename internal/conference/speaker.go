@@ -55,17 +55,13 @@ func (s *speaker) phraseFor(lang string, phrase []string) [][]int16 {
 	return clips
 }
 
-// speak turns a phrase (prompt names, numbers as digits, time tokens)
-// into clips of prompts (one language's set).
+// speak turns a phrase (prompt names, numbers as digits) into clips of
+// prompts (one language's set).
 func (s *speaker) speak(prompts *prompt.Set, phrase []string) [][]int16 {
 	clips := make([][]int16, 0, len(phrase)+2)
 	for _, w := range phrase {
 		if n, err := strconv.Atoi(w); err == nil && w != "" && w[0] >= '0' && w[0] <= '9' {
 			clips = append(clips, prompts.Number(n)...)
-			continue
-		}
-		if day, h, m, ok := prompt.ParseTimeToken(w); ok {
-			clips = append(clips, prompts.Time(day, h, m)...)
 			continue
 		}
 		if c, ok := prompts.Clip(w); ok {

@@ -1,42 +1,14 @@
 package prompt
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
 // weekdays are the clip names of time.Weekday's days, Sunday first.
 var weekdays = [7]string{Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday}
 
-// TimeToken is the phrase entry for a weekday and a time of day in a
-// group's zone: "t:<weekday 0-6>:<HHMM>", "t:2:1930" for Tuesday 19:30.
-// Rooms and the call flow render it with Set.Time, in the listener's
-// language.
-func TimeToken(day time.Weekday, hour, minute int) string {
-	return fmt.Sprintf("t:%d:%02d%02d", int(day), hour, minute)
-}
-
-// ParseTimeToken reads a TimeToken; ok is false for anything else.
-func ParseTimeToken(s string) (day time.Weekday, hour, minute int, ok bool) {
-	rest, found := strings.CutPrefix(s, "t:")
-	d, hm, found2 := strings.Cut(rest, ":")
-	if !found || !found2 || len(d) != 1 || len(hm) != 4 {
-		return 0, 0, 0, false
-	}
-	wd, err1 := strconv.Atoi(d)
-	v, err2 := strconv.Atoi(hm)
-	if err1 != nil || err2 != nil || hm[0] == '+' || hm[0] == '-' || wd < 0 || wd > 6 || v/100 > 23 || v%100 > 59 {
-		return 0, 0, 0, false
-	}
-	return time.Weekday(wd), v / 100, v % 100, true
-}
-
 // Time returns the clips that say a weekday and a time of day in s's
-// language: its own way when it has one (speech.time), else the weekday
-// and the 24-hour time as numbers ("martes diecinueve treinta"). In every
-// language noon is the weekday and "noon", and midnight at the start of
+// language, its own way (speech.time). In every language noon is the weekday and "noon", and midnight at the start of
 // a day is said as the end of the day before, as people say it: 00:00 on
 // Tuesday is "Monday at midnight". Out-of-range values say nothing.
 func (s *Set) Time(day time.Weekday, hour, minute int) [][]int16 {

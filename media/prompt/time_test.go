@@ -70,22 +70,3 @@ func TestTime(t *testing.T) {
 	}
 }
 
-func TestTimeToken(t *testing.T) {
-	for day := time.Sunday; day <= time.Saturday; day++ {
-		for _, hm := range [][2]int{{0, 0}, {7, 5}, {19, 30}, {23, 59}} {
-			tok := TimeToken(day, hm[0], hm[1])
-			d, h, m, ok := ParseTimeToken(tok)
-			if !ok || d != day || h != hm[0] || m != hm[1] {
-				t.Errorf("ParseTimeToken(%q) = %v %d %d %v", tok, d, h, m, ok)
-			}
-		}
-	}
-	if got := TimeToken(time.Tuesday, 19, 30); got != "t:2:1930" {
-		t.Errorf("TimeToken(Tuesday, 19, 30) = %q, want t:2:1930", got)
-	}
-	for _, bad := range []string{"", "t:", "t:2:930", "t:7:1930", "t:2:2430", "t:2:1960", "t:2:+930", "t:-1:1930", "x:2:1930", "t:2:1930:", "welcome", "42"} {
-		if _, _, _, ok := ParseTimeToken(bad); ok {
-			t.Errorf("ParseTimeToken(%q) ok, want refused", bad)
-		}
-	}
-}
