@@ -341,9 +341,7 @@ func actMakeFacilitator(s *Session, out []Effect, t *caller, _ actor, now time.T
 	if t.role == group.Facilitator {
 		return out, nil
 	}
-	s.seats.count(t.role, -1)
-	t.role = group.Facilitator
-	s.seats.count(t.role, 1)
+	s.seats.setRole(t, group.Facilitator)
 	s.hearing.standDown(t, now)
 	if t.placement == Lobby {
 		t.placement = InRoom

@@ -463,7 +463,7 @@ func (k *keypad) seatAction(out []Effect, c *caller, digit byte, now time.Time) 
 // chair."
 func (k *keypad) passChair(out []Effect, c, t *caller, now time.Time) []Effect {
 	s := k.s
-	if t == c || t.placement == Waiting {
+	if t == c {
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
 	leaveOut := 0
@@ -471,12 +471,10 @@ func (k *keypad) passChair(out []Effect, c, t *caller, now time.Time) []Effect {
 		leaveOut = t.seat // told by "You are now a facilitator."
 	}
 	out, err := actions[ActMakeFacilitator].do(s, out, t, byKeypad, now)
-	if err != nil { // waiting is refused above; nothing else is
+	if err != nil { // a caller in waiting, as for seat action 5
 		return append(out, say(c.seat, true, prompt.Cancelled))
 	}
-	s.seats.count(c.role, -1)
-	c.role = group.Member
-	s.seats.count(c.role, 1)
+	s.seats.setRole(c, group.Member)
 	s.hearing.refresh(c, now)
 	phrase := []string{prompt.YouAreMember}
 	if s.hearing.lecture && !c.heard && !c.selfMuted && !c.facMuted {

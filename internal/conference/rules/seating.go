@@ -115,6 +115,13 @@ func (t *Seats) count(role group.Role, d int) {
 	}
 }
 
+// setRole gives c role r, keeping the counts.
+func (t *Seats) setRole(c *caller, r group.Role) {
+	t.count(c.role, -1)
+	c.role = r
+	t.count(c.role, 1)
+}
+
 // counted is how many present callers are not being hung up.
 func (t *Seats) counted() int { return t.members + t.facs }
 
