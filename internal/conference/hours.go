@@ -24,8 +24,7 @@ type meetingHours struct {
 	wall  wallclock.Clock
 	log   *slog.Logger
 	group string // the group's name, for logs
-	on    bool   // the session has a meeting (rules.Hours.Set)
-	ticks int    // counts ticks while on
+	ticks int    // counts ticks while the session has a meeting
 }
 
 // meet gives the session the meeting whose window is open at now, if g has
@@ -53,7 +52,7 @@ func (h *meetingHours) meet(g *group.Group, now time.Time) {
 // short. A session without a meeting (opened by a facilitator outside the
 // hours) stays without.
 func (h *meetingHours) rehours(g *group.Group) {
-	if !h.on {
+	if _, on := h.hours.Meeting(); !on {
 		return
 	}
 	sched, err := schedule.New(g.Timezone, g.Meets, g.OpenEarly, g.Overrun)
@@ -63,7 +62,6 @@ func (h *meetingHours) rehours(g *group.Group) {
 	now := h.wall.Now()
 	if sched == nil {
 		h.hours.Clear()
-		h.on = false
 		h.log.Info("session meeting", "group", h.group, "close", "none")
 		return
 	}
@@ -75,20 +73,19 @@ func (h *meetingHours) rehours(g *group.Group) {
 // set gives the session the meeting of window w.
 func (h *meetingHours) set(w schedule.Window, now time.Time) {
 	h.hours.Set(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
-	h.on = true
 	h.log.Info("session meeting", "group", h.group, "start", w.Start.Format(time.RFC3339),
 		"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
 }
 
-// due is called every tick while the session has a meeting; once every
-// hoursEvery ticks it returns the meeting's moments due on the wall clock.
+// due is called every tick; while the session has a meeting, once every
+// hoursEvery ticks it returns the meeting's moments due on the wall clock
+// (none once the session is over: rules.Hours.Tick).
 func (h *meetingHours) due() []rules.Effect {
+	if _, on := h.hours.Meeting(); !on {
+		return nil
+	}
 	if h.ticks++; h.ticks%hoursEvery != 0 {
 		return nil
 	}
-	wall := h.wall.Now()
-	if dl, ok := h.hours.Deadline(); ok && !wall.Before(dl) {
-		return h.hours.Tick(wall)
-	}
-	return nil
+	return h.hours.Tick(h.wall.Now())
 }

@@ -195,9 +195,7 @@ func (r *Room) shutdown(reason string) {
 func (r *Room) Tick(now time.Time) {
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
-	if r.hours.on {
-		r.apply(r.hours.due(), now)
-	}
+	r.apply(r.hours.due(), now)
 	r.release(now)
 	if r.changed {
 		r.count()
