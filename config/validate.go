@@ -42,8 +42,7 @@ const (
 
 // validator collects problems so that Validate reports all of them at once.
 type validator struct {
-	errs       Errors
-	promptsDir string // prompts.dir, for the groups' languages
+	errs Errors
 }
 
 func (v *validator) add(path, format string, args ...any) {
@@ -68,10 +67,9 @@ func (c *Config) Validate() error {
 		v.add("log.callers", "%s must be tag or masked", quote(f))
 	}
 	v.prompts(&c.Prompts)
-	v.promptsDir = c.Prompts.Dir
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
-	v.groups(c.Groups)
+	v.groups(c.Groups, c.Prompts.Dir)
 	v.readings(c)
 	if len(v.errs) == 0 {
 		return nil
@@ -652,7 +650,9 @@ func (v *validator) readings(c *Config) {
 	}
 }
 
-func (v *validator) groups(groups []Group) {
+// groups checks the groups; promptsDir is prompts.dir, where a group's
+// language without built-in prompts must be recorded.
+func (v *validator) groups(groups []Group, promptsDir string) {
 	if len(groups) == 0 {
 		v.add("groups", "at least one group is required")
 		return
@@ -724,7 +724,7 @@ func (v *validator) groups(groups []Group) {
 		}
 		v.hours(g, at)
 		if g.Language != "" {
-			v.language(at("language"), g.Language, v.promptsDir)
+			v.language(at("language"), g.Language, promptsDir)
 		}
 	}
 }
