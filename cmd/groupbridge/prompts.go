@@ -18,14 +18,16 @@ func newPrompts(stdout io.Writer) *cobra.Command {
 		Short: "Print every prompt name with its words (record each as prompts.dir/<lang>/<name>.wav)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			texts, err := prompt.Texts(lang)
-			if err != nil {
+			from := lang
+			if !prompt.IsBuiltin(lang) {
 				// A language without built-in prompts is recorded from
 				// the English words (and speaks numbers the English way).
-				if texts, err = prompt.Texts("en"); err != nil {
-					return err
-				}
+				from = "en"
 				fmt.Fprintf(stdout, "# %s has no built-in prompts: translate these English ones.\n", lang)
+			}
+			texts, err := prompt.Texts(from)
+			if err != nil {
+				return err
 			}
 			for _, t := range texts {
 				fmt.Fprintf(stdout, "%s|%s\n", t.Name, t.Text)

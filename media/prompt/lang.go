@@ -191,10 +191,6 @@ func speechOf(lang string) *speech {
 	return &english
 }
 
-// digitNames are the clip names of the digits, the same in every
-// language, so speaking a number builds no strings.
-var digitNames = [10]string{"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"}
-
 // wordNames holds "n<k>" for every k below 1000 that some language has a
 // single word for (n0..n29, the tens, the hundreds).
 var wordNames = func() (names [1000]string) {

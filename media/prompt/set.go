@@ -296,7 +296,7 @@ func (s *Set) Number(n int) [][]int16 {
 	if n < 0 || n >= 1000 {
 		for _, d := range strconv.Itoa(n) {
 			if d >= '0' && d <= '9' {
-				clips = s.appendClip(clips, digitNames[d-'0'])
+				clips = s.appendClip(clips, wordNames[d-'0'])
 			}
 		}
 		return clips
