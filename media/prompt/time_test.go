@@ -69,4 +69,3 @@ func TestTime(t *testing.T) {
 		}
 	}
 }
-
