@@ -305,6 +305,19 @@ type Group group.Group
 // Runtime returns g as the packages that use a group take it.
 func (g Group) Runtime() group.Group { return group.Group(g) }
 
+// RuntimeGroups returns c's groups as the packages past configuration take
+// them, each with its language filled in (prompts.language when unset).
+func (c *Config) RuntimeGroups() []group.Group {
+	out := make([]group.Group, len(c.Groups))
+	for i, g := range c.Groups {
+		out[i] = g.Runtime()
+		if out[i].Language == "" {
+			out[i].Language = c.Prompts.Language
+		}
+	}
+	return out
+}
+
 // Admin is the operator's HTTP listener: /healthz, /metrics, /api/...
 type Admin struct {
 	// Listen is host:port; "" turns the listener off.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/app"
-	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/readings"
 	"github.com/spf13/cobra"
 )
@@ -167,7 +166,7 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 			// loaded as the bridge would, so a file that would stop a start
 			// or a reload stops the check; both are checked, so one run
 			// lists the problems of both.
-			_, rerr := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, runtimeGroups(cfg), nil)
+			_, rerr := readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, cfg.RuntimeGroups(), nil)
 			if rerr != nil {
 				fmt.Fprintln(stderr, rerr)
 			}
@@ -198,15 +197,6 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-// runtimeGroups is cfg's groups as the packages past configuration take them.
-func runtimeGroups(cfg *config.Config) []group.Group {
-	out := make([]group.Group, len(cfg.Groups))
-	for i, g := range cfg.Groups {
-		out[i] = g.Runtime()
-	}
-	return out
 }
 
 func newVersion(stdout io.Writer) *cobra.Command {

@@ -88,25 +88,13 @@ type state struct {
 }
 
 func newState(cfg *config.Config, prompts *prompt.Set, lib *readings.Library) *state {
-	st := &state{cfg: cfg, prompts: prompts, readings: lib}
-	for _, g := range cfg.Groups {
-		rg := g.Runtime()
-		if rg.Language == "" {
-			rg.Language = cfg.Prompts.Language
-		}
-		st.groups = append(st.groups, rg)
-	}
-	return st
+	return &state{cfg: cfg, prompts: prompts, readings: lib, groups: cfg.RuntimeGroups()}
 }
 
 // loadReadings loads the groups' greetings and readings (prompts.dir/readings/),
 // reusing what prev (nil at start) holds of files unchanged since.
 func loadReadings(cfg *config.Config, prev *readings.Library) (*readings.Library, error) {
-	groups := make([]group.Group, len(cfg.Groups))
-	for i, g := range cfg.Groups {
-		groups[i] = g.Runtime()
-	}
-	return readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, groups, prev)
+	return readings.Load(cfg.Prompts.Dir, cfg.Prompts.ReadingsMax, cfg.RuntimeGroups(), prev)
 }
 
 // New builds the bridge from a validated configuration; Start runs it.
