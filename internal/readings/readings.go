@@ -19,7 +19,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -171,7 +170,7 @@ func (l *loader) load(file string) ([]int16, error) {
 		l.root, l.rootErr = os.OpenRoot(filepath.Join(l.dir, Subdir))
 	}
 	if l.rootErr != nil {
-		return nil, fmt.Errorf("directory %w", l.rootErr)
+		return nil, fmt.Errorf("%w: %w", errNoDir, l.rootErr)
 	}
 	id, known := l.identify(file)
 	if c, ok := l.prev[id]; known && ok {
@@ -208,11 +207,15 @@ func (l *loader) identify(file string) (fileID, bool) {
 
 var errSilent = errors.New("silent: nothing louder than -65 dBFS")
 
+// errNoDir marks a file that could not be read because prompts.dir/readings/
+// itself could not be opened.
+var errNoDir = errors.New("directory")
+
 // describe says why a file was refused in the operator's words.
 func describe(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if strings.HasPrefix(err.Error(), "directory") {
+		if errors.Is(err, errNoDir) {
 			return "missing (no directory prompts.dir/" + Subdir + "/)"
 		}
 		return "missing (no such file)"
