@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,15 +282,14 @@ func (c *Conference) Announce(phrase []string) {
 // meeting takes the reloaded one on now, its new end included; see
 // meetingHours.rehours. Other settings of a live session do not change.
 func (c *Conference) SetHours(groups []group.Group) {
-	rooms := c.live()
-	for _, r := range rooms {
-		for i := range groups {
-			if groups[i].Name == r.group.Name {
-				g := groups[i]
-				g.MemberPIN, g.FacilitatorPIN = "", ""
-				r.send(command{kind: cmdHours, hours: &g})
-			}
+	for _, r := range c.live() {
+		i := slices.IndexFunc(groups, func(g group.Group) bool { return g.Name == r.group.Name })
+		if i < 0 {
+			continue
 		}
+		g := groups[i]
+		g.MemberPIN, g.FacilitatorPIN = "", "" // a room never holds PINs
+		r.send(command{kind: cmdHours, hours: &g})
 	}
 }
 
