@@ -20,12 +20,11 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 	// The number's budget: a group's own number, or "" for the shared
 	// access number (any number no group claims), which reaches every
 	// group. The caller is known if known to a group it can reach.
-	dialedGroup := dialedGroup(st, c)
+	dialedGroup := ""
 	speak := st.Prompts // the language the caller hears
-	offered := len(st.Languages)
 	if i := group.ByNumber(st.Groups, c.Dialed()); i >= 0 {
+		dialedGroup = st.Groups[i].Name
 		speak = st.Prompts.In(st.Groups[i].Language)
-		offered = 0
 	}
 	chosen := false
 	entry.SetLanguage(speak.Language())
@@ -38,7 +37,7 @@ func (f *Flow) runIVR(c Call, entry *lobby.Entry, st *Settings, id string, who g
 	now := f.cfg.Clock.Now
 	gate := f.cfg.Budget.Gate(dialedGroup, now(), known...)
 	defer gate.Close()
-	m := ivr.New(ivr.Config{Groups: st.Groups, Dialed: c.Dialed(), Gate: gate, Languages: offered})
+	m := ivr.New(ivr.Config{Groups: st.Groups, Dialed: c.Dialed(), Gate: gate, Languages: len(st.Languages)}) // ivr offers none on a group's number
 	var join *ivr.Action
 	var hangup Reason
 	apply := func(acts []ivr.Action) {
