@@ -24,7 +24,10 @@ type RoomView struct {
 	Locked     bool // new members are refused
 	Lecture    bool // only facilitators and the floor are heard
 	ShareTimer bool // floor grants are timed
-	Seats      []SeatView
+	// MeetingStart and MeetingEnd are the scheduled meeting the session
+	// holds (groups[].meets), zero when it has none.
+	MeetingStart, MeetingEnd time.Time
+	Seats                    []SeatView
 }
 
 // SeatView is one connected caller of a RoomView. It holds no identity and
@@ -206,6 +209,9 @@ func (r *Room) view() RoomView {
 		Lecture:    r.sess.Lecture(),
 		ShareTimer: r.sess.ShareTimer(),
 		Seats:      make([]SeatView, 0, len(seats)),
+	}
+	if m, on := r.sess.Hours().Meeting(); on {
+		v.MeetingStart, v.MeetingEnd = m.Start, m.End
 	}
 	for _, s := range seats {
 		sv := SeatView{
