@@ -8,9 +8,11 @@
 GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
-# the in-band DTMF detector's talk-off test on real speech.
-TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core
-TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip
+# the in-band DTMF detector's talk-off test on real speech, chromium for
+# the console's browser tests and postgresql for the attendance store's
+# (the tests start their own server; Debian 12 ships PostgreSQL 15).
+TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core chromium postgresql
+TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres
 
 .PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts clean
 
@@ -33,13 +35,15 @@ test-deps:
 # Within a package four tests run at once: the end-to-end tests mostly
 # wait on real time (internal/app used 26 s of CPU in 6 minutes), so this
 # halves the wall time without loading the machine.
+# GROUPBRIDGE_REQUIRE_PEERS=1: a test whose outside program is missing
+# fails instead of skipping, since test-deps has just installed them all.
 test: test-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -run '^$$' $(PKGS) >/dev/null
-	$(GO) test -race -count=1 -p 1 -parallel 4 -timeout 15m $(PKGS)
+	GROUPBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -p 1 -parallel 4 -timeout 15m $(PKGS)
 
-# unit runs the tests without installing anything (interop tests skip
-# themselves when their peer is missing).
+# unit runs the tests without installing anything (interop, browser and
+# PostgreSQL tests skip themselves when their program is missing).
 unit:
 	$(GO) test -count=1 $(PKGS)
 
