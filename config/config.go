@@ -42,6 +42,8 @@ type Config struct {
 	Prompts Prompts `yaml:"prompts"`
 	Admin   Admin   `yaml:"admin"`
 	Limits  Limits  `yaml:"limits"`
+	// Attendance is where the meetings' records are kept.
+	Attendance Attendance `yaml:"attendance"`
 	// DrainTimeout bounds a stop (SIGTERM): callers are told the line is
 	// closing and every call is hung up within it.
 	DrainTimeout time.Duration `yaml:"drain_timeout" reload:"live"`
@@ -332,6 +334,28 @@ type Admin struct {
 	Hosts []string `yaml:"hosts" reload:"restart"`
 }
 
+// Attendance is the attendance store: one record per session and per-day
+// counts, naming no one (internal/attendance).
+type Attendance struct {
+	// Path is the SQLite file; its directory is made (0700) at start. A
+	// relative path is taken from the working directory. Unused when DSN
+	// is set.
+	Path string `yaml:"path" reload:"restart"`
+	// DSN, when set, stores attendance in PostgreSQL instead of Path: a
+	// postgres:// or postgresql:// URL. Secret: it usually holds a
+	// password, so no message ever shows it.
+	DSN string `yaml:"dsn" secret:"connection URL" reload:"restart"`
+	// Keep is how many whole days records are kept; older ones are
+	// deleted daily.
+	Keep int `yaml:"keep" reload:"restart"`
+}
+
+// Defaults of the attendance section.
+const (
+	DefaultAttendancePath = "groupbridge-data/attendance.db"
+	DefaultAttendanceKeep = 400
+)
+
 // Limits are the defences against abuse: PIN guessing and SIP floods.
 // All of them apply on reload to what happens from then on.
 type Limits struct {
@@ -447,6 +471,7 @@ func Default() *Config {
 			TCPIdle:         30 * time.Second,
 			TLSHandshake:    10 * time.Second,
 		},
+		Attendance:   Attendance{Path: DefaultAttendancePath, Keep: DefaultAttendanceKeep},
 		DrainTimeout: 10 * time.Second,
 	}
 }

@@ -40,6 +40,7 @@ func TestDefault(t *testing.T) {
 			SetupPerSource: 10, SetupPerUser: 10,
 			PINBudget: 6, PINBudgetBridge: 30, PINQueue: 40, KnownCallers: 30,
 			TCPPerSource: 20, TCPIdle: 30 * time.Second, TLSHandshake: 10 * time.Second},
+		Attendance:   Attendance{Path: "groupbridge-data/attendance.db", Keep: 400},
 		DrainTimeout: 10 * time.Second,
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {

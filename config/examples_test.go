@@ -421,6 +421,9 @@ func TestSystemdUnit(t *testing.T) {
 		"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
 		"MemoryDenyWriteExecute":  "yes",
 		"LockPersonality":         "yes",
+		"StateDirectory":          "groupbridge",
+		"StateDirectoryMode":      "0700",
+		"WorkingDirectory":        "/var/lib/groupbridge",
 	}
 	for k, v := range want {
 		got, ok := unit[k]
@@ -453,6 +456,14 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if slices.Max(drains)+slack >= stop {
 		t.Errorf("TimeoutStopSec %s leaves no room after drain_timeout %s", stop, slices.Max(drains))
+	}
+
+	// ProtectSystem=strict leaves only the state directory writable: the
+	// examples keep attendance there.
+	for dir, c := range loadExamples(t) {
+		if c.Attendance.DSN == "" && filepath.Dir(c.Attendance.Path) != "/var/lib/groupbridge" {
+			t.Errorf("examples/%s: attendance.path %s is outside the unit's StateDirectory /var/lib/groupbridge", dir, c.Attendance.Path)
+		}
 	}
 
 	// Two sockets per call (RTP, RTCP) across the default port range, and

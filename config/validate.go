@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,6 +70,7 @@ func (c *Config) Validate() error {
 	v.prompts(&c.Prompts)
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
+	v.attendance(&c.Attendance)
 	v.groups(c.Groups, c.Prompts.Dir)
 	v.readings(c)
 	if len(v.errs) == 0 {
@@ -552,6 +554,31 @@ func (v *validator) admin(a *Admin, drain time.Duration) {
 	}
 	if drain < time.Second || drain > maxDrain {
 		v.add("drain_timeout", "%s must be from 1s to %s", shortDuration(drain), shortDuration(maxDrain))
+	}
+}
+
+// maxAttendanceKeep is a century of days: beyond it a typo, not a policy.
+const maxAttendanceKeep = 36500
+
+// attendance checks the attendance section. The DSN's messages never quote
+// it: it usually holds the database password.
+func (v *validator) attendance(a *Attendance) {
+	switch {
+	case a.DSN != "":
+		u, err := url.Parse(a.DSN)
+		if err != nil || (!strings.EqualFold(u.Scheme, "postgres") && !strings.EqualFold(u.Scheme, "postgresql")) {
+			// err quotes the URL: it is left out.
+			v.add("attendance.dsn", "must be a postgres:// or postgresql:// URL, like postgres://groupbridge:PASSWORD@db.example.org/groupbridge (the value is not shown: it may hold a password)")
+		}
+	case a.Path == "":
+		v.add("attendance.path", "required when attendance.dsn is not set: the SQLite file attendance is kept in")
+	case strings.ContainsRune(a.Path, 0):
+		v.add("attendance.path", "%s holds a NUL character", quote(a.Path))
+	case strings.HasSuffix(a.Path, "/"):
+		v.add("attendance.path", "%s must name a file, not a directory", quote(a.Path))
+	}
+	if a.Keep < 1 || a.Keep > maxAttendanceKeep {
+		v.add("attendance.keep", "%d must be from 1 to %d (whole days)", a.Keep, maxAttendanceKeep)
 	}
 }
 

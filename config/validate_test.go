@@ -10,6 +10,9 @@ import (
 // okGroups is a valid groups section, appended to cases that test other sections.
 const okGroups = "groups:\n  - name: G\n    member_pin: \"4821\"\n"
 
+// dsnError is the one message for a broken attendance.dsn.
+const dsnError = "attendance.dsn: must be a postgres:// or postgresql:// URL, like postgres://groupbridge:PASSWORD@db.example.org/groupbridge (the value is not shown: it may hold a password)"
+
 // TestParseRules feeds one YAML file per case and expects exactly the listed
 // error lines (in any order); no lines means the file is valid. $TMP stands
 // for a temporary directory holding a directory "prompts" and a file "file".
@@ -160,6 +163,24 @@ sip: {external_address: bad_host}
 		}},
 		{"admin short token", "admin: {token: \"short-secret\"}\n" + okGroups, []string{"admin.token: must be at least 16 printable ASCII characters"}},
 		{"drain timeout", "drain_timeout: 0s\n" + okGroups, []string{"drain_timeout: 0s must be from 1s to 5m"}},
+
+		// attendance: the DSN is never quoted, it may hold a password.
+		{"attendance defaults", "attendance: {}\n" + okGroups, nil},
+		{"attendance path and keep", "attendance: {path: /var/lib/groupbridge/attendance.db, keep: 36500}\n" + okGroups, nil},
+		{"attendance keep one day", "attendance: {keep: 1}\n" + okGroups, nil},
+		{"attendance keep zero", "attendance: {keep: 0}\n" + okGroups, []string{"attendance.keep: 0 must be from 1 to 36500 (whole days)"}},
+		{"attendance keep too long", "attendance: {keep: 36501}\n" + okGroups, []string{"attendance.keep: 36501 must be from 1 to 36500 (whole days)"}},
+		{"attendance keep is a duration", "attendance: {keep: 400d}\n" + okGroups, []string{`attendance.keep: expected a whole number, found "400d"`}},
+		{"attendance no path", "attendance: {path: \"\"}\n" + okGroups, []string{"attendance.path: required when attendance.dsn is not set: the SQLite file attendance is kept in"}},
+		{"attendance path a directory", "attendance: {path: data/}\n" + okGroups, []string{`attendance.path: "data/" must name a file, not a directory`}},
+		{"attendance dsn", "attendance: {dsn: \"postgres://gb:s3cret-pw@db.example.org:5432/gb?sslmode=verify-full\"}\n" + okGroups, nil},
+		{"attendance dsn postgresql", "attendance: {dsn: \"postgresql://gb@127.0.0.1/gb\"}\n" + okGroups, nil},
+		{"attendance dsn and no path", "attendance: {dsn: \"postgres://gb@db/gb\", path: \"\"}\n" + okGroups, nil},
+		{"attendance dsn keywords", "attendance: {dsn: \"host=db password=s3cret-pw\"}\n" + okGroups, []string{dsnError}},
+		{"attendance dsn mysql", "attendance: {dsn: \"mysql://gb:s3cret-pw@db/gb\"}\n" + okGroups, []string{dsnError}},
+		{"attendance dsn unparsable", "attendance: {dsn: \"postgres://gb:s3cret-pw@db:port/gb\"}\n" + okGroups, []string{dsnError}},
+		{"attendance dsn a list", "attendance: {dsn: [s3cret-pw]}\n" + okGroups, []string{"attendance.dsn: expected a connection URL, found a list"}},
+		{"attendance dsn a number", "attendance: {dsn: 12345}\n" + okGroups, []string{dsnError}},
 
 		// limits: each key names itself and its value.
 		{"limits all set", "limits: {pin_failure_alarm: 5, source_rate: 0, source_burst: 1, max_calls: 1, max_call: 0s}\n" + okGroups, nil},
@@ -606,6 +627,9 @@ groups:
 			}
 			c, err := Parse([]byte(in))
 			assertErrors(t, err, want...)
+			if err != nil && strings.Contains(err.Error(), "s3cret-pw") {
+				t.Errorf("an error shows the password of attendance.dsn: %v", err)
+			}
 			if (err == nil) != (c != nil) {
 				t.Errorf("Parse returned config %v with error %v", c, err)
 			}

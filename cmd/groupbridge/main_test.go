@@ -109,6 +109,18 @@ groups:
 			t.Fatal(err)
 		}
 	}
+	// attendance.dsn holds a password: neither a good nor a broken one
+	// is ever shown.
+	dsnGood := filepath.Join(dir, "dsn-good.yaml")
+	dsnBad := filepath.Join(dir, "dsn-bad.yaml")
+	for file, dsn := range map[string]string{
+		dsnGood: "postgres://gb:pw-7f3a9c@pg7.example.com/gb",
+		dsnBad:  "host=pg7.example.com password=pw-7f3a9c",
+	} {
+		if err := os.WriteFile(file, []byte("attendance: {dsn: \""+dsn+"\"}\ngroups:\n  - {name: A, member_pin: \"482193\"}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name     string
 		file     string
@@ -117,6 +129,8 @@ groups:
 		mustNot  []string
 		toStdout bool
 	}{
+		{"a DSN", dsnGood, 0, []string{"ok (1 groups)"}, []string{"pw-7f3a9c", "pg7.example.com"}, true},
+		{"a broken DSN", dsnBad, 1, []string{"attendance.dsn: must be a postgres:// or postgresql:// URL"}, []string{"pw-7f3a9c", "pg7.example.com"}, false},
 		{"valid", good, 0, []string{"ok (1 groups)"}, nil, true},
 		{"a partial Spanish set", spanish, 0, []string{"ok (1 groups)",
 			"prompts: " + filepath.Join(langDir, "es") + ": 1 of "}, nil, true},
