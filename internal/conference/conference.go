@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/attendance"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/readings"
@@ -71,6 +72,9 @@ type Config struct {
 	// room's answer (Join, Snapshot, Act, Announce, Leave); nil is the
 	// real time. Never the mixing, which runs on Media.
 	Clock wallclock.Clock
+	// Attendance is handed each session's record when it ends (nil:
+	// none are made).
+	Attendance attendance.Recorder
 }
 
 // Conference is the set of live rooms.
@@ -85,6 +89,7 @@ type Conference struct {
 	readings atomic.Pointer[readings.Library]
 	log      *slog.Logger
 	audio    Audio
+	record   attendance.Recorder // nil: no attendance
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -109,7 +114,7 @@ func New(cfg Config) *Conference {
 		cfg.Audio.MaxTalkers = 4
 	}
 	c := &Conference{clock: cfg.Media, wall: wallclock.Or(cfg.Clock), log: cfg.Log, audio: cfg.Audio,
-		rooms: map[string]*Room{}}
+		record: cfg.Attendance, rooms: map[string]*Room{}}
 	c.prompts.Store(cfg.Prompts)
 	c.readings.Store(cfg.Readings)
 	return c

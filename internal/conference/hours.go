@@ -25,6 +25,7 @@ type meetingHours struct {
 	log   *slog.Logger
 	group string // the group's name, for logs
 	ticks int    // counts ticks while the session has a meeting
+	tally *roomTally
 }
 
 // meet gives the session the meeting whose window is open at now, if g has
@@ -72,7 +73,11 @@ func (h *meetingHours) rehours(g *group.Group) {
 
 // set gives the session the meeting of window w.
 func (h *meetingHours) set(w schedule.Window, now time.Time) {
-	h.hours.Set(rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}, now)
+	m := rules.Meeting{Start: w.Start, End: w.End, Close: w.Close}
+	h.hours.Set(m, now)
+	if h.tally != nil {
+		h.tally.slot(m) // the last meeting set is the session's slot
+	}
 	h.log.Info("session meeting", "group", h.group, "start", w.Start.Format(time.RFC3339),
 		"end", w.End.Format(time.RFC3339), "close", w.Close.Format(time.RFC3339))
 }

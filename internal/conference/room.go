@@ -133,10 +133,12 @@ type Room struct {
 	detached bool // the session ended: no longer the group's live room
 
 	// The room's parts, each with its own state: what it says, in each
-	// listener's language; the readings; the meeting's hours.
+	// listener's language; the readings; the meeting's hours; the
+	// session's attendance.
 	speaker speaker
 	reading readingPlayer
 	hours   meetingHours
+	tally   roomTally
 
 	// published is this room's share of the conference's Stats counts:
 	// written by the tick, zeroed by shutdown from any goroutine.
@@ -162,6 +164,8 @@ func newRoom(c *Conference, g group.Group, now time.Time) *Room {
 		reading: readingPlayer{files: c.readings.Load().For(g.Name), rules: sess.Readings(), log: c.log, group: g.Name},
 		hours:   meetingHours{hours: sess.Hours(), wall: c.wall, log: c.log, group: g.Name},
 	}
+	r.tally.start(c.record, c.wall, g.Name, now)
+	r.hours.tally = &r.tally
 	r.hours.meet(&r.group, now)
 	return r
 }
@@ -184,6 +188,7 @@ func (r *Room) shutdown(reason string) {
 	r.stopOnce.Do(func() {
 		close(r.stopped)
 		r.unpublish()
+		r.tally.end() // a session a stop ends is recorded too
 		for _, m := range r.members {
 			m.p.letGo(reason)
 		}
@@ -199,6 +204,7 @@ func (r *Room) Tick(now time.Time) {
 	r.release(now)
 	if r.changed {
 		r.count()
+		r.tally.roles(r.members, r.sess.Seats())
 		r.changed = false
 	}
 	if r.sess.Ended() && !r.detached {
@@ -463,7 +469,9 @@ func (r *Room) command(c command, now time.Time) {
 			c.reply <- nil
 		}
 	case cmdJoin:
-		c.reply <- r.join(c, now)
+		err := r.join(c, now)
+		r.tally.refused(err)
+		c.reply <- err
 		r.conf.joinApplied(r)
 	case cmdLeave:
 		if m := r.byP[c.p]; m != nil {
@@ -516,6 +524,7 @@ func (r *Room) join(c command, now time.Time) error {
 		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored
+	r.tally.join(m.seat, c.identity, r.sess.Seats().Role(m.seat))
 	r.members = append(r.members, m)
 	r.bySeat[m.seat] = m
 	r.byP[c.p] = m
@@ -543,6 +552,7 @@ func (r *Room) place(m *member) {
 // remove takes a member out of the room's structures.
 func (r *Room) remove(m *member) {
 	r.changed = true
+	r.tally.leave(m.seat)
 	if m.inMixer {
 		r.mixer.Remove(&m.mix)
 		m.inMixer = false
