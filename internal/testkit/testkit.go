@@ -1,7 +1,9 @@
 // Package testkit holds what tests in several packages need alike: a log
 // sink that many goroutines may write to (LogBuffer), a prompt file
-// writer for reload tests (WriteWAV) and a clock moved by hand
-// (ManualClock). Only tests import it.
+// writer for reload tests (WriteWAV), a clock moved by hand
+// (ManualClock), the lookup of outside programs that `make test` requires
+// (NeedBinary) and a PostgreSQL server of a test's own (Postgres). Only
+// tests import it.
 //
 // It must not know the bridge's own packages: it imports only the standard
 // library and internal/wallclock (which ManualClock implements, and which
