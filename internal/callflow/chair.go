@@ -49,11 +49,13 @@ func (f *Flow) facilitatorPIN(c Call, st *Settings, g group.Group, id string, wh
 }
 
 // countWrongPIN counts one wrong PIN, at the door or in the room, the same
-// way: the metric, the caller's guessing record (and its alarm) and the
-// dialled number's budget (dialed "" is the shared access number). It
-// reports whether the caller is now blocked for guessing.
+// way: the metric, the number's count of the day in attendance, the
+// caller's guessing record (and its alarm) and the dialled number's budget
+// (dialed "" is the shared access number). It reports whether the caller
+// is now blocked for guessing.
 func (f *Flow) countWrongPIN(who guard.Caller, dialed string, gate *guard.Gate, now time.Time) (blocked bool) {
 	f.cfg.Metrics.PINFailure(dialed != "")
+	f.cfg.Attendance.WrongPIN(dialed, now)
 	blocked, alarm := f.cfg.Guard.Fail(who, dialed, now)
 	if alarm.Raised() {
 		f.pinAlarm(alarm, dialed)

@@ -11,6 +11,7 @@ package callflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/attendance"
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
@@ -112,7 +114,17 @@ type Config struct {
 	TagZone *time.Location
 	// Clock is the flow's time: decisions and waits; nil is the real time.
 	Clock wallclock.Clock
+	// Attendance counts wrong PINs per dialled number and callers told a
+	// group without a session is closed; nil counts nothing.
+	Attendance attendance.Recorder
 }
+
+// noAttendance is Config.Attendance when none is given.
+type noAttendance struct{}
+
+func (noAttendance) Session(attendance.Session) {}
+func (noAttendance) WrongPIN(string, time.Time) {}
+func (noAttendance) Closed(string, time.Time)   {}
 
 // Flow carries answered calls through their life.
 type Flow struct {
@@ -138,6 +150,9 @@ func New(cfg Config) (*Flow, error) {
 		return nil, fmt.Errorf("callflow: Config.%s missing", strings.Join(missing, ", Config."))
 	}
 	cfg.Clock = wallclock.Or(cfg.Clock)
+	if cfg.Attendance == nil {
+		cfg.Attendance = noAttendance{}
+	}
 	f := &Flow{cfg: cfg}
 	// A caller's tag outlives midnight as long as a rejoin or a run of
 	// wrong PINs may still link their calls.
@@ -201,6 +216,11 @@ func (f *Flow) Serve(c Call) {
 	p, err := f.cfg.Join(g, req)
 	if err != nil {
 		r := joinRefusal(err)
+		if errors.Is(err, conference.ErrNoSession) {
+			// A room's refusal is in its session's record; this one has
+			// no session to be in.
+			f.cfg.Attendance.Closed(g.Name, f.cfg.Clock.Now())
+		}
 		if r == Closed {
 			// "It meets next on Tuesday at seven thirty P M."
 			when := append([][]int16{prompt.Pause(300 * time.Millisecond)}, clipsOf(st, prompt.MeetsNext)...)

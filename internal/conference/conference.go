@@ -145,7 +145,8 @@ type JoinRequest struct {
 	// OnlyWithFacilitator lets the caller in only while a facilitator is
 	// present in the room: a member outside the group's meeting hours
 	// (an extra meeting a facilitator opened). Otherwise Join returns
-	// ErrNotMeeting, and no room is started for the caller.
+	// ErrNotMeeting (ErrNoSession when the group has no live session),
+	// and no room is started for the caller.
 	OnlyWithFacilitator bool
 	// FacilitatorPIN checks the facilitator PIN a member types after *#
 	// (rules.CheckPIN), on the room's tick: it must answer at once,
@@ -186,7 +187,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	r := c.rooms[g.Name]
 	if r == nil && req.OnlyWithFacilitator {
 		c.mu.Unlock()
-		return nil, ErrNotMeeting
+		return nil, ErrNoSession
 	}
 	if r == nil {
 		r = newRoom(c, g, c.wall.Now())

@@ -2,6 +2,7 @@ package conference
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ var (
 	// ErrNotMeeting means the caller may come in only while a facilitator
 	// is present (JoinRequest.OnlyWithFacilitator) and none is.
 	ErrNotMeeting = errors.New("conference: group not meeting and no facilitator present")
+	// ErrNoSession is ErrNotMeeting when the group had no live session:
+	// no room was started, so no session's record counts the caller.
+	ErrNoSession = fmt.Errorf("%w (no session)", ErrNotMeeting)
 )
 
 type cmdKind int

@@ -227,3 +227,25 @@ func TestRecordedRoomTickAllocatesNothing(t *testing.T) {
 		t.Errorf("room tick allocates %v per tick", n)
 	}
 }
+
+// A caller outside the hours with no session to join starts no room and
+// so no record: Join says ErrNoSession, for the caller's flow to count.
+// With a session (no facilitator in it) the room counts the refusal and
+// Join says plain ErrNotMeeting.
+func TestClosedWithoutSession(t *testing.T) {
+	c, _, rec := newRecordedConference(t)
+	g := group.Group{Name: "g", LedBy: "peer"}
+	outside := JoinRequest{Stream: &fakeStream{}, Role: group.Member, OnlyWithFacilitator: true, CallID: "t"}
+	if _, err := joinErr(c, g, outside); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("no session: %v, want ErrNoSession", err)
+	}
+	p := joinMasked(t, c, g, &fakeStream{}, group.Member, "", "")
+	if _, err := joinErr(c, g, outside); !errors.Is(err, ErrNotMeeting) || errors.Is(err, ErrNoSession) {
+		t.Fatalf("a session without facilitator: %v, want ErrNotMeeting only", err)
+	}
+	endAll(c, p)
+	got := rec.all()
+	if len(got) != 1 || got[0].TurnedAway[attendance.Closed] != 1 {
+		t.Fatalf("records %+v, want one session with one caller turned away closed", got)
+	}
+}
