@@ -28,7 +28,7 @@ func (d *dayRecords) add(e string, at time.Time) {
 	d.events = append(d.events, e)
 	d.at = append(d.at, at)
 }
-func (d *dayRecords) Session(attendance.Session)       {}
+func (d *dayRecords) Session(attendance.Session)      {}
 func (d *dayRecords) WrongPIN(g string, at time.Time) { d.add("wrong:"+g, at) }
 func (d *dayRecords) Closed(g string, at time.Time)   { d.add("closed:"+g, at) }
 
