@@ -12,7 +12,7 @@
 //
 //   - Events the app records as they happen (CallOutcome, CallRejected,
 //     PINFailure, PINAlarm, PINAttack, ObserveTick, AuthFailure, SourceBlocked,
-//     RequestDropped, SetRegistration).
+//     RequestDropped, SetRegistration, AttendanceWriteError).
 //     These are cheap and do not allocate; calling them on a nil *Metrics
 //     does nothing, so code paths without metrics need no checks.
 //   - State the app already keeps (active calls, rooms, RTP counters, the
@@ -37,6 +37,7 @@
 //	sip_auth_failures_total               counter  failed digest authentications
 //	sip_sources_blocked_total             counter  sources refused after repeated auth failures
 //	sip_requests_dropped_total{reason}    counter  untrusted requests dropped unanswered; reason=rate-limited|scanner|not-dialog-peer
+//	attendance_write_errors_total         counter  failed writes to the attendance store (the rows are retried)
 //	mixer_tick_seconds                    histogram duration of one mixing tick
 //	sip_registered                        gauge    1 while registered to the PBX
 //	sip_registration_state{state}         gauge    one-hot: disabled|registering|registered|failed
@@ -113,6 +114,7 @@ type Metrics struct {
 	dropped                   []prometheus.Counter
 	authFailures              prometheus.Counter
 	sourcesBlocked            prometheus.Counter
+	attendanceErrors          prometheus.Counter
 	tick                      prometheus.Histogram
 
 	// regState is the index in registrationStates of the current state;
@@ -189,6 +191,10 @@ func New() *Metrics {
 		Namespace: namespace, Name: "sip_sources_blocked_total",
 		Help: "Times a source was refused for a while after repeated authentication failures.",
 	})
+	m.attendanceErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "attendance_write_errors_total",
+		Help: "Failed writes to the attendance store (attendance.path or attendance.dsn); the rows are kept and retried.",
+	})
 	m.tick = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "mixer_tick_seconds",
 		Help:    "Time one mixing tick took (all rooms of one clock, one 20 ms frame).",
@@ -196,7 +202,7 @@ func New() *Metrics {
 	})
 
 	m.scrape = newScrapeCollector(&m.regState)
-	reg.MustRegister(calls, rejected, pin, alarms, attacks, dropped, m.authFailures, m.sourcesBlocked, m.tick, m.scrape,
+	reg.MustRegister(calls, rejected, pin, alarms, attacks, dropped, m.authFailures, m.sourcesBlocked, m.attendanceErrors, m.tick, m.scrape,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -337,6 +343,15 @@ func (m *Metrics) AuthFailure() {
 		return
 	}
 	m.authFailures.Inc()
+}
+
+// AttendanceWriteError counts one failed write to the attendance store
+// (groupbridge_attendance_write_errors_total).
+func (m *Metrics) AttendanceWriteError() {
+	if m == nil {
+		return
+	}
+	m.attendanceErrors.Inc()
 }
 
 // SourceBlocked counts one source refused for a while after repeated

@@ -29,6 +29,7 @@ var ourNames = []string{
 	"groupbridge_sip_requests_dropped_total",
 	"groupbridge_sip_auth_failures_total",
 	"groupbridge_sip_sources_blocked_total",
+	"groupbridge_attendance_write_errors_total",
 	"groupbridge_mixer_tick_seconds",
 	"groupbridge_sip_registered",
 	"groupbridge_sip_registration_state",
@@ -140,6 +141,7 @@ func TestNewExposesEventSeriesAtZero(t *testing.T) {
 		`groupbridge_sip_requests_dropped_total{reason="other"}`:        0,
 		`groupbridge_sip_auth_failures_total`:                           0,
 		`groupbridge_sip_sources_blocked_total`:                         0,
+		`groupbridge_attendance_write_errors_total`:                     0,
 		`groupbridge_mixer_tick_seconds_count`:                          0,
 		`groupbridge_sip_registered`:                                    0,
 		`groupbridge_sip_registration_state{state="disabled"}`:          1,
@@ -233,6 +235,7 @@ func TestCallOutcomeAndRejected(t *testing.T) {
 		{"pin failure shared", func(m *Metrics) { m.PINFailure(false); m.PINFailure(false) }, map[string]float64{`groupbridge_pin_failures_total{scope="shared"}`: 2}},
 		{"auth failure", func(m *Metrics) { m.AuthFailure() }, map[string]float64{`groupbridge_sip_auth_failures_total`: 1}},
 		{"source blocked", func(m *Metrics) { m.SourceBlocked() }, map[string]float64{`groupbridge_sip_sources_blocked_total`: 1}},
+		{"attendance write error", func(m *Metrics) { m.AttendanceWriteError() }, map[string]float64{`groupbridge_attendance_write_errors_total`: 1}},
 		{"pin alarm bridge", func(m *Metrics) { m.PINAlarm(false) }, map[string]float64{`groupbridge_pin_failure_alarms_total{scope="bridge"}`: 1}},
 		{"pin alarm group", func(m *Metrics) { m.PINAlarm(true); m.PINAlarm(true) }, map[string]float64{`groupbridge_pin_failure_alarms_total{scope="group"}`: 2}},
 		{"pin attack shared", func(m *Metrics) { m.PINAttack(false) }, map[string]float64{`groupbridge_pin_attacks_total{scope="shared"}`: 1}},
@@ -614,6 +617,7 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.RequestDropped("scanner")
 	m.AuthFailure()
 	m.SourceBlocked()
+	m.AttendanceWriteError()
 	m.ObserveTick(time.Millisecond)
 	m.SetRegistration(RegistrationRegistered)
 	m.RegisterCallsActive(func() int { return 0 })
@@ -681,6 +685,7 @@ func TestRecordersDoNotAllocate(t *testing.T) {
 		"SetRegistration":         func() { m.SetRegistration(RegistrationRegistered) },
 		"SetRegistration unknown": func() { m.SetRegistration("nope") },
 		"AuthFailure":             func() { m.AuthFailure() },
+		"AttendanceWriteError":    func() { m.AttendanceWriteError() },
 		"PINAlarm":                func() { m.PINAlarm(false) },
 		"RequestDropped":          func() { m.RequestDropped("rate-limited") },
 		"RequestDropped other":    func() { m.RequestDropped("nope") },
