@@ -6,8 +6,11 @@
 //
 // This package holds the records, the Tally a room keeps while its session
 // runs, and the rules for showing them (a session with fewer than three
-// distinct callers shows no stay figures). Storing them is
-// attendance/store's job; the package imports only the standard library.
+// distinct callers shows no stay figures). Everything that shows records
+// goes through report.go: NewReport applies that rule, and WriteCSV,
+// WriteJSON and WriteTable (each func(io.Writer, []Session, []Day) error)
+// are the exports. Storing them is attendance/store's job; the package
+// imports only the standard library.
 package attendance
 
 import (
