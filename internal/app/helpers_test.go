@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,7 +156,41 @@ log:
   format: json
 admin:
   listen: 127.0.0.1:0
-groups:%s`, sipExtra, lo, hi, groups)
+attendance:
+  path: %s
+groups:%s`, sipExtra, lo, hi, storePath(), groups)
+}
+
+// storeDir holds the attendance stores of this package's tests (TestMain):
+// no test writes groupbridge-data/ into the source tree.
+var (
+	storeDir string
+	storeN   atomic.Int64
+)
+
+// storePath is a new attendance store's file in storeDir: each
+// configuration made by testYAML has its own.
+func storePath() string {
+	return filepath.Join(storeDir, fmt.Sprintf("attendance-%d.db", storeN.Add(1)))
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "groupbridge-app-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	storeDir = dir
+	_, before := os.Stat(filepath.Dir(config.DefaultAttendancePath))
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	// The default path is relative: a test that kept it would have
+	// written into the source tree.
+	if _, err := os.Stat(filepath.Dir(config.DefaultAttendancePath)); err == nil && before != nil {
+		fmt.Fprintf(os.Stderr, "a test wrote %s into the source tree\n", config.DefaultAttendancePath)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // startApp runs the whole bridge in-process from a YAML string.
@@ -171,6 +206,9 @@ func startAppWith(t *testing.T, yaml string, opts Options) (*App, *syncBuffer) {
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	if cfg.Attendance.Path == config.DefaultAttendancePath {
+		cfg.Attendance.Path = filepath.Join(t.TempDir(), "attendance.db") // a YAML not made by testYAML
 	}
 	logs := &syncBuffer{}
 	opts.LogOutput = logs
