@@ -28,10 +28,7 @@ type baresip struct {
 // PID) when the test ends.
 func startBaresip(t *testing.T) *baresip {
 	t.Helper()
-	bin, err := exec.LookPath("baresip")
-	if err != nil {
-		t.Skip("baresip is not installed (Debian: apt-get install baresip-core)")
-	}
+	bin := testkit.NeedBinary(t, "baresip")
 	// net_interface 127.0.0.1 keeps the SDP (and so the bridge's first RTP) on
 	// loopback; without it baresip advertises whatever it guesses.
 	return startBaresipWith(t, bin, []string{

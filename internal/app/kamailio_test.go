@@ -14,6 +14,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/testkit"
 )
 
 // Interop with a real SIP proxy: Kamailio (Debian's kamailio package, which
@@ -27,14 +29,7 @@ import (
 // which an unprivileged user's PATH usually lacks.
 func kamailioPath(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("kamailio"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/kamailio"); err == nil {
-		return "/usr/sbin/kamailio"
-	}
-	t.Skip("kamailio not installed (make test installs the kamailio package)")
-	return ""
+	return testkit.NeedBinary(t, "kamailio", "/usr/sbin/kamailio")
 }
 
 // kamailioProxy is one Kamailio run by a test. Callers send to front;

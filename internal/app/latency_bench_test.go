@@ -43,14 +43,8 @@ func TestBenchLatency(t *testing.T) {
 	}
 	needRoot(t)
 	sipp := sippPath(t)
-	baresipBin, err := exec.LookPath("baresip")
-	if err != nil {
-		t.Skip("baresip is not installed (Debian: apt-get install baresip-core)")
-	}
-	tcpdump, err := exec.LookPath("tcpdump")
-	if err != nil {
-		t.Skip("tcpdump is not installed (Debian: apt-get install tcpdump)")
-	}
+	baresipBin := testkit.NeedBinary(t, "baresip")
+	tcpdump := testkit.NeedBinary(t, "tcpdump", "/usr/sbin/tcpdump")
 	dir := t.TempDir()
 
 	lo, hi := rtpRange()

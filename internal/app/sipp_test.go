@@ -17,11 +17,7 @@ import (
 
 func sippPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed (make test installs sip-tester)")
-	}
-	return p
+	return testkit.NeedBinary(t, "sipp")
 }
 
 // needRoot skips scenarios that replay RFC 4733 pcaps: sipp sends them on

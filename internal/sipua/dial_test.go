@@ -365,10 +365,7 @@ func TestDialCancel(t *testing.T) {
 // RTP, and returns its address and a channel closed with its exit error.
 func startSippUAS(t *testing.T) (netip.AddrPort, <-chan error) {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed (make test installs sip-tester)")
-	}
+	bin := testkit.NeedBinary(t, "sipp")
 	port, mport := testports.Port(t), testports.Port(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	cmd := exec.CommandContext(ctx, bin, "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(port),

@@ -2,6 +2,7 @@ package sipua
 
 import (
 	"context"
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"os"
 	"os/exec"
@@ -17,10 +18,7 @@ import (
 
 func runSipp(t *testing.T, scenario, target string, args ...string) {
 	t.Helper()
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed (make test installs sip-tester)")
-	}
+	sipp := testkit.NeedBinary(t, "sipp")
 	dir := t.TempDir()
 	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
 	if err != nil {

@@ -61,10 +61,7 @@ func freePort(t *testing.T) int {
 // killed by PID when the test ends.
 func startSipp(t *testing.T, transport, scenario string, extra ...string) *sipp {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp is not installed (Debian: apt-get install sip-tester)")
-	}
+	bin := testkit.NeedBinary(t, "sipp")
 	var lastOut string
 	for range 3 {
 		port := freePort(t)
@@ -77,6 +74,7 @@ func startSipp(t *testing.T, transport, scenario string, extra ...string) *sipp 
 		} else {
 			abs := scenario
 			if !filepath.IsAbs(abs) {
+				var err error
 				if abs, err = filepath.Abs(filepath.Join("testdata", scenario)); err != nil {
 					t.Fatal(err)
 				}

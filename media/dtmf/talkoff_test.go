@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/pcm"
 )
@@ -102,12 +103,11 @@ var (
 )
 
 // speech returns the talk-off corpus, rendering it once per test binary.
-// The test is skipped, with the reason, only when espeak-ng is missing.
+// The test is skipped, with the reason, only when espeak-ng is missing
+// (and fails then under make test: testkit.NeedBinary).
 func speech(t testing.TB) ([]int16, []float64) {
 	t.Helper()
-	if _, err := exec.LookPath("espeak-ng"); err != nil {
-		t.Skip("espeak-ng is not installed (Debian package espeak-ng): talk-off test needs synthetic speech")
-	}
+	testkit.NeedBinary(t, "espeak-ng")
 	speechOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dtmf-talkoff-")
 		if err != nil {

@@ -8,13 +8,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/groupbridge/groupbridge/internal/testkit"
 	"github.com/groupbridge/groupbridge/media/pcm"
 	"github.com/groupbridge/groupbridge/media/tone"
 )
 
 // Generated speech complements the tones: real syllables, pauses and
 // consonants far below the vowels. It needs espeak-ng and sox (both in the
-// Makefile's test-deps); without them these tests skip.
+// Makefile's test-deps); without them these tests skip, or fail under
+// make test (testkit.NeedBinary).
 
 // utterance is one synthesised sentence at 8 kHz.
 type utterance struct {
@@ -72,9 +74,7 @@ type speechScene struct {
 func newSpeechScene(t *testing.T, dBFS, noiseDBFS float64, gap, repeat int) speechScene {
 	t.Helper()
 	for _, bin := range []string{"espeak-ng", "sox"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed: %v", bin, err)
-		}
+		testkit.NeedBinary(t, bin)
 	}
 	utts, err := speechOnce()
 	if err != nil {
