@@ -48,7 +48,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServe(stderr), newConfigCmd(stdout, stderr), newVersion(stdout))
-	root.AddCommand(newLoad(stdout, stderr), newPrompts(stdout))
+	root.AddCommand(newLoad(stdout, stderr), newPrompts(stdout), newAttendance(stdout, stderr))
 	return root
 }
 
