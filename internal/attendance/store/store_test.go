@@ -235,6 +235,10 @@ func TestMigrations(t *testing.T) {
 			if got, err := r.Sessions(ctx, attendance.Filter{}); err != nil || len(got) != 1 {
 				t.Errorf("read-only: %v %v", ids(got), err)
 			}
+			// The connection itself refuses to write.
+			if err := r.write(ctx, []attendance.Session{session("m2", "G", local(3, 19, 0), 5)}, nil); err == nil || !strings.Contains(err.Error(), "read") {
+				t.Errorf("a read-only store wrote: %v", err)
+			}
 			r.Close()
 
 			// A newer groupbridge's store is refused, read-write or not.
