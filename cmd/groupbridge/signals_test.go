@@ -78,6 +78,9 @@ groups:
 func start(t *testing.T, file string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "--config", file)
+	// Beside the file, in the test's own directory: the attendance store's
+	// default path is relative.
+	cmd.Dir = filepath.Dir(file)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

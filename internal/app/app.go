@@ -27,6 +27,8 @@ import (
 
 	"github.com/groupbridge/groupbridge/config"
 	"github.com/groupbridge/groupbridge/internal/admin"
+	"github.com/groupbridge/groupbridge/internal/attendance"
+	"github.com/groupbridge/groupbridge/internal/attendance/store"
 	"github.com/groupbridge/groupbridge/internal/callflow"
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/group"
@@ -76,7 +78,22 @@ type App struct {
 	admin   *http.Server // nil when admin.listen is ""
 	adminLn net.Listener
 	reload  sync.Mutex
+
+	store  *store.Store  // the attendance store, read by the console and API
+	record *store.Writer // the attendance Recorder of the rooms and the call flow
+
+	stopOnce  sync.Once
+	stopErr   error
+	storeOnce sync.Once // closeStore's
 }
+
+// openTimeout bounds opening the attendance store at start (a PostgreSQL
+// server that does not answer); storeFlushWait bounds writing what is
+// queued at a stop, after the rooms have recorded the sessions it ended.
+const (
+	openTimeout    = 30 * time.Second
+	storeFlushWait = 5 * time.Second
+)
 
 // state is what a reload may change: groups and prompts. A call takes one
 // snapshot when it starts, so a reload never changes the rules mid-call.
@@ -141,6 +158,16 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
+	if err := a.openStore(opts.Clock); err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			a.closeStore()
+		}
+	}()
 	a.conf = conference.New(conference.Config{
 		Media:    a.clock,
 		Prompts:  prompts,
@@ -151,7 +178,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			AGC:          cfg.Audio.AGC,
 			ComfortNoise: cfg.Audio.ComfortNoise,
 		},
-		Clock: opts.Clock,
+		Clock:      opts.Clock,
+		Attendance: a.record,
 	})
 	if a.flow, err = a.newFlow(opts.Clock); err != nil {
 		_ = engine.Close()
@@ -226,8 +254,56 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	} else {
 		a.metrics.SetRegistration(metrics.RegistrationRegistering)
 	}
+	started = true
 	return a, nil
 }
+
+// openStore opens the attendance store (attendance.path, or attendance.dsn
+// when set) and starts its writer; an error names the key, never the DSN's
+// secrets (the store redacts them). clk is Options.Clock.
+func (a *App) openStore(clk wallclock.Clock) error {
+	c := a.cfg.Attendance
+	key := "attendance.path"
+	if c.DSN != "" {
+		key = "attendance.dsn"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	st, err := store.Open(ctx, store.Options{Path: c.Path, DSN: c.DSN, Keep: c.Keep, Clock: clk, Log: a.log})
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), key+":") { // the store names it for some errors
+			err = fmt.Errorf("%s: %w", key, err)
+		}
+		return err
+	}
+	a.store = st
+	a.record = st.NewWriter(store.WriterOptions{OnError: a.metrics.AttendanceWriteError})
+	a.log.Info("attendance store open", "store", st.Where())
+	return nil
+}
+
+// closeStore writes what the writer holds (bounded by storeFlushWait) and
+// closes the store. The rooms must have ended their sessions first: a
+// record given after is lost.
+func (a *App) closeStore() {
+	if a.store == nil {
+		return
+	}
+	a.storeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeFlushWait)
+		defer cancel()
+		if err := a.record.Close(ctx); err != nil {
+			a.log.Error("attendance not all written at the stop", "error", err.Error())
+		}
+		if err := a.store.Close(); err != nil {
+			a.log.Error("attendance store close", "error", err.Error())
+		}
+	})
+}
+
+// Attendance returns the attendance store's reader (the console and the
+// admin API show it).
+func (a *App) Attendance() attendance.Reader { return a.store }
 
 // newFlow builds the call flow from the bridge's parts; clk is
 // Options.Clock.
@@ -243,6 +319,7 @@ func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 			return p, nil
 		},
 		Rejoining:     a.conf.Rejoining,
+		Attendance:    a.record,
 		Guard:         a.guard,
 		Budget:        a.budget,
 		Metrics:       a.metrics,
@@ -408,6 +485,7 @@ func (a *App) Start() error {
 	if err := a.sip.Start(); err != nil {
 		a.clock.Stop()
 		_ = a.engine.Close()
+		a.closeStore()
 		return err
 	}
 	for _, l := range a.sip.Addrs() {
@@ -417,6 +495,7 @@ func (a *App) Start() error {
 		a.sip.Close()
 		a.clock.Stop()
 		_ = a.engine.Close()
+		a.closeStore()
 		return err
 	}
 	a.log.Info("groupbridge started", "groups", len(a.cfg.Groups),
@@ -432,8 +511,14 @@ func (a *App) Logger() *slog.Logger { return a.log }
 
 // Shutdown stops taking calls, tells everyone the line is closing for
 // maintenance, hangs up every call (all bounded by ctx) and stops
-// everything.
+// everything, the attendance store last: the sessions the stop ends are
+// recorded. Called again, it returns the first call's result.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.stopOnce.Do(func() { a.stopErr = a.shutdown(ctx) })
+	return a.stopErr
+}
+
+func (a *App) shutdown(ctx context.Context) error {
 	a.sip.Drain()
 	if a.sip.ActiveCalls() > 0 {
 		st := a.state.Load()
@@ -460,11 +545,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.admin != nil {
 		_ = a.admin.Shutdown(ctx)
 	}
-	a.conf.Close()
+	a.conf.Close() // the rooms record the sessions it ends
 	a.clock.Stop()
 	if cerr := a.engine.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
+	a.closeStore()
 	a.log.Info("groupbridge stopped")
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: calls still up at the deadline: %w", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -73,6 +74,7 @@ groups:
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.Attendance.Path = filepath.Join(t.TempDir(), "attendance.db") // not the relative default
 	a, err := app.New(cfg, app.Options{LogOutput: io.Discard})
 	if err != nil {
 		t.Fatal(err)

@@ -359,6 +359,7 @@ groups:%s`, lo, lo+rtpPorts-1, rtpTimeout, g.String())
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
+	cfg.Attendance.Path = filepath.Join(t.TempDir(), "attendance.db") // not the relative default
 	a, err := app.New(cfg, app.Options{LogOutput: tally})
 	if err != nil {
 		t.Fatal(err)
