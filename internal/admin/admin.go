@@ -1,6 +1,7 @@
 // Package admin is the operator's HTTP interface: health, metrics, the
-// live rooms, and idempotent actions on them that go through the same
-// session rules as the facilitator's keypad.
+// live rooms, idempotent actions on them that go through the same session
+// rules as the facilitator's keypad, the console (a web page) and the
+// stored attendance.
 //
 //	GET  /healthz                                 200 "ok", or 503 and the reason (no token needed)
 //	GET  /metrics                                 Config.Metrics
@@ -8,29 +9,52 @@
 //	POST /api/rooms/{group}/seats/{n}/{action}    mute | unmute | wait | return | remove | facilitator
 //	POST /api/rooms/{group}/{action}              lock | unlock | lecture-on | lecture-off | end
 //	POST /api/drain                               stop taking calls; sessions end by themselves
+//	GET  /                                        the console (HTML); /login without a session
+//	GET  /login                                   the sign-in page (with a token)
+//	GET  /console/{file}                          the console's script, style sheet and icon
+//	POST /api/login                               {"token": "..."}: sets the session cookie
+//	POST /api/logout                              clears the session cookie
+//	GET  /api/console/session                     {"csrf": "...", "sign_out": bool}
+//	GET  /api/events                              server-sent "rooms" events: the console's view
+//	GET  /api/attendance                          sessions; ?group= &since= &until= &format=json|csv
+//	GET  /api/attendance/chart/{name}.svg         sessions.svg, people.svg (same filters)
 //
-// With a token configured every request but /healthz needs
-// "Authorization: Bearer <token>". Answers under /api/ are JSON; errors are
-// {"error": "..."} with 400 (bad seat number), 401, 403 (sent by a page of
-// another web site), 404 (no such room, seat, action or path), 405 (wrong
-// method), 409 (refused by the session's rules), 415 (a POST without a token
-// and without Content-Type: application/json), 421 (a Host the API does not
-// answer to), 503 (shutting down) or 500 (a room did not answer).
+// With a token configured every request but /healthz, the sign-in page and
+// its POST, and the console's files needs "Authorization: Bearer <token>"
+// or the console's session cookie (gb_session: HttpOnly, SameSite=Strict,
+// Secure over TLS, signed with a key derived from the token, 12 hours).
+// Wrong tokens, as a bearer or at the sign-in, count against the source
+// address: 5 within a minute block it for 5 minutes (429 and Retry-After),
+// as the SIP gate does with digest failures. Answers under /api/ are JSON;
+// errors are {"error": "..."} with 400 (bad seat number or filter), 401,
+// 403 (sent by a page of another web site, or without the CSRF token), 404
+// (no such room, seat, action or path), 405 (wrong method), 409 (refused
+// by the session's rules), 415 (a POST without a token and without
+// Content-Type: application/json), 421 (a Host the API does not answer
+// to), 429 (too many wrong tokens), 503 (shutting down, or too many
+// consoles) or 500 (a room did not answer).
 //
 // Browsers: a web page open on the operator's machine can send requests to
-// a loopback API that has no token. Three checks keep such a page from
+// a loopback API that has no token. These checks keep such a page from
 // acting: the Host header must name one of Config.Hosts (a DNS rebinding
-// page sends its own name), a state-changing request whose Origin or
-// Sec-Fetch-Site shows another site is refused, and a POST without a valid
-// bearer token must say Content-Type: application/json, which a page of
-// another origin cannot send without a CORS preflight this API never
-// grants. /healthz is exempt from all three, as from the token: probes
-// address the machine by whatever name they have, and it acts on nothing.
+// page sends its own name); a state-changing request whose Origin or
+// Sec-Fetch-Site shows another site is refused; one that carries the
+// session cookie, an Origin or a Sec-Fetch-Site needs the session's
+// X-CSRF-Token (which only the console's own script can read); and a POST
+// without a valid bearer token must say Content-Type: application/json,
+// which a page of another origin cannot send without a CORS preflight
+// this API never grants. Scripts (a bearer token, or no browser headers)
+// are not asked for a CSRF token. Every answer carries a
+// Content-Security-Policy that allows only this origin's own files, no
+// inline script, and no framing. /healthz is exempt from the Host and
+// browser checks, as from the token: probes address the machine by
+// whatever name they have, and it acts on nothing.
 //
 // Privacy: answers and logs never hold a PIN or a caller number. Callers
-// appear only in the masked form the conference was given; anything else in
-// that field is replaced. Error answers are fixed texts that never repeat
-// what the request said.
+// appear in GET /api/rooms only in the masked form the conference was
+// given; anything else in that field is replaced. The console's view
+// (/api/events) has no caller field at all. Error answers are fixed texts
+// that never repeat what the request said.
 package admin
 
 import (
@@ -48,9 +72,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groupbridge/groupbridge/internal/attendance"
 	"github.com/groupbridge/groupbridge/internal/conference"
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/logging"
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // Rooms is what the API reads and acts on; *conference.Conference is one.
@@ -85,6 +111,12 @@ type Config struct {
 	// Logger gets one line per action and per refused request (nil:
 	// slog.Default).
 	Logger *slog.Logger
+	// Attendance is the stored attendance the console and
+	// GET /api/attendance read. Nil: those routes answer 404.
+	Attendance attendance.Reader
+	// Clock gives session expiry, the wrong-token blocks and the event
+	// stream's polling (nil: the system clock).
+	Clock wallclock.Clock
 }
 
 // maxSeatDigits bounds the seat number in a path: seats are counted per
@@ -95,15 +127,17 @@ const maxSeatDigits = 9
 // when Config.Hosts is nil.
 func LocalHosts() []string { return []string{"localhost", "127.0.0.1", "::1"} }
 
-// NewHandler returns the admin API.
-func NewHandler(cfg Config) http.Handler {
+// NewHandler returns the admin API and console.
+func NewHandler(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Hosts == nil {
 		cfg.Hosts = LocalHosts()
 	}
-	h := &handler{cfg: cfg, hosts: make(map[string]bool, len(cfg.Hosts))}
+	h := &Handler{cfg: cfg, clock: wallclock.Or(cfg.Clock), hosts: make(map[string]bool, len(cfg.Hosts)),
+		sessionKey: sessionKey(cfg.Token), guard: newTokenGuard()}
+	h.hub = newHub(cfg.Rooms, h.clock)
 	for _, name := range cfg.Hosts {
 		if n, ok := hostName(name); ok {
 			h.hosts[n] = true
@@ -135,6 +169,13 @@ func NewHandler(cfg Config) http.Handler {
 	route(http.MethodPost, "/api/rooms/{group}/seats/{n}/{action}", h.seatAction)
 	route(http.MethodPost, "/api/rooms/{group}/{action}", h.roomAction)
 	route(http.MethodPost, "/api/drain", h.drain)
+	route(http.MethodGet, "/{$}", h.page)
+	route(http.MethodGet, "/login", h.loginPage)
+	route(http.MethodGet, "/console/{file}", h.asset)
+	route(http.MethodPost, "/api/login", h.login)
+	route(http.MethodPost, "/api/logout", h.logout)
+	route(http.MethodGet, "/api/console/session", h.consoleSession)
+	route(http.MethodGet, "/api/events", h.events)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	})
@@ -142,19 +183,34 @@ func NewHandler(cfg Config) http.Handler {
 	return h
 }
 
-type handler struct {
-	cfg      Config
-	tokenSum []byte          // SHA-256 of the token; nil when none is required
-	hosts    map[string]bool // Config.Hosts as hostName gives them
-	mux      *http.ServeMux
+// Handler is the admin API and console. Close it when the server shuts
+// down: http.Server.Shutdown waits for open event streams, which end only
+// then (register Close with http.Server.RegisterOnShutdown).
+type Handler struct {
+	cfg        Config
+	clock      wallclock.Clock
+	tokenSum   []byte          // SHA-256 of the token; nil when none is required
+	hosts      map[string]bool // Config.Hosts as hostName gives them
+	sessionKey []byte          // signs session cookies and CSRF tokens
+	guard      *tokenGuard
+	hub        *hub
+	mux        *http.ServeMux
 }
 
-// ServeHTTP checks the Host, the token and where a state-changing request
-// came from, then routes. Only the exact /healthz path is open: load
-// balancers and systemd probes carry no token.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+// Close ends the event streams and refuses new ones; the rest of the API
+// goes on answering. It may be called more than once.
+func (h *Handler) Close() { h.hub.close() }
+
+// ServeHTTP checks the Host, the credentials and where a state-changing
+// request came from, then routes. Only the exact /healthz path is open to
+// any Host: load balancers and systemd probes carry no token.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", contentSecurity)
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
 	if r.URL.Path == "/healthz" {
 		h.mux.ServeHTTP(w, r)
 		return
@@ -168,19 +224,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"this API does not answer to the name in the Host header; admin.hosts lists the names it answers to")
 		return
 	}
-	tokenOK := false
+	bearerOK := false
 	if h.tokenSum != nil {
 		ok, presented := h.authorized(r)
-		if !ok {
+		switch {
+		case presented && h.refuseBlocked(w, r, h.clock.Now()):
+			return
+		case presented && !ok:
+			h.wrongToken(r, h.clock.Now())
+		}
+		bearerOK = ok
+		if !ok && (presented || !h.signedIn(r)) && !openWithoutToken(r) {
 			challenge := `Bearer realm="groupbridge"`
 			if presented {
 				challenge += `, error="invalid_token"`
 			}
-			w.Header().Set("WWW-Authenticate", challenge)
-			refuse(http.StatusUnauthorized, "no valid token", "a valid bearer token is required")
+			hd.Set("WWW-Authenticate", challenge)
+			refuse(http.StatusUnauthorized, "no valid token", "a valid bearer token is required, or sign in at /login")
 			return
 		}
-		tokenOK = true
 	}
 	if !safeMethod(r.Method) {
 		if crossSite(r) {
@@ -188,15 +250,58 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"refused: the request came from a page of another web site (Origin or Sec-Fetch-Site)")
 			return
 		}
+		// A browser's request (it has the cookie, or says where it came
+		// from) must prove it was sent by the console's own script. The
+		// sign-in itself has no session yet; the Origin check covers it.
+		if !bearerOK && r.URL.Path != "/api/login" && fromBrowser(r) && !h.csrfOK(r) {
+			refuse(http.StatusForbidden, "no valid CSRF token",
+				"refused: a request from a browser needs the X-CSRF-Token of its session (GET /api/console/session)")
+			return
+		}
 		// A page of another origin can POST a form without a preflight,
 		// but not with this content type; a bearer token it cannot send.
-		if r.Method == http.MethodPost && !tokenOK && !jsonContent(r) {
+		if r.Method == http.MethodPost && !bearerOK && !jsonContent(r) {
 			refuse(http.StatusUnsupportedMediaType, "not JSON",
 				"a POST without a bearer token needs Content-Type: application/json")
 			return
 		}
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// openWithoutToken reports whether r may be served without credentials
+// when a token is configured: the console's files, the sign-in page and
+// its POST, and GET / (which sends the browser to the sign-in page).
+func openWithoutToken(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case p == "/api/login" && r.Method == http.MethodPost:
+		return true
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return false
+	}
+	return p == "/" || p == "/login" || (strings.HasPrefix(p, "/console/") && !strings.Contains(p[len("/console/"):], "/"))
+}
+
+// signedIn reports whether r carries a valid console session cookie.
+func (h *Handler) signedIn(r *http.Request) bool {
+	_, ok := h.session(r)
+	return ok
+}
+
+// authed reports whether r carries the bearer token or a valid session.
+func (h *Handler) authed(r *http.Request) bool {
+	ok, _ := h.authorized(r)
+	return ok || h.signedIn(r)
+}
+
+// fromBrowser reports whether r looks sent by a browser: it carries a
+// session cookie, an Origin or a Sec-Fetch-Site header.
+func fromBrowser(r *http.Request) bool {
+	if _, err := r.Cookie(sessionCookie); err == nil {
+		return true
+	}
+	return len(r.Header.Values("Origin")) > 0 || len(r.Header.Values("Sec-Fetch-Site")) > 0
 }
 
 // safeMethod reports whether m changes nothing, by HTTP's definition.
@@ -313,19 +418,26 @@ func jsonContent(r *http.Request) bool {
 
 // authorized reports whether r carries the token, and whether it carried a
 // bearer token at all (for the challenge's error code).
-func (h *handler) authorized(r *http.Request) (ok, presented bool) {
+func (h *Handler) authorized(r *http.Request) (ok, presented bool) {
 	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
 		return false, false
 	}
-	token = strings.TrimSpace(token)
+	return h.tokenMatches(strings.TrimSpace(token)), true
+}
+
+// tokenMatches reports whether token is the configured one.
+func (h *Handler) tokenMatches(token string) bool {
+	if h.tokenSum == nil {
+		return false
+	}
 	// Compare digests so that the time taken tells nothing about the
 	// token, its length included.
 	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1, true
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum) == 1
 }
 
-func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if h.cfg.Health != nil {
 		if err := h.cfg.Health(); err != nil {
@@ -337,7 +449,7 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
-func (h *handler) metrics(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Metrics == nil {
 		writeError(w, http.StatusNotFound, "metrics are not enabled")
 		return
@@ -374,7 +486,7 @@ type seatJSON struct {
 	Caller           string `json:"caller"`
 }
 
-func (h *handler) rooms(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
 	views := h.cfg.Rooms.Snapshot()
 	out := roomsAnswer{Rooms: make([]roomJSON, 0, len(views))}
 	for _, v := range views {
@@ -415,7 +527,7 @@ func maskedOnly(caller string) string {
 	return caller
 }
 
-func (h *handler) seatAction(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) seatAction(w http.ResponseWriter, r *http.Request) {
 	a, err := rules.ParseAction(r.PathValue("action"))
 	if err != nil || !a.SeatAction() {
 		writeError(w, http.StatusNotFound, "no such seat action")
@@ -429,7 +541,7 @@ func (h *handler) seatAction(w http.ResponseWriter, r *http.Request) {
 	h.act(w, r.PathValue("group"), a, seat)
 }
 
-func (h *handler) roomAction(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) roomAction(w http.ResponseWriter, r *http.Request) {
 	a, err := rules.ParseAction(r.PathValue("action"))
 	if err != nil || a.SeatAction() {
 		writeError(w, http.StatusNotFound, "no such room action")
@@ -453,7 +565,7 @@ func parseSeat(s string) (int, bool) {
 }
 
 // act carries out a on group and answers with the outcome.
-func (h *handler) act(w http.ResponseWriter, group string, a rules.Action, seat int) {
+func (h *Handler) act(w http.ResponseWriter, group string, a rules.Action, seat int) {
 	err := h.cfg.Rooms.Act(group, a, seat)
 	if err == nil {
 		h.cfg.Logger.Info("admin action", "group", group, "action", a.String(), "seat", seat)
@@ -485,7 +597,7 @@ func (h *handler) act(w http.ResponseWriter, group string, a rules.Action, seat 
 	writeError(w, status, msg)
 }
 
-func (h *handler) drain(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) drain(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Drain == nil {
 		writeError(w, http.StatusNotImplemented, "drain is not available")
 		return

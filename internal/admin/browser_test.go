@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,34 @@ func doWith(t *testing.T, h http.Handler, method, path, host string, headers map
 	return answer{rec.Code, rec.Result().Header, string(body)}
 }
 
+// withSession returns headers plus the cookie and CSRF token that
+// GET /api/console/session gives a browser.
+func withSession(t *testing.T, hd http.Handler, host string, headers map[string]string) map[string]string {
+	t.Helper()
+	got := doWith(t, hd, "GET", "/api/console/session", host, nil)
+	if got.status != 200 {
+		t.Fatalf("session: %d %s", got.status, got.body)
+	}
+	var s struct{ CSRF string }
+	if err := json.Unmarshal([]byte(got.body), &s); err != nil || s.CSRF == "" {
+		t.Fatalf("session answer %q", got.body)
+	}
+	cookie := ""
+	for _, c := range (&http.Response{Header: got.header}).Cookies() {
+		if c.Name == sessionCookie {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatalf("no session cookie in %v", got.header)
+	}
+	out := map[string]string{"Cookie": cookie, csrfHeader: s.CSRF}
+	for k, v := range headers {
+		out[k] = v
+	}
+	return out
+}
+
 // A web page in a browser on the operator's machine must not act through
 // an API without a token: not by DNS rebinding (its own name in Host), not
 // by a form or fetch from another origin. Scripts (curl, monitoring) that
@@ -52,62 +81,68 @@ func TestBrowserChecks(t *testing.T) {
 		host    string
 		headers map[string]string
 		status  int
+		csrf    bool // send the session cookie and CSRF token of GET /api/console/session
 	}{
 		// Host: the configured names and loopback names, any port.
-		{"localhost with port", "", nil, "POST", "/api/drain", "localhost:8080", jsonPOST, 202},
-		{"localhost without port", "", nil, "POST", "/api/drain", "localhost", jsonPOST, 202},
-		{"localhost other port (a tunnel)", "", nil, "POST", "/api/drain", "localhost:9000", jsonPOST, 202},
-		{"localhost in capitals, final dot", "", nil, "POST", "/api/drain", "LocalHost.:8080", jsonPOST, 202},
-		{"127.0.0.1", "", nil, "POST", "/api/drain", "127.0.0.1:8080", jsonPOST, 202},
-		{"[::1] with port", "", nil, "POST", "/api/drain", "[::1]:8080", jsonPOST, 202},
-		{"[::1] without port", "", nil, "POST", "/api/drain", "[::1]", jsonPOST, 202},
-		{"[::1] spelt long", "", nil, "POST", "/api/drain", "[0:0::1]:8080", jsonPOST, 202},
-		{"DNS rebinding name", "", nil, "POST", "/api/drain", "evil.example:8080", jsonPOST, 421},
-		{"DNS rebinding GET of the rooms", "", nil, "GET", "/api/rooms", "evil.example:8080", nil, 421},
-		{"DNS rebinding GET of the metrics", "", nil, "GET", "/metrics", "evil.example", nil, 421},
-		{"localhost as a subdomain", "", nil, "GET", "/api/rooms", "localhost.evil.example", nil, 421},
-		{"other loopback address", "", nil, "GET", "/api/rooms", "127.0.0.2:8080", nil, 421},
-		{"empty Host", "", nil, "GET", "/api/rooms", "", nil, 421},
-		{"bare IPv6 Host", "", nil, "GET", "/api/rooms", "::1", nil, 421},
-		{"bad port", "", nil, "GET", "/api/rooms", "localhost:80a", nil, 421},
-		{"userinfo", "", nil, "GET", "/api/rooms", "localhost@evil.example", nil, 421},
-		{"healthz answers any Host", "", nil, "GET", "/healthz", "evil.example", nil, 200},
-		{"a listed name", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "Bridge.Example.org:8443", nil, 200},
-		{"a listed IPv4", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "192.0.2.7:8080", nil, 200},
-		{"a listed bare IPv6", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "[2001:db8::7]:8080", nil, 200},
-		{"a listed bracketed IPv6", "", []string{"[2001:db8::7]"}, "GET", "/api/rooms", "[2001:db8::7]", nil, 200},
-		{"listed names replace the loopback ones", "", []string{"bridge.example.org"}, "GET", "/api/rooms", "localhost:8080", nil, 421},
-		{"wrong Host even with the token", token, nil, "POST", "/api/drain", "evil.example", h("Authorization", "Bearer "+token), 421},
+		{"localhost with port", "", nil, "POST", "/api/drain", "localhost:8080", jsonPOST, 202, false},
+		{"localhost without port", "", nil, "POST", "/api/drain", "localhost", jsonPOST, 202, false},
+		{"localhost other port (a tunnel)", "", nil, "POST", "/api/drain", "localhost:9000", jsonPOST, 202, false},
+		{"localhost in capitals, final dot", "", nil, "POST", "/api/drain", "LocalHost.:8080", jsonPOST, 202, false},
+		{"127.0.0.1", "", nil, "POST", "/api/drain", "127.0.0.1:8080", jsonPOST, 202, false},
+		{"[::1] with port", "", nil, "POST", "/api/drain", "[::1]:8080", jsonPOST, 202, false},
+		{"[::1] without port", "", nil, "POST", "/api/drain", "[::1]", jsonPOST, 202, false},
+		{"[::1] spelt long", "", nil, "POST", "/api/drain", "[0:0::1]:8080", jsonPOST, 202, false},
+		{"DNS rebinding name", "", nil, "POST", "/api/drain", "evil.example:8080", jsonPOST, 421, false},
+		{"DNS rebinding GET of the rooms", "", nil, "GET", "/api/rooms", "evil.example:8080", nil, 421, false},
+		{"DNS rebinding GET of the metrics", "", nil, "GET", "/metrics", "evil.example", nil, 421, false},
+		{"localhost as a subdomain", "", nil, "GET", "/api/rooms", "localhost.evil.example", nil, 421, false},
+		{"other loopback address", "", nil, "GET", "/api/rooms", "127.0.0.2:8080", nil, 421, false},
+		{"empty Host", "", nil, "GET", "/api/rooms", "", nil, 421, false},
+		{"bare IPv6 Host", "", nil, "GET", "/api/rooms", "::1", nil, 421, false},
+		{"bad port", "", nil, "GET", "/api/rooms", "localhost:80a", nil, 421, false},
+		{"userinfo", "", nil, "GET", "/api/rooms", "localhost@evil.example", nil, 421, false},
+		{"healthz answers any Host", "", nil, "GET", "/healthz", "evil.example", nil, 200, false},
+		{"a listed name", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "Bridge.Example.org:8443", nil, 200, false},
+		{"a listed IPv4", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "192.0.2.7:8080", nil, 200, false},
+		{"a listed bare IPv6", "", []string{"bridge.example.org", "192.0.2.7", "2001:db8::7"}, "GET", "/api/rooms", "[2001:db8::7]:8080", nil, 200, false},
+		{"a listed bracketed IPv6", "", []string{"[2001:db8::7]"}, "GET", "/api/rooms", "[2001:db8::7]", nil, 200, false},
+		{"listed names replace the loopback ones", "", []string{"bridge.example.org"}, "GET", "/api/rooms", "localhost:8080", nil, 421, false},
+		{"wrong Host even with the token", token, nil, "POST", "/api/drain", "evil.example", h("Authorization", "Bearer "+token), 421, false},
 
 		// Where a state-changing request came from.
-		{"cross-site form POST", "", nil, "POST", "/api/drain", "localhost:8080", formPOST, 403},
-		{"cross-site JSON POST", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "cross-site"), 403},
-		{"same-site (another port) POST", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "same-site"), 403},
-		{"same-origin POST", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "same-origin", "Origin", "http://localhost:8080"), 202},
-		{"user typed it (none)", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "none"), 202},
-		{"Origin of another site", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://evil.example"), 403},
-		{"Origin of another port", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://localhost:3000"), 403},
-		{"Origin with another loopback name", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://127.0.0.1:8080"), 403},
-		{"Origin null", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "null"), 403},
-		{"Origin https on the http port", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "https://localhost:8080"), 202},
-		{"Origin default port", "", nil, "POST", "/api/drain", "localhost", h(ct, "application/json", "Origin", "http://localhost"), 202},
-		{"Origin default port spelt out", "", nil, "POST", "/api/drain", "localhost:80", h(ct, "application/json", "Origin", "http://localhost"), 202},
-		{"Origin https default port", "", nil, "POST", "/api/drain", "localhost:80", h(ct, "application/json", "Origin", "https://localhost"), 403},
-		{"Origin of another site with the token", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token, "Origin", "http://evil.example"), 403},
-		{"cross-site with the token", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token, "Sec-Fetch-Site", "cross-site"), 403},
-		{"cross-site GET reads nothing it can see", "", nil, "GET", "/api/rooms", "localhost:8080", h("Sec-Fetch-Site", "cross-site"), 200},
-		{"cross-site DELETE", "", nil, "DELETE", "/api/rooms/g/end", "localhost:8080", h("Origin", "http://evil.example"), 403},
+		{"cross-site form POST", "", nil, "POST", "/api/drain", "localhost:8080", formPOST, 403, false},
+		{"cross-site JSON POST", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "cross-site"), 403, false},
+		{"same-site (another port) POST", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "same-site"), 403, false},
+		{"same-origin POST, with the session's CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "same-origin", "Origin", "http://localhost:8080"), 202, true},
+		{"same-origin POST, no CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "same-origin", "Origin", "http://localhost:8080"), 403, false},
+		{"user typed it (none), with the session's CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "none"), 202, true},
+		{"user typed it (none), no CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Sec-Fetch-Site", "none"), 403, false},
+		{"Origin of another site", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://evil.example"), 403, false},
+		{"Origin of another port", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://localhost:3000"), 403, false},
+		{"Origin with another loopback name", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "http://127.0.0.1:8080"), 403, false},
+		{"Origin null", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "null"), 403, false},
+		{"Origin https on the http port, with the session's CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "https://localhost:8080"), 202, true},
+		{"Origin https on the http port, no CSRF token", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/json", "Origin", "https://localhost:8080"), 403, false},
+		{"Origin default port, with the session's CSRF token", "", nil, "POST", "/api/drain", "localhost", h(ct, "application/json", "Origin", "http://localhost"), 202, true},
+		{"Origin default port, no CSRF token", "", nil, "POST", "/api/drain", "localhost", h(ct, "application/json", "Origin", "http://localhost"), 403, false},
+		{"Origin default port spelt out, with the session's CSRF token", "", nil, "POST", "/api/drain", "localhost:80", h(ct, "application/json", "Origin", "http://localhost"), 202, true},
+		{"Origin default port spelt out, no CSRF token", "", nil, "POST", "/api/drain", "localhost:80", h(ct, "application/json", "Origin", "http://localhost"), 403, false},
+		{"Origin https default port", "", nil, "POST", "/api/drain", "localhost:80", h(ct, "application/json", "Origin", "https://localhost"), 403, false},
+		{"Origin of another site with the token", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token, "Origin", "http://evil.example"), 403, false},
+		{"cross-site with the token", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token, "Sec-Fetch-Site", "cross-site"), 403, false},
+		{"cross-site GET reads nothing it can see", "", nil, "GET", "/api/rooms", "localhost:8080", h("Sec-Fetch-Site", "cross-site"), 200, false},
+		{"cross-site DELETE", "", nil, "DELETE", "/api/rooms/g/end", "localhost:8080", h("Origin", "http://evil.example"), 403, false},
 
 		// Content type of a POST without a token.
-		{"POST without a content type", "", nil, "POST", "/api/drain", "localhost:8080", nil, 415},
-		{"form POST from a script", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/x-www-form-urlencoded"), 415},
-		{"text/plain POST", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "text/plain"), 415},
-		{"multipart POST", "", nil, "POST", "/api/rooms/g/seats/1/mute", "localhost:8080", h(ct, "multipart/form-data; boundary=x"), 415},
-		{"JSON with a charset", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "Application/JSON; charset=utf-8"), 200},
-		{"JSON look-alike", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "application/json-seq"), 415},
-		{"token exempts from the content type", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token), 202},
-		{"wrong token is not exempt", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer nope"), 401},
-		{"a token sent where none is configured is not exempt", "", nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token), 415},
+		{"POST without a content type", "", nil, "POST", "/api/drain", "localhost:8080", nil, 415, false},
+		{"form POST from a script", "", nil, "POST", "/api/drain", "localhost:8080", h(ct, "application/x-www-form-urlencoded"), 415, false},
+		{"text/plain POST", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "text/plain"), 415, false},
+		{"multipart POST", "", nil, "POST", "/api/rooms/g/seats/1/mute", "localhost:8080", h(ct, "multipart/form-data; boundary=x"), 415, false},
+		{"JSON with a charset", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "Application/JSON; charset=utf-8"), 200, false},
+		{"JSON look-alike", "", nil, "POST", "/api/rooms/g/lock", "localhost:8080", h(ct, "application/json-seq"), 415, false},
+		{"token exempts from the content type", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token), 202, false},
+		{"wrong token is not exempt", token, nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer nope"), 401, false},
+		{"a token sent where none is configured is not exempt", "", nil, "POST", "/api/drain", "localhost:8080", h("Authorization", "Bearer "+token), 415, false},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -116,7 +151,11 @@ func TestBrowserChecks(t *testing.T) {
 			var logs testkit.LogBuffer
 			hd := NewHandler(Config{Token: row.token, Hosts: row.hosts, Rooms: rooms, Drain: func() { drains++ },
 				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			got := doWith(t, hd, row.method, row.path, row.host, row.headers)
+			headers := row.headers
+			if row.csrf {
+				headers = withSession(t, hd, row.host, row.headers)
+			}
+			got := doWith(t, hd, row.method, row.path, row.host, headers)
 			if got.status != row.status {
 				t.Fatalf("status %d, want %d: %s", got.status, row.status, got.body)
 			}

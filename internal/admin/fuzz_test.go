@@ -2,6 +2,9 @@ package admin
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzAPI sends arbitrary request lines and tokens: the handler never
@@ -47,7 +51,7 @@ func FuzzAPI(f *testing.F) {
 		h.ServeHTTP(rec, req)
 
 		switch rec.Code {
-		case 200, 202, 301, 307, 308, 400, 401, 403, 404, 405, 421, 501:
+		case 200, 202, 301, 303, 307, 308, 400, 401, 403, 404, 405, 415, 421, 429, 501:
 		default:
 			t.Fatalf("%q: status %d", raw, rec.Code)
 		}
@@ -73,7 +77,7 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%q: acted for Host %q", raw, req.Host)
 		}
 		if drained {
-			if _, ok := h.(*handler).authorized(req); !ok || len(calls) != 0 {
+			if _, ok := h.authorized(req); !ok || len(calls) != 0 {
 				t.Fatalf("%q: drained without the token, or acted too", raw)
 			}
 			return
@@ -82,7 +86,7 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%q: %d actions", raw, len(calls))
 		}
 		c := calls[0]
-		if _, ok := h.(*handler).authorized(req); !ok {
+		if _, ok := h.authorized(req); !ok {
 			t.Fatalf("%q: acted without the token", raw)
 		}
 		if c.a.SeatAction() != (c.seat >= 1) || !strings.Contains(req.URL.Path, "/"+c.a.String()) {
@@ -107,6 +111,39 @@ func FuzzParseSeat(f *testing.F) {
 		}
 		if strconv.Itoa(n) != strings.TrimLeft(s, "0") {
 			t.Fatalf("parseSeat(%q) = %d", s, n)
+		}
+	})
+}
+
+// FuzzParseSession: only a cookie the key signed, unexpired, is accepted,
+// and nothing else ever is: changing any character of a good one fails.
+func FuzzParseSession(f *testing.F) {
+	key := sessionKey(token)
+	now := time.Unix(1_700_000_000, 0)
+	good := newSession(key, now.Add(time.Hour))
+	f.Add(good)
+	f.Add("")
+	f.Add(good[:len(good)-1])
+	f.Add(good + "A")
+	f.Add(strings.Repeat("A", len(good)))
+	f.Add(newSession(sessionKey("another token 1234"), now.Add(time.Hour)))
+	f.Add(newSession(key, now.Add(-time.Second)))
+	f.Fuzz(func(t *testing.T, value string) {
+		id, ok := parseSession(key, value, now)
+		if !ok {
+			return
+		}
+		if value != good {
+			// Only a session this key made passes: re-sign its id and
+			// compare.
+			m := hmac.New(sha256.New, key)
+			m.Write(id)
+			if base64.RawURLEncoding.EncodeToString(m.Sum(append([]byte(nil), id...))) != value {
+				t.Fatalf("accepted %q", value)
+			}
+		}
+		if len(id) != sessionIDLen {
+			t.Fatalf("id of %d bytes", len(id))
 		}
 	})
 }

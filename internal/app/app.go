@@ -414,14 +414,18 @@ func (a *App) startAdmin() error {
 		return fmt.Errorf("admin.listen %s: %w", a.cfg.Admin.Listen, err)
 	}
 	a.adminLn = ln
+	h := a.AdminHandler(a.cfg.Admin.Token)
 	a.admin = &http.Server{
-		Handler:           a.AdminHandler(a.cfg.Admin.Token),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logging.Library(a.log, slog.LevelWarn, "http").Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for open requests: the console's event streams end
+	// only when told.
+	a.admin.RegisterOnShutdown(h.Close)
 	go func() {
 		if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin listener stopped", "error", err.Error())
@@ -439,9 +443,10 @@ func (a *App) AdminAddr() string {
 	return a.adminLn.Addr().String()
 }
 
-// AdminHandler is the operator's HTTP API: /healthz, /metrics, /api/...
-// Every action goes through the session rules, like the keypad.
-func (a *App) AdminHandler(token string) http.Handler {
+// AdminHandler is the operator's HTTP API and console: /healthz, /metrics,
+// /api/..., and / in a browser. Every action goes through the session
+// rules, like the keypad.
+func (a *App) AdminHandler(token string) *admin.Handler {
 	return admin.NewHandler(admin.Config{
 		Token:   token,
 		Hosts:   adminHosts(&a.cfg.Admin),
