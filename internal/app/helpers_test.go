@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -171,14 +172,36 @@ var (
 // storePath is a new attendance store's file in storeDir: each
 // configuration made by testYAML has its own.
 func storePath() string {
-	return filepath.Join(storeDir, fmt.Sprintf("attendance-%d.db", storeN.Add(1)))
+	return filepath.Join(storeDir, "attendance-"+letters(storeN.Add(1))+".db")
+}
+
+// letters writes n in letters only: the store's path is logged, and tests
+// look for a PIN's or a caller number's digits in the log.
+func letters(n int64) string {
+	var b []byte
+	for ; n > 0; n /= 26 {
+		b = append(b, byte('a'+n%26))
+	}
+	return string(b)
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "groupbridge-app-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var dir string
+	for try := 0; dir == ""; try++ {
+		// Not os.MkdirTemp: its name has random digits (see letters).
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		name := make([]byte, len(r))
+		for i, v := range r {
+			name[i] = 'a' + v%26
+		}
+		d := filepath.Join(os.TempDir(), "groupbridge-app-test-"+string(name))
+		if err := os.Mkdir(d, 0o700); err == nil {
+			dir = d
+		} else if !os.IsExist(err) || try > 10 {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	storeDir = dir
 	_, before := os.Stat(filepath.Dir(config.DefaultAttendancePath))
