@@ -95,8 +95,8 @@ type SIP struct {
 	DropScanners bool `yaml:"drop_scanners" reload:"live"`
 }
 
-// TLS is the sip.tls section: the certificate the bridge presents on its
-// tls: listeners.
+// TLS is the sip.tls section (the certificate the bridge presents on its
+// tls: listeners), and the admin.tls one (the admin API's HTTPS).
 type TLS struct {
 	// Cert is a PEM file with the certificate, then any intermediates.
 	Cert string `yaml:"cert" reload:"restart"`
@@ -104,21 +104,25 @@ type TLS struct {
 	Key string `yaml:"key" reload:"restart"`
 }
 
-// Load reads the certificate and key into a server configuration that
-// accepts TLS 1.2 and later. The error names the files, never key material.
-func (t *TLS) Load() (*tls.Config, error) {
+// Load reads sip.tls's certificate and key: LoadAs("sip.tls").
+func (t *TLS) Load() (*tls.Config, error) { return t.LoadAs("sip.tls") }
+
+// LoadAs reads the certificate and key into a server configuration that
+// accepts TLS 1.2 and later. The error names the section's keys (section
+// is "sip.tls" or "admin.tls") and the files, never key material.
+func (t *TLS) LoadAs(section string) (*tls.Config, error) {
 	certPEM, err := os.ReadFile(t.Cert)
 	if err != nil {
-		return nil, fmt.Errorf("sip.tls.cert: %w", err)
+		return nil, fmt.Errorf("%s.cert: %w", section, err)
 	}
 	keyPEM, err := os.ReadFile(t.Key)
 	if err != nil {
-		return nil, fmt.Errorf("sip.tls.key: %w", err)
+		return nil, fmt.Errorf("%s.key: %w", section, err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// crypto/tls names the input it failed on and never prints it.
-		return nil, fmt.Errorf("sip.tls: certificate %s and key %s do not load as a key pair: %w", strconv.Quote(t.Cert), strconv.Quote(t.Key), err)
+		return nil, fmt.Errorf("%s: certificate %s and key %s do not load as a key pair: %w", section, strconv.Quote(t.Cert), strconv.Quote(t.Key), err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -332,6 +336,10 @@ type Admin struct {
 	// 127.0.0.1 and ::1. Required when Listen is a wildcard address: a web
 	// page that renames itself to this machine (DNS rebinding) is refused.
 	Hosts []string `yaml:"hosts" reload:"restart"`
+	// TLS, when set, serves the API and console over HTTPS with this
+	// certificate (the same shape as sip.tls); the console's session
+	// cookie is then Secure.
+	TLS *TLS `yaml:"tls" reload:"restart"`
 }
 
 // Attendance is the attendance store: one record per session and per-day

@@ -116,3 +116,42 @@ func TestTLSAndSRTPRules(t *testing.T) {
 		t.Errorf("defaults: rtp.srtp %q, sip.tls %v", d.RTP.SRTP, d.SIP.TLS)
 	}
 }
+
+// admin.tls: both files are required when the section is there, and
+// loading names admin.tls's keys, not sip.tls's.
+func TestAdminTLS(t *testing.T) {
+	tmp := t.TempDir()
+	writePair(t, tmp, "cert.pem", "key.pem")
+	rows := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"a pair", `admin: {tls: {cert: $TMP/cert.pem, key: $TMP/key.pem}}`, nil},
+		{"empty section", `admin: {tls: {}}`, []string{
+			"admin.tls.cert: required: a PEM certificate file", "admin.tls.key: required: a PEM private key file"}},
+		{"no key", `admin: {tls: {cert: $TMP/cert.pem}}`, []string{"admin.tls.key: required: a PEM private key file"}},
+	}
+	for _, row := range rows {
+		_, err := Parse([]byte(strings.ReplaceAll(row.yaml, "$TMP", tmp) + "\n" + okGroups))
+		if row.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", row.name, err)
+			}
+			continue
+		}
+		for _, w := range row.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want %q", row.name, err, w)
+			}
+		}
+	}
+	c := &TLS{Cert: filepath.Join(tmp, "cert.pem"), Key: filepath.Join(tmp, "none.pem")}
+	if _, err := c.LoadAs("admin.tls"); err == nil || !strings.HasPrefix(err.Error(), "admin.tls.key: ") {
+		t.Errorf("missing key: %v", err)
+	}
+	c.Key = filepath.Join(tmp, "key.pem")
+	if cfg, err := c.LoadAs("admin.tls"); err != nil || len(cfg.Certificates) != 1 || cfg.MinVersion != tls.VersionTLS12 {
+		t.Errorf("pair: %v", err)
+	}
+}

@@ -549,6 +549,16 @@ func (v *validator) admin(a *Admin, drain time.Duration) {
 			v.add(fmt.Sprintf("admin.hosts[%d]", i), "%s must be a host name or an IP address, without a port (any port is accepted)", quote(h))
 		}
 	}
+	// admin.tls's files are read when the listener starts (the error
+	// names the key then), so that the section may stay as an example.
+	if a.TLS != nil {
+		if a.TLS.Cert == "" {
+			v.add("admin.tls.cert", "required: a PEM certificate file")
+		}
+		if a.TLS.Key == "" {
+			v.add("admin.tls.key", "required: a PEM private key file")
+		}
+	}
 	if a.Token != "" && (len(a.Token) < 16 || !printableASCII(a.Token)) {
 		v.add("admin.token", "must be at least 16 printable ASCII characters")
 	}

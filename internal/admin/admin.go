@@ -176,6 +176,8 @@ func NewHandler(cfg Config) *Handler {
 	route(http.MethodPost, "/api/logout", h.logout)
 	route(http.MethodGet, "/api/console/session", h.consoleSession)
 	route(http.MethodGet, "/api/events", h.events)
+	route(http.MethodGet, "/api/attendance", h.attendance)
+	route(http.MethodGet, "/api/attendance/chart/{chart}", h.attendanceChart)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	})

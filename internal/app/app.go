@@ -409,6 +409,13 @@ func (a *App) startAdmin() error {
 	if a.cfg.Admin.Listen == "" {
 		return nil
 	}
+	var tlsConf *tls.Config
+	if a.cfg.Admin.TLS != nil {
+		var err error
+		if tlsConf, err = a.cfg.Admin.TLS.LoadAs("admin.tls"); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin.listen %s: %w", a.cfg.Admin.Listen, err)
@@ -417,6 +424,7 @@ func (a *App) startAdmin() error {
 	h := a.AdminHandler(a.cfg.Admin.Token)
 	a.admin = &http.Server{
 		Handler:           h,
+		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -427,11 +435,17 @@ func (a *App) startAdmin() error {
 	// only when told.
 	a.admin.RegisterOnShutdown(h.Close)
 	go func() {
-		if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConf != nil {
+			err = a.admin.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+		} else {
+			err = a.admin.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("admin listener stopped", "error", err.Error())
 		}
 	}()
-	a.log.Info("listening", "admin", ln.Addr().String())
+	a.log.Info("listening", "admin", ln.Addr().String(), "https", tlsConf != nil)
 	return nil
 }
 
@@ -447,7 +461,7 @@ func (a *App) AdminAddr() string {
 // /api/..., and / in a browser. Every action goes through the session
 // rules, like the keypad.
 func (a *App) AdminHandler(token string) *admin.Handler {
-	return admin.NewHandler(admin.Config{
+	cfg := admin.Config{
 		Token:   token,
 		Hosts:   adminHosts(&a.cfg.Admin),
 		Rooms:   a.conf,
@@ -455,7 +469,11 @@ func (a *App) AdminHandler(token string) *admin.Handler {
 		Metrics: a.metrics.Handler(),
 		Health:  a.health,
 		Logger:  a.log,
-	})
+	}
+	if a.store != nil {
+		cfg.Attendance = a.store
+	}
+	return admin.NewHandler(cfg)
 }
 
 // adminHosts is admin.hosts, or when it is empty the listen address and

@@ -389,20 +389,24 @@ async function loadAttendance() {
   body.replaceChildren(...sessions.map(sessionRow));
 }
 
+// sessionRow is one session of GET /api/attendance (attendance.WriteJSON):
+// a small session has people null and no stay figures, and its
+// people_shown says "fewer than 3".
 function sessionRow(s) {
   const tr = el("tr");
   tr.dataset.session = s.id;
-  const few = s.fewer_than_3;
+  let away = 0;
+  for (const n of Object.values(s.turned_away || {})) away += n;
   const cells = [
     ["group", s.group],
-    ["start", s.start_local || s.start],
+    ["start", (s.start || "").slice(0, 16).replace("T", " ")],
     ["length", fmtStay(s.minutes)],
     ["peak", String(s.peak)],
-    ["people", few ? "fewer than 3" : String(s.distinct)],
-    ["joins", few ? "" : String(s.joins)],
-    ["median", few ? "" : fmtStay(s.median_stay_minutes)],
-    ["longest", few ? "" : fmtStay(s.longest_stay_minutes)],
-    ["turned-away", String(s.turned_away_total || 0)],
+    ["people", s.people_shown],
+    ["joins", String(s.joins)],
+    ["median", fmtStay(s.median_stay_minutes)],
+    ["longest", fmtStay(s.longest_stay_minutes)],
+    ["turned-away", String(away)],
   ];
   for (const [cls, text] of cells) tr.append(el("td", cls, text));
   return tr;
