@@ -331,9 +331,9 @@ func TestE2EAttendancePostgresRestart(t *testing.T) {
 
 	hangUp(t, pa)
 	hangUp(t, pb)
-	s := waitSessions(t, a, attendance.Filter{}, 2, 60*time.Second)
+	waitSessions(t, a, attendance.Filter{}, 2, 60*time.Second)
 	time.Sleep(2 * time.Second) // a duplicate write would land by now
-	s = waitSessions(t, a, attendance.Filter{}, 2, 5*time.Second)
+	s := waitSessions(t, a, attendance.Filter{}, 2, 5*time.Second)
 	byGroup := map[string]int{}
 	for _, r := range s {
 		byGroup[r.Group]++
