@@ -54,10 +54,21 @@ const actionWords = {
   remove: "Remove", facilitator: "Make facilitator",
   lock: "Lock", unlock: "Unlock", "lecture-on": "Lecture on", "lecture-off": "Lecture off", end: "End session",
 };
+// phrase says what an action does, as a button's accessible name and in
+// messages: "Mute caller 3", "End the session".
+function phrase(action, seat) {
+  const c = "caller " + seat;
+  return {
+    mute: "Mute " + c, unmute: "Unmute " + c, wait: "Move " + c + " to waiting",
+    return: "Return " + c + " to the room", remove: "Remove " + c, facilitator: "Make " + c + " facilitator",
+    lock: "Lock the session", unlock: "Unlock the session", "lecture-on": "Turn lecture on",
+    "lecture-off": "Turn lecture off", end: "End the session",
+  }[action];
+}
 const doneWords = {
   mute: "muted", unmute: "unmuted", wait: "moved to waiting", return: "returned to the room",
   remove: "removed", facilitator: "made facilitator",
-  lock: "locked", unlock: "unlocked", "lecture-on": "lecture on", "lecture-off": "lecture off", end: "session ended",
+  lock: "locked", unlock: "unlocked", "lecture-on": "lecture on", "lecture-off": "lecture off", end: "ended",
 };
 
 function confirmAction(text) {
@@ -111,7 +122,8 @@ async function act(button) {
       const body = await res.json();
       if (body && body.error) msg = body.error;
     } catch (e) { /* not JSON */ }
-    showError(group + ", " + actionWords[action].toLowerCase() + " " + who + ": " + msg);
+    const what = phrase(action, seat);
+    showError(group + ": could not " + what[0].toLowerCase() + what.slice(1) + ": " + msg);
   } catch (e) {
     showError("The bridge did not answer.");
   } finally {
@@ -141,8 +153,7 @@ function setAction(b, action, seat, group) {
   b.dataset.action = action;
   b.dataset.group = group || "";
   b.textContent = actionWords[action];
-  const whom = seat ? " caller " + seat : " the session";
-  b.setAttribute("aria-label", actionWords[action] + whom + (group ? " in " + group : ""));
+  b.setAttribute("aria-label", seat ? phrase(action, seat) : phrase(action) + " of " + group);
   if (action === "remove" || action === "end") b.classList.add("danger");
 }
 
@@ -166,7 +177,7 @@ function makeRoom(group) {
   const elapsed = el("time", "elapsed");
   const slot = el("span", "slot");
   const state = el("span", "state");
-  meta.append("Session ", elapsed, " ", slot, " ", state);
+  meta.append("Session time ", elapsed, " ", slot, " ", state);
   head.append(h, meta);
   const buttons = el("div", "room-actions");
   buttons.setAttribute("role", "group");
@@ -356,7 +367,8 @@ function attendanceQuery() {
 function fmtStay(minutes) {
   if (minutes === null || minutes === undefined) return "";
   const m = Math.round(minutes);
-  return m >= 60 ? Math.floor(m / 60) + " h " + (m % 60) + " min" : m + " min";
+  if (m < 60) return m + " min";
+  return Math.floor(m / 60) + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
 }
 
 async function loadAttendance() {
