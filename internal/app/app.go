@@ -87,8 +87,9 @@ type App struct {
 	storeOnce sync.Once // closeStore's
 }
 
-// openTimeout bounds opening the attendance store at start (a PostgreSQL
-// server that does not answer); storeFlushWait bounds writing what is
+// openTimeout bounds opening the attendance store at start (migrating it;
+// the store itself gives up on a PostgreSQL server that does not answer
+// after 5 s and starts without it); storeFlushWait bounds writing what is
 // queued at a stop, after the rooms have recorded the sessions it ended.
 const (
 	openTimeout    = 30 * time.Second
@@ -260,7 +261,10 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 
 // openStore opens the attendance store (attendance.path, or attendance.dsn
 // when set) and starts its writer; an error names the key, never the DSN's
-// secrets (the store redacts them). clk is Options.Clock.
+// secrets (the store redacts them). A PostgreSQL server that cannot be
+// reached is no error: the store logs it and the writer connects later, so
+// a node restarting while the shared database is down still takes calls.
+// clk is Options.Clock.
 func (a *App) openStore(clk wallclock.Clock) error {
 	c := a.cfg.Attendance
 	key := "attendance.path"
@@ -278,7 +282,9 @@ func (a *App) openStore(clk wallclock.Clock) error {
 	}
 	a.store = st
 	a.record = st.NewWriter(store.WriterOptions{OnError: a.metrics.AttendanceWriteError})
-	a.log.Info("attendance store open", "store", st.Where())
+	if st.Ready() {
+		a.log.Info("attendance store open", "store", st.Where())
+	}
 	return nil
 }
 

@@ -6,9 +6,12 @@
 //
 // A Store opened read-write migrates the schema and prunes old rows at
 // open; its Writer (writer.go) takes records from rooms without ever
-// blocking them. A Store opened read-only (`groupbridge attendance`)
-// never creates or changes a file: SQLite is opened with mode=ro and
-// PostgreSQL sessions are read-only. Errors never carry the DSN or its
+// blocking them. A PostgreSQL server that does not answer at open
+// (reach.go) does not stop the bridge: the store opens not ready, its
+// Writer connects when the server is back, and reads fail until then.
+// A Store opened read-only (`groupbridge attendance`) never creates or
+// changes a file: SQLite is opened with mode=ro and PostgreSQL sessions
+// are read-only. Errors never carry the DSN or its
 // password (redact.go).
 package store
 
@@ -22,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	// The database/sql drivers: "pgx" and "sqlite".
@@ -39,6 +43,11 @@ const DefaultKeep = 400
 // lock (the CLI reading while the bridge writes) before failing.
 const busyTimeout = 5 * time.Second
 
+// pingLimit bounds reaching the database: a PostgreSQL server that does
+// not answer holds up neither the bridge's start nor a Writer's attempt
+// for longer.
+const pingLimit = 5 * time.Second
+
 // Errors a caller tells apart.
 var (
 	// ErrNoStore is a read-only open of a store that does not exist yet
@@ -47,6 +56,9 @@ var (
 	// ErrSchema is a store whose schema version this groupbridge does not
 	// read: newer (or, read-only, older) than SchemaVersion.
 	ErrSchema = errors.New("attendance store schema")
+	// ErrNotReady is a read of a store whose PostgreSQL server did not
+	// answer yet (Open returned it not ready).
+	ErrNotReady = errors.New("attendance store not reachable yet")
 )
 
 // Options say which store to open and how.
@@ -77,6 +89,9 @@ type Store struct {
 	clock   wallclock.Clock
 	log     *slog.Logger
 	redact  redactor
+	// ready is set once prepare succeeded: at Open, or later by the
+	// Writer (connect) when Open found PostgreSQL unreachable.
+	ready atomic.Bool
 }
 
 var _ attendance.Reader = (*Store)(nil)
@@ -84,6 +99,13 @@ var _ attendance.Reader = (*Store)(nil)
 // Open opens the store o names. Read-write it creates and migrates the
 // schema and prunes rows older than Keep; read-only it refuses a missing
 // store with ErrNoStore and another schema version with ErrSchema.
+//
+// Read-write on PostgreSQL, a server that cannot be reached (refused,
+// timed out, starting or stopping) is not an error: Open logs a warning
+// and returns the store not ready (see Ready), which its Writer connects
+// later. Anything an operator must fix (a wrong password, a missing
+// database, a newer schema) fails Open, as does any error of SQLite or of
+// a read-only open.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{ro: o.ReadOnly, keep: o.Keep, clock: wallclock.Or(o.Clock), log: o.Log, redact: newRedactor(o.DSN)}
 	if s.keep <= 0 {
@@ -102,10 +124,36 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, s.redact.err(err)
 	}
 	if err := s.prepare(ctx); err != nil {
-		s.db.Close()
-		return nil, s.redact.err(fmt.Errorf("%s: %w", s.where, err))
+		later := !s.ro && s.dialect == postgres && unreachable(err) // before redact, which hides the cause
+		err = s.redact.err(fmt.Errorf("%s: %w", s.where, err))
+		if !later {
+			s.db.Close()
+			return nil, err
+		}
+		s.log.Warn("attendance store not reachable; starting without it, keeping records until it answers",
+			"store", s.where, "error", err.Error())
+		return s, nil
 	}
+	s.ready.Store(true)
 	return s, nil
+}
+
+// Ready reports whether the store has been reached and migrated; reads of
+// a store not ready fail with ErrNotReady.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// connect prepares a store Open returned not ready (the Writer calls it
+// before each write); it does nothing once the store is ready.
+func (s *Store) connect(ctx context.Context) error {
+	if s.ready.Load() {
+		return nil
+	}
+	if err := s.prepare(ctx); err != nil {
+		return s.redact.err(fmt.Errorf("%s: %w", s.where, err))
+	}
+	s.ready.Store(true)
+	s.log.Info("attendance store reachable now", "store", s.where)
+	return nil
 }
 
 func (s *Store) openSQLite(path string) error {
@@ -180,7 +228,10 @@ func (s *Store) openPostgres(dsn string) error {
 // prepare checks the connection and the schema: read-write it migrates and
 // prunes, read-only it only checks the version.
 func (s *Store) prepare(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, pingLimit)
+	err := s.db.PingContext(pctx)
+	cancel()
+	if err != nil {
 		return err
 	}
 	if !s.ro {
@@ -276,6 +327,9 @@ func (s *Store) filter(group, column, from, to string) (string, []any) {
 // Sessions returns the sessions that started in f's range, of f's group
 // (any case), oldest first.
 func (s *Store) Sessions(ctx context.Context, f attendance.Filter) ([]attendance.Session, error) {
+	if !s.ready.Load() {
+		return nil, fmt.Errorf("%s: %w", s.where, ErrNotReady)
+	}
 	var from, to string
 	if !f.Since.IsZero() {
 		from = timeText(f.Since)
@@ -329,6 +383,9 @@ func (s *Store) Sessions(ctx context.Context, f attendance.Filter) ([]attendance
 // range, of f's group (any case; "" is every group and the access
 // number), oldest first.
 func (s *Store) Days(ctx context.Context, f attendance.Filter) ([]attendance.Day, error) {
+	if !s.ready.Load() {
+		return nil, fmt.Errorf("%s: %w", s.where, ErrNotReady)
+	}
 	var from, to string
 	if !f.Since.IsZero() {
 		from = firstDay(f.Since)

@@ -44,6 +44,10 @@ type WriterOptions struct {
 // lost only beyond MaxQueue (counted and logged) or when the process
 // stops before they could be written (Close logs how many).
 //
+// On a store Open returned not ready, each attempt first connects it
+// (ping, migrate, prune), on the same backoff and counted the same way; the
+// first attempt is made at once.
+//
 // A session is stored once however often its write is tried (its ID is
 // the key). Day counts are added: a commit whose answer was lost would
 // count them twice, which errs towards a wrong PIN too many.
@@ -93,6 +97,9 @@ func (s *Store) NewWriter(o WriterOptions) *Writer {
 	w.retry = s.clock.NewTimer(time.Hour)
 	w.retry.Stop()
 	w.prune = s.clock.NewTimer(pruneEvery)
+	if !s.Ready() {
+		w.wake <- struct{}{} // connect now, with nothing queued yet
+	}
 	go w.run()
 	return w
 }
@@ -185,7 +192,8 @@ func (w *Writer) run() {
 			waiting = false
 		case <-prune.C():
 			prune.Reset(pruneEvery)
-			if err := w.st.Prune(w.base); err != nil {
+			// A store not ready prunes when it connects.
+			if err := w.pruneIfReady(); err != nil {
 				w.st.log.Warn("attendance: pruning old rows failed; trying again tomorrow", "store", w.st.where, "error", err.Error())
 			}
 			if waiting {
@@ -198,7 +206,11 @@ func (w *Writer) run() {
 		if err := w.flush(); err != nil {
 			failures++
 			w.onError()
-			w.st.log.Warn("attendance not written; keeping it and trying again", "store", w.st.where, "error", err.Error(), "queued", w.queued(), "retry_in", backoff.String())
+			msg := "attendance not written; keeping it and trying again"
+			if !w.st.Ready() {
+				msg = "attendance store not reachable; keeping records and trying again"
+			}
+			w.st.log.Warn(msg, "store", w.st.where, "error", err.Error(), "queued", w.queued(), "retry_in", backoff.String())
 			retry.Reset(backoff)
 			waiting, backoff = true, min(backoff*2, retryMax)
 			continue
@@ -234,15 +246,28 @@ func (w *Writer) final(retry wallclock.Timer, backoff time.Duration) {
 	}
 }
 
+func (w *Writer) pruneIfReady() error {
+	if !w.st.Ready() {
+		return nil
+	}
+	return w.st.Prune(w.base)
+}
+
 func (w *Writer) queued() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.sessions) + len(w.days) + w.inflight
 }
 
-// flush writes the queue in batches until it is empty; a failed batch goes
-// back to the queue's head.
+// flush connects a store not ready, then writes the queue in batches until
+// it is empty; a failed batch goes back to the queue's head.
 func (w *Writer) flush() error {
+	ctx, cancel := context.WithTimeout(w.base, attemptLimit)
+	err := w.st.connect(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	for {
 		ss, days := w.take()
 		if len(ss) == 0 && len(days) == 0 {
