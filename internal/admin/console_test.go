@@ -656,3 +656,27 @@ func (c *countingRooms) count() int {
 	defer c.mu.Unlock()
 	return c.n
 }
+
+// The admin server's read and write timeouts (10 s and 30 s in the app)
+// do not end a stream.
+func TestEventsOutliveServerTimeouts(t *testing.T) {
+	rooms := maskedRooms()
+	h := NewHandler(Config{Rooms: rooms, Logger: quietLogger()})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Config.WriteTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	defer h.Close()
+	s := openStream(t, srv.URL)
+	if s.next() == "" {
+		t.Fatal("no first event")
+	}
+	time.Sleep(time.Second)
+	views := maskedRooms().views
+	views[0].Lecture = true
+	rooms.set(views)
+	if ev := s.next(); !strings.Contains(ev, `"lecture":true`) {
+		t.Fatalf("after the timeouts: %q", ev)
+	}
+}
