@@ -136,7 +136,8 @@ func NewHandler(cfg Config) *Handler {
 		cfg.Hosts = LocalHosts()
 	}
 	h := &Handler{cfg: cfg, clock: wallclock.Or(cfg.Clock), hosts: make(map[string]bool, len(cfg.Hosts)),
-		sessionKey: sessionKey(cfg.Token), guard: newTokenGuard()}
+		guard: newTokenGuard()}
+	h.sessions = sessions{key: sessionKey(cfg.Token), clock: h.clock}
 	h.hub = newHub(cfg.Rooms, h.clock)
 	for _, name := range cfg.Hosts {
 		if n, ok := hostName(name); ok {
@@ -189,14 +190,14 @@ func NewHandler(cfg Config) *Handler {
 // down: http.Server.Shutdown waits for open event streams, which end only
 // then (register Close with http.Server.RegisterOnShutdown).
 type Handler struct {
-	cfg        Config
-	clock      wallclock.Clock
-	tokenSum   []byte          // SHA-256 of the token; nil when none is required
-	hosts      map[string]bool // Config.Hosts as hostName gives them
-	sessionKey []byte          // signs session cookies and CSRF tokens
-	guard      *tokenGuard
-	hub        *hub
-	mux        *http.ServeMux
+	cfg      Config
+	clock    wallclock.Clock
+	tokenSum []byte          // SHA-256 of the token; nil when none is required
+	hosts    map[string]bool // Config.Hosts as hostName gives them
+	sessions sessions        // the console's cookies and CSRF tokens
+	guard    *tokenGuard
+	hub      *hub
+	mux      *http.ServeMux
 }
 
 // Close ends the event streams and refuses new ones; the rest of the API
@@ -236,7 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.wrongToken(r, h.clock.Now())
 		}
 		bearerOK = ok
-		if !ok && (presented || !h.signedIn(r)) && !openWithoutToken(r) {
+		if !ok && (presented || !h.sessions.signedIn(r)) && !openWithoutToken(r) {
 			challenge := `Bearer realm="groupbridge"`
 			if presented {
 				challenge += `, error="invalid_token"`
@@ -255,7 +256,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A browser's request (it has the cookie, or says where it came
 		// from) must prove it was sent by the console's own script. The
 		// sign-in itself has no session yet; the Origin check covers it.
-		if !bearerOK && r.URL.Path != "/api/login" && fromBrowser(r) && !h.csrfOK(r) {
+		if !bearerOK && r.URL.Path != "/api/login" && fromBrowser(r) && !h.sessions.csrfOK(r) {
 			refuse(http.StatusForbidden, "no valid CSRF token",
 				"refused: a request from a browser needs the X-CSRF-Token of its session (GET /api/console/session)")
 			return
@@ -285,16 +286,10 @@ func openWithoutToken(r *http.Request) bool {
 	return p == "/" || p == "/login" || (strings.HasPrefix(p, "/console/") && !strings.Contains(p[len("/console/"):], "/"))
 }
 
-// signedIn reports whether r carries a valid console session cookie.
-func (h *Handler) signedIn(r *http.Request) bool {
-	_, ok := h.session(r)
-	return ok
-}
-
 // authed reports whether r carries the bearer token or a valid session.
 func (h *Handler) authed(r *http.Request) bool {
 	ok, _ := h.authorized(r)
-	return ok || h.signedIn(r)
+	return ok || h.sessions.signedIn(r)
 }
 
 // fromBrowser reports whether r looks sent by a browser: it carries a

@@ -275,7 +275,7 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("session: %d %s", sess.status, sess.body)
 	}
 	other := cookieOf(login(t, h, token, request{}))
-	otherCSRF := csrfToken(h.sessionKey, must(parseSession(h.sessionKey, other.Value, time.Now())))
+	otherCSRF := csrfToken(h.sessions.key, must(parseSession(h.sessions.key, other.Value, time.Now())))
 	rows := []struct {
 		name    string
 		headers map[string]string

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/groupbridge/groupbridge/internal/wallclock"
 )
 
 // The console's session: a signed cookie, kept by nobody but the browser.
@@ -92,35 +94,47 @@ func csrfToken(key, id []byte) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// session returns the id of r's valid session cookie, if it has one.
-func (h *Handler) session(r *http.Request) ([]byte, bool) {
+// sessions reads and starts the console's sessions under one key.
+type sessions struct {
+	key   []byte
+	clock wallclock.Clock
+}
+
+// of returns the id of r's valid session cookie, if it has one.
+func (s sessions) of(r *http.Request) ([]byte, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil, false
 	}
-	return parseSession(h.sessionKey, c.Value, h.clock.Now())
+	return parseSession(s.key, c.Value, s.clock.Now())
+}
+
+// signedIn reports whether r carries a valid session cookie.
+func (s sessions) signedIn(r *http.Request) bool {
+	_, ok := s.of(r)
+	return ok
 }
 
 // csrfOK reports whether r carries the CSRF token of its session cookie.
-func (h *Handler) csrfOK(r *http.Request) bool {
-	id, ok := h.session(r)
+func (s sessions) csrfOK(r *http.Request) bool {
+	id, ok := s.of(r)
 	if !ok {
 		return false
 	}
 	got := r.Header.Get(csrfHeader)
-	return got != "" && hmac.Equal([]byte(got), []byte(csrfToken(h.sessionKey, id)))
+	return got != "" && hmac.Equal([]byte(got), []byte(csrfToken(s.key, id)))
 }
 
-// setSession starts a session in the browser and returns its CSRF token.
-func (h *Handler) setSession(w http.ResponseWriter, r *http.Request) string {
-	exp := h.clock.Now().Add(sessionLife)
-	value := newSession(h.sessionKey, exp)
+// start starts a session in the browser and returns its CSRF token.
+func (s sessions) start(w http.ResponseWriter, r *http.Request) string {
+	exp := s.clock.Now().Add(sessionLife)
+	value := newSession(s.key, exp)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: value, Path: "/", Expires: exp, MaxAge: int(sessionLife / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
-	id, _ := parseSession(h.sessionKey, value, h.clock.Now())
-	return csrfToken(h.sessionKey, id)
+	id, _ := parseSession(s.key, value, s.clock.Now())
+	return csrfToken(s.key, id)
 }
 
 // login checks the token a person typed into the sign-in page. Wrong
@@ -148,7 +162,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.guard.forgive(remoteAddr(r.RemoteAddr))
-	csrf := h.setSession(w, r)
+	csrf := h.sessions.start(w, r)
 	h.cfg.Logger.Info("admin console sign-in", "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "csrf": csrf})
 }
@@ -169,12 +183,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 // a request that carried the bearer token).
 func (h *Handler) consoleSession(w http.ResponseWriter, r *http.Request) {
 	// sign_out tells the page whether a sign-out button means anything.
-	id, ok := h.session(r)
+	id, ok := h.sessions.of(r)
 	csrf := ""
 	if ok {
-		csrf = csrfToken(h.sessionKey, id)
+		csrf = csrfToken(h.sessions.key, id)
 	} else {
-		csrf = h.setSession(w, r)
+		csrf = h.sessions.start(w, r)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"csrf": csrf, "sign_out": h.tokenSum != nil})
 }
