@@ -296,11 +296,18 @@ function render(rooms) {
   const have = new Map();
   for (const art of list.children) have.set(art.dataset.group, art);
   const want = new Set(rooms.map((r) => r.group));
+  let ended = false;
   for (const [g, art] of have) {
     if (!want.has(g)) {
       art.remove();
       announce(g + ": the session ended.");
+      ended = true;
     }
+  }
+  // An ended session's record is written a moment later: show it.
+  if (ended) {
+    window.setTimeout(loadAttendance, 1500);
+    window.setTimeout(loadAttendance, 6000);
   }
   let prev = null;
   for (const r of rooms) {
@@ -375,8 +382,11 @@ async function loadAttendance() {
   const q = attendanceQuery();
   const qs = q.toString();
   const suffix = qs ? "?" + qs : "";
-  $("chart-sessions").src = "/api/attendance/chart/sessions.svg" + suffix;
-  $("chart-people").src = "/api/attendance/chart/people.svg" + suffix;
+  // A new address each time, or the browser keeps the chart it has.
+  const fresh = new URLSearchParams(q);
+  fresh.set("at", String(Date.now()));
+  $("chart-sessions").src = "/api/attendance/chart/sessions.svg?" + fresh.toString();
+  $("chart-people").src = "/api/attendance/chart/people.svg?" + fresh.toString();
   const csv = new URLSearchParams(q);
   csv.set("format", "csv");
   $("csv").href = "/api/attendance?" + csv.toString();
