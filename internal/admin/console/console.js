@@ -401,6 +401,10 @@ async function loadAttendance() {
   }
   let data = null;
   try { data = await res.json(); } catch (e) { /* not JSON */ }
+  // 404: this bridge keeps no attendance; hide what would be empty.
+  for (const sel of [".charts", "#csv-line", ".table-wrap"]) {
+    document.querySelector(sel).hidden = res.status === 404;
+  }
   if (!res.ok) {
     msg.textContent = (data && data.error) || "Attendance is not available (" + res.status + ").";
     body.replaceChildren();
