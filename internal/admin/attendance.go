@@ -73,7 +73,7 @@ func parseFilter(q url.Values, loc *time.Location) (attendance.Filter, error) {
 // writes the error and returns false.
 func (h *Handler) readAttendance(w http.ResponseWriter, r *http.Request, withDays bool) ([]attendance.Session, []attendance.Day, bool) {
 	if h.cfg.Attendance == nil {
-		writeError(w, http.StatusNotFound, "attendance is not kept by this bridge")
+		writeError(w, http.StatusNotFound, "this bridge keeps no records of its meetings")
 		return nil, nil, false
 	}
 	f, err := parseFilter(r.URL.Query(), time.Local)
@@ -136,7 +136,7 @@ func (h *Handler) attendanceChart(w http.ResponseWriter, r *http.Request) {
 		"people.svg":   chart.PeoplePerSession,
 	}[r.PathValue("chart")]
 	if draw == nil {
-		writeError(w, http.StatusNotFound, "no such chart: sessions.svg or people.svg")
+		writeError(w, http.StatusNotFound, "no such chart")
 		return
 	}
 	ss, _, ok := h.readAttendance(w, r, false)
