@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -91,7 +92,11 @@ func (h *Handler) readAttendance(w http.ResponseWriter, r *http.Request, withDay
 	if err != nil {
 		// The store redacts its own errors (a DSN holds a password).
 		h.cfg.Logger.Error("admin attendance read failed", "error", err.Error())
-		writeError(w, http.StatusInternalServerError, "the attendance store did not answer")
+		if errors.Is(err, attendance.ErrNotReady) {
+			writeError(w, http.StatusServiceUnavailable, "the attendance store is not reachable yet; meetings are recorded once it is")
+		} else {
+			writeError(w, http.StatusInternalServerError, "the attendance store did not answer")
+		}
 		return nil, nil, false
 	}
 	return ss, days, true

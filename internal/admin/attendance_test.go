@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -159,6 +160,13 @@ func TestAttendanceRefusals(t *testing.T) {
 	got := send(t, h, request{method: "GET", path: "/api/attendance"})
 	if got.status != 500 || strings.Contains(got.body, "secret") {
 		t.Errorf("store down: %d %s", got.status, got.body)
+	}
+	// A PostgreSQL store not reachable yet (the bridge started without
+	// it): 503, and the console can say why.
+	store.err = fmt.Errorf("PostgreSQL at db/x: %w", attendance.ErrNotReady)
+	got = send(t, h, request{method: "GET", path: "/api/attendance"})
+	if got.status != 503 || !strings.Contains(errorOf(t, got), "not reachable yet") {
+		t.Errorf("store not ready: %d %s", got.status, got.body)
 	}
 	signed := NewHandler(Config{Token: token, Rooms: &fakeRooms{}, Attendance: sampleAttendance(), Logger: quietLogger()})
 	if got := send(t, signed, request{method: "GET", path: "/api/attendance?format=csv"}); got.status != 401 {

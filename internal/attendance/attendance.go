@@ -15,8 +15,13 @@ package attendance
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNotReady is a Reader's answer while its database cannot be reached
+// yet: the bridge runs on, and records wait to be written.
+var ErrNotReady = errors.New("attendance store not reachable yet")
 
 // Reason is why a caller was turned away at a room's door.
 type Reason int

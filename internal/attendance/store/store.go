@@ -58,7 +58,7 @@ var (
 	ErrSchema = errors.New("attendance store schema")
 	// ErrNotReady is a read of a store whose PostgreSQL server did not
 	// answer yet (Open returned it not ready).
-	ErrNotReady = errors.New("attendance store not reachable yet")
+	ErrNotReady = attendance.ErrNotReady
 )
 
 // Options say which store to open and how.
