@@ -285,10 +285,13 @@ function updateSeat(li, s, group) {
   const [mute, wait, fac, remove] = li.querySelectorAll(".seat-actions button");
   setAction(mute, s.facilitator_muted ? "unmute" : "mute", s.seat, group);
   setAction(wait, s.placement === "waiting" ? "return" : "wait", s.seat, group);
-  wait.hidden = s.placement === "lobby";
+  // The session rules refuse to move or remove a facilitator: no button
+  // that can only fail.
+  wait.hidden = s.placement === "lobby" || s.role === "facilitator";
   setAction(fac, "facilitator", s.seat, group);
   fac.hidden = s.role === "facilitator";
   setAction(remove, "remove", s.seat, group);
+  remove.hidden = s.role === "facilitator";
 }
 
 function render(rooms) {
