@@ -1,10 +1,11 @@
 # groupbridge — a telephone dial-in bridge for support groups.
 #   make run     run the bridge on its embedded default configuration
-#   make test    all tests, the real-peer interop tests (sipp) included
+#   make test    all tests: interop (sipp, Kamailio, baresip), Chromium, PostgreSQL
 #   make bench   benchmarks of the mixer, RTP and codec paths
 #   make soak    200 callers joining and leaving for SOAK_DURATION (10m), then a leak check
 #   make bench-load  the load tool against the bridge and the reference reflector (BENCHMARKS.md)
 #   make bench-latency  delay through the bridge, measured on the wire (BENCHMARKS.md)
+#   make screenshots  the README's pictures of the console (docs/console-*.png)
 GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
@@ -14,7 +15,7 @@ PKGS     := ./...
 TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core chromium postgresql
 TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres
 
-.PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts clean
+.PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts screenshots clean
 
 all: build
 
@@ -110,6 +111,12 @@ lint:
 prompts:
 	./media/prompt/gen/generate.sh en
 	./media/prompt/gen/generate.sh es
+
+# screenshots rewrites docs/console-live.png and docs/console-attendance.png,
+# the README's pictures of the console: the bridge with two live rooms of
+# test softphones and a store of sample sessions, in headless Chromium.
+screenshots:
+	GROUPBRIDGE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestConsoleScreenshots$$' ./internal/app
 
 clean:
 	rm -rf bin
