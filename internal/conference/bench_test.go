@@ -111,3 +111,20 @@ func BenchmarkRoomTickReading(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/member")
 }
+
+// BenchmarkRoomView is what a room does on its tick for one snapshot (the
+// admin API, and the console's event stream five times a second while a
+// console is open): its view, one slice of seats.
+func BenchmarkRoomView(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			c, _ := newBenchConference(b)
+			g := group.Group{Name: "g", LedBy: "peer", MaxMembers: n}
+			r, _, _ := benchRoom(b, c, g, n, false)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = r.view()
+			}
+		})
+	}
+}
