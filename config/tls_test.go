@@ -117,8 +117,8 @@ func TestTLSAndSRTPRules(t *testing.T) {
 	}
 }
 
-// admin.tls: both files are required when the section is there, and
-// loading names admin.tls's keys, not sip.tls's.
+// admin.tls: both files are required when the section is there, they are
+// read by the check, and loading names admin.tls's keys, not sip.tls's.
 func TestAdminTLS(t *testing.T) {
 	tmp := t.TempDir()
 	writePair(t, tmp, "cert.pem", "key.pem")
@@ -131,6 +131,9 @@ func TestAdminTLS(t *testing.T) {
 		{"empty section", `admin: {tls: {}}`, []string{
 			"admin.tls.cert: required: a PEM certificate file", "admin.tls.key: required: a PEM private key file"}},
 		{"no key", `admin: {tls: {cert: $TMP/cert.pem}}`, []string{"admin.tls.key: required: a PEM private key file"}},
+		// config check reads the files, as it does sip.tls's.
+		{"missing file", `admin: {tls: {cert: $TMP/cert.pem, key: $TMP/none.pem}}`, []string{"admin.tls.key: "}},
+		{"not a pair", `admin: {tls: {cert: $TMP/cert.pem, key: $TMP/cert.pem}}`, []string{"admin.tls: certificate"}},
 	}
 	for _, row := range rows {
 		_, err := Parse([]byte(strings.ReplaceAll(row.yaml, "$TMP", tmp) + "\n" + okGroups))

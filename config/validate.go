@@ -549,14 +549,21 @@ func (v *validator) admin(a *Admin, drain time.Duration) {
 			v.add(fmt.Sprintf("admin.hosts[%d]", i), "%s must be a host name or an IP address, without a port (any port is accepted)", quote(h))
 		}
 	}
-	// admin.tls's files are read when the listener starts (the error
-	// names the key then), so that the section may stay as an example.
+	// admin.tls's files are read here too, as sip.tls's are, so that
+	// `config check` finds a missing or mismatched certificate before a
+	// start does.
 	if a.TLS != nil {
 		if a.TLS.Cert == "" {
 			v.add("admin.tls.cert", "required: a PEM certificate file")
 		}
 		if a.TLS.Key == "" {
 			v.add("admin.tls.key", "required: a PEM private key file")
+		}
+		if a.Listen != "" && a.TLS.Cert != "" && a.TLS.Key != "" {
+			if _, err := a.TLS.LoadAs("admin.tls"); err != nil {
+				path, _, _ := strings.Cut(err.Error(), ":")
+				v.add(path, "%s", strings.TrimPrefix(err.Error(), path+": "))
+			}
 		}
 	}
 	if a.Token != "" && (len(a.Token) < 16 || !printableASCII(a.Token)) {
