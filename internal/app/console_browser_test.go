@@ -162,6 +162,8 @@ func TestConsoleLiveRoom(t *testing.T) {
 		}
 	}
 
+	usableWithoutMouse(t, c, rooms)
+
 	// Both hang up: the room leaves the page and the session's row
 	// appears in the attendance table with a peak of 2.
 	hangUp(t, pa)
@@ -333,5 +335,54 @@ func TestConsoleSignIn(t *testing.T) {
 	t.Logf("live again, signed in, %v after the restart", took)
 	if !evalJS[bool](c, `window.__sameDocument === true`) {
 		t.Errorf("the page was reloaded to reconnect")
+	}
+}
+
+// usableWithoutMouse checks the live page the issue's way: by keyboard
+// alone (Tab reaches caller 1's unmute button, Enter acts on it), every
+// control named for a screen reader, and no sideways scrolling on a
+// phone's 360-pixel-wide screen. Caller 1 is muted when it is called.
+func usableWithoutMouse(t *testing.T, c *chromium, rooms string) {
+	t.Helper()
+	unnamed := evalJS[[]string](c, `[...document.querySelectorAll("button, a[href], input, select, img")]
+		.filter(e => e.offsetParent !== null)
+		.filter(e => {
+			if (e.tagName === "IMG") return !(e.alt || e.getAttribute("aria-label"));
+			if (e.tagName === "INPUT" || e.tagName === "SELECT") return e.labels.length === 0 && !e.getAttribute("aria-label");
+			return !(e.getAttribute("aria-label") || e.textContent.trim());
+		}).map(e => e.outerHTML.slice(0, 120))`)
+	if len(unnamed) > 0 {
+		t.Errorf("controls without a name for screen readers: %q", unnamed)
+	}
+
+	target := `button[data-action="unmute"][data-seat="1"]`
+	focused := `document.activeElement?.matches(` + js(`article.room[data-group="Circle"] `+target) + `) === true`
+	// From the top of a freshly loaded page, as a keyboard user begins.
+	c.do(pageWait, "reloading", chromedp.Reload())
+	c.waitJS(pageWait, "the seats back", `document.querySelectorAll(`+js(`article.room[data-group="Circle"] li.seat`)+`).length === 2`, rooms)
+	reached := false
+	for presses := 1; presses <= 80; presses++ {
+		c.do(pageWait, "pressing Tab", chromedp.KeyEvent("\t"))
+		if evalJS[bool](c, focused) {
+			t.Logf("Tab pressed %d times reaches caller 1's unmute button", presses)
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Fatalf("80 presses of Tab never reached caller 1's unmute button; focus on %s",
+			evalJS[string](c, `String(document.activeElement?.outerHTML).slice(0, 200)`))
+	}
+	if outline := evalJS[string](c, `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+		t.Errorf("the focused button shows no focus outline")
+	}
+	c.do(pageWait, "pressing Enter", chromedp.KeyEvent("\r"))
+	c.waitJS(2*time.Second, "caller 1 unmuted by keyboard", q(seatSel("Circle", 1))+`?.dataset.muted === "false"`, rooms)
+
+	c.do(pageWait, "a phone's screen", chromedp.EmulateViewport(360, 740))
+	wide := evalJS[int](c, `document.documentElement.scrollWidth`)
+	c.do(pageWait, "back to a desktop's screen", chromedp.EmulateViewport(1280, 900))
+	if wide > 360 {
+		t.Errorf("on a 360-pixel-wide screen the page is %d pixels wide: it scrolls sideways", wide)
 	}
 }
