@@ -5,7 +5,7 @@
 //
 //	GET  /healthz                                 200 "ok", or 503 and the reason (no token needed)
 //	GET  /metrics                                 Config.Metrics
-//	GET  /api/rooms                               the live rooms and their seats
+//	GET  /api/rooms                               the live rooms and their seats (no caller for a browser)
 //	POST /api/rooms/{group}/seats/{n}/{action}    mute | unmute | wait | return | remove | facilitator
 //	POST /api/rooms/{group}/{action}              lock | unlock | lecture-on | lecture-off | end
 //	POST /api/drain                               stop taking calls; sessions end by themselves
@@ -484,6 +484,10 @@ type seatJSON struct {
 }
 
 func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
+	// A browser (the console's cookie, or a page's Origin or Sec-Fetch
+	// headers) gets no caller at all, not even masked: no part of a
+	// number reaches a browser. Scripts keep the field.
+	browser := fromBrowser(r) || len(r.Header.Values("Sec-Fetch-Mode")) > 0
 	views := h.cfg.Rooms.Snapshot()
 	out := roomsAnswer{Rooms: make([]roomJSON, 0, len(views))}
 	for _, v := range views {
@@ -498,6 +502,9 @@ func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
 				Talking: s.Talking, HandRaised: s.HandRaised, Floor: s.Floor, Heard: s.Heard,
 				Leaving: s.Leaving, Caller: maskedOnly(s.Caller),
 			})
+			if browser {
+				rj.Seats[len(rj.Seats)-1].Caller = ""
+			}
 		}
 		out.Rooms = append(out.Rooms, rj)
 	}

@@ -680,3 +680,33 @@ func TestEventsOutliveServerTimeouts(t *testing.T) {
 		t.Fatalf("after the timeouts: %q", ev)
 	}
 }
+
+// GET /api/rooms from a browser (the console's cookie, or a page's
+// headers) holds no caller at all, not even masked; a script still gets
+// the masked form it always had.
+func TestRoomsHoldNoCallerForBrowsers(t *testing.T) {
+	h := NewHandler(Config{Rooms: maskedRooms(), Logger: quietLogger()})
+	rows := []struct {
+		name    string
+		headers map[string]string
+		masked  bool
+	}{
+		{"script", nil, true},
+		{"console cookie", map[string]string{"Cookie": sessionCookie + "=x"}, false},
+		{"page navigation", map[string]string{"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate"}, false},
+		{"page fetch", map[string]string{"Origin": "http://localhost", "Sec-Fetch-Mode": "cors"}, false},
+		{"only a fetch mode", map[string]string{"Sec-Fetch-Mode": "no-cors"}, false},
+	}
+	for _, row := range rows {
+		got := doWith(t, h, "GET", "/api/rooms", "localhost", row.headers)
+		if got.status != 200 {
+			t.Fatalf("%s: %d %s", row.name, got.status, got.body)
+		}
+		if has := strings.Contains(got.body, "4567"); has != row.masked {
+			t.Errorf("%s: masked caller in the answer %v, want %v:\n%s", row.name, has, row.masked, got.body)
+		}
+		if strings.Contains(got.body, "5551234567") {
+			t.Errorf("%s: a whole number in the answer:\n%s", row.name, got.body)
+		}
+	}
+}
