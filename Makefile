@@ -10,10 +10,11 @@ GO       ?= go
 PKGS     := ./...
 # Debian packages the tests need: sipp for interop, espeak-ng and sox for
 # the in-band DTMF detector's talk-off test on real speech, chromium for
-# the console's browser tests and postgresql for the attendance store's
-# (the tests start their own server; Debian 12 ships PostgreSQL 15).
-TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core chromium postgresql
-TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres
+# the console's browser tests, postgresql for the attendance store's and
+# redis-server for the cluster's room leases (the tests start their own
+# servers on free ports; Debian 12 ships PostgreSQL 15).
+TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core chromium postgresql redis-server
+TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server
 
 .PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts screenshots clean
 
