@@ -293,12 +293,17 @@ func (h *Handler) authed(r *http.Request) bool {
 }
 
 // fromBrowser reports whether r looks sent by a browser: it carries a
-// session cookie, an Origin or a Sec-Fetch-Site header.
+// session cookie, an Origin or a Sec-Fetch-Site or Sec-Fetch-Mode header.
 func fromBrowser(r *http.Request) bool {
 	if _, err := r.Cookie(sessionCookie); err == nil {
 		return true
 	}
-	return len(r.Header.Values("Origin")) > 0 || len(r.Header.Values("Sec-Fetch-Site")) > 0
+	for _, h := range []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode"} {
+		if len(r.Header.Values(h)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // safeMethod reports whether m changes nothing, by HTTP's definition.
@@ -484,10 +489,9 @@ type seatJSON struct {
 }
 
 func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
-	// A browser (the console's cookie, or a page's Origin or Sec-Fetch
-	// headers) gets no caller at all, not even masked: no part of a
+	// A browser gets no caller at all, not even masked: no part of a
 	// number reaches a browser. Scripts keep the field.
-	browser := fromBrowser(r) || len(r.Header.Values("Sec-Fetch-Mode")) > 0
+	browser := fromBrowser(r)
 	views := h.cfg.Rooms.Snapshot()
 	out := roomsAnswer{Rooms: make([]roomJSON, 0, len(views))}
 	for _, v := range views {
@@ -496,15 +500,15 @@ func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
 			ShareTimer: v.ShareTimer, Seats: make([]seatJSON, 0, len(v.Seats)),
 		}
 		for _, s := range v.Seats {
+			if browser {
+				s.Caller = ""
+			}
 			rj.Seats = append(rj.Seats, seatJSON{
 				Seat: s.Seat, Role: s.Role, Placement: s.Placement,
 				Muted: s.Muted, SelfMuted: s.SelfMuted, FacilitatorMuted: s.FacilitatorMuted,
 				Talking: s.Talking, HandRaised: s.HandRaised, Floor: s.Floor, Heard: s.Heard,
 				Leaving: s.Leaving, Caller: maskedOnly(s.Caller),
 			})
-			if browser {
-				rj.Seats[len(rj.Seats)-1].Caller = ""
-			}
 		}
 		out.Rooms = append(out.Rooms, rj)
 	}
