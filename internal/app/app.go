@@ -317,13 +317,10 @@ func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 	fc := callflow.Config{
 		Settings: a.settings,
 		Lobby:    a.lobby,
-		Join: func(g group.Group, r conference.JoinRequest) (callflow.Member, error) {
-			p, err := a.conf.Join(g, r)
-			if err != nil {
-				return nil, err // not a nil *Participant in a non-nil Member
-			}
-			return p, nil
+		Join: func(_ callflow.Call, g group.Group, r conference.JoinRequest) (callflow.Member, error) {
+			return a.joinHere(g, r)
 		},
+		JoinHere:      a.joinHere,
 		Rejoining:     a.conf.Rejoining,
 		Attendance:    a.record,
 		Guard:         a.guard,
@@ -339,6 +336,15 @@ func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
 	return callflow.New(fc)
+}
+
+// joinHere seats a caller in its group's room on this node.
+func (a *App) joinHere(g group.Group, r conference.JoinRequest) (callflow.Member, error) {
+	p, err := a.conf.Join(g, r)
+	if err != nil {
+		return nil, err // not a nil *Participant in a non-nil Member
+	}
+	return p, nil
 }
 
 // sipLimits are the SIP layer's limits from a configuration.

@@ -96,8 +96,14 @@ type Settings struct {
 type Config struct {
 	Settings func() *Settings // the latest; never nil
 	Lobby    *lobby.Lobby
-	// Join seats a caller in its group's room (conference.Conference.Join).
-	Join func(group.Group, conference.JoinRequest) (Member, error)
+	// Join seats a caller in its group's room: conference.Conference.Join
+	// on a single node; in a cluster, the room here or, relayed, on the
+	// node that owns it. An error wrapping ErrUnavailable refuses the
+	// caller with an apology (the room's owner cannot be found).
+	Join func(Call, group.Group, conference.JoinRequest) (Member, error)
+	// JoinHere seats the caller of another node's internal leg in the
+	// room on this node (ServeLeg); nil refuses every internal leg.
+	JoinHere func(group.Group, conference.JoinRequest) (Member, error)
 	// Rejoining reports whether a caller (by identity) would get their
 	// seat back in the group's live session (conference.Conference.
 	// Rejoining): they skip the group's greeting. Nil: nobody is.
@@ -108,6 +114,10 @@ type Config struct {
 	Log       *slog.Logger
 	// Key is the per-start HMAC key for recognising callers; memory only.
 	Key [32]byte
+	// IdentityKey, when set, replaces Key: the key of the moment (a
+	// cluster's shared key of the day), so that every node recognises a
+	// caller alike.
+	IdentityKey func(now time.Time) [32]byte
 	// MaskedCallers: log.callers is "masked" (else log tags).
 	MaskedCallers bool
 	// TagZone is where a log tag's day changes.
@@ -213,7 +223,7 @@ func (f *Flow) Serve(c Call) {
 	req := conference.JoinRequest{Stream: c.Stream(), Role: join.Role, Identity: id,
 		Masked: c.Label(), CallID: c.ID(), FacilitatorPIN: f.facilitatorPIN(c, st, g, id, who), Language: lang}
 	req.OnlyWithFacilitator = closed
-	p, err := f.cfg.Join(g, req)
+	p, err := f.cfg.Join(c, g, req)
 	if err != nil {
 		r := joinRefusal(err)
 		if errors.Is(err, conference.ErrNoSession) {
@@ -357,3 +367,61 @@ func (f *Flow) sayAndHangup(c Call, reason string, clips ...[]int16) {
 // fault describes a recovered panic for the log without any digits it may
 // carry (a PIN, a number).
 func fault(v any) string { return logging.RedactDigits(fmt.Sprint(v)) }
+
+// Leg is what another node's signed internal leg says of its caller: the
+// room and the seat's terms, never a number.
+type Leg struct {
+	Group    string
+	Role     group.Role
+	Identity string // the caller's identity, or a per-call token
+	Language string
+	Via      string // the relaying node
+	// Reconnect: the caller is coming back after a failover.
+	Reconnect bool
+}
+
+// ServeLeg seats the caller of another node's internal leg in its room on
+// this node (Config.JoinHere) and relays its key presses to the seat
+// until either side ends. The relaying node ran the PIN prompt, the
+// greeting and the PIN limits; this node applies the room's rules as to a
+// caller of its own. The call's hang-up carries the room's reason, which
+// the relaying node gives its caller.
+func (f *Flow) ServeLeg(c Call, leg Leg) {
+	st := f.cfg.Settings().in(leg.Language)
+	i := slices.IndexFunc(st.Groups, func(g group.Group) bool { return g.Name == leg.Group })
+	if i < 0 || f.cfg.JoinHere == nil {
+		f.cfg.Log.Info("internal leg refused", "call", c.ID(), "via", leg.Via, "outcome", string(JoinFailed))
+		c.Hangup(string(JoinFailed))
+		return
+	}
+	g := st.Groups[i]
+	who := guard.Caller{Number: leg.Identity}
+	req := conference.JoinRequest{Stream: c.Stream(), Role: leg.Role, Identity: leg.Identity,
+		CallID: c.ID(), Language: leg.Language, Via: leg.Via, Reconnect: leg.Reconnect,
+		FacilitatorPIN: f.facilitatorPIN(c, st, g, leg.Identity, who)}
+	p, err := f.cfg.JoinHere(g, req)
+	if err != nil {
+		// The relaying node tells its caller why: the reason rides the
+		// final answer's hang-up.
+		r := joinRefusal(err)
+		f.cfg.Log.Info("internal leg refused", "call", c.ID(), "via", leg.Via, "group", g.Name, "outcome", string(r))
+		c.Hangup(string(r))
+		return
+	}
+	defer p.Leave()
+	c.Admitted()
+	f.cfg.Log.Info("relayed call joined", "call", c.ID(), "via", leg.Via, "group", g.Name,
+		"role", leg.Role.String(), "seat", p.Seat(), "restored", p.Restored())
+	for {
+		select {
+		case d := <-c.Digits():
+			p.Key(d)
+		case <-p.Done():
+			c.Hangup(p.Reason())
+			return
+		case <-c.Context().Done():
+			p.Leave()
+			return
+		}
+	}
+}

@@ -190,7 +190,7 @@ func newRig(t *testing.T, gcfg guard.Config, tweak func(*Config)) *rig {
 	cfg := Config{
 		Settings: func() *Settings { return st },
 		Lobby:    r.lobby,
-		Join: func(g group.Group, req conference.JoinRequest) (Member, error) {
+		Join: func(_ Call, g group.Group, req conference.JoinRequest) (Member, error) {
 			r.joins <- req
 			return r.join(g)
 		},
@@ -303,6 +303,7 @@ func TestJoinRefusal(t *testing.T) {
 		{conference.ErrRemoved, Removed},
 		{conference.ErrClosed, JoinFailed},
 		{fmt.Errorf("room: %w", conference.ErrNotMeeting), Closed},
+		{fmt.Errorf("cluster: redis: %w", ErrUnavailable), Unavailable},
 		{errors.New("anything else"), JoinFailed},
 	}
 	for _, tc := range tests {
@@ -377,6 +378,7 @@ func TestServeOutcomes(t *testing.T) {
 		}, want: "pin-blocked", refused: true},
 		{name: "group full", keys: "1234#", join: conference.ErrFull, want: "group-full", refused: true},
 		{name: "removed", keys: "1234#", join: conference.ErrRemoved, want: "removed", refused: true},
+		{name: "room's node unknown", keys: "1234#", join: ErrUnavailable, want: "cluster-unavailable", refused: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,7 +56,11 @@ func (f *Flow) KnownKey(id, group string) string {
 // keyed is the HMAC of the parts under the per-start key; kind keeps the
 // hashes of different things (numbers, users, addresses) apart.
 func (f *Flow) keyed(kind string, parts ...string) string {
-	mac := hmac.New(sha256.New, f.cfg.Key[:])
+	key := f.cfg.Key
+	if f.cfg.IdentityKey != nil {
+		key = f.cfg.IdentityKey(f.cfg.Clock.Now())
+	}
+	mac := hmac.New(sha256.New, key[:])
 	if kind != "" {
 		mac.Write([]byte(kind))
 		mac.Write([]byte{0})

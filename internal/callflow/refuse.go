@@ -25,6 +25,9 @@ const (
 	Locked        Reason = "locked"           // the facilitator locked the meeting
 	Removed       Reason = "removed"          // removed from this session
 	JoinFailed    Reason = "join-failed"      // the room refused for another reason
+	// Unavailable: in a cluster, the room's owner could not be found
+	// (Redis unreachable) and cluster.fallback is not local.
+	Unavailable Reason = "cluster-unavailable"
 	// Closed: a member outside the group's meeting hours (meets) with no
 	// facilitator in the room; told when the group meets next.
 	Closed Reason = "closed"
@@ -45,11 +48,17 @@ func (r Reason) prompt() string {
 		return prompt.RemovedYou
 	case JoinFailed:
 		return prompt.Goodbye
+	case Unavailable:
+		return prompt.CannotConnect
 	case Closed:
 		return prompt.NotMeetingNow // then when it meets next (Flow.closed)
 	}
 	return ""
 }
+
+// ErrUnavailable is what a cluster's join says when the room's owner
+// cannot be found: the caller hears an apology and is let go.
+var ErrUnavailable = errors.New("callflow: the room's node cannot be reached")
 
 // joinRefusal is the reason for a room's refusal.
 func joinRefusal(err error) Reason {
@@ -62,6 +71,8 @@ func joinRefusal(err error) Reason {
 		return Removed
 	case errors.Is(err, conference.ErrNotMeeting):
 		return Closed
+	case errors.Is(err, ErrUnavailable):
+		return Unavailable
 	}
 	return JoinFailed
 }

@@ -158,6 +158,11 @@ type JoinRequest struct {
 	// in the room is rendered in it; "" or a language the prompts lack
 	// is the default.
 	Language string
+	// Via is the cluster node that relays the caller to this room ("" for
+	// a caller of this node); the operator's view shows it.
+	Via string
+	// Reconnect: the caller comes back after the room's node failed over.
+	Reconnect bool
 }
 
 // Join puts a caller into the group's room, starting its session if it is
@@ -201,7 +206,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 
 	p := &Participant{room: r, callID: req.CallID, checkPIN: req.FacilitatorPIN, done: make(chan struct{})}
 	reply := make(chan error, 1)
-	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked,
+	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, via: req.Via,
 		withFac: req.OnlyWithFacilitator, language: req.Language, reply: reply})
 	timeout := c.wall.NewTimer(answerWait)
 	defer timeout.Stop()

@@ -45,6 +45,7 @@ type SeatView struct {
 	Leaving          bool   // being hung up: removed, or the session ended
 	Placement        string // "room" | "waiting" | "lobby"
 	Caller           string // masked: "+1•••••4567"
+	Via              string // the cluster node relaying the caller; "" for this node's own
 }
 
 // Stats are cheap counters for metrics, read without waiting for any room.
@@ -228,6 +229,7 @@ func (r *Room) view() RoomView {
 		}
 		if m := r.bySeat[s.Seat]; m != nil {
 			sv.Caller = m.masked
+			sv.Via = m.via
 			sv.Leaving = m.hangup
 		}
 		v.Seats = append(v.Seats, sv)

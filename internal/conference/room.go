@@ -54,7 +54,8 @@ type command struct {
 	role     group.Role
 	identity string
 	masked   string
-	withFac  bool // cmdJoin: JoinRequest.OnlyWithFacilitator
+	via      string // cmdJoin: JoinRequest.Via
+	withFac  bool   // cmdJoin: JoinRequest.OnlyWithFacilitator
 	language string
 	digit    byte
 	action   rules.Action
@@ -95,6 +96,7 @@ type member struct {
 	hangup bool   // let go once the player has said everything
 	reason string // why, for the call's log
 	masked string // the caller as the admin API shows it (JoinRequest.Masked)
+	via    string // the node relaying the caller (JoinRequest.Via); "" for our own
 	lang   string // what the caller hears (JoinRequest.Language)
 	failed any    // what this member's part of a tick panicked with; nil if it did not
 }
@@ -524,7 +526,7 @@ func (r *Room) join(c command, now time.Time) error {
 		return ErrClosed
 	}
 	sw, _ := c.stream.(SharedWriter)
-	m := &member{p: c.p, stream: c.stream, shared: sw, seat: res.Seat, masked: c.masked, lang: c.language,
+	m := &member{p: c.p, stream: c.stream, shared: sw, seat: res.Seat, masked: c.masked, via: c.via, lang: c.language,
 		talker: level.NewTalker(level.TalkerConfig{}), agc: level.NewAGC(level.AGCConfig{}), gate: level.NewGate()}
 	c.p.seat = m.seat
 	c.p.restored = res.Restored

@@ -129,6 +129,8 @@ const (
 	HelpReadings = "help_readings"
 	// ClosingMaintenance: "This line is closing for maintenance. Please call back in a few minutes."
 	ClosingMaintenance = "closing_maintenance"
+	// CannotConnect: "We are sorry: we cannot connect you to your group just now. Please try again in a few minutes."
+	CannotConnect = "cannot_connect"
 	// TryLater: "Please try again later."
 	TryLater = "try_later"
 	// PleaseHold: "Please stay on the line. Many calls are coming in, and yours will be answered in turn."
