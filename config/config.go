@@ -44,6 +44,10 @@ type Config struct {
 	Limits  Limits  `yaml:"limits"`
 	// Attendance is where the meetings' records are kept.
 	Attendance Attendance `yaml:"attendance"`
+	// Cluster, when set, makes this node one of several behind a SIP
+	// proxy (docs/CLUSTER.md). Nil (null in the file, the default) is a
+	// single node.
+	Cluster *Cluster `yaml:"cluster" reload:"restart"`
 	// DrainTimeout bounds a stop (SIGTERM): callers are told the line is
 	// closing and every call is hung up within it.
 	DrainTimeout time.Duration `yaml:"drain_timeout" reload:"live"`

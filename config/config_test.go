@@ -171,8 +171,8 @@ func TestEmbeddedDocumentsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("default.yaml with its examples does not parse: %v\n%s", err, examples)
 	}
-	if ex.SIP.Register == nil || len(ex.SIP.Users) == 0 {
-		t.Errorf("the examples of sip.register and sip.users were not read:\n%s", examples)
+	if ex.SIP.Register == nil || len(ex.SIP.Users) == 0 || !ex.Cluster.Clustered() {
+		t.Errorf("the examples of sip.register, sip.users and cluster were not read:\n%s", examples)
 	}
 
 	var doc yaml.Node

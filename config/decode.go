@@ -24,6 +24,7 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	groupType    = reflect.TypeFor[Group]()
 	registerType = reflect.TypeFor[Register]()
+	clusterType  = reflect.TypeFor[Cluster]()
 )
 
 const (
@@ -196,8 +197,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path, secret string) {
 	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
 		// An optional section: given at all, it starts from its defaults.
 		p := reflect.New(v.Type().Elem())
-		if p.Elem().Type() == registerType {
+		switch p.Elem().Type() {
+		case registerType:
 			p.Elem().Set(reflect.ValueOf(DefaultRegister()))
+		case clusterType:
+			p.Elem().Set(reflect.ValueOf(DefaultCluster()))
 		}
 		d.value(n, p.Elem(), path, secret)
 		v.Set(p)

@@ -14,7 +14,7 @@ import (
 // package contains on its own.
 // The password has a digit run, as keys are shown with digit runs masked:
 // a password typed as a key is not a case messages can tell from a typo.
-var fuzzSecrets = []string{"1234", "654321", pin, "4821", "917355", "pw-31415926-pw"}
+var fuzzSecrets = []string{"1234", "654321", pin, "4821", "917355", "pw-31415926-pw", "swordfish-27182818", "cluster-secret-16180339887498948482"}
 
 // FuzzParse checks that Parse never panics, that what it accepts is valid,
 // that what it rejects comes as Errors, and that no error repeats a seed PIN
@@ -71,6 +71,18 @@ groups:
 	f.Add([]byte("groups:\n  - name: G\n    member_pin: \"98765\"\n  - name: g\n    member_pin: \"98765\"\n"))
 	f.Add([]byte("groups: &l [{<<: *l}]\n"))
 	f.Add([]byte("sip: [1]\nrtp: {port_min: abc}\n---\n"))
+	f.Add([]byte(`
+cluster:
+  node: a
+  redis: redis://groupbridge:swordfish-27182818@192.0.2.5:6379/0
+  listen: 192.0.2.11:5070
+  peers: [192.0.2.0/24]
+  secret: "cluster-secret-16180339887498948482"
+  proxies: [192.0.2.9]
+groups:
+  - {name: G, member_pin: "4821"}
+`))
+	f.Add([]byte("cluster: {redis: \"http://u:swordfish-27182818@h\", secret: [cluster-secret-16180339887498948482]}\n"))
 	f.Add([]byte(""))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -112,7 +124,8 @@ groups:
 }
 
 // shownText gathers every value of data that an error may rightly show: the
-// scalar values outside member_pin, facilitator_pin and password, as written and as a
+// scalar values outside member_pin, facilitator_pin, password, redis and
+// secret, as written and as a
 // number or duration would print. Keys are left out on purpose: messages
 // mask digit runs in keys, so a PIN typed as a key must not show either.
 func shownText(data []byte) string {
@@ -139,7 +152,7 @@ func shownText(data []byte) string {
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if k := n.Content[i].Value; k == "member_pin" || k == "facilitator_pin" || k == "password" {
+				if k := n.Content[i].Value; k == "member_pin" || k == "facilitator_pin" || k == "password" || k == "redis" || k == "secret" {
 					continue
 				}
 				walk(n.Content[i+1])

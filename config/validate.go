@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	v.admin(&c.Admin, c.DrainTimeout)
 	v.limits(&c.Limits)
 	v.attendance(&c.Attendance)
+	v.cluster(c.Cluster, &c.SIP)
 	v.groups(c.Groups, c.Prompts.Dir)
 	v.readings(c)
 	if len(v.errs) == 0 {

@@ -180,6 +180,10 @@ func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 				return exitError{1}
 			}
 			fmt.Fprintf(stdout, "%s: ok (%d groups)\n", args[0], len(cfg.Groups))
+			if cfg.Cluster != nil {
+				// Redis's password hidden, the cluster secret never shown.
+				fmt.Fprintln(stdout, "cluster:", cfg.Cluster.Summary())
+			}
 			for _, n := range notes {
 				fmt.Fprintln(stdout, "prompts:", n)
 			}

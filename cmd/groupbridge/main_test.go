@@ -121,6 +121,18 @@ groups:
 			t.Fatal(err)
 		}
 	}
+	// cluster.redis holds a password and cluster.secret is one: the
+	// check shows the first redacted and never the second.
+	clusterGood := filepath.Join(dir, "cluster-good.yaml")
+	clusterBad := filepath.Join(dir, "cluster-bad.yaml")
+	for file, redis := range map[string]string{
+		clusterGood: "redis://gb:pw-c1u5t3r@192.0.2.5:6379/0",
+		clusterBad:  "http://gb:pw-c1u5t3r@192.0.2.5:6379/0",
+	} {
+		if err := os.WriteFile(file, []byte("cluster:\n  node: a\n  redis: \""+redis+"\"\n  listen: 192.0.2.11:5070\n  peers: [192.0.2.0/24]\n  secret: \"cs-0123456789-abcdefghij-klmnopqrstu\"\n  proxies: [192.0.2.9]\ngroups:\n  - {name: A, member_pin: \"482193\"}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name     string
 		file     string
@@ -129,6 +141,9 @@ groups:
 		mustNot  []string
 		toStdout bool
 	}{
+		{"a cluster", clusterGood, 0, []string{"ok (1 groups)", "cluster: node a, listen 192.0.2.11:5070, peers 192.0.2.0/24, redis redis://gb:xxxxx@192.0.2.5:6379/0, lease 5s, fallback refuse, behind proxies 192.0.2.9"},
+			[]string{"pw-c1u5t3r", "cs-0123456789"}, true},
+		{"a broken cluster.redis", clusterBad, 1, []string{"cluster.redis: must be a redis:// or rediss:// URL with a user and password"}, []string{"pw-c1u5t3r", "cs-0123456789"}, false},
 		{"a DSN", dsnGood, 0, []string{"ok (1 groups)"}, []string{"pw-7f3a9c", "pg7.example.com"}, true},
 		{"a broken DSN", dsnBad, 1, []string{"attendance.dsn: must be a postgres:// or postgresql:// URL"}, []string{"pw-7f3a9c", "pg7.example.com"}, false},
 		{"valid", good, 0, []string{"ok (1 groups)"}, nil, true},
