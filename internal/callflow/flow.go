@@ -243,7 +243,7 @@ func (f *Flow) Serve(c Call) {
 	}
 	// Whatever ends this goroutine, a panic included, the caller leaves the
 	// room: otherwise a call that is gone keeps its seat and the session.
-	defer p.Leave()
+	defer func() { p.Leave() }()
 	c.Admitted() // out of the PIN prompt: no longer counts against limits.setup_per_*
 	f.cfg.Budget.Remember(f.KnownKey(id, g.Name), f.cfg.Clock.Now())
 	f.cfg.Metrics.CallOutcome(outcomeJoined)
@@ -254,6 +254,17 @@ func (f *Flow) Serve(c Call) {
 		case d := <-c.Digits():
 			p.Key(d)
 		case <-p.Done():
+			if p.Reason() == conference.ReasonMoved {
+				// The room moved to another node (a failover): the caller
+				// joins it there and keeps their seat.
+				np := f.rejoin(c, st, g, req)
+				if np == nil {
+					return
+				}
+				p.Leave()
+				p = np
+				continue
+			}
 			c.Hangup(p.Reason())
 			return
 		case <-c.Context().Done():
@@ -261,6 +272,25 @@ func (f *Flow) Serve(c Call) {
 			return
 		}
 	}
+}
+
+// rejoin joins a caller whose room moved to another node again, where it
+// now is; the room tells them the line had a problem. It returns nil when
+// the join failed, after letting the caller go with the reason.
+func (f *Flow) rejoin(c Call, st *Settings, g group.Group, req conference.JoinRequest) Member {
+	req.Reconnect = true
+	req.OnlyWithFacilitator = false // they were in the meeting already
+	p, err := f.cfg.Join(c, g, req)
+	if err != nil {
+		r := joinRefusal(err)
+		f.cfg.Log.Warn("call lost its room in a move", "call", c.ID(), "caller", c.Label(), "group", g.Name,
+			"outcome", string(r))
+		f.refuse(c, st, r, g.Name)
+		return nil
+	}
+	f.cfg.Log.Info("call moved with its room", "call", c.ID(), "caller", c.Label(), "group", g.Name,
+		"seat", p.Seat(), "restored", p.Restored())
+	return p
 }
 
 // What became of a greeting.

@@ -357,6 +357,71 @@ func TestServeJoins(t *testing.T) {
 	}
 }
 
+// A room that moves to another node lets its callers go with
+// ReasonMoved: the call is not hung up but joined again, as a reconnect,
+// with the same identity and role; a move whose join fails ends the call
+// with that refusal.
+func TestServeFollowsAMovedRoom(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		second   error
+		hangups  []string
+		outcomes []string
+	}{
+		{name: "joined where the room went", hangups: []string{"session-ended"}, outcomes: []string{"joined"}},
+		{name: "no node found", second: ErrUnavailable, hangups: []string{"cluster-unavailable"},
+			outcomes: []string{"joined", "cluster-unavailable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, guard.Config{}, nil)
+			first := &member{done: make(chan struct{}), keys: make(chan byte, 1), reason: conference.ReasonMoved}
+			second := &member{done: make(chan struct{}), keys: make(chan byte, 1), reason: "session-ended"}
+			joins := 0
+			r.join = func(group.Group) (Member, error) {
+				joins++
+				if joins == 1 {
+					return first, nil
+				}
+				if tc.second != nil {
+					return nil, tc.second
+				}
+				return second, nil
+			}
+			c := newCall("+15551230001")
+			c.keys("1234#")
+			go func() {
+				req := <-r.joins
+				if req.Reconnect {
+					t.Error("the first join is a reconnect")
+				}
+				close(first.done)
+				again := <-r.joins
+				if !again.Reconnect || again.Identity != req.Identity || again.Role != req.Role {
+					t.Errorf("second join %+v after %+v", again, req)
+				}
+				if tc.second == nil {
+					c.keys("5")
+					if d := <-second.keys; d != '5' {
+						t.Errorf("the new seat got key %q", d)
+					}
+					close(second.done)
+				}
+			}()
+			r.serve(t, c)
+			hangups, _ := c.ended()
+			if !slices.Equal(hangups, tc.hangups) {
+				t.Errorf("hang-ups %q, want %q", hangups, tc.hangups)
+			}
+			if got := r.metrics.get(); !slices.Equal(got, tc.outcomes) {
+				t.Errorf("outcomes %q, want %q", got, tc.outcomes)
+			}
+			if !first.left.Load() || (tc.second == nil && !second.left.Load()) {
+				t.Error("a seat was kept")
+			}
+		})
+	}
+}
+
 // Each way a call leaves before its room: the outcome counted, the
 // hang-up and whether it is a refusal.
 func TestServeOutcomes(t *testing.T) {

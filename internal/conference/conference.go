@@ -341,6 +341,40 @@ func (c *Conference) Close() {
 	}
 }
 
+// ReasonMoved is why the room lets a caller go when the room moves to
+// another cluster node (Handoff): the call goes on, joined again where the
+// room now is.
+const ReasonMoved = "moved"
+
+// Handoff takes the group's live room off this node without ending its
+// session, which goes on at another node: every caller is let go with
+// ReasonMoved and no attendance record is made. It reports whether the
+// group had a room here.
+func (c *Conference) Handoff(group string) bool {
+	c.mu.Lock()
+	r := c.rooms[group]
+	if r != nil {
+		delete(c.rooms, group)
+		c.nRooms.Store(int64(len(c.rooms)))
+	}
+	c.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	c.clock.Remove(r)
+	r.handoff.Store(true)
+	r.shutdown(ReasonMoved)
+	return true
+}
+
+// Has reports whether the group has a live room here, or one being
+// started for a caller.
+func (c *Conference) Has(group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rooms[group] != nil
+}
+
 // maybeRemove takes an empty room off the clock once its joins have all
 // been applied. It runs on the clock goroutine, from the room's own tick.
 func (c *Conference) maybeRemove(r *Room) bool {

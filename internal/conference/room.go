@@ -121,6 +121,9 @@ type Room struct {
 	cmds     chan command
 	stopped  chan struct{}
 	stopOnce sync.Once
+	// handoff: the room moved to another node (Conference.Handoff); its
+	// session goes on there, so no record of it is made here.
+	handoff atomic.Bool
 
 	pendingJoins int // guarded by conf.mu
 
@@ -194,7 +197,9 @@ func (r *Room) shutdown(reason string) {
 	r.stopOnce.Do(func() {
 		close(r.stopped)
 		r.unpublish()
-		r.tally.end() // a session a stop ends is recorded too
+		if !r.handoff.Load() {
+			r.tally.end() // a session a stop ends is recorded too
+		}
 		for _, m := range r.members {
 			m.p.letGo(reason)
 		}

@@ -249,3 +249,40 @@ func TestClosedWithoutSession(t *testing.T) {
 		t.Fatalf("records %+v, want one session with one caller turned away closed", got)
 	}
 }
+
+// A room handed to another node lets its callers go with ReasonMoved and
+// records no session here: the session goes on where the room went.
+func TestHandoffRecordsNothing(t *testing.T) {
+	c, _, rec := newRecordedConference(t)
+	g := group.Group{Name: "g", LedBy: "peer"}
+	p1 := joinMasked(t, c, g, &fakeStream{}, group.Member, "", "")
+	p2 := joinMasked(t, c, g, &fakeStream{}, group.Facilitator, "", "")
+	if !c.Has("g") || c.Has("other") {
+		t.Fatalf("Has: g %v, other %v", c.Has("g"), c.Has("other"))
+	}
+	if !c.Handoff("g") {
+		t.Fatal("Handoff found no room")
+	}
+	for _, p := range []*Participant{p1, p2} {
+		select {
+		case <-p.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a caller was not let go")
+		}
+		if p.Reason() != ReasonMoved {
+			t.Errorf("reason %q, want %q", p.Reason(), ReasonMoved)
+		}
+	}
+	if c.Has("g") || c.Rooms() != 0 || c.Handoff("g") {
+		t.Error("the room is still here after its handoff")
+	}
+	if got := rec.all(); len(got) != 0 {
+		t.Errorf("records %+v, want none", got)
+	}
+	// The group's next caller here starts a session of its own.
+	p3 := joinMasked(t, c, g, &fakeStream{}, group.Member, "", "")
+	endAll(c, p3)
+	if got := rec.all(); len(got) != 1 {
+		t.Errorf("records %+v, want the new session's", got)
+	}
+}
