@@ -27,6 +27,12 @@ type BudgetConfig struct {
 	MaxKnown int
 	// MaxDelay bounds the least delay of an answer under attack (2 min).
 	MaxDelay time.Duration
+	// Shared, when set, is the counting this node shares with the other
+	// nodes of a cluster: one budget per number and one for the bridge,
+	// and one answer slot per interval per number, cluster-wide. Nil
+	// counts in memory only. Fixed by NewBudget: SetConfig keeps it.
+	// Known callers stay per node.
+	Shared Shared
 }
 
 func (c *BudgetConfig) defaults() {
@@ -73,6 +79,7 @@ type Budget struct {
 
 // scope is one number's failures and queue (or the bridge's failures).
 type scope struct {
+	key      string // its Shared key
 	minute   window // failures in the last minute, by second
 	tenMin   window // failures in the last ten minutes, by ten seconds
 	attack   bool
@@ -95,6 +102,7 @@ func NewBudget(cfg BudgetConfig) *Budget {
 	cfg.defaults()
 	b := &Budget{cfg: cfg, scopes: map[string]*scope{}, known: map[string]time.Time{}}
 	b.bridge = *newScope()
+	b.bridge.key = sharedBridge
 	return b
 }
 
@@ -103,6 +111,7 @@ func (b *Budget) SetConfig(cfg BudgetConfig) {
 	cfg.defaults()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	cfg.Shared = b.cfg.Shared
 	b.cfg = cfg
 }
 
@@ -110,6 +119,7 @@ func (b *Budget) scope(number string) *scope {
 	s := b.scopes[number]
 	if s == nil {
 		s = newScope()
+		s.key = sharedNumber + number
 		b.scopes[number] = s
 	}
 	return s
@@ -133,22 +143,24 @@ func check(s *scope, limit int, now time.Time) bool {
 // number, or any number no group claims). It reports whether this failure
 // put the number or the bridge under attack.
 func (b *Budget) Fail(number string, now time.Time) (started bool) {
+	sh := b.pressure(number, now, 1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.scope(number)
-	was := b.underAttack(s, now)
+	was := b.underAttack(s, now) || sh.was
 	for _, sc := range []*scope{s, &b.bridge} {
 		sc.minute.add(now)
 		sc.tenMin.add(now)
 	}
-	return !was && b.underAttack(s, now)
+	return !was && (b.underAttack(s, now) || sh.is)
 }
 
 // UnderAttack reports whether calls to number are paced now.
 func (b *Budget) UnderAttack(number string, now time.Time) bool {
+	sh := b.pressure(number, now, 0)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.underAttack(b.scope(number), now)
+	return b.underAttack(b.scope(number), now) || sh.is
 }
 
 func (b *Budget) underAttack(s *scope, now time.Time) bool {
@@ -158,12 +170,39 @@ func (b *Budget) underAttack(s *scope, now time.Time) bool {
 	return num || bridge
 }
 
+// shared is what the Shared counts say of a number with the bridge: not
+// under attack, perMinute -1, when there is no Shared or it did not answer.
+type shared struct {
+	was, is   bool
+	perMinute int // the number's failures in the last minute
+}
+
+// pressure adds n failures to number's and the bridge's shared counts and
+// returns their state. Called outside b.mu: it is a round trip. A scope
+// whose call fails counts as not under attack: the local counts decide.
+func (b *Budget) pressure(number string, now time.Time, n int) shared {
+	out := shared{perMinute: -1}
+	b.mu.Lock()
+	sh, perNumber, bridge := b.cfg.Shared, b.cfg.PerNumber, b.cfg.Bridge
+	b.mu.Unlock()
+	if sh == nil {
+		return out
+	}
+	if was, is, rate, err := sh.Pressure(sharedNumber+number, now, n, perNumber); err == nil {
+		out = shared{was: was, is: is, perMinute: rate}
+	}
+	if was, is, _, err := sh.Pressure(sharedBridge, now, n, bridge); err == nil {
+		out.was, out.is = out.was || was, out.is || is
+	}
+	return out
+}
+
 // Delay is the least wait of an answer under attack given the number's
 // failures in the last minute: one interval at the budget, growing in
 // proportion beyond it, at most MaxDelay.
-func (b *Budget) delay(s *scope, now time.Time) time.Duration {
+func (b *Budget) delay(s *scope, now time.Time, shared int) time.Duration {
 	d := b.cfg.interval()
-	if rate := s.minute.sum(now); rate > b.cfg.PerNumber {
+	if rate := max(s.minute.sum(now), shared); rate > b.cfg.PerNumber {
 		d = d * time.Duration(rate) / time.Duration(b.cfg.PerNumber)
 	}
 	return min(d, b.cfg.MaxDelay)
@@ -171,13 +210,27 @@ func (b *Budget) delay(s *scope, now time.Time) time.Duration {
 
 // advance releases the queue's head while its turn has come. A turn is
 // taken at the time it came, not when somebody looked, so a late driver
-// does not slow the queue.
+// does not slow the queue. With a Shared the turn is also the number's
+// slot cluster-wide: when another node took this interval's, the head
+// waits for the next one (or, Redis failing, goes by the local pacing).
+// The round trip is made under b.mu: only this number's waiting calls are
+// answered through it, and the store gives up on Redis fast.
 func (b *Budget) advance(s *scope, now time.Time) {
 	for len(s.queue) > 0 {
 		h := s.queue[0]
 		at := later(s.nextSlot, h.earliest)
 		if at.After(now) {
 			return
+		}
+		if b.cfg.Shared != nil {
+			slot, taken, err := b.cfg.Shared.Slot(s.key, at, now, b.cfg.interval())
+			if err == nil && !taken {
+				s.nextSlot = slot
+				return
+			}
+			if err == nil {
+				at = slot
+			}
 		}
 		h.released = true
 		s.queue[0] = nil
@@ -297,17 +350,21 @@ func (g *Gate) Fail(now time.Time) (started bool) {
 // attempt must not be checked and the call is to be turned away.
 func (g *Gate) Admit(now time.Time) (wait, ok bool) {
 	b := g.b
+	sh := shared{perMinute: -1}
+	if !g.known {
+		sh = b.pressure(g.number, now, 0)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	g.drop()
-	if g.known || !b.underAttack(g.s, now) {
+	if g.known || !(b.underAttack(g.s, now) || sh.is) {
 		return false, true
 	}
 	b.advance(g.s, now)
 	if len(g.s.queue) >= b.cfg.Queue {
 		return false, false
 	}
-	g.ticket = &ticket{earliest: now.Add(b.delay(g.s, now))}
+	g.ticket = &ticket{earliest: now.Add(b.delay(g.s, now, sh.perMinute))}
 	g.s.queue = append(g.s.queue, g.ticket)
 	return true, true
 }

@@ -8,7 +8,8 @@
 // Per-caller limits are reset by changing the caller number, so Budget
 // (budget.go) adds limits per dialled number and bridge-wide that no caller
 // identity can escape, and TimeToHit says what they are worth. Pure and safe
-// for concurrent use; time is passed in.
+// for concurrent use; time is passed in. In a cluster both count through a
+// Shared (shared.go) as well, so that nodes add up to one set of limits.
 package guard
 
 import (
@@ -36,6 +37,9 @@ type Config struct {
 	// AlarmRate is the failures per minute, bridge-wide or for one group,
 	// above which Fail raises an Alarm (60).
 	AlarmRate int
+	// Shared, when set, is the counting this node shares with the other
+	// nodes of a cluster; nil counts in memory only.
+	Shared Shared
 }
 
 func (c *Config) defaults() {
@@ -164,12 +168,20 @@ func (g *PINGuard) evictOldest() {
 // is), and until when.
 func (g *PINGuard) Blocked(c Caller, now time.Time) (bool, time.Time) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	keys, _, n := g.keys(c)
 	var until time.Time
 	for _, k := range keys[:n] {
 		if r := g.recordFor(k, false); r != nil && now.Before(r.blocked) && r.blocked.After(until) {
 			until = r.blocked
+		}
+	}
+	sh := g.cfg.Shared
+	g.mu.Unlock()
+	if sh != nil {
+		for _, k := range keys[:n] {
+			if u, err := sh.Locked(sharedCaller+k, now); err == nil && now.Before(u) && u.After(until) {
+				until = u
+			}
 		}
 	}
 	return !until.IsZero(), until
@@ -209,12 +221,32 @@ func (g *PINGuard) SetAlarmRate(n int) {
 // took above the alarm level.
 func (g *PINGuard) Fail(c Caller, group string, now time.Time) (blocked bool, alarm Alarm) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	alarm.Bridge, alarm.BridgeRate = g.count("", now)
-	if group != "" {
-		alarm.Group, alarm.GroupRate = g.count(group, now)
-	}
 	keys, limits, n := g.keys(c)
+	cfg := g.cfg
+	g.mu.Unlock()
+	// The shared counts first, outside the lock: they are a round trip.
+	bridgeRate, groupRate := -1, -1 // -1: not known
+	if sh := cfg.Shared; sh != nil {
+		for i, k := range keys[:n] {
+			if u, err := sh.Fail(sharedCaller+k, now, cfg.Window, limits[i], cfg.Lockout); err == nil && now.Before(u) {
+				blocked = true
+			}
+		}
+		if r, err := sh.Rate(rateKey(""), now, 1); err == nil {
+			bridgeRate = r
+		}
+		if group != "" {
+			if r, err := sh.Rate(rateKey(group), now, 1); err == nil {
+				groupRate = r
+			}
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	alarm.Bridge, alarm.BridgeRate = g.count("", now, bridgeRate)
+	if group != "" {
+		alarm.Group, alarm.GroupRate = g.count(group, now, groupRate)
+	}
 	for i, k := range keys[:n] {
 		r := g.recordFor(k, true)
 		r.seen = now
@@ -235,7 +267,7 @@ func (g *PINGuard) Fail(c Caller, group string, now time.Time) (blocked bool, al
 }
 
 // Rate returns the failures per minute over the last minute, for the whole
-// bridge (group "") or one group.
+// bridge (group "") or one group, as this node counted them.
 func (g *PINGuard) Rate(group string, now time.Time) float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -254,18 +286,19 @@ func (g *PINGuard) Callers() int {
 }
 
 // count adds a failure to key's rate and returns whether that took the
-// rate above the alarm level, and the rate.
-func (g *PINGuard) count(key string, now time.Time) (crossed bool, rate int) {
+// rate above the alarm level, and the rate: the shared rate when known
+// (>= 0), which holds this node's failures too unless Redis lost them.
+func (g *PINGuard) count(key string, now time.Time, shared int) (crossed bool, rate int) {
 	w := g.rate[key]
 	if w == nil {
 		w = &window{}
 		g.rate[key] = w
 	}
-	if w.alarmed && w.sum(now) <= g.cfg.AlarmRate/2 {
-		w.alarmed = false // quiet again: the next crossing is news
-	}
 	w.add(now)
-	rate = w.sum(now)
+	rate = max(w.sum(now), shared)
+	if w.alarmed && rate-1 <= g.cfg.AlarmRate/2 {
+		w.alarmed = false // quiet again before this failure: this crossing is news
+	}
 	if rate > g.cfg.AlarmRate && !w.alarmed {
 		w.alarmed = true
 		return true, rate
