@@ -213,8 +213,9 @@ func (b *Budget) delay(s *scope, now time.Time, shared int) time.Duration {
 // does not slow the queue. With a Shared the turn is also the number's
 // slot cluster-wide: when another node took this interval's, the head
 // waits for the next one (or, Redis failing, goes by the local pacing).
-// The round trip is made under b.mu: only this number's waiting calls are
-// answered through it, and the store gives up on Redis fast.
+// The round trip is made under b.mu, so the node's other budget calls wait
+// for it; it comes once per answer under attack, and the store gives up
+// on a failing Redis fast.
 func (b *Budget) advance(s *scope, now time.Time) {
 	for len(s.queue) > 0 {
 		h := s.queue[0]
