@@ -27,6 +27,10 @@ type Claim struct {
 // lapsed and another node took the room, or the room was given up.
 var ErrLost = errors.New("cluster: the room's lease is lost")
 
+// ErrSettling means Redis has just (re)started: for one lease only the
+// nodes that held rooms may take them (Reassert); ask again shortly.
+var ErrSettling = errors.New("cluster: Redis has just started; the owners are taking their rooms back")
+
 // Owners reads and takes room leases for one node.
 type Owners struct {
 	rdb    redis.Cmdable
@@ -51,9 +55,25 @@ func NewOwners(rdb redis.Cmdable, node string, lease time.Duration) (*Owners, er
 // raised (never below ARGV[3]+1, so that after a Redis restart, which loses
 // the counter, an epoch a node has seen is not handed out again) and the
 // owner set with its lease. A room owned already answers its owner.
+//
+// KEYS[3] marks when this Redis was first used by the cluster (its own
+// TIME, in ms). For one lease after that, only a re-assertion (ARGV[4] =
+// "1", by a node that held the room) may take a room: after a Redis
+// restart, which forgets every owner, the owners take their rooms back
+// before any other node can.
 var takeScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then return {0, cur} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local up = redis.call('GET', KEYS[3])
+if not up then
+  redis.call('SET', KEYS[3], now)
+  up = now
+end
+if ARGV[4] ~= '1' and now - tonumber(up) < tonumber(ARGV[2]) then
+  return {2, ''}
+end
 local e = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[3]) + 1
 if e < floor then
@@ -89,9 +109,23 @@ func (o *Owners) keys(room string) []string {
 // Take makes this node the room's owner when it has none and returns the
 // claim and true; when another node (or this one) owns it, its claim and
 // false. seen is the highest epoch of the room this node knows (0: none):
-// the new epoch is above it even if Redis lost its counter.
+// the new epoch is above it even if Redis lost its counter. Within a lease
+// of Redis's start it returns ErrSettling.
 func (o *Owners) Take(ctx context.Context, room string, seen int64) (Claim, bool, error) {
-	res, err := takeScript.Run(ctx, o.rdb, o.keys(room), o.node, o.lease.Milliseconds(), seen).Slice()
+	return o.take(ctx, room, seen, "0")
+}
+
+// Reassert is Take for a node that held room at epoch seen and found its
+// lease gone: Redis restarted (or the lease lapsed while this node
+// stalled, with nobody taking the room). It is not held back while Redis
+// settles.
+func (o *Owners) Reassert(ctx context.Context, room string, seen int64) (Claim, bool, error) {
+	return o.take(ctx, room, seen, "1")
+}
+
+func (o *Owners) take(ctx context.Context, room string, seen int64, force string) (Claim, bool, error) {
+	keys := append(o.keys(room), "groupbridge:up")
+	res, err := takeScript.Run(ctx, o.rdb, keys, o.node, o.lease.Milliseconds(), seen, force).Slice()
 	if err != nil {
 		return Claim{}, false, fmt.Errorf("cluster: take %q: %w", room, err)
 	}
@@ -99,6 +133,9 @@ func (o *Owners) Take(ctx context.Context, room string, seen int64) (Claim, bool
 		return Claim{}, false, fmt.Errorf("cluster: take %q: unexpected answer %v", room, res)
 	}
 	taken, _ := res[0].(int64)
+	if taken == 2 {
+		return Claim{}, false, ErrSettling
+	}
 	c, err := parseClaim(fmt.Sprint(res[1]))
 	if err != nil {
 		return Claim{}, false, fmt.Errorf("cluster: take %q: %w", room, err)

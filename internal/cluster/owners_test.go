@@ -26,6 +26,15 @@ func client(t *testing.T, srv *testkit.Redis) *redis.Client {
 	return c
 }
 
+// settle marks srv's cluster as up long ago: takes are not held back as
+// after a Redis start (TestOwnersSettle).
+func settle(t *testing.T, c redis.Cmdable) {
+	t.Helper()
+	if err := c.Set(context.Background(), "groupbridge:up", 0, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func owners(t *testing.T, c redis.Cmdable, node string, lease time.Duration) *Owners {
 	t.Helper()
 	o, err := NewOwners(c, node, lease)
@@ -74,6 +83,7 @@ func TestOwnersLease(t *testing.T) {
 	srv := testkit.StartRedis(t)
 	ctx := context.Background()
 	c := client(t, srv)
+	settle(t, c)
 	// Real time (Redis keeps the lease): renewals at a third of it leave
 	// a wide margin on a loaded machine.
 	lease := time.Second
@@ -139,6 +149,7 @@ func TestOwnersLease(t *testing.T) {
 func TestOwnersOneTakerAtOnce(t *testing.T) {
 	srv := testkit.StartRedis(t)
 	c := client(t, srv)
+	settle(t, c)
 	ctx := context.Background()
 	const nodes = 8
 	claims := make([]Claim, nodes)
@@ -177,8 +188,10 @@ func TestOwnersOneTakerAtOnce(t *testing.T) {
 func TestOwnersAcrossRedisRestart(t *testing.T) {
 	srv := testkit.StartRedis(t)
 	c := client(t, srv)
+	settle(t, c)
 	ctx := context.Background()
-	a := owners(t, c, "a", 5*time.Second)
+	const lease = 500 * time.Millisecond
+	a := owners(t, c, "a", lease)
 	var last Claim
 	for range 5 {
 		cl, took, err := a.Take(ctx, "Circle", 0)
@@ -202,13 +215,53 @@ func TestOwnersAcrossRedisRestart(t *testing.T) {
 		t.Errorf("the error holds the password: %v", err)
 	}
 	srv.Start()
-	cl, took, err := a.Take(ctx, "Circle", last.Epoch)
+	// Redis forgot every owner: for a lease only a node that held a room
+	// may take it back.
+	if _, _, err := a.Take(ctx, "Circle", last.Epoch); !errors.Is(err, ErrSettling) {
+		t.Fatalf("a take just after the restart: %v, want ErrSettling", err)
+	}
+	cl, took, err := a.Reassert(ctx, "Circle", last.Epoch)
 	if err != nil || !took || cl.Epoch != 6 {
-		t.Fatalf("take after the restart: %v %v %v, want epoch 6", cl, took, err)
+		t.Fatalf("re-assertion after the restart: %v %v %v, want epoch 6", cl, took, err)
 	}
 	// Without the floor, the emptied counter would have started again.
-	b := owners(t, c, "b", 5*time.Second)
+	b := owners(t, c, "b", lease)
+	if _, _, err := b.Take(ctx, "Circle", 0); err != nil {
+		t.Fatalf("another node's look at the re-asserted room: %v", err)
+	}
+	time.Sleep(lease)
 	if cl, took, err := b.Take(ctx, "Thursday", 0); err != nil || !took || cl.Epoch != 1 {
-		t.Errorf("a room no node knew: %v %v %v", cl, took, err)
+		t.Errorf("a room no node knew, once settled: %v %v %v", cl, took, err)
+	}
+}
+
+// A cluster's first use of a Redis server (its start, or a restart that
+// emptied it) holds takes back for one lease: a node that held a room
+// re-asserts it at once, any other take gets ErrSettling until then.
+func TestOwnersSettle(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	c := client(t, srv)
+	ctx := context.Background()
+	const lease = 400 * time.Millisecond
+	a := owners(t, c, "a", lease)
+	start := time.Now()
+	if _, _, err := a.Take(ctx, "Circle", 0); !errors.Is(err, ErrSettling) {
+		t.Fatalf("first take: %v, want ErrSettling", err)
+	}
+	if cl, took, err := a.Reassert(ctx, "Thursday", 3); err != nil || !took || cl.Epoch != 4 {
+		t.Fatalf("re-assertion: %v %v %v", cl, took, err)
+	}
+	for {
+		_, took, err := a.Take(ctx, "Circle", 0)
+		if err == nil && took {
+			break
+		}
+		if !errors.Is(err, ErrSettling) {
+			t.Fatalf("take while settling: %v %v", took, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := time.Since(start); d < lease-50*time.Millisecond {
+		t.Errorf("a take went through %v after the start; want a lease (%v)", d, lease)
 	}
 }
