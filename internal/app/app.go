@@ -407,6 +407,7 @@ func (a *App) registerMetrics() {
 				"rtcp-malformed":       st.RTCP.Malformed,
 				"rtcp-foreign":         st.RTCP.Foreign,
 				"srtp-auth":            d.SRTPAuth,
+				"stale-epoch":          d.StaleEpoch,
 			},
 		}
 	})

@@ -67,6 +67,7 @@ var dropReasons = []string{
 	"rtcp-malformed",       // not valid compound RTCP
 	"rtcp-foreign",         // RTCP from an address other than the latched one
 	"srtp-auth",            // SRTP packets failing authentication or replay checks
+	"stale-epoch",          // relayed media of a leg to a room's former owner (cluster epochs)
 	Other,
 }
 

@@ -364,6 +364,7 @@ func TestScrapeTimeFunctions(t *testing.T) {
 		`groupbridge_rtp_dropped_total{reason="probation"}`:            0,
 		`groupbridge_rtp_dropped_total{reason="unknown-payload-type"}`: 0,
 		`groupbridge_rtp_dropped_total{reason="srtp-auth"}`:            0,
+		`groupbridge_rtp_dropped_total{reason="stale-epoch"}`:          0,
 		`groupbridge_rtp_dropped_total{reason="rtcp-foreign"}`:         0,
 		`groupbridge_rtp_dropped_total{reason="rtcp-malformed"}`:       0,
 		`groupbridge_rtp_dropped_total{reason="duplicate"}`:            0,

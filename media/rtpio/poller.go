@@ -95,6 +95,9 @@ type poller struct {
 	// handles one packet at a time and thousands of streams would each
 	// hold 16 KB for it.
 	pcm [maxPayload]int16
+	// out builds each relayed packet (see Relay) before it is encrypted
+	// into dec or sent.
+	out [rtpHeaderLen + maxPayload]byte
 
 	digits  [maxDigits]byte
 	nDigits int

@@ -88,6 +88,10 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	}
 	s.q.mu.Unlock()
 
+	if l := s.rx.link; l != nil {
+		s.forward(p, l, h, p.pkt.Payload, now)
+		return
+	}
 	payload := p.pkt.Payload
 	switch pt := h.PayloadType; {
 	case s.rx.dtmfPT >= 0 && int(pt) == s.rx.dtmfPT:

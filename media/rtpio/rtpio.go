@@ -21,6 +21,9 @@
 // share (a room's common mix) with its encoding made once. RTCP reports
 // from the caller are parsed on the same pollers and our own reports ride
 // on WriteFrame, giving each stream the quality figures of Stream.Quality.
+// A Relay joins two streams (a caller and an internal leg to another node)
+// and forwards each packet out of the other as it arrives, with no jitter
+// buffer or codec in between.
 //
 // Nothing on the per-packet paths allocates. The package is Linux-only
 // (epoll).
@@ -112,6 +115,10 @@ type Engine struct {
 
 	stop chan struct{} // closed by Close: the pollers return
 	wg   sync.WaitGroup
+
+	// relayMu serialises linking and unlinking streams in relays (see
+	// Relay for the lock order).
+	relayMu sync.Mutex
 
 	mu     sync.Mutex // guards inUse, freed, closed
 	inUse  []bool

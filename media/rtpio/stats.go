@@ -17,7 +17,9 @@ import (
 // Every datagram read from an RTP or RTCP socket counts in PacketsIn and
 // BytesIn. One read from an RTP socket that is not used for audio or DTMF
 // also counts in exactly one of the Dropped reasons ForeignSource,
-// Probation, Malformed, UnknownPayloadType, Duplicate, Late or Direction; one
+// Probation, Malformed, UnknownPayloadType, Duplicate, Late, Direction or
+// StaleEpoch (a relayed packet accepted but not sent is counted by its
+// Relay's RelayStats instead); one
 // read from an RTCP socket counts in exactly one of RTCP.Received,
 // RTCP.Malformed and RTCP.Foreign. Dropped.SendError counts outgoing
 // losses, Concealed frames played without audio.
@@ -92,6 +94,10 @@ type Drops struct {
 	// SRTPAuth: SRTP or SRTCP that failed authentication (a wrong key, a
 	// forged or damaged packet) or was a replay of one already accepted.
 	SRTPAuth uint64
+	// StaleEpoch: RTP of a relayed stream whose leg was linked at an epoch
+	// below the newest its Relay knows (Relay.SetEpoch): media of a room's
+	// former owner, from it or on its way to it.
+	StaleEpoch uint64
 }
 
 // StreamStats are the counters of one stream and its current source.
@@ -124,6 +130,7 @@ func (s *Stats) add(o Stats) {
 	d.SendError += od.SendError
 	d.Direction += od.Direction
 	d.SRTPAuth += od.SRTPAuth
+	d.StaleEpoch += od.StaleEpoch
 	r, or := &s.RTCP, &o.RTCP
 	r.Received += or.Received
 	r.Sent += or.Sent
@@ -146,6 +153,7 @@ const (
 	dropSendError
 	dropDirection
 	dropSRTPAuth
+	dropStaleEpoch
 	numDrops
 )
 
@@ -189,6 +197,7 @@ func (c *counters) snapshot() Stats {
 			SendError:          d(dropSendError),
 			Direction:          d(dropDirection),
 			SRTPAuth:           d(dropSRTPAuth),
+			StaleEpoch:         d(dropStaleEpoch),
 		},
 		RTCP: RTCPStats{
 			Received:  c.rtcp[rtcpReceived].Load(),

@@ -128,6 +128,10 @@ type Stream struct {
 
 	c tally // this stream's counters and its last sign of life
 
+	// relay is the Relay this stream is part of, nil when none; guarded
+	// by the engine's relayMu.
+	relay *Relay
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -152,6 +156,9 @@ type Stream struct {
 		// are the ones in use, so that Update rebuilds only on a change.
 		srtp *srtp.Context
 		keys *SRTPKeys
+		// link sends what this stream accepts out of another stream
+		// instead of playing it (see Relay); nil in frame mode.
+		link *relayLink
 	}
 
 	// play is the receive side between the poller (Push) and the clock
@@ -187,6 +194,8 @@ type player struct {
 	kinds   [dtmf.MaxFilterDelay + 1]jitter.Kind
 	n       int
 	onDigit func(byte)
+	// relayed: the stream's packets are relayed, nothing is played.
+	relayed bool
 }
 
 // sender is a stream's send side: the RTP header it advances, where
@@ -204,6 +213,7 @@ type sender struct {
 	lastSend time.Time
 	buf      [rtpHeaderLen + pcm.FrameSamples]byte
 	eventTS  uint32 // the timestamp of the key press WriteEvent is sending
+	dtmfPT   int    // the peer's telephone-event payload type, -1 for none: what relayed key presses go out as
 
 	// RTCP sending: see rtcp.go.
 	rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
@@ -377,6 +387,7 @@ func (e *Engine) newStream(p Params, allow []netip.Prefix, slot, port, rtpFd, rt
 	s.play.setInband(p)
 	s.tx.send = true
 	s.tx.codec = p.Codec
+	s.tx.dtmfPT = p.DTMFPT
 	s.tx.hdr = rtp.Header{
 		Version:        2,
 		PayloadType:    p.AudioPT,
@@ -483,6 +494,7 @@ func (s *Stream) Update(p Params) {
 	s.tx.mu.Lock()
 	defer s.tx.mu.Unlock()
 	s.tx.codec = p.Codec
+	s.tx.dtmfPT = p.DTMFPT
 	s.tx.hdr.PayloadType = p.AudioPT
 	if rekey {
 		s.tx.srtp = srtpOut
@@ -569,6 +581,10 @@ func (s *Stream) readFrame(f *pcm.Frame, now time.Time) bool {
 func (pl *player) pop(f *pcm.Frame, now time.Time, c *tally) (played bool, digit byte, onDigit func(byte)) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if pl.relayed {
+		*f = pcm.Frame{}
+		return false, 0, nil
+	}
 	kind := pl.buf.Pop(f, now)
 	if kind == jitter.Concealed {
 		c.concealed()

@@ -1,0 +1,806 @@
+//go:build linux
+
+package rtpio
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/groupbridge/groupbridge/media/dtmf"
+	"github.com/groupbridge/groupbridge/media/g711"
+	"github.com/groupbridge/groupbridge/media/pcm"
+)
+
+// farEnd is a peer playing the other end of a relayed stream: the caller's
+// phone or the owner node, with the SRTP contexts of its side when the
+// stream uses SRTP.
+type farEnd struct {
+	*peer
+	enc, dec *srtp.Context // nil: plain RTP
+}
+
+// newFarEnd makes a far end on addr; with srtpOn it also returns the keys
+// the stream facing it must use.
+func newFarEnd(t *testing.T, addr netip.Addr, srtpOn bool) (*farEnd, *SRTPKeys) {
+	t.Helper()
+	f := &farEnd{peer: newPeer(t, addr)}
+	if !srtpOn {
+		return f, nil
+	}
+	k := &SRTPKeys{Local: srtpKey(t), Remote: srtpKey(t)}
+	f.dec, f.enc = peerContext(t, k.Local), peerContext(t, k.Remote)
+	return f, k
+}
+
+// sendPkt sends payload under h, encrypted when the far end uses SRTP.
+func (f *farEnd) sendPkt(dst netip.AddrPort, h rtp.Header, payload []byte) {
+	f.t.Helper()
+	b := marshal(f.t, h, payload)
+	if f.enc != nil {
+		var err error
+		if b, err = f.enc.EncryptRTP(nil, b, nil); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.sendRaw(dst, b)
+}
+
+// sendNext sends payload with the far end's next sequence number and
+// timestamp, and returns the header it used.
+func (f *farEnd) sendNext(dst netip.AddrPort, pt uint8, payload []byte) rtp.Header {
+	f.t.Helper()
+	h := rtpHeader(pt, f.seq, f.ts, f.ssrc)
+	f.seq++
+	f.ts += uint32(len(payload))
+	f.sendPkt(dst, h, payload)
+	return h
+}
+
+// recvRaw reads one datagram within d.
+func (f *farEnd) recvRaw(d time.Duration) ([]byte, error) {
+	buf := make([]byte, 2048)
+	_ = f.conn.SetReadDeadline(time.Now().Add(d))
+	n, _, err := f.conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// recvPkt reads, decrypts and parses one RTP packet.
+func (f *farEnd) recvPkt() rtp.Packet {
+	f.t.Helper()
+	b, err := f.recvRaw(5 * time.Second)
+	if err != nil {
+		f.t.Fatalf("far end %s: %v", f.addr(), err)
+	}
+	if f.dec != nil {
+		if b, err = f.dec.DecryptRTP(nil, b, nil); err != nil {
+			f.t.Fatalf("far end %s: SRTP: %v", f.addr(), err)
+		}
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(b); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// relayRig is an engine with a caller stream and a leg stream, each facing
+// its far end.
+type relayRig struct {
+	e           *Engine
+	caller, leg *Stream
+	cp, lp      *farEnd
+}
+
+// rigParams are what the rig's streams negotiate.
+type rigParams struct {
+	callerSRTP, legSRTP bool
+	callerDTMF, legDTMF int // telephone-event payload types; -1 none
+}
+
+var plainRig = rigParams{callerDTMF: 101, legDTMF: 96}
+
+func newRelayRig(t *testing.T, rp rigParams) *relayRig {
+	t.Helper()
+	e := testEngine(t, 6)
+	e.cfg.JitterMin = 60 * time.Millisecond // ride out a busy machine where audio plays
+	r := &relayRig{e: e}
+	r.caller, r.cp = openFacing(t, e, rp.callerSRTP, rp.callerDTMF)
+	r.leg, r.lp = openFacing(t, e, rp.legSRTP, rp.legDTMF)
+	return r
+}
+
+// openFacing opens a PCMU stream and the far end it faces.
+func openFacing(t *testing.T, e *Engine, srtpOn bool, dtmfPT int) (*Stream, *farEnd) {
+	t.Helper()
+	f, keys := newFarEnd(t, loop4, srtpOn)
+	p := pcmu(f.addr())
+	p.DTMFPT, p.SRTP = dtmfPT, keys
+	p.OnDigit = func(byte) { t.Errorf("OnDigit called on a relayed stream") }
+	s, err := e.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// sendStream sends n audio packets from f to dst, each with a payload
+// told apart by its first byte, and returns their headers and payloads.
+func sendStream(f *farEnd, dst netip.AddrPort, n int) ([]rtp.Header, [][]byte) {
+	var hs []rtp.Header
+	var ps [][]byte
+	for i := range n {
+		pl := tone(g711.PCMU, pcm.FrameSamples, i)
+		pl[0] = byte(i)
+		hs = append(hs, f.sendNext(dst, 0, pl))
+		ps = append(ps, pl)
+		time.Sleep(time.Millisecond)
+	}
+	return hs, ps
+}
+
+// checkRelayed reads len(ps) packets at f and checks that they carry ps
+// unchanged, with s's SSRC and audio payload type, sequence numbers that
+// go up by one and timestamps that follow the source's (hs).
+func checkRelayed(t *testing.T, f *farEnd, s *Stream, hs []rtp.Header, ps [][]byte) []rtp.Packet {
+	t.Helper()
+	var got []rtp.Packet
+	for i := range ps {
+		p := f.recvPkt()
+		if !bytes.Equal(p.Payload, ps[i]) {
+			t.Fatalf("packet %d: payload differs", i)
+		}
+		if p.SSRC != s.ssrc || p.PayloadType != 0 {
+			t.Errorf("packet %d: SSRC %#x PT %d, want the stream's %#x and 0", i, p.SSRC, p.PayloadType, s.ssrc)
+		}
+		if i > 0 {
+			prev := got[i-1]
+			if p.SequenceNumber != prev.SequenceNumber+1 {
+				t.Errorf("packet %d: seq %d after %d", i, p.SequenceNumber, prev.SequenceNumber)
+			}
+			if d, want := p.Timestamp-prev.Timestamp, hs[i].Timestamp-hs[i-1].Timestamp; d != want {
+				t.Errorf("packet %d: timestamp advanced %d, the source's %d", i, d, want)
+			}
+		}
+		got = append(got, p)
+	}
+	return got
+}
+
+// TestRelayBothWays relays audio both ways, with SRTP on neither, one or
+// both legs: each far end gets the other's payloads unchanged in the
+// stream's own RTP session, only a far end with the right key can read
+// them, strangers' packets go nowhere, and neither stream plays.
+func TestRelayBothWays(t *testing.T) {
+	tests := []struct {
+		name string
+		rp   rigParams
+	}{
+		{"plain", plainRig},
+		{"srtp-leg", rigParams{legSRTP: true, callerDTMF: 101, legDTMF: 96}},
+		{"srtp-caller", rigParams{callerSRTP: true, callerDTMF: 101, legDTMF: 96}},
+		{"srtp-both", rigParams{callerSRTP: true, legSRTP: true, callerDTMF: 101, legDTMF: 96}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newRelayRig(t, tt.rp)
+			r, err := g.e.Relay(g.caller, g.leg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 12
+			hs, ps := sendStream(g.cp, g.caller.LocalAddr(), n)
+			checkRelayed(t, g.lp, g.leg, hs, ps)
+			hs, ps = sendStream(g.lp, g.leg.LocalAddr(), n)
+			checkRelayed(t, g.cp, g.caller, hs, ps)
+			// The far end may read a packet before its sender counts it.
+			waitFor(t, "the relay's counts", func() bool { return r.Stats() == RelayStats{ToLeg: n, ToCaller: n} })
+			for _, s := range []*Stream{g.caller, g.leg} {
+				var f pcm.Frame
+				if s.ReadFrame(&f) {
+					t.Errorf("stream %d played a frame while relayed", s.port)
+				}
+			}
+
+			// A far end with the wrong key cannot read what the SRTP
+			// leg sends.
+			if tt.rp.legSRTP {
+				sendStream(g.cp, g.caller.LocalAddr(), 1)
+				b, err := g.lp.recvRaw(5 * time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := peerContext(t, srtpKey(t)).DecryptRTP(nil, b, nil); err == nil {
+					t.Error("a wrong key decrypted the leg's packet")
+				}
+				if len(b) != rtpHeaderLen+pcm.FrameSamples+srtpTagLen {
+					t.Errorf("SRTP datagram of %d bytes", len(b))
+				}
+			}
+
+			// Strangers: another address, and for SRTP the right
+			// address with the wrong key. Nothing reaches the far ends.
+			// (An SRTP stream authenticates before it looks at the
+			// source.)
+			stranger := &farEnd{peer: newPeer(t, netip.MustParseAddr("127.0.0.2"))}
+			sendStream(stranger, g.caller.LocalAddr(), 3)
+			sendStream(stranger, g.leg.LocalAddr(), 3)
+			var wantAuth, wantForeign uint64
+			for _, on := range []bool{tt.rp.callerSRTP, tt.rp.legSRTP} {
+				if on {
+					wantAuth += 3
+				} else {
+					wantForeign += 3
+				}
+			}
+			if tt.rp.callerSRTP || tt.rp.legSRTP {
+				bad, _ := newFarEnd(t, loop4, true)
+				if tt.rp.callerSRTP {
+					bad.sendNext(g.caller.LocalAddr(), 0, tone(g711.PCMU, 160, 0))
+					wantAuth++
+				}
+				if tt.rp.legSRTP {
+					bad.sendNext(g.leg.LocalAddr(), 0, tone(g711.PCMU, 160, 0))
+					wantAuth++
+				}
+			}
+			waitFor(t, "the strangers' packets", func() bool {
+				st := g.e.Stats().Dropped
+				return st.ForeignSource == wantForeign && st.SRTPAuth == wantAuth
+			})
+			g.cp.expectSilence(100 * time.Millisecond)
+			g.lp.expectSilence(100 * time.Millisecond)
+		})
+	}
+}
+
+// TestRelayMapping relays a source with a lost packet, a reordered one
+// and a duplicate: the loss stays a gap in the sequence, the reordered
+// packet keeps its place by timestamp, the duplicate is dropped.
+func TestRelayMapping(t *testing.T) {
+	g := newRelayRig(t, plainRig)
+	if _, err := g.e.Relay(g.caller, g.leg, 1); err != nil {
+		t.Fatal(err)
+	}
+	src := g.cp
+	send := func(i int) {
+		pl := tone(g711.PCMU, 160, i)
+		pl[0] = byte(i)
+		src.sendPkt(g.caller.LocalAddr(), rtpHeader(0, src.seq+uint16(i), src.ts+uint32(160*i), src.ssrc), pl)
+		time.Sleep(2 * time.Millisecond)
+	}
+	for _, i := range []int{0, 1, 3, 2, 2, 4} { // 2 late, then again
+		send(i)
+	}
+	var got []rtp.Packet
+	for range 5 {
+		got = append(got, g.lp.recvPkt())
+	}
+	g.lp.expectSilence(100 * time.Millisecond)
+	base := got[0]
+	for k, i := range []int{0, 1, 3, 2, 4} {
+		p := got[k]
+		if int(p.Payload[0]) != i || p.SequenceNumber-base.SequenceNumber != uint16(i) || p.Timestamp-base.Timestamp != uint32(160*i) {
+			t.Errorf("packet %d: id %d seq +%d ts +%d, want id %d at +%d, +%d", k, p.Payload[0],
+				p.SequenceNumber-base.SequenceNumber, p.Timestamp-base.Timestamp, i, i, 160*i)
+		}
+	}
+	if d := g.caller.Stats().Dropped.Duplicate; d != 1 {
+		t.Errorf("%d duplicates counted, want 1", d)
+	}
+}
+
+// TestRelayEvents forwards telephone-events under the other stream's
+// payload type, or drops and counts them when it has none; OnDigit is
+// never called (openFacing fails the test if it is).
+func TestRelayEvents(t *testing.T) {
+	tests := []struct {
+		name        string
+		legDTMF     int
+		wantPT      uint8
+		wantDropped uint64
+	}{
+		{"101 to 96", 96, 96, 0},
+		{"101 to 101", 101, 101, 0},
+		{"leg has none", -1, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newRelayRig(t, rigParams{callerDTMF: 101, legDTMF: tt.legDTMF})
+			r, err := g.e.Relay(g.caller, g.leg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev [dtmf.EventLen]byte
+			for _, end := range []bool{false, true} {
+				if _, err := (dtmf.Event{Code: 5, End: end, Volume: 10, Duration: 800}).MarshalTo(ev[:]); err != nil {
+					t.Fatal(err)
+				}
+				h := rtpHeader(101, g.cp.seq, g.cp.ts, g.cp.ssrc)
+				h.Marker = !end
+				g.cp.seq++
+				g.cp.sendPkt(g.caller.LocalAddr(), h, ev[:])
+				if tt.wantDropped > 0 {
+					continue
+				}
+				p := g.lp.recvPkt()
+				if p.PayloadType != tt.wantPT || !bytes.Equal(p.Payload, ev[:]) || p.Marker != !end || p.SSRC != g.leg.ssrc {
+					t.Errorf("event at the leg: PT %d marker %v payload %x SSRC %#x, want PT %d", p.PayloadType, p.Marker, p.Payload, p.SSRC, tt.wantPT)
+				}
+			}
+			if tt.wantDropped > 0 {
+				waitFor(t, "the events", func() bool { return r.Stats().EventsDropped == tt.wantDropped })
+				g.lp.expectSilence(100 * time.Millisecond)
+				return
+			}
+			// And back: the owner's event reaches the caller as 101.
+			g.lp.sendNext(g.leg.LocalAddr(), tt.wantPT, ev[:])
+			if p := g.cp.recvPkt(); p.PayloadType != 101 || !bytes.Equal(p.Payload, ev[:]) {
+				t.Errorf("event at the caller: PT %d payload %x", p.PayloadType, p.Payload)
+			}
+		})
+	}
+}
+
+// TestRelayRepoint moves the relay to a new leg: the caller keeps its
+// SSRC, its sequence goes on by one and its timestamps by the time that
+// passed; the caller's audio goes to the new leg only, and the old leg
+// plays again.
+func TestRelayRepoint(t *testing.T) {
+	g := newRelayRig(t, rigParams{callerDTMF: 101, legDTMF: 96, legSRTP: true})
+	r, err := g.e.Relay(g.caller, g.leg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, ps := sendStream(g.lp, g.leg.LocalAddr(), 5)
+	before := checkRelayed(t, g.cp, g.caller, hs, ps)
+	last := before[len(before)-1]
+
+	leg2, lp2 := openFacing(t, g.e, true, 96)
+	if err := r.Repoint(leg2, 4); err != nil {
+		t.Fatal(err)
+	}
+	if r.Epoch() != 4 {
+		t.Errorf("epoch %d after Repoint at 4", r.Epoch())
+	}
+	gap := 200 * time.Millisecond
+	switched := time.Now()
+	time.Sleep(gap)
+	hs, ps = sendStream(lp2, leg2.LocalAddr(), 5)
+	elapsed := time.Since(switched)
+	after := checkRelayed(t, g.cp, g.caller, hs, ps)
+	first := after[0]
+	if first.SSRC != last.SSRC || first.SequenceNumber != last.SequenceNumber+1 {
+		t.Errorf("after Repoint: SSRC %#x seq %d; before: SSRC %#x seq %d", first.SSRC, first.SequenceNumber, last.SSRC, last.SequenceNumber)
+	}
+	adv := time.Duration(first.Timestamp-last.Timestamp) * time.Second / pcm.SampleRate
+	if adv < gap || adv > elapsed+100*time.Millisecond {
+		t.Errorf("timestamp advanced %v across a switch of %v (at most %v passed)", adv, gap, elapsed)
+	}
+	if !first.Marker {
+		t.Error("no marker bit after the switch")
+	}
+
+	// The caller's audio now reaches the new leg only.
+	hs, ps = sendStream(g.cp, g.caller.LocalAddr(), 3)
+	checkRelayed(t, lp2, leg2, hs, ps)
+	g.lp.expectSilence(100 * time.Millisecond)
+
+	// The old leg plays its own audio again.
+	played := paced(t, g.leg, g.lp.peer, g.leg.LocalAddr(), idStreamSRTP(t, g.lp, 10), 20)
+	n := 0
+	for _, f := range played {
+		if f.ok && !f.concealed {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Error("the old leg played nothing after Repoint")
+	}
+	if err := r.Repoint(leg2, 5); err == nil {
+		t.Error("Repoint to the current leg succeeded")
+	}
+	if err := r.Repoint(g.leg, 2); err == nil {
+		t.Error("Repoint to an epoch below the relay's succeeded")
+	}
+}
+
+// idStreamSRTP is n packets of 20 ms audio from f, encrypted when f uses
+// SRTP, sent 20 ms apart.
+func idStreamSRTP(t *testing.T, f *farEnd, n int) []sendAt {
+	var out []sendAt
+	for i := range n {
+		b := marshal(t, rtpHeader(0, f.seq, f.ts, f.ssrc), idPayload(g711.PCMU, i, 160))
+		f.seq++
+		f.ts += 160
+		if f.enc != nil {
+			var err error
+			if b, err = f.enc.EncryptRTP(nil, b, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = append(out, sendAt{time.Duration(i) * pcm.FrameDuration, b})
+	}
+	return out
+}
+
+// TestRelayStaleEpoch: once the relay knows a newer epoch, the old leg's
+// packets are dropped and counted, either way, and the new leg's pass.
+func TestRelayStaleEpoch(t *testing.T) {
+	g := newRelayRig(t, plainRig)
+	r, err := g.e.Relay(g.caller, g.leg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, ps := sendStream(g.lp, g.leg.LocalAddr(), 2)
+	checkRelayed(t, g.cp, g.caller, hs, ps)
+
+	r.SetEpoch(5)
+	r.SetEpoch(3) // never backwards
+	if r.Epoch() != 5 {
+		t.Fatalf("epoch %d, want 5", r.Epoch())
+	}
+	sendStream(g.lp, g.leg.LocalAddr(), 4)
+	sendStream(g.cp, g.caller.LocalAddr(), 2)
+	waitFor(t, "the stale packets", func() bool { return r.Stats().StaleEpoch == 6 })
+	g.cp.expectSilence(100 * time.Millisecond)
+	g.lp.expectSilence(10 * time.Millisecond)
+	if d := g.leg.Stats().Dropped.StaleEpoch; d != 4 {
+		t.Errorf("leg counted %d stale packets, want 4", d)
+	}
+	if d := g.e.Stats().Dropped.StaleEpoch; d != 6 {
+		t.Errorf("engine counted %d stale packets, want 6", d)
+	}
+
+	leg2, lp2 := openFacing(t, g.e, false, 96)
+	if err := r.Repoint(leg2, 5); err != nil {
+		t.Fatal(err)
+	}
+	hs, ps = sendStream(lp2, leg2.LocalAddr(), 3)
+	checkRelayed(t, g.cp, g.caller, hs, ps)
+	hs, ps = sendStream(g.cp, g.caller.LocalAddr(), 3)
+	checkRelayed(t, lp2, leg2, hs, ps)
+	waitFor(t, "the relay's counts", func() bool { return r.Stats() == RelayStats{StaleEpoch: 6, ToCaller: 5, ToLeg: 3} })
+}
+
+// TestRelayWriteFrameInterleaves: a prompt the relay node plays to the
+// caller between the leg's packets continues the caller's sequence and
+// timestamps, and the leg's packets go on after it.
+func TestRelayWriteFrameInterleaves(t *testing.T) {
+	g := newRelayRig(t, plainRig)
+	if _, err := g.e.Relay(g.caller, g.leg, 1); err != nil {
+		t.Fatal(err)
+	}
+	var seen []rtp.Packet
+	hs, ps := sendStream(g.lp, g.leg.LocalAddr(), 3)
+	seen = append(seen, checkRelayed(t, g.cp, g.caller, hs, ps)...)
+	for range 3 {
+		g.caller.WriteFrame(frameOf(1))
+		seen = append(seen, g.cp.recvPkt())
+		time.Sleep(pcm.FrameDuration)
+	}
+	time.Sleep(100 * time.Millisecond)
+	hs, ps = sendStream(g.lp, g.leg.LocalAddr(), 3)
+	seen = append(seen, checkRelayed(t, g.cp, g.caller, hs, ps)...)
+	for i := 1; i < len(seen); i++ {
+		p, q := seen[i-1], seen[i]
+		if q.SSRC != p.SSRC || q.SequenceNumber != p.SequenceNumber+1 || int32(q.Timestamp-p.Timestamp) < pcm.FrameSamples {
+			t.Errorf("packet %d: SSRC %#x seq %d ts %d after SSRC %#x seq %d ts %d",
+				i, q.SSRC, q.SequenceNumber, q.Timestamp, p.SSRC, p.SequenceNumber, p.Timestamp)
+		}
+	}
+}
+
+// TestRelayStop returns both streams to frame mode: the caller's audio
+// plays again and no longer reaches the leg.
+func TestRelayStop(t *testing.T) {
+	g := newRelayRig(t, plainRig)
+	r, err := g.e.Relay(g.caller, g.leg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, ps := sendStream(g.cp, g.caller.LocalAddr(), 3)
+	checkRelayed(t, g.lp, g.leg, hs, ps)
+	r.Stop()
+	r.Stop()
+	if err := r.Repoint(g.leg, 2); err != ErrRelayStopped {
+		t.Errorf("Repoint after Stop: %v", err)
+	}
+	played := paced(t, g.caller, g.cp.peer, g.caller.LocalAddr(), idStreamSRTP(t, g.cp, 10), 20)
+	n := 0
+	for _, f := range played {
+		if f.ok && !f.concealed {
+			n++
+		}
+	}
+	if n < 5 {
+		t.Errorf("the caller played %d frames after Stop", n)
+	}
+	g.lp.expectSilence(50 * time.Millisecond)
+	// Both may be relayed again.
+	r2, err := g.e.Relay(g.caller, g.leg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Stop()
+}
+
+// TestRelayRefuses checks what Relay will not link.
+func TestRelayRefuses(t *testing.T) {
+	e := testEngine(t, 6)
+	other := testEngine(t, 1)
+	open := func(e *Engine, p Params) *Stream {
+		s, err := e.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := open(e, pcmu(netip.AddrPort{}))
+	b := open(e, pcmu(netip.AddrPort{}))
+	alaw := open(e, Params{Codec: g711.PCMA, AudioPT: 8, DTMFPT: 101})
+	closed := open(e, pcmu(netip.AddrPort{}))
+	_ = closed.Close()
+	foreign := open(other, pcmu(netip.AddrPort{}))
+	c := open(e, pcmu(netip.AddrPort{}))
+	d := open(e, pcmu(netip.AddrPort{}))
+	if _, err := e.Relay(c, d, 1); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		caller, leg *Stream
+	}{
+		{"no leg", a, nil},
+		{"no caller", nil, b},
+		{"same stream", a, a},
+		{"another codec", a, alaw},
+		{"closed", a, closed},
+		{"another engine", a, foreign},
+		{"already relayed", a, d},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r, err := e.Relay(tt.caller, tt.leg, 1); err == nil {
+				r.Stop()
+				t.Fatal("linked")
+			}
+		})
+	}
+	if r, err := e.Relay(a, b, 1); err != nil {
+		t.Errorf("after the refusals: %v", err)
+	} else if err := r.Repoint(alaw, 1); err == nil {
+		t.Error("Repoint to another codec succeeded")
+	}
+}
+
+// TestRelayAdmit checks the duplicate window on its own.
+func TestRelayAdmit(t *testing.T) {
+	tests := []struct {
+		name string
+		seqs []uint16
+		want []drop
+	}{
+		{"in order", []uint16{10, 11, 12}, []drop{dropNone, dropNone, dropNone}},
+		{"duplicate", []uint16{10, 11, 11, 10}, []drop{dropNone, dropNone, dropDuplicate, dropDuplicate}},
+		{"reordered", []uint16{10, 12, 11, 11}, []drop{dropNone, dropNone, dropNone, dropDuplicate}},
+		{"wrap", []uint16{65535, 0, 65535, 1}, []drop{dropNone, dropNone, dropDuplicate, dropNone}},
+		{"too late", []uint16{10, 80, 16, 17}, []drop{dropNone, dropNone, dropLate, dropNone}},
+		{"restart", []uint16{1000, 1001, 5, 6, 5}, []drop{dropNone, dropNone, dropNone, dropNone, dropDuplicate}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l relayLink
+			for i, s := range tt.seqs {
+				if got := l.admit(7, s); got != tt.want[i] {
+					t.Errorf("seq %d (#%d): %d, want %d", s, i, got, tt.want[i])
+				}
+			}
+			if l.admit(8, tt.seqs[0]) != dropNone {
+				t.Error("a new SSRC's first packet was dropped")
+			}
+		})
+	}
+}
+
+// TestRelayCloseRace closes and stops relays while both far ends send as
+// fast as they can, with the streams on two pollers: nothing deadlocks or
+// races (run with -race), and a closed stream sends nothing.
+func TestRelayCloseRace(t *testing.T) {
+	for i := range 8 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			g := newRelayRig(t, rigParams{callerSRTP: i%2 == 1, legSRTP: true, callerDTMF: 101, legDTMF: 96})
+			r, err := g.e.Relay(g.caller, g.leg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for _, x := range []struct {
+				f   *farEnd
+				dst netip.AddrPort
+			}{{g.cp, g.caller.LocalAddr()}, {g.lp, g.leg.LocalAddr()}} {
+				pkts := idStreamSRTP(t, x.f, 400)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, p := range pkts {
+						if stop.Load() {
+							return
+						}
+						_, _ = x.f.conn.WriteToUDPAddrPort(p.pkt, x.dst)
+						time.Sleep(100 * time.Microsecond)
+					}
+				}()
+			}
+			time.Sleep(time.Duration(i+1) * 3 * time.Millisecond)
+			var cw sync.WaitGroup
+			cw.Add(3)
+			go func() { defer cw.Done(); r.Stop() }()
+			go func() { defer cw.Done(); _ = g.leg.Close() }()
+			go func() { defer cw.Done(); r.SetEpoch(int64(i)); _ = r.Stats() }()
+			cw.Wait()
+			stop.Store(true)
+			wg.Wait()
+			// The leg is closed: whatever the caller sends goes nowhere.
+			_ = g.caller.Close()
+			for {
+				if _, err := g.lp.recvRaw(50 * time.Millisecond); err != nil {
+					break
+				}
+			}
+			g.lp.expectSilence(50 * time.Millisecond)
+		})
+	}
+}
+
+// benchRelay is a relay between two streams of a real engine whose far
+// ends drain their sockets, and the datagrams each far end sends: the
+// packets are handed to the receive path directly (as a poller does after
+// recvfrom), and each relayed packet is really sent.
+type benchRelay struct {
+	g   *relayRig
+	ctx [2]*srtp.Context // the far ends' encrypting contexts
+	hdr [2]rtp.Header
+	pl  []byte
+	enc [rtpHeaderLen + pcm.FrameSamples + srtpTagLen]byte
+	raw [rtpHeaderLen + pcm.FrameSamples]byte
+	eh  rtp.Header
+	now time.Time
+}
+
+func newBenchRelay(b testing.TB, rp rigParams) *benchRelay {
+	e := testEngine(b, 2)
+	x := &benchRelay{now: time.Now(), pl: tone(g711.PCMU, pcm.FrameSamples, 0)}
+	g := &relayRig{e: e}
+	var err error
+	open := func(srtpOn bool, dtmfPT int) (*Stream, *farEnd) {
+		f := &farEnd{peer: newPeer(b, loop4)}
+		p := pcmu(f.addr())
+		p.DTMFPT = dtmfPT
+		if srtpOn {
+			k := &SRTPKeys{Local: srtpKey(b), Remote: srtpKey(b)}
+			f.dec, f.enc = peerContext(b, k.Local), peerContext(b, k.Remote)
+			p.SRTP = k
+		}
+		s, err := e.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, err := f.conn.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		return s, f
+	}
+	g.caller, g.cp = open(rp.callerSRTP, rp.callerDTMF)
+	g.leg, g.lp = open(rp.legSRTP, rp.legDTMF)
+	if _, err = e.Relay(g.caller, g.leg, 1); err != nil {
+		b.Fatal(err)
+	}
+	x.g = g
+	x.ctx = [2]*srtp.Context{g.cp.enc, g.lp.enc}
+	x.hdr = [2]rtp.Header{rtpHeader(0, 1, 0, 0x1111), rtpHeader(0, 1, 0, 0x2222)}
+	return x
+}
+
+// relayOne relays the next packet of side i (0: from the caller's far end,
+// 1: from the leg's) under the locks a poller holds.
+func (x *benchRelay) relayOne(b testing.TB, i int) {
+	s, from := x.g.caller, x.g.cp.addr()
+	if i == 1 {
+		s, from = x.g.leg, x.g.lp.addr()
+	}
+	h := &x.hdr[i]
+	h.SequenceNumber++
+	h.Timestamp += pcm.FrameSamples
+	if i == 0 {
+		x.now = x.now.Add(pcm.FrameDuration)
+	}
+	n, err := h.MarshalTo(x.raw[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	copy(x.raw[n:], x.pl)
+	pkt := x.raw[:]
+	if c := x.ctx[i]; c != nil {
+		if pkt, err = c.EncryptRTP(x.enc[:], pkt, &x.eh); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p := s.p
+	p.mu.Lock()
+	s.rx.mu.Lock()
+	s.handle(p, pkt, from, x.now)
+	s.rx.mu.Unlock()
+	p.mu.Unlock()
+}
+
+// BenchmarkRelay is the relay node's work per relayed packet after
+// recvfrom: the receive path's checks (SRTP, latching, statistics,
+// duplicates) and the send of the packet under the other stream's SSRC,
+// sequence and timestamp (sendto included, SRTP encryption where the
+// leaving stream has it), alternating the direction. Compare it with
+// BenchmarkReceivePath plus BenchmarkWriteFrame: a local caller costs
+// one of each per 20 ms, a relayed caller two relayed packets (and each
+// one recvfrom more). The SRTP cases include the far end's encryption of
+// what it sends, as BenchmarkSRTPReceivePath does.
+func BenchmarkRelay(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		rp   rigParams
+	}{
+		{"plain", plainRig},
+		{"srtp-leg", rigParams{legSRTP: true, callerDTMF: 101, legDTMF: 96}},
+		{"srtp-both", rigParams{callerSRTP: true, legSRTP: true, callerDTMF: 101, legDTMF: 96}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			x := newBenchRelay(b, c.rp)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				x.relayOne(b, i&1)
+				i++
+			}
+			if st := x.g.caller.Stats(); st.Dropped != (Drops{}) {
+				b.Fatalf("caller drops %+v", st.Dropped)
+			}
+			if st := x.g.leg.Stats(); st.Dropped != (Drops{}) {
+				b.Fatalf("leg drops %+v", st.Dropped)
+			}
+		})
+	}
+}
+
+// TestRelayAllocs: relaying a packet, either way, plain or SRTP, allocates
+// nothing.
+func TestRelayAllocs(t *testing.T) {
+	for _, rp := range []rigParams{plainRig, {callerSRTP: true, legSRTP: true, callerDTMF: 101, legDTMF: 96}} {
+		x := newBenchRelay(t, rp)
+		for i := range 4 { // latch and set up the mapping first
+			x.relayOne(t, i&1)
+		}
+		i := 0
+		if n := testing.AllocsPerRun(200, func() { x.relayOne(t, i&1); i++ }); n != 0 && !(raceEnabled && rp.callerSRTP) {
+			t.Errorf("SRTP %v/%v: %v allocations per relayed packet", rp.callerSRTP, rp.legSRTP, n)
+		}
+		st := x.g.leg.Stats()
+		if st.PacketsOut < 100 || st.Dropped != (Drops{}) {
+			t.Errorf("leg stats %+v", st.Stats)
+		}
+	}
+}
