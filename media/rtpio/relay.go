@@ -24,7 +24,7 @@ var ErrRelayStopped = errors.New("rtpio: relay stopped")
 // room's owner node): every RTP packet one of them accepts is sent out of
 // the other as it arrives, on the poller goroutine that received it, with
 // no jitter buffer, decoding or mixing, so the hop adds microseconds
-// (docs/DECISIONS.md, D23).
+// (docs/DECISIONS.md, D24).
 //
 // A packet is forwarded after everything a stream checks today (SRTP,
 // latching and probation, payload type, duplicates); it leaves with the
