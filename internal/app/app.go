@@ -233,6 +233,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		Register:             reg,
 		MediaExternalAddress: cfg.RTP.ExternalAddress,
 		MediaSources:         cfg.RTP.MediaSourcePrefixes(),
+		Proxies:              cfg.Cluster.ProxyPrefixes(), // nil without cluster.proxies
 		SRTP:                 srtpMode,
 		SRTPOverUDP:          cfg.RTP.SRTPOverUDP,
 		TLS:                  tlsCfg,

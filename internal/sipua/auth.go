@@ -548,11 +548,14 @@ func (t trustScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts) 
 	if src, err := sourceAddr(req); err == nil {
 		r.src, r.trusted = src, t.trusted(src)
 	}
+	// The per-source units screen the packet's source unless a proxy
+	// names another (the origin unit).
+	r.origin, r.originTrusted = r.src, r.trusted
 	return r, true
 }
 
 // digestScreen decides on requests outside a dialog we know (screen.go,
-// step 6): a trusted source passes; others authenticate with digest as
+// step 7): a trusted source passes; others authenticate with digest as
 // one of sip.users, or are refused. ACK and CANCEL cannot be challenged
 // (RFC 3261 22.1: they cannot be resubmitted), nor is OPTIONS, which PBXs
 // use to see that we are up.
@@ -579,7 +582,8 @@ func (d *digestScreen) screen(req *sip.Request, tx sip.ServerTransaction, r fact
 	if r.trusted {
 		return r, true
 	}
-	user, ok := d.admit(req, tx, r.src)
+	// Behind a proxy, nonces, failures and blocks are the caller's own.
+	user, ok := d.admit(req, tx, r.origin)
 	r.user = user
 	return r, ok
 }

@@ -22,6 +22,7 @@ type chainReq struct {
 	noFromTag bool
 	version   string // "" is SIP/2.0
 	password  string // alice's digest answer; "" sends none
+	origin    string // an X-Groupbridge-Source value; "" sends none
 	extra     []sip.Header
 }
 
@@ -53,8 +54,17 @@ func (c chainReq) build(t testing.TB, s *Server, n int) *sip.Request {
 	for _, h := range c.extra {
 		req.AppendHeader(h)
 	}
+	if c.origin != "" {
+		req.AppendHeader(sip.NewHeader(SourceHeader, c.origin))
+	}
 	if c.password != "" {
-		ap, err := netip.ParseAddrPort(c.src)
+		// The nonce is bound to the source the digest unit sees: behind
+		// a proxy, the caller's own.
+		nonceFor := c.src
+		if src, err := netip.ParseAddrPort(c.src); err == nil && c.origin != "" && inPrefixes(s.cfg.Proxies, src.Addr()) {
+			nonceFor = c.origin
+		}
+		ap, err := netip.ParseAddrPort(nonceFor)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,6 +91,11 @@ func TestChain(t *testing.T) {
 		trusted  = "10.0.0.1:5060"
 		stranger = "198.51.100.7:5060"
 		peer     = "192.0.2.10:5060"
+		// Proxies: one trusted (Kamailio in sip.trusted), one not.
+		proxy          = "10.0.0.2:5060"
+		untrustedProxy = "198.51.100.99:5060"
+		callerA        = "203.0.113.5:5060"
+		callerB        = "203.0.113.6:5060"
 	)
 	type step struct {
 		req  chainReq
@@ -154,11 +169,58 @@ func TestChain(t *testing.T) {
 		{name: "max calls, trusted too", limits: Limits{MaxCalls: 1}, calls: 1,
 			steps: []step{{invite(trusted), "capacity", 503}}},
 		{name: "no From tag", steps: []step{{chainReq{method: sip.INVITE, src: trusted, noFromTag: true}, "new-dialog", 400}}},
+
+		// Behind a proxy the per-source units screen the caller's own
+		// address; trust stays the proxy's.
+		{name: "proxied: setup cap per caller", limits: Limits{SetupPerSource: 1}, steps: []step{
+			{chainReq{method: sip.INVITE, src: proxy, origin: callerA}, "", 0},
+			{chainReq{method: sip.INVITE, src: proxy, origin: callerB}, "", 0},
+			{chainReq{method: sip.INVITE, src: proxy, origin: "203.0.113.5:6000"}, "setup-caps", 503},
+		}},
+		{name: "proxied: a trusted PBX behind the proxy is not capped", limits: Limits{SetupPerSource: 1}, steps: []step{
+			{chainReq{method: sip.INVITE, src: proxy, origin: "10.0.0.9:5060"}, "", 0},
+			{chainReq{method: sip.INVITE, src: proxy, origin: "10.0.0.9:5060"}, "", 0},
+		}},
+		{name: "proxied: the proxy's own requests are trusted", limits: Limits{SetupPerSource: 1}, steps: []step{
+			{invite(proxy), "", 0},
+			{invite(proxy), "", 0},
+		}},
+		{name: "proxied: flood bucket per caller, TCP", limits: Limits{SourceRate: 1, SourceBurst: 1}, steps: []step{
+			{chainReq{method: sip.OPTIONS, src: proxy, origin: callerA, transport: "TCP"}, "", 0},
+			{chainReq{method: sip.OPTIONS, src: proxy, origin: callerB, transport: "TCP"}, "", 0},
+			{chainReq{method: sip.OPTIONS, src: proxy, origin: callerA, transport: "TCP"}, "flood", 0},
+		}},
+		{name: "proxied: no password needed through a trusted proxy", steps: []step{
+			{chainReq{method: sip.INVITE, src: proxy, origin: callerA}, "", 0},
+		}},
+		{name: "proxied: a trusted address named does not skip the digest", steps: []step{
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: "10.0.0.9:5060"}, "digest", 401},
+		}},
+		{name: "proxied: digest blocks the caller, not the proxy", steps: []step{
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: "wrong"}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: "wrong"}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: "wrong"}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: "wrong"}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: "wrong"}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerA, password: alice.Password}, "digest", 403},
+			{chainReq{method: sip.INVITE, src: untrustedProxy, origin: callerB, password: alice.Password}, "", 0},
+		}, wantUser: "alice"},
+		{name: "forged header from a stranger is ignored", limits: Limits{SetupPerSource: 1}, steps: []step{
+			{chainReq{method: sip.INVITE, src: stranger, origin: "10.0.0.9:5060", password: alice.Password}, "", 0},
+			{chainReq{method: sip.INVITE, src: stranger, origin: callerA, password: alice.Password}, "setup-caps", 503},
+		}},
+		{name: "forged header from a trusted PBX is ignored", limits: Limits{SetupPerSource: 1}, steps: []step{
+			{chainReq{method: sip.INVITE, src: trusted, origin: callerA}, "", 0},
+		}},
+		{name: "proxied: malformed header", steps: []step{
+			{chainReq{method: sip.INVITE, src: proxy, origin: "203.0.113"}, "origin", 400},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newTestServer(t, func(c *Config) {
 				c.Trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+				c.Proxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32"), netip.MustParsePrefix("198.51.100.99/32")}
 				c.Users = []User{alice}
 				c.Clock = testkit.NewManualClock()
 				c.Limits = tc.limits

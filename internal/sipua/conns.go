@@ -80,7 +80,7 @@ func (t *connTable) remove(c *guardedConn) {
 
 func (*connTable) name() string { return "connection" }
 
-// screen is the connection guard's part in the chain (screen.go, step 4):
+// screen is the connection guard's part in the chain (screen.go, step 5):
 // a TCP or TLS request that came this far is sound, so its connection is
 // proven. It stops nothing.
 func (t *connTable) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {

@@ -26,7 +26,7 @@ import (
 const DropNotDialogPeer = "not-dialog-peer"
 
 // peerScreen decides on requests inside a dialog we know (screen.go,
-// step 5), by the rules above.
+// step 6), by the rules above.
 type peerScreen struct {
 	gate   *gate
 	lookup func(*sip.Request) *Call // the dialog layer's call table

@@ -231,11 +231,14 @@ func (l *sourceLimiter) size() (sources int, overflows uint64) {
 	return len(l.sources), l.overflows
 }
 
-// floodScreen is the flood screening (screen.go, step 2): requests from
+// floodScreen is the flood screening (screen.go, step 3): requests from
 // untrusted sources over limits.source_rate, and from known scanners, are
 // dropped unanswered. Trusted sources (step 1) are never screened here.
+// Behind a proxy the source is the caller's own (origin.go), and trusted
+// is asked of it.
 type floodScreen struct {
 	trusted  func(netip.Addr) bool
+	proxies  []netip.Prefix // Config.Proxies: their datagrams name their origin
 	limiter  *sourceLimiter
 	scanners atomic.Bool // Limits.DropScanners
 	events   Events
@@ -264,11 +267,18 @@ func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, e
 		return data, nil
 	}
 	src := ua.AddrPort().Addr().Unmap()
+	request := !(len(data) >= 4 && string(data[:4]) == "SIP/")
+	if request && len(f.proxies) > 0 && inPrefixes(f.proxies, src) {
+		// The caller's own address; a malformed one is refused by the
+		// origin unit once parsed.
+		if o, ok := rawOrigin(data); ok {
+			src = o
+		}
+	}
 	if f.trusted(src) {
 		return data, nil
 	}
 	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
-	request := !(len(data) >= 4 && string(data[:4]) == "SIP/")
 	now := f.clock.Now()
 	if !f.limiter.allow(src, now) {
 		f.drop(DropRateLimited, src, invite, now)
@@ -287,17 +297,17 @@ func (*floodScreen) name() string { return "flood" }
 // source, as datagram does a UDP datagram; what fails is dropped (nothing
 // is answered).
 func (f *floodScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
-	if r.trusted || !r.src.IsValid() || strings.EqualFold(req.Transport(), "udp") {
+	if r.originTrusted || !r.origin.IsValid() || strings.EqualFold(req.Transport(), "udp") {
 		return r, true // UDP: screened as a datagram already
 	}
 	invite := req.Method == sip.INVITE
 	now := f.clock.Now()
-	if !f.limiter.allow(r.src, now) {
-		f.drop(DropRateLimited, r.src, invite, now)
+	if !f.limiter.allow(r.origin, now) {
+		f.drop(DropRateLimited, r.origin, invite, now)
 		return r, false
 	}
 	if f.scanners.Load() && scannerRequest(req) {
-		f.drop(DropScanner, r.src, invite, now)
+		f.drop(DropScanner, r.origin, invite, now)
 		return r, false
 	}
 	return r, true

@@ -28,29 +28,34 @@ import (
 //     carrying everyone's calls) is never rate limited, challenged or
 //     capped in setup, so a flood from strangers cannot get the PBX's
 //     own requests dropped.
-//  2. flood (limits.go, floodScreen): untrusted sources only: the
+//  2. origin (origin.go, originScreen): from a proxy in Config.Proxies,
+//     X-Groupbridge-Source names the caller's own address: the source
+//     the per-source units below screen (flood, digest blocks, setup
+//     caps), exempt when it is trusted itself. A malformed one: 400.
+//     Trust (step 1) stays the transport's.
+//  3. flood (limits.go, floodScreen): untrusted sources only: the
 //     per-source token bucket and known scanners; dropped unanswered.
 //     TCP and TLS requests here; a UDP datagram meets the same screen
 //     (and the same trust decision) before sipgo parses it
 //     (floodScreen.datagram, the transport's read filter).
-//  3. well-formed (validate.go, wellFormedScreen): 505 and 400.
-//  4. connection (conns.go, connTable): a TCP or TLS connection that
+//  4. well-formed (validate.go, wellFormedScreen): 505 and 400.
+//  5. connection (conns.go, connTable): a TCP or TLS connection that
 //     carried a sound request is proven: the idle deadline ends.
-//  5. dialog-peer (dialog.go, peerScreen): inside a dialog we know, only
+//  6. dialog-peer (dialog.go, peerScreen): inside a dialog we know, only
 //     the dialog's peer (CANCEL excepted: it names no dialog of ours).
-//  6. digest (auth.go, digestScreen): outside a dialog, an untrusted
+//  7. digest (auth.go, digestScreen): outside a dialog, an untrusted
 //     source answers a digest challenge as one of sip.users (ACK, CANCEL
 //     and OPTIONS excepted: RFC 3261 22.1, and PBXs' keep-alives).
-//  7. inspect (validate.go, inspectScreen): 416, 420, and for an INVITE
+//  8. inspect (validate.go, inspectScreen): 416, 420, and for an INVITE
 //     415 and 406; methods we do not serve are left to their 405/501.
-//  8. capacity (setup.go, capacityScreen): a new INVITE only: draining
+//  9. capacity (setup.go, capacityScreen): a new INVITE only: draining
 //     (503), then limits.max_calls (503).
-//  9. new-dialog (validate.go, newDialogScreen): a new INVITE only: the
+//  10. new-dialog (validate.go, newDialogScreen): a new INVITE only: the
 //     headers a dialog is made of, and a From tag (400).
-//  10. setup-caps (setup.go, setupScreen): a new INVITE only: the calls in
+//  11. setup-caps (setup.go, setupScreen): a new INVITE only: the calls in
 //     setup per untrusted source and per account (503); the place taken
 //     goes with the request (facts.hold).
-//  11. pin: not a unit of the chain: PIN budgets are the application's,
+//  12. pin: not a unit of the chain: PIN budgets are the application's,
 //     after the PIN prompt (internal/guard's PINGuard and Budget, asked
 //     by internal/callflow), as sipua knows no PINs.
 
@@ -60,9 +65,14 @@ import (
 type facts struct {
 	src     netip.Addr // the packet's source; invalid when unreadable
 	trusted bool       // src is trusted (step 1)
-	call    *Call      // the dialog the request is inside, when we know it
-	user    string     // the account the caller authenticated as ("": none)
-	hold    *setupHold // a new INVITE's place among the calls in setup
+	// origin is the source the per-source units screen: src, or the
+	// caller's own address a proxy named (step 2); originTrusted exempts
+	// it from them.
+	origin        netip.Addr
+	originTrusted bool
+	call          *Call      // the dialog the request is inside, when we know it
+	user          string     // the account the caller authenticated as ("": none)
+	hold          *setupHold // a new INVITE's place among the calls in setup
 }
 
 // screen is one unit of the chain. screen returns r with what
@@ -78,9 +88,10 @@ type screenedHandler func(req *sip.Request, tx sip.ServerTransaction, r facts)
 
 // chain lists the screening units in their order (see above). It is the
 // one place that order is written.
-func chain(t trustScreen, f *floodScreen, v validator, c *connTable, p *peerScreen, d *digestScreen, u *setupScreen) []screen {
+func chain(t trustScreen, o *originScreen, f *floodScreen, v validator, c *connTable, p *peerScreen, d *digestScreen, u *setupScreen) []screen {
 	return []screen{
 		t,
+		o,
 		f,
 		wellFormedScreen{v},
 		c,

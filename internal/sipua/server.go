@@ -101,6 +101,12 @@ type Config struct {
 	// CallerLabel names a call's caller in log lines, once when the call
 	// is set up; nil shows the masked number (logging.MaskCaller).
 	CallerLabel func(*Call) string
+	// Proxies are the SIP proxies (Kamailio in front of several nodes)
+	// whose X-Groupbridge-Source header names the caller's own address:
+	// the source the per-source screens use for their requests, and one
+	// more address the call's media may come from (origin.go). Trust
+	// stays the transport's. Nil: the header is never read.
+	Proxies []netip.Prefix
 	// Users may authenticate (digest) from untrusted addresses; with none,
 	// untrusted sources get 403.
 	Users []User
@@ -243,8 +249,9 @@ func New(cfg Config) (*Server, error) {
 		MediaExternalAddress: cfg.MediaExternalAddress, MediaAddress: cfg.MediaAddress, MediaSources: cfg.MediaSources,
 		Media: cfg.Media, SRTP: s.srtp, Logger: cfg.Logger, Respond: s.resp.respond,
 		UA: ua, Client: client, Clock: cfg.Clock, Context: ctx, WaitGroup: &s.wg})
-	s.flood = &floodScreen{trusted: g.trustedSource, limiter: newSourceLimiter(cfg.Clock.Now()),
+	s.flood = &floodScreen{trusted: g.trustedSource, proxies: cfg.Proxies, limiter: newSourceLimiter(cfg.Clock.Now()),
 		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+	origin := &originScreen{proxies: cfg.Proxies, trusted: g.trustedSource, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, lookup: s.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.digest = &digestScreen{gate: g, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.accept = &connGuard{table: s.conns, trusted: g.trustedSource, log: cfg.Logger, clock: cfg.Clock, ctx: ctx, wg: &s.wg}
@@ -261,13 +268,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Every handler behind the one screening chain (screen.go); sipgo
 	// routes by method, and onOther answers the methods we do not serve.
-	s.chain = chain(trustScreen{trusted: g.trustedSource}, s.flood, s.val, s.conns, s.peers, s.digest, s.setup)
+	s.chain = chain(trustScreen{trusted: g.trustedSource}, origin, s.flood, s.val, s.conns, s.peers, s.digest, s.setup)
 	srv.OnInvite(s.serve(s.onInvite))
 	dh := s.dlg.Handlers()
 	srv.OnAck(s.serve(plain(dh.OnAck)))
 	srv.OnBye(s.serve(plain(dh.OnBye)))
 	srv.OnCancel(s.serve(plain(dh.OnCancel)))
-	srv.OnOptions(s.serve(plain(dh.OnOptions)))
+	srv.OnOptions(s.serve(plain(s.onOptions)))
 	srv.OnInfo(s.serve(plain(dh.OnInfo)))
 	srv.OnNoRoute(s.serve(plain(dh.OnOther)))
 	return s, nil
@@ -528,6 +535,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 		return
 	}
 	user, hold := r.user, r.hold
+	var origin netip.Addr
+	if r.origin != r.src {
+		origin = r.origin // a proxy named the caller's own address
+	}
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
 	// retransmits and may fail over.
 	s.resp.respond(req, tx, 100, "Trying")
@@ -543,7 +554,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 		return
 	}
 
-	call, err := s.newCall(req, tx, late, user, hold)
+	call, err := s.newCall(req, tx, late, user, origin, hold)
 	if err != nil {
 		hold.release()
 		if errors.Is(err, errMaxCalls) {
@@ -586,21 +597,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 
 // newCall sets up the dialog of a new INVITE (dialog.Layer.NewInbound)
 // with what the screening decided: who is calling, the account user the
-// caller authenticated as ("" for a trusted source) and its setup hold.
+// caller authenticated as ("" for a trusted source), the caller's own
+// address a proxy named (origin; invalid for none) and its setup hold.
 // The call enters the call table unless Limits.MaxCalls are there.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string, hold *setupHold) (*Call, error) {
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string, origin netip.Addr, hold *setupHold) (*Call, error) {
 	source := req.Source()
 	laddr, sock, err := s.socks.localAddrFor(req, tx, source)
 	if err != nil {
 		return nil, err
 	}
-	c := &Call{ident: identify(&s.cfg, req, source, user), user: user, setup: hold}
+	c := &Call{ident: identify(&s.cfg, req, source, origin, user), user: user, setup: hold}
 	if s.cfg.CallerLabel != nil {
 		c.label = s.cfg.CallerLabel(c)
 	} else {
 		c.label = logging.MaskCaller(shownNumber(c.ident))
 	}
-	c.Call, err = s.dlg.NewInbound(req, dialog.Inbound{Laddr: laddr, Sock: sock, Late: late, Owner: c})
+	c.Call, err = s.dlg.NewInbound(req, dialog.Inbound{Laddr: laddr, Sock: sock, Late: late, Origin: origin, Owner: c})
 	if err != nil {
 		return nil, err
 	}
@@ -609,6 +621,18 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, 
 		return nil, errMaxCalls
 	}
 	return c, nil
+}
+
+// onOptions answers OPTIONS. Outside a dialog, a draining server answers
+// 503: a proxy probing its nodes (Kamailio's dispatcher) then sends new
+// calls elsewhere, while calls in progress go on. Inside one of our calls
+// an OPTIONS is the peer's keep-alive, answered as usual.
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.setup.draining.Load() && !sipmsg.HasToTag(req) {
+		s.resp.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", "60"))
+		return
+	}
+	s.dlg.Handlers().OnOptions(req, tx)
 }
 
 // lookup returns the call of an in-dialog request, or nil.
@@ -622,8 +646,10 @@ func (s *Server) logEnded(c *Call) {
 
 // identify reads who a call is from (package callerid). Identity headers
 // count only from a trusted source (user "") that AssertIdentity names;
-// the From of a source in NoIdentity names nobody.
-func identify(cfg *Config, req *sip.Request, source, user string) callerid.Identity {
+// the From of a source in NoIdentity names nobody, whether that is the
+// packet's source or the origin a proxy named (the PBX whose From the
+// proxy passed on).
+func identify(cfg *Config, req *sip.Request, source string, origin netip.Addr, user string) callerid.Identity {
 	var src netip.Addr
 	if ap, err := netip.ParseAddrPort(source); err == nil {
 		src = ap.Addr().Unmap()
@@ -632,7 +658,7 @@ func identify(cfg *Config, req *sip.Request, source, user string) callerid.Ident
 		// The URI alone: a display name is never read for a number.
 		From:    "<" + req.From().Address.String() + ">",
 		Privacy: headerValues(req, "Privacy"),
-		NoFrom:  inPrefixes(cfg.NoIdentity, src),
+		NoFrom:  inPrefixes(cfg.NoIdentity, src) || inPrefixes(cfg.NoIdentity, origin),
 	}
 	if user == "" && (cfg.AssertTrusted || inPrefixes(cfg.AssertIdentity, src)) {
 		h.Assert = true

@@ -112,8 +112,8 @@ func (t *setupTable) size() (sources, users int) {
 func (c *Call) Admitted() { c.setup.release() }
 
 // setupScreen caps the calls of a new INVITE (screen.go): draining and
-// limits.max_calls in step 8 (capacityScreen), the caps on calls in setup
-// per untrusted source and per account in step 10 (setupScreen itself).
+// limits.max_calls in step 9 (capacityScreen), the caps on calls in setup
+// per untrusted source and per account in step 11 (setupScreen itself).
 type setupScreen struct {
 	trusted  func(netip.Addr) bool
 	table    *setupTable // calls not yet admitted, by source and account
@@ -144,13 +144,13 @@ func (u *setupScreen) screen(req *sip.Request, tx sip.ServerTransaction, r facts
 	if !newInvite(req) {
 		return r, true
 	}
-	hold, ok := u.reserve(req, tx, r.src, r.user)
+	hold, ok := u.reserve(req, tx, r.origin, r.user)
 	r.hold = hold
 	return r, ok
 }
 
 // capacityScreen refuses a new INVITE while the server drains or at
-// limits.max_calls (screen.go, step 8).
+// limits.max_calls (screen.go, step 9).
 type capacityScreen struct{ u *setupScreen }
 
 func (capacityScreen) name() string { return "capacity" }

@@ -64,7 +64,7 @@ func TestSetupScreen(t *testing.T) {
 			admitted := 0
 			tx := &answers{}
 			for range tc.invites {
-				r := facts{src: tc.src, trusted: tc.src == trusted, user: tc.user}
+				r := facts{src: tc.src, trusted: tc.src == trusted, origin: tc.src, originTrusted: tc.src == trusted, user: tc.user}
 				if _, ok := (capacityScreen{u}).screen(req, tx, r); !ok {
 					continue
 				}

@@ -26,7 +26,7 @@ import (
 // request that passes; only a refusal builds a response.
 
 // validator is the screening by RFC 3261's rules: wellFormed, inspect
-// and newDialog, each a unit of the chain (screen.go, steps 3, 7 and 9).
+// and newDialog, each a unit of the chain (screen.go, steps 4, 8 and 10).
 type validator struct{ resp responder }
 
 // wellFormedScreen is validator.wellFormed as a unit of the chain.

@@ -25,9 +25,10 @@ type Call struct {
 	dialogID  string
 	dialed    string
 	transport string
-	source    string   // where the INVITE came from: in-dialog requests go here
-	laddr     sip.Addr // our address where the INVITE arrived (Contact, Via)
-	sock      sip.Addr // the socket that took it, as sipgo keys it (UDP): requests leave from it
+	source    string     // where the INVITE came from: in-dialog requests go here
+	origin    netip.Addr // the caller's own address a proxy named; invalid: none
+	laddr     sip.Addr   // our address where the INVITE arrived (Contact, Via)
+	sock      sip.Addr   // the socket that took it, as sipgo keys it (UDP): requests leave from it
 	started   time.Time
 	outbound  bool // we placed the call (Dial): its INVITE is ours
 
@@ -88,9 +89,13 @@ func (c *Call) Transport() string { return c.transport }
 func (c *Call) Started() time.Time { return c.started }
 
 // SourceIP returns the address the INVITE came from (the PBX for a trusted
-// call), or an invalid Addr if it cannot be parsed. Like Caller, it
+// call), or, when a proxy named the caller's own address (Inbound.Origin),
+// that one; an invalid Addr if it cannot be parsed. Like Caller, it
 // identifies someone and must not be logged in full.
 func (c *Call) SourceIP() netip.Addr {
+	if c.origin.IsValid() {
+		return c.origin
+	}
 	ap, err := netip.ParseAddrPort(c.source)
 	if err != nil {
 		return netip.Addr{}
@@ -185,7 +190,7 @@ func (c *Call) applyMedia(m Media) {
 	c.mu.Unlock()
 	c.stream.Update(rtpio.Params{
 		Remote:  m.Addr,
-		Allowed: mediaAllowed(c.source, c.layer.cfg.MediaSources),
+		Allowed: mediaAllowed(c.source, c.origin, c.layer.cfg.MediaSources),
 		Codec:   m.Codec,
 		AudioPT: m.AudioPT,
 		DTMFPT:  m.DTMFPT,
@@ -201,14 +206,19 @@ func (c *Call) applyMedia(m Media) {
 // mediaAllowed is where a call's media may come from besides the
 // address in its SDP (which the stream allows itself): the address its
 // SIP came from (source), which is the PBX for a call through one and the
-// public address of a phone behind NAT, and Config.MediaSources. Every
-// accepted offer or answer passes it again with the new SDP address, so
-// media follows the dialog.
-func mediaAllowed(source string, sources []netip.Prefix) []netip.Prefix {
-	allow := make([]netip.Prefix, 0, 1+len(sources))
+// public address of a phone behind NAT, the caller's own address a proxy
+// named (origin, when valid: a phone behind NAT whose SIP reached us
+// through Kamailio), and Config.MediaSources. Every accepted offer or
+// answer passes it again with the new SDP address, so media follows the
+// dialog.
+func mediaAllowed(source string, origin netip.Addr, sources []netip.Prefix) []netip.Prefix {
+	allow := make([]netip.Prefix, 0, 2+len(sources))
 	if ap, err := netip.ParseAddrPort(source); err == nil {
 		a := ap.Addr().Unmap()
 		allow = append(allow, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if origin.IsValid() {
+		allow = append(allow, netip.PrefixFrom(origin, origin.BitLen()))
 	}
 	return append(allow, sources...)
 }

@@ -9,25 +9,31 @@ import (
 )
 
 // TestMediaAllowed: a call's media may come from the address its SIP came
-// from (one address, unmapped) and the configured sources, nothing else.
+// from (one address, unmapped), the caller's own address a proxy named,
+// and the configured sources, nothing else.
 func TestMediaAllowed(t *testing.T) {
 	lan := netip.MustParsePrefix("10.0.0.0/8")
 	tests := []struct {
 		name    string
 		source  string
+		origin  netip.Addr
 		sources []netip.Prefix
 		want    []netip.Prefix
 	}{
-		{"source only", "192.0.2.7:5060", nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}},
-		{"mapped IPv4", "[::ffff:192.0.2.7]:5060", nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}},
-		{"IPv6", "[2001:db8::1]:5060", nil, []netip.Prefix{netip.MustParsePrefix("2001:db8::1/128")}},
-		{"with sources", "192.0.2.7:5060", []netip.Prefix{lan}, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), lan}},
-		{"unreadable source", "", []netip.Prefix{lan}, []netip.Prefix{lan}},
+		{"source only", "192.0.2.7:5060", netip.Addr{}, nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}},
+		{"mapped IPv4", "[::ffff:192.0.2.7]:5060", netip.Addr{}, nil, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}},
+		{"IPv6", "[2001:db8::1]:5060", netip.Addr{}, nil, []netip.Prefix{netip.MustParsePrefix("2001:db8::1/128")}},
+		{"with sources", "192.0.2.7:5060", netip.Addr{}, []netip.Prefix{lan}, []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), lan}},
+		{"unreadable source", "", netip.Addr{}, []netip.Prefix{lan}, []netip.Prefix{lan}},
+		{"behind a proxy", "192.0.2.7:5060", netip.MustParseAddr("198.51.100.4"), []netip.Prefix{lan},
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("198.51.100.4/32"), lan}},
+		{"behind a proxy, IPv6", "192.0.2.7:5060", netip.MustParseAddr("2001:db8::4"), nil,
+			[]netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::4/128")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := mediaAllowed(tc.source, tc.sources); !slices.Equal(got, tc.want) {
-				t.Errorf("mediaAllowed(%q) = %v, want %v", tc.source, got, tc.want)
+			if got := mediaAllowed(tc.source, tc.origin, tc.sources); !slices.Equal(got, tc.want) {
+				t.Errorf("mediaAllowed(%q, %v) = %v, want %v", tc.source, tc.origin, got, tc.want)
 			}
 		})
 	}

@@ -162,7 +162,7 @@ func (u uac) newOutbound(uri sip.Uri, transport string, dst netip.AddrPort, loca
 	}
 	c.remoteTarget = uri
 	c.localCSeq.Store(uint32(sipmsg.RandUint64() & 0x7fff))
-	stream, err := d.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: mediaAllowed(c.source, c.layer.cfg.MediaSources), CallID: c.id})
+	stream, err := d.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: mediaAllowed(c.source, netip.Addr{}, c.layer.cfg.MediaSources), CallID: c.id})
 	if err != nil {
 		cancel(err)
 		return nil, fmt.Errorf("dialog: dial: %w", err)

@@ -3,6 +3,7 @@ package dialog
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,10 @@ type Inbound struct {
 	Laddr sip.Addr // our address where the INVITE arrived (Contact, Via)
 	Sock  sip.Addr // the socket that took it, as sipgo keys it
 	Late  bool     // it carries no offer: ours goes in the 2xx
-	Owner any      // what Call.Owner returns
+	// Origin is the caller's own address when a proxy named it (sipua's
+	// origin.go); invalid for none. The call's media may come from it.
+	Origin netip.Addr
+	Owner  any // what Call.Owner returns
 }
 
 // NewInbound makes the dialog of a new INVITE req and opens its RTP
@@ -43,6 +47,7 @@ func (d *Layer) NewInbound(req *sip.Request, in Inbound) (*Call, error) {
 		dialed:     DialedNumber(&req.Recipient),
 		transport:  req.Transport(),
 		source:     req.Source(),
+		origin:     in.Origin,
 		laddr:      in.Laddr,
 		sock:       in.Sock,
 		started:    d.cfg.Clock.Now(),
@@ -64,7 +69,7 @@ func (d *Layer) NewInbound(req *sip.Request, in Inbound) (*Call, error) {
 	for _, h := range req.GetHeaders("Record-Route") {
 		c.routeSet = append(c.routeSet, recordRoutes(h)...)
 	}
-	stream, err := d.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: mediaAllowed(c.source, c.layer.cfg.MediaSources), CallID: c.id})
+	stream, err := d.cfg.Media.Open(rtpio.Params{DTMFPT: -1, OnDigit: c.pushDigit, Allowed: mediaAllowed(c.source, c.origin, c.layer.cfg.MediaSources), CallID: c.id})
 	if err != nil {
 		cancel(err)
 		return nil, err
