@@ -80,10 +80,12 @@ type Drops struct {
 	// type (comfort noise, PT 13, lands here too).
 	UnknownPayloadType uint64
 	// Duplicate: audio whose sequence number, or every sample, the jitter
-	// buffer already held or played.
+	// buffer already held or played; on a relayed stream, any packet whose
+	// sequence number was already relayed.
 	Duplicate uint64
 	// Late: audio that arrived after its time to be played had passed (the
-	// jitter buffer raises its delay when this happens).
+	// jitter buffer raises its delay when this happens); on a relayed
+	// stream, a packet too far behind the newest to tell (64 packets).
 	Late uint64
 	// SendError: outgoing datagrams (audio frames and RTCP reports) the
 	// kernel refused (a full socket buffer gives EAGAIN or ENOBUFS;
