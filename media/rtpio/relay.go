@@ -27,11 +27,12 @@ var ErrRelayStopped = errors.New("rtpio: relay stopped")
 // (docs/DECISIONS.md, D24).
 //
 // A packet is forwarded after everything a stream checks today (SRTP,
-// latching and probation, payload type, duplicates); it leaves with the
-// sending stream's SSRC, its sequence numbers and a timestamp shifted by
-// an offset, both fixed at the first packet of a source and again after
-// the stream sent something of its own, a source restart or a Repoint, so
-// that what each stream sends stays continuous; its payload is unchanged.
+// latching and probation, payload type, duplicates), its payload
+// unchanged. It leaves with the sending stream's SSRC and SRTP context,
+// its sequence number and timestamp shifted into the sending stream's by
+// offsets, fixed at a source's first packet and again after a source
+// restart, a Repoint or a packet the stream sent of its own, so that what
+// each stream sends stays continuous.
 // Telephone-events go out under the sending stream's telephone-event type
 // (dropped when it has none) and are not reported to OnDigit: the owner
 // decodes them. RTCP stays per stream: reports about what each stream
@@ -40,7 +41,8 @@ var ErrRelayStopped = errors.New("rtpio: relay stopped")
 // While relayed a stream plays nothing (ReadFrame returns false). Its
 // WriteFrame still sends, continuing the same sequence, so the relay node
 // can play a prompt to the caller while no leg sends (a failover gap);
-// the clock must not write to a stream whose leg is sending.
+// while the other side sends, writing would put two audio streams under
+// one SSRC.
 //
 // Lock order: Engine.relayMu, then one stream's rx.mu (never two), then
 // its play.mu, or the tx.mu of it or of its relay partner (never two),
