@@ -23,21 +23,43 @@ import (
 // way of running next to a PBX.
 var exampleDirs = []string{"asterisk", "freeswitch", "freepbx", "register"}
 
-// loadExamples parses every groupbridge.yaml under examples/, keyed by its
-// directory, and fails the test on any that does not parse and validate.
+// The cluster example's nodes, each a groupbridge.yaml of its own.
+var clusterNodes = []string{"node-a", "node-b", "node-c"}
+
+// exampleConfig reports whether path is a groupbridge configuration of the
+// examples, and its key: the directory for a groupbridge.yaml, or
+// cluster/node-x for a node of the cluster example.
+func exampleConfig(path string) (string, bool) {
+	dir, name := filepath.Base(filepath.Dir(path)), filepath.Base(path)
+	switch {
+	case name == "groupbridge.yaml":
+		return dir, true
+	case dir == "cluster" && strings.HasPrefix(name, "node-") && strings.HasSuffix(name, ".yaml"):
+		return "cluster/" + strings.TrimSuffix(name, ".yaml"), true
+	}
+	return "", false
+}
+
+// loadExamples parses every groupbridge configuration under examples/,
+// keyed as exampleConfig says, and fails the test on any that does not
+// parse and validate.
 func loadExamples(t *testing.T) map[string]*Config {
 	t.Helper()
 	out := make(map[string]*Config)
 	err := filepath.WalkDir("examples", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "groupbridge.yaml" {
+		if err != nil || d.IsDir() {
 			return err
+		}
+		key, ok := exampleConfig(path)
+		if !ok {
+			return nil
 		}
 		c, err := LoadFile(path)
 		if err != nil {
 			t.Errorf("%v", err)
 			return nil
 		}
-		out[filepath.Base(filepath.Dir(path))] = c
+		out[key] = c
 		return nil
 	})
 	if err != nil {
@@ -53,14 +75,21 @@ func TestExamplesParse(t *testing.T) {
 			t.Errorf("examples/%s/groupbridge.yaml is missing or invalid", dir)
 		}
 	}
+	for _, n := range clusterNodes {
+		if _, ok := got["cluster/"+n]; !ok {
+			t.Errorf("examples/cluster/%s.yaml is missing or invalid", n)
+		}
+	}
 }
 
 // secretLine matches a line of an example that sets a secret.
-var secretLine = regexp.MustCompile(`^\s*-?\s*(member_pin|facilitator_pin|password|token):\s*"([^"]*)"(.*)$`)
+var secretLine = regexp.MustCompile(`^\s*-?\s*(member_pin|facilitator_pin|password|token|secret):\s*"([^"]*)"(.*)$`)
 
 // TestExampleSecrets keeps example PINs and passwords recognisable as
 // examples: each is marked so in a comment, none is the demo's, and none is
 // shared between examples (copying two examples must not merge two groups).
+// The nodes of the cluster example are one example: they share their
+// groups and the cluster secret.
 func TestExampleSecrets(t *testing.T) {
 	demo, err := Embedded()
 	if err != nil {
@@ -75,6 +104,11 @@ func TestExampleSecrets(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no example files (%v)", err)
 	}
+	nodes, err := filepath.Glob("examples/cluster/node-*.yaml")
+	if err != nil || len(nodes) != len(clusterNodes) {
+		t.Fatalf("cluster nodes %q (%v), want %d", nodes, err, len(clusterNodes))
+	}
+	files = append(files, nodes...)
 	secrets := 0
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -92,14 +126,14 @@ func TestExampleSecrets(t *testing.T) {
 			if !strings.Contains(m[3], "# example") {
 				t.Errorf("%s: no \"# example\" comment", at)
 			}
-			if first, dup := seen[m[2]]; dup {
+			if first, dup := seen[m[2]]; dup && filepath.Dir(first) != filepath.Dir(f) {
 				t.Errorf("%s: same value as in %s", at, first)
 			}
 			seen[m[2]] = at
 		}
 	}
 	// Every example has at least two groups with both PINs.
-	if secrets < 4*len(exampleDirs) {
+	if secrets < 4*(len(exampleDirs)+len(clusterNodes)) {
 		t.Errorf("found %d secrets in the examples; the pattern missed some", secrets)
 	}
 }
