@@ -198,7 +198,6 @@ func BenchmarkFanIn(b *testing.B) {
 	var f pcm.Frame
 	var sent uint64
 	b.ReportAllocs()
-	cpu := processCPU(b)
 	for b.Loop() {
 		i := int(sent % streams)
 		if i == 0 {
@@ -221,7 +220,6 @@ func BenchmarkFanIn(b *testing.B) {
 	for e.Stats().PacketsIn < sent {
 		runtime.Gosched()
 	}
-	b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // FuzzHandleRTCP feeds arbitrary datagrams to the RTCP receive path: it
