@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"golang.org/x/sys/unix"
@@ -1068,5 +1070,54 @@ func BenchmarkRelayHop(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// TestRelaySenderReports: a relayed stream sends its sender reports with
+// the packets it relays, with no WriteFrame from the clock, counting them.
+func TestRelaySenderReports(t *testing.T) {
+	e := rtcpEngine(t, 4)
+	caller, cp := openFacing(t, e, false, 101)
+	rtpConn, rtcpConn := listenPair(t)
+	leg, err := e.Open(pcmu(rtpConn.LocalAddr().(*net.UDPAddr).AddrPort()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Relay(caller, leg, 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+				h := rtpHeader(0, cp.seq, cp.ts, cp.ssrc)
+				cp.seq++
+				cp.ts += 160
+				b, _ := (&rtp.Packet{Header: h, Payload: tone(g711.PCMU, 160, 0)}).Marshal()
+				_, _ = cp.conn.WriteToUDPAddrPort(b, caller.LocalAddr())
+			}
+		}
+	}()
+	buf := make([]byte, 2048)
+	_ = rtcpConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, err := rtcpConn.Read(buf)
+		if err != nil {
+			t.Fatalf("no sender report from the relayed leg: %v", err)
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil || len(pkts) == 0 {
+			continue
+		}
+		if sr, ok := pkts[0].(*rtcp.SenderReport); ok && sr.SSRC == leg.ssrc {
+			if sr.PacketCount == 0 || sr.OctetCount != 160*sr.PacketCount {
+				t.Errorf("sender report counts %d packets, %d octets", sr.PacketCount, sr.OctetCount)
+			}
+			return
+		}
 	}
 }
