@@ -151,6 +151,10 @@ const (
 	// MeetingClosed: "This meeting is now closed. Thank you for being here."
 	// (the session ends at its meeting's end plus overrun)
 	MeetingClosed = "meeting_closed"
+	// LineProblem: "Sorry, the line had a problem. You are back in your
+	// meeting." (to a caller reconnected after a node of the cluster
+	// failed)
+	LineProblem = "line_problem"
 
 	// Words of a spoken time (Set.Time): "Tuesday at seven thirty P M".
 	Sunday    = "sunday"    // "Sunday"
