@@ -166,6 +166,7 @@ func (s *Session) Act(a Action, seat int, now time.Time) ([]Effect, error) {
 	if !a.valid() {
 		return out, fmt.Errorf("%v: %w", a, ErrUnknownAction)
 	}
+	s.changed()
 	if !a.SeatAction() {
 		return actions[a].do(s, out, nil, byOperator, now)
 	}

@@ -27,8 +27,39 @@ func (f *floor) raise(c *caller) {
 	f.hands = append(f.hands, c.seat)
 }
 
+// raiseRanked puts c, back from a restored session with c.handRank, in
+// the hand queue before every hand raised since the restore and every
+// restored one ranked after it, so a queue comes back in its order
+// whatever order its callers rejoin in. rank is another seat's handRank.
+func (f *floor) raiseRanked(c *caller, rank func(seat int) int) {
+	c.hand = true
+	i := 0
+	for ; i < len(f.hands); i++ {
+		if r := rank(f.hands[i]); r == 0 || r > c.handRank {
+			break
+		}
+	}
+	f.hands = slices.Insert(f.hands, i, c.seat)
+}
+
+// resume gives the floor back to seat with what was left of its share
+// time (0: that timer does not run); nobody holds it.
+func (f *floor) resume(seat int, chimeLeft, endLeft time.Duration, now time.Time) {
+	f.seat = seat
+	f.chimeAt, f.endAt = time.Time{}, time.Time{}
+	if chimeLeft > 0 {
+		f.chimeAt = now.Add(chimeLeft)
+		f.alarm.schedule(f.chimeAt)
+	}
+	if endLeft > 0 {
+		f.endAt = now.Add(endLeft)
+		f.alarm.schedule(f.endAt)
+	}
+}
+
 // lower takes c out of the hand queue.
 func (f *floor) lower(c *caller) {
+	c.handRank = 0
 	if !c.hand {
 		return
 	}

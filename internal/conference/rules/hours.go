@@ -49,6 +49,7 @@ func (h *Hours) begun() bool { return !h.set || h.started }
 // five-minute warning. Called again (a reload changed the hours), it
 // replaces the meeting; MeetingStarted is not repeated.
 func (h *Hours) Set(m Meeting, now time.Time) {
+	h.s.changed()
 	h.started = h.set && h.started
 	h.m, h.set = m, true
 	h.over = !now.Before(m.End) || !m.Close.After(m.End) // overrun 0: the close says it all
@@ -57,7 +58,10 @@ func (h *Hours) Set(m Meeting, now time.Time) {
 
 // Clear takes the session's meeting away (its group no longer has hours):
 // no scheduled end any more.
-func (h *Hours) Clear() { *h = Hours{s: h.s} }
+func (h *Hours) Clear() {
+	h.s.changed()
+	*h = Hours{s: h.s}
+}
 
 // Meeting returns the session's meeting and whether it has one.
 func (h *Hours) Meeting() (Meeting, bool) { return h.m, h.set }
@@ -100,20 +104,24 @@ func (h *Hours) Tick(now time.Time) []Effect {
 		return nil
 	}
 	if !now.Before(h.m.Close) {
+		h.s.changed()
 		h.started, h.over, h.warned = true, true, true
 		return s.end(ReasonMeetingClosed, prompt.MeetingClosed)
 	}
 	var out []Effect
 	if !h.started && !now.Before(h.m.Start) {
+		h.s.changed()
 		h.started = true
 		out = append(out, Effect{Kind: MeetingStarted})
 		out = s.readings.open(out, s.lastSeat) // the opening reading waited for the start
 	}
 	if !h.over && !now.Before(h.m.End) {
+		h.s.changed()
 		h.over = true
 		out = s.seats.sayFacilitators(out, 0, prompt.ScheduledOver)
 	}
 	if !h.warned && !now.Before(h.m.Close.Add(-WarnBefore)) {
+		h.s.changed()
 		h.warned = true
 		out = s.seats.sayRoom(out, 0, prompt.EndsInFive)
 	}

@@ -124,6 +124,7 @@ func (s *Session) Key(seat int, digit byte, now time.Time) []Effect {
 	if c == nil || s.ended || c.departing {
 		return out
 	}
+	s.changed() // over-counts ('*' alone changes nothing kept): keys are rare
 	return s.keys.press(out, c, digit, now)
 }
 

@@ -15,6 +15,10 @@ type presence struct {
 	endGrace  time.Duration
 	openAfter time.Duration
 	alarm     *alarm
+	// quiet: the grace runs because a restored session's facilitators
+	// have not come back yet (Session.Restore); nobody heard them leave,
+	// so nobody hears them return.
+	quiet bool
 }
 
 // arrived is a facilitator counted present. It cancels a pending return to
@@ -32,7 +36,9 @@ func (p *presence) arrived() (lobbyOver, graceOver bool) {
 	case !p.graceAt.IsZero():
 		p.graceAt = time.Time{}
 		p.alarm.invalidate()
-		return false, true
+		quiet := p.quiet
+		p.quiet = false
+		return false, !quiet
 	}
 	return false, false
 }
@@ -50,7 +56,7 @@ func (p *presence) lastLeft(now time.Time) (endNow, announce bool) {
 		if p.endGrace <= 0 {
 			return true, false
 		}
-		p.graceAt = now.Add(p.endGrace)
+		p.graceAt, p.quiet = now.Add(p.endGrace), false
 		p.alarm.schedule(p.graceAt)
 		return false, true
 	}
@@ -76,4 +82,4 @@ func (p *presence) openTalkDue(now time.Time) bool {
 func (p *presence) deadline() (time.Time, bool) { return earlier(p.graceAt, p.openAt) }
 
 // clear drops the timers when the session ends.
-func (p *presence) clear() { p.graceAt, p.openAt = time.Time{}, time.Time{} }
+func (p *presence) clear() { p.graceAt, p.openAt, p.quiet = time.Time{}, time.Time{}, false }

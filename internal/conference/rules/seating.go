@@ -17,6 +17,7 @@ type caller struct {
 	joinedAt  time.Time
 
 	hand      bool // in the floor's hand queue
+	handRank  int  // place in a restored hand queue (see floor.raiseRanked); 0 for none
 	departing bool // told to hang up (removed, or the session ended)
 
 	// announceAt is when a caller in the lobby or waiting hears their

@@ -47,7 +47,9 @@ type Session struct {
 	hours    Hours
 	started  bool // a caller has been admitted
 	ended    bool
-	lastSeat int // the caller who joined last, whose words an opening reading follows
+	lastSeat int    // the caller who joined last, whose words an opening reading follows
+	version  uint64 // Version
+	restored bool   // Restore ran
 }
 
 // New returns the session of a group whose first caller is about to join
@@ -176,6 +178,7 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	if refused != RefuseNone {
 		return JoinResult{Refused: refused}, out
 	}
+	s.changed()
 
 	first := !s.started
 	s.started = true
@@ -196,7 +199,15 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 	}
 	s.seats.add(c)
 	if restored && m.hand && role == group.Member && c.placement == InRoom {
-		s.floor.raise(c)
+		if m.handRank > 0 {
+			c.handRank = m.handRank
+			s.floor.raiseRanked(c, s.handRank)
+		} else {
+			s.floor.raise(c)
+		}
+	}
+	if restored && m.floor && s.floor.seat == 0 && c.placement == InRoom {
+		s.floor.resume(c.seat, m.chimeLeft, m.endLeft, now)
 	}
 
 	out = append(out, say(c.seat, false, greeting(c, first, s.hearing.lecture)...))
@@ -293,6 +304,7 @@ func (s *Session) Leave(seat int, now time.Time) []Effect {
 	}
 	c.clearPIN()
 	s.alarm.invalidate()
+	s.changed()
 	if !s.seats.drop(c) || s.ended {
 		return s.advance(now) // a departing caller was counted out when told to hang up
 	}
@@ -359,6 +371,7 @@ func (s *Session) PINChecked(seat int, v PINVerdict, now time.Time) []Effect {
 	if c == nil || s.ended || c.departing || !c.answered() {
 		return out
 	}
+	s.changed()
 	return s.keys.pinChecked(out, c, v, now)
 }
 
@@ -422,6 +435,7 @@ func (s *Session) advance(now time.Time) []Effect {
 	if s.ended || !s.alarm.due(now) {
 		return nil
 	}
+	s.changed()
 	if s.presence.graceOver(now) {
 		return s.end(ReasonGraceExpired, prompt.SessionEnded)
 	}
@@ -466,9 +480,18 @@ func (s *Session) advance(now time.Time) []Effect {
 	return out
 }
 
+// handRank is seat's place in a restored hand queue (0: none).
+func (s *Session) handRank(seat int) int {
+	if c := s.seats.get(seat); c != nil {
+		return c.handRank
+	}
+	return 0
+}
+
 // finish marks the session over with nobody left to tell.
 func (s *Session) finish() {
 	s.ended = true
+	s.changed()
 	s.presence.clear()
 	s.floor.clear()
 	s.door.close()
