@@ -19,6 +19,7 @@ type Tally struct {
 	callers map[string]int   // identity -> index in stays
 	stays   []time.Duration  // summed connected time per distinct caller
 	ended   bool
+	id      string // the record's ID once known (ID, ResumeTally)
 }
 
 // openStay is a connected caller: whose stay it adds to, in which role,
@@ -32,6 +33,25 @@ type openStay struct {
 // NewTally starts counting group's session, begun at start.
 func NewTally(group string, start time.Time) *Tally {
 	return &Tally{s: Session{Group: group, Start: start}, open: map[int]openStay{}, callers: map[string]int{}}
+}
+
+// ResumeTally goes on counting a session another node of a cluster
+// started and counted until it failed: its record keeps the session's
+// start and id (Tally.ID there), so that the session is one record,
+// whichever node writes it. What the other node counted is lost.
+func ResumeTally(group string, start time.Time, id string) *Tally {
+	t := NewTally(group, start)
+	t.id = id
+	return t
+}
+
+// ID returns the ID the session's record will have, made now if it has
+// none yet (a cluster mirrors it: ResumeTally).
+func (t *Tally) ID() string {
+	if t.id == "" {
+		t.id = newID()
+	}
+	return t.id
 }
 
 // Slot records the scheduled meeting the session holds (the last one
@@ -101,17 +121,21 @@ func (t *Tally) TurnedAway(reason Reason) {
 }
 
 // End closes every stay still open at now and returns the session's
-// record with a fresh random ID. The identities are dropped; the tally
+// record, its ID random (or the one ID returned or ResumeTally was given;
+// a second End makes a new one). The identities are dropped; the tally
 // counts nothing after.
 func (t *Tally) End(now time.Time) Session {
 	for seat := range t.open {
 		t.Leave(seat, now)
 	}
-	t.ended = true
-	t.callers, t.open = nil, nil
 	s := t.s
 	s.End = now
-	s.ID = newID()
+	if t.id == "" || t.ended {
+		t.id = newID()
+	}
+	s.ID = t.id
+	t.ended = true
+	t.callers, t.open = nil, nil
 	s.Distinct = len(t.stays)
 	if n := len(t.stays); n > 0 {
 		slices.Sort(t.stays)

@@ -140,3 +140,20 @@ func TestTallyRoleAllocatesNothing(t *testing.T) {
 		t.Fatalf("Role allocates %v times a run", n)
 	}
 }
+
+// A resumed tally's record keeps the session's start and the ID the
+// failed node's tally had, so the session is one record.
+func TestResumeTallyKeepsTheRecord(t *testing.T) {
+	start := time.Date(2026, 3, 1, 18, 0, 0, 0, time.UTC)
+	first := NewTally("g", start)
+	id := first.ID()
+	if id != first.ID() {
+		t.Fatal("ID changed")
+	}
+	again := ResumeTally("g", start, id)
+	again.Join(1, "x", false, start.Add(m))
+	rec := again.End(start.Add(2 * m))
+	if rec.ID != id || !rec.Start.Equal(start) || rec.Joins != 1 {
+		t.Fatalf("resumed record %+v, want ID %s and the start", rec, id)
+	}
+}

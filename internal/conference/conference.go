@@ -75,6 +75,17 @@ type Config struct {
 	// Attendance is handed each session's record when it ends (nil:
 	// none are made).
 	Attendance attendance.Recorder
+	// Mirror is handed a room's session state, on the room's tick, each
+	// time it changed (nil: nothing): what another node of a cluster
+	// needs to rebuild the room (Restore). It must not block: keep the
+	// latest per room and write it elsewhere. The snapshot is the
+	// callee's; it holds identities, never for a log.
+	Mirror func(room string, snap rules.Snapshot)
+	// MirrorEnded is told, once, that a room's session is over (ended,
+	// everyone left, or reset after a panic), so its mirror can go. Not
+	// on Close: a node stopping leaves its rooms' mirrors for the node
+	// that takes them over.
+	MirrorEnded func(room string)
 }
 
 // Conference is the set of live rooms.
@@ -90,6 +101,8 @@ type Conference struct {
 	log      *slog.Logger
 	audio    Audio
 	record   attendance.Recorder // nil: no attendance
+	mirror   func(string, rules.Snapshot)
+	unmirror func(string)
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -114,7 +127,7 @@ func New(cfg Config) *Conference {
 		cfg.Audio.MaxTalkers = 4
 	}
 	c := &Conference{clock: cfg.Media, wall: wallclock.Or(cfg.Clock), log: cfg.Log, audio: cfg.Audio,
-		record: cfg.Attendance, rooms: map[string]*Room{}}
+		record: cfg.Attendance, mirror: cfg.Mirror, unmirror: cfg.MirrorEnded, rooms: map[string]*Room{}}
 	c.prompts.Store(cfg.Prompts)
 	c.readings.Store(cfg.Readings)
 	return c
@@ -161,7 +174,11 @@ type JoinRequest struct {
 	// Via is the cluster node that relays the caller to this room ("" for
 	// a caller of this node); the operator's view shows it.
 	Via string
-	// Reconnect: the caller comes back after the room's node failed over.
+	// Reconnect: the caller comes back after a failover of the cluster
+	// (their leg to the room's old owner was lost). They hear "Sorry, the
+	// line had a problem. You are back in your meeting."; when they get
+	// their seat back, that is all they hear, and the room hears no join
+	// chime.
 	Reconnect bool
 }
 
@@ -207,7 +224,7 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 	p := &Participant{room: r, callID: req.CallID, checkPIN: req.FacilitatorPIN, done: make(chan struct{})}
 	reply := make(chan error, 1)
 	r.send(command{kind: cmdJoin, p: p, stream: req.Stream, role: req.Role, identity: req.Identity, masked: req.Masked, via: req.Via,
-		withFac: req.OnlyWithFacilitator, language: req.Language, reply: reply})
+		withFac: req.OnlyWithFacilitator, language: req.Language, reconnect: req.Reconnect, reply: reply})
 	timeout := c.wall.NewTimer(answerWait)
 	defer timeout.Stop()
 	var err error
@@ -231,6 +248,41 @@ func (c *Conference) join(g group.Group, req JoinRequest) (*Participant, error) 
 		return nil, err
 	}
 	return p, nil
+}
+
+// ErrLive means Restore found the group with a live session already.
+var ErrLive = errors.New("conference: the group already has a live session")
+
+// Restore starts g's room from snap, a session another node of a cluster
+// mirrored before it failed (Config.Mirror there): the session goes on
+// (its start, its attendance record, no opening reading or greeting
+// again) and every caller who was in it gets their seat back by joining
+// again with their identity within the rejoin window (rules.Session.
+// Restore; JoinRequest.Reconnect for the apology). The room waits that
+// long for them before it closes empty. Refused (ErrLive) when g already
+// has a live room, and for a snapshot rules.Snapshot.Check refuses.
+func (c *Conference) Restore(g group.Group, snap rules.Snapshot) error {
+	if err := snap.Check(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.rooms[g.Name] != nil {
+		return ErrLive
+	}
+	r := newRoom(c, g, snap.Start)
+	r.tally.resume(g.Name, snap.Start, snap.Record)
+	// First in the fresh room's queue: applied on its first tick, with
+	// that tick's time, before any join.
+	r.cmds <- command{kind: cmdRestore, snap: &snap}
+	c.rooms[g.Name] = r
+	c.nRooms.Store(int64(len(c.rooms)))
+	c.clock.Add(r)
+	c.log.Info("session restored", "group", g.Name, "seats", len(snap.Seats))
+	return nil
 }
 
 // isClosed reports whether Close has run.
@@ -427,6 +479,7 @@ func (c *Conference) Recover(t clock.Ticker, recovered any) {
 	}
 	c.mu.Unlock()
 	c.clock.Remove(r)
+	r.unmirror()
 	r.shutdown(roomReset)
 }
 

@@ -45,26 +45,29 @@ const (
 	cmdAnnounce
 	cmdRemembers
 	cmdHours
+	cmdRestore
 )
 
 type command struct {
-	kind     cmdKind
-	p        *Participant
-	stream   pcm.Stream
-	role     group.Role
-	identity string
-	masked   string
-	via      string // cmdJoin: JoinRequest.Via
-	withFac  bool   // cmdJoin: JoinRequest.OnlyWithFacilitator
-	language string
-	digit    byte
-	action   rules.Action
-	seat     int
-	reply    chan error
-	view     chan roomAnswer
-	phrase   []string     // cmdAnnounce
-	known    chan bool    // cmdRemembers
-	hours    *group.Group // cmdHours: the group as reloaded
+	kind      cmdKind
+	p         *Participant
+	stream    pcm.Stream
+	role      group.Role
+	identity  string
+	masked    string
+	via       string // cmdJoin: JoinRequest.Via
+	withFac   bool   // cmdJoin: JoinRequest.OnlyWithFacilitator
+	language  string
+	digit     byte
+	action    rules.Action
+	seat      int
+	reply     chan error
+	view      chan roomAnswer
+	phrase    []string        // cmdAnnounce
+	known     chan bool       // cmdRemembers
+	hours     *group.Group    // cmdHours: the group as reloaded
+	reconnect bool            // cmdJoin: JoinRequest.Reconnect
+	snap      *rules.Snapshot // cmdRestore
 }
 
 // stickyDB favours talkers already mixed when choosing the loudest few, so
@@ -140,6 +143,13 @@ type Room struct {
 	rng      uint32 // comfort noise generator state
 	started  time.Time
 	detached bool // the session ended: no longer the group's live room
+
+	// The mirror (Config.Mirror): the session's Version last handed
+	// over, whether MirrorEnded was told, and until when a restored room
+	// waits, empty, for its callers.
+	mirrored   uint64
+	unmirrored bool
+	holdUntil  time.Time
 
 	// The room's parts, each with its own state: what it says, in each
 	// listener's language; the readings; the meeting's hours; the
@@ -218,12 +228,20 @@ func (r *Room) Tick(now time.Time) {
 		r.tally.roles(r.members, r.sess.Seats())
 		r.changed = false
 	}
+	if r.conf.mirror != nil && r.sess.Version() != r.mirrored {
+		r.mirrorState(now)
+	}
 	if r.sess.Ended() && !r.detached {
 		r.detached = true
 		r.conf.detach(r)
+		r.unmirror()
 	}
 	if len(r.members) == 0 {
+		if now.Before(r.holdUntil) && !r.detached {
+			return // a restored room waits for its callers
+		}
 		if r.conf.maybeRemove(r) {
+			r.unmirror()
 			// On the clock the start came from, not the tick's.
 			dur := r.conf.wall.Now().Sub(r.started).Round(time.Second)
 			r.conf.log.Info("session ended", "group", r.group.Name, "duration", dur.String())
@@ -500,6 +518,8 @@ func (r *Room) command(c command, now time.Time) {
 		}
 	case cmdSnapshot:
 		c.view <- roomAnswer{view: r.view(), live: !r.sess.Ended()}
+	case cmdRestore:
+		r.restore(c.snap, now)
 	case cmdRemembers:
 		c.known <- r.sess.Door().Remembers(c.identity, now)
 	case cmdAct:
@@ -541,10 +561,60 @@ func (r *Room) join(c command, now time.Time) error {
 	r.byP[c.p] = m
 	r.changed = true
 	r.place(m)
+	if c.reconnect {
+		m.player.Enqueue(r.speaker.to(m.lang, []string{prompt.LineProblem})...)
+		if res.Restored {
+			effects = quietRejoin(effects, m.seat)
+		}
+	}
 	r.apply(effects, now)
 	r.conf.log.Info("joined", "call", c.p.callID, "group", r.group.Name, "seat", m.seat,
 		"role", c.role.String(), "restored", res.Restored)
 	return nil
+}
+
+// quietRejoin drops what a caller reconnected after a failover would be
+// told on getting their seat back (they hear line_problem instead), and
+// the room's join chime for them: the room never heard them leave.
+func quietRejoin(effects []rules.Effect, seat int) []rules.Effect {
+	return slices.DeleteFunc(effects, func(e rules.Effect) bool {
+		return e.Seat == seat && (e.Kind == rules.Say || e.Kind == rules.Chime && e.Chime == rules.ChimeJoin)
+	})
+}
+
+// restore makes the room's fresh session the one snap was taken of
+// (Conference.Restore), and waits for its callers a rejoin window.
+func (r *Room) restore(snap *rules.Snapshot, now time.Time) {
+	if err := r.sess.Restore(*snap, now); err != nil {
+		r.conf.log.Error("session not restored", "group", r.group.Name, "error", err.Error())
+		return
+	}
+	r.holdUntil = now.Add(rules.DefaultRejoinWindow) // rules.ConfigFor leaves the window at its default
+	if m, ok := r.sess.Hours().Meeting(); ok {
+		r.tally.slot(m)
+	}
+	r.changed = true
+}
+
+// mirrorState hands the session's state to Config.Mirror: only on a tick
+// where the rules changed something, never once the session is over.
+func (r *Room) mirrorState(now time.Time) {
+	r.mirrored = r.sess.Version()
+	if r.sess.Ended() {
+		return
+	}
+	snap := r.sess.Snapshot(now)
+	snap.Start, snap.Record = r.started, r.tally.id()
+	r.conf.mirror(r.group.Name, snap)
+}
+
+// unmirror tells Config.MirrorEnded, once, that the session is over.
+func (r *Room) unmirror() {
+	if r.unmirrored || r.conf.unmirror == nil {
+		return
+	}
+	r.unmirrored = true
+	r.conf.unmirror(r.group.Name)
 }
 
 // place puts a member in or out of the mix as the rules say.

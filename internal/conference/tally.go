@@ -33,6 +33,24 @@ func (a *roomTally) start(rec attendance.Recorder, wall wallclock.Clock, group s
 	}
 }
 
+// resume goes on counting group's session another node started at start,
+// whose record has id ("": a new one; attendance.ResumeTally).
+func (a *roomTally) resume(group string, start time.Time, id string) {
+	if a.t != nil {
+		a.t = attendance.ResumeTally(group, start, id)
+	}
+}
+
+// id is the ID the session's record will have ("" without a Recorder).
+func (a *roomTally) id() string {
+	if a.t == nil {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.t.ID()
+}
+
 // slot records the scheduled meeting the session holds.
 func (a *roomTally) slot(m rules.Meeting) {
 	if a.t == nil {

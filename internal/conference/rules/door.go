@@ -18,10 +18,10 @@ type memo struct {
 
 	// Kept by Restore only: the caller's place in the hand queue it was
 	// taken from (0: a plain memo, whose hand goes to the end), and the
-	// floor with what was left of its share time.
-	handRank           int
-	floor              bool
-	chimeLeft, endLeft time.Duration
+	// floor with its share time's deadlines.
+	handRank       int
+	floor          bool
+	chimeAt, endAt time.Time
 }
 
 // Door is the session's part that decides who comes in: the lock (*7),

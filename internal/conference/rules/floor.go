@@ -42,18 +42,12 @@ func (f *floor) raiseRanked(c *caller, rank func(seat int) int) {
 	f.hands = slices.Insert(f.hands, i, c.seat)
 }
 
-// resume gives the floor back to seat with what was left of its share
-// time (0: that timer does not run); nobody holds it.
-func (f *floor) resume(seat int, chimeLeft, endLeft time.Duration, now time.Time) {
-	f.seat = seat
-	f.chimeAt, f.endAt = time.Time{}, time.Time{}
-	if chimeLeft > 0 {
-		f.chimeAt = now.Add(chimeLeft)
-		f.alarm.schedule(f.chimeAt)
-	}
-	if endLeft > 0 {
-		f.endAt = now.Add(endLeft)
-		f.alarm.schedule(f.endAt)
+// resume gives the floor back to seat with its share time's deadlines
+// (zero: that timer does not run); nobody holds it.
+func (f *floor) resume(seat int, chimeAt, endAt time.Time) {
+	f.seat, f.chimeAt, f.endAt = seat, chimeAt, endAt
+	if t, ok := f.deadline(); ok {
+		f.alarm.schedule(t)
 	}
 }
 

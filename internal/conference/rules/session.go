@@ -207,7 +207,7 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 		}
 	}
 	if restored && m.floor && s.floor.seat == 0 && c.placement == InRoom {
-		s.floor.resume(c.seat, m.chimeLeft, m.endLeft, now)
+		s.floor.resume(c.seat, m.chimeAt, m.endAt)
 	}
 
 	out = append(out, say(c.seat, false, greeting(c, first, s.hearing.lecture)...))

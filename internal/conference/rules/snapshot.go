@@ -22,7 +22,6 @@ const (
 	maxSnapSeats    = 1 << 16 // seats ever given in one session
 	maxSnapIdentity = 256     // bytes of one identity
 	maxSnapRemoved  = 1 << 16
-	maxSnapTimer    = 24 * time.Hour // any remaining time
 )
 
 // Snapshot is everything needed to rebuild a running session on another
@@ -32,10 +31,11 @@ const (
 // (Encode, DecodeSnapshot); Session.Snapshot makes one, Session.Restore
 // starts a fresh session from one.
 //
-// Times: absolute instants (Start, memo expiries, the meeting) are wall
-// clock; the timers that run (the floor's share time, the facilitator
-// grace, the return to open talk) are the time they had left when it was
-// taken, and resume with it.
+// Times are instants on the engine's clocks, which a cluster's nodes
+// share (wall time): a snapshot is only taken when something changed, so
+// a timer that runs (the floor's share time, the grace, the wait for open
+// talk) is kept as when it is due, and resumes with what is left of it
+// then.
 //
 // It holds caller identities (the HMACs of numbers, never a number): it
 // may live in Redis, never in a log.
@@ -59,10 +59,10 @@ type Snapshot struct {
 	Lobby      bool `json:"lobby"`       // facilitator-led, no facilitator yet
 	// Opened: the opening reading was started (it is not played again).
 	Opened bool `json:"opened"`
-	// GraceLeft and OpenTalkLeft are what was left of the facilitator
-	// grace and of a peer-led session's wait for open talk (0: none runs).
-	GraceLeft    time.Duration `json:"grace_left_ns,omitempty"`
-	OpenTalkLeft time.Duration `json:"open_talk_left_ns,omitempty"`
+	// GraceAt and OpenTalkAt are when the facilitator grace and a
+	// peer-led session's wait for open talk run out (zero: not running).
+	GraceAt    time.Time `json:"grace_at,omitzero"`
+	OpenTalkAt time.Time `json:"open_talk_at,omitzero"`
 	// Meeting is the session's scheduled meeting, if it has one.
 	Meeting *SnapshotMeeting `json:"meeting,omitempty"`
 
@@ -97,11 +97,11 @@ type SnapshotSeat struct {
 	// Hand is the caller's place in the hand queue, from 1; 0 for no
 	// raised hand.
 	Hand int `json:"hand,omitempty"`
-	// Floor: the caller held the floor, with ChimeLeft and EndLeft of
-	// their share time (0: that timer does not run).
-	Floor     bool          `json:"floor,omitempty"`
-	ChimeLeft time.Duration `json:"chime_left_ns,omitempty"`
-	EndLeft   time.Duration `json:"end_left_ns,omitempty"`
+	// Floor: the caller held the floor, their share time's chime due at
+	// ChimeAt and its end at EndAt (zero: that timer does not run).
+	Floor   bool      `json:"floor,omitempty"`
+	ChimeAt time.Time `json:"chime_at,omitzero"`
+	EndAt   time.Time `json:"end_at,omitzero"`
 	// Until is when a memo's rejoin window closes (memos only).
 	Until time.Time `json:"until,omitzero"`
 }
@@ -139,12 +139,7 @@ func (s *Session) Snapshot(now time.Time) Snapshot {
 		Opened:     s.readings.opened,
 		Seats:      make([]SnapshotSeat, 0, len(s.seats.live)),
 	}
-	if !s.presence.graceAt.IsZero() {
-		snap.GraceLeft = left(s.presence.graceAt, now)
-	}
-	if !s.presence.openAt.IsZero() {
-		snap.OpenTalkLeft = left(s.presence.openAt, now)
-	}
+	snap.GraceAt, snap.OpenTalkAt = s.presence.graceAt, s.presence.openAt
 	if h := &s.hours; h.set {
 		snap.Meeting = &SnapshotMeeting{Start: h.m.Start, End: h.m.End, Close: h.m.Close,
 			Started: h.started, Over: h.over, Warned: h.warned}
@@ -160,13 +155,7 @@ func (s *Session) Snapshot(now time.Time) Snapshot {
 			st.Hand = slices.Index(hands, c.seat) + 1
 		}
 		if s.floor.seat == c.seat {
-			st.Floor = true
-			if !s.floor.chimeAt.IsZero() {
-				st.ChimeLeft = left(s.floor.chimeAt, now)
-			}
-			if !s.floor.endAt.IsZero() {
-				st.EndLeft = left(s.floor.endAt, now)
-			}
+			st.Floor, st.ChimeAt, st.EndAt = true, s.floor.chimeAt, s.floor.endAt
 		}
 		snap.Seats = append(snap.Seats, st)
 	}
@@ -176,7 +165,7 @@ func (s *Session) Snapshot(now time.Time) Snapshot {
 		}
 		st := SnapshotSeat{Seat: m.seat, Identity: id, Role: m.role, Placement: m.placement,
 			SelfMuted: m.selfMuted, FacilitatorMuted: m.facMuted, Until: m.until,
-			Floor: m.floor, ChimeLeft: m.chimeLeft, EndLeft: m.endLeft}
+			Floor: m.floor, ChimeAt: m.chimeAt, EndAt: m.endAt}
 		if m.hand {
 			st.Hand = slices.Index(hands, m.seat) + 1
 		}
@@ -226,21 +215,16 @@ func (s *Session) handOrder(now time.Time) []int {
 	return order
 }
 
-// left is how long until t from now; a timer already due keeps 1 ns so
-// that it still runs (0 means "none").
-func left(t, now time.Time) time.Duration {
-	return max(t.Sub(now), time.Nanosecond)
-}
-
 // Restore makes a fresh session (New, nobody joined yet) the one snap was
 // taken of, at now: every seat in it becomes a rejoin memo under its
 // identity, so each caller who joins again with that identity within
 // RejoinWindow of now gets their seat, role, mutes, placement and hand (in
-// the old queue's order) back, and the floor with what was left of their
-// share time if nobody holds it by then. Memos keep their own expiry,
-// removals stand, the lock, lecture mode, the share timer, the lobby, the
+// the old queue's order) back, and the floor with what is left of their
+// share time if nobody holds it by then (its timers due when they were,
+// at once if that has passed). Memos keep their own expiry, removals
+// stand, the lock, lecture mode, the share timer, the lobby, the
 // opening reading and the meeting are as they were, and the grace or the
-// wait for open talk resume with what they had left.
+// wait for open talk run out when they would have.
 //
 // A session with facilitators when it was taken gives them time to come
 // back: without one, a facilitator-led session ends RejoinWindow plus
@@ -280,12 +264,7 @@ func (s *Session) Restore(snap Snapshot, now time.Time) error {
 	s.presence.lobby = snap.Lobby
 	s.readings.opened = snap.Opened
 	p := &s.presence
-	if snap.GraceLeft > 0 {
-		p.graceAt = now.Add(snap.GraceLeft)
-	}
-	if snap.OpenTalkLeft > 0 {
-		p.openAt = now.Add(snap.OpenTalkLeft)
-	}
+	p.graceAt, p.openAt = snap.GraceAt, snap.OpenTalkAt
 	if facs && p.graceAt.IsZero() && p.openAt.IsZero() && !p.lobby {
 		if p.facLed {
 			p.graceAt, p.quiet = now.Add(s.cfg.RejoinWindow+s.cfg.EndGrace), true
@@ -313,7 +292,7 @@ func memoOf(st SnapshotSeat, until time.Time) memo {
 	return memo{seat: st.Seat, role: st.Role, placement: st.Placement,
 		selfMuted: st.SelfMuted, facMuted: st.FacilitatorMuted,
 		hand: st.Hand > 0, handRank: st.Hand,
-		floor: st.Floor, chimeLeft: st.ChimeLeft, endLeft: st.EndLeft,
+		floor: st.Floor, chimeAt: st.ChimeAt, endAt: st.EndAt,
 		until: until}
 }
 
@@ -336,11 +315,6 @@ func (snap *Snapshot) Check() error {
 	}
 	if len(snap.Record) > 64 {
 		return bad("record ID of %d bytes", len(snap.Record))
-	}
-	for name, d := range map[string]time.Duration{"grace_left_ns": snap.GraceLeft, "open_talk_left_ns": snap.OpenTalkLeft} {
-		if d < 0 || d > maxSnapTimer {
-			return bad("%s %v out of 0..%v", name, d, maxSnapTimer)
-		}
 	}
 	if m := snap.Meeting; m != nil && (m.Start.After(m.End) || m.End.After(m.Close)) {
 		return bad("meeting times out of order")
@@ -403,9 +377,7 @@ func (st *SnapshotSeat) check(memo bool, next int) error {
 		return fmt.Errorf("placement %d", st.Placement)
 	case st.Hand < 0 || st.Hand > maxSnapSeats:
 		return fmt.Errorf("hand %d", st.Hand)
-	case st.ChimeLeft < 0 || st.ChimeLeft > maxSnapTimer || st.EndLeft < 0 || st.EndLeft > maxSnapTimer:
-		return fmt.Errorf("share time out of 0..%v", maxSnapTimer)
-	case !st.Floor && (st.ChimeLeft != 0 || st.EndLeft != 0):
+	case !st.Floor && (!st.ChimeAt.IsZero() || !st.EndAt.IsZero()):
 		return errors.New("share time without the floor")
 	case memo && (st.Identity == "" || st.Until.IsZero()):
 		return errors.New("memo without identity or expiry")

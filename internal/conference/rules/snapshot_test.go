@@ -64,7 +64,7 @@ func TestSnapshotHoldsTheSession(t *testing.T) {
 		Locked: true, Lecture: true, ShareTimer: true,
 		Seats: []SnapshotSeat{
 			{Seat: 1, Identity: "s1", Role: group.Facilitator},
-			{Seat: 2, Identity: "s2", Floor: true, ChimeLeft: 2 * mn, EndLeft: 2*mn + DefaultFloorGrace},
+			{Seat: 2, Identity: "s2", Floor: true, ChimeAt: t0.Add(16*sec + 3*mn), EndAt: t0.Add(16*sec + 3*mn + DefaultFloorGrace)},
 			{Seat: 3, Identity: "s3", SelfMuted: true, Hand: 1},
 			{Seat: 4, Identity: "s4", Hand: 2},
 			{Seat: 5, Identity: "s5", FacilitatorMuted: true},
@@ -162,9 +162,9 @@ func TestRestoreRebuildsTheSession(t *testing.T) {
 	if !s.Heard(2) || s.Heard(4) || !s.Heard(1) {
 		t.Fatal("lecture mode's hearing is not restored: the floor and the facilitator heard, members not")
 	}
-	// The floor's share time: 2 minutes were left when s2 came back at
-	// r0+2s.
-	chimeAt := at(2*sec + 2*mn)
+	// The floor's share time runs out when it would have: 3 minutes
+	// from its grant at 16 s.
+	chimeAt := t0.Add(16*sec + 3*mn)
 	if effs := s.Tick(chimeAt.Add(-time.Millisecond)); slices.ContainsFunc(effs, isShareChime) {
 		t.Fatalf("share chime early: %v", effs)
 	}
@@ -269,8 +269,8 @@ func TestDecodeSnapshotRefuses(t *testing.T) {
 		{"memo without expiry", strings.Replace(good, `,"until":"2025-01-07T19:02:00Z"`, ``, 1)},
 		{"seat with expiry", strings.Replace(good, `"placement":0}]`, `"placement":0,"until":"2025-01-07T19:02:00Z"}]`, 1)},
 		{"identity with a space", strings.Replace(good, `"identity":"abc"`, `"identity":"a c"`, 1)},
-		{"negative grace", strings.Replace(good, `"opened":false`, `"opened":false,"grace_left_ns":-1`, 1)},
-		{"share time without floor", strings.Replace(good, `"placement":0}]`, `"placement":0,"chime_left_ns":5}]`, 1)},
+		{"grace not a time", strings.Replace(good, `"opened":false`, `"opened":false,"grace_at":-1`, 1)},
+		{"share time without floor", strings.Replace(good, `"placement":0}]`, `"placement":0,"chime_at":"2025-01-07T19:02:00Z"}]`, 1)},
 		{"removed empty", strings.Replace(good, `"opened":false`, `"opened":false,"removed":[""]`, 1)},
 	}
 	for _, row := range rows {
