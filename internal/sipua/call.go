@@ -10,14 +10,15 @@ import (
 // *dialog.Call: ID, Dialed, Stream, Digits, Context, Hangup, SendDigits,
 // ...) and what the server decided about it while screening: who is
 // calling, how logs name them, the account they authenticated as and
-// their place among calls in setup. Its methods are safe for concurrent
+// their place among calls in setup, and what Config.Gate let it in with. Its methods are safe for concurrent
 // use.
 type Call struct {
 	*dialog.Call
-	ident callerid.Identity // who is calling; never logged (see label)
-	label string            // how log lines name the caller (Config.CallerLabel)
-	user  string            // the sip.users account the caller authenticated as; "" when trusted
-	setup *setupHold        // the call's place among calls in setup (setup.go); nil: none
+	ident     callerid.Identity // who is calling; never logged (see label)
+	label     string            // how log lines name the caller (Config.CallerLabel)
+	user      string            // the sip.users account the caller authenticated as; "" when trusted
+	setup     *setupHold        // the call's place among calls in setup (setup.go); nil: none
+	admission any               // GateResult.Value (admission.go)
 }
 
 // Caller returns the caller's number, normalised: from P-Asserted-Identity

@@ -196,11 +196,15 @@ const maxHandshake = time.Minute
 type connGuard struct {
 	table   *connTable
 	trusted func(netip.Addr) bool
-	limits  atomic.Pointer[connLimits]
-	log     *slog.Logger
-	clock   wallclock.Clock
-	ctx     context.Context // the server's: handshakes end with it
-	wg      *sync.WaitGroup // the server's goroutines
+	// onlyTrusted (Config.OnlyTrusted) closes an untrusted source's
+	// connection at accept, told to untrusted (floodScreen.untrusted).
+	onlyTrusted bool
+	untrusted   func(src netip.Addr, invite bool)
+	limits      atomic.Pointer[connLimits]
+	log         *slog.Logger
+	clock       wallclock.Clock
+	ctx         context.Context // the server's: handshakes end with it
+	wg          *sync.WaitGroup // the server's goroutines
 	// Connections refused or closed since the last log line of each kind.
 	capLog, idleLog, handshakeLog countedLog
 }
@@ -298,6 +302,11 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 	g := l.g
 	lim := g.limits.Load()
 	c := &guardedConn{Conn: raw, g: g, remote: raw.RemoteAddr().String(), key: sourceKey(src)}
+	if g.onlyTrusted && !g.trusted(src) {
+		_ = raw.Close()
+		g.untrusted(src, false)
+		return nil
+	}
 	if !g.trusted(src) {
 		if !g.table.add(c.key, lim.perSource) {
 			_ = raw.Close()

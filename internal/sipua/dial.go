@@ -24,6 +24,8 @@ type (
 	AnswerError = dialog.AnswerError
 	// DigitMode is how Call.SendDigits carries key presses.
 	DigitMode = dialog.DigitMode
+	// Header is one header line DialOptions.Sign adds to the INVITE.
+	Header = dialog.Header
 )
 
 // Key press modes, ring timeout and the errors of placed calls.

@@ -73,6 +73,7 @@ type Limits struct {
 const (
 	DropRateLimited = "rate-limited" // over Limits.SourceRate
 	DropScanner     = "scanner"      // a known scanner (Limits.DropScanners)
+	DropUntrusted   = "untrusted"    // not in Trusted, and Config.OnlyTrusted
 )
 
 // Reasons an INVITE is refused before it is answered, as
@@ -237,15 +238,16 @@ func (l *sourceLimiter) size() (sources int, overflows uint64) {
 // Behind a proxy the source is the caller's own (origin.go), and trusted
 // is asked of it.
 type floodScreen struct {
-	trusted  func(netip.Addr) bool
-	proxies  []netip.Prefix // Config.Proxies: their datagrams name their origin
-	limiter  *sourceLimiter
-	scanners atomic.Bool // Limits.DropScanners
-	events   Events
-	log      *slog.Logger
-	clock    wallclock.Clock
+	trusted     func(netip.Addr) bool
+	proxies     []netip.Prefix // Config.Proxies: their datagrams name their origin
+	limiter     *sourceLimiter
+	scanners    atomic.Bool // Limits.DropScanners
+	onlyTrusted bool        // Config.OnlyTrusted: every untrusted source is dropped
+	events      Events
+	log         *slog.Logger
+	clock       wallclock.Clock
 	// Drops since the last log line, per reason.
-	rateLog, scanLog countedLog
+	rateLog, scanLog, untrustedLog countedLog
 }
 
 // configure takes the unit's part of l: the per-source bucket and
@@ -267,6 +269,12 @@ func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, e
 		return data, nil
 	}
 	src := ua.AddrPort().Addr().Unmap()
+	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
+	if f.onlyTrusted && !f.trusted(src) {
+		// The transport's source: no header may open this listener.
+		f.untrusted(src, invite)
+		return nil, nil
+	}
 	request := !(len(data) >= 4 && string(data[:4]) == "SIP/")
 	if request && len(f.proxies) > 0 && inPrefixes(f.proxies, src) {
 		// The caller's own address; a malformed one is refused by the
@@ -278,7 +286,6 @@ func (f *floodScreen) datagram(p sip.TransportReadProps, data []byte) ([]byte, e
 	if f.trusted(src) {
 		return data, nil
 	}
-	invite := len(data) >= 7 && string(data[:7]) == "INVITE "
 	now := f.clock.Now()
 	if !f.limiter.allow(src, now) {
 		f.drop(DropRateLimited, src, invite, now)
@@ -297,10 +304,17 @@ func (*floodScreen) name() string { return "flood" }
 // source, as datagram does a UDP datagram; what fails is dropped (nothing
 // is answered).
 func (f *floodScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts) (facts, bool) {
+	invite := req.Method == sip.INVITE
+	if f.onlyTrusted && !r.trusted {
+		// Accept closed such connections, and the read filter dropped
+		// such datagrams: this is the last guard, unreadable sources
+		// included.
+		f.untrusted(r.src, invite)
+		return r, false
+	}
 	if r.originTrusted || !r.origin.IsValid() || strings.EqualFold(req.Transport(), "udp") {
 		return r, true // UDP: screened as a datagram already
 	}
-	invite := req.Method == sip.INVITE
 	now := f.clock.Now()
 	if !f.limiter.allow(r.origin, now) {
 		f.drop(DropRateLimited, r.origin, invite, now)
@@ -313,6 +327,12 @@ func (f *floodScreen) screen(req *sip.Request, _ sip.ServerTransaction, r facts)
 	return r, true
 }
 
+// untrusted drops what an untrusted source sent to a server with
+// Config.OnlyTrusted (a datagram, a request, a connection).
+func (f *floodScreen) untrusted(src netip.Addr, invite bool) {
+	f.drop(DropUntrusted, src, invite, f.clock.Now())
+}
+
 // drop counts a dropped request, and logs the drops at most once a minute
 // per reason.
 func (f *floodScreen) drop(reason string, src netip.Addr, invite bool, now time.Time) {
@@ -323,8 +343,11 @@ func (f *floodScreen) drop(reason string, src netip.Addr, invite bool, now time.
 		h(reason)
 	}
 	l, msg := &f.rateLog, "SIP requests dropped: source over limits.source_rate"
-	if reason == DropScanner {
+	switch reason {
+	case DropScanner:
 		l, msg = &f.scanLog, "SIP requests dropped: known scanner"
+	case DropUntrusted:
+		l, msg = &f.untrustedLog, "SIP requests dropped: source not trusted on a listener for trusted sources only"
 	}
 	if ok, n := l.note(now); ok {
 		f.log.Warn(msg, "reason", reason, "source", src.String(), "dropped", n)

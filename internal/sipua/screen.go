@@ -35,6 +35,8 @@ import (
 //     Trust (step 1) stays the transport's.
 //  3. flood (limits.go, floodScreen): untrusted sources only: the
 //     per-source token bucket and known scanners; dropped unanswered.
+//     With Config.OnlyTrusted, every request whose transport source
+//     is untrusted is dropped here.
 //     TCP and TLS requests here; a UDP datagram meets the same screen
 //     (and the same trust decision) before sipgo parses it
 //     (floodScreen.datagram, the transport's read filter).
@@ -55,7 +57,9 @@ import (
 //  11. setup-caps (setup.go, setupScreen): a new INVITE only: the calls in
 //     setup per untrusted source and per account (503); the place taken
 //     goes with the request (facts.hold).
-//  12. pin: not a unit of the chain: PIN budgets are the application's,
+//  12. gate: not a unit of the chain: a new INVITE that passed it is put
+//     to Config.Gate (admission.go) before any answer.
+//  13. pin: not a unit of the chain: PIN budgets are the application's,
 //     after the PIN prompt (internal/guard's PINGuard and Budget, asked
 //     by internal/callflow), as sipua knows no PINs.
 

@@ -128,6 +128,17 @@ type Config struct {
 	// Clock runs groupbridge's own timers here (the dialog layer's and the
 	// screening's; internal/wallclock); nil is wallclock.SystemClock.
 	Clock wallclock.Clock
+	// Gate, when set, decides on every new INVITE after the screening
+	// chain and before any answer, provisional or final (admission.go).
+	// A *Refusal answers with its code, any other error 403. It runs on
+	// the request's goroutine: a slow gate delays that call only, but
+	// sipgo sends 100 Trying by itself after 200 ms.
+	Gate func(GateRequest) (GateResult, error)
+	// OnlyTrusted drops every request (and response) from a source
+	// outside Trusted unanswered, counted as DropUntrusted, and closes
+	// such TCP and TLS connections at accept: a listener for other
+	// nodes only, which nobody else may even learn is there.
+	OnlyTrusted bool
 }
 
 // Events are hooks the server calls as things happen, so that metrics
@@ -179,6 +190,8 @@ type Server struct {
 	setup  *setupScreen
 	conns  *connTable // TCP and TLS connections, by source (conns.go)
 	accept *connGuard // the connection guard of the TCP and TLS listeners
+
+	gateLog countedLog // Config.Gate's refusals since the last log line
 }
 
 // New builds a server; Start binds its sockets.
@@ -250,11 +263,12 @@ func New(cfg Config) (*Server, error) {
 		Media: cfg.Media, SRTP: s.srtp, Logger: cfg.Logger, Respond: s.resp.respond,
 		UA: ua, Client: client, Clock: cfg.Clock, Context: ctx, WaitGroup: &s.wg})
 	s.flood = &floodScreen{trusted: g.trustedSource, proxies: cfg.Proxies, limiter: newSourceLimiter(cfg.Clock.Now()),
-		events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
+		onlyTrusted: cfg.OnlyTrusted, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	origin := &originScreen{proxies: cfg.Proxies, trusted: g.trustedSource, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.peers = &peerScreen{gate: g, lookup: s.lookup, resp: s.resp, events: cfg.Events, log: cfg.Logger, clock: cfg.Clock}
 	s.digest = &digestScreen{gate: g, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
-	s.accept = &connGuard{table: s.conns, trusted: g.trustedSource, log: cfg.Logger, clock: cfg.Clock, ctx: ctx, wg: &s.wg}
+	s.accept = &connGuard{table: s.conns, trusted: g.trustedSource, onlyTrusted: cfg.OnlyTrusted, untrusted: s.flood.untrusted,
+		log: cfg.Logger, clock: cfg.Clock, ctx: ctx, wg: &s.wg}
 	s.setup = &setupScreen{trusted: g.trustedSource, table: newSetupTable(), calls: s.dlg.Count,
 		events: cfg.Events, resp: s.resp, log: cfg.Logger, clock: cfg.Clock}
 	s.SetLimits(cfg.Limits)
@@ -539,6 +553,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 	if r.origin != r.src {
 		origin = r.origin // a proxy named the caller's own address
 	}
+	adm, ok := s.askGate(req, tx)
+	if !ok {
+		hold.release()
+		return
+	}
 	// 100 at once, not after sipgo's 200 ms timer: a PBX that sees nothing
 	// retransmits and may fail over.
 	s.resp.respond(req, tx, 100, "Trying")
@@ -546,7 +565,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 	body := req.Body()
 	late := len(body) == 0
 	// inspect refused a body that is not SDP (415).
-	offer, err := s.dlg.ReadOffer(body, req.Transport())
+	readOffer := s.dlg.ReadOffer
+	if adm.SRTP != nil {
+		readOffer = s.dlg.ReadPlainOffer
+	}
+	offer, err := readOffer(body, req.Transport())
 	if err != nil {
 		hold.release()
 		s.log.Info("call rejected", "reason", "sdp", "error", err)
@@ -554,7 +577,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 		return
 	}
 
-	call, err := s.newCall(req, tx, late, user, origin, hold)
+	call, err := s.newCall(req, tx, late, user, origin, hold, adm)
 	if err != nil {
 		hold.release()
 		if errors.Is(err, errMaxCalls) {
@@ -598,21 +621,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction, r facts) {
 // newCall sets up the dialog of a new INVITE (dialog.Layer.NewInbound)
 // with what the screening decided: who is calling, the account user the
 // caller authenticated as ("" for a trusted source), the caller's own
-// address a proxy named (origin; invalid for none) and its setup hold.
-// The call enters the call table unless Limits.MaxCalls are there.
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string, origin netip.Addr, hold *setupHold) (*Call, error) {
+// address a proxy named (origin; invalid for none), its setup hold and
+// what the gate let it in with. The call enters the call table unless
+// Limits.MaxCalls are there.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, late bool, user string, origin netip.Addr, hold *setupHold, adm GateResult) (*Call, error) {
 	source := req.Source()
 	laddr, sock, err := s.socks.localAddrFor(req, tx, source)
 	if err != nil {
 		return nil, err
 	}
-	c := &Call{ident: identify(&s.cfg, req, source, origin, user), user: user, setup: hold}
+	c := &Call{ident: identify(&s.cfg, req, source, origin, user), user: user, setup: hold, admission: adm.Value}
 	if s.cfg.CallerLabel != nil {
 		c.label = s.cfg.CallerLabel(c)
 	} else {
 		c.label = logging.MaskCaller(shownNumber(c.ident))
 	}
-	c.Call, err = s.dlg.NewInbound(req, dialog.Inbound{Laddr: laddr, Sock: sock, Late: late, Origin: origin, Owner: c})
+	c.Call, err = s.dlg.NewInbound(req, dialog.Inbound{Laddr: laddr, Sock: sock, Late: late, Origin: origin, Owner: c, SRTP: adm.SRTP})
 	if err != nil {
 		return nil, err
 	}

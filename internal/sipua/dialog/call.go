@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,11 @@ type Call struct {
 	lateOffer    bool
 	confirmed    bool // the first 2xx was ACKed
 	endReason    string
+	remoteReason string // the text of the peer's BYE's Reason header (reason.go)
+	// outOfBand, when set, are the call's SRTP keys, agreed outside SIP
+	// (Inbound.SRTP, DialOptions.Sign): no a=crypto is offered, taken or
+	// answered, and these protect the stream whatever the SDP says.
+	outOfBand *rtpio.SRTPKeys
 }
 
 // pendingAnswer is an INVITE of the caller's being answered, then its 2xx
@@ -135,6 +141,15 @@ func (c *Call) EndReason() string {
 	return c.endReason
 }
 
+// RemoteReason returns the text of the Reason header of the peer's BYE
+// (reason.go: cleaned, at most 64 bytes), or "" when the peer gave none
+// or did not end the call. EndReason is then "remote-bye".
+func (c *Call) RemoteReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remoteReason
+}
+
 // Media returns what the peer's last SDP says, as applied to the stream.
 func (c *Call) Media() Media {
 	c.mu.Lock()
@@ -150,8 +165,9 @@ func (c *Call) Negotiating() bool {
 	return c.pending != nil
 }
 
-// Hangup ends the call from our side with a BYE. The reason is for logs.
-// It returns at once; the BYE transaction runs in the background and never
+// Hangup ends the call from our side with a BYE. The reason is for logs
+// and goes to the peer in the BYE's Reason header (reason.go), so it must
+// name no caller. It returns at once; the BYE transaction runs in the background and never
 // holds the call's resources.
 func (c *Call) Hangup(reason string) {
 	if !c.end(reason) {
@@ -161,13 +177,16 @@ func (c *Call) Hangup(reason string) {
 }
 
 // end marks the call ended; it reports whether this call did it.
-func (c *Call) end(reason string) bool {
+func (c *Call) end(reason string) bool { return c.endBy(reason, "") }
+
+// endBy is end with the peer's reason (RemoteReason), when the peer ended it.
+func (c *Call) endBy(reason, remote string) bool {
 	c.mu.Lock()
 	if c.endReason != "" {
 		c.mu.Unlock()
 		return false
 	}
-	c.endReason = reason
+	c.endReason, c.remoteReason = reason, remote
 	c.mu.Unlock()
 	c.cancel(fmt.Errorf("call ended: %s", reason))
 	return true
@@ -184,9 +203,13 @@ func (c *Call) pushDigit(d byte) {
 
 // applyMedia points the stream at what the peer's SDP says.
 func (c *Call) applyMedia(m Media) {
+	keys := m.SRTP.Keys()
 	c.mu.Lock()
 	c.media = m
 	c.direction = m.Direction
+	if c.outOfBand != nil {
+		keys = c.outOfBand
+	}
 	c.mu.Unlock()
 	c.stream.Update(rtpio.Params{
 		Remote:  m.Addr,
@@ -195,7 +218,7 @@ func (c *Call) applyMedia(m Media) {
 		AudioPT: m.AudioPT,
 		DTMFPT:  m.DTMFPT,
 		OnDigit: c.pushDigit,
-		SRTP:    m.SRTP.Keys(),
+		SRTP:    keys,
 		CallID:  c.id,
 	})
 	send := m.Direction.WeSend() && !m.Hold
@@ -238,10 +261,13 @@ func mediaTimeout(dir Direction, m *Media, rtp, hold time.Duration) time.Duratio
 // SRTP key in use, or under mode SRTPRequire a fresh one; it is kept in
 // c.local.OfferKey for takeAnswer. An answer to an offer that kept the
 // peer's key keeps ours, so that packets in flight while the peer reads it
-// still decrypt. Every description bumps the o= version (RFC 3264 8).
+// still decrypt. A call keyed out of band offers no key. Every description bumps the o= version (RFC 3264 8).
 func (c *Call) localSDP(offer *Media, mode SRTPMode) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.outOfBand != nil {
+		mode = SRTPOff
+	}
 	cur := c.media.SRTP
 	var key []byte
 	switch {
@@ -269,12 +295,43 @@ func (c *Call) localSDP(offer *Media, mode SRTPMode) ([]byte, error) {
 // that carried it, or in the 2xx to our INVITE) and points the stream at it.
 func (c *Call) takeAnswer(body []byte) error {
 	c.mu.Lock()
-	key := c.local.OfferKey
+	key, codecs, dtmfPT := c.local.OfferKey, c.local.Codecs, c.local.DTMFPT
 	c.mu.Unlock()
 	m, err := ParseAnswer(body, key)
 	if err != nil {
 		return err
 	}
+	if len(codecs) > 0 && !slices.Contains(codecs, m.Codec) {
+		return fmt.Errorf("%w: the answer's %v was not offered", ErrNoCommonCodec, m.Codec)
+	}
+	if dtmfPT < 0 {
+		m.DTMFPT = -1 // none offered: a telephone-event in the answer is not agreed
+	}
 	c.applyMedia(m)
 	return nil
+}
+
+// setOutOfBand keys the call's media outside SIP (see Call.outOfBand)
+// with copies of keys; nil leaves it to SDES. It checks the keys' length
+// first: rtpio would ignore an update with bad keys and leave the call
+// without media.
+func (c *Call) setOutOfBand(keys *rtpio.SRTPKeys) error {
+	if keys == nil {
+		return nil
+	}
+	if len(keys.Local) != rtpio.SRTPKeyLen || len(keys.Remote) != rtpio.SRTPKeyLen {
+		return fmt.Errorf("SRTP keys are %d and %d bytes, want %d", len(keys.Local), len(keys.Remote), rtpio.SRTPKeyLen)
+	}
+	k := &rtpio.SRTPKeys{Local: bytes.Clone(keys.Local), Remote: bytes.Clone(keys.Remote)}
+	c.mu.Lock()
+	c.outOfBand = k
+	c.mu.Unlock()
+	return nil
+}
+
+// keyedOutOfBand reports whether the call's keys were agreed outside SIP.
+func (c *Call) keyedOutOfBand() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.outOfBand != nil
 }

@@ -145,6 +145,9 @@ type SRTPPolicy struct {
 	OverUDP bool
 }
 
+// outOfBandPolicy is the policy of a call keyed outside SIP: no SDES.
+var outOfBandPolicy = SRTPPolicy{Mode: SRTPOff}
+
 // srtpFor returns the SRTP policy for an offer that came over transport:
 // the configured one over TLS (or with SRTPOverUDP); elsewhere SRTPOff for
 // SRTPOffer (plain RTP, or 488 to an offer of SRTP only), and

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/sipua/sipmsg"
+	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/rtpio"
 )
 
@@ -33,6 +34,72 @@ type DialOptions struct {
 	// OnProgress, when set, is told of every provisional answer (100,
 	// 180, 183) as it comes. It must not block.
 	OnProgress func(code int)
+	// Codecs, when set, are the only audio formats offered, in order
+	// (PCMU, PCMA); nil offers both. A relay forwards payload bytes as
+	// they are, so its leg must carry its caller's codec.
+	Codecs []g711.Codec
+	// DTMFPT is the telephone-event payload type offered: 0 is
+	// OfferDTMFPT (101), -1 offers none, 1-127 that type (not one of
+	// Codecs' types).
+	DTMFPT int
+	// Sign, when set, is called once the offer's SDP and the Call-ID
+	// exist, before the INVITE goes out, with exactly the bytes the
+	// callee will see. Its headers are added to the INVITE. Its keys,
+	// when not nil, protect the call's media with SRTP (Local encrypts
+	// what we send, Remote decrypts what the callee sends); both ends
+	// agree on them outside SIP. With Sign set the offer carries no
+	// a=crypto whatever rtp.srtp says, and the answer must carry none.
+	// An error stops the call before anything is sent.
+	Sign func(callID string, sdp []byte) (headers []Header, keys *rtpio.SRTPKeys, err error)
+}
+
+// Header is one header line Sign adds to an INVITE.
+type Header struct {
+	Name, Value string
+}
+
+// check refuses options that cannot make a sound INVITE.
+func (o *DialOptions) check() error {
+	seen := map[g711.Codec]bool{}
+	for _, c := range o.Codecs {
+		if !c.Valid() || seen[c] {
+			return fmt.Errorf("dialog: dial: codec %v is not PCMU or PCMA, or is offered twice", c)
+		}
+		seen[c] = true
+	}
+	if o.DTMFPT < -1 || o.DTMFPT > 127 {
+		return fmt.Errorf("dialog: dial: telephone-event payload type %d is not -1, 0 or 1-127", o.DTMFPT)
+	}
+	if o.DTMFPT > 0 && (seen[g711.Codec(o.DTMFPT)] || len(o.Codecs) == 0 && (o.DTMFPT == int(g711.PCMU) || o.DTMFPT == int(g711.PCMA))) {
+		return fmt.Errorf("dialog: dial: telephone-event payload type %d is an audio format's", o.DTMFPT)
+	}
+	return nil
+}
+
+// ownHeaders are the headers Dial writes itself (and their compact
+// forms): one from Sign would make the INVITE ambiguous.
+var ownHeaders = map[string]bool{
+	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true, "call-id": true, "i": true,
+	"cseq": true, "contact": true, "m": true, "content-type": true, "c": true, "content-length": true, "l": true,
+	"max-forwards": true, "route": true, "record-route": true,
+}
+
+// checkHeader refuses a header Sign gave that could not be written as
+// one header line of its own.
+func checkHeader(h Header) error {
+	if h.Name == "" || ownHeaders[strings.ToLower(h.Name)] {
+		return fmt.Errorf("dialog: dial: Sign's header %q is empty or one Dial writes", h.Name)
+	}
+	for i := 0; i < len(h.Name); i++ {
+		c := h.Name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+			return fmt.Errorf("dialog: dial: Sign's header name %q is not a token", h.Name)
+		}
+	}
+	if strings.ContainsAny(h.Value, "\r\n\x00") {
+		return fmt.Errorf("dialog: dial: Sign's header %s holds a line break", h.Name)
+	}
+	return nil
 }
 
 // uac is the dialog layer seen as the caller of a call it places.
@@ -81,24 +148,51 @@ var ErrRingTimeout = errors.New("dialog: no answer within the ring timeout")
 func (d *Layer) Dial(ctx context.Context, uri sip.Uri, transport string, dst netip.AddrPort, local Socket,
 	opts DialOptions, bind func(*Call) any) (*Call, error) {
 	u := uac{d}
-	mode, err := d.cfg.SRTP.srtpFor(transport)
-	if err != nil {
-		return nil, fmt.Errorf("dialog: dial: %w", err)
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	mode := SRTPOff // Sign's keys, or none
+	if opts.Sign == nil {
+		var err error
+		if mode, err = d.cfg.SRTP.srtpFor(transport); err != nil {
+			return nil, fmt.Errorf("dialog: dial: %w", err)
+		}
 	}
 	c, err := u.newOutbound(uri, transport, dst, local, bind)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	c.local.Codecs, c.local.DTMFPT = opts.Codecs, opts.DTMFPT
+	c.mu.Unlock()
 	offer, err := c.localSDP(nil, mode)
 	if err != nil {
 		d.Release(c)
 		return nil, fmt.Errorf("dialog: dial: %w", err)
 	}
+	callID := sip.GenerateTagN(24)
+	var extra []Header
+	if opts.Sign != nil {
+		var keys *rtpio.SRTPKeys
+		extra, keys, err = opts.Sign(callID, offer)
+		if err == nil {
+			err = c.setOutOfBand(keys)
+		}
+		for _, h := range extra {
+			if err == nil {
+				err = checkHeader(h)
+			}
+		}
+		if err != nil {
+			d.Release(c)
+			return nil, fmt.Errorf("dialog: dial: sign: %w", err)
+		}
+	}
 	from := opts.From
 	if from == "" {
 		from = "groupbridge"
 	}
-	inv := u.newInvite(c, uri, from, local, offer)
+	inv := u.newInvite(c, uri, from, local, callID, offer, extra)
 	c.mu.Lock()
 	c.invite = inv
 	c.mu.Unlock()
@@ -180,7 +274,7 @@ func (u uac) newOutbound(uri sip.Uri, transport string, dst netip.AddrPort, loca
 
 // newInvite builds our INVITE, whole, so that sipgo sends it as is from
 // the listening socket.
-func (u uac) newInvite(c *Call, uri sip.Uri, fromUser string, local Socket, sdp []byte) *sip.Request {
+func (u uac) newInvite(c *Call, uri sip.Uri, fromUser string, local Socket, callID string, sdp []byte, extra []Header) *sip.Request {
 	d := u.d
 	inv := sip.NewRequest(sip.INVITE, uri)
 	inv.AppendHeader(sipmsg.NewVia(c.transport, local.Host, local.Port))
@@ -188,14 +282,17 @@ func (u uac) newInvite(c *Call, uri sip.Uri, fromUser string, local Socket, sdp 
 	from.Params.Add("tag", c.localTag)
 	inv.AppendHeader(from)
 	inv.AppendHeader(&sip.ToHeader{Address: *uri.Clone(), Params: sip.NewParams()})
-	callID := sip.CallIDHeader(sip.GenerateTagN(24))
-	inv.AppendHeader(&callID)
+	id := sip.CallIDHeader(callID)
+	inv.AppendHeader(&id)
 	inv.AppendHeader(&sip.CSeqHeader{SeqNo: c.localCSeq.Load(), MethodName: sip.INVITE})
 	maxFwd := sip.MaxForwardsHeader(70)
 	inv.AppendHeader(&maxFwd)
 	inv.AppendHeader(d.contactFor(c))
 	inv.AppendHeader(sip.NewHeader("Allow", sipmsg.Allowed))
 	inv.AppendHeader(sip.NewHeader("User-Agent", d.cfg.UserAgent))
+	for _, h := range extra {
+		inv.AppendHeader(sip.NewHeader(h.Name, h.Value))
+	}
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody(sdp)
 	inv.SetTransport(c.transport)

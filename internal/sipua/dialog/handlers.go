@@ -91,7 +91,11 @@ func (h Handlers) OnReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Unlock()
 	}()
 
-	offer, err := h.d.cfg.SRTP.readOffer(body, req.Transport())
+	policy := h.d.cfg.SRTP
+	if c.keyedOutOfBand() {
+		policy = outOfBandPolicy
+	}
+	offer, err := policy.readOffer(body, req.Transport())
 	if err != nil {
 		h.d.cfg.Respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `305 groupbridge "`+sipmsg.WarningText(err)+`"`))
 		return
@@ -162,7 +166,7 @@ func (h Handlers) OnBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	h.d.cfg.Respond(req, tx, 200, "OK")
-	if c.end("remote-bye") {
+	if c.endBy("remote-bye", ParseReason(headerValues(req, "Reason"))) {
 		h.d.log.Debug("BYE received", "call", c.id)
 	}
 }
@@ -243,4 +247,13 @@ func knownMethod(m sip.RequestMethod) bool {
 		return true
 	}
 	return false
+}
+
+// headerValues returns the values of every header line called name.
+func headerValues(req *sip.Request, name string) []string {
+	var out []string
+	for _, h := range req.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
 }

@@ -86,6 +86,13 @@ func (d *Layer) ReadOffer(body []byte, transport string) (Media, error) {
 	return d.cfg.SRTP.readOffer(body, transport)
 }
 
+// ReadPlainOffer reads the SDP offer of an INVITE whose call is keyed out
+// of band (Inbound.SRTP): a=crypto is never taken, so an offer of
+// RTP/SAVP alone is refused (ErrNoSRTP).
+func (d *Layer) ReadPlainOffer(body []byte, transport string) (Media, error) {
+	return outOfBandPolicy.readOffer(body, transport)
+}
+
 // Add puts c in the table under its dialog id unless max calls (0: no
 // bound) are there already; it reports whether it did.
 func (d *Layer) Add(c *Call, max int) bool {
@@ -182,14 +189,18 @@ func (d *Layer) sipHost(call *Call) (string, int) {
 	return call.laddr.IP.String(), port
 }
 
-// sendBye ends the dialog from our side. It never blocks the caller: the
+// sendBye ends the dialog from our side, saying why (reason.go). It never blocks the caller: the
 // transaction runs in the background with a bound, and the call's resources
 // do not wait for its answer.
 func (d *Layer) sendBye(c *Call) {
 	if !c.byeSent.CompareAndSwap(false, true) {
 		return
 	}
-	d.goRoundTrip(d.inDialogRequest(c, sip.BYE, c.localCSeq.Add(1)), "call", c.id)
+	bye := d.inDialogRequest(c, sip.BYE, c.localCSeq.Add(1))
+	if h := reasonHeader(c.EndReason()); h != nil {
+		bye.AppendHeader(h)
+	}
+	d.goRoundTrip(bye, "call", c.id)
 }
 
 // goRoundTrip runs req's transaction in the background, off the caller's

@@ -320,6 +320,12 @@ type Local struct {
 	// OfferKey, when set, makes BuildOffer offer RTP/SAVP with this key
 	// (a=crypto tag OfferCryptoTag) instead of RTP/AVP.
 	OfferKey []byte
+	// Codecs, when set, are the audio formats BuildOffer offers, in
+	// order; nil offers PCMU and PCMA.
+	Codecs []g711.Codec
+	// DTMFPT is the telephone-event payload type BuildOffer offers: 0 is
+	// OfferDTMFPT, -1 offers none.
+	DTMFPT int
 }
 
 // BuildAnswer writes our answer to an offer whose choice is m: the chosen
@@ -363,16 +369,28 @@ const OfferDTMFPT = 101
 // OfferCryptoTag is the a=crypto tag of our own SRTP offers.
 const OfferCryptoTag = 1
 
-// BuildOffer writes our offer for an INVITE that came without one: PCMU,
-// PCMA and telephone-event, over RTP/SAVP when l.OfferKey is set.
+// BuildOffer writes our offer, for an INVITE that came without one or
+// for one of ours: PCMU, PCMA and telephone-event (or l.Codecs and
+// l.DTMFPT), over RTP/SAVP when l.OfferKey is set.
 func BuildOffer(l Local) []byte {
+	audio := []rtpmapEntry{{0, g711.PCMU}, {8, g711.PCMA}}
+	if len(l.Codecs) > 0 {
+		audio = make([]rtpmapEntry, len(l.Codecs))
+		for i, c := range l.Codecs {
+			audio[i] = rtpmapEntry{uint8(c), c}
+		}
+	}
+	dtmfPT := l.DTMFPT
+	if dtmfPT == 0 {
+		dtmfPT = OfferDTMFPT
+	}
 	var b strings.Builder
 	writeHeader(&b, l)
 	proto := protoAVP
 	if l.OfferKey != nil {
 		proto = protoSAVP
 	}
-	writeMedia(&b, l, proto, []rtpmapEntry{{0, g711.PCMU}, {8, g711.PCMA}}, OfferDTMFPT)
+	writeMedia(&b, l, proto, audio, dtmfPT)
 	if l.OfferKey != nil {
 		b.WriteString("a=crypto:" + Crypto{Tag: OfferCryptoTag, Suite: SuiteAES128SHA80, Key: l.OfferKey}.String() + "\r\n")
 	}

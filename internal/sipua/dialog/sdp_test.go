@@ -115,6 +115,40 @@ func TestBuildOfferLate(t *testing.T) {
 	}
 }
 
+// TestBuildOfferFormats: Local.Codecs and Local.DTMFPT choose what our
+// offer carries, and the offer reads back as offered.
+func TestBuildOfferFormats(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		codecs []g711.Codec
+		dtmfPT int
+		mline  string
+		absent []string
+		codec  g711.Codec
+		readPT int
+	}{
+		{"default", nil, 0, "m=audio 10004 RTP/AVP 0 8 101\r\n", nil, g711.PCMU, 101},
+		{"PCMA alone, no events", []g711.Codec{g711.PCMA}, -1, "m=audio 10004 RTP/AVP 8\r\n", []string{"PCMU", "telephone-event", "fmtp"}, g711.PCMA, -1},
+		{"PCMA then PCMU, events 96", []g711.Codec{g711.PCMA, g711.PCMU}, 96, "m=audio 10004 RTP/AVP 8 0 96\r\n", []string{"101"}, g711.PCMA, 96},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := string(BuildOffer(Local{Host: "127.0.0.1", Port: 10004, SessionID: 1, Version: 1, Codecs: tc.codecs, DTMFPT: tc.dtmfPT}))
+			if !strings.Contains(body, tc.mline) {
+				t.Errorf("offer lacks %q:\n%s", tc.mline, body)
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(body, a) {
+					t.Errorf("offer holds %q:\n%s", a, body)
+				}
+			}
+			m, err := ParseOffer([]byte(body))
+			if err != nil || m.Codec != tc.codec || m.DTMFPT != tc.readPT {
+				t.Errorf("reads back as %v, events %d (%v); want %v, %d", m.Codec, m.DTMFPT, err, tc.codec, tc.readPT)
+			}
+		})
+	}
+}
+
 func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte(offer("0 8 101", "a=rtpmap:101 telephone-event/8000")))
 	f.Add([]byte(offer("8", "a=sendonly")))

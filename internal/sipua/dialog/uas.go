@@ -25,6 +25,11 @@ type Inbound struct {
 	// origin.go); invalid for none. The call's media may come from it.
 	Origin netip.Addr
 	Owner  any // what Call.Owner returns
+	// SRTP, when set, are the call's SRTP keys agreed outside SIP (Local
+	// encrypts what we send, Remote decrypts what the caller sends): the
+	// answer carries no a=crypto and the offer must not need one
+	// (ReadPlainOffer).
+	SRTP *rtpio.SRTPKeys
 }
 
 // NewInbound makes the dialog of a new INVITE req and opens its RTP
@@ -59,6 +64,10 @@ func (d *Layer) NewInbound(req *sip.Request, in Inbound) (*Call, error) {
 		remoteCSeq: req.CSeq().SeqNo,
 		lateOffer:  in.Late,
 		media:      Media{DTMFPT: -1},
+	}
+	if err := c.setOutOfBand(in.SRTP); err != nil {
+		cancel(err)
+		return nil, err
 	}
 	c.localCSeq.Store(uint32(sipmsg.RandUint64() & 0x7fff))
 	if ct := req.Contact(); ct != nil {
