@@ -77,7 +77,7 @@ func TestTwoServersOneEngine(t *testing.T) {
 					case <-leg.Context().Done():
 						call.Hangup(leg.RemoteReason())
 					case <-call.Context().Done():
-						leg.Hangup("caller-left")
+						leg.Hangup(call.EndReason())
 					}
 				})
 			})

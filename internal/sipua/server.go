@@ -502,7 +502,8 @@ func (s *Server) HangupAll(reason string) {
 
 // Shutdown stops taking calls, removes the registration (REGISTER with
 // Expires: 0, at most a few seconds), hangs up every call, waits up to ctx
-// for call goroutines to finish and closes the sockets.
+// for call goroutines to finish and for the BYEs to leave, and closes the
+// sockets.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
 	unregistered := make(chan struct{})
@@ -528,6 +529,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	<-done
+	// The BYEs of HangupAll must leave (another node learns from one
+	// that its leg ended) before Close cancels their transactions.
+	s.dlg.Settle(ctx)
 	<-unregistered
 	s.Close()
 	return ctx.Err()

@@ -428,15 +428,18 @@ func (u uac) confirm(c *Call, res *sip.Response) error {
 			d.log.Debug("ACK not sent", "call", c.id, "error", err)
 		}
 	}
-	if tx != nil {
-		tx.OnRetransmission(func(*sip.Response) { sendAck() })
-	}
-	sendAck()
+	// In the table before the ACK leaves: the callee may send its BYE
+	// the moment the ACK reaches it, and a BYE for a dialog not yet in
+	// the table would get 481 and leave the call up.
 	c.dialogID = sip.DialogIDMake(inv.CallID().Value(), c.localTag, tag)
 	d.Add(c, 0)
 	c.mu.Lock()
 	c.confirmed = true
 	c.mu.Unlock()
+	if tx != nil {
+		tx.OnRetransmission(func(*sip.Response) { sendAck() })
+	}
+	sendAck()
 	if err := c.takeAnswer(res.Body()); err != nil {
 		return fmt.Errorf("dialog: dial: the answer's SDP: %w", err)
 	}

@@ -41,6 +41,57 @@ type Layer struct {
 
 	mu    sync.Mutex
 	calls map[string]*Call // by dialog id
+
+	sending inflight // our requests in the background (goRoundTrip) not yet sent: Settle waits for them
+}
+
+// inflight counts requests in flight and says when there are none; unlike
+// a WaitGroup it may be waited on while requests start.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 {
+		close(f.idle)
+	}
+}
+
+// none returns a channel closed once no request is in flight.
+func (f *inflight) none() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return f.idle
+}
+
+// Settle waits until our requests in the background (the BYEs of
+// Hangup, CANCELs) have left, or until ctx ends: a server shutting down
+// lets its BYEs go out before it closes its sockets and cancels their
+// transactions. Their answers are not waited for: a dead peer would hold
+// the shutdown up.
+func (d *Layer) Settle(ctx context.Context) {
+	select {
+	case <-d.sending.none():
+	case <-ctx.Done():
+	}
 }
 
 // Config is what the dialog layer is given by the server it serves.
@@ -208,12 +259,15 @@ func (d *Layer) sendBye(c *Call) {
 // the debug line when it gets no final answer.
 func (d *Layer) goRoundTrip(req *sip.Request, attrs ...any) {
 	d.cfg.WaitGroup.Add(1)
+	d.sending.add()
 	go func() {
 		defer d.cfg.WaitGroup.Done()
+		sent := sync.OnceFunc(d.sending.done)
+		defer sent()
 		defer sipmsg.Recover(d.log, string(req.Method))
 		ctx, cancel := context.WithTimeout(d.cfg.Context, 64*sipmsg.T1)
 		defer cancel()
-		if _, err := d.RoundTrip(ctx, req); err != nil {
+		if _, err := d.roundTrip(ctx, req, sent); err != nil {
 			d.log.Debug(string(req.Method)+" not answered", append(attrs, "error", err)...)
 		}
 	}()
@@ -271,7 +325,14 @@ func (d *Layer) inDialogRequest(c *Call, method sip.RequestMethod, cseq uint32) 
 // server's REGISTER) in a client transaction and
 // returns its final response.
 func (d *Layer) RoundTrip(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	return d.roundTrip(ctx, req, func() {})
+}
+
+// roundTrip is RoundTrip, calling sent once the request has first left
+// (or could not).
+func (d *Layer) roundTrip(ctx context.Context, req *sip.Request, sent func()) (*sip.Response, error) {
 	tx, err := d.cfg.Client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+	sent()
 	if err != nil {
 		return nil, fmt.Errorf("send %s: %w", req.Method, err)
 	}
