@@ -215,7 +215,8 @@ func waitKamailio(t *testing.T, k *kamailioProxy, d time.Duration, re *regexp.Re
 
 // Calls are spread over the nodes; a stopped node is taken out by the
 // probes (the calls after that go straight to the others, without a
-// failover), and put back once it answers again on the same address.
+// failover), and put back once it answers again on the same address; a
+// draining node is taken out while it is still up.
 func TestKamailioClusterSpreadsAndProbes(t *testing.T) {
 	kamailioPath(t)
 	nodes := startClusterBridges(t, "  setup_per_source: 10")
@@ -281,6 +282,29 @@ func TestKamailioClusterSpreadsAndProbes(t *testing.T) {
 	settle(t, nodes, before+3, (*clusterBridge).ended)
 	if got := down.ended(t); got != 1 {
 		t.Errorf("node b took %d of 3 calls after it came back, want 1 (round-robin)", got)
+	}
+
+	// Node c drains (POST /api/drain): it answers the probes 503, so
+	// Kamailio takes it out while it is still up, and the next calls go
+	// to a and b without a refusal by c.
+	c.app.Drain()
+	waitKamailio(t, k, 5*time.Second, regexp.MustCompile(`groupbridge node sip:`+regexp.QuoteMeta(c.addr)+` is out`))
+	const drainRefusals = `groupbridge_calls_rejected_total{reason="draining"}`
+	refusedBefore := appMetric(t, c.app, drainRefusals)
+	before = a.ended(t) + down.ended(t)
+	for i := range 2 {
+		p, err := callVia(t, k, fmt.Sprintf("127.0.0.%d", 40+i))
+		if err != nil {
+			t.Fatalf("call %d with node c draining: %v", i, err)
+		}
+		hangup(p)
+	}
+	settle(t, []*clusterBridge{a, down}, before+2, (*clusterBridge).ended)
+	if got := a.ended(t) + down.ended(t) - before; got != 2 {
+		t.Errorf("nodes a and b took %d of 2 calls while c drained, want both", got)
+	}
+	if got := appMetric(t, c.app, drainRefusals) - refusedBefore; got != 0 {
+		t.Errorf("the draining node was still offered %v calls", got)
 	}
 	k.checkNoBypass(t)
 }
