@@ -54,7 +54,9 @@ var (
 //
 // Until the answer, cancelling ctx (or the ring timeout) CANCELs the
 // INVITE: the error then wraps ctx's error (or ErrRingTimeout) and the
-// callee's final answer, normally 487. A final answer of 3xx to 6xx gives
+// callee's final answer, normally 487; a callee that has not answered at
+// all (a dead node) costs no more than ctx: Dial returns at once and the
+// INVITE is seen to in the background. A final answer of 3xx to 6xx gives
 // an *AnswerError.
 func (s *Server) Dial(ctx context.Context, target string, opts DialOptions) (*Call, error) {
 	var uri sip.Uri

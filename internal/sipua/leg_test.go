@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/groupbridge/groupbridge/internal/testports"
 	"github.com/groupbridge/groupbridge/media/g711"
 	"github.com/groupbridge/groupbridge/media/rtpio"
@@ -365,6 +366,86 @@ func TestByeReason(t *testing.T) {
 			if got := ender.RemoteReason(); got != "" {
 				t.Errorf("the ender's RemoteReason() = %q; want none", got)
 			}
+		})
+	}
+}
+
+// TestDialSilentCallee: a callee that says nothing at all, as a dead or
+// stopped node, costs Dial no more than its context or ring timeout (not
+// Timer B's 32 s); what the callee says later is still dealt with: a
+// provisional answer gets a CANCEL, a 2xx an ACK and a BYE.
+func TestDialSilentCallee(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ring    time.Duration // 0: the context ends instead
+		later   int           // what the callee answers after Dial gave up; 0: nothing
+		want    error
+		expects []sip.RequestMethod
+	}{
+		{"context ends", 0, 0, context.DeadlineExceeded, nil},
+		{"ring timeout", 300 * time.Millisecond, 0, ErrRingTimeout, nil},
+		{"rings after", 0, 180, context.DeadlineExceeded, []sip.RequestMethod{sip.CANCEL}},
+		{"answers after", 0, 200, context.DeadlineExceeded, []sip.RequestMethod{sip.ACK, sip.BYE}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testServer(t, nil)
+			p := newPeer(t, loopback, sipAddr(t, a, "udp"))
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if tc.ring > 0 {
+				ctx = context.Background()
+			}
+			start := time.Now()
+			_, err := a.Dial(ctx, "sip:room@"+p.addr().String(), DialOptions{RingTimeout: tc.ring})
+			if took := time.Since(start); !errors.Is(err, tc.want) || took > 2*time.Second {
+				t.Fatalf("Dial = %v after %v; want %v within the bound", err, took, tc.want)
+			}
+			if n := a.ActiveCalls(); n != 0 {
+				t.Errorf("ActiveCalls() = %d after Dial gave up", n)
+			}
+			var inv *sip.Request
+			for inv == nil {
+				m := p.read(time.Second)
+				if m == nil {
+					t.Fatal("the INVITE never came")
+				}
+				inv, _ = m.(*sip.Request)
+			}
+			if tc.later == 0 {
+				return
+			}
+			res := sip.NewResponseFromRequest(inv, tc.later, "Later", nil)
+			res.To().Params.Add("tag", "late")
+			if tc.later == 200 {
+				res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: int(p.addr().Port())}})
+				res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+				res.SetBody([]byte(testSDP))
+			}
+			p.send(res.String())
+			for _, want := range tc.expects {
+				var got *sip.Request
+				for got == nil {
+					m := p.read(2 * time.Second)
+					if m == nil {
+						t.Fatalf("no %s after the late %d", want, tc.later)
+					}
+					if r, ok := m.(*sip.Request); ok && r.Method != sip.INVITE {
+						got = r
+					}
+				}
+				if got.Method != want {
+					t.Fatalf("got %s after the late %d; want %s", got.Method, tc.later, want)
+				}
+				if got.Method == sip.BYE {
+					if r := got.GetHeader("Reason"); r == nil || !strings.Contains(r.Value(), `text="not-answered"`) {
+						t.Errorf("the BYE's Reason is %v", r)
+					}
+				}
+				if got.Method != sip.ACK {
+					p.send(sip.NewResponseFromRequest(got, 200, "OK", nil).String())
+				}
+			}
+			waitFor(t, "the call table to stay empty", func() bool { return a.ActiveCalls() == 0 })
 		})
 	}
 }

@@ -143,8 +143,10 @@ var ErrRingTimeout = errors.New("dialog: no answer within the ring timeout")
 //
 // Until the answer, cancelling ctx (or the ring timeout) CANCELs the
 // INVITE: the error then wraps ctx's error (or ErrRingTimeout) and the
-// callee's final answer, normally 487. A final answer of 3xx to 6xx gives
-// an *AnswerError.
+// callee's final answer, normally 487. Before any provisional answer no
+// CANCEL may go: Dial then returns ctx's error (or ErrRingTimeout) at
+// once and the INVITE is seen to in the background (abandon). A final
+// answer of 3xx to 6xx gives an *AnswerError.
 func (d *Layer) Dial(ctx context.Context, uri sip.Uri, transport string, dst netip.AddrPort, local Socket,
 	opts DialOptions, bind func(*Call) any) (*Call, error) {
 	u := uac{d}
@@ -199,8 +201,10 @@ func (d *Layer) Dial(ctx context.Context, uri sip.Uri, transport string, dst net
 
 	res, err := u.awaitAnswer(ctx, c, inv, opts)
 	if err != nil {
-		c.end("not-answered")
-		d.Release(c)
+		if !errors.Is(err, errAbandoned) {
+			c.end("not-answered")
+			d.Release(c)
+		}
 		return nil, err
 	}
 	if err := u.confirm(c, res); err != nil {
@@ -362,14 +366,18 @@ func (u uac) awaitAnswer(ctx context.Context, c *Call, inv *sip.Request, opts Di
 			}
 		case <-cancelNow:
 			stop = fmt.Errorf("dialog: dial cancelled: %w", context.Cause(ctx))
-			if provisional {
-				u.sendCancel(inv)
+			if !provisional {
+				u.abandon(c, inv, tx)
+				return nil, fmt.Errorf("%w%w", stop, errAbandoned)
 			}
+			u.sendCancel(inv)
 		case <-timeout:
 			stop = ErrRingTimeout
-			if provisional {
-				u.sendCancel(inv)
+			if !provisional {
+				u.abandon(c, inv, tx)
+				return nil, fmt.Errorf("%w%w", stop, errAbandoned)
 			}
+			u.sendCancel(inv)
 		case <-tx.Done():
 			if stop != nil {
 				return nil, stop
@@ -377,6 +385,63 @@ func (u uac) awaitAnswer(ctx context.Context, c *Call, inv *sip.Request, opts Di
 			return nil, fmt.Errorf("dialog: INVITE: %w", errors.Join(errors.New("no answer"), tx.Err()))
 		}
 	}
+}
+
+// errAbandoned marks (with an empty text) the error of a Dial whose
+// INVITE abandon took over, with the call already ended and released.
+var errAbandoned = errors.New("")
+
+// abandon hands our INVITE, given up on before any provisional answer
+// (a CANCEL may not go yet: RFC 3261 9.1), to a goroutine of its own, so
+// that Dial returns at once instead of after Timer B (32 s) when the
+// callee is silent, as a dead node is. What still comes is dealt with:
+// a provisional answer gets our CANCEL, a 2xx our ACK and a BYE.
+func (u uac) abandon(c *Call, inv *sip.Request, tx sip.ClientTransaction) {
+	d := u.d
+	// Ended and released here, before the goroutine may touch the
+	// dialog: Dial leaves an abandoned call alone.
+	c.end("not-answered")
+	d.Release(c)
+	d.cfg.WaitGroup.Add(1)
+	go func() {
+		defer d.cfg.WaitGroup.Done()
+		defer sipmsg.Recover(d.log, "abandoned INVITE")
+		answered := false
+		defer func() {
+			if !answered {
+				tx.Terminate()
+			}
+		}()
+		cancelled := false
+		for {
+			select {
+			case res := <-tx.Responses():
+				switch {
+				case res.IsProvisional():
+					if !cancelled {
+						u.sendCancel(inv)
+						cancelled = true
+					}
+				case res.IsSuccess():
+					// Kept for the 2xx's retransmissions, which adopt ACKs.
+					answered = true
+					c.mu.Lock()
+					c.inviteTx = tx
+					c.mu.Unlock()
+					u.adopt(c, res)
+					d.sendBye(c)
+					d.Remove(c)
+					return
+				default:
+					return
+				}
+			case <-tx.Done():
+				return
+			case <-d.cfg.Context.Done():
+				return
+			}
+		}
+	}()
 }
 
 // sendCancel CANCELs our INVITE (RFC 3261 9.1): the same Request-URI,
@@ -400,11 +465,20 @@ func (u uac) sendCancel(inv *sip.Request) {
 	d.goRoundTrip(cancel)
 }
 
-// confirm takes the callee's 2xx: the dialog's remote tag, target and
-// route set (RFC 3261 12.1.2), the SDP answer, then the ACK, which is
-// sent again for every retransmission of the 2xx. The call enters the
-// call table, so the callee's requests find it.
+// confirm takes the callee's 2xx (adopt) and its SDP answer.
 func (u uac) confirm(c *Call, res *sip.Response) error {
+	u.adopt(c, res)
+	if err := c.takeAnswer(res.Body()); err != nil {
+		return fmt.Errorf("dialog: dial: the answer's SDP: %w", err)
+	}
+	return nil
+}
+
+// adopt takes the callee's 2xx: the dialog's remote tag, target and
+// route set (RFC 3261 12.1.2), then the ACK, which is sent again for
+// every retransmission of the 2xx. The call enters the call table, so the
+// callee's requests find it.
+func (u uac) adopt(c *Call, res *sip.Response) {
 	d := u.d
 	tag, _ := res.To().Params.Get("tag")
 	c.mu.Lock()
@@ -440,8 +514,4 @@ func (u uac) confirm(c *Call, res *sip.Response) error {
 		tx.OnRetransmission(func(*sip.Response) { sendAck() })
 	}
 	sendAck()
-	if err := c.takeAnswer(res.Body()); err != nil {
-		return fmt.Errorf("dialog: dial: the answer's SDP: %w", err)
-	}
-	return nil
 }
