@@ -50,6 +50,8 @@ var rejectReasons = []string{
 	"internal-error",   // our own failure (500)
 	"setup-per-source", // limits.setup_per_source: too many calls of one untrusted source not yet in a room
 	"setup-per-user",   // limits.setup_per_user: the same for one sip.users account
+	"gate",             // the application's gate refused it (an internal leg's bad signature)
+	"untrusted",        // the internal leg listener dropped a stranger's INVITE
 	Other,
 }
 
@@ -77,6 +79,7 @@ var requestDropReasons = []string{
 	"rate-limited",    // over limits.source_rate from one untrusted address
 	"scanner",         // a known scanner's User-Agent or From (sip.drop_scanners)
 	"not-dialog-peer", // an in-dialog request from an address that is not the call's peer
+	"untrusted",       // to the internal leg listener from outside cluster.peers
 	Other,
 }
 
