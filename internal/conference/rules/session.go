@@ -206,7 +206,7 @@ func (s *Session) Join(identity string, role group.Role, now time.Time) (JoinRes
 			s.floor.raise(c)
 		}
 	}
-	if restored && m.floor && s.floor.seat == 0 && c.placement == InRoom {
+	if restored && m.floor && s.floor.seat == 0 && role == group.Member && c.placement == InRoom {
 		s.floor.resume(c.seat, m.chimeAt, m.endAt)
 	}
 

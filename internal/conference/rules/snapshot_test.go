@@ -292,6 +292,14 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	odd := snap
+	odd.Seats = slices.Clone(snap.Seats)
+	odd.Seats[1].Role = group.Facilitator // a facilitator with the floor and no hand
+	odd.Seats[2].Placement = Waiting      // a waiting member with a hand
+	if b, err = odd.Encode(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte(`{"format":1}`))
 	f.Add([]byte(`{"format":1,"start":"2025-01-07T19:00:00Z","next_seat":1,"seats":[]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -302,9 +310,23 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			}
 			return
 		}
-		if err := New(facLed, t0).Restore(snap, t0); err != nil {
+		s := New(facLed, t0)
+		if err := s.Restore(snap, t0); err != nil {
 			t.Fatalf("decoded snapshot does not restore: %v", err)
 		}
+		// Its callers come back and the session runs on, keeping the
+		// rules' invariants.
+		for i, st := range append(slices.Clone(snap.Seats), snap.Memos...) {
+			s.Join(st.Identity, group.Member, t0.Add(time.Duration(i)*time.Millisecond))
+			checkInvariants(t, s, "rejoin")
+		}
+		for _, seat := range []int{1, 2, 3} {
+			for _, k := range []byte("*8*9") {
+				s.Key(seat, k, t0.Add(sec))
+			}
+		}
+		s.Tick(t0.Add(10 * mn))
+		checkInvariants(t, s, "after ten minutes")
 		again, err := snap.Encode()
 		if err != nil {
 			t.Fatalf("decoded snapshot does not encode: %v", err)
