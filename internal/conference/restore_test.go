@@ -177,6 +177,11 @@ func TestRestoreAfterFailover(t *testing.T) {
 	if _, again := a.mirror.get("g"); again != count {
 		t.Fatalf("idle ticks were mirrored: %d snapshots, then %d", count, again)
 	}
+	ra := roomOf(t, a.c, "g")
+	if n := testing.AllocsPerRun(50, func() { clk.Advance(pcm.FrameDuration); ra.Tick(clk.Now()) }); n != 0 {
+		t.Fatalf("an idle tick of a mirrored room allocates %v times", n)
+	}
+	snap, _ = a.mirror.get("g")
 	if len(snap.Seats) != 5 || !snap.Lecture || !snap.Locked || snap.Record == "" || snap.Start.Before(start) {
 		t.Fatalf("mirrored snapshot %+v", snap)
 	}

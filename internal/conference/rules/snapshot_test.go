@@ -379,3 +379,29 @@ func TestRestoreTwice(t *testing.T) {
 		t.Fatalf("*8 after two restores: %v, want %v", effs, want)
 	}
 }
+
+// A restored session does not open again: no opening reading, no "first
+// one here" for the first caller back.
+func TestRestoreDoesNotOpenAgain(t *testing.T) {
+	cfg := peer
+	cfg.Readings[2], cfg.OpeningReading = true, 2
+	old := New(cfg, t0)
+	if _, effs := old.Join("a", group.Member, t0); !slices.ContainsFunc(effs, func(e Effect) bool { return e.Kind == Reading }) {
+		t.Fatalf("the opening reading did not start: %v", effs)
+	}
+	snap := old.Snapshot(t0.Add(sec))
+	snap.Start = t0
+	s := New(cfg, t0.Add(5*sec))
+	if err := s.Restore(snap, t0.Add(5*sec)); err != nil {
+		t.Fatal(err)
+	}
+	res, effs := s.Join("a", group.Member, t0.Add(6*sec))
+	if !res.Restored || slices.ContainsFunc(effs, func(e Effect) bool {
+		return e.Kind == Reading || (e.Kind == Say && slices.Contains(e.Phrase, pr.FirstHere))
+	}) {
+		t.Fatalf("restored session opened again: %+v %v", res, effs)
+	}
+	if _, effs := s.Join("b", group.Member, t0.Add(7*sec)); slices.ContainsFunc(effs, func(e Effect) bool { return e.Kind == Reading }) {
+		t.Fatalf("a new caller started the opening reading: %v", effs)
+	}
+}
