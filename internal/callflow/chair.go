@@ -1,9 +1,10 @@
 package callflow
 
 import (
-	"time"
-
 	"crypto/subtle"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
@@ -26,22 +27,47 @@ func (f *Flow) facilitatorPIN(c Call, st *Settings, g group.Group, id string, wh
 	}
 	want := []byte(g.FacilitatorPIN)
 	dialed := dialedGroup(st, c)
-	tries := 0
-	var gate *guard.Gate
+	var (
+		mu      sync.Mutex // the counting may run off the tick (GuardOffTick)
+		tries   int
+		gate    *guard.Gate
+		blocked atomic.Bool
+	)
+	count := func(now time.Time) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if gate == nil {
+			gate = f.cfg.Budget.Gate(dialed, now, f.KnownKey(id, g.Name))
+		}
+		if !f.countWrongPIN(who, dialed, gate, now) {
+			return false
+		}
+		blocked.Store(true)
+		f.cfg.Log.Warn("caller blocked for guessing PINs; stays a member in the room", "call", c.ID(),
+			"caller", c.Label(), "group", g.Name)
+		return true
+	}
 	return func(digits []byte) rules.PINVerdict {
 		if subtle.ConstantTimeCompare(digits, want) == 1 {
 			return rules.PINRight
 		}
+		mu.Lock()
 		tries++
+		try := tries
+		mu.Unlock()
 		now := f.cfg.Clock.Now()
 		f.cfg.Log.Info("wrong facilitator PIN in the room", "call", c.ID(), "caller", c.Label(),
-			"group", g.Name, "try", tries)
-		if gate == nil {
-			gate = f.cfg.Budget.Gate(dialed, now, f.KnownKey(id, g.Name))
+			"group", g.Name, "try", try)
+		if f.cfg.GuardOffTick {
+			// The limits ask Redis: the room's tick must not wait for it.
+			// A block found now answers the caller's next wrong PIN.
+			if blocked.Load() {
+				return rules.PINBlocked
+			}
+			go count(now)
+			return rules.PINWrong
 		}
-		if f.countWrongPIN(who, dialed, gate, now) {
-			f.cfg.Log.Warn("caller blocked for guessing PINs; stays a member in the room", "call", c.ID(),
-				"caller", c.Label(), "group", g.Name)
+		if count(now) {
 			return rules.PINBlocked
 		}
 		return rules.PINWrong

@@ -66,3 +66,33 @@ func TestFacilitatorPINInTheRoom(t *testing.T) {
 		t.Error("a check for a group without a facilitator PIN")
 	}
 }
+
+// With GuardOffTick (a cluster's limits ask Redis) a wrong facilitator PIN
+// is counted off the room's tick: the check answers at once, and a block
+// it led to answers the next wrong PIN.
+func TestFacilitatorPINCountedOffTheTick(t *testing.T) {
+	r := newRig(t, guard.Config{Failures: 3}, func(c *Config) { c.GuardOffTick = true })
+	c := newCall("+15550001235")
+	st := r.flow.cfg.Settings()
+	id := r.flow.Identity(c)
+	who := r.flow.caller(c, id)
+	check := r.flow.facilitatorPIN(c, st, circle, id, who)
+	for i := range 3 {
+		if v := check([]byte("50378")); v != rules.PINWrong {
+			t.Fatalf("wrong PIN %d: %v, want wrong", i+1, v)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.lines(t, "caller blocked for guessing PINs; stays a member in the room")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("three wrong PINs counted off the tick did not block the caller")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if blocked, _ := r.guard.Blocked(who, time.Now()); !blocked {
+		t.Fatal("the guard does not block the caller")
+	}
+	if v := check([]byte("50379")); v != rules.PINBlocked {
+		t.Fatalf("the wrong PIN after the block: %v, want blocked", v)
+	}
+}

@@ -124,6 +124,9 @@ type Config struct {
 	TagZone *time.Location
 	// Clock is the flow's time: decisions and waits; nil is the real time.
 	Clock wallclock.Clock
+	// GuardOffTick: the PIN limits ask Redis (a cluster), so a wrong
+	// facilitator PIN typed in the room is counted off the room's tick.
+	GuardOffTick bool
 	// Attendance counts wrong PINs per dialled number and callers told a
 	// group without a session is closed; nil counts nothing.
 	Attendance attendance.Recorder
