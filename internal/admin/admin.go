@@ -470,6 +470,8 @@ type roomJSON struct {
 	Locked     bool       `json:"locked"`
 	Lecture    bool       `json:"lecture"`
 	ShareTimer bool       `json:"share_timer"`
+	Node       string     `json:"node,omitempty"`  // the owner, on a cluster node
+	Epoch      int64      `json:"epoch,omitempty"` // its take of the room
 	Seats      []seatJSON `json:"seats"`
 }
 
@@ -486,6 +488,7 @@ type seatJSON struct {
 	Heard            bool   `json:"heard"`
 	Leaving          bool   `json:"leaving"`
 	Caller           string `json:"caller"`
+	Via              string `json:"via,omitempty"` // the cluster node relaying the caller
 }
 
 func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
@@ -497,7 +500,7 @@ func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
 	for _, v := range views {
 		rj := roomJSON{
 			Group: v.Group, Started: v.Started.UTC(), Locked: v.Locked, Lecture: v.Lecture,
-			ShareTimer: v.ShareTimer, Seats: make([]seatJSON, 0, len(v.Seats)),
+			ShareTimer: v.ShareTimer, Node: v.Node, Epoch: v.Epoch, Seats: make([]seatJSON, 0, len(v.Seats)),
 		}
 		for _, s := range v.Seats {
 			if browser {
@@ -507,7 +510,7 @@ func (h *Handler) rooms(w http.ResponseWriter, r *http.Request) {
 				Seat: s.Seat, Role: s.Role, Placement: s.Placement,
 				Muted: s.Muted, SelfMuted: s.SelfMuted, FacilitatorMuted: s.FacilitatorMuted,
 				Talking: s.Talking, HandRaised: s.HandRaised, Floor: s.Floor, Heard: s.Heard,
-				Leaving: s.Leaving, Caller: maskedOnly(s.Caller),
+				Leaving: s.Leaving, Caller: maskedOnly(s.Caller), Via: s.Via,
 			})
 		}
 		out.Rooms = append(out.Rooms, rj)

@@ -710,3 +710,33 @@ func TestRoomsHoldNoCallerForBrowsers(t *testing.T) {
 		}
 	}
 }
+
+// On a cluster node the API and the console show the room's owner node and
+// which seats another node relays; a single node's show neither.
+func TestRoomsShowClusterNodes(t *testing.T) {
+	views := maskedRooms().views
+	views[0].Node, views[0].Epoch = "a", 7
+	views[0].Seats[1].Via = "b"
+	h := NewHandler(Config{Rooms: &fakeRooms{views: views}, Logger: quietLogger()})
+	var api roomsAnswer
+	if got := do(t, h, "GET", "/api/rooms", ""); got.status != 200 {
+		t.Fatalf("rooms: %d", got.status)
+	} else if err := json.Unmarshal([]byte(got.body), &api); err != nil {
+		t.Fatal(err)
+	}
+	r := api.Rooms[0]
+	if r.Node != "a" || r.Epoch != 7 || r.Seats[0].Via != "" || r.Seats[1].Via != "b" {
+		t.Errorf("API room %+v", r)
+	}
+	var console []consoleRoom
+	if err := json.Unmarshal(consoleView(views), &console); err != nil {
+		t.Fatal(err)
+	}
+	if c := console[0]; c.Node != "a" || c.Seats[0].Via != "" || c.Seats[1].Via != "b" {
+		t.Errorf("console room %+v", c)
+	}
+	single := string(consoleView(maskedRooms().views))
+	if strings.Contains(single, `"node"`) || strings.Contains(single, `"via"`) {
+		t.Errorf("a single node's view names nodes: %s", single)
+	}
+}

@@ -23,6 +23,7 @@ type consoleRoom struct {
 	MeetingEnd   *time.Time    `json:"meeting_end"`
 	Locked       bool          `json:"locked"`
 	Lecture      bool          `json:"lecture"`
+	Node         string        `json:"node,omitempty"` // the owner, on a cluster node
 	Seats        []consoleSeat `json:"seats"`
 }
 
@@ -37,6 +38,7 @@ type consoleSeat struct {
 	Floor            bool   `json:"floor"`
 	Placement        string `json:"placement"`
 	Leaving          bool   `json:"leaving"`
+	Via              string `json:"via,omitempty"` // the cluster node relaying the caller
 }
 
 // consoleView is the JSON of the console's view of views.
@@ -52,13 +54,13 @@ func consoleView(views []conference.RoomView) []byte {
 	for _, v := range views {
 		r := consoleRoom{
 			Group: v.Group, Started: v.Started.UTC(), MeetingStart: utc(v.MeetingStart), MeetingEnd: utc(v.MeetingEnd),
-			Locked: v.Locked, Lecture: v.Lecture, Seats: make([]consoleSeat, 0, len(v.Seats)),
+			Locked: v.Locked, Lecture: v.Lecture, Node: v.Node, Seats: make([]consoleSeat, 0, len(v.Seats)),
 		}
 		for _, s := range v.Seats {
 			r.Seats = append(r.Seats, consoleSeat{
 				Seat: s.Seat, Role: s.Role, Talking: s.Talking, Muted: s.Muted, SelfMuted: s.SelfMuted,
 				FacilitatorMuted: s.FacilitatorMuted, Hand: s.HandRaised, Floor: s.Floor,
-				Placement: s.Placement, Leaving: s.Leaving,
+				Placement: s.Placement, Leaving: s.Leaving, Via: s.Via,
 			})
 		}
 		out = append(out, r)

@@ -28,6 +28,11 @@ type RoomView struct {
 	// holds (groups[].meets), zero when it has none.
 	MeetingStart, MeetingEnd time.Time
 	Seats                    []SeatView
+	// Node and Epoch are the cluster node that owns the room and the
+	// epoch it took it at; conference leaves them empty (it knows no
+	// cluster), the app fills them in on a cluster node.
+	Node  string
+	Epoch int64
 }
 
 // SeatView is one connected caller of a RoomView. It holds no identity and

@@ -201,6 +201,7 @@ function updateRoom(art, r) {
     ? "· meeting " + fmtClock(r.meeting_start) + "–" + fmtClock(r.meeting_end)
     : "· unscheduled";
   const states = [];
+  if (r.node) states.push("on node " + r.node);
   if (r.locked) states.push("locked");
   if (r.lecture) states.push("lecture");
   art.querySelector(".state").textContent = states.length ? "· " + states.join(", ") : "";
@@ -264,6 +265,7 @@ function updateSeat(li, s, group) {
   d.floor = String(s.floor);
   d.placement = s.placement;
   d.leaving = String(s.leaving);
+  d.via = s.via || "";
   const marks = [];
   if (s.role === "facilitator") marks.push(["role", "facilitator"]);
   if (s.talking) marks.push(["talking", "talking"]);
@@ -274,6 +276,7 @@ function updateSeat(li, s, group) {
   if (s.floor) marks.push(["floor", "has the floor"]);
   if (s.placement === "waiting") marks.push(["waiting", "waiting"]);
   if (s.placement === "lobby") marks.push(["waiting", "in the lobby"]);
+  if (s.via) marks.push(["via", "via node " + s.via]);
   if (s.leaving) marks.push(["leaving", "leaving"]);
   const box = li.querySelector(".marks");
   const text = marks.map((m) => m[1]).join("|");
