@@ -31,6 +31,7 @@ import (
 	"github.com/groupbridge/groupbridge/internal/attendance/store"
 	"github.com/groupbridge/groupbridge/internal/callflow"
 	"github.com/groupbridge/groupbridge/internal/conference"
+	"github.com/groupbridge/groupbridge/internal/conference/rules"
 	"github.com/groupbridge/groupbridge/internal/group"
 	"github.com/groupbridge/groupbridge/internal/guard"
 	"github.com/groupbridge/groupbridge/internal/lobby"
@@ -78,6 +79,8 @@ type App struct {
 	admin   *http.Server // nil when admin.listen is ""
 	adminLn net.Listener
 	reload  sync.Mutex
+
+	cluster *clusterPart // nil on a single node
 
 	store  *store.Store  // the attendance store, read by the console and API
 	record *store.Writer // the attendance Recorder of the rooms and the call flow
@@ -155,7 +158,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a := &App{cfg: cfg, log: log, engine: engine, lobby: lobby.New()}
 	a.state.Store(newState(cfg, prompts, lib))
 	a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm})
-	a.budget = guard.NewBudget(budgetConfig(cfg))
+	a.budget = guard.NewBudget(a.budgetConfig(cfg))
 	a.clock = clock.New(0, log, a.onTickPanic)
 	a.metrics = metrics.New()
 	a.clock.Observe(a.metrics.ObserveTick)
@@ -167,13 +170,32 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	defer func() {
 		if !started {
 			a.closeStore()
+			if a.cluster != nil {
+				_ = a.cluster.rdb.Close()
+			}
 		}
 	}()
+	if cfg.Cluster.Clustered() {
+		if a.cluster, err = openCluster(cfg.Cluster, cfg.Admin.Listen, opts.Clock, a); err != nil {
+			_ = engine.Close()
+			return nil, err
+		}
+		// Three nodes must not give a guesser three budgets.
+		a.guard = guard.New(guard.Config{AlarmRate: cfg.Limits.PINFailureAlarm, Shared: a.cluster.guards})
+		a.budget = guard.NewBudget(a.budgetConfig(cfg))
+	}
+	var mirror func(string, rules.Snapshot)
+	var unmirror func(string)
+	if a.cluster != nil {
+		mirror, unmirror = a.cluster.mirrorRoom, a.cluster.unmirrorRoom
+	}
 	a.conf = conference.New(conference.Config{
-		Media:    a.clock,
-		Prompts:  prompts,
-		Readings: lib,
-		Log:      log,
+		Mirror:      mirror,
+		MirrorEnded: unmirror,
+		Media:       a.clock,
+		Prompts:     prompts,
+		Readings:    lib,
+		Log:         log,
 		Audio: conference.Audio{
 			MaxTalkers:   cfg.Audio.MaxTalkers,
 			AGC:          cfg.Audio.AGC,
@@ -211,7 +233,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		listeners = append(listeners, sipua.Listener{Transport: l.Transport, Addr: l.Addr})
 	}
 	assertPrefixes, assertTrusted := cfg.SIP.AssertPrefixes()
-	a.sip, err = sipua.New(sipua.Config{
+	sipCfg := sipua.Config{
 		Listeners:       listeners,
 		ExternalAddress: cfg.SIP.ExternalAddress,
 		UserAgent:       cfg.SIP.UserAgent,
@@ -245,10 +267,16 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			RequestDropped: a.metrics.RequestDropped,
 			CallRejected:   a.metrics.CallRejected,
 		},
-	})
-	if err != nil {
+	}
+	if a.sip, err = sipua.New(sipCfg); err != nil {
 		_ = engine.Close()
 		return nil, err
+	}
+	if a.cluster != nil {
+		if err := a.newClusterSIP(sipCfg); err != nil {
+			_ = engine.Close()
+			return nil, err
+		}
 	}
 	a.registerMetrics()
 	if reg == nil {
@@ -331,10 +359,21 @@ func (a *App) newFlow(clk wallclock.Clock) (*callflow.Flow, error) {
 		MaskedCallers: a.cfg.Log.Callers == config.LogCallersMasked,
 		TagZone:       time.Local,
 		Clock:         clk,
+		GuardOffTick:  a.cluster != nil, // the PIN limits ask Redis
 	}
 	// The per-start key that recognises callers; memory only.
 	if _, err := rand.Read(fc.Key[:]); err != nil {
 		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	if cp := a.cluster; cp != nil {
+		// Every node recognises a caller alike: the cluster's key.
+		fc.Join = cp.join
+		warned := &logging.Throttle{Every: time.Minute}
+		fc.IdentityKey = cp.identityKey(fc.Key, func(err error) {
+			if warned.Allow(time.Now()) {
+				a.log.Warn("cluster: the shared identity key cannot be had; this node's own is used", "error", err.Error())
+			}
+		})
 	}
 	return callflow.New(fc)
 }
@@ -365,8 +404,18 @@ func sipLimits(cfg *config.Config) sipua.Limits {
 	}
 }
 
-// budgetConfig is the PIN budget's part of a configuration.
-func budgetConfig(cfg *config.Config) guard.BudgetConfig {
+// budgetConfig is the PIN budget's part of a configuration, shared with
+// the cluster's other nodes on a cluster node.
+func (a *App) budgetConfig(cfg *config.Config) guard.BudgetConfig {
+	bc := budgetConfigOf(cfg)
+	if a.cluster != nil {
+		bc.Shared = a.cluster.guards
+	}
+	return bc
+}
+
+// budgetConfigOf is the PIN budget's part of a configuration.
+func budgetConfigOf(cfg *config.Config) guard.BudgetConfig {
 	l := cfg.Limits
 	known := time.Duration(l.KnownCallers) * 24 * time.Hour
 	if known == 0 {
@@ -475,10 +524,14 @@ func (a *App) AdminAddr() string {
 // /api/..., and / in a browser. Every action goes through the session
 // rules, like the keypad.
 func (a *App) AdminHandler(token string) *admin.Handler {
+	var rooms admin.Rooms = a.conf
+	if a.cluster != nil {
+		rooms = clusterRooms{Conference: a.conf, node: a.cluster.cfg.Node, router: a.cluster.router}
+	}
 	cfg := admin.Config{
 		Token:   token,
 		Hosts:   adminHosts(&a.cfg.Admin),
-		Rooms:   a.conf,
+		Rooms:   rooms,
 		Drain:   a.Drain,
 		Metrics: a.metrics.Handler(),
 		Health:  a.health,
@@ -528,6 +581,17 @@ func (a *App) Start() error {
 	for _, l := range a.sip.Addrs() {
 		a.log.Info("listening", "sip", l.String())
 	}
+	if a.cluster != nil {
+		if err := a.cluster.start(); err != nil {
+			a.sip.Close()
+			a.clock.Stop()
+			_ = a.engine.Close()
+			a.closeStore()
+			return err
+		}
+		a.log.Info("cluster node", "node", a.cluster.cfg.Node, "internal", a.cluster.listenAddr().String(),
+			"redis", a.cluster.cfg.RedactedRedis())
+	}
 	if err := a.startAdmin(); err != nil {
 		a.sip.Close()
 		a.clock.Stop()
@@ -557,6 +621,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) shutdown(ctx context.Context) error {
 	a.sip.Drain()
+	if a.cluster != nil {
+		// Rooms other nodes' callers sit in go on there.
+		a.cluster.draining()
+	}
 	if a.sip.ActiveCalls() > 0 {
 		st := a.state.Load()
 		a.conf.Announce([]string{prompt.ClosingMaintenance})
@@ -583,6 +651,11 @@ func (a *App) shutdown(ctx context.Context) error {
 		_ = a.admin.Shutdown(ctx)
 	}
 	a.conf.Close() // the rooms record the sessions it ends
+	if a.cluster != nil {
+		if cerr := a.cluster.stop(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	a.clock.Stop()
 	if cerr := a.engine.Close(); cerr != nil && err == nil {
 		err = cerr
@@ -636,7 +709,7 @@ func (a *App) Reload(cfg *config.Config) error {
 	a.sip.SetLimits(sipLimits(cfg))
 	a.sip.SetAnswerDelay(cfg.SIP.AnswerDelay)
 	a.guard.SetAlarmRate(cfg.Limits.PINFailureAlarm)
-	a.budget.SetConfig(budgetConfig(cfg))
+	a.budget.SetConfig(a.budgetConfig(cfg))
 	a.state.Store(newState(cfg, prompts, lib))
 	a.conf.SetPrompts(prompts)
 	a.conf.SetReadings(lib)
@@ -653,6 +726,9 @@ func (a *App) DrainTimeout() time.Duration { return a.state.Load().cfg.DrainTime
 // sessions end by themselves.
 func (a *App) Drain() {
 	a.sip.Drain()
+	if a.cluster != nil {
+		a.cluster.draining()
+	}
 	a.log.Info("draining: new calls are refused, sessions go on")
 }
 

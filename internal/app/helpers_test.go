@@ -186,6 +186,9 @@ func letters(n int64) string {
 }
 
 func TestMain(m *testing.M) {
+	if y := os.Getenv(nodeProcessEnv); y != "" {
+		os.Exit(runNodeProcess(y)) // a cluster node of a test in another process
+	}
 	var dir string
 	for try := 0; dir == ""; try++ {
 		// Not os.MkdirTemp: its name has random digits (see letters).

@@ -19,19 +19,20 @@ const rejectedPrefix = "rejected-"
 // outcomes are the ways a call leaves the IVR or is turned away at the
 // door, besides the rejections (which become "rejected-<reason>").
 var outcomes = []string{
-	"joined",         // entered a room
-	"wrong-pin",      // used up its PIN tries
-	"no-input",       // pressed nothing through the welcome prompts
-	"hung-up-in-ivr", // the caller hung up before joining
-	"group-full",     // the group had max_members
-	"locked",         // the group was locked by its facilitator
-	"removed",        // the caller had been removed from this session
-	"join-failed",    // the room refused for another reason
-	"closed",         // outside the group's meeting hours, no facilitator in the room
-	"pin-blocked",    // the caller is held off after too many PIN failures
-	"pin-busy",       // under a guessing attack, too many calls waited for a PIN answer
-	"rtp-timeout",    // no audio from the caller for rtp.timeout in the IVR
-	"shutdown",       // hung up in the IVR because the bridge was stopping
+	"joined",              // entered a room
+	"wrong-pin",           // used up its PIN tries
+	"no-input",            // pressed nothing through the welcome prompts
+	"hung-up-in-ivr",      // the caller hung up before joining
+	"group-full",          // the group had max_members
+	"locked",              // the group was locked by its facilitator
+	"removed",             // the caller had been removed from this session
+	"join-failed",         // the room refused for another reason
+	"closed",              // outside the group's meeting hours, no facilitator in the room
+	"cluster-unavailable", // a cluster node could not learn or reach the room's owner
+	"pin-blocked",         // the caller is held off after too many PIN failures
+	"pin-busy",            // under a guessing attack, too many calls waited for a PIN answer
+	"rtp-timeout",         // no audio from the caller for rtp.timeout in the IVR
+	"shutdown",            // hung up in the IVR because the bridge was stopping
 	Other,
 }
 
