@@ -90,79 +90,6 @@ func dialNode(t *testing.T, n *clusterNode, number string) *softphone.Phone {
 	return dial(t, n.app, softphone.Config{Caller: number, Server: sipAddr(t, n.app, "udp")})
 }
 
-// Three callers on three nodes with one PIN sit in one room, on the node
-// of the first: each hears the other two and not themself, and a
-// facilitator relayed from one node mutes, by keypad, a member relayed
-// from another.
-func TestClusterOneRoomOnThreeNodes(t *testing.T) {
-	t.Parallel()
-	redis := testkit.StartRedis(t)
-	nodes := startCluster(t, redis, 3, "", "")
-	a, b, c := nodes[0], nodes[1], nodes[2]
-
-	pa := dialNode(t, a, "+15557000001")
-	enter(t, a.logs, pa, "1234", softphone.DigitRFC4733, 1)
-	pb := dialNode(t, b, "+15557000002")
-	enter(t, b.logs, pb, "654321", softphone.DigitRFC4733, 1)
-	pc := dialNode(t, c, "+15557000003")
-	enter(t, c.logs, pc, "1234", softphone.DigitRFC4733, 1)
-	// The room is a's: b's and c's callers are relayed to it.
-	a.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
-	if n := b.logs.count(t, "relayed call joined") + c.logs.count(t, "relayed call joined"); n != 0 {
-		t.Fatalf("%d relayed joins on b and c; the room should be a's alone", n)
-	}
-
-	pa.Media().SendTone(440, -20)
-	pb.Media().SendTone(1000, -20)
-	pc.Media().SendTone(1700, -20)
-	time.Sleep(5 * time.Second) // the join prompts and chimes
-	start := time.Now()
-	time.Sleep(2500 * time.Millisecond)
-	freqs := []float64{440, 1000, 1700}
-	for i, p := range []*softphone.Phone{pa, pb, pc} {
-		got := levels(p, start, 2*time.Second, freqs...)
-		for j, l := range got {
-			if j == i && l > -45 {
-				t.Errorf("caller %d hears itself (%.0f Hz) at %.1f dBFS", i+1, freqs[j], l)
-			}
-			if j != i && l < -30 {
-				t.Errorf("caller %d hears caller %d (%.0f Hz) at %.1f dBFS; want above -30", i+1, j+1, freqs[j], l)
-			}
-		}
-	}
-
-	// b's facilitator mutes seat 3, c's caller: *1 3 # then 1.
-	ctx, cancel := testContext(10 * time.Second)
-	defer cancel()
-	if err := pb.SendDigits(ctx, "*13#", softphone.DigitRFC4733); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond) // the seat menu starts
-	if err := pb.SendDigits(ctx, "1", softphone.DigitRFC4733); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v := a.app.conf.Snapshot()
-		if len(v) == 1 && len(v[0].Seats) == 3 && v[0].Seats[2].FacilitatorMuted {
-			if v[0].Seats[2].Via != "c" || v[0].Seats[1].Via != "b" || v[0].Seats[0].Via != "" {
-				t.Errorf("seats' nodes %q %q %q, want \"\" b c", v[0].Seats[0].Via, v[0].Seats[1].Via, v[0].Seats[2].Via)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("seat 3 not muted by the relayed facilitator: %+v", v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	start = time.Now()
-	time.Sleep(2 * time.Second)
-	if l := levels(pa, start, 2*time.Second, 1700)[0]; l > -45 {
-		t.Errorf("caller 1 still hears muted caller 3 at %.1f dBFS", l)
-	}
-}
-
 // hearsWithin waits up to d for p to hear freq above -30 dBFS (in the last
 // half second of what it received) and returns how long that took.
 func hearsWithin(t *testing.T, p *softphone.Phone, freq float64, d time.Duration) time.Duration {
@@ -350,4 +277,109 @@ func TestClusterDrainHandsTheRoomOn(t *testing.T) {
 	time.Sleep(2 * time.Second) // the reconnect sentence
 	hearsWithin(t, pb, 440, 5*time.Second)
 	hearsWithin(t, pa, 1000, 5*time.Second)
+}
+
+// Callers sent by Kamailio (the operators' example) to three different
+// nodes with one PIN sit in one room: each hears the other two and not
+// themself, and the facilitator, relayed from one node, mutes by keypad a
+// member relayed from a third.
+func TestKamailioClusterOneRoom(t *testing.T) {
+	t.Parallel()
+	kamailioPath(t)
+	redis := testkit.StartRedis(t)
+	nodes := startCluster(t, redis, 3, "", `  proxies: ["127.0.0.1"]`)
+	bridges := make([]*clusterBridge, len(nodes))
+	for i, n := range nodes {
+		bridges[i] = &clusterBridge{addr: sipAddr(t, n.app, "udp"), app: n.app, logs: n.logs}
+	}
+	k := startClusterKamailio(t, bridges)
+
+	pins := []string{"1234", "654321", "1234"}
+	phones := make([]*softphone.Phone, 3)
+	landed := make([]*clusterNode, 3)
+	for i := range phones {
+		ctx, cancel := testContext(15 * time.Second)
+		p, err := softphone.Dial(ctx, softphone.Config{Server: k.frontAddr(), LocalIP: fmt.Sprintf("127.0.0.%d", 30+i),
+			Caller: fmt.Sprintf("+1555710000%d", i+1)})
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d through Kamailio: %v", i+1, err)
+		}
+		t.Cleanup(func() { hangup(p) })
+		phones[i] = p
+		for deadline := time.Now().Add(5 * time.Second); landed[i] == nil; time.Sleep(20 * time.Millisecond) {
+			for _, n := range nodes {
+				if n.logs.count(t, "call answered") > 0 && !contains(landed[:i], n) {
+					landed[i] = n
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("call %d: no other node answered it (round-robin)", i+1)
+			}
+		}
+		enter(t, landed[i].logs, p, pins[i], softphone.DigitRFC4733, 1)
+	}
+	owner := landed[0]
+	owner.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
+
+	freqs := []float64{440, 1000, 1700}
+	for i, p := range phones {
+		p.Media().SendTone(freqs[i], -20)
+	}
+	time.Sleep(5 * time.Second) // the join prompts and chimes
+	start := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	for i, p := range phones {
+		got := levels(p, start, 2*time.Second, freqs...)
+		for j, l := range got {
+			if j == i && l > -45 {
+				t.Errorf("caller %d hears itself (%.0f Hz) at %.1f dBFS", i+1, freqs[j], l)
+			}
+			if j != i && l < -30 {
+				t.Errorf("caller %d hears caller %d (%.0f Hz) at %.1f dBFS; want above -30", i+1, j+1, freqs[j], l)
+			}
+		}
+	}
+
+	// The facilitator (caller 2, on the second node) mutes seat 3 (caller
+	// 3, on the third): *1 3 # then 1.
+	ctx, cancel := testContext(10 * time.Second)
+	defer cancel()
+	if err := phones[1].SendDigits(ctx, "*13#", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := phones[1].SendDigits(ctx, "1", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := owner.app.conf.Snapshot()
+		if len(v) == 1 && len(v[0].Seats) == 3 && v[0].Seats[2].FacilitatorMuted {
+			if v[0].Seats[1].Via != landed[1].name || v[0].Seats[2].Via != landed[2].name {
+				t.Errorf("seats relayed via %q and %q, want %s and %s", v[0].Seats[1].Via, v[0].Seats[2].Via,
+					landed[1].name, landed[2].name)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("seat 3 not muted by the relayed facilitator: %+v", v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	start = time.Now()
+	time.Sleep(2 * time.Second)
+	if l := levels(phones[0], start, 2*time.Second, 1700)[0]; l > -45 {
+		t.Errorf("caller 1 still hears muted caller 3 at %.1f dBFS", l)
+	}
+}
+
+func contains(nodes []*clusterNode, n *clusterNode) bool {
+	for _, x := range nodes {
+		if x == n {
+			return true
+		}
+	}
+	return false
 }
