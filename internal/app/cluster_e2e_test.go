@@ -2,8 +2,11 @@ package app
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/groupbridge/groupbridge/internal/softphone"
 	"github.com/groupbridge/groupbridge/internal/testkit"
@@ -184,6 +187,8 @@ func TestClusterOwnerKilled(t *testing.T) {
 		n.logs.count(t, "relayed call joined", "restored", "true") == 0 {
 		t.Errorf("the caller who called back did not get their seat back")
 	}
+	noSecretsInCluster(t, redis, []*syncBuffer{owner.logs, b.logs, c.logs},
+		"5557100001", "5557100002", "5557100003", "654321")
 }
 
 // Redis stopped during a meeting: the meeting goes on; a join to a room
@@ -373,6 +378,8 @@ func TestKamailioClusterOneRoom(t *testing.T) {
 	if l := levels(phones[0], start, 2*time.Second, 1700)[0]; l > -45 {
 		t.Errorf("caller 1 still hears muted caller 3 at %.1f dBFS", l)
 	}
+	noSecretsInCluster(t, redis, []*syncBuffer{nodes[0].logs, nodes[1].logs, nodes[2].logs},
+		"5557100001", "5557100002", "5557100003", "654321")
 }
 
 func contains(nodes []*clusterNode, n *clusterNode) bool {
@@ -382,4 +389,53 @@ func contains(nodes []*clusterNode, n *clusterNode) bool {
 		}
 	}
 	return false
+}
+
+// noSecretsInCluster fails t when any key or value in Redis, or any node's
+// log, holds one of secrets (caller numbers' digits, PINs): Redis is a
+// database too, and the identities it holds are HMACs, never numbers.
+func noSecretsInCluster(t *testing.T, srv *testkit.Redis, logs []*syncBuffer, secrets ...string) {
+	t.Helper()
+	opt, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx, cancel := testContext(10 * time.Second)
+	defer cancel()
+	var dump strings.Builder
+	keys := 0
+	iter := rdb.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		keys++
+		dump.WriteString(k + "\n")
+		switch rdb.Type(ctx, k).Val() {
+		case "string":
+			dump.WriteString(rdb.Get(ctx, k).Val() + "\n")
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, k).Val() {
+				dump.WriteString(f + "=" + v + "\n")
+			}
+		default:
+			t.Errorf("key %s of type %s: the test does not read it", k, rdb.Type(ctx, k).Val())
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if keys == 0 {
+		t.Fatal("Redis holds nothing: the check would prove nothing")
+	}
+	for _, s := range secrets {
+		if strings.Contains(dump.String(), s) {
+			t.Errorf("Redis holds %q", s)
+		}
+		for i, l := range logs {
+			if strings.Contains(l.String(), s) {
+				t.Errorf("node %d's log holds %q", i, s)
+			}
+		}
+	}
 }
