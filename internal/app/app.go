@@ -186,12 +186,14 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	}
 	var mirror func(string, rules.Snapshot)
 	var unmirror func(string)
+	var fenced func(string) bool
 	if a.cluster != nil {
-		mirror, unmirror = a.cluster.mirrorRoom, a.cluster.unmirrorRoom
+		mirror, unmirror, fenced = a.cluster.mirrorRoom, a.cluster.unmirrorRoom, a.cluster.fenced
 	}
 	a.conf = conference.New(conference.Config{
 		Mirror:      mirror,
 		MirrorEnded: unmirror,
+		Fenced:      fenced,
 		Media:       a.clock,
 		Prompts:     prompts,
 		Readings:    lib,

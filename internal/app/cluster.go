@@ -170,6 +170,12 @@ func (cp *clusterPart) mirrorRoom(room string, snap rules.Snapshot) {
 	}
 }
 
+// fenced holds a room still while this node may have lost it in a stall
+// (conference.Config.Fenced).
+func (cp *clusterPart) fenced(room string) bool {
+	return cp.router != nil && cp.router.Fenced(room)
+}
+
 // unmirrorRoom deletes an ended session's mirror
 // (conference.Config.MirrorEnded).
 func (cp *clusterPart) unmirrorRoom(room string) {

@@ -86,6 +86,12 @@ type Config struct {
 	// on Close: a node stopping leaves its rooms' mirrors for the node
 	// that takes them over.
 	MirrorEnded func(room string)
+	// Fenced, when set, is asked at the start of each of a room's ticks;
+	// true holds the room still (no commands, timers or mixing) for that
+	// tick: a cluster owner that stalled past its lease must not act on
+	// the room (its timers would have run out) before Redis has said
+	// whether the room is still its own. Called on the clock: cheap.
+	Fenced func(room string) bool
 }
 
 // Conference is the set of live rooms.
@@ -103,6 +109,7 @@ type Conference struct {
 	record   attendance.Recorder // nil: no attendance
 	mirror   func(string, rules.Snapshot)
 	unmirror func(string)
+	fenced   func(string) bool
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -127,7 +134,7 @@ func New(cfg Config) *Conference {
 		cfg.Audio.MaxTalkers = 4
 	}
 	c := &Conference{clock: cfg.Media, wall: wallclock.Or(cfg.Clock), log: cfg.Log, audio: cfg.Audio,
-		record: cfg.Attendance, mirror: cfg.Mirror, unmirror: cfg.MirrorEnded, rooms: map[string]*Room{}}
+		record: cfg.Attendance, mirror: cfg.Mirror, unmirror: cfg.MirrorEnded, fenced: cfg.Fenced, rooms: map[string]*Room{}}
 	c.prompts.Store(cfg.Prompts)
 	c.readings.Store(cfg.Readings)
 	return c

@@ -219,6 +219,9 @@ func (r *Room) shutdown(reason string) {
 // Tick applies queued commands and timers, then mixes one frame for
 // everybody.
 func (r *Room) Tick(now time.Time) {
+	if r.conf.fenced != nil && r.conf.fenced(r.group.Name) {
+		return
+	}
 	r.drain(now)
 	r.apply(r.sess.Tick(now), now)
 	r.apply(r.hours.due(), now)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,4 +286,35 @@ func TestHandoffRecordsNothing(t *testing.T) {
 	if got := rec.all(); len(got) != 1 {
 		t.Errorf("records %+v, want the new session's", got)
 	}
+}
+
+// A fenced room (a cluster owner that may have lost the room in a stall)
+// holds still: no frames, no timers, no commands; it goes on when the
+// fence lifts.
+func TestFencedRoomHoldsStill(t *testing.T) {
+	c, _, _ := newRecordedConference(t)
+	var fence atomic.Bool
+	c.fenced = func(room string) bool { return room == "g" && fence.Load() }
+	g := group.Group{Name: "g", LedBy: "peer"}
+	s := &fakeStream{}
+	p := joinMasked(t, c, g, s, group.Member, "", "")
+	written := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.n
+	}
+	fence.Store(true)
+	before := written()
+	for range 50 {
+		tickAll(c, time.Now())
+	}
+	if n := written() - before; n != 0 {
+		t.Fatalf("a fenced room sent %d frames", n)
+	}
+	fence.Store(false)
+	tickAll(c, time.Now())
+	if written() == before {
+		t.Fatal("the room did not go on once the fence lifted")
+	}
+	endAll(c, p)
 }

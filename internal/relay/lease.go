@@ -20,6 +20,10 @@ type holding struct {
 	until atomic.Int64
 	// gone: the room was handed on (Drain); the renewals stop.
 	gone atomic.Bool
+	// tried is when the last renewal attempt ended (Unix nanoseconds),
+	// whatever its outcome: a node that made none for a whole lease was
+	// stalled (Fenced).
+	tried atomic.Int64
 }
 
 // valid reports whether the lease still holds by this node's own count: a
@@ -29,6 +33,17 @@ func (h *holding) valid() bool { return time.Now().UnixNano() < h.until.Load() }
 
 func (h *holding) renewed(start time.Time, lease time.Duration) {
 	h.until.Store(start.Add(lease).UnixNano())
+}
+
+// Fenced reports whether the room's lease is held by this node but no
+// renewal was tried for a whole lease: the node was stalled (SIGSTOP, a
+// paused VM) and the room may have moved meanwhile. Its room holds still
+// until the next renewal says (conference.Config.Fenced). A renewal that
+// failed for want of Redis does not fence: nobody else can take the room
+// then, and it goes on.
+func (r *Router) Fenced(room string) bool {
+	h := r.holding(room)
+	return h != nil && time.Now().UnixNano()-h.tried.Load() > int64(r.cfg.Lease)
 }
 
 // holding returns the room this node owns, or nil.
@@ -55,6 +70,7 @@ func (r *Router) hold(ctx context.Context, g group.Group, epoch int64) {
 	h := &holding{room: g.Name}
 	h.epoch.Store(epoch)
 	h.renewed(start, r.cfg.Lease)
+	h.tried.Store(start.UnixNano())
 	r.mu.Lock()
 	r.held[g.Name] = h
 	r.mu.Unlock()
@@ -109,6 +125,9 @@ func (r *Router) renew(room string, h *holding) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(r.ctx, r.cfg.Lease/3)
 		err := r.cfg.Owners.Renew(ctx, room, h.epoch.Load())
+		if !errors.Is(err, cluster.ErrLost) {
+			h.tried.Store(time.Now().UnixNano())
+		}
 		switch {
 		case err == nil:
 			h.renewed(start, r.cfg.Lease)
@@ -131,11 +150,13 @@ func (r *Router) renew(room string, h *holding) {
 		case errors.Is(err, cluster.ErrLost):
 			back, rerr := r.reassert(ctx, room, h)
 			if rerr != nil {
+				h.tried.Store(time.Now().UnixNano())
 				r.cfg.Log.Warn("room lease lost and not taken back yet", "group", room, "error", rerr.Error())
 				break
 			}
 			if back {
 				h.renewed(start, r.cfg.Lease)
+				h.tried.Store(time.Now().UnixNano())
 				break
 			}
 			cancel()

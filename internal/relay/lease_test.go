@@ -221,3 +221,81 @@ func TestLeaseReassertedAfterRedisRestart(t *testing.T) {
 	}
 	m.Leave()
 }
+
+// At the relay: a hang-up from a leg whose owner is no longer the room's
+// (an old owner that resumed after its lease moved on) is not obeyed; the
+// caller follows the room. The current owner's word stands, even at a
+// higher epoch of the same node (it took the room back after a Redis
+// restart), and so does any word while Redis cannot say.
+func TestStaleOwnersWordDropped(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	rdb := settled(t, srv)
+	a := newNode(t, srv, "a")
+	set := func(v string) {
+		t.Helper()
+		if err := rdb.Set(context.Background(), "groupbridge:room:Circle:owner", v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := cluster.Claim{Node: "b", Epoch: 3}
+	for _, tc := range []struct {
+		name, owner, reason, want string
+	}{
+		{"the owner removes the caller", "b 3", "removed", "removed"},
+		{"the owner ends the session", "b 3", "ended-by-facilitator", "ended-by-facilitator"},
+		{"the owner took it back higher", "b 4", "session-ended", "session-ended"},
+		{"another node took the room", "c 4", "session-ended", conference.ReasonMoved},
+		{"nobody owns it", "", "grace-expired", conference.ReasonMoved},
+		{"the owner went away", "b 3", "", conference.ReasonMoved},
+		{"the owner stopped", "b 3", "room-closed", conference.ReasonMoved},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.owner == "" {
+				_ = rdb.Del(context.Background(), "groupbridge:room:Circle:owner")
+			} else {
+				set(tc.owner)
+			}
+			before := a.r.StaleWords()
+			if got := a.r.ending("Circle", old, tc.reason); got != tc.want {
+				t.Errorf("ending %q = %q, want %q", tc.reason, got, tc.want)
+			}
+			dropped := a.r.StaleWords() - before
+			if want := tc.want == conference.ReasonMoved && tc.reason != "" && tc.reason != "room-closed"; dropped != map[bool]uint64{true: 1}[want] {
+				t.Errorf("%d words counted as stale", dropped)
+			}
+		})
+	}
+	srv.Stop()
+	if got := a.r.ending("Circle", old, "removed"); got != "removed" {
+		t.Errorf("with Redis down: %q, want the word to stand", got)
+	}
+}
+
+// A node whose renewals stopped for a whole lease (it was stalled) holds
+// its room still until a renewal says whether the room is still its own;
+// one whose renewals fail for want of Redis does not.
+func TestFencedAfterAStall(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	settled(t, srv)
+	a := newNode(t, srv, "a")
+	c := a.call(t, "c1")
+	m, err := a.r.Join(c, circle, conference.JoinRequest{Stream: c.stream, Role: group.Member, Identity: "id-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Leave()
+	if a.r.Fenced("Circle") || a.r.Fenced("Other") {
+		t.Fatal("fenced while renewing")
+	}
+	h := a.r.holding("Circle")
+	h.tried.Store(time.Now().Add(-2 * testLease).UnixNano()) // as after a stall
+	if !a.r.Fenced("Circle") {
+		t.Fatal("not fenced after a lease without a renewal")
+	}
+	waitFor(t, "the next renewal lifts the fence", func() bool { return !a.r.Fenced("Circle") })
+	srv.Stop()
+	time.Sleep(3 * testLease)
+	if a.r.Fenced("Circle") {
+		t.Error("fenced while Redis is down: the room must go on")
+	}
+}

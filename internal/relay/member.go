@@ -167,13 +167,39 @@ func (m *relayed) run() {
 			}
 			cancel()
 		case <-m.leg.Context().Done():
-			m.stop(followed(m.leg.RemoteReason()))
+			m.stop(m.r.ending(m.room, m.owner, m.leg.RemoteReason()))
 			return
 		case <-m.done:
 			return
 		}
 	}
 }
+
+// ending is what a relayed caller is let go with when the owner at claim
+// ended its leg with reason. An owner that is not the room's owner any
+// more (it stalled past its lease, and its room may have ended by timers
+// that ran out while it was stopped) has no say: its word is dropped,
+// counted, and the caller follows the room. Redis unreachable: the word
+// stands.
+func (r *Router) ending(room string, claim cluster.Claim, reason string) string {
+	reason = followed(reason)
+	if reason == conference.ReasonMoved {
+		return reason
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, time.Second)
+	defer cancel()
+	now, owned, err := r.cfg.Owners.Owner(ctx, room)
+	if err != nil || (owned && now.Node == claim.Node) {
+		return reason
+	}
+	r.stale.Add(1)
+	r.cfg.Log.Warn("an old owner's word dropped; the caller follows the room", "group", room,
+		"old", claim.Node, "old_epoch", claim.Epoch, "reason", reason)
+	return conference.ReasonMoved
+}
+
+// StaleWords counts the hang-ups of old owners the relays disregarded.
+func (r *Router) StaleWords() uint64 { return r.stale.Load() }
 
 // followed is what the caller is let go with when the owner ended the
 // leg with reason: the room's own endings (removed, ended, ...) end the

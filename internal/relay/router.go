@@ -72,7 +72,8 @@ type Router struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	draining atomic.Bool // Drain: take no room another node may take
+	draining atomic.Bool   // Drain: take no room another node may take
+	stale    atomic.Uint64 // old owners' words dropped (ending)
 
 	mu      sync.Mutex
 	held    map[string]*holding  // rooms this node owns
