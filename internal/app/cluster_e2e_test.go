@@ -180,6 +180,14 @@ func TestClusterOwnerKilled(t *testing.T) {
 	if seats[2] != "facilitator" || seats[3] != "member" {
 		t.Errorf("seats after the takeover %v; want 2 facilitator and 3 member", seats)
 	}
+	// The facilitator's keypad works in the rebuilt room: lecture off, and
+	// the member is heard again too.
+	ctx2, cancel2 := testContext(10 * time.Second)
+	defer cancel2()
+	if err := pb.SendDigits(ctx2, "*5", softphone.DigitRFC4733); err != nil {
+		t.Fatal(err)
+	}
+	hearsWithin(t, pb, 1700, 5*time.Second)
 	// The dead node's caller calls back, to b, and is seated as before.
 	pa2 := dialNode(t, b, "+15557100001")
 	enter(t, b.logs, pa2, "1234", softphone.DigitRFC4733, 2)
