@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -444,6 +445,84 @@ func noSecretsInCluster(t *testing.T, srv *testkit.Redis, logs []*syncBuffer, se
 			if strings.Contains(l.String(), s) {
 				t.Errorf("node %d's log holds %q", i, s)
 			}
+		}
+	}
+}
+
+// The owner stalled (SIGSTOP) past its lease, then resumed: the room does
+// not split. Another node takes it; the old owner, back, gives it up and
+// relays its own caller there, who keeps their seat; everyone hears
+// everyone in one room.
+func TestClusterOwnerStalled(t *testing.T) {
+	t.Parallel()
+	redis := testkit.StartRedis(t)
+	port := freeUDPPort(t)
+	owner := startProcNode(t, clusterYAML(t, "a", "127.0.0.1", port, redis, "", ""), fmt.Sprintf("127.0.0.1:%d", port))
+	rest := startClusterFrom(t, redis, 1, 2, "", "")
+	b, c := rest[0], rest[1]
+
+	pa := dial(t, nil, softphone.Config{Caller: "+15557200001", Server: owner.sip})
+	enter(t, owner.logs, pa, "1234", softphone.DigitRFC4733, 1)
+	pb := dialNode(t, b, "+15557200002")
+	enter(t, b.logs, pb, "654321", softphone.DigitRFC4733, 1)
+	pc := dialNode(t, c, "+15557200003")
+	enter(t, c.logs, pc, "1234", softphone.DigitRFC4733, 1)
+	owner.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
+	pa.Media().SendTone(440, -20)
+	pb.Media().SendTone(1000, -20)
+	pc.Media().SendTone(1700, -20)
+	hearsWithin(t, pc, 440, 5*time.Second)
+
+	if err := owner.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := waitOwner(t, rest, "Circle", 10*time.Second)
+	hearsWithin(t, pc, 1000, 10*time.Second)
+	time.Sleep(time.Second)
+	if err := owner.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	owner.logs.waitCount(t, 10*time.Second, 1, "room taken by another node; its callers follow it")
+	owner.logs.waitCount(t, 10*time.Second, 1, "call moved with its room")
+	// One room, at the new owner, with the three seats: a's caller in
+	// their own seat, relayed from a.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := n.app.conf.Snapshot()
+		if len(v) == 1 && len(v[0].Seats) == 3 && v[0].Seats[0].Via == "a" && v[0].Seats[0].Placement == "room" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the room after the old owner came back: %+v", v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // the reconnect sentence
+	start := time.Now()
+	time.Sleep(2 * time.Second)
+	freqs := []float64{440, 1000, 1700}
+	for i, p := range []*softphone.Phone{pa, pb, pc} {
+		got := levels(p, start, 2*time.Second, freqs...)
+		for j, l := range got {
+			if j != i && l < -30 {
+				t.Errorf("caller %d hears caller %d (%.0f Hz) at %.1f dBFS; want above -30", i+1, j+1, freqs[j], l)
+			}
+			if j == i && l > -45 {
+				t.Errorf("caller %d hears itself at %.1f dBFS: two rooms?", i+1, l)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("the room at %s: %+v", n.name, n.app.conf.Snapshot())
+		for _, x := range rest {
+			t.Logf("%s's rtp: %+v", x.name, x.app.engine.Stats())
+		}
+		r, l := pa.Media().RTPStats()
+		t.Logf("caller 1 received %d lost %d", r, l)
+		for k := 0; k < 4; k++ {
+			st := time.Now()
+			time.Sleep(time.Second)
+			t.Logf("later: 2 hears 440 at %.1f", levels(pb, st, time.Second, 440)[0])
 		}
 	}
 }

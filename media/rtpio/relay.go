@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 
 	"github.com/groupbridge/groupbridge/media/dtmf"
 	"github.com/groupbridge/groupbridge/media/g711"
@@ -37,6 +38,11 @@ var ErrRelayStopped = errors.New("rtpio: relay stopped")
 // (dropped when it has none) and are not reported to OnDigit: the owner
 // decodes them. RTCP stays per stream: reports about what each stream
 // received, and its sender reports, sent with relayed packets.
+//
+// A link forwards live audio only: the datagrams already waiting in a
+// stream's socket when it is linked (Relay, Repoint) are discarded, so a
+// node that resumes after a stall does not send the owner seconds of
+// stale audio in a burst.
 //
 // While relayed a stream plays nothing (ReadFrame returns false). Its
 // WriteFrame still sends, continuing the same sequence, so the relay node
@@ -191,11 +197,13 @@ func (s *Stream) codec() g711.Codec {
 
 // attach makes from relay to to. Its jitter buffer and in-band key filter
 // start again empty, so that nothing from before plays when the relay
-// ends. The caller holds e.relayMu.
+// ends, and what waits in its socket is discarded (flush). The caller
+// holds e.relayMu.
 func (r *Relay) attach(from, to *Stream, epoch int64, toLeg bool) {
 	l := &relayLink{r: r, to: to, epoch: epoch, toLeg: toLeg}
 	from.rx.mu.Lock()
 	defer from.rx.mu.Unlock()
+	from.flush()
 	from.rx.link = l
 	pl := &from.play
 	pl.mu.Lock()
@@ -208,6 +216,37 @@ func (r *Relay) attach(from, to *Stream, epoch int64, toLeg bool) {
 			pl.kinds[i] = jitter.Silence
 		}
 		pl.n = 0
+	}
+}
+
+// flushLimit bounds the datagrams flush reads: a kernel queue holds a few
+// hundred, and a port sprayed at line rate must not hold a Relay call.
+const flushLimit = 2048
+
+// flush discards the RTP datagrams queued on s's socket, counted as Late.
+// They came while nothing relayed them, for the room of frame mode: after
+// a stall of this node (a paused process, a starved CPU) seconds of them
+// wait there, which the poller reads a packet a look. Relayed, they would
+// reach the owner as a burst of stale audio that its jitter buffer can
+// only cut in jumps and then time-scale away over seconds, the caller's
+// voice pitch-shifted meanwhile. The caller holds s.rx.mu.
+func (s *Stream) flush() {
+	if s.rx.closed {
+		return
+	}
+	var b [rtpHeaderLen]byte // only the lengths are counted
+	var rsa unix.RawSockaddrAny
+	var salen uint32
+	for range flushLimit {
+		n, errno := recvfrom(s.fd, b[:], &rsa, &salen)
+		if errno == unix.EAGAIN {
+			return
+		}
+		if errno != 0 {
+			continue // EINTR, or a pending socket error this read consumed
+		}
+		s.c.in(n)
+		s.c.drop(dropLate)
 	}
 }
 

@@ -542,6 +542,60 @@ func TestRelayStop(t *testing.T) {
 	r2.Stop()
 }
 
+// TestRelayFlushesBacklog: what waited in the caller's socket while the
+// pollers were held up (a paused node resuming) is not relayed when a
+// link is made, at Relay or at Repoint: the leg gets only what came after,
+// so the owner gets no burst of stale audio; the backlog counts as Late.
+func TestRelayFlushesBacklog(t *testing.T) {
+	for _, repoint := range []bool{false, true} {
+		t.Run(map[bool]string{false: "relay", true: "repoint"}[repoint], func(t *testing.T) {
+			g := newRelayRig(t, plainRig)
+			leg, lp := g.leg, g.lp
+			var r *Relay
+			if repoint {
+				var err error
+				if r, err = g.e.Relay(g.caller, g.leg, 1); err != nil {
+					t.Fatal(err)
+				}
+				leg, lp = openFacing(t, g.e, false, 96)
+			}
+			sendStream(g.cp, g.caller.LocalAddr(), 2)
+			waitFor(t, "the first packets", func() bool { return g.caller.Stats().PacketsIn == 2 })
+			if repoint {
+				g.lp.recvPkt() // relayed to the first leg
+				g.lp.recvPkt()
+			}
+
+			const backlog = 25
+			for _, p := range g.e.pollers {
+				p.mu.Lock()
+			}
+			sendStream(g.cp, g.caller.LocalAddr(), backlog)
+			var err error
+			if repoint {
+				err = r.Repoint(leg, 2)
+			} else {
+				r, err = g.e.Relay(g.caller, leg, 1)
+			}
+			for _, p := range g.e.pollers {
+				p.mu.Unlock()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.caller.Stats().Dropped.Late; got != backlog {
+				t.Errorf("%d packets dropped as Late at the link, want the backlog's %d", got, backlog)
+			}
+			hs, ps := sendStream(g.cp, g.caller.LocalAddr(), 4)
+			checkRelayed(t, lp, leg, hs, ps)
+			lp.expectSilence(50 * time.Millisecond)
+			if got := r.Stats().ToLeg; repoint && got != 6 || !repoint && got != 4 {
+				t.Errorf("ToLeg %d", got)
+			}
+		})
+	}
+}
+
 // TestRelayRefuses checks what Relay will not link.
 func TestRelayRefuses(t *testing.T) {
 	e := testEngine(t, 6)

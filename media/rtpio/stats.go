@@ -85,7 +85,8 @@ type Drops struct {
 	Duplicate uint64
 	// Late: audio that arrived after its time to be played had passed (the
 	// jitter buffer raises its delay when this happens); on a relayed
-	// stream, a packet too far behind the newest to tell (64 packets).
+	// stream, a packet too far behind the newest to tell (64 packets), or
+	// one waiting in its socket when it was linked (Relay, Repoint).
 	Late uint64
 	// SendError: outgoing datagrams (audio frames and RTCP reports) the
 	// kernel refused (a full socket buffer gives EAGAIN or ENOBUFS;
