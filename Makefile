@@ -34,15 +34,17 @@ test-deps:
 # time: the end-to-end tests judge audio by signal in real time, and
 # compiling other packages or running their tests beside them on a
 # two-core machine starves the bridge under test (-race makes it worse).
-# Within a package four tests run at once: the end-to-end tests mostly
-# wait on real time (internal/app used 26 s of CPU in 6 minutes), so this
-# halves the wall time without loading the machine.
+# Within a package six tests run at once: the end-to-end tests mostly
+# wait on real time (internal/app used 26 s of CPU in 6 minutes; its
+# parallel tests add up to about 21 minutes, its serial ones, sipp, the
+# flood and the browser, about 3), so this cuts the wall time without
+# loading the machine.
 # GROUPBRIDGE_REQUIRE_PEERS=1: a test whose outside program is missing
 # fails instead of skipping, since test-deps has just installed them all.
 test: test-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -run '^$$' $(PKGS) >/dev/null
-	GROUPBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -p 1 -parallel 4 -timeout 15m $(PKGS)
+	GROUPBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -p 1 -parallel 6 -timeout 15m $(PKGS)
 
 # unit runs the tests without installing anything (interop, browser and
 # PostgreSQL tests skip themselves when their program is missing).
