@@ -94,6 +94,25 @@ func dialNode(t *testing.T, n *clusterNode, number string) *softphone.Phone {
 	return dial(t, n.app, softphone.Config{Caller: number, Server: sipAddr(t, n.app, "udp")})
 }
 
+// ownerAndRelays starts node a in its own process (to be killed or
+// stalled) and b and c here, and seats three callers, numbers prefix+1..3:
+// a member on a, who owns the room, the facilitator relayed from b and a
+// member relayed from c.
+func ownerAndRelays(t *testing.T, redis *testkit.Redis, prefix string) (*procNode, []*clusterNode, []*softphone.Phone) {
+	t.Helper()
+	port := freeUDPPort(t)
+	owner := startProcNode(t, clusterYAML(t, "a", "127.0.0.1", port, redis, "", ""), fmt.Sprintf("127.0.0.1:%d", port))
+	rest := startClusterFrom(t, redis, 1, 2, "", "")
+	pa := dial(t, nil, softphone.Config{Caller: prefix + "1", Server: owner.sip})
+	enter(t, owner.logs, pa, "1234", softphone.DigitRFC4733, 1)
+	pb := dialNode(t, rest[0], prefix+"2")
+	enter(t, rest[0].logs, pb, "654321", softphone.DigitRFC4733, 1)
+	pc := dialNode(t, rest[1], prefix+"3")
+	enter(t, rest[1].logs, pc, "1234", softphone.DigitRFC4733, 1)
+	owner.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
+	return owner, rest, []*softphone.Phone{pa, pb, pc}
+}
+
 // hearsWithin waits up to d for p to hear freq above -30 dBFS (in the last
 // half second of what it received) and returns how long that took.
 func hearsWithin(t *testing.T, p *softphone.Phone, freq float64, d time.Duration) time.Duration {
@@ -141,18 +160,9 @@ func waitOwner(t *testing.T, nodes []*clusterNode, room string, d time.Duration)
 func TestClusterOwnerKilled(t *testing.T) {
 	t.Parallel()
 	redis := testkit.StartRedis(t)
-	port := freeUDPPort(t)
-	owner := startProcNode(t, clusterYAML(t, "a", "127.0.0.1", port, redis, "", ""), fmt.Sprintf("127.0.0.1:%d", port))
-	rest := startClusterFrom(t, redis, 1, 2, "", "")
+	owner, rest, phones := ownerAndRelays(t, redis, "+1555710000")
 	b, c := rest[0], rest[1]
-
-	pa := dial(t, nil, softphone.Config{Caller: "+15557100001", Server: owner.sip})
-	enter(t, owner.logs, pa, "1234", softphone.DigitRFC4733, 1)
-	pb := dialNode(t, b, "+15557100002")
-	enter(t, b.logs, pb, "654321", softphone.DigitRFC4733, 1)
-	pc := dialNode(t, c, "+15557100003")
-	enter(t, c.logs, pc, "1234", softphone.DigitRFC4733, 1)
-	owner.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
+	pb, pc := phones[1], phones[2]
 	ctx, cancel := testContext(10 * time.Second)
 	defer cancel()
 	if err := pb.SendDigits(ctx, "*5", softphone.DigitRFC4733); err != nil { // lecture mode
@@ -456,18 +466,8 @@ func noSecretsInCluster(t *testing.T, srv *testkit.Redis, logs []*syncBuffer, se
 func TestClusterOwnerStalled(t *testing.T) {
 	t.Parallel()
 	redis := testkit.StartRedis(t)
-	port := freeUDPPort(t)
-	owner := startProcNode(t, clusterYAML(t, "a", "127.0.0.1", port, redis, "", ""), fmt.Sprintf("127.0.0.1:%d", port))
-	rest := startClusterFrom(t, redis, 1, 2, "", "")
-	b, c := rest[0], rest[1]
-
-	pa := dial(t, nil, softphone.Config{Caller: "+15557200001", Server: owner.sip})
-	enter(t, owner.logs, pa, "1234", softphone.DigitRFC4733, 1)
-	pb := dialNode(t, b, "+15557200002")
-	enter(t, b.logs, pb, "654321", softphone.DigitRFC4733, 1)
-	pc := dialNode(t, c, "+15557200003")
-	enter(t, c.logs, pc, "1234", softphone.DigitRFC4733, 1)
-	owner.logs.waitCount(t, 5*time.Second, 2, "relayed call joined")
+	owner, rest, phones := ownerAndRelays(t, redis, "+1555720000")
+	pa, pb, pc := phones[0], phones[1], phones[2]
 	pa.Media().SendTone(440, -20)
 	pb.Media().SendTone(1000, -20)
 	pc.Media().SendTone(1700, -20)

@@ -386,28 +386,13 @@ func scannerRequest(req *sip.Request) bool {
 // scanner, from its User-Agent and From header lines (f: is From's compact
 // form). It reads only the header lines and allocates nothing.
 func rawScanner(data []byte) bool {
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return false
-	}
-	rest := data[nl+1:] // past the request line
-	for len(rest) > 0 {
-		line := rest
-		rest = nil
-		if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
-			line, rest = line[:nl], line[nl+1:]
+	h := rawHeaders(data)
+	for {
+		name, value, ok := h.next()
+		if !ok {
+			return false
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			return false // the end of the headers
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			continue
-		}
-		name, value := trimSpace(line[:colon]), clip(line[colon+1:])
+		value = clip(value)
 		switch {
 		case equalFold(name, "user-agent"):
 			if matchAny(value, scannerAgents) {
@@ -424,7 +409,42 @@ func rawScanner(data []byte) bool {
 			}
 		}
 	}
-	return false
+}
+
+// rawHeaderLines walks the header lines of a SIP request in a datagram,
+// before sipgo parses it, allocating nothing.
+type rawHeaderLines struct{ rest []byte }
+
+// rawHeaders starts past the request line of data.
+func rawHeaders(data []byte) rawHeaderLines {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return rawHeaderLines{}
+	}
+	return rawHeaderLines{rest: data[nl+1:]}
+}
+
+// next returns the next header line's name and value, trimmed of spaces;
+// false at the end of the headers. Lines without a colon are passed over.
+func (h *rawHeaderLines) next() (name, value []byte, ok bool) {
+	for len(h.rest) > 0 {
+		line := h.rest
+		h.rest = nil
+		if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
+			line, h.rest = line[:nl], line[nl+1:]
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			h.rest = nil
+			return nil, nil, false // the end of the headers
+		}
+		if colon := bytes.IndexByte(line, ':'); colon >= 0 {
+			return trimSpace(line[:colon]), trimSpace(line[colon+1:]), true
+		}
+	}
+	return nil, nil, false
 }
 
 // clip keeps the first maxScanned bytes of a header value.

@@ -1,7 +1,6 @@
 package sipua
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -113,32 +112,19 @@ func (o *originScreen) screen(req *sip.Request, tx sip.ServerTransaction, r fact
 // malformed: the origin unit then screens (and refuses) the parsed
 // request.
 func rawOrigin(data []byte) (netip.Addr, bool) {
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return netip.Addr{}, false
-	}
 	var found []byte
-	rest := data[nl+1:] // past the request line
-	for len(rest) > 0 {
-		line := rest
-		rest = nil
-		if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
-			line, rest = line[:nl], line[nl+1:]
+	for h := rawHeaders(data); ; {
+		name, value, ok := h.next()
+		if !ok {
+			break
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			break // the end of the headers
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 || !equalFold(trimSpace(line[:colon]), "x-groupbridge-source") {
+		if !equalFold(name, "x-groupbridge-source") {
 			continue
 		}
 		if found != nil {
 			return netip.Addr{}, false
 		}
-		found = trimSpace(line[colon+1:])
+		found = value
 		if len(found) == 0 || len(found) > maxSourceValue {
 			return netip.Addr{}, false
 		}
