@@ -5,6 +5,7 @@
 #   make soak    200 callers joining and leaving for SOAK_DURATION (10m), then a leak check
 #   make bench-load  the load tool against the bridge and the reference reflector (BENCHMARKS.md)
 #   make bench-latency  delay through the bridge, measured on the wire (BENCHMARKS.md)
+#   make bench-relay  what a relayed caller costs a cluster's relay node and owner (BENCHMARKS.md)
 #   make screenshots  the README's pictures of the console (docs/console-*.png)
 GO       ?= go
 PKGS     := ./...
@@ -16,7 +17,7 @@ PKGS     := ./...
 TEST_DEBS := sip-tester espeak-ng sox kamailio baresip-core chromium postgresql redis-server
 TEST_BINS := sipp espeak-ng sox /usr/sbin/kamailio baresip /usr/bin/chromium /usr/lib/postgresql/15/bin/postgres /usr/bin/redis-server
 
-.PHONY: all build run test test-deps unit bench bench-load bench-latency soak fuzz lint prompts screenshots clean
+.PHONY: all build run test test-deps unit bench bench-load bench-latency bench-relay soak fuzz lint prompts screenshots clean
 
 all: build
 
@@ -91,6 +92,24 @@ bench-latency:
 	done
 	@grep -h 'onsets ms:' $$(seq -f 'bin/latency-%g.log' $(LATENCY_RUNS)) | sed 's/.*onsets ms://' | tr ' ' '\n' | grep . | sort -n | \
 		awk '{v[NR]=$$1} END {if (NR) printf "all %d runs pooled: onset in to onset out median %.1f ms p10 %.1f ms p90 %.1f ms (%d bursts)\n", $(LATENCY_RUNS), v[int((NR+1)/2)], v[int(NR*0.1)+1], v[int(NR*0.9)], NR}'
+
+# bench-relay: issue 15's cost of a relayed caller (scripts/relay-bench.sh).
+# Each run starts its own redis-server and two nodes built from the tree
+# (a on 127.0.0.1 owning RELAY_ROOMS rooms, b on 127.0.0.2), seats
+# RELAY_CALLS callers relayed from b to a, or, alternately, all local on a,
+# and reads both processes' CPU from /proc over RELAY_WINDOW: RELAY_RUNS
+# rounds per caller generator (sipp, and `groupbridge load`), about 20
+# minutes with the defaults. After each relayed window 10 probe callers
+# join through b under tcpdump on lo and scripts/relay-hop.py times the
+# hop both ways on them (root; LATENCY_WINDOW=0 skips it). Loopback only
+# (RTP ports from 20000 and 26000, sipp's from 46000). Not part of test.
+RELAY_CALLS ?= 300
+RELAY_ROOMS ?= 30
+RELAY_WINDOW ?= 30s
+RELAY_RUNS ?= 3
+RELAY_GENERATORS ?= sipp load
+bench-relay:
+	./scripts/relay-bench.sh $(RELAY_CALLS) $(RELAY_ROOMS) $(RELAY_WINDOW) $(RELAY_RUNS) "$(RELAY_GENERATORS)"
 
 # soak: 200 callers joining and leaving the whole bridge (in-process, on
 # loopback) for SOAK_DURATION (10s-15m); then goroutines, open files and the
