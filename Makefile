@@ -98,7 +98,7 @@ bench-latency:
 # (a on 127.0.0.1 owning RELAY_ROOMS rooms, b on 127.0.0.2), seats
 # RELAY_CALLS callers relayed from b to a, or, alternately, all local on a,
 # and reads both processes' CPU from /proc over RELAY_WINDOW: RELAY_RUNS
-# rounds per caller generator (sipp, and `groupbridge load`), about 20
+# rounds per caller generator (sipp, and `groupbridge load`), about 30
 # minutes with the defaults. After each relayed window 10 probe callers
 # join through b under tcpdump on lo and scripts/relay-hop.py times the
 # hop both ways on them (root; LATENCY_WINDOW=0 skips it). Loopback only
