@@ -205,13 +205,15 @@ func (w *Writer) run() {
 		}
 		if err := w.flush(); err != nil {
 			failures++
-			w.onError()
+			// The retry is armed before the failure is told (OnError):
+			// whoever learns of it and moves the clock on finds it set.
+			retry.Reset(backoff)
 			msg := "attendance not written; keeping it and trying again"
 			if !w.st.Ready() {
 				msg = "attendance store not reachable; keeping records and trying again"
 			}
 			w.st.log.Warn(msg, "store", w.st.where, "error", err.Error(), "queued", w.queued(), "retry_in", backoff.String())
-			retry.Reset(backoff)
+			w.onError()
 			waiting, backoff = true, min(backoff*2, retryMax)
 			continue
 		}
