@@ -3,7 +3,7 @@ package sipua
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -393,18 +393,39 @@ func startSippUAS(t *testing.T) (netip.AddrPort, <-chan error) {
 		<-exited
 	})
 	addr := netip.AddrPortFrom(loopback, uint16(port))
-	// Ready when it holds its SIP port.
-	deadline := time.Now().Add(3 * time.Second)
+	// Ready when it holds its SIP port, as the kernel's socket table says:
+	// trying to bind the port to find out would take it from sipp for a
+	// moment, and a sipp starting then fails to bind and exits.
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-		if err != nil {
+		if udpBound(t, port) {
 			return addr, done
 		}
-		_ = c.Close()
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("sipp ended at start: %s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	t.Fatal("sipp did not bind its port")
 	return addr, done
+}
+
+// udpBound reports whether a UDP socket is bound to port on this machine
+// (/proc/net/udp: local addresses as hex IP:port).
+func udpBound(t *testing.T, port int) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(":%04X ", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasSuffix(f[1]+" ", want) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestDialSippUAS(t *testing.T) {
