@@ -183,7 +183,7 @@ func (r *Router) try(ctx context.Context, c Call, g group.Group, req conference.
 		if r.cfg.Fallback {
 			r.cfg.Log.Warn("cluster unreachable: the room opens here (cluster.fallback: local)", "group", g.Name,
 				"error", err.Error())
-			return r.joinLocal(g, req)
+			return r.joinHere(g, req)
 		}
 		r.cfg.Refused()
 		r.cfg.Log.Warn("cluster unreachable: join refused", "group", g.Name, "error", err.Error())
@@ -224,12 +224,6 @@ func (r *Router) joinHere(g group.Group, req conference.JoinRequest) (callflow.M
 		return nil, false, err
 	}
 	return p, false, nil
-}
-
-// joinLocal is joinHere for a room whose owner nobody can tell
-// (cluster.fallback: local).
-func (r *Router) joinLocal(g group.Group, req conference.JoinRequest) (callflow.Member, bool, error) {
-	return r.joinHere(g, req)
 }
 
 // callToken is the identity of a caller without a number: the same for
