@@ -573,6 +573,9 @@ func (a *App) Start() error {
 	// mixes (rtpio.Engine.Tick).
 	a.clock.Add(a.engine)
 	a.clock.Add(a.lobby)
+	// And last: send the bundles of audio the rooms' ticks gathered for
+	// relay nodes (nothing without a cluster).
+	a.clock.AddLast(a.engine.BundleFlusher())
 	a.clock.Start()
 	if err := a.sip.Start(); err != nil {
 		a.clock.Stop()

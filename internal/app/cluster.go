@@ -117,10 +117,16 @@ func (a *App) newClusterSIP(base sipua.Config) error {
 	ic.Proxies = nil
 	ic.Handler = sipua.HandlerFunc(a.serveLeg)
 	ic.CallerLabel = func(*sipua.Call) string { return "internal" }
-	var err error
+	// The bundle port: owners send the audio of this node's relayed
+	// callers there, a datagram per tick (D32); the same cluster key
+	// protects what this node sends as an owner.
+	bundles, err := a.engine.OpenBundles(cp.signer.BundleKey(), cp.cfg.PeerPrefixes())
+	if err != nil {
+		return fmt.Errorf("cluster: bundle port: %w", err)
+	}
 	if cp.router, err = relay.New(relay.Config{
 		Node: cp.cfg.Node, Owners: cp.owners, Nodes: cp.nodes, Signer: cp.signer, Mirror: cp.mirror,
-		Conf: a.conf, Engine: a.engine, Peers: cp.cfg.PeerPrefixes(), Lease: cp.cfg.Lease,
+		Conf: a.conf, Engine: a.engine, Bundles: bundles.Port(), Peers: cp.cfg.PeerPrefixes(), Lease: cp.cfg.Lease,
 		Fallback: cp.cfg.Fallback == config.FallbackLocal, Log: a.log,
 	}); err != nil {
 		return err
@@ -154,6 +160,9 @@ func (a *App) serveLeg(c *sipua.Call) {
 	if !ok {
 		c.Hangup("internal-error")
 		return
+	}
+	if err := a.cluster.router.Bundle(c); err != nil {
+		a.log.Warn("cluster: the leg's audio goes unbundled", "call", c.ID(), "error", err.Error())
 	}
 	a.flow.ServeLeg(sipCall{c}, callflow.Leg{Group: leg.Room, Role: leg.Role, Identity: leg.Identity,
 		Language: leg.Language, Via: leg.From, Reconnect: leg.Reconnect})

@@ -365,6 +365,18 @@ func TestKamailioClusterOneRoom(t *testing.T) {
 		}
 	}
 
+	// What the owner sent them went in bundles (D32), which both relay
+	// nodes took whole.
+	if n := owner.app.engine.BundleStats().PacketsOut; n < 100 {
+		t.Errorf("the owner sent %d bundles in 7.5 s of a room with two relayed callers", n)
+	}
+	for _, n := range landed[1:] {
+		st := n.app.engine.BundleStats()
+		if d := st.Dropped; st.PacketsIn < 100 || d.SRTPAuth+d.Duplicate+d.Malformed != 0 {
+			t.Errorf("relay node %s took %d bundles, dropped %+v", n.name, st.PacketsIn, d)
+		}
+	}
+
 	// The facilitator (caller 2, on the second node) mutes seat 3 (caller
 	// 3, on the third): *1 3 # then 1.
 	ctx, cancel := testContext(10 * time.Second)

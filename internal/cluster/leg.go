@@ -41,6 +41,10 @@ type Leg struct {
 	Epoch    int64 // the room's epoch the dialler believes current
 	// Reconnect: this leg replaces one lost in a failover.
 	Reconnect bool
+	// Downlink is the dialler's bundle port (rtpio.Engine.OpenBundles) on
+	// the leg's media address, where the owner sends the leg's audio
+	// bundled with that node's other legs; 0: on the leg itself.
+	Downlink uint16
 }
 
 // Errors of Verify. A header that is refused wraps exactly one of them.
@@ -69,17 +73,20 @@ const (
 	// MinSecretLen is the shortest cluster.secret accepted.
 	MinSecretLen = 32
 
-	legVersion = "v1."
+	// legVersion names the token's layout: a node refuses another's
+	// (v2 added Leg.Downlink), so nodes of two layouts never half-agree.
+	legVersion = "v2."
 	// nonceTTL is how long a nonce is remembered: longer than any time a
 	// token of it is still fresh (its own time + LegWindow is at most
 	// 2*LegWindow after it is first seen).
-	nonceTTL      = 120 * time.Second
-	noncePrefix   = "groupbridge:nonce:"
-	maxLegString  = 1024
-	maxHeaderLen  = 8192
-	nonceCacheCap = 1 << 16
-	legMACLabel   = "groupbridge leg signature"
-	legKeyLabel   = "groupbridge leg srtp "
+	nonceTTL       = 120 * time.Second
+	noncePrefix    = "groupbridge:nonce:"
+	maxLegString   = 1024
+	maxHeaderLen   = 8192
+	nonceCacheCap  = 1 << 16
+	legMACLabel    = "groupbridge leg signature"
+	legKeyLabel    = "groupbridge leg srtp "
+	bundleKeyLabel = "groupbridge bundle key"
 )
 
 // Signer signs and verifies internal legs with cluster.secret and
@@ -187,6 +194,21 @@ func (s *Signer) Verify(ctx context.Context, header, callID string, sdp []byte) 
 // node would not have been noticed.
 func (s *Signer) LocalOnly() uint64 { return s.localN.Load() }
 
+// BundleKey is the key of the cluster's bundles (rtpio.OpenBundles, 32
+// bytes): every node with the same secret derives the same.
+func (s *Signer) BundleKey() []byte {
+	k, err := hkdf.Key(sha256.New, s.secret, nil, bundleKeyLabel, 32)
+	if err != nil { // only for lengths over 255*32 bytes
+		panic(err)
+	}
+	return k
+}
+
+// LegTag is the tag by which bundles name the leg of nonce
+// (rtpio.Stream.AcceptBundles, SendBundled): both ends know the nonce,
+// and a later leg on the same port has another.
+func LegTag(nonce [16]byte) uint32 { return binary.BigEndian.Uint32(nonce[:4]) }
+
 // LegKeys returns the two SRTP master keys and salts (SRTPKeyLen bytes
 // each) of the leg with nonce: dialler protects what the dialling node
 // sends, answerer what the owner sends. Every node with the same secret
@@ -275,7 +297,7 @@ func (s *Signer) mac(body []byte, callID string, sdp []byte) []byte {
 }
 
 // encodeLeg lays the fields out: four strings each after its 2-byte
-// length, role, epoch, reconnect, time, nonce.
+// length, role, epoch, reconnect, downlink, time, nonce.
 func encodeLeg(l Leg, ts int64, nonce [16]byte) []byte {
 	b := make([]byte, 0, 64+len(l.From)+len(l.Room)+len(l.Language)+len(l.Identity))
 	for _, f := range []string{l.From, l.Room, l.Language, l.Identity} {
@@ -289,6 +311,7 @@ func encodeLeg(l Leg, ts int64, nonce [16]byte) []byte {
 		rc = 1
 	}
 	b = append(b, rc)
+	b = binary.BigEndian.AppendUint16(b, l.Downlink)
 	b = binary.BigEndian.AppendUint64(b, uint64(ts))
 	return append(b, nonce[:]...)
 }
@@ -309,7 +332,7 @@ func decodeLeg(b []byte) (l Leg, ts int64, nonce [16]byte, err error) {
 		}
 		fs[i], b = string(b[2:2+n]), b[2+n:]
 	}
-	if len(b) != 1+8+1+8+16 {
+	if len(b) != 1+8+1+2+8+16 {
 		return bad("length")
 	}
 	l = Leg{From: fs[0], Room: fs[1], Language: fs[2], Identity: fs[3]}
@@ -325,8 +348,9 @@ func decodeLeg(b []byte) (l Leg, ts int64, nonce [16]byte, err error) {
 	default:
 		return bad("reconnect flag")
 	}
-	ts = int64(binary.BigEndian.Uint64(b[10:]))
-	copy(nonce[:], b[18:])
+	l.Downlink = binary.BigEndian.Uint16(b[10:])
+	ts = int64(binary.BigEndian.Uint64(b[12:]))
+	copy(nonce[:], b[20:])
 	if l.From == "" || l.Room == "" {
 		return bad("empty node or room")
 	}

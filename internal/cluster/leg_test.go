@@ -71,7 +71,7 @@ func TestSignRefuses(t *testing.T) {
 	}
 }
 
-var headerSafe = regexp.MustCompile(`^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$`)
+var headerSafe = regexp.MustCompile(`^v2\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$`)
 
 func TestLegRoundTrip(t *testing.T) {
 	srv := testkit.StartRedis(t)
@@ -79,7 +79,7 @@ func TestLegRoundTrip(t *testing.T) {
 	a, b := signer(t, testSecret, client(t, srv), nil), signer(t, testSecret, client(t, srv), nil)
 	for _, l := range []Leg{
 		testLeg,
-		{From: "b", Room: "x", Role: group.Facilitator, Epoch: 1 << 40, Reconnect: true},
+		{From: "b", Room: "x", Role: group.Facilitator, Epoch: 1 << 40, Reconnect: true, Downlink: 40002},
 		{From: "c", Room: "ünïcode room; \"quoted\"\r\n", Identity: strings.Repeat("z", maxLegString)},
 	} {
 		h, nonce, err := a.Sign(l, testCallID, testSDP)
@@ -137,6 +137,7 @@ func TestLegTampered(t *testing.T) {
 		{name: "epoch", edit: func(l *Leg, _ *int64, _ *[16]byte) { l.Epoch++ }},
 		{name: "language", edit: func(l *Leg, _ *int64, _ *[16]byte) { l.Language = "es" }},
 		{name: "reconnect", edit: func(l *Leg, _ *int64, _ *[16]byte) { l.Reconnect = true }},
+		{name: "downlink", edit: func(l *Leg, _ *int64, _ *[16]byte) { l.Downlink = 9 }},
 		{name: "timestamp", edit: func(_ *Leg, ts *int64, _ *[16]byte) { *ts++ }},
 		{name: "nonce", edit: func(_ *Leg, _ *int64, n *[16]byte) { n[15] ^= 1 }},
 		{name: "sdp byte", sdp: append(append([]byte{}, testSDP[:len(testSDP)-2]...), '8', '\n')},
@@ -195,9 +196,9 @@ func TestLegMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{
-		"", "v1", "v1.", "v2" + h[2:], strings.TrimPrefix(h, "v1."),
+		"", "v2", "v2.", "v1" + h[2:], "v3" + h[2:], strings.TrimPrefix(h, "v2."),
 		h[:strings.LastIndexByte(h, '.')], h + "=", h + "A", h + ".x",
-		strings.Replace(h, "v1.", "v1.!", 1), "v1." + strings.Repeat("A", maxHeaderLen),
+		strings.Replace(h, "v2.", "v2.!", 1), "v2." + strings.Repeat("A", maxHeaderLen),
 	} {
 		if _, _, err := s.Verify(context.Background(), bad, testCallID, testSDP); !errors.Is(err, ErrLegMalformed) {
 			t.Errorf("Verify(%.40q) = %v, want ErrLegMalformed", bad, err)
@@ -419,8 +420,8 @@ func FuzzVerify(f *testing.F) {
 		}
 		f.Add(h, testCallID, sdpOf(i))
 	}
-	f.Add("v1..", "", []byte(nil))
-	f.Add("v1.AAAA.AAAA", "x", []byte("y"))
+	f.Add("v2..", "", []byte(nil))
+	f.Add("v2.AAAA.AAAA", "x", []byte("y"))
 	f.Fuzz(func(t *testing.T, h, callID string, sdp []byte) {
 		l, nonce, err := s.Verify(context.Background(), h, callID, sdp)
 		if err != nil {

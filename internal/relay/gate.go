@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/groupbridge/groupbridge/internal/cluster"
@@ -28,11 +29,34 @@ func (r *Router) Gate(req sipua.GateRequest) (sipua.GateResult, error) {
 		return sipua.GateResult{}, &sipua.Refusal{Code: 480, Reason: "Not This Room's Node"}
 	}
 	dialler, answerer := r.cfg.Signer.LegKeys(nonce)
-	return sipua.GateResult{Value: leg, SRTP: &rtpio.SRTPKeys{Local: answerer, Remote: dialler}}, nil
+	return sipua.GateResult{Value: admitted{leg, cluster.LegTag(nonce)},
+		SRTP: &rtpio.SRTPKeys{Local: answerer, Remote: dialler}}, nil
+}
+
+// admitted is what the Gate keeps of a leg it let in: its signed terms
+// and its bundle tag.
+type admitted struct {
+	leg cluster.Leg
+	tag uint32
 }
 
 // LegOf is the signed terms of an internal leg the Gate let in.
 func LegOf(c *sipua.Call) (cluster.Leg, bool) {
-	leg, ok := c.Admission().(cluster.Leg)
-	return leg, ok
+	a, ok := c.Admission().(admitted)
+	return a.leg, ok
+}
+
+// Bundle makes the owner's audio to a leg the Gate let in go in bundles
+// to its dialler's bundle port, when the dialler gave one (D32). Without,
+// or when this fails, the audio goes on the leg itself.
+func (r *Router) Bundle(c *sipua.Call) error {
+	a, ok := c.Admission().(admitted)
+	if !ok || a.leg.Downlink == 0 {
+		return nil
+	}
+	s := c.Stream()
+	if s == nil {
+		return errors.New("relay: bundle: the leg has no media stream")
+	}
+	return s.SendBundled(a.leg.Downlink, a.tag)
 }

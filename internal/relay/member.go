@@ -66,7 +66,8 @@ func (r *Router) joinThere(ctx context.Context, c Call, g group.Group, req confe
 		return nil, false, fmt.Errorf("relay: %s: node %s at %q: %w", g.Name, claim.Node, info.Listen, callflow.ErrUnavailable)
 	}
 	leg := cluster.Leg{From: r.cfg.Node, Room: g.Name, Role: req.Role, Language: req.Language,
-		Identity: req.Identity, Epoch: claim.Epoch, Reconnect: req.Reconnect}
+		Identity: req.Identity, Epoch: claim.Epoch, Reconnect: req.Reconnect, Downlink: r.cfg.Bundles}
+	var tag uint32
 	opts := sipua.DialOptions{
 		Transport:   "udp",
 		From:        r.cfg.Node,
@@ -78,6 +79,7 @@ func (r *Router) joinThere(ctx context.Context, c Call, g group.Group, req confe
 			if err != nil {
 				return nil, nil, err
 			}
+			tag = cluster.LegTag(nonce)
 			dialler, answerer := r.cfg.Signer.LegKeys(nonce)
 			return []sipua.Header{{Name: LegHeader, Value: tok}}, &rtpio.SRTPKeys{Local: dialler, Remote: answerer}, nil
 		},
@@ -86,6 +88,12 @@ func (r *Router) joinThere(ctx context.Context, c Call, g group.Group, req confe
 	if err != nil {
 		// Not the owner any more, or not reachable: look again.
 		return nil, true, err
+	}
+	if r.cfg.Bundles != 0 {
+		if err := lc.Stream().AcceptBundles(tag); err != nil {
+			lc.Hangup("relay-failed")
+			return nil, false, fmt.Errorf("relay: %s: %w", g.Name, err)
+		}
 	}
 	link, err := r.cfg.Engine.Relay(c.Stream(), lc.Stream(), claim.Epoch)
 	if err != nil {

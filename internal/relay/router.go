@@ -50,8 +50,12 @@ type Config struct {
 	// needs the Router's Gate, so it may be set after New (SetInternal).
 	Internal *sipua.Server
 	Engine   *rtpio.Engine
-	Peers    []netip.Prefix
-	Lease    time.Duration
+	// Bundles is Engine's bundle port (rtpio.Engine.OpenBundles): owners
+	// send the audio of this node's legs there, bundled (D32). 0: each
+	// leg's audio comes on the leg.
+	Bundles uint16
+	Peers   []netip.Prefix
+	Lease   time.Duration
 	// Fallback: a join whose room's owner Redis cannot tell opens the room
 	// here (cluster.fallback: local), which may split it.
 	Fallback bool

@@ -41,6 +41,7 @@ type Clock struct {
 	panics    atomic.Int64 // ticks of one Ticker that panicked and were recovered
 
 	observe func(time.Duration) // told each tick's work time; set before Start
+	last    []Ticker            // ticked after all others; set before Start
 
 	stop chan struct{}
 	done chan struct{}
@@ -50,6 +51,11 @@ type Clock struct {
 // Observe sets a function told how long each tick's work took (a metrics
 // histogram). It must be set before Start and must not block.
 func (c *Clock) Observe(f func(time.Duration)) { c.observe = f }
+
+// AddLast registers t to be ticked after every other Ticker of each
+// period: what sends the rooms' output gathered during the tick. It must
+// be called before Start.
+func (c *Clock) AddLast(t Ticker) { c.last = append(c.last, t) }
 
 // New returns a stopped clock with the given period (0 means 20 ms).
 func New(period time.Duration, log *slog.Logger, onPanic PanicHandler) *Clock {
@@ -145,6 +151,9 @@ func (c *Clock) run() {
 
 func (c *Clock) tickAll(now time.Time) {
 	for _, t := range *c.snap.Load() {
+		c.safeTick(t, now)
+	}
+	for _, t := range c.last {
 		c.safeTick(t, now)
 	}
 }

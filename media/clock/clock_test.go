@@ -85,3 +85,42 @@ func TestStopIdempotent(t *testing.T) {
 	c.Stop()
 	c.Stop()
 }
+
+// orderTicker records the order tickers ran in, into a shared log.
+type orderTicker struct {
+	name string
+	log  chan string
+}
+
+func (o orderTicker) Tick(time.Time) {
+	select {
+	case o.log <- o.name:
+	default:
+	}
+}
+
+// A ticker added with AddLast runs after every other one, even those
+// added after it, each period.
+func TestAddLastTicksAfterTheOthers(t *testing.T) {
+	log := make(chan string, 64)
+	c := New(2*time.Millisecond, nil, nil)
+	c.AddLast(orderTicker{"flush", log})
+	c.Add(orderTicker{"room1", log})
+	c.Add(orderTicker{"room2", log})
+	c.Start()
+	var got []string
+	for len(got) < 9 {
+		select {
+		case n := <-log:
+			got = append(got, n)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %v ticked", got)
+		}
+	}
+	c.Stop()
+	for i := 0; i+2 < 9; i += 3 {
+		if got[i] != "room1" || got[i+1] != "room2" || got[i+2] != "flush" {
+			t.Fatalf("order %v: want room1, room2, flush each period", got)
+		}
+	}
+}

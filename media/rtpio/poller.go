@@ -99,6 +99,12 @@ type poller struct {
 	// into dec or sent.
 	out [rtpHeaderLen + maxPayload]byte
 
+	// bplain, bnonce and bhdr are for bundles (see bundle.go): the
+	// decrypted datagram, its nonce and each entry's header.
+	bplain [bundleMax]byte
+	bnonce [12]byte
+	bhdr   rtp.Header
+
 	digits  [maxDigits]byte
 	nDigits int
 }
@@ -250,6 +256,12 @@ func (p *poller) serveReady(cur **Stream) {
 // service drains one ready socket of s and then delivers the digits it
 // decoded, outside the lock so that OnDigit may call back into the stream.
 func (p *poller) service(s *Stream, isRTCP bool, now time.Time) {
+	if s.bnd != nil {
+		if !isRTCP {
+			p.serveBundles(s, now)
+		}
+		return
+	}
 	onDigit := p.drain(s, isRTCP, now)
 	if onDigit == nil {
 		return

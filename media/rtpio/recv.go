@@ -74,6 +74,14 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	case admitLatched:
 		s.latched(from)
 	}
+	s.accept(p, h, p.pkt.Payload, now)
+}
+
+// accept takes one packet of s's source, authenticated and admitted (by
+// handle, or inside a bundle that its owner node sent): it relays it or
+// hands it to the digit decoder or the jitter buffer. The caller holds
+// s.rx.mu.
+func (s *Stream) accept(p *poller, h *rtp.Header, payload []byte, now time.Time) {
 	// Any payload from the accepted source proves the caller is there,
 	// including comfort noise from phones that suppress silence.
 	s.c.touch(now)
@@ -89,10 +97,9 @@ func (s *Stream) handle(p *poller, pkt []byte, from netip.AddrPort, now time.Tim
 	s.q.mu.Unlock()
 
 	if l := s.rx.link; l != nil {
-		s.forward(p, l, h, p.pkt.Payload, now)
+		s.forward(p, l, h, payload, now)
 		return
 	}
-	payload := p.pkt.Payload
 	switch pt := h.PayloadType; {
 	case s.rx.dtmfPT >= 0 && int(pt) == s.rx.dtmfPT:
 		// Digits are decoded by (SSRC, timestamp), outside the sequence

@@ -116,6 +116,9 @@ type Engine struct {
 	stop chan struct{} // closed by Close: the pollers return
 	wg   sync.WaitGroup
 
+	// bnd is the bundle port, nil until OpenBundles (see bundle.go).
+	bnd atomic.Pointer[bundles]
+
 	// relayMu serialises linking and unlinking streams in relays (see
 	// Relay for the lock order).
 	relayMu sync.Mutex

@@ -128,6 +128,9 @@ type Stream struct {
 
 	c tally // this stream's counters and its last sign of life
 
+	// bnd is set on the engine's bundle port only (see OpenBundles).
+	bnd *bundles
+
 	// relay is the Relay this stream is part of, nil when none; guarded
 	// by the engine's relayMu.
 	relay *Relay
@@ -159,6 +162,10 @@ type Stream struct {
 		// link sends what this stream accepts out of another stream
 		// instead of playing it (see Relay); nil in frame mode.
 		link *relayLink
+		// bundled: bundles may carry this stream's packets, named by
+		// its port and bundleTag (AcceptBundles).
+		bundled   bool
+		bundleTag uint32
 	}
 
 	// play is the receive side between the poller (Push) and the clock
@@ -215,6 +222,12 @@ type sender struct {
 	eventTS  uint32 // the timestamp of the key press WriteEvent is sending
 	dtmfPT   int    // the peer's telephone-event payload type, -1 for none: what relayed key presses go out as
 
+	// bundle, when set, takes the audio instead of the socket: it goes
+	// in bundles to bundleDst, tagged bundleTag (SendBundled).
+	bundle    *bundleOut
+	bundleDst netip.AddrPort
+	bundleTag uint32
+
 	// RTCP sending: see rtcp.go.
 	rtcpSeen        netip.AddrPort // where the peer's RTCP comes from; zero until seen
 	rtcpDstRaw      rawAddr        // where the last report went, for sendto(2)
@@ -251,7 +264,10 @@ const markerGap = 60 * time.Millisecond
 // late packet of the old call does not reach a new one. A port already
 // bound by another socket is skipped. It returns ErrNoPorts when no pair is
 // free and ErrClosed after Close.
-func (e *Engine) Open(p Params) (*Stream, error) {
+func (e *Engine) Open(p Params) (*Stream, error) { return e.open(p, nil) }
+
+// open is Open; a non-nil b makes the stream the engine's bundle port.
+func (e *Engine) open(p Params, b *bundles) (*Stream, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -294,6 +310,7 @@ func (e *Engine) Open(p Params) (*Stream, error) {
 				return nil, err
 			}
 			s := e.newStream(p, allow, i, port, rtpFd, rtcpFd)
+			s.bnd = b
 			s.log = log
 			s.tx.srtp, s.rx.srtp, s.rx.keys = srtpOut, srtpIn, p.SRTP
 			if err := s.register(); err != nil {
@@ -412,13 +429,25 @@ func (s *Stream) register() error {
 			return fmt.Errorf("rtpio: register port %d with poller %d: %w", s.port+i, s.p.id, err)
 		}
 	}
-	if s.p.streams.Add(1) == 1 {
+	if s.bnd != nil {
+		// The bundle port alone does not keep the poller looking: a
+		// node without calls idles. Legs that take bundles do
+		// (AcceptBundles).
+		return nil
+	}
+	s.p.wake()
+	return nil
+}
+
+// wake counts one more reason for p to look at its sockets, and starts it
+// looking if it had none.
+func (p *poller) wake() {
+	if p.streams.Add(1) == 1 {
 		select {
-		case s.p.kick <- struct{}{}:
+		case p.kick <- struct{}{}:
 		default: // already kicked
 		}
 	}
-	return nil
 }
 
 // setDst points sending at a. A remote of the other address family than
@@ -672,11 +701,26 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 		return
 	}
 	if sh != nil {
-		n += copy(buf[n:], sh.Encoded(s.tx.codec))
+		enc := sh.Encoded(s.tx.codec)
+		if s.tx.bundle != nil {
+			s.addBundled(h, enc, true)
+			s.tx.sentSinceReport = true
+			s.tx.rtpPackets++
+			s.tx.rtpOctets += uint32(len(enc))
+			return
+		}
+		n += copy(buf[n:], enc)
 	} else {
 		n += s.tx.codec.Encode(buf[n:], f[:])
 	}
 	out := buf[:n]
+	if s.tx.bundle != nil {
+		s.addBundled(h, out[rtpHeaderLen:], false)
+		s.tx.sentSinceReport = true
+		s.tx.rtpPackets++
+		s.tx.rtpOctets += uint32(n - rtpHeaderLen)
+		return
+	}
 	if s.tx.srtp != nil {
 		// enc has room for the tag, so pion writes into it and allocates nothing.
 		if out, err = s.tx.srtp.EncryptRTP(s.tx.enc[:], out, &s.tx.encHdr); err != nil {
@@ -726,6 +770,7 @@ func (s *Stream) Close() error {
 		s.tx.mu.Lock()
 		s.rx.closed = true
 		s.tx.closed = true
+		s.stopBundling()
 		var errs []error
 		for _, fd := range [2]int{s.fd, s.rtcpFd} {
 			// Removing before closing matters only if the descriptor were
@@ -737,7 +782,12 @@ func (s *Stream) Close() error {
 		}
 		s.tx.mu.Unlock()
 		s.rx.mu.Unlock()
-		s.p.streams.Add(-1)
+		if s.bnd == nil {
+			s.p.streams.Add(-1)
+		}
+		if s.rx.bundled {
+			s.e.bnd.Load().s.p.streams.Add(-1)
+		}
 		s.e.release(s)
 		s.closeErr = errors.Join(errs...)
 	})
