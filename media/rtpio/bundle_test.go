@@ -288,3 +288,81 @@ func FuzzBundleEntries(f *testing.F) {
 		}, &h)
 	})
 }
+
+// captureBundles has the rig's owner send n bundles (one frame each of
+// its first stream) to a spy socket and returns them as they crossed.
+func captureBundles(t *testing.T, x *bundleRig, n int) [][]byte {
+	t.Helper()
+	spy := newPeer(t, loop4)
+	if err := x.own[0].SendBundled(spy.addr().Port(), 0x1000); err != nil {
+		t.Fatal(err)
+	}
+	var f pcm.Frame
+	var out [][]byte
+	for range n {
+		x.own[0].WriteFrame(&f)
+		x.owner.FlushBundles()
+		b := make([]byte, 2048)
+		_ = spy.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := spy.conn.Read(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b[:k])
+	}
+	return out
+}
+
+// TestBundleTakeAllocs: taking a bundle in (authentication, replay window,
+// the entry relayed to the caller) allocates nothing once the sender's
+// key is known.
+func TestBundleTakeAllocs(t *testing.T) {
+	x := newBundleRig(t, 1)
+	pkts := captureBundles(t, x, 120)
+	b := x.relay.bnd.Load()
+	p := b.s.p
+	from := netip.AddrPortFrom(loop4, 1)
+	i := 0
+	take := func() {
+		p.mu.Lock()
+		p.takeBundle(b, pkts[i], from, time.Now())
+		p.mu.Unlock()
+		i++
+	}
+	take()
+	if n := testing.AllocsPerRun(100, take); n != 0 && !raceEnabled {
+		t.Errorf("%v allocations per bundle taken", n)
+	}
+	if d := x.relay.BundleStats().Dropped; d != (Drops{}) {
+		t.Errorf("drops %+v", d)
+	}
+}
+
+// FuzzBundleDatagram feeds arbitrary datagrams to a relay node's bundle
+// port: none may panic, and each is either taken or counted once as
+// dropped.
+func FuzzBundleDatagram(f *testing.F) {
+	f.Add([]byte("GBB1"))
+	f.Add(append([]byte("GBB1"), make([]byte, 60)...))
+	f.Add(bytes.Repeat([]byte{0x80}, 200))
+	e := testEngine(f, 1)
+	b := &bundles{e: e, key: bundleKey, allow: loopPrefix, peers: map[[8]byte]*bundlePeer{}}
+	b.s = &Stream{e: e, p: e.pollers[0]}
+	b.s.c.sum = &e.pollers[0].counters
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		before := b.s.c.own.snapshot().Dropped
+		p := e.pollers[0]
+		p.mu.Lock()
+		p.takeBundle(b, pkt, netip.AddrPortFrom(loop4, 9), time.Now())
+		p.mu.Unlock()
+		after := b.s.c.own.snapshot().Dropped
+		if total(after)-total(before) != 1 {
+			t.Fatalf("a datagram of %d bytes counted %d drops", len(pkt), total(after)-total(before))
+		}
+	})
+}
+
+func total(d Drops) uint64 {
+	return d.ForeignSource + d.Probation + d.Malformed + d.UnknownPayloadType + d.Duplicate + d.Late +
+		d.SendError + d.Direction + d.SRTPAuth + d.StaleEpoch
+}
