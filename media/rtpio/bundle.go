@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/pion/rtp"
+	"golang.org/x/sys/unix"
 
 	"github.com/groupbridge/groupbridge/media/g711"
 )
@@ -71,6 +72,13 @@ const (
 	// datagram may arrive and still be taken once.
 	bundleWindow = 64
 	bundleLabel  = "groupbridge downlink bundle v1"
+	// bundleDrain bounds the datagrams one look reads from the bundle
+	// port: a tick's bundles for a thousand callers, and a flood cannot
+	// hold the poller.
+	bundleDrain = 256
+	// bundleRcvBuf is the bundle port's receive buffer: a thousand
+	// relayed callers' tick is about 200 KB of bundles.
+	bundleRcvBuf = 1 << 20
 )
 
 // ErrNoBundles is returned by Stream.SendBundled on an engine without
@@ -161,6 +169,9 @@ func (e *Engine) OpenBundles(key []byte, allow []netip.Prefix) (netip.AddrPort, 
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
+	// A tick's bundles arrive at once: room for several ticks of them
+	// (best effort, up to the kernel's net.core.rmem_max).
+	_ = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bundleRcvBuf)
 	b.s = s
 	if !e.bnd.CompareAndSwap(nil, b) {
 		_ = s.Close()
@@ -327,7 +338,7 @@ func (s *Stream) addBundled(h *rtp.Header, payload []byte, shared bool) {
 	e = binary.BigEndian.AppendUint16(e, uint16(len(payload)))
 	o.entries = e
 	o.n++
-	s.c.out(rtpHeaderLen + len(payload))
+	s.c.outOwn(rtpHeaderLen + len(payload))
 }
 
 // FlushBundles sends every bundle gathered since the last flush. The
@@ -377,27 +388,35 @@ func (b *bundles) seal(o *bundleOut) {
 	s.c.out(len(out))
 }
 
-// serveBundles reads one datagram of the bundle port s and delivers its
-// frames. The caller holds p.mu, so p's scratch space is its own; s's
-// receive lock is held only for the read, so that taking each leg's
-// below nests no two receive locks.
+// serveBundles reads the datagrams waiting at the bundle port s, up to
+// bundleDrain, and delivers their frames. Unlike a caller's socket, which
+// holds one packet per 20 ms, this one gets a burst each tick (a bundle
+// per few rooms) that one read per look would let overflow. The caller
+// holds p.mu, so p's scratch space is its own; s's receive lock is held
+// only for each read, so that taking each leg's below nests no two
+// receive locks.
 func (p *poller) serveBundles(s *Stream, now time.Time) {
-	s.rx.mu.Lock()
-	if s.rx.closed {
+	for range bundleDrain {
+		s.rx.mu.Lock()
+		if s.rx.closed {
+			s.rx.mu.Unlock()
+			return
+		}
+		n, from, errno := p.recv(s.fd)
 		s.rx.mu.Unlock()
-		return
+		if errno == unix.EAGAIN {
+			return
+		}
+		if errno != 0 {
+			continue // EINTR, or a pending socket error this read consumed
+		}
+		s.c.in(n)
+		if n > len(p.buf) {
+			s.c.drop(dropMalformed)
+			continue
+		}
+		p.takeBundle(s.bnd, p.buf[:n], from, now)
 	}
-	n, from, errno := p.recv(s.fd)
-	s.rx.mu.Unlock()
-	if errno != 0 {
-		return
-	}
-	s.c.in(n)
-	if n > len(p.buf) {
-		s.c.drop(dropMalformed)
-		return
-	}
-	p.takeBundle(s.bnd, p.buf[:n], from, now)
 }
 
 // takeBundle authenticates one bundle datagram and delivers its entries.
@@ -518,7 +537,7 @@ func (p *poller) deliverBundled(bs *Stream, port uint16, tag uint32, h *rtp.Head
 		return
 	}
 	p.nDigits = 0
-	s.c.in(rtpHeaderLen + len(payload))
+	s.c.inOwn(rtpHeaderLen + len(payload))
 	s.accept(p, h, payload, now)
 	var onDigit func(byte)
 	if p.nDigits > 0 {

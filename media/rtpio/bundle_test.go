@@ -104,10 +104,45 @@ func TestBundleDownlink(t *testing.T) {
 	if per := rst.BytesIn / 3; per > bundleHeaderLen+2+3*bundleEntryLen+2*pcm.FrameSamples+bundleTagLen {
 		t.Errorf("a bundle is %d bytes: the common mix went more than once", per)
 	}
+	// The engines count datagrams: a bundle once, not once per entry.
+	if in, out := x.relay.Stats().PacketsIn, x.owner.Stats().PacketsOut; in != 3 || out != 3 {
+		t.Errorf("engines counted %d datagrams in and %d out, want the 3 bundles", in, out)
+	}
 	for i, leg := range x.legs {
 		if st := leg.Stats(); st.PacketsIn != 3 {
 			t.Errorf("leg %d took %d packets from bundles, want 3", i, st.PacketsIn)
 		}
+	}
+}
+
+// TestBundleManyLegs: a tick's frames for many legs fill several
+// datagrams, all sent at once; every frame reaches its phone, tick after
+// tick, with none lost at the relay node's bundle port.
+func TestBundleManyLegs(t *testing.T) {
+	const legs, ticks = 60, 10
+	x := newBundleRig(t, legs)
+	for tick := range ticks {
+		for i, o := range x.own {
+			var f pcm.Frame
+			f[0], f[1] = int16(i*100), int16(tick*100)
+			o.WriteFrame(&f)
+		}
+		x.owner.FlushBundles()
+		time.Sleep(pcm.FrameDuration)
+	}
+	for i, ph := range x.phones {
+		for range ticks {
+			ph.recvPkt()
+		}
+		if st := x.legs[i].Stats(); st.PacketsIn != ticks {
+			t.Errorf("leg %d took %d frames, want %d", i, st.PacketsIn, ticks)
+		}
+	}
+	if per := x.owner.BundleStats().PacketsOut / ticks; per < 2 {
+		t.Errorf("%d bundles a tick for %d legs: the test does not fill more than one", per, legs)
+	}
+	if d := x.relay.BundleStats().Dropped; d != (Drops{}) {
+		t.Errorf("relay dropped %+v", d)
 	}
 }
 

@@ -260,7 +260,7 @@ func (e *Engine) Stats() Stats {
 	open := 0
 	for i := range e.slots {
 		s := e.slots[i].Load()
-		if s == nil {
+		if s == nil || s.bnd != nil {
 			continue
 		}
 		s.q.mu.Lock()

@@ -249,6 +249,19 @@ func (t *tally) in(n int) {
 	t.sum.bytesIn.Add(uint64(n))
 }
 
+// inOwn and outOwn record a packet carried in a bundle on the stream it
+// belongs to only: the poller's sum counts datagrams, and the bundle's
+// is counted on the bundle port.
+func (t *tally) inOwn(n int) {
+	t.own.packetsIn.Add(1)
+	t.own.bytesIn.Add(uint64(n))
+}
+
+func (t *tally) outOwn(n int) {
+	t.own.packetsOut.Add(1)
+	t.own.bytesOut.Add(uint64(n))
+}
+
 // concealed records one frame of loss concealment.
 func (t *tally) concealed() {
 	t.own.concealed.Add(1)
