@@ -230,7 +230,7 @@ func TestRelayBothWays(t *testing.T) {
 				if _, err := peerContext(t, srtpKey(t)).DecryptRTP(nil, b, nil); err == nil {
 					t.Error("a wrong key decrypted the leg's packet")
 				}
-				if len(b) != rtpHeaderLen+pcm.FrameSamples+srtpTagLen {
+				if len(b) != rtpHeaderLen+pcm.FrameSamples+SRTPAES128CMSHA80.tagLen() {
 					t.Errorf("SRTP datagram of %d bytes", len(b))
 				}
 			}

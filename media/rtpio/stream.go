@@ -53,8 +53,9 @@ type Params struct {
 	// way it must not block: every stream of that poller, or the whole
 	// room's clock, waits while it runs.
 	OnDigit func(digit byte)
-	// SRTP, when set, protects the stream with SDES-keyed SRTP and SRTCP
-	// (AES_CM_128_HMAC_SHA1_80): what arrives is authenticated and
+	// SRTP, when set, protects the stream with SRTP and SRTCP of the
+	// keys' profile (AES_CM_128_HMAC_SHA1_80 for SDES, AEAD_AES_128_GCM
+	// for the cluster's legs): what arrives is authenticated and
 	// decrypted (failures are dropped, counted as SRTPAuth), what leaves
 	// is encrypted. Nil is plain RTP.
 	SRTP *SRTPKeys
@@ -80,7 +81,7 @@ func (p *Params) validate() error {
 		}
 	}
 	if p.SRTP != nil {
-		return p.SRTP.validate()
+		return p.SRTP.Validate()
 	}
 	return nil
 }
