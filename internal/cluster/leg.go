@@ -67,14 +67,18 @@ const (
 	// LegWindow is how far a token's time may be from the verifier's.
 	LegWindow = 30 * time.Second
 	// SRTPKeyLen is the length of one SRTP master key and salt that
-	// LegKeys returns; it must equal rtpio.SRTPKeyLen (AES_CM_128 key and
-	// 112-bit salt), which this package does not import.
-	SRTPKeyLen = 30
+	// LegKeys returns: the legs' profile is AEAD_AES_128_GCM (RFC 7714;
+	// 128-bit key, 96-bit salt), so it must equal
+	// rtpio.SRTPAEADAES128GCM.KeyLen(), which this package does not
+	// import (D31).
+	SRTPKeyLen = 28
 	// MinSecretLen is the shortest cluster.secret accepted.
 	MinSecretLen = 32
 
-	// legVersion names the token's layout: a node refuses another's
-	// (v2 added Leg.Downlink), so nodes of two layouts never half-agree.
+	// legVersion names the token's layout and what its nonce keys: a
+	// node refuses another's (v2 added Leg.Downlink, and its legs are
+	// AEAD_AES_128_GCM where v1's were AES-CM, D31), so nodes of two
+	// layouts never half-agree.
 	legVersion = "v2."
 	// nonceTTL is how long a nonce is remembered: longer than any time a
 	// token of it is still fresh (its own time + LegWindow is at most
@@ -129,7 +133,7 @@ func NewSigner(secret string, rdb redis.Cmdable, clk wallclock.Clock) (*Signer, 
 
 // Sign returns the X-Groupbridge-Leg header value for l on the INVITE with
 // callID and SDP body sdp, and the token's fresh nonce (the input of
-// LegKeys). The value is "v1." followed by two base64url parts, the
+// LegKeys). The value is "v2." followed by two base64url parts, the
 // fields and their HMAC-SHA256: printable ASCII, safe in a SIP header.
 func (s *Signer) Sign(l Leg, callID string, sdp []byte) (header string, nonce [16]byte, err error) {
 	if l.From == "" || l.Room == "" || callID == "" {
@@ -209,10 +213,10 @@ func (s *Signer) BundleKey() []byte {
 // and a later leg on the same port has another.
 func LegTag(nonce [16]byte) uint32 { return binary.BigEndian.Uint32(nonce[:4]) }
 
-// LegKeys returns the two SRTP master keys and salts (SRTPKeyLen bytes
-// each) of the leg with nonce: dialler protects what the dialling node
-// sends, answerer what the owner sends. Every node with the same secret
-// derives the same keys; nothing about them travels.
+// LegKeys returns the two AEAD_AES_128_GCM master keys and salts
+// (SRTPKeyLen bytes each) of the leg with nonce: dialler protects what the
+// dialling node sends, answerer what the owner sends. Every node with the
+// same secret derives the same keys; nothing about them travels.
 func (s *Signer) LegKeys(nonce [16]byte) (dialler, answerer []byte) {
 	return s.legKey(nonce, "dialler"), s.legKey(nonce, "answerer")
 }
@@ -357,7 +361,7 @@ func decodeLeg(b []byte) (l Leg, ts int64, nonce [16]byte, err error) {
 	return l, ts, nonce, nil
 }
 
-// splitLeg takes "v1.<body>.<mac>" apart.
+// splitLeg takes "v2.<body>.<mac>" apart.
 func splitLeg(h string) (body, mac []byte, err error) {
 	if len(h) > maxHeaderLen || !strings.HasPrefix(h, legVersion) {
 		return nil, nil, fmt.Errorf("%w: not a %s token", ErrLegMalformed, strings.TrimSuffix(legVersion, "."))

@@ -81,7 +81,7 @@ func (r *Router) joinThere(ctx context.Context, c Call, g group.Group, req confe
 			}
 			tag = cluster.LegTag(nonce)
 			dialler, answerer := r.cfg.Signer.LegKeys(nonce)
-			return []sipua.Header{{Name: LegHeader, Value: tok}}, &rtpio.SRTPKeys{Local: dialler, Remote: answerer}, nil
+			return []sipua.Header{{Name: LegHeader, Value: tok}}, legKeys(dialler, answerer), nil
 		},
 	}
 	lc, err := r.internal().Dial(ctx, "sip:groupbridge@"+addr.String(), opts)

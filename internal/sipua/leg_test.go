@@ -105,12 +105,17 @@ func (m *mediaTap) packets(fromCaller bool, codec g711.Codec, hz float64) (rtp, 
 	return rtp, plain
 }
 
-// legKeys are two distinct SRTP keys and their reverse, for the caller
-// and the callee of one leg.
+// legKeys are two distinct AEAD_AES_128_GCM keys (the internal legs'
+// profile) and their reverse, for the caller and the callee of one leg.
 func legKeys(seed byte) (caller, callee *rtpio.SRTPKeys) {
-	a := bytes.Repeat([]byte{seed}, rtpio.SRTPKeyLen)
-	b := bytes.Repeat([]byte{seed + 1}, rtpio.SRTPKeyLen)
-	return &rtpio.SRTPKeys{Local: a, Remote: b}, &rtpio.SRTPKeys{Local: b, Remote: a}
+	return legKeysOf(seed, rtpio.SRTPAEADAES128GCM)
+}
+
+// legKeysOf is legKeys under profile p.
+func legKeysOf(seed byte, p rtpio.SRTPProfile) (caller, callee *rtpio.SRTPKeys) {
+	a := bytes.Repeat([]byte{seed}, p.KeyLen())
+	b := bytes.Repeat([]byte{seed + 1}, p.KeyLen())
+	return &rtpio.SRTPKeys{Local: a, Remote: b, Profile: p}, &rtpio.SRTPKeys{Local: b, Remote: a, Profile: p}
 }
 
 // sdpPort reads the port of an SDP's m=audio line.
@@ -127,6 +132,9 @@ func sdpPort(t *testing.T, sdp []byte) uint16 {
 func TestDialSign(t *testing.T) {
 	callerKeys, calleeKeys := legKeys(0x11)
 	_, otherKeys := legKeys(0x51)
+	cmCaller, cmCallee := legKeysOf(0x31, rtpio.SRTPAES128CMSHA80)
+	// The callee keyed with the same bytes under the other profile.
+	_, cmOther := legKeysOf(0x11, rtpio.SRTPAES128CMSHA80)
 	for _, tc := range []struct {
 		name       string
 		signKeys   *rtpio.SRTPKeys
@@ -135,8 +143,10 @@ func TestDialSign(t *testing.T) {
 		plainOnTap bool // the tap reads them in clear
 	}{
 		{"keys agreed", callerKeys, calleeKeys, true, false},
+		{"AES-CM keys agreed", cmCaller, cmCallee, true, false},
 		{"no keys (the tap's control)", nil, nil, true, true},
 		{"the callee's keys wrong", callerKeys, otherKeys, false, false},
+		{"the callee's profile wrong", callerKeys, cmOther, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lo := testports.Range(t, 20)
@@ -238,7 +248,10 @@ func TestDialSignRefused(t *testing.T) {
 		err     error
 	}{
 		{"sign fails", nil, nil, errors.New("no secret")},
-		{"short keys", nil, &rtpio.SRTPKeys{Local: good.Local, Remote: good.Remote[:16]}, nil},
+		{"short keys", nil, &rtpio.SRTPKeys{Local: good.Local, Remote: good.Remote[:16], Profile: good.Profile}, nil},
+		{"AES-CM-long keys under GCM", nil, &rtpio.SRTPKeys{Local: make([]byte, 30), Remote: make([]byte, 30), Profile: good.Profile}, nil},
+		{"GCM-long keys under AES-CM", nil, &rtpio.SRTPKeys{Local: good.Local, Remote: good.Remote}, nil},
+		{"an unknown profile", nil, &rtpio.SRTPKeys{Local: good.Local, Remote: good.Remote, Profile: 9}, nil},
 		{"a header of Dial's", []Header{{Name: "Call-ID", Value: "x"}}, good, nil},
 		{"a header with a line break", []Header{{Name: "X-Leg", Value: "a\r\nVia: x"}}, good, nil},
 		{"a header name that is not a token", []Header{{Name: "X Leg", Value: "a"}}, good, nil},

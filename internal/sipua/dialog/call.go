@@ -312,17 +312,17 @@ func (c *Call) takeAnswer(body []byte) error {
 }
 
 // setOutOfBand keys the call's media outside SIP (see Call.outOfBand)
-// with copies of keys; nil leaves it to SDES. It checks the keys' length
-// first: rtpio would ignore an update with bad keys and leave the call
-// without media.
+// with copies of keys; nil leaves it to SDES. It checks the keys against
+// their profile first: rtpio would ignore an update with bad keys and
+// leave the call without media.
 func (c *Call) setOutOfBand(keys *rtpio.SRTPKeys) error {
 	if keys == nil {
 		return nil
 	}
-	if len(keys.Local) != rtpio.SRTPKeyLen || len(keys.Remote) != rtpio.SRTPKeyLen {
-		return fmt.Errorf("SRTP keys are %d and %d bytes, want %d", len(keys.Local), len(keys.Remote), rtpio.SRTPKeyLen)
+	if err := keys.Validate(); err != nil {
+		return err
 	}
-	k := &rtpio.SRTPKeys{Local: bytes.Clone(keys.Local), Remote: bytes.Clone(keys.Remote)}
+	k := &rtpio.SRTPKeys{Local: bytes.Clone(keys.Local), Remote: bytes.Clone(keys.Remote), Profile: keys.Profile}
 	c.mu.Lock()
 	c.outOfBand = k
 	c.mu.Unlock()
