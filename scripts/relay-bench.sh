@@ -17,11 +17,14 @@
 # `groupbridge load` (a tone each, PIN by RFC 4733).
 #
 # After each relayed run's window, while the calls are still up,
-# HOP_PROBES (default 10) more sipp callers join at b a second apart while
-# tcpdump (root) captures b's RTP on lo, which tells whose leg is whose;
-# then their streams alone are captured for LATENCY_WINDOW (default 10s,
-# 0 to skip) and scripts/relay-hop.py times every packet from arriving at
-# b to leaving b, both ways.
+# HOP_PROBES (default 10, at most ROOMS) more sipp callers join at b a
+# second apart while tcpdump (root) captures b's RTP on lo, which tells
+# whose leg is whose and which port of b takes the owner's bundles; then
+# their streams, legs and b's bundle port alone are captured for
+# LATENCY_WINDOW (default 10s, 0 to skip) and scripts/relay-hop.py times
+# the hop both ways: a caller's packet from arriving at b to leaving on
+# its leg, and the owner's, from the bundle that carried it arriving at b
+# to b sending it to the caller.
 #
 # With RELAY_BENCH_LOGS=DIR each run's logs, metrics at the window's end,
 # captures and CPU profiles (serve --cpuprofile) are kept in DIR.
@@ -100,7 +103,7 @@ pinlist() { # N: the first N room PINs, one per line
 }
 { echo SEQUENTIAL; pinlist "$calls" | sed 's/./&;/g'; } >"$dir/pins.csv"
 { echo SEQUENTIAL; pinlist "$rooms" | sed 's/./&;/g'; } >"$dir/anchor-pins.csv"
-probes=${HOP_PROBES:-10}
+probes=${HOP_PROBES:-$((rooms < 10 ? rooms : 10))}
 [ "$probes" -ge 1 ] && [ "$probes" -le "$rooms" ] || { echo "relay-bench: 1 <= HOP_PROBES <= ROOMS" >&2; exit 2; }
 { echo SEQUENTIAL; pinlist "$probes" | sed 's/./&;/g'; } >"$dir/probe-pins.csv"
 allpins=$(pinlist "$rooms" | paste -sd, -)
@@ -299,9 +302,11 @@ one_run() {
 		# The hop is timed on HOP_PROBES more callers relayed through b,
 		# joining a second apart while all of b's RTP is captured (its
 		# SIP and internal SIP ports are outside these), which tells
-		# whose leg is whose; then their streams alone are captured for
-		# LATENCY_WINDOW, so that tcpdump copies few packets and takes
-		# little of the two CPUs from the relay.
+		# whose leg is whose and b's bundle port (the owner's audio for
+		# all of b's callers comes there, a datagram a tick, not on the
+		# legs); then their streams and the bundle port alone are
+		# captured for LATENCY_WINDOW, so that tcpdump copies few packets
+		# and takes little of the two CPUs from the relay.
 		capture_start "udp and host 127.0.0.2 and portrange $rtpb" "$dir/joins.pcap"
 		sipp_calls "127.0.0.2:$bsip" "$dir/probe.xml" "$dir/probe-pins.csv" "$probes" 1 "$probe_hold" 48000 "$dir/probe.out"
 		probe=$sipp_pid
@@ -310,7 +315,8 @@ one_run() {
 		capture_stop
 		python3 "$top/scripts/relay-hop.py" --relay 127.0.0.2 --rtp "$rtpb" --owner-rtp "$rtpa" \
 			--label "$gen-$run" --pairs-out "$dir/pairs" "$dir/joins.pcap" || true
-		ports=$(tr ' ' '\n' <"$dir/pairs" | grep . | sed 's/^/port /' | paste -sd'|' - | sed 's/|/ or /g')
+		# "caller leg" lines and "bundle PORT": every number is a port.
+		ports=$(grep -oE '[0-9]+' "$dir/pairs" | sed 's/^/port /' | paste -sd'|' - | sed 's/|/ or /g')
 		if [ -n "$ports" ]; then
 			capture_start "udp and host 127.0.0.2 and ($ports)" "$dir/hop.pcap"
 			sleep "$latw"
@@ -322,7 +328,7 @@ one_run() {
 			mkdir -p "$RELAY_BENCH_LOGS"
 			mv "$dir/joins.pcap" "$RELAY_BENCH_LOGS/joins-$gen-$run.pcap"
 			[ -f "$dir/hop.pcap" ] && mv "$dir/hop.pcap" "$RELAY_BENCH_LOGS/hop-$gen-$run.pcap"
-			cp "$dir/pairs" "$RELAY_BENCH_LOGS/pairs-$gen-$run"
+			[ -f "$dir/pairs" ] && cp "$dir/pairs" "$RELAY_BENCH_LOGS/pairs-$gen-$run"
 		fi
 		rm -f "$dir/joins.pcap" "$dir/hop.pcap" "$dir/pairs"
 		stop_pid "$probe" # the probes' calls end with the nodes
