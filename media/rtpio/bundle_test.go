@@ -153,26 +153,12 @@ func TestBundleManyLegs(t *testing.T) {
 // anything of them.
 func TestBundleRefused(t *testing.T) {
 	x := newBundleRig(t, 1)
-	// The spy's socket stands in for the relay's bundle port: it captures
-	// a bundle as it crosses the network.
+	// A spy's socket stands in for the relay's bundle port: it captures
+	// bundles as they cross the network; another plays the attacker.
+	pkts := captureBundles(t, x, 2)
+	captured, second := pkts[0], pkts[1]
 	spy := newPeer(t, loop4)
-	if err := x.own[0].SendBundled(spy.addr().Port(), 0x1000); err != nil {
-		t.Fatal(err)
-	}
 	var f pcm.Frame
-	f[0] = 1000
-	capture := func() []byte {
-		x.own[0].WriteFrame(&f)
-		x.owner.FlushBundles()
-		b := make([]byte, 2048)
-		_ = spy.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := spy.conn.Read(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b[:n]
-	}
-	captured, second := capture(), capture()
 
 	spy.sendRaw(x.port, captured) // the first time it is genuine
 	if p := x.phones[0].recvPkt(); len(p.Payload) != pcm.FrameSamples {
