@@ -26,6 +26,7 @@ type bundleRig struct {
 	owner, relay *Engine
 	own, legs    []*Stream
 	callers      []*Stream
+	links        []*Relay
 	phones       []*farEnd
 	port         netip.AddrPort // the relay engine's bundle port
 }
@@ -51,9 +52,11 @@ func newBundleRig(t *testing.T, n int) *bundleRig {
 			t.Fatal(err)
 		}
 		leg.Update(pcmu(o.LocalAddr()))
-		if _, err := x.relay.Relay(c, leg, 1); err != nil {
+		link, err := x.relay.Relay(c, leg, 1)
+		if err != nil {
 			t.Fatal(err)
 		}
+		x.links = append(x.links, link)
 		tag := uint32(0x1000 + i)
 		if err := leg.AcceptBundles(tag); err != nil {
 			t.Fatal(err)
@@ -144,6 +147,26 @@ func TestBundleManyLegs(t *testing.T) {
 	if d := x.relay.BundleStats().Dropped; d != (Drops{}) {
 		t.Errorf("relay dropped %+v", d)
 	}
+}
+
+// TestBundleStaleEpoch: what an owner sends in a bundle for a leg linked
+// at an epoch the relay node knows to be over (the room moved on while
+// that owner was stalled) is dropped at the relay like a stale leg's own
+// packets, and counted.
+func TestBundleStaleEpoch(t *testing.T) {
+	x := newBundleRig(t, 2)
+	x.links[0].SetEpoch(2)
+	var f pcm.Frame
+	for _, o := range x.own {
+		o.WriteFrame(&f)
+	}
+	x.owner.FlushBundles()
+	x.phones[1].recvPkt() // the other leg, of the current epoch, relays
+	waitFor(t, "the stale entry dropped", func() bool { return x.links[0].Stats().StaleEpoch == 1 })
+	if st := x.legs[0].Stats(); st.Dropped.StaleEpoch != 1 {
+		t.Errorf("leg dropped %+v, want one stale-epoch", st.Dropped)
+	}
+	x.phones[0].expectSilence(100 * time.Millisecond)
 }
 
 // TestBundleRefused plays an attacker on the cluster's network: a
