@@ -47,6 +47,25 @@ func LevelDBFS(samples []int16, freqHz float64) float64 {
 	return powerDB(Goertzel(samples, freqHz))
 }
 
+// BlockLevelDBFS is LevelDBFS averaged in power over consecutive blocks of
+// block samples (a last partial block is left out; a window shorter than
+// one block is measured whole). Over a long window one phase jump, as a
+// lost or concealed frame of received audio leaves, makes the halves of
+// a tone cancel in a single Goertzel sum; in blocks it costs only the
+// block it falls in. The block sets the resolution as the window does
+// for LevelDBFS.
+func BlockLevelDBFS(samples []int16, freqHz float64, block int) float64 {
+	if block <= 0 || len(samples) < block {
+		return LevelDBFS(samples, freqHz)
+	}
+	var sum float64
+	n := len(samples) / block
+	for i := range n {
+		sum += Goertzel(samples[i*block:(i+1)*block], freqHz)
+	}
+	return powerDB(sum / float64(n))
+}
+
 // RMSDBFS returns the RMS level of samples in dBFS, referenced to the RMS of a
 // full-scale sine (FullScale/√2) so that it agrees with LevelDBFS on a pure
 // tone; a full-scale square wave therefore reads about +3 dBFS. Silence or an

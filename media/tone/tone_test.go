@@ -319,3 +319,42 @@ func BenchmarkGoertzel205(b *testing.B) {
 		Goertzel(buf, 697)
 	}
 }
+
+// A tone whose phase jumps half-way (a received stream with one frame
+// lost) reads far below its level in one Goertzel sum over the window;
+// in blocks it reads its level, and blocks keep tones apart.
+func TestBlockLevelDBFS(t *testing.T) {
+	const n = 16000 // 2 s
+	jumped := make([]int16, n)
+	NewSine(1000, -20).Mix(jumped)
+	for i := n / 2; i < n; i++ {
+		jumped[i] = -jumped[i] // half a cycle's phase step
+	}
+	clean := make([]int16, n)
+	NewSine(1000, -20).Mix(clean)
+	NewSine(440, -20).Mix(clean)
+	tests := []struct {
+		name    string
+		samples []int16
+		freq    float64
+		block   int
+		lo, hi  float64
+	}{
+		{"clean, blocks", clean, 1000, 800, -20.5, -19.5},
+		{"clean, other tone, blocks", clean, 440, 800, -20.5, -19.5},
+		{"absent tone, blocks", clean, 1700, 800, -150, -50},
+		{"phase jump, blocks", jumped, 1000, 800, -21, -19.5},
+		{"short window measured whole", clean[:400], 1000, 800, -21, -19},
+		{"no block size: whole window", clean, 1000, 0, -20.5, -19.5},
+		{"silence", make([]int16, n), 1000, 800, -150, -150},
+	}
+	for _, tc := range tests {
+		if got := BlockLevelDBFS(tc.samples, tc.freq, tc.block); got < tc.lo || got > tc.hi {
+			t.Errorf("%s: %.2f dBFS, want %g..%g", tc.name, got, tc.lo, tc.hi)
+		}
+	}
+	// The failure it avoids: the same jump in one sum over the window.
+	if got := LevelDBFS(jumped, 1000); got > -23 {
+		t.Errorf("one sum over a phase jump reads %.2f dBFS; the test's jump is too small to show the point", got)
+	}
+}
