@@ -55,8 +55,26 @@ func enter(t *testing.T, logs *syncBuffer, p *softphone.Phone, pin string, mode 
 }
 
 // levels measures freqs in the last window of what p received since from,
-// in levelBlock blocks.
+// in one sum over the window: the narrowest filter, for checking that a
+// tone is absent (a caller does not hear itself or a muted caller).
 func levels(p *softphone.Phone, since time.Time, window time.Duration, freqs ...float64) []float64 {
+	return levelsIn(p, since, window, 0, freqs)
+}
+
+// presentLevels is levels for checking that a tone is present: averaged over
+// presentBlock blocks (tone.BlockLevelDBFS), so that one frame lost or
+// concealed on a busy machine (as a relayed caller's packets, through two
+// nodes, may be) costs one block, where in one 2 s sum the phase step it
+// leaves can cancel the tone by 10 dB or more. Its wider filter lets more
+// of other sounds in, which is why absence is checked with levels.
+func presentLevels(p *softphone.Phone, since time.Time, window time.Duration, freqs ...float64) []float64 {
+	return levelsIn(p, since, window, presentBlock, freqs)
+}
+
+// presentBlock is presentLevels' block, 100 ms.
+const presentBlock = 800
+
+func levelsIn(p *softphone.Phone, since time.Time, window time.Duration, block int, freqs []float64) []float64 {
 	s := p.Media().Received(since)
 	n := int(window.Seconds() * 8000)
 	if len(s) > n {
@@ -64,16 +82,10 @@ func levels(p *softphone.Phone, since time.Time, window time.Duration, freqs ...
 	}
 	out := make([]float64, len(freqs))
 	for i, f := range freqs {
-		out[i] = tone.BlockLevelDBFS(s, f, levelBlock)
+		out[i] = tone.BlockLevelDBFS(s, f, block)
 	}
 	return out
 }
-
-// levelBlock is levels' block: 100 ms, so that a frame the network or a
-// busy machine lost or concealed costs one block of the window, not the
-// whole window's coherence (tone.BlockLevelDBFS), while tones 500 Hz
-// apart still stay about 45 dB apart.
-const levelBlock = 800
 
 func TestE2EThreeCallersHearEachOther(t *testing.T) {
 	t.Parallel()

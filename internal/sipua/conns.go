@@ -303,8 +303,10 @@ func (l *guardedListener) admit(raw net.Conn) *guardedConn {
 	lim := g.limits.Load()
 	c := &guardedConn{Conn: raw, g: g, remote: raw.RemoteAddr().String(), key: sourceKey(src)}
 	if g.onlyTrusted && !g.trusted(src) {
-		_ = raw.Close()
+		// Counted before the close: once the peer sees its connection
+		// end, the drop is already told (TestOnlyTrusted reads both).
 		g.untrusted(src, false)
+		_ = raw.Close()
 		return nil
 	}
 	if !g.trusted(src) {
