@@ -200,13 +200,7 @@ func (s *Signer) LocalOnly() uint64 { return s.localN.Load() }
 
 // BundleKey is the key of the cluster's bundles (rtpio.OpenBundles, 32
 // bytes): every node with the same secret derives the same.
-func (s *Signer) BundleKey() []byte {
-	k, err := hkdf.Key(sha256.New, s.secret, nil, bundleKeyLabel, 32)
-	if err != nil { // only for lengths over 255*32 bytes
-		panic(err)
-	}
-	return k
-}
+func (s *Signer) BundleKey() []byte { return s.derive(nil, bundleKeyLabel, 32) }
 
 // LegTag is the tag by which bundles name the leg of nonce
 // (rtpio.Stream.AcceptBundles, SendBundled): both ends know the nonce,
@@ -222,7 +216,12 @@ func (s *Signer) LegKeys(nonce [16]byte) (dialler, answerer []byte) {
 }
 
 func (s *Signer) legKey(nonce [16]byte, dir string) []byte {
-	k, err := hkdf.Key(sha256.New, s.secret, nonce[:], legKeyLabel+dir, SRTPKeyLen)
+	return s.derive(nonce[:], legKeyLabel+dir, SRTPKeyLen)
+}
+
+// derive is n bytes of HKDF-SHA256 from the secret, with salt and label.
+func (s *Signer) derive(salt []byte, label string, n int) []byte {
+	k, err := hkdf.Key(sha256.New, s.secret, salt, label, n)
 	if err != nil { // only for lengths over 255*32 bytes
 		panic(err)
 	}

@@ -296,7 +296,7 @@ func (s *Stream) addBundled(h *rtp.Header, payload []byte, shared bool) {
 	defer b.mu.Unlock()
 	off := -1
 	if shared {
-		for _, r := range o.recent[:o.nRecent] {
+		for _, r := range o.recent[:min(o.nRecent, bundleRecent)] {
 			if r.p == unsafe.SliceData(payload) && r.n == len(payload) {
 				off = r.off
 				break
@@ -422,7 +422,7 @@ func (p *poller) serveBundles(s *Stream, now time.Time) {
 // takeBundle authenticates one bundle datagram and delivers its entries.
 func (p *poller) takeBundle(b *bundles, pkt []byte, from netip.AddrPort, now time.Time) {
 	s := b.s
-	if !allowed(b.allow, from.Addr()) {
+	if !inNets(b.allow, from.Addr()) {
 		s.c.drop(dropForeignSource)
 		return
 	}
@@ -469,8 +469,8 @@ func (p *poller) takeBundle(b *bundles, pkt []byte, from netip.AddrPort, now tim
 	}
 }
 
-// allowed reports whether a is in one of nets.
-func allowed(nets []netip.Prefix, a netip.Addr) bool {
+// inNets reports whether a is in one of nets.
+func inNets(nets []netip.Prefix, a netip.Addr) bool {
 	for _, n := range nets {
 		if n.Contains(a) {
 			return true
@@ -544,11 +544,7 @@ func (p *poller) deliverBundled(bs *Stream, port uint16, tag uint32, h *rtp.Head
 		onDigit = s.rx.onDigit
 	}
 	s.rx.mu.Unlock()
-	if onDigit != nil {
-		for _, d := range p.digits[:p.nDigits] {
-			onDigit(d)
-		}
-	}
+	p.deliverDigits(onDigit)
 }
 
 // fresh reports whether counter ctr was not taken before and is not too

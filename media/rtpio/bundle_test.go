@@ -149,6 +149,37 @@ func TestBundleManyLegs(t *testing.T) {
 	}
 }
 
+// TestBundleManyRooms: a bundle carries the common mixes of more rooms
+// than it remembers for sharing (small rooms, each a shared frame of its
+// own); each still reaches its listeners, the last room's pair sharing
+// one copy.
+func TestBundleManyRooms(t *testing.T) {
+	const rooms = bundleRecent + 2 // and all in one datagram
+	x := newBundleRig(t, rooms+1)
+	mixes := make([]g711.Shared, rooms)
+	for i := range mixes {
+		var f pcm.Frame
+		f[0], f[1] = int16(1000*(i+1)), int16(-1000*(i+1))
+		mixes[i].Set(&f)
+	}
+	for i, o := range x.own {
+		o.WriteShared(&mixes[min(i, rooms-1)]) // the last two legs: one room
+	}
+	x.owner.FlushBundles()
+	for i, ph := range x.phones {
+		if p := ph.recvPkt(); !bytes.Equal(p.Payload, mixes[min(i, rooms-1)].Encoded(g711.PCMU)) {
+			t.Errorf("phone %d: not its room's mix", i)
+		}
+	}
+	if n := x.owner.BundleStats().PacketsOut; n != 1 {
+		t.Errorf("%d bundles for one tick of %d small rooms, want 1", n, rooms)
+	}
+	want := uint64(bundleHeaderLen + 2 + (rooms+1)*bundleEntryLen + rooms*pcm.FrameSamples + bundleTagLen)
+	if got := x.owner.BundleStats().BytesOut; got != want {
+		t.Errorf("the bundle is %d bytes, want %d (the shared room's mix once)", got, want)
+	}
+}
+
 // TestBundleStaleEpoch: what an owner sends in a bundle for a leg linked
 // at an epoch the relay node knows to be over (the room moved on while
 // that owner was stalled) is dropped at the relay like a stale leg's own

@@ -64,9 +64,7 @@ func (s *Stream) WriteEvent(pt uint8, ev dtmf.Event, start bool) error {
 		s.c.drop(dropSendError)
 		return errno
 	}
-	s.tx.sentSinceReport = true
-	s.tx.rtpPackets++
-	s.tx.rtpOctets += uint32(m)
+	s.tx.sentRTP(m)
 	s.c.out(len(out))
 	return nil
 }

@@ -262,7 +262,12 @@ func (p *poller) service(s *Stream, isRTCP bool, now time.Time) {
 		}
 		return
 	}
-	onDigit := p.drain(s, isRTCP, now)
+	p.deliverDigits(p.drain(s, isRTCP, now))
+}
+
+// deliverDigits hands the digits the last drain decoded to onDigit (nil:
+// none), after the stream's locks are released.
+func (p *poller) deliverDigits(onDigit func(byte)) {
 	if onDigit == nil {
 		return
 	}

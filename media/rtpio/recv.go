@@ -266,12 +266,7 @@ func (l *latch) allowed(a netip.Addr) bool {
 	if a == l.sdpIP {
 		return a.IsValid()
 	}
-	for _, p := range l.allow {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return inNets(l.allow, a)
 }
 
 // admit rules on a packet from source from.

@@ -481,9 +481,7 @@ func (p *poller) relaySend(l *relayLink, codec g711.Codec, h *rtp.Header, event 
 		to.c.drop(dropSendError)
 		return relayUnsent
 	}
-	t.sentSinceReport = true
-	t.rtpPackets++
-	t.rtpOctets += uint32(len(payload))
+	t.sentRTP(len(payload))
 	to.c.out(len(out))
 	if !now.Before(t.nextRTCP) {
 		to.rtcpDue(now)

@@ -451,6 +451,14 @@ func (p *poller) wake() {
 	}
 }
 
+// sentRTP counts one RTP packet of payload bytes sent (or bundled), for
+// the next sender report. The caller holds t.mu.
+func (t *sender) sentRTP(payload int) {
+	t.sentSinceReport = true
+	t.rtpPackets++
+	t.rtpOctets += uint32(payload)
+}
+
 // setDst points sending at a. A remote of the other address family than
 // e's sockets (an IPv6 peer on IPv4 sockets, or an IPv4 peer on sockets
 // bound to one IPv6 address) cannot be reached: sending stops instead of
@@ -705,9 +713,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 		enc := sh.Encoded(s.tx.codec)
 		if s.tx.bundle != nil {
 			s.addBundled(h, enc, true)
-			s.tx.sentSinceReport = true
-			s.tx.rtpPackets++
-			s.tx.rtpOctets += uint32(len(enc))
+			s.tx.sentRTP(len(enc))
 			return
 		}
 		n += copy(buf[n:], enc)
@@ -717,9 +723,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 	out := buf[:n]
 	if s.tx.bundle != nil {
 		s.addBundled(h, out[rtpHeaderLen:], false)
-		s.tx.sentSinceReport = true
-		s.tx.rtpPackets++
-		s.tx.rtpOctets += uint32(n - rtpHeaderLen)
+		s.tx.sentRTP(n - rtpHeaderLen)
 		return
 	}
 	if s.tx.srtp != nil {
@@ -733,9 +737,7 @@ func (s *Stream) sendFrame(f *pcm.Frame, sh *g711.Shared, now time.Time) {
 		s.c.drop(dropSendError)
 		return
 	}
-	s.tx.sentSinceReport = true
-	s.tx.rtpPackets++
-	s.tx.rtpOctets += uint32(n - rtpHeaderLen)
+	s.tx.sentRTP(n - rtpHeaderLen)
 	s.c.out(len(out))
 }
 
