@@ -1,4 +1,5 @@
-# bench-lib.sh: what load-bench.sh and load-sipp.sh share (sourced, not run).
+# bench-lib.sh: what load-bench.sh, load-sipp.sh and relay-bench.sh share
+# (sourced, not run).
 
 # free_port asks the kernel for a free TCP/UDP port number on loopback.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -21,12 +22,18 @@ bridge_config() {
 	echo "log:"
 	echo "  format: json"
 	echo "groups:"
+	room_groups "$4" $((per_room + 1))
+}
+
+# room_groups ROOMS MAX writes the entries of a groups: list, ROOMS
+# peer-led rooms named "Room N" with room_pin's PINs and MAX members each.
+room_groups() {
 	i=1
-	while [ "$i" -le "$4" ]; do
+	while [ "$i" -le "$1" ]; do
 		echo "  - name: Room $i"
 		echo "    member_pin: \"$(room_pin "$i")\""
 		echo "    led_by: peer"
-		echo "    max_members: $((per_room + 1))"
+		echo "    max_members: $2"
 		i=$((i + 1))
 	done
 }

@@ -148,14 +148,7 @@ cluster:
   lease: 2s
 groups:
 EOF
-	i=1
-	while [ "$i" -le "$rooms" ]; do
-		echo "  - name: Room $i"
-		echo "    member_pin: \"$(room_pin "$i")\""
-		echo "    led_by: peer"
-		echo "    max_members: $(( (calls + rooms - 1) / rooms + 2 ))"
-		i=$((i + 1))
-	done
+	room_groups "$rooms" $(( (calls + rooms - 1) / rooms + 2 ))
 }
 
 start_redis() {
